@@ -1,0 +1,3 @@
+export * from './chains.ts';
+export * from './money.ts';
+export * from './usdc-abi.ts';
