@@ -1,0 +1,89 @@
+import { sha256, stringToBytes } from 'viem';
+
+/**
+ * The ledger's hash chain, shared by the API (which writes it) and the audit CLI (which re-checks it).
+ *
+ * hash(entry) = sha256(utf8(canonical(prevHash, entry))), as 64 lowercase hex digits WITHOUT a `0x`
+ * prefix. `canonical` is the JSON text of an array of strings, in this order:
+ *
+ *   ["chainmeter-ledger-v1", prevHash, accountId, seq, amount, balanceAfter, reason, referenceId, createdAt]
+ *
+ * - prevHash: the previous entry's hash of the same account, or 64 zeros for the account's first entry;
+ * - seq, amount, balanceAfter: base-10 integers (amount and balanceAfter in micro-USD, amount signed);
+ * - createdAt: ISO-8601 UTC at millisecond precision (`Date.prototype.toISOString`), which a
+ *   PostgreSQL `timestamptz` round-trip preserves exactly.
+ *
+ * JSON string quoting makes the encoding unambiguous whatever a field contains (a reference id with a
+ * comma or a newline cannot shift the boundaries), and the version tag lets the format change later.
+ */
+export const LEDGER_HASH_VERSION = 'chainmeter-ledger-v1';
+export const GENESIS_LEDGER_HASH = '0'.repeat(64);
+
+export type LedgerReason = 'DEPOSIT' | 'USAGE' | 'ADJUSTMENT';
+
+export interface LedgerHashFields {
+  accountId: string;
+  seq: number;
+  amount: bigint;
+  balanceAfter: bigint;
+  reason: LedgerReason | string;
+  referenceId: string;
+  createdAt: Date;
+}
+
+export function canonicalLedgerEntry(prevHash: string | null, entry: LedgerHashFields): string {
+  if (!Number.isSafeInteger(entry.seq) || entry.seq < 1)
+    throw new RangeError(`invalid ledger seq ${entry.seq}`);
+  return JSON.stringify([
+    LEDGER_HASH_VERSION,
+    prevHash ?? GENESIS_LEDGER_HASH,
+    entry.accountId,
+    String(entry.seq),
+    entry.amount.toString(),
+    entry.balanceAfter.toString(),
+    entry.reason,
+    entry.referenceId,
+    entry.createdAt.toISOString(),
+  ]);
+}
+
+/**
+ * @example
+ * const first = ledgerEntryHash(null, { accountId, seq: 1, amount: 5_000_000n, balanceAfter: 5_000_000n,
+ *   reason: 'DEPOSIT', referenceId: depositId, createdAt: new Date() });
+ */
+export function ledgerEntryHash(prevHash: string | null, entry: LedgerHashFields): string {
+  return sha256(stringToBytes(canonicalLedgerEntry(prevHash, entry))).slice(2);
+}
+
+export interface StoredLedgerEntry extends LedgerHashFields {
+  /** null (or 64 zeros) for the first entry of an account. */
+  prevHash: string | null;
+  hash: string;
+}
+
+/**
+ * Checks one account's entries (any order; sorted by seq here): seqs are 1..n without gaps, each
+ * entry links to the previous hash, its hash recomputes, and balanceAfter = previous balanceAfter +
+ * amount, never negative. Returns the seq of the first entry that breaks the chain, or null.
+ */
+export function verifyLedgerChain(entries: readonly StoredLedgerEntry[]): number | null {
+  const sorted = [...entries].sort((a, b) => a.seq - b.seq);
+  let prevHash: string | null = null;
+  let balance = 0n;
+  for (const [index, entry] of sorted.entries()) {
+    const linked = (entry.prevHash ?? GENESIS_LEDGER_HASH) === (prevHash ?? GENESIS_LEDGER_HASH);
+    balance += entry.amount;
+    if (
+      entry.seq !== index + 1 ||
+      !linked ||
+      entry.balanceAfter !== balance ||
+      entry.balanceAfter < 0n ||
+      ledgerEntryHash(prevHash, entry) !== entry.hash
+    ) {
+      return entry.seq;
+    }
+    prevHash = entry.hash;
+  }
+  return null;
+}
