@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { usdcAbi } from '@chainmeter/schema';
+import {
+  type Abi,
+  type Account,
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  getAddress,
+  type Hash,
+  type Hex,
+  http,
+} from 'viem';
+import { devAccounts } from './accounts.ts';
+
+/** Compiled by `compile-token.ts` and checked in: starting a devnet never runs a compiler. */
+export const testUsdcArtifact = JSON.parse(
+  readFileSync(new URL('../../contracts/TestUSDC.json', import.meta.url), 'utf8'),
+) as { abi: Abi; bytecode: Hex };
+
+// A local node answers at once: poll receipts fast instead of viem's 4 s default for HTTP.
+const POLLING_INTERVAL_MS = 50;
+
+function publicClient(rpcUrl: string) {
+  return createPublicClient({ transport: http(rpcUrl), pollingInterval: POLLING_INTERVAL_MS });
+}
+
+function walletClient(rpcUrl: string, account: Account) {
+  return createWalletClient({ account, transport: http(rpcUrl), pollingInterval: POLLING_INTERVAL_MS });
+}
+
+export type MinedTransaction = { txHash: Hash; blockNumber: bigint };
+
+async function waitMined(rpcUrl: string, hash: Hash): Promise<MinedTransaction> {
+  const receipt = await publicClient(rpcUrl).waitForTransactionReceipt({ hash, timeout: 30_000 });
+  if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
+  return { txHash: hash, blockNumber: receipt.blockNumber };
+}
+
+/** Deploys TestUSDC from the deployer account and returns its (checksummed) address once mined. */
+export async function deployTestUsdc(rpcUrl: string): Promise<Address> {
+  const hash = await walletClient(rpcUrl, devAccounts.deployer).deployContract({
+    abi: testUsdcArtifact.abi,
+    bytecode: testUsdcArtifact.bytecode,
+    chain: null,
+  });
+  const receipt = await publicClient(rpcUrl).waitForTransactionReceipt({ hash, timeout: 30_000 });
+  if (receipt.status !== 'success' || !receipt.contractAddress) {
+    throw new Error(`TestUSDC deployment ${hash} failed`);
+  }
+  return getAddress(receipt.contractAddress);
+}
+
+/** Open devnet mint (sent by the deployer): `amount` in base units (6 decimals). */
+export async function mintUsdc(
+  rpcUrl: string,
+  token: Address,
+  to: Address,
+  amount: bigint,
+): Promise<MinedTransaction> {
+  const hash = await walletClient(rpcUrl, devAccounts.deployer).writeContract({
+    address: token,
+    abi: usdcAbi,
+    functionName: 'mint',
+    args: [to, amount],
+    chain: null,
+  });
+  return waitMined(rpcUrl, hash);
+}
+
+/**
+ * An ERC-20 `transfer` from `fromAccount`, resolved once mined. With automine off this waits for a
+ * block, so mine one (or use interval mining).
+ */
+export async function transferUsdc(
+  rpcUrl: string,
+  token: Address,
+  fromAccount: Account,
+  to: Address,
+  amount: bigint,
+): Promise<MinedTransaction> {
+  const hash = await walletClient(rpcUrl, fromAccount).writeContract({
+    address: token,
+    abi: usdcAbi,
+    functionName: 'transfer',
+    args: [to, amount],
+    chain: null,
+  });
+  return waitMined(rpcUrl, hash);
+}
+
+export async function usdcBalance(rpcUrl: string, token: Address, owner: Address): Promise<bigint> {
+  return publicClient(rpcUrl).readContract({
+    address: token,
+    abi: usdcAbi,
+    functionName: 'balanceOf',
+    args: [owner],
+  });
+}
