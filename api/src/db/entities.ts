@@ -1,0 +1,6 @@
+import { Account } from '../modules/accounts/accounts.entity.ts';
+import { CreditingCursor, Deposit } from '../modules/deposits/deposits.entity.ts';
+import { LedgerEntry } from '../modules/ledger/ledger.entity.ts';
+
+/** Every entity the ORM knows. Add a module's entities here. */
+export const entities = [Account, LedgerEntry, Deposit, CreditingCursor];

@@ -1,0 +1,10 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261124000000_ledger } from './Migration20261124000000_ledger.ts';
+
+/**
+ * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
+ * under Node's type stripping, Vitest and a bundle. Append new migrations at the end.
+ */
+export const migrationsList: MigrationObject[] = [
+  { name: 'Migration20261124000000_ledger', class: Migration20261124000000_ledger },
+];

@@ -1,0 +1,63 @@
+import { Migrator } from '@mikro-orm/migrations';
+import { PgliteDriver } from '@mikro-orm/pglite';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { type AbstractSqlDriver, MikroORM, type Options, type SqlEntityManager } from '@mikro-orm/sql';
+import { entities } from './entities.ts';
+import { migrationsList } from './migrations/index.ts';
+
+export type Orm = MikroORM<AbstractSqlDriver, SqlEntityManager>;
+/** The EntityManager every service takes: the caller's transaction, never a global one. */
+export type Em = SqlEntityManager;
+
+export interface CreateOrmOptions {
+  /** PostgreSQL connection string; when unset the database is embedded PGlite. */
+  databaseUrl?: string;
+  /** PGlite data directory; unset means an in-memory database (tests, throwaway runs). */
+  pgliteDataDir?: string;
+  /** Log every query. */
+  debug?: boolean;
+}
+
+/**
+ * PostgreSQL when `databaseUrl` is set, else embedded PGlite.
+ *
+ * PGlite is a single database session. @mikro-orm/pglite talks to it through Kysely's PGlite dialect,
+ * which has exactly one connection guarded by a mutex: a transaction holds the mutex from BEGIN to
+ * COMMIT, so concurrent transactions run one after another (proved in orm.test.ts). The flip side:
+ * inside a transaction, a query on any EntityManager other than the transaction's own (a global
+ * `orm.em`, an `em.fork()`) waits for that mutex forever. Services therefore always receive the
+ * transaction's EntityManager.
+ */
+export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
+  const common = {
+    entities,
+    extensions: [Migrator],
+    migrations: {
+      migrationsList,
+      snapshot: false,
+      snapshotOnMigrate: false,
+      silent: true,
+    },
+    debug: options.debug ?? false,
+    // Services fork or receive their own EntityManager; a shared global one is a bug.
+    allowGlobalContext: false,
+  } satisfies Partial<Options>;
+  if (options.databaseUrl) {
+    return (await MikroORM.init({
+      ...common,
+      driver: PostgreSqlDriver,
+      clientUrl: options.databaseUrl,
+    })) as unknown as Orm;
+  }
+  return (await MikroORM.init({
+    ...common,
+    driver: PgliteDriver,
+    // Without a named-database option the data directory is the whole cluster (database "postgres").
+    dbName: options.pgliteDataDir ?? 'memory://',
+  })) as unknown as Orm;
+}
+
+/** Applies every pending migration. */
+export async function migrateUp(orm: Orm): Promise<void> {
+  await orm.migrator.up();
+}

@@ -1,0 +1,29 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+
+/**
+ * One account per wallet. `balance` and `held` are micro-USD; `balance` always equals the sum of the
+ * account's ledger entries, and only `appendLedgerEntry` / crediting change it (with the row locked).
+ */
+export const Account = defineEntity({
+  name: 'Account',
+  tableName: 'accounts',
+  properties: {
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => randomUUID()),
+    /** EIP-55 checksummed. */
+    walletAddress: p.string().columnType('text').unique(),
+    balance: p.bigint().default(0),
+    /** Reserved by in-flight LLM calls; spendable = balance - held. */
+    held: p.bigint().default(0),
+    /** Number of ledger entries, i.e. the seq of the newest one. */
+    ledgerSeq: p.integer().default(0),
+    /** Hash of the newest ledger entry; null before the first. */
+    ledgerHead: p.string().columnType('text').nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+  },
+});
+
+export type IAccount = InferEntity<typeof Account>;

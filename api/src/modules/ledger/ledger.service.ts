@@ -1,0 +1,118 @@
+import { ledgerEntryHash } from '@chainmeter/schema';
+import { LockMode } from '@mikro-orm/core';
+import { decodeCursor, encodeCursor, type Page, type PageArgs, pageSize } from '../../db/cursor.ts';
+import type { Em } from '../../db/orm.ts';
+import { inTransaction } from '../../db/transaction.ts';
+import { Account } from '../accounts/accounts.entity.ts';
+import { Deposit } from '../deposits/deposits.entity.ts';
+import { type ILedgerEntry, LedgerEntry } from './ledger.entity.ts';
+
+export type LedgerReason = ILedgerEntry['reason'];
+
+/** A debit larger than the balance. Expected (a user spending more than they have), not a bug. */
+export class InsufficientBalanceError extends Error {
+  override name = 'InsufficientBalanceError';
+  readonly code = 'INSUFFICIENT_CREDITS';
+  readonly accountId: string;
+  readonly balance: bigint;
+  readonly amount: bigint;
+  constructor(accountId: string, balance: bigint, amount: bigint) {
+    super(`account ${accountId} has ${balance} micro-USD, cannot apply ${amount}`);
+    this.accountId = accountId;
+    this.balance = balance;
+    this.amount = amount;
+  }
+}
+
+export class LedgerEntryError extends Error {
+  override name = 'LedgerEntryError';
+}
+
+export interface AppendLedgerEntryParameters {
+  accountId: string;
+  /** Signed micro-USD: positive credits, negative debits. */
+  amount: bigint;
+  reason: LedgerReason;
+  /** The deposit id for DEPOSIT, the usage id for USAGE. */
+  referenceId: string;
+  /** Required for DEPOSIT, refused otherwise. */
+  depositId?: string;
+}
+
+/**
+ * Appends one entry to an account's ledger and moves its balance, in the caller's transaction (or a
+ * new one). The account row is locked (`select ... for update`) first, so concurrent appends on one
+ * account serialize and each sees the previous entry's seq, balance and hash.
+ *
+ * @example
+ * const entry = await appendLedgerEntry(tx, { accountId, amount: -1234n, reason: 'USAGE', referenceId: usage.id });
+ */
+export async function appendLedgerEntry(em: Em, params: AppendLedgerEntryParameters): Promise<ILedgerEntry> {
+  if ((params.reason === 'DEPOSIT') !== (params.depositId !== undefined)) {
+    throw new LedgerEntryError('a DEPOSIT entry needs a depositId, and only a DEPOSIT entry may have one');
+  }
+  return inTransaction(em, async (tx) => {
+    const account = await tx.findOneOrFail(
+      Account,
+      { id: params.accountId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
+    );
+    const balanceAfter = account.balance + params.amount;
+    if (balanceAfter < 0n) throw new InsufficientBalanceError(account.id, account.balance, params.amount);
+    const prevHash = account.ledgerHead ?? null;
+    const fields = {
+      accountId: account.id,
+      seq: account.ledgerSeq + 1,
+      amount: params.amount,
+      balanceAfter,
+      reason: params.reason,
+      referenceId: params.referenceId,
+      // Millisecond precision, as the hash encodes it; a timestamptz keeps it exactly.
+      createdAt: new Date(),
+    };
+    const hash = ledgerEntryHash(prevHash, fields);
+    const entry = tx.create(LedgerEntry, {
+      account,
+      seq: fields.seq,
+      amount: fields.amount,
+      balanceAfter,
+      reason: fields.reason,
+      referenceId: fields.referenceId,
+      deposit: params.depositId ? tx.getReference(Deposit, params.depositId) : null,
+      createdAt: fields.createdAt,
+      prevHash,
+      hash,
+    });
+    account.balance = balanceAfter;
+    account.ledgerSeq = fields.seq;
+    account.ledgerHead = hash;
+    await tx.flush();
+    return entry;
+  });
+}
+
+const LEDGER_CURSOR = 'ledger';
+
+export function ledgerCursor(entry: Pick<ILedgerEntry, 'seq'>): string {
+  return encodeCursor(LEDGER_CURSOR, [entry.seq]);
+}
+
+/** An account's entries, newest first, paged by seq (keyset, so pages stay stable while entries arrive). */
+export async function listLedger(
+  em: Em,
+  accountId: string,
+  args: PageArgs = {},
+): Promise<Page<ILedgerEntry>> {
+  const first = pageSize(args.first);
+  const where: { account: string; seq?: { $lt: number } } = { account: accountId };
+  if (args.after) where.seq = { $lt: Number(decodeCursor(LEDGER_CURSOR, args.after, 1)[0]) };
+  const rows = await em.find(LedgerEntry, where, { orderBy: { seq: 'desc' }, limit: first + 1 });
+  const entries = rows.slice(0, first);
+  const last = entries.at(-1);
+  return { entries, hasNextPage: rows.length > first, endCursor: last ? ledgerCursor(last) : null };
+}
+
+/** Every entry of an account, oldest first (for audits and tests). */
+export async function listAllLedgerEntries(em: Em, accountId: string): Promise<ILedgerEntry[]> {
+  return em.find(LedgerEntry, { account: accountId }, { orderBy: { seq: 'asc' } });
+}
