@@ -1,0 +1,314 @@
+/**
+ * The one adapter to an OpenAI-compatible upstream (LiteLLM in production, the dev model otherwise),
+ * built on the official `openai` client. It never retries: a billed call runs at most once, and the
+ * caller decides what a failure means for the user. Every failure is an {@link UpstreamError} whose
+ * message never carries the API key.
+ */
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsNonStreaming,
+} from 'openai/resources/chat/completions';
+import type { CompletionUsage } from 'openai/resources/completions';
+import type { Model } from 'openai/resources/models';
+
+export const COST_HEADER = 'x-litellm-response-cost';
+
+/**
+ * - `timeout`: no answer (or, streaming, no chunk) within `timeoutMs`.
+ * - `unavailable`: no connection, a dropped connection, or an upstream 5xx (`status` set then).
+ * - `rejected`: the upstream refused the request with a 4xx (`status` set): bad request, auth, rate limit.
+ * - `bad_response`: an answer that is not a chat completion, or a stream that broke off mid-way.
+ * - `aborted`: the caller's own signal (for instance its client disconnected); not the upstream's fault.
+ */
+export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'rejected' | 'bad_response' | 'aborted';
+
+export class UpstreamError extends Error {
+  override name = 'UpstreamError';
+  readonly kind: UpstreamErrorKind;
+  /** The upstream's HTTP status, when it answered with one. */
+  readonly status: number | null;
+
+  constructor(kind: UpstreamErrorKind, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+    this.status = options.status ?? null;
+  }
+}
+
+export interface LlmUpstreamOptions {
+  /** The SDK's `baseURL`, e.g. `http://litellm:4000/v1`. */
+  baseUrl: string;
+  apiKey?: string;
+  /** Until the response headers (and the whole body when not streaming); between chunks when streaming. */
+  timeoutMs: number;
+}
+
+/** A chat request as the upstream receives it; streaming is chosen by calling `stream` instead. */
+export type UpstreamChatRequest = Omit<ChatCompletionCreateParamsNonStreaming, 'stream' | 'stream_options'>;
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface UpstreamCompletion {
+  completion: ChatCompletion;
+  /** Raw `x-litellm-response-cost` header, to be parsed by `costFromHeader`. */
+  costHeader: string | null;
+  requestId: string | null;
+  latencyMs: number;
+}
+
+export interface StreamOutcome {
+  /**
+   * `complete`: a finish_reason arrived and the stream ended cleanly. `incomplete`: it ended cleanly
+   * without one. `aborted`: stopped by the caller (signal, `cancel()`, or leaving the loop early).
+   * `failed`: broke off or timed out (`error` set).
+   */
+  status: 'complete' | 'incomplete' | 'aborted' | 'failed';
+  /** From the final `include_usage` chunk; null when the stream ended before it. */
+  usage: CompletionUsage | null;
+  finishReason: string | null;
+  /** Everything generated, so a stream without usage can still be bounded and billed. */
+  content: string;
+  chunkCount: number;
+  error: UpstreamError | null;
+  /** From the call to the end of the stream. */
+  latencyMs: number;
+}
+
+export interface UpstreamStream {
+  /** Single use. Throws an {@link UpstreamError} when the stream fails (not when it is aborted). */
+  chunks: AsyncIterable<ChatCompletionChunk>;
+  costHeader: string | null;
+  requestId: string | null;
+  /** Resolves (never rejects) once `chunks` has ended, failed or been left; it waits for consumption. */
+  outcome: Promise<StreamOutcome>;
+  /** Stops the upstream generation, e.g. when the client disconnected. */
+  cancel(): void;
+}
+
+export interface LlmUpstream {
+  complete(request: UpstreamChatRequest, options?: CallOptions): Promise<UpstreamCompletion>;
+  stream(request: UpstreamChatRequest, options?: CallOptions): Promise<UpstreamStream>;
+  listModels(options?: CallOptions): Promise<Model[]>;
+}
+
+/**
+ * @example
+ * const upstream = createLlmUpstream({ baseUrl: env.LLM_BASE_URL, apiKey: env.LLM_API_KEY, timeoutMs: 60_000 });
+ * const { completion, costHeader } = await upstream.complete({ model, messages, max_tokens: 256 });
+ */
+export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
+  const apiKey = options.apiKey || undefined;
+  const client = new OpenAI({
+    baseURL: options.baseUrl,
+    // Without a key the Authorization header is removed below; the placeholder only satisfies the SDK,
+    // and keeps it from picking up OPENAI_API_KEY (or other OPENAI_* settings) from the environment.
+    apiKey: apiKey ?? 'none',
+    organization: null,
+    project: null,
+    adminAPIKey: null,
+    webhookSecret: null,
+    defaultHeaders: apiKey ? undefined : { authorization: null },
+    timeout: options.timeoutMs,
+    maxRetries: 0,
+    logLevel: 'off',
+  });
+  const fail = (error: unknown) => toUpstreamError(error, apiKey);
+
+  return {
+    async complete(request, { signal } = {}) {
+      const started = performance.now();
+      try {
+        const { data, response } = await client.chat.completions
+          .create({ ...request, stream: false }, { signal })
+          .withResponse();
+        if (!isChatCompletion(data)) {
+          throw new UpstreamError(
+            'bad_response',
+            'upstream answered with something that is not a chat completion',
+          );
+        }
+        return {
+          completion: data,
+          costHeader: response.headers.get(COST_HEADER),
+          requestId: response.headers.get('x-request-id'),
+          latencyMs: performance.now() - started,
+        };
+      } catch (error) {
+        throw fail(error);
+      }
+    },
+
+    async stream(request, { signal } = {}) {
+      const started = performance.now();
+      const stop = new AbortController();
+      let idleTimedOut = false;
+      let idleTimer: NodeJS.Timeout | undefined;
+      const armIdleTimer = () => {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => {
+          idleTimedOut = true;
+          stop.abort();
+        }, options.timeoutMs);
+      };
+      const combined = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+
+      const openStream = () =>
+        client.chat.completions
+          .create({ ...request, stream: true, stream_options: { include_usage: true } }, { signal: combined })
+          .withResponse();
+      let opened: Awaited<ReturnType<typeof openStream>>;
+      try {
+        opened = await openStream();
+      } catch (error) {
+        throw fail(error);
+      }
+
+      let settle: (outcome: StreamOutcome) => void = () => {};
+      const outcome = new Promise<StreamOutcome>((resolve) => {
+        settle = resolve;
+      });
+      const state: Omit<StreamOutcome, 'status' | 'error' | 'latencyMs'> = {
+        usage: null,
+        finishReason: null,
+        content: '',
+        chunkCount: 0,
+      };
+      const finish = (status: StreamOutcome['status'], error: UpstreamError | null) => {
+        clearTimeout(idleTimer);
+        settle({ ...state, status, error, latencyMs: performance.now() - started });
+      };
+
+      async function* chunks(): AsyncGenerator<ChatCompletionChunk> {
+        let ended = false;
+        armIdleTimer();
+        try {
+          for await (const chunk of opened.data) {
+            armIdleTimer();
+            state.chunkCount += 1;
+            if (chunk.usage) state.usage = chunk.usage;
+            const choice = chunk.choices?.[0];
+            if (choice?.delta?.content) state.content += choice.delta.content;
+            if (choice?.finish_reason) state.finishReason = choice.finish_reason;
+            yield chunk;
+          }
+          ended = true;
+        } catch (error) {
+          ended = true;
+          const failure = idleTimedOut
+            ? new UpstreamError('timeout', `upstream stream sent nothing for ${options.timeoutMs} ms`)
+            : fail(error);
+          if (failure.kind === 'aborted') {
+            finish('aborted', null);
+            return;
+          }
+          finish('failed', failure);
+          throw failure;
+        } finally {
+          if (!ended) {
+            // The consumer left the loop early: stop generating upstream.
+            stop.abort();
+            finish('aborted', null);
+          }
+        }
+        // The SDK ends quietly when its signal aborts, so the reason is read from the signals.
+        if (idleTimedOut) {
+          const failure = new UpstreamError(
+            'timeout',
+            `upstream stream sent nothing for ${options.timeoutMs} ms`,
+          );
+          finish('failed', failure);
+          throw failure;
+        }
+        if (combined.aborted) finish('aborted', null);
+        else finish(state.finishReason ? 'complete' : 'incomplete', null);
+      }
+
+      return {
+        chunks: chunks(),
+        costHeader: opened.response.headers.get(COST_HEADER),
+        requestId: opened.response.headers.get('x-request-id'),
+        outcome,
+        cancel: () => stop.abort(),
+      };
+    },
+
+    async listModels({ signal } = {}) {
+      try {
+        const models: Model[] = [];
+        for await (const model of client.models.list({ signal })) models.push(model);
+        return models;
+      } catch (error) {
+        throw fail(error);
+      }
+    },
+  };
+}
+
+function isChatCompletion(data: unknown): data is ChatCompletion {
+  return typeof data === 'object' && data !== null && Array.isArray((data as ChatCompletion).choices);
+}
+
+const MAX_UPSTREAM_MESSAGE = 200;
+const SECRET_LIKE = /\b(?:sk|cm)[-_][\w*-]{4,}/g;
+
+/** Maps whatever the SDK threw to an {@link UpstreamError}; the API key never reaches the message. */
+export function toUpstreamError(error: unknown, apiKey?: string): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  if (error instanceof APIUserAbortError)
+    return new UpstreamError('aborted', 'upstream call aborted by the caller');
+  if (error instanceof APIConnectionTimeoutError)
+    return new UpstreamError('timeout', 'upstream did not answer in time');
+  if (error instanceof APIConnectionError) {
+    // The cause is the transport's error (ECONNREFUSED, socket closed): useful, and it holds no secret.
+    return new UpstreamError('unavailable', `upstream unreachable: ${connectionReason(error)}`, {
+      cause: error.cause,
+    });
+  }
+  if (error instanceof APIError && typeof error.status === 'number') {
+    const detail = redact(upstreamMessage(error), apiKey);
+    const kind = error.status >= 500 ? 'unavailable' : 'rejected';
+    const verb = kind === 'rejected' ? 'rejected the request' : 'failed';
+    return new UpstreamError(kind, `upstream ${verb} (HTTP ${error.status})${detail ? `: ${detail}` : ''}`, {
+      status: error.status,
+    });
+  }
+  if (error instanceof APIError) {
+    // An error event inside a stream: the upstream gave up mid-answer.
+    return new UpstreamError(
+      'bad_response',
+      `upstream stream reported an error: ${redact(upstreamMessage(error), apiKey)}`,
+    );
+  }
+  if (error instanceof SyntaxError) {
+    return new UpstreamError('bad_response', 'upstream answer is not valid JSON');
+  }
+  if (error instanceof TypeError && error.message === 'terminated') {
+    // undici's word for a response body cut off by the peer.
+    return new UpstreamError('bad_response', 'upstream connection closed mid-answer', { cause: error.cause });
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    return new UpstreamError('aborted', 'upstream call aborted by the caller');
+  }
+  return new UpstreamError('bad_response', `upstream call failed: ${redact(String(error), apiKey)}`);
+}
+
+function upstreamMessage(error: APIError): string {
+  const body = error.error as { message?: unknown } | undefined;
+  const text = typeof body?.message === 'string' ? body.message : '';
+  return text.length > MAX_UPSTREAM_MESSAGE ? `${text.slice(0, MAX_UPSTREAM_MESSAGE)}...` : text;
+}
+
+function connectionReason(error: APIConnectionError): string {
+  const cause = error.cause as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = cause?.code ?? cause?.cause?.code;
+  return typeof code === 'string' ? code : 'connection failed';
+}
+
+function redact(text: string, apiKey: string | undefined): string {
+  const withoutKey = apiKey ? text.split(apiKey).join('[redacted]') : text;
+  return withoutKey.replace(SECRET_LIKE, '[redacted]');
+}
