@@ -1,0 +1,46 @@
+/**
+ * What every GraphQL operation gets: a fresh EntityManager fork (never shared across requests), the
+ * authenticated viewer (or null) and the app's long-lived services.
+ */
+import type { Em, Orm } from './db/orm.ts';
+import type { Logger } from 'pino';
+import type { Address, PublicClient } from 'viem';
+import type { ApiConfig } from './env.ts';
+import { unauthenticated } from './errors.ts';
+import type { AppPubSub } from './pubsub.ts';
+
+export interface Viewer {
+  accountId: string;
+  walletAddress: Address;
+  role: 'user' | 'auditor';
+  credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
+}
+
+export interface AppServices {
+  config: ApiConfig;
+  orm: Orm;
+  pubsub: AppPubSub;
+  chain: PublicClient;
+  logger: Logger;
+  /** The newest block the indexer has processed, as last seen by the crediting worker. */
+  indexedHead(): bigint | null;
+}
+
+/** Sets or clears the httpOnly session cookie on the HTTP response (absent over graphql-ws). */
+export interface SessionCookie {
+  set(token: string, expiresAt: Date): Promise<void>;
+  clear(): Promise<void>;
+}
+
+export interface GraphQLContext {
+  em: Em;
+  viewer: Viewer | null;
+  services: AppServices;
+  sessionCookie: SessionCookie | null;
+}
+
+/** The authenticated viewer; resolvers behind the `authenticated` scope can rely on it. */
+export function viewerOf(context: GraphQLContext): Viewer {
+  if (!context.viewer) throw unauthenticated();
+  return context.viewer;
+}

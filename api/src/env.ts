@@ -1,0 +1,148 @@
+/**
+ * The API's configuration: the one place that reads `process.env`. Every variable is validated up front and
+ * every problem is reported at once, so a misconfigured start says exactly what is wrong and refuses to run.
+ */
+import {
+  BASE_CHAIN_ID,
+  BASE_USDC_ADDRESS,
+  DEVNET_CHAIN_ID,
+  DEVNET_RPC_URL,
+  defaultConfirmations,
+  PONDER_FINALITY_BLOCKS,
+  parseRatio,
+  type Ratio,
+} from '@chainmeter/schema';
+import { type Address, getAddress, isAddress } from 'viem';
+import { z } from 'zod';
+
+const address = z
+  .string()
+  .trim()
+  .refine((value) => isAddress(value, { strict: false }), 'must be an address: 0x followed by 40 hex digits')
+  .transform((value) => getAddress(value));
+
+const optionalAddress = z.preprocess((value) => (value === '' ? undefined : value), address.optional());
+const optionalString = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
+const optionalUrl = z.preprocess((value) => (value === '' ? undefined : value), z.url().optional());
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+  HOST: z.string().default('127.0.0.1'),
+  /** The origin users reach the API on: SIWE messages carry its host as `domain` and it as `uri`. */
+  PUBLIC_ORIGIN: optionalUrl,
+  DATABASE_URL: optionalString,
+  DATA_DIR: z.string().default('.data'),
+  REDIS_URL: optionalString,
+  RPC_URL: z.url().default(DEVNET_RPC_URL),
+  CHAIN_ID: z.coerce.number().int().positive().default(DEVNET_CHAIN_ID),
+  USDC_ADDRESS: optionalAddress,
+  TREASURY_ADDRESS: optionalAddress,
+  INDEXER_PORT: z.coerce.number().int().min(1).max(65_535).default(42_069),
+  INDEXER_URL: optionalUrl,
+  CONFIRMATIONS: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(PONDER_FINALITY_BLOCKS - 1, `must stay below Ponder's reorg window of ${PONDER_FINALITY_BLOCKS}`)
+      .optional(),
+  ),
+  CREDITING_POLL_MS: z.coerce.number().int().min(20).max(60_000).default(200),
+  SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 90).default(24 * 7),
+  LLM_BASE_URL: optionalUrl,
+  LLM_API_KEY: optionalString,
+  LLM_PRICES: optionalString,
+  PRICE_MARKUP: z
+    .string()
+    .default('2.0')
+    .refine((value) => /^\d+(\.\d+)?$/.test(value) && Number(value) >= 1, 'must be a decimal number >= 1'),
+  AUDITOR_ADDRESSES: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const out: Address[] = [];
+      for (const part of value.split(',').map((item) => item.trim())) {
+        if (!part) continue;
+        if (!isAddress(part, { strict: false })) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not an address` });
+          continue;
+        }
+        out.push(getAddress(part));
+      }
+      return out;
+    }),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface ApiConfig {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  publicOrigin: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string | undefined;
+  rpcUrl: string;
+  chainId: number;
+  usdcAddress: Address;
+  treasuryAddress: Address;
+  indexerUrl: string;
+  confirmations: number;
+  creditingPollMs: number;
+  sessionTtlMs: number;
+  llm: { baseUrl: string | undefined; apiKey: string | undefined; pricesPath: string | undefined };
+  priceMarkup: Ratio;
+  auditorAddresses: Address[];
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+/** Parses and checks the environment; throws a `ConfigError` that lists every problem. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): ApiConfig {
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
+    );
+  }
+  const env = parsed.data;
+  const problems: string[] = [];
+  const usdcAddress =
+    env.USDC_ADDRESS ?? (env.CHAIN_ID === BASE_CHAIN_ID ? getAddress(BASE_USDC_ADDRESS) : undefined);
+  // `npm start` passes the devnet deployment's addresses; a standalone API must be told them.
+  if (!usdcAddress) problems.push(`USDC_ADDRESS: required on chain ${env.CHAIN_ID}`);
+  if (!env.TREASURY_ADDRESS) problems.push('TREASURY_ADDRESS: required');
+  if (!usdcAddress || !env.TREASURY_ADDRESS) throw new ConfigError(problems);
+  const publicOrigin = (env.PUBLIC_ORIGIN ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    host: env.HOST,
+    publicOrigin,
+    databaseUrl: env.DATABASE_URL,
+    dataDir: env.DATA_DIR,
+    redisUrl: env.REDIS_URL,
+    rpcUrl: env.RPC_URL,
+    chainId: env.CHAIN_ID,
+    usdcAddress,
+    treasuryAddress: env.TREASURY_ADDRESS,
+    indexerUrl: (env.INDEXER_URL ?? `http://127.0.0.1:${env.INDEXER_PORT}`).replace(/\/$/, ''),
+    confirmations: env.CONFIRMATIONS ?? defaultConfirmations(env.CHAIN_ID),
+    creditingPollMs: env.CREDITING_POLL_MS,
+    sessionTtlMs: env.SESSION_TTL_HOURS * 3_600_000,
+    llm: { baseUrl: env.LLM_BASE_URL, apiKey: env.LLM_API_KEY, pricesPath: env.LLM_PRICES },
+    priceMarkup: parseRatio(env.PRICE_MARKUP),
+    auditorAddresses: env.AUDITOR_ADDRESSES,
+    logLevel: env.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,8 @@
+import './scalars.ts';
+import '../modules/accounts/accounts.schema.ts';
+import '../modules/auth/auth.schema.ts';
+import '../modules/deposits/deposits.schema.ts';
+import '../modules/ledger/ledger.schema.ts';
+import { builder } from './builder.ts';
+
+export const schema = builder.toSchema({ sortSchema: true });

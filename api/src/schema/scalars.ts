@@ -1,0 +1,68 @@
+import { formatCredits, MoneyFormatError, type MicroUsd, parseCredits } from '@chainmeter/schema';
+import { getAddress, type Hex, isAddress, isHex } from 'viem';
+import { badInput } from '../errors.ts';
+import { builder } from './builder.ts';
+
+// Inputs arrive as strings; a malformed one is the caller's mistake (BAD_USER_INPUT), never a 500.
+function expectString(value: unknown, scalar: string): string {
+  if (typeof value !== 'string') throw badInput(`${scalar} must be a string`);
+  return value;
+}
+
+builder.scalarType('Credits', {
+  description:
+    'An exact amount of credits as a decimal string with up to 3 fractional digits (1 credit = $0.001 = 1,000 micro-USD), e.g. "1500", "0.042", "-2.5".',
+  serialize: (value) => formatCredits(value as MicroUsd),
+  parseValue: (value) => {
+    try {
+      return parseCredits(expectString(value, 'Credits'));
+    } catch (error) {
+      if (error instanceof MoneyFormatError) throw badInput(`Credits: ${error.message}`);
+      throw error;
+    }
+  },
+});
+
+builder.scalarType('Address', {
+  description: 'An EVM address: 0x followed by 40 hex digits; any case in, EIP-55 checksummed out.',
+  serialize: (value) => getAddress(value),
+  parseValue: (value) => {
+    const text = expectString(value, 'Address');
+    if (!isAddress(text, { strict: false })) throw badInput(`"${text}" is not an address (0x + 40 hex digits)`);
+    return getAddress(text);
+  },
+});
+
+builder.scalarType('Hash', {
+  description: 'A 32-byte hash: 0x followed by 64 hex digits.',
+  serialize: (value) => value,
+  parseValue: (value) => {
+    const text = expectString(value, 'Hash');
+    if (!isHex(text, { strict: true }) || text.length !== 66) throw badInput(`"${text}" is not a 32-byte hash`);
+    return text.toLowerCase() as Hex;
+  },
+});
+
+builder.scalarType('BigInt', {
+  description: 'An arbitrary-size integer as a decimal string.',
+  serialize: (value) => value.toString(),
+  parseValue: (value) => {
+    const text = expectString(value, 'BigInt');
+    if (!/^-?\d{1,78}$/.test(text)) throw badInput(`"${text}" is not an integer`);
+    return BigInt(text);
+  },
+});
+
+builder.scalarType('DateTime', {
+  description: 'An ISO-8601 date and time in UTC, e.g. "2026-11-24T05:45:12.000Z".',
+  serialize: (value) => value.toISOString(),
+  parseValue: (value) => {
+    const text = expectString(value, 'DateTime');
+    const date = new Date(text);
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(date.getTime())) {
+      throw badInput(`"${text}" is not an ISO-8601 date-time`);
+    }
+    return date;
+  },
+});
+

@@ -1,0 +1,248 @@
+/**
+ * The API process: GraphQL over HTTP, SSE and graphql-ws on `/graphql`, health endpoints, the crediting
+ * worker, and the built web client, all on one origin.
+ */
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { serve } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import type { MikroORM } from '@mikro-orm/core';
+import { useCookies } from '@whatwg-node/server-plugin-cookies';
+import type { ExecutionArgs, execute, subscribe } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type YogaInitialContext } from 'graphql-yoga';
+import { Hono } from 'hono';
+import { pino, type Logger } from 'pino';
+import { createPublicClient, http } from 'viem';
+import { WebSocketServer } from 'ws';
+import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
+import { createOrm, migrateUp } from './db/orm.ts';
+import type { ApiConfig } from './env.ts';
+import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
+import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
+import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
+import { createIndexerClient } from './modules/deposits/indexer.client.ts';
+import { createAppPubSub } from './pubsub.ts';
+import { schema } from './schema/index.ts';
+
+const webDist = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../web/dist');
+
+interface EnvelopedRoot {
+  execute(args: ExecutionArgs): ReturnType<typeof execute>;
+  subscribe(args: ExecutionArgs): ReturnType<typeof subscribe>;
+}
+
+export interface RunningApi {
+  url: string;
+  port: number;
+  services: AppServices;
+  close(): Promise<void>;
+}
+
+export interface StartApiOptions {
+  logger?: Logger;
+  /** Run the crediting worker in this process (default true). */
+  crediting?: boolean;
+}
+
+export async function startApi(config: ApiConfig, options: StartApiOptions = {}): Promise<RunningApi> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'api' } });
+  const orm = await createOrm({
+    databaseUrl: config.databaseUrl,
+    pgliteDataDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'api'),
+  });
+  await migrateUp(orm);
+  const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
+  const pubsubHandle = createAppPubSub(config.redisUrl);
+  let indexedHead: bigint | null = null;
+  const services: AppServices = {
+    config,
+    orm,
+    pubsub: pubsubHandle.pubsub,
+    chain,
+    logger,
+    indexedHead: () => indexedHead,
+  };
+
+  const yoga = createYoga<{ connectionParams?: Record<string, unknown> }, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: config.env !== 'production',
+    // Expected errors carry extensions.code and pass through; anything else becomes "Unexpected error."
+    maskedErrors: true,
+    logging: {
+      debug: (...args) => logger.debug(args),
+      info: (...args) => logger.info(args),
+      warn: (...args) => logger.warn(args),
+      error: (...args) => logger.error(args),
+    },
+    plugins: [
+      useCookies(),
+      EnvelopArmorPlugin({
+        maxDepth: { n: 12, exposeLimits: config.env !== 'production' },
+        maxAliases: { n: 20, exposeLimits: config.env !== 'production' },
+        costLimit: { maxCost: 5_000, exposeLimits: config.env !== 'production' },
+        maxTokens: { n: 2_000, exposeLimits: config.env !== 'production' },
+        maxDirectives: { n: 20, exposeLimits: config.env !== 'production' },
+        blockFieldSuggestion: { enabled: config.env === 'production' },
+      }),
+    ],
+    context: (initial) => createContext(services, initial),
+  });
+
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const checks = await readiness(services, orm);
+    return c.json(checks, checks.ready ? 200 : 503);
+  });
+  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) => yoga.fetch(c.req.raw, {}));
+  if (existsSync(webDist)) {
+    app.use('/*', serveStatic({ root: path.relative(process.cwd(), webDist) }));
+    app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));
+  }
+
+  const server = await new Promise<Server>((resolve) => {
+    const listening = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+      resolve(listening as Server),
+    );
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wsServer = useServer(
+    {
+      // onSubscribe below hands each operation yoga's enveloped execute/subscribe through rootValue.
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          connectionParams: ctx.connectionParams,
+        });
+        const document = parse(payload.query);
+        const errors = validate(envelopedSchema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema: envelopedSchema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wss,
+  );
+
+  const worker =
+    options.crediting === false
+      ? null
+      : startCreditingWorker({
+          orm,
+          indexer: createIndexerClient(config.indexerUrl),
+          chainId: config.chainId,
+          confirmations: config.confirmations,
+          pollIntervalMs: config.creditingPollMs,
+          logger,
+          onHead: (head: bigint) => {
+            indexedHead = head;
+          },
+          onEvents: (events: CreditingEvent[]) => publishCreditingEvents(services, events),
+        });
+
+  const url = `http://${config.host}:${port}`;
+  logger.info({ url }, 'api listening');
+  return {
+    url,
+    port,
+    services,
+    close: async () => {
+      await worker?.stop();
+      await wsServer.dispose();
+      wss.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      await pubsubHandle.close();
+      await orm.close(true);
+    },
+  };
+}
+
+async function createContext(
+  services: AppServices,
+  initial: YogaInitialContext & { connectionParams?: Record<string, unknown> },
+): Promise<GraphQLContext> {
+  const em = services.orm.em.fork();
+  const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
+  let token = bearerToken(initial.connectionParams?.authorization);
+  if (!token && request) {
+    token = bearerToken(request.headers.get('authorization'));
+    if (!token && request.cookieStore) token = (await request.cookieStore.get(SESSION_COOKIE))?.value ?? null;
+  }
+  return {
+    em,
+    viewer: await authenticate(em, services.config, token),
+    services,
+    sessionCookie: request?.cookieStore ? sessionCookie(request.cookieStore, services.config) : null,
+  };
+}
+
+interface CookieStoreLike {
+  get(name: string): Promise<{ value?: string } | null | undefined>;
+  set(init: Record<string, unknown>): Promise<void>;
+  delete(name: string): Promise<void>;
+}
+
+function sessionCookie(store: CookieStoreLike, config: ApiConfig): SessionCookie {
+  const secure = config.publicOrigin.startsWith('https://');
+  return {
+    set: (token, expiresAt) =>
+      store.set({
+        name: SESSION_COOKIE,
+        value: token,
+        expires: expiresAt,
+        httpOnly: true,
+        sameSite: 'lax',
+        path: '/',
+        secure,
+        domain: null,
+      }),
+    clear: () => store.delete(SESSION_COOKIE),
+  };
+}
+
+function publishCreditingEvents(services: AppServices, events: CreditingEvent[]): void {
+  for (const event of events) {
+    if (event.type === 'balanceUpdated') {
+      services.pubsub.publish('balanceUpdated', event.accountId, { ledgerEntryId: event.ledgerEntryId });
+    } else {
+      services.pubsub.publish('depositUpdated', event.accountId, { depositId: event.depositId });
+    }
+  }
+}
+
+async function readiness(services: AppServices, orm: MikroORM) {
+  const database = await orm.em
+    .fork()
+    .getConnection()
+    .execute('select 1')
+    .then(() => true)
+    .catch(() => false);
+  const indexedHead = services.indexedHead();
+  return {
+    ready: database,
+    database,
+    indexer: indexedHead === null ? 'not reached yet' : { head: indexedHead.toString() },
+  };
+}
