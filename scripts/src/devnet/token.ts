@@ -68,6 +68,23 @@ export async function mintUsdc(
   return waitMined(rpcUrl, hash);
 }
 
+/** Sends an ERC-20 `transfer` without waiting for it to be mined (for several in one block). */
+export async function submitUsdcTransfer(
+  rpcUrl: string,
+  token: Address,
+  fromAccount: Account,
+  to: Address,
+  amount: bigint,
+): Promise<Hash> {
+  return walletClient(rpcUrl, fromAccount).writeContract({
+    address: token,
+    abi: usdcAbi,
+    functionName: 'transfer',
+    args: [to, amount],
+    chain: null,
+  });
+}
+
 /**
  * An ERC-20 `transfer` from `fromAccount`, resolved once mined. With automine off this waits for a
  * block, so mine one (or use interval mining).
@@ -79,14 +96,7 @@ export async function transferUsdc(
   to: Address,
   amount: bigint,
 ): Promise<MinedTransaction> {
-  const hash = await walletClient(rpcUrl, fromAccount).writeContract({
-    address: token,
-    abi: usdcAbi,
-    functionName: 'transfer',
-    args: [to, amount],
-    chain: null,
-  });
-  return waitMined(rpcUrl, hash);
+  return waitMined(rpcUrl, await submitUsdcTransfer(rpcUrl, token, fromAccount, to, amount));
 }
 
 export async function usdcBalance(rpcUrl: string, token: Address, owner: Address): Promise<bigint> {

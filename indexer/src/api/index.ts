@@ -1,0 +1,68 @@
+import { db, publicClients } from 'ponder:api';
+import { transfer } from 'ponder:schema';
+import { Hono } from 'hono';
+import { and, asc, eq, gt, gte, lte, or } from 'ponder';
+import { CHAIN_NAME } from '../chain-name.ts';
+import { env } from '../env.ts';
+import { readIndexedHead } from './indexed-head.ts';
+import { parseTransfersQuery, parseWindowQuery, type TransferCursor } from './query-params.ts';
+import { transferToJson } from './transfer-json.ts';
+
+/**
+ * What the API's crediting worker reads. Over HTTP rather than from the database so that it works
+ * the same on PGlite (which no other process can open) and on PostgreSQL.
+ */
+const app = new Hono();
+
+app.get('/chainmeter/head', async (c) => {
+  const head = await readIndexedHead(db, publicClients[CHAIN_NAME], env.chainId);
+  if (!head) return c.json({ error: 'the indexer has not processed any block yet' }, 503);
+  return c.json({
+    chainId: head.chainId,
+    blockNumber: head.blockNumber.toString(),
+    blockHash: head.blockHash,
+    timestamp: head.timestamp.toString(),
+  });
+});
+
+function after(cursor: TransferCursor) {
+  if (cursor.logIndex === undefined) return gt(transfer.blockNumber, cursor.blockNumber);
+  return or(
+    gt(transfer.blockNumber, cursor.blockNumber),
+    and(eq(transfer.blockNumber, cursor.blockNumber), gt(transfer.logIndex, cursor.logIndex)),
+  );
+}
+
+/** Transfers strictly after the cursor, in (blockNumber, logIndex) order, up to `toBlock`. */
+app.get('/chainmeter/transfers', async (c) => {
+  const query = parseTransfersQuery(c.req.query());
+  if (!query.ok) return c.json({ error: query.error }, 400);
+  const { after: cursor, toBlock, limit } = query.value;
+  const rows = await db
+    .select()
+    .from(transfer)
+    .where(
+      and(
+        cursor === undefined ? undefined : after(cursor),
+        toBlock === undefined ? undefined : lte(transfer.blockNumber, toBlock),
+      ),
+    )
+    .orderBy(asc(transfer.blockNumber), asc(transfer.logIndex))
+    .limit(limit);
+  return c.json({ transfers: rows.map(transferToJson) });
+});
+
+/** Transfers at or above `fromBlock`: the ones still inside the confirmation window. */
+app.get('/chainmeter/window', async (c) => {
+  const query = parseWindowQuery(c.req.query());
+  if (!query.ok) return c.json({ error: query.error }, 400);
+  const rows = await db
+    .select()
+    .from(transfer)
+    .where(gte(transfer.blockNumber, query.value.fromBlock))
+    .orderBy(asc(transfer.blockNumber), asc(transfer.logIndex))
+    .limit(query.value.limit);
+  return c.json({ transfers: rows.map(transferToJson) });
+});
+
+export default app;

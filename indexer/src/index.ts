@@ -1,0 +1,21 @@
+import { ponder } from 'ponder:registry';
+import { transfer } from 'ponder:schema';
+
+ponder.on('USDC:Transfer', async ({ event, context }) => {
+  // Keyed by the log, so a replayed block writes nothing twice.
+  await context.db
+    .insert(transfer)
+    .values({
+      id: event.id,
+      chainId: context.chain.id,
+      txHash: event.transaction.hash,
+      logIndex: event.log.logIndex,
+      blockNumber: event.block.number,
+      blockHash: event.block.hash,
+      from: event.args.from,
+      to: event.args.to,
+      value: event.args.value,
+      timestamp: event.block.timestamp,
+    })
+    .onConflictDoNothing();
+});
