@@ -25,7 +25,7 @@
  * - `dev-no-cost`: a normal answer without the cost header (priced in the dev table).
  * - `dev-empty`: an empty completion, 0 completion tokens.
  * - `dev-unpriced`: no cost header, and the model is absent from the dev price table.
- * - `dev-cut`: a stream that breaks off (socket destroyed) after 3 content chunks, without
+ * - `dev-cut`: a stream that breaks off (connection closed mid-body) after 3 content chunks, without
  *   finish_reason, usage or `[DONE]`; non-streaming, the connection is destroyed before any answer.
  * Any stream may be slowed with the request header `x-dev-chunk-delay-ms` (between chunks), which is
  * how tests observe that generation stops when the client disconnects.
@@ -262,7 +262,8 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
       if (!(await send(res, chunk([delta({ content: piece })])))) return;
       sent += 1;
       if (body.model === 'dev-cut' && sent >= CUT_AFTER_CHUNKS) {
-        res.destroy();
+        // Closing the socket (not the response) flushes what was written, then ends mid-body.
+        res.socket?.end();
         return;
       }
     }

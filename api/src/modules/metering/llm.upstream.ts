@@ -50,6 +50,8 @@ export type UpstreamChatRequest = Omit<ChatCompletionCreateParamsNonStreaming, '
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** Extra request headers, e.g. tracing or LiteLLM metadata. */
+  headers?: Record<string, string>;
 }
 
 export interface UpstreamCompletion {
@@ -119,11 +121,11 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
   const fail = (error: unknown) => toUpstreamError(error, apiKey);
 
   return {
-    async complete(request, { signal } = {}) {
+    async complete(request, { signal, headers } = {}) {
       const started = performance.now();
       try {
         const { data, response } = await client.chat.completions
-          .create({ ...request, stream: false }, { signal })
+          .create({ ...request, stream: false }, { signal, headers })
           .withResponse();
         if (!isChatCompletion(data)) {
           throw new UpstreamError(
@@ -142,7 +144,7 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
       }
     },
 
-    async stream(request, { signal } = {}) {
+    async stream(request, { signal, headers } = {}) {
       const started = performance.now();
       const stop = new AbortController();
       let idleTimedOut = false;
@@ -158,7 +160,10 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
 
       const openStream = () =>
         client.chat.completions
-          .create({ ...request, stream: true, stream_options: { include_usage: true } }, { signal: combined })
+          .create(
+            { ...request, stream: true, stream_options: { include_usage: true } },
+            { signal: combined, headers },
+          )
           .withResponse();
       let opened: Awaited<ReturnType<typeof openStream>>;
       try {
