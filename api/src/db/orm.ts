@@ -57,7 +57,7 @@ export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
   })) as unknown as Orm;
 }
 
-/** Applies every pending migration. */
+/** Applies every pending migration of `migrations/index.ts`, in order. */
 export async function migrateUp(orm: Orm): Promise<void> {
   await orm.migrator.up();
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createOrm, migrateUp, type Orm } from '../../src/db/orm.ts';
 
 /** The test PostgreSQL: trust auth on 127.0.0.1:5432; database `test` exists for administration. */
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -30,4 +31,19 @@ async function admin(sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** A migrated ORM on a fresh PostgreSQL database; `close` also drops the database. */
+export async function createTestOrm(): Promise<{ orm: Orm; url: string; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const orm = await createOrm({ databaseUrl: database.url });
+  await migrateUp(orm);
+  return {
+    orm,
+    url: database.url,
+    async close() {
+      await orm.close(true);
+      await database.drop();
+    },
+  };
 }

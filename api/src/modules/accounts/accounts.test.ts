@@ -1,0 +1,53 @@
+import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrm } from '../../../test/support/database.ts';
+import type { Orm } from '../../db/orm.ts';
+import {
+  findOrCreateAccount,
+  getAccount,
+  getAccountByWallet,
+  InvalidWalletAddressError,
+} from './accounts.service.ts';
+
+let db: Awaited<ReturnType<typeof createTestOrm>>;
+let orm: Orm;
+
+beforeAll(async () => {
+  db = await createTestOrm();
+  orm = db.orm;
+});
+afterAll(() => db.close());
+
+describe('accounts', () => {
+  it('creates one checksummed account per wallet, whatever the case of the input', async () => {
+    const wallet = privateKeyToAddress(generatePrivateKey());
+    const created = await findOrCreateAccount(orm.em.fork(), wallet.toLowerCase());
+    expect(created.walletAddress).toBe(wallet);
+    expect(created.balance).toBe(0n);
+    expect(created.held).toBe(0n);
+    expect(created.ledgerSeq).toBe(0);
+    const again = await findOrCreateAccount(orm.em.fork(), wallet.toUpperCase().replace('0X', '0x'));
+    expect(again.id).toBe(created.id);
+    expect((await getAccountByWallet(orm.em.fork(), wallet.toLowerCase()))?.id).toBe(created.id);
+    expect((await getAccount(orm.em.fork(), created.id))?.walletAddress).toBe(wallet);
+  });
+
+  it('is race-safe: 20 concurrent calls for one new wallet yield one row', async () => {
+    const wallet = privateKeyToAddress(generatePrivateKey());
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => orm.em.fork().transactional((tx) => findOrCreateAccount(tx, wallet))),
+    );
+    expect(new Set(results.map((a) => a.id)).size).toBe(1);
+    const rows = await orm.em
+      .fork()
+      .execute('select count(*)::int as n from accounts where wallet_address = ?', [wallet]);
+    expect(rows[0]?.n).toBe(1);
+  });
+
+  it('refuses what is not an address', async () => {
+    await expect(findOrCreateAccount(orm.em.fork(), '0x1234')).rejects.toBeInstanceOf(
+      InvalidWalletAddressError,
+    );
+    await expect(getAccountByWallet(orm.em.fork(), 'nope')).rejects.toBeInstanceOf(InvalidWalletAddressError);
+  });
+});

@@ -1,0 +1,392 @@
+import { randomUUID } from 'node:crypto';
+import { ledgerEntryHash, tokenUnitsToMicroUsd, USDC_DECIMALS } from '@chainmeter/schema';
+import { decodeCursor, encodeCursor, type Page, type PageArgs, pageSize } from '../../db/cursor.ts';
+import type { Em } from '../../db/orm.ts';
+import { inTransaction } from '../../db/transaction.ts';
+import { Deposit, type IDeposit } from './deposits.entity.ts';
+import type { IndexedTransfer, TransferCursor } from './indexer.client.ts';
+
+/** What a crediting step changed, published by the caller once the transaction has committed. */
+export type CreditingEvent =
+  | { type: 'depositUpdated'; accountId: string; depositId: string }
+  | { type: 'balanceUpdated'; accountId: string; ledgerEntryId: string };
+
+export class CreditingError extends Error {
+  override name = 'CreditingError';
+}
+
+/*
+ * Crediting is written as a handful of set-based statements per batch (unnest over arrays) rather than
+ * ORM entities: a backlog of thousands of transfers must credit in seconds, and one statement per table
+ * keeps the whole batch a single short transaction. Values are bound through MikroORM's escaping.
+ * These statements bypass the identity map: use a fresh EntityManager (or transaction) per batch.
+ */
+
+interface TransferRow {
+  transfer: IndexedTransfer;
+  key: string;
+  amount: bigint;
+}
+
+const logKey = (txHash: string, logIndex: number) => `${txHash.toLowerCase()}:${logIndex}`;
+
+/** Drops duplicates and zero-value transfers (nothing to credit, and a spam vector), keeps order. */
+function prepare(
+  chainId: number,
+  transfers: readonly IndexedTransfer[],
+  tokenDecimals: number,
+): TransferRow[] {
+  const rows = new Map<string, TransferRow>();
+  for (const transfer of transfers) {
+    if (transfer.chainId !== chainId) {
+      throw new CreditingError(`transfer ${transfer.txHash} is on chain ${transfer.chainId}, not ${chainId}`);
+    }
+    if (transfer.value <= 0n) continue;
+    const key = logKey(transfer.txHash, transfer.logIndex);
+    rows.set(key, { transfer, key, amount: tokenUnitsToMicroUsd(transfer.value, tokenDecimals) });
+  }
+  return [...rows.values()];
+}
+
+interface LockedAccount {
+  id: string;
+  balance: bigint;
+  seq: number;
+  head: string | null;
+}
+
+/**
+ * Creates the accounts of these wallets if missing, then locks every one of them (in id order, so two
+ * batches cannot deadlock) and returns their ledger state keyed by wallet address.
+ */
+async function lockAccounts(tx: Em, wallets: readonly string[]): Promise<Map<string, LockedAccount>> {
+  const unique = [...new Set(wallets)];
+  await tx.execute(
+    `insert into accounts (wallet_address)
+     select w from unnest(array[?]::text[]) as t(w)
+     on conflict (wallet_address) do nothing`,
+    [unique],
+  );
+  const rows: {
+    id: string;
+    wallet_address: string;
+    balance: string;
+    ledger_seq: number;
+    ledger_head: string | null;
+  }[] = await tx.execute(
+    `select id, wallet_address, balance::text as balance, ledger_seq, ledger_head from accounts
+       where wallet_address = any(array[?]::text[]) order by id for update`,
+    [unique],
+  );
+  return new Map(
+    rows.map((row) => [
+      row.wallet_address,
+      { id: row.id, balance: BigInt(row.balance), seq: row.ledger_seq, head: row.ledger_head },
+    ]),
+  );
+}
+
+function accountOf(accounts: Map<string, LockedAccount>, wallet: string): LockedAccount {
+  const account = accounts.get(wallet);
+  if (!account) throw new CreditingError(`no account row for ${wallet} after upsert`);
+  return account;
+}
+
+export interface CreditOptions {
+  /** Decimals of the token; USDC (6) maps one base unit to one micro-USD. */
+  tokenDecimals?: number;
+}
+
+/**
+ * Credits confirmed transfers exactly once, all in the caller's transaction (or one new transaction):
+ * accounts are created for unknown senders, each deposit is inserted (or moved from PENDING/REORGED) to
+ * CREDITED only if it is not CREDITED already, its DEPOSIT ledger entry appended, balances updated, and
+ * the chain's cursor advanced to the last transfer. The guarded upsert on (chainId, txHash, logIndex)
+ * takes a row lock, so a replay, a restart or a concurrent replica credits nothing twice; the partial
+ * unique index on ledger_entries(deposit_id) backs it.
+ *
+ * `transfers` must be ascending by (blockNumber, logIndex), each with at least the required
+ * confirmations at `head` (the caller decides what confirmed means).
+ */
+export async function creditConfirmedTransfers(
+  em: Em,
+  chainId: number,
+  transfers: readonly IndexedTransfer[],
+  head: bigint,
+  options: CreditOptions = {},
+): Promise<CreditingEvent[]> {
+  const rows = prepare(chainId, transfers, options.tokenDecimals ?? USDC_DECIMALS);
+  const last = transfers.at(-1);
+  if (!last) return [];
+  for (const { transfer } of rows) {
+    if (transfer.blockNumber > head) {
+      throw new CreditingError(
+        `transfer ${transfer.txHash} is in block ${transfer.blockNumber}, past head ${head}`,
+      );
+    }
+  }
+  return inTransaction(em, async (tx) => {
+    const events: CreditingEvent[] = [];
+    if (rows.length > 0) {
+      const accounts = await lockAccounts(
+        tx,
+        rows.map((row) => row.transfer.from),
+      );
+      const now = new Date();
+      const credited: { id: string; tx_hash: string; log_index: number }[] = await tx.execute(
+        `insert into deposits (chain_id, tx_hash, log_index, block_number, block_hash, from_address, account_id,
+           amount_token, amount, status, confirmations, credited_at, created_at, updated_at)
+         select ?, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.account_id,
+           t.amount_token, t.amount, 'CREDITED', greatest(?::bigint - t.block_number, 0)::int,
+           ?::timestamptz, ?::timestamptz, ?::timestamptz
+         from unnest(array[?]::text[], array[?]::int[], array[?]::bigint[], array[?]::text[], array[?]::text[],
+           array[?]::uuid[], array[?]::bigint[], array[?]::bigint[])
+           as t(tx_hash, log_index, block_number, block_hash, from_address, account_id, amount_token, amount)
+         on conflict (chain_id, tx_hash, log_index) do update set
+           status = 'CREDITED', block_number = excluded.block_number, block_hash = excluded.block_hash,
+           confirmations = excluded.confirmations, credited_at = excluded.credited_at,
+           updated_at = excluded.updated_at
+         where deposits.status <> 'CREDITED'
+         returning id, tx_hash, log_index`,
+        [
+          chainId,
+          head.toString(),
+          now.toISOString(),
+          now.toISOString(),
+          now.toISOString(),
+          rows.map((r) => r.transfer.txHash.toLowerCase()),
+          rows.map((r) => r.transfer.logIndex),
+          rows.map((r) => r.transfer.blockNumber.toString()),
+          rows.map((r) => r.transfer.blockHash.toLowerCase()),
+          rows.map((r) => r.transfer.from),
+          rows.map((r) => accountOf(accounts, r.transfer.from).id),
+          rows.map((r) => r.transfer.value.toString()),
+          rows.map((r) => r.amount.toString()),
+        ],
+      );
+      if (credited.length > 0) {
+        const depositIds = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d.id]));
+        const entries: {
+          id: string;
+          accountId: string;
+          seq: number;
+          amount: bigint;
+          balanceAfter: bigint;
+          depositId: string;
+          prevHash: string | null;
+          hash: string;
+        }[] = [];
+        // In chain order, so each account's ledger follows the order its payments were mined in.
+        for (const row of rows) {
+          const depositId = depositIds.get(row.key);
+          if (!depositId) continue;
+          const account = accountOf(accounts, row.transfer.from);
+          const fields = {
+            accountId: account.id,
+            seq: account.seq + 1,
+            amount: row.amount,
+            balanceAfter: account.balance + row.amount,
+            reason: 'DEPOSIT',
+            referenceId: depositId,
+            createdAt: now,
+          };
+          const hash = ledgerEntryHash(account.head, fields);
+          entries.push({ id: randomUUID(), depositId, prevHash: account.head, hash, ...fields });
+          account.seq = fields.seq;
+          account.balance = fields.balanceAfter;
+          account.head = hash;
+          events.push({ type: 'depositUpdated', accountId: account.id, depositId });
+        }
+        await tx.execute(
+          `insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
+             created_at, prev_hash, hash)
+           select t.id, t.account_id, t.seq, t.amount, t.balance_after, 'DEPOSIT', t.deposit_id::text, t.deposit_id,
+             ?::timestamptz, nullif(t.prev_hash, ''), t.hash
+           from unnest(array[?]::uuid[], array[?]::uuid[], array[?]::int[], array[?]::bigint[], array[?]::bigint[],
+             array[?]::uuid[], array[?]::text[], array[?]::text[])
+             as t(id, account_id, seq, amount, balance_after, deposit_id, prev_hash, hash)`,
+          [
+            now.toISOString(),
+            entries.map((e) => e.id),
+            entries.map((e) => e.accountId),
+            entries.map((e) => e.seq),
+            entries.map((e) => e.amount.toString()),
+            entries.map((e) => e.balanceAfter.toString()),
+            entries.map((e) => e.depositId),
+            // MikroORM inlines arrays as literal lists, where a null would vanish: '' stands for none.
+            entries.map((e) => e.prevHash ?? ''),
+            entries.map((e) => e.hash),
+          ],
+        );
+        const touched = new Set(entries.map((e) => e.accountId));
+        const changed = [...accounts.values()].filter((a) => touched.has(a.id));
+        await tx.execute(
+          `update accounts a set balance = v.balance, ledger_seq = v.seq, ledger_head = v.head
+           from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::int[], array[?]::text[]) as v(id, balance, seq, head)
+           where a.id = v.id`,
+          [
+            changed.map((a) => a.id),
+            changed.map((a) => a.balance.toString()),
+            changed.map((a) => a.seq),
+            changed.map((a) => a.head ?? ''),
+          ],
+        );
+        // The newest entry of each account is enough for a balance notification.
+        const newest = new Map<string, string>();
+        for (const entry of entries) newest.set(entry.accountId, entry.id);
+        for (const [accountId, ledgerEntryId] of newest) {
+          events.push({ type: 'balanceUpdated', accountId, ledgerEntryId });
+        }
+      }
+    }
+    await advanceCursor(tx, chainId, { blockNumber: last.blockNumber, logIndex: last.logIndex });
+    return events;
+  });
+}
+
+/** Moves the chain's cursor forward (never back: a slower replica cannot rewind it). */
+async function advanceCursor(tx: Em, chainId: number, cursor: TransferCursor): Promise<void> {
+  await tx.execute(
+    `insert into crediting_cursors (chain_id, block_number, log_index, updated_at) values (?, ?, ?, now())
+     on conflict (chain_id) do update set block_number = excluded.block_number, log_index = excluded.log_index,
+       updated_at = excluded.updated_at
+     where (crediting_cursors.block_number, crediting_cursors.log_index) < (excluded.block_number, excluded.log_index)`,
+    [chainId, cursor.blockNumber.toString(), cursor.logIndex],
+  );
+}
+
+/** The last credited position on a chain, or null before the first credit. */
+export async function getCreditingCursor(
+  em: Em,
+  chainId: number,
+  options: { forUpdate?: boolean } = {},
+): Promise<TransferCursor | null> {
+  const rows: { block_number: string; log_index: number }[] = await em.execute(
+    `select block_number::text as block_number, log_index from crediting_cursors where chain_id = ?${
+      options.forUpdate ? ' for update' : ''
+    }`,
+    [chainId],
+  );
+  const row = rows[0];
+  return row ? { blockNumber: BigInt(row.block_number), logIndex: row.log_index } : null;
+}
+
+export interface SyncPendingOptions extends CreditOptions {
+  /**
+   * False when the window answer may be truncated: pending deposits are then upserted but none is
+   * marked REORGED, since a missing one may only be beyond the page.
+   */
+  windowComplete?: boolean;
+}
+
+/**
+ * Mirrors the unconfirmed window into PENDING deposits: new ones inserted (creating the sender's
+ * account), confirmations and a re-mined transfer's block updated, and every PENDING deposit of the
+ * chain that is no longer in the window marked REORGED. CREDITED deposits are never touched.
+ *
+ * Call it after crediting everything confirmed at the same `head`: a PENDING deposit that is then
+ * neither credited nor in the window is gone from the chain.
+ */
+export async function syncPendingDeposits(
+  em: Em,
+  chainId: number,
+  windowTransfers: readonly IndexedTransfer[],
+  head: bigint,
+  confirmationsRequired: number,
+  options: SyncPendingOptions = {},
+): Promise<CreditingEvent[]> {
+  const rows = prepare(chainId, windowTransfers, options.tokenDecimals ?? USDC_DECIMALS).filter(
+    (row) => head - row.transfer.blockNumber < BigInt(confirmationsRequired),
+  );
+  return inTransaction(em, async (tx) => {
+    const events: CreditingEvent[] = [];
+    const now = new Date().toISOString();
+    if (rows.length > 0) {
+      const accounts = await lockAccounts(
+        tx,
+        rows.map((row) => row.transfer.from),
+      );
+      const changed: { id: string; account_id: string }[] = await tx.execute(
+        `insert into deposits (chain_id, tx_hash, log_index, block_number, block_hash, from_address, account_id,
+           amount_token, amount, status, confirmations, created_at, updated_at)
+         select ?, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.account_id,
+           t.amount_token, t.amount, 'PENDING', greatest(?::bigint - t.block_number, 0)::int,
+           ?::timestamptz, ?::timestamptz
+         from unnest(array[?]::text[], array[?]::int[], array[?]::bigint[], array[?]::text[], array[?]::text[],
+           array[?]::uuid[], array[?]::bigint[], array[?]::bigint[])
+           as t(tx_hash, log_index, block_number, block_hash, from_address, account_id, amount_token, amount)
+         on conflict (chain_id, tx_hash, log_index) do update set
+           status = 'PENDING', block_number = excluded.block_number, block_hash = excluded.block_hash,
+           confirmations = excluded.confirmations, updated_at = excluded.updated_at
+         where deposits.status <> 'CREDITED' and (deposits.status <> 'PENDING'
+           or deposits.block_number <> excluded.block_number or deposits.block_hash <> excluded.block_hash
+           or deposits.confirmations <> excluded.confirmations)
+         returning id, account_id`,
+        [
+          chainId,
+          head.toString(),
+          now,
+          now,
+          rows.map((r) => r.transfer.txHash.toLowerCase()),
+          rows.map((r) => r.transfer.logIndex),
+          rows.map((r) => r.transfer.blockNumber.toString()),
+          rows.map((r) => r.transfer.blockHash.toLowerCase()),
+          rows.map((r) => r.transfer.from),
+          rows.map((r) => accountOf(accounts, r.transfer.from).id),
+          rows.map((r) => r.transfer.value.toString()),
+          rows.map((r) => r.amount.toString()),
+        ],
+      );
+      for (const row of changed)
+        events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });
+    }
+    if (options.windowComplete !== false) {
+      const keys = rows.map((r) => r.key);
+      const reorged: { id: string; account_id: string }[] = await tx.execute(
+        `update deposits set status = 'REORGED', updated_at = ?::timestamptz
+         where chain_id = ? and status = 'PENDING'
+           and not (tx_hash || ':' || log_index::text = any(array[?]::text[]))
+         returning id, account_id`,
+        [now, chainId, keys.length > 0 ? keys : ['']],
+      );
+      for (const row of reorged)
+        events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });
+    }
+    return events;
+  });
+}
+
+const DEPOSIT_CURSOR = 'deposit';
+
+export function depositCursor(deposit: Pick<IDeposit, 'blockNumber' | 'logIndex' | 'id'>): string {
+  return encodeCursor(DEPOSIT_CURSOR, [deposit.blockNumber, deposit.logIndex, deposit.id]);
+}
+
+/**
+ * An account's deposits, newest on chain first: keyset on (blockNumber, logIndex, id), so a page does
+ * not shift when a new deposit arrives.
+ */
+export async function listDeposits(em: Em, accountId: string, args: PageArgs = {}): Promise<Page<IDeposit>> {
+  const first = pageSize(args.first);
+  let where: object = { account: accountId };
+  if (args.after) {
+    const [block = '', logIndex = '', id = ''] = decodeCursor(DEPOSIT_CURSOR, args.after, 3);
+    const b = BigInt(block);
+    const l = Number(logIndex);
+    where = {
+      account: accountId,
+      $or: [
+        { blockNumber: { $lt: b } },
+        { blockNumber: b, logIndex: { $lt: l } },
+        { blockNumber: b, logIndex: l, id: { $lt: id } },
+      ],
+    };
+  }
+  const rows = await em.find(Deposit, where, {
+    orderBy: [{ blockNumber: 'desc' }, { logIndex: 'desc' }, { id: 'desc' }],
+    limit: first + 1,
+  });
+  const entries = rows.slice(0, first);
+  const last = entries.at(-1);
+  return { entries, hasNextPage: rows.length > first, endCursor: last ? depositCursor(last) : null };
+}

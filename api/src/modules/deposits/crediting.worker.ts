@@ -1,0 +1,188 @@
+import type { Em, Orm } from '../../db/orm.ts';
+import {
+  type CreditingEvent,
+  creditConfirmedTransfers,
+  getCreditingCursor,
+  syncPendingDeposits,
+} from './crediting.service.ts';
+import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './indexer.client.ts';
+
+/** The subset of pino the worker logs through. */
+export interface WorkerLogger {
+  debug(object: object, message: string): void;
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+  error(object: object, message: string): void;
+}
+
+const silent: WorkerLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface CreditingWorkerOptions {
+  orm: Orm;
+  indexer: IndexerClient;
+  chainId: number;
+  /** A transfer is credited once head - blockNumber >= confirmations. */
+  confirmations: number;
+  /** How often to ask the indexer for its head. */
+  pollIntervalMs?: number;
+  /** Transfers credited per transaction. */
+  batchSize?: number;
+  /** Called after each transaction commits with what it changed; errors are logged, not retried. */
+  onEvents?: (events: CreditingEvent[]) => void | Promise<void>;
+  /** Called with the indexer's head each round it answers (for lag alerts and readiness). */
+  onHead?: (head: bigint) => void;
+  logger?: WorkerLogger;
+}
+
+export interface CreditingWorker {
+  /** Stops polling and waits for the round in flight. */
+  stop(): Promise<void>;
+  /** One full round now (credit the confirmed backlog, then sync the window). Throws what failed. */
+  runOnce(): Promise<void>;
+}
+
+/**
+ * Both PostgreSQL and PGlite implement advisory locks; the key pair is (this constant, chainId). Only
+ * one replica runs a crediting transaction per chain at a time; the others skip the round rather than
+ * queue behind it. Correctness does not rest on the lock (the guarded upserts do that), it only keeps
+ * replicas from doing the same work twice.
+ */
+const ADVISORY_LOCK_KEY = 0x434d_4352; // "CMCR"
+
+/**
+ * Polls the indexer and credits confirmed transfers exactly once; keeps PENDING/REORGED deposits in step
+ * with the unconfirmed window. Survives the indexer being down (logs, retries next round).
+ *
+ * @example
+ * const worker = startCreditingWorker({ orm, indexer, chainId: 31337, confirmations: 2, onEvents: publish });
+ * await worker.stop();
+ */
+export function startCreditingWorker(options: CreditingWorkerOptions): CreditingWorker {
+  const { orm, indexer, chainId, confirmations } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const batchSize = Math.min(options.batchSize ?? 2_000, INDEXER_MAX_LIMIT);
+  const logger = options.logger ?? silent;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | null = null;
+  // The head of the last round that finished its work; an unchanged head means nothing to do.
+  let settledHead: string | null = null;
+  let indexerDown = false;
+
+  async function publish(events: CreditingEvent[]): Promise<void> {
+    if (events.length === 0 || !options.onEvents) return;
+    try {
+      await options.onEvents(events);
+    } catch (error) {
+      logger.error({ err: error }, 'publishing crediting events failed');
+    }
+  }
+
+  /** Runs `fn` in a transaction holding the chain's crediting lock; null when another replica holds it. */
+  async function withCreditingLock<T>(fn: (tx: Em) => Promise<T>): Promise<T | null> {
+    return orm.em.fork().transactional(async (tx) => {
+      const [row] = await tx.execute<{ locked: boolean }[]>(
+        'select pg_try_advisory_xact_lock(?, ?) as locked',
+        [ADVISORY_LOCK_KEY, chainId],
+      );
+      if (!row?.locked) return null;
+      return fn(tx as Em);
+    });
+  }
+
+  async function round(): Promise<void> {
+    const head: IndexerHead = await indexer.head();
+    if (head.chainId !== chainId) {
+      throw new Error(`the indexer follows chain ${head.chainId}, this API credits chain ${chainId}`);
+    }
+    options.onHead?.(head.blockNumber);
+    const headKey = `${head.blockNumber}:${head.blockHash}`;
+    if (headKey === settledHead) return;
+
+    const toBlock = head.blockNumber - BigInt(confirmations);
+    let busy = false;
+    if (toBlock >= 0n) {
+      for (;;) {
+        const cursor = await getCreditingCursor(orm.em.fork(), chainId);
+        const transfers = await indexer.transfersAfter(cursor, toBlock, batchSize);
+        if (transfers.length === 0) break;
+        const events = await withCreditingLock<CreditingEvent[]>(async (tx) => {
+          // Another replica may have credited this page since it was read: start again from its cursor.
+          const current = await getCreditingCursor(tx, chainId, { forUpdate: true });
+          if (!sameCursor(current, cursor)) return [];
+          return creditConfirmedTransfers(tx, chainId, transfers, head.blockNumber);
+        });
+        if (events === null) {
+          busy = true;
+          break;
+        }
+        await publish(events);
+        if (events.length > 0) logger.debug({ chainId, count: transfers.length }, 'credited transfers');
+        if (transfers.length < batchSize) break;
+        if (stopped) return;
+      }
+    }
+    if (busy) return;
+
+    const window = await indexer.window(toBlock + 1n);
+    const events = await withCreditingLock<CreditingEvent[]>((tx) =>
+      syncPendingDeposits(tx, chainId, window, head.blockNumber, confirmations, {
+        windowComplete: window.length < INDEXER_MAX_LIMIT,
+      }),
+    );
+    if (events === null) return;
+    if (window.length >= INDEXER_MAX_LIMIT) {
+      logger.warn(
+        { chainId, size: window.length },
+        'confirmation window may be truncated: reorg detection skipped',
+      );
+    }
+    await publish(events);
+    settledHead = headKey;
+  }
+
+  async function runOnce(): Promise<void> {
+    while (inFlight) await inFlight.catch(() => {});
+    const current = round();
+    inFlight = current;
+    try {
+      await current;
+    } finally {
+      inFlight = null;
+    }
+  }
+
+  async function tick(): Promise<void> {
+    try {
+      await runOnce();
+      if (indexerDown) logger.info({ chainId }, 'indexer reachable again');
+      indexerDown = false;
+    } catch (error) {
+      // Log the first failure of a streak at error level, the rest quieter: a down indexer would
+      // otherwise flood the log five times a second.
+      if (!indexerDown) logger.error({ err: error, chainId }, 'crediting round failed, retrying');
+      else logger.debug({ err: error, chainId }, 'crediting round failed again');
+      indexerDown = true;
+    }
+    if (!stopped) timer = setTimeout(tick, pollIntervalMs);
+  }
+
+  timer = setTimeout(tick, 0);
+
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      while (inFlight) await inFlight.catch(() => {});
+    },
+    runOnce,
+  };
+}
+
+function sameCursor(
+  a: { blockNumber: bigint; logIndex: number } | null,
+  b: { blockNumber: bigint; logIndex: number } | null,
+): boolean {
+  if (a === null || b === null) return a === b;
+  return a.blockNumber === b.blockNumber && a.logIndex === b.logIndex;
+}
