@@ -1,0 +1,121 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPublicClient, http, parseAbiItem } from 'viem';
+import { afterAll, describe, expect, it } from 'vitest';
+import { devAccounts } from './accounts.ts';
+import { mineBlocks, reorg, revert, snapshot, startAnvil } from './anvil.ts';
+import { deployTestUsdc, mintUsdc, transferUsdc, usdcBalance } from './token.ts';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Every live process whose command line mentions `--port <port>`: the wrapper and the real anvil. */
+function processesOnPort(port: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const at = args.indexOf('--port');
+      if (at >= 0 && args[at + 1] === String(port) && args.some((arg) => arg.includes('anvil')))
+        pids.push(Number(entry));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return pids;
+}
+
+describe('devnet', () => {
+  it('starts anvil, and stop leaves neither the wrapper nor the binary behind', async () => {
+    const anvil = await startAnvil();
+    // The .bin wrapper and the real binary it spawned.
+    expect(processesOnPort(anvil.port).length).toBe(2);
+    await anvil.stop();
+    expect(processesOnPort(anvil.port)).toEqual([]);
+    await anvil.stop(); // idempotent
+  });
+
+  it('deploys the token, mints and transfers, with the dev accounts by role', async () => {
+    expect(devAccounts.deployer.address).toBe('0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266');
+    expect(devAccounts.treasury.index).toBe(9);
+    expect(devAccounts.payers.map((a) => a.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const anvil = await startAnvil({ chainId: 31337 });
+    try {
+      const token = await deployTestUsdc(anvil.rpcUrl);
+      const [payer] = devAccounts.payers;
+      if (!payer) throw new Error('no payer');
+      await mintUsdc(anvil.rpcUrl, token, payer.address, 5_000_000n);
+      const paid = await transferUsdc(anvil.rpcUrl, token, payer, devAccounts.treasury.address, 1_250_000n);
+      expect(paid.blockNumber).toBeGreaterThan(0n);
+      expect(await usdcBalance(anvil.rpcUrl, token, payer.address)).toBe(3_750_000n);
+      expect(await usdcBalance(anvil.rpcUrl, token, devAccounts.treasury.address)).toBe(1_250_000n);
+    } finally {
+      await anvil.stop();
+    }
+  });
+
+  it('removes a mined transfer with anvil_reorg and with snapshot/revert', async () => {
+    const anvil = await startAnvil();
+    try {
+      const client = createPublicClient({ transport: http(anvil.rpcUrl), cacheTime: 0 });
+      const token = await deployTestUsdc(anvil.rpcUrl);
+      const [payer] = devAccounts.payers;
+      if (!payer) throw new Error('no payer');
+      await mintUsdc(anvil.rpcUrl, token, payer.address, 100n);
+      const treasury = devAccounts.treasury.address;
+
+      const paid = await transferUsdc(anvil.rpcUrl, token, payer, treasury, 10n);
+      await mineBlocks(anvil.rpcUrl, 2);
+      const oldHash = (await client.getBlock({ blockNumber: paid.blockNumber })).hash;
+      await reorg(anvil.rpcUrl, 3);
+      await mineBlocks(anvil.rpcUrl, 1);
+      expect(await client.getBlockNumber()).toBe(paid.blockNumber + 3n);
+      expect((await client.getBlock({ blockNumber: paid.blockNumber })).hash).not.toBe(oldHash);
+      await expect(client.getTransactionReceipt({ hash: paid.txHash })).rejects.toThrow();
+      expect(await usdcBalance(anvil.rpcUrl, token, treasury)).toBe(0n);
+
+      const id = await snapshot(anvil.rpcUrl);
+      const again = await transferUsdc(anvil.rpcUrl, token, payer, treasury, 20n);
+      await revert(anvil.rpcUrl, id);
+      await mineBlocks(anvil.rpcUrl, 3);
+      expect(await client.getBlockNumber()).toBe(again.blockNumber + 2n);
+      await expect(client.getTransactionReceipt({ hash: again.txHash })).rejects.toThrow();
+      expect(await usdcBalance(anvil.rpcUrl, token, treasury)).toBe(0n);
+    } finally {
+      await anvil.stop();
+    }
+  });
+
+  it('keeps its chain in a state file across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-anvil-state-'));
+    dirs.push(dir);
+    const stateFile = join(dir, 'state.json');
+    const first = await startAnvil({ stateFile });
+    const token = await deployTestUsdc(first.rpcUrl);
+    const [payer] = devAccounts.payers;
+    if (!payer) throw new Error('no payer');
+    const minted = await mintUsdc(first.rpcUrl, token, payer.address, 42n);
+    await first.stop();
+    expect(existsSync(stateFile)).toBe(true);
+
+    const second = await startAnvil({ stateFile });
+    try {
+      const client = createPublicClient({ transport: http(second.rpcUrl), cacheTime: 0 });
+      expect(await client.getBlockNumber()).toBe(minted.blockNumber);
+      expect(await usdcBalance(second.rpcUrl, token, payer.address)).toBe(42n);
+      // The history is there too: an indexer started afterwards finds the old logs.
+      const logs = await client.getLogs({
+        address: token,
+        event: parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)'),
+        fromBlock: 0n,
+      });
+      expect(logs.map((log) => log.transactionHash)).toEqual([minted.txHash]);
+    } finally {
+      await second.stop();
+    }
+  });
+});
