@@ -114,7 +114,8 @@ export function costFromUsage(price: ModelPrice, usage: TokenUsage): MicroUsd {
 const HEADER_NUMBER = /^\+?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/;
 /** A float has at most 17 significant digits, and the last one or two are binary noise. */
 const FLOAT_SIGNIFICANT_DIGITS = 15;
-const MAX_EXPONENT = 30;
+/** 10^40 micro-USD is no real cost; the cap only keeps absurd exponents from building huge numbers. */
+const MAX_MICRO_USD_EXPONENT = 40;
 
 /**
  * Provider cost from the `x-litellm-response-cost` header (USD), rounded up to the micro-USD.
@@ -130,7 +131,6 @@ export function costFromHeader(header: string | null | undefined): MicroUsd | nu
   const [, whole = '', fraction = '', exponentText = '0'] = match;
   if (whole === '' && fraction === '') return null;
   const exponent = Number(exponentText);
-  if (Math.abs(exponent) > MAX_EXPONENT) return null;
 
   // value = digits x 10^(exponent - fraction.length), in USD.
   let digits = (whole + fraction).replace(/^0+/, '');
@@ -145,6 +145,7 @@ export function costFromHeader(header: string | null | undefined): MicroUsd | nu
   const value = BigInt(digits || '0');
   // micro-USD = value x 10^(power + 6)
   const shift = power + 6;
+  if (value !== 0n && shift + digits.length > MAX_MICRO_USD_EXPONENT) return null;
   return (shift >= 0 ? value * 10n ** BigInt(shift) : divCeil(value, 10n ** BigInt(-shift))) as MicroUsd;
 }
 
