@@ -99,7 +99,7 @@ export function makeTransfer(
   txCounter++;
   return {
     chainId,
-    txHash: `0x${txCounter.toString(16).padStart(64, 'a')}`,
+    txHash: `0x${txCounter.toString(16).padStart(64, '0')}`,
     logIndex,
     blockNumber,
     blockHash: blockHash(blockNumber, fork),
