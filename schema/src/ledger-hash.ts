@@ -57,8 +57,8 @@ export function ledgerEntryHash(prevHash: string | null, entry: LedgerHashFields
 }
 
 export interface StoredLedgerEntry extends LedgerHashFields {
-  /** null (or 64 zeros) for the first entry of an account. */
-  prevHash: string | null;
+  /** null, undefined or 64 zeros for the first entry of an account. */
+  prevHash?: string | null;
   hash: string;
 }
 
