@@ -219,6 +219,16 @@ describe('stream', () => {
     await until(() => dev.activeStreams() === 0, 'the dev server to stop generating');
   });
 
+  it('does not count a slow consumer against the upstream timeout', async () => {
+    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 100 });
+    const stream = await impatient.stream({ model: 'chainmeter-dev', messages: hello, max_tokens: 3 });
+    for await (const _ of stream.chunks) {
+      // a client reading slowly: each chunk takes longer to pass on than the upstream timeout
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    expect(await stream.outcome).toMatchObject({ status: 'complete', finishReason: 'length', error: null });
+  });
+
   it('maps stream failures before the first chunk like complete does', async () => {
     const error = await upstreamError(upstream.stream({ model: 'dev-error-500', messages: hello }));
     expect(error.kind).toBe('unavailable');

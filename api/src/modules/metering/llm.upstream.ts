@@ -192,13 +192,15 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
         armIdleTimer();
         try {
           for await (const chunk of opened.data) {
-            armIdleTimer();
+            // Only the upstream's silence counts: a slow consumer (a slow client) must not time it out.
+            clearTimeout(idleTimer);
             state.chunkCount += 1;
             if (chunk.usage) state.usage = chunk.usage;
             const choice = chunk.choices?.[0];
             if (choice?.delta?.content) state.content += choice.delta.content;
             if (choice?.finish_reason) state.finishReason = choice.finish_reason;
             yield chunk;
+            armIdleTimer();
           }
           ended = true;
         } catch (error) {
