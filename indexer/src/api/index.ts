@@ -15,7 +15,14 @@ import { transferToJson } from './transfer-json.ts';
 const app = new Hono();
 
 app.get('/chainmeter/head', async (c) => {
-  const head = await readIndexedHead(db, publicClients[CHAIN_NAME], env.chainId);
+  let head: Awaited<ReturnType<typeof readIndexedHead>>;
+  try {
+    head = await readIndexedHead(db, publicClients[CHAIN_NAME], env.chainId);
+  } catch (error) {
+    // The block hash comes from the RPC: its outage is the indexer's unavailability, not a bug here.
+    console.error('reading the indexed head failed', error);
+    return c.json({ error: `cannot read the indexed head: ${(error as Error).message.split('\n')[0]}` }, 503);
+  }
   if (!head) return c.json({ error: 'the indexer has not processed any block yet' }, 503);
   return c.json({
     chainId: head.chainId,
