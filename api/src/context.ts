@@ -2,9 +2,10 @@
  * What every GraphQL operation gets: a fresh EntityManager fork (never shared across requests), the
  * authenticated viewer (or null) and the app's long-lived services.
  */
-import type { Em, Orm } from './db/orm.ts';
+
 import type { Logger } from 'pino';
 import type { Address, PublicClient } from 'viem';
+import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
 import type { AppPubSub } from './pubsub.ts';

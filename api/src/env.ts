@@ -50,7 +50,11 @@ const schema = z.object({
       .optional(),
   ),
   CREDITING_POLL_MS: z.coerce.number().int().min(20).max(60_000).default(200),
-  SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 90).default(24 * 7),
+  SESSION_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 90)
+    .default(24 * 7),
   LLM_BASE_URL: optionalUrl,
   LLM_API_KEY: optionalString,
   LLM_PRICES: optionalString,

@@ -15,15 +15,15 @@ import type { ExecutionArgs, execute, subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { Hono } from 'hono';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import { createPublicClient, http } from 'viem';
 import { WebSocketServer } from 'ws';
 import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
-import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
+import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import { createIndexerClient } from './modules/deposits/indexer.client.ts';
 import { createAppPubSub } from './pubsub.ts';
 import { schema } from './schema/index.ts';
@@ -84,7 +84,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
       EnvelopArmorPlugin({
         maxDepth: { n: 12, exposeLimits: config.env !== 'production' },
         maxAliases: { n: 20, exposeLimits: config.env !== 'production' },
-        costLimit: { maxCost: 5_000, exposeLimits: config.env !== 'production' },
+        costLimit: { maxCost: 25_000, exposeLimits: config.env !== 'production' },
         maxTokens: { n: 2_000, exposeLimits: config.env !== 'production' },
         maxDirectives: { n: 20, exposeLimits: config.env !== 'production' },
         blockFieldSuggestion: { enabled: config.env === 'production' },
@@ -120,7 +120,14 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
-        const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+        const {
+          schema: envelopedSchema,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,

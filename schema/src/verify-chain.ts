@@ -44,7 +44,9 @@ export async function verifyChainSetup(setup: ChainSetup, timeoutMs = 10_000): P
   try {
     const decimals = await client.readContract({ address: token, abi: usdcAbi, functionName: 'decimals' });
     if (decimals !== USDC_DECIMALS) {
-      problems.push(`USDC_ADDRESS ${token} has ${decimals} decimals; ChainMeter needs a ${USDC_DECIMALS}-decimal token`);
+      problems.push(
+        `USDC_ADDRESS ${token} has ${decimals} decimals; ChainMeter needs a ${USDC_DECIMALS}-decimal token`,
+      );
     }
   } catch {
     problems.push(`USDC_ADDRESS ${token} does not answer decimals(): not an ERC-20 token`);

@@ -3,8 +3,9 @@
  * `Authorization: Bearer` header (GraphQL over HTTP and SSE, REST), the httpOnly session cookie (the web
  * client) and graphql-ws `connectionParams.authorization`.
  */
-import type { Em } from '../db/orm.ts';
+
 import type { Viewer } from '../context.ts';
+import type { Em } from '../db/orm.ts';
 import type { ApiConfig } from '../env.ts';
 import { isSessionToken, viewerFromSessionToken } from '../modules/auth/auth.service.ts';
 

@@ -2,11 +2,12 @@
  * The Pothos builder: plugins, the context type, scalars' shapes and auth scopes. No types live here;
  * each domain module adds its own in `<domain>.schema.ts`.
  */
+
+import type { MicroUsd } from '@chainmeter/schema';
 import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
-import type { MicroUsd } from '@chainmeter/schema';
 import type { Address, Hex } from 'viem';
 import type { GraphQLContext } from '../context.ts';
 import { forbidden, unauthenticated } from '../errors.ts';

@@ -1,4 +1,4 @@
-import { formatCredits, MoneyFormatError, type MicroUsd, parseCredits } from '@chainmeter/schema';
+import { formatCredits, type MicroUsd, MoneyFormatError, parseCredits } from '@chainmeter/schema';
 import { getAddress, type Hex, isAddress, isHex } from 'viem';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
@@ -28,7 +28,8 @@ builder.scalarType('Address', {
   serialize: (value) => getAddress(value),
   parseValue: (value) => {
     const text = expectString(value, 'Address');
-    if (!isAddress(text, { strict: false })) throw badInput(`"${text}" is not an address (0x + 40 hex digits)`);
+    if (!isAddress(text, { strict: false }))
+      throw badInput(`"${text}" is not an address (0x + 40 hex digits)`);
     return getAddress(text);
   },
 });
@@ -38,7 +39,8 @@ builder.scalarType('Hash', {
   serialize: (value) => value,
   parseValue: (value) => {
     const text = expectString(value, 'Hash');
-    if (!isHex(text, { strict: true }) || text.length !== 66) throw badInput(`"${text}" is not a 32-byte hash`);
+    if (!isHex(text, { strict: true }) || text.length !== 66)
+      throw badInput(`"${text}" is not a 32-byte hash`);
     return text.toLowerCase() as Hex;
   },
 });
@@ -65,4 +67,3 @@ builder.scalarType('DateTime', {
     return date;
   },
 });
-

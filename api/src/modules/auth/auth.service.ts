@@ -8,11 +8,19 @@
  * someone's challenge by guessing, and a replayed message always fails.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Em } from '../../db/orm.ts';
-import { inTransaction } from '../../db/transaction.ts';
-import { type Address, getAddress, type Hex, isAddress, isHex, type PublicClient, recoverMessageAddress } from 'viem';
+import {
+  type Address,
+  getAddress,
+  type Hex,
+  isAddress,
+  isHex,
+  type PublicClient,
+  recoverMessageAddress,
+} from 'viem';
 import { createSiweMessage, generateSiweNonce, parseSiweMessage, verifySiweMessage } from 'viem/siwe';
 import type { Viewer } from '../../context.ts';
+import type { Em } from '../../db/orm.ts';
+import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
 import type { IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
@@ -42,7 +50,10 @@ export async function createSiweChallenge(
   now = new Date(),
 ): Promise<string> {
   if (input.chainId !== config.chainId) {
-    throw badInput(`Wrong chain: ChainMeter runs on chain ${config.chainId}, not ${input.chainId}`, 'chainId');
+    throw badInput(
+      `Wrong chain: ChainMeter runs on chain ${config.chainId}, not ${input.chainId}`,
+      'chainId',
+    );
   }
   const origin = new URL(config.publicOrigin);
   const nonce = generateSiweNonce();
@@ -91,17 +102,27 @@ export async function signInWithEthereum(
   const signature = input.signature as Hex;
   const fields = parseSiweMessage(input.message);
   const { address, domain, uri, nonce, chainId, issuedAt, expirationTime, notBefore, version } = fields;
-  if (!address || !isAddress(address, { strict: false }) || !domain || !uri || !nonce || !chainId || !issuedAt) {
+  if (
+    !address ||
+    !isAddress(address, { strict: false }) ||
+    !domain ||
+    !uri ||
+    !nonce ||
+    !chainId ||
+    !issuedAt
+  ) {
     throw badInput('Not a sign-in message: ask siweChallenge for one and sign it unchanged', 'message');
   }
   if (version !== '1') throw badInput('Unsupported SIWE version', 'message');
   const origin = new URL(config.publicOrigin);
   if (domain !== origin.host) throw signInFailed(`the message is for ${domain}, not ${origin.host}`);
   if (uri !== origin.origin) throw signInFailed(`the message's URI ${uri} is not ${origin.origin}`);
-  if (chainId !== config.chainId) throw signInFailed(`wrong chain ${chainId}: sign in on chain ${config.chainId}`);
+  if (chainId !== config.chainId)
+    throw signInFailed(`wrong chain ${chainId}: sign in on chain ${config.chainId}`);
   if (!expirationTime) throw signInFailed('the message has no expiration time');
   if (expirationTime.getTime() <= now.getTime()) throw signInFailed('the message has expired');
-  if (issuedAt.getTime() > now.getTime() + CLOCK_SKEW_MS) throw signInFailed('the message is issued in the future');
+  if (issuedAt.getTime() > now.getTime() + CLOCK_SKEW_MS)
+    throw signInFailed('the message is issued in the future');
   if (now.getTime() - issuedAt.getTime() > CHALLENGE_TTL_MS) throw signInFailed('the message is too old');
   if (notBefore && notBefore.getTime() > now.getTime() + CLOCK_SKEW_MS) {
     throw signInFailed('the message is not valid yet');
@@ -128,7 +149,13 @@ export async function signInWithEthereum(
     const account = await findOrCreateAccount(tx, signer);
     const token = `${SESSION_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const expiresAt = new Date(now.getTime() + config.sessionTtlMs);
-    tx.create(Session, { tokenHash: hashToken(token), account: account.id, createdAt: now, expiresAt, revokedAt: null });
+    tx.create(Session, {
+      tokenHash: hashToken(token),
+      account: account.id,
+      createdAt: now,
+      expiresAt,
+      revokedAt: null,
+    });
     await tx.flush();
     return { token, expiresAt, account };
   });

@@ -8,7 +8,8 @@ import { DEPOSIT_STATUSES, Deposit, type IDeposit } from './deposits.entity.ts';
 
 const DepositStatusRef = builder.enumType('DepositStatus', {
   values: DEPOSIT_STATUSES,
-  description: 'PENDING until CONFIRMATIONS blocks are on top, then CREDITED; REORGED if the chain dropped it.',
+  description:
+    'PENDING until CONFIRMATIONS blocks are on top, then CREDITED; REORGED if the chain dropped it.',
 });
 
 export const DepositRef = builder.objectRef<IDeposit>('Deposit').implement({
@@ -45,9 +46,11 @@ builder.objectField(AccountRef, 'deposits', (t) =>
 builder.subscriptionField('depositUpdated', (t) =>
   t.field({
     type: DepositRef,
-    description: "The signed-in account's deposits: PENDING with each new confirmation, then CREDITED or REORGED.",
+    description:
+      "The signed-in account's deposits: PENDING with each new confirmation, then CREDITED or REORGED.",
     authScopes: { authenticated: true },
-    subscribe: (_root, _args, ctx) => ctx.services.pubsub.subscribe('depositUpdated', viewerOf(ctx).accountId),
+    subscribe: (_root, _args, ctx) =>
+      ctx.services.pubsub.subscribe('depositUpdated', viewerOf(ctx).accountId),
     // A fresh fork per event: the subscription's own EntityManager would serve stale rows from its identity map.
     resolve: (payload: { depositId: string }, _args, ctx) =>
       ctx.services.orm.em.fork().findOneOrFail(Deposit, { id: payload.depositId }),
@@ -68,7 +71,9 @@ const PaymentConfigRef = builder.objectRef<PaymentConfigShape>('PaymentConfig').
     tokenAddress: t.field({ type: 'Address', resolve: (config) => config.tokenAddress }),
     tokenDecimals: t.int({ resolve: () => USDC_DECIMALS }),
     treasuryAddress: t.field({ type: 'Address', resolve: (config) => config.treasuryAddress }),
-    confirmations: t.exposeInt('confirmations', { description: 'Blocks on top before a deposit is credited.' }),
+    confirmations: t.exposeInt('confirmations', {
+      description: 'Blocks on top before a deposit is credited.',
+    }),
     creditsPerToken: t.field({
       type: 'Credits',
       description: 'Credits bought by one whole token (1 USDC = 1,000 credits).',

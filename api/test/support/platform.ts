@@ -1,0 +1,143 @@
+/**
+ * The whole platform for an integration test file: a real anvil chain with the test token, a real Ponder
+ * indexer, a fresh PostgreSQL database (or PGlite) and the API, in-process or as real child processes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Address } from 'viem';
+import { devAccounts } from '../../../scripts/src/devnet/accounts.ts';
+import { type Anvil, startAnvil } from '../../../scripts/src/devnet/anvil.ts';
+import { type Indexer, startIndexer } from '../../../scripts/src/devnet/indexer.ts';
+import { findFreePort } from '../../../scripts/src/devnet/ports.ts';
+import { createTestDatabase, type TestDatabase } from '../../../scripts/src/devnet/postgres.ts';
+import { captureOutput, killGroupOnExit, stopGroup } from '../../../scripts/src/devnet/process-group.ts';
+import { deployTestUsdc } from '../../../scripts/src/devnet/token.ts';
+import { loadConfig } from '../../src/env.ts';
+import { type RunningApi, startApi } from '../../src/server.ts';
+
+const API_MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+export interface Platform {
+  anvil: Anvil;
+  token: Address;
+  treasury: Address;
+  chainId: number;
+  indexer: Indexer;
+  /** The API database (PostgreSQL), or undefined on PGlite. */
+  database: TestDatabase | undefined;
+  /** Environment for an API process on this platform. */
+  apiEnv(overrides?: Record<string, string>): Record<string, string>;
+  startApi(overrides?: Record<string, string>): Promise<RunningApi>;
+  close(): Promise<void>;
+}
+
+export interface PlatformOptions {
+  /** Use embedded PGlite for the API and the indexer instead of PostgreSQL. */
+  pglite?: boolean;
+  confirmations?: number;
+}
+
+export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
+  const chainId = 31337;
+  const anvil = await startAnvil({ chainId });
+  const cleanups: (() => Promise<void>)[] = [() => anvil.stop()];
+  try {
+    const token = await deployTestUsdc(anvil.rpcUrl);
+    const treasury = devAccounts.treasury.address;
+    const scratch = mkdtempSync(path.join(tmpdir(), 'chainmeter-test-'));
+    cleanups.push(async () => rmSync(scratch, { recursive: true, force: true }));
+    const indexerDatabase = options.pglite ? undefined : await createTestDatabase('cm_ponder');
+    if (indexerDatabase) cleanups.push(() => indexerDatabase.drop());
+    const indexer = await startIndexer({
+      rpcUrl: anvil.rpcUrl,
+      chainId,
+      usdcAddress: token,
+      treasuryAddress: treasury,
+      databaseUrl: indexerDatabase?.url,
+      dataDir: path.join(scratch, 'ponder'),
+      logFile: path.join(scratch, 'ponder.log'),
+    });
+    cleanups.push(() => indexer.stop());
+    const database = options.pglite ? undefined : await createTestDatabase('cm_api');
+    if (database) cleanups.push(() => database.drop());
+    const apiEnv = (overrides: Record<string, string> = {}) => ({
+      NODE_ENV: 'test',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      PUBLIC_ORIGIN: 'http://localhost:4000',
+      RPC_URL: anvil.rpcUrl,
+      CHAIN_ID: String(chainId),
+      USDC_ADDRESS: token,
+      TREASURY_ADDRESS: treasury,
+      INDEXER_URL: indexer.url,
+      CONFIRMATIONS: String(options.confirmations ?? 2),
+      CREDITING_POLL_MS: '50',
+      LOG_LEVEL: 'warn',
+      DATA_DIR: path.join(scratch, 'api-data'),
+      ...(database ? { DATABASE_URL: database.url } : {}),
+      ...overrides,
+    });
+    return {
+      anvil,
+      token,
+      treasury,
+      chainId,
+      indexer,
+      database,
+      apiEnv,
+      startApi: async (overrides) => {
+        const api = await startApi(loadConfig(apiEnv(overrides)));
+        cleanups.push(() => api.close());
+        return api;
+      },
+      close: async () => {
+        for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+      },
+    };
+  } catch (error) {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    throw error;
+  }
+}
+
+export interface ApiProcess {
+  url: string;
+  child: ChildProcess;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** The API as a real process (`node api/src/main.ts`), for restarts and several replicas at once. */
+export async function spawnApiProcess(env: Record<string, string>): Promise<ApiProcess> {
+  const port = await findFreePort();
+  const child = spawn(process.execPath, [API_MAIN], {
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const output = captureOutput(child);
+  const forget = killGroupOnExit(child.pid as number);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`API process exited: ${output.text()}`);
+    const healthy = await fetch(`${url}/healthz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (healthy) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url,
+    child,
+    logs: () => output.text(),
+    stop: async () => {
+      forget();
+      await stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 });
+    },
+  };
+}
