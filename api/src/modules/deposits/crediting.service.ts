@@ -295,9 +295,9 @@ export async function syncPendingDeposits(
   confirmationsRequired: number,
   options: SyncPendingOptions = {},
 ): Promise<CreditingEvent[]> {
-  const rows = prepare(chainId, windowTransfers, options.tokenDecimals ?? USDC_DECIMALS).filter(
-    (row) => head - row.transfer.blockNumber < BigInt(confirmationsRequired),
-  );
+  const present = prepare(chainId, windowTransfers, options.tokenDecimals ?? USDC_DECIMALS);
+  // Confirmed ones are the credit pass's business, but they are still on chain: not reorged.
+  const rows = present.filter((row) => head - row.transfer.blockNumber < BigInt(confirmationsRequired));
   return inTransaction(em, async (tx) => {
     const events: CreditingEvent[] = [];
     const now = new Date().toISOString();
@@ -341,7 +341,7 @@ export async function syncPendingDeposits(
         events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });
     }
     if (options.windowComplete !== false) {
-      const keys = rows.map((r) => r.key);
+      const keys = present.map((r) => r.key);
       const reorged: { id: string; account_id: string }[] = await tx.execute(
         `update deposits set status = 'REORGED', updated_at = ?::timestamptz
          where chain_id = ? and status = 'PENDING'

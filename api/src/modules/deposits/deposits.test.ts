@@ -13,6 +13,7 @@ import {
   creditConfirmedTransfers,
   getCreditingCursor,
   listDeposits,
+  syncPendingDeposits,
 } from './crediting.service.ts';
 import { startCreditingWorker } from './crediting.worker.ts';
 import { Deposit } from './deposits.entity.ts';
@@ -225,6 +226,38 @@ describe('crediting', () => {
       return (await getAccountByWallet(orm.em.fork(), payer))?.balance === 77n;
     });
     await looping.stop();
+  });
+
+  it('leaves nothing half-done when the transaction fails after the crediting statements', async () => {
+    const chainId = nextChainId++;
+    const payer = wallet();
+    const transfers = [makeTransfer(chainId, payer, 9_000n, 3n, 0)];
+    await expect(
+      orm.em.fork().transactional(async (tx) => {
+        const events = await creditConfirmedTransfers(tx, chainId, transfers, 10n);
+        expect(events).toHaveLength(2);
+        throw new Error('process killed before commit');
+      }),
+    ).rejects.toThrow('process killed before commit');
+    const em = orm.em.fork();
+    expect(await getAccountByWallet(em, payer)).toBeNull();
+    expect(await depositOf(chainId, transfers[0]!.txHash)).toBeNull();
+    expect(await getCreditingCursor(em, chainId)).toBeNull();
+    // The retry credits it, once.
+    await orm.em.fork().transactional((tx) => creditConfirmedTransfers(tx, chainId, transfers, 10n));
+    await orm.em.fork().transactional((tx) => creditConfirmedTransfers(tx, chainId, transfers, 10n));
+    expect((await getAccountByWallet(orm.em.fork(), payer))?.balance).toBe(9_000n);
+  });
+
+  it('does not mark a pending deposit REORGED when its transfer is confirmed but still on chain', async () => {
+    const chainId = nextChainId++;
+    const payer = wallet();
+    const transfer = makeTransfer(chainId, payer, 5n, 10n, 0);
+    await orm.em.fork().transactional((tx) => syncPendingDeposits(tx, chainId, [transfer], 10n, 3));
+    await orm.em.fork().transactional((tx) => syncPendingDeposits(tx, chainId, [transfer], 14n, 3));
+    expect(await depositOf(chainId, transfer.txHash)).toMatchObject({ status: 'PENDING' });
+    await orm.em.fork().transactional((tx) => syncPendingDeposits(tx, chainId, [], 14n, 3));
+    expect(await depositOf(chainId, transfer.txHash)).toMatchObject({ status: 'REORGED' });
   });
 
   it('pages deposits newest first by keyset', async () => {
