@@ -6,12 +6,11 @@
  */
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { mineBlocks, reorg } from '../../scripts/src/devnet/anvil.ts';
 import { deployTestUsdc, mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
-import { type Platform, startPlatform } from './support/platform.ts';
+import { devPayer, type Platform, startPlatform } from './support/platform.ts';
 
 const ME = `{ me { walletAddress balance
   deposits(first: 50) { edges { node { txHash logIndex status confirmations credits amountToken from creditedAt } } }
@@ -56,7 +55,7 @@ const usdc = (whole: number) => BigInt(Math.round(whole * 1_000_000));
 
 describe('a payment', () => {
   it('goes PENDING with live confirmations, then CREDITED once, pushing both subscriptions', async () => {
-    const payer = devAccounts.payers[0];
+    const payer = devPayer(0);
     const token = await signIn(api.url, payer, platform.chainId);
     const deposits = await subscribe<{ depositUpdated: DepositJson }>(
       api.url,
@@ -119,7 +118,7 @@ describe('a payment', () => {
   });
 
   it('credits a wallet that paid before it ever signed in, at its first sign-in', async () => {
-    const payer = devAccounts.payers[1];
+    const payer = devPayer(1);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
     const paid = await transferUsdc(
       platform.anvil.rpcUrl,
@@ -141,7 +140,7 @@ describe('a payment', () => {
   });
 
   it('ignores a transfer to another address and a Transfer of another token to the treasury', async () => {
-    const payer = devAccounts.payers[2];
+    const payer = devPayer(2);
     const token = await signIn(api.url, payer, platform.chainId);
     const otherToken = await deployTestUsdc(platform.anvil.rpcUrl);
     await mintUsdc(platform.anvil.rpcUrl, otherToken, payer.address, usdc(10));
@@ -151,7 +150,7 @@ describe('a payment', () => {
       platform.anvil.rpcUrl,
       platform.token,
       payer,
-      devAccounts.payers[3].address,
+      devPayer(3).address,
       usdc(5),
     );
     await mineBlocks(platform.anvil.rpcUrl, 3);
@@ -176,7 +175,7 @@ describe('a payment', () => {
   });
 
   it('marks a pending deposit REORGED when the chain drops it, and never credits it', async () => {
-    const payer = devAccounts.payers[4];
+    const payer = devPayer(4);
     const token = await signIn(api.url, payer, platform.chainId);
     const deposits = await subscribe<{ depositUpdated: DepositJson }>(
       api.url,
@@ -207,8 +206,8 @@ describe('a payment', () => {
   });
 
   it("never shows one account another's data, nor pushes it another's events", async () => {
-    const alice = devAccounts.payers[5];
-    const bob = privateKeyToAccount(devAccounts.payers[6].privateKey);
+    const alice = devPayer(5);
+    const bob = privateKeyToAccount(devPayer(6).privateKey);
     const aliceToken = await signIn(api.url, alice, platform.chainId);
     const bobToken = await signIn(api.url, bob, platform.chainId);
     const bobEvents = await subscribe<{ depositUpdated: DepositJson }>(
@@ -239,7 +238,7 @@ describe('a payment', () => {
 
 describe('exactly once', () => {
   it('credits nothing twice when the API restarts and replays the chain from the start', async () => {
-    const payer = devAccounts.payers[7];
+    const payer = devPayer(7);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
     const paid = await transferUsdc(
       platform.anvil.rpcUrl,

@@ -103,6 +103,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   }
 }
 
+/** The devnet's i-th payer account (fails loudly rather than returning undefined). */
+export function devPayer(index: number) {
+  const account = devAccounts.payers[index];
+  if (!account) throw new Error(`the devnet has no payer ${index}`);
+  return account;
+}
+
 export interface ApiProcess {
   url: string;
   child: ChildProcess;
