@@ -1,6 +1,15 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
+const require = createRequire(import.meta.url);
+
 export default defineConfig({
+  resolve: {
+    // graphql 16 ships CommonJS (`main`) and ESM (`module`). Node loads the CommonJS build for yoga and
+    // Pothos; Vite would give our own modules the ESM one, and two GraphQLError classes make yoga mask
+    // every expected error. One file for everybody.
+    alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
+  },
   test: {
     include: ['{schema,indexer,api,scripts,web}/**/*.test.ts', 'api/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/.ponder/**'],

@@ -3,6 +3,7 @@
  * as-is. Anything else thrown in a resolver is unexpected and yoga masks it ("Unexpected error.").
  */
 import { GraphQLError } from 'graphql';
+import { maskError as defaultMaskError, type MaskError } from 'graphql-yoga';
 
 export type ErrorCode =
   | 'UNAUTHENTICATED'
@@ -26,3 +27,35 @@ export const forbidden = (message = 'Not allowed') => new ExpectedError('FORBIDD
 export const badInput = (message: string, field?: string) =>
   new ExpectedError('BAD_USER_INPUT', message, field ? { field } : {});
 export const notFound = (message: string) => new ExpectedError('NOT_FOUND', message);
+
+const EXPECTED_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+  'INSUFFICIENT_CREDITS',
+  'RATE_LIMITED',
+  'NOT_FOUND',
+]);
+
+/**
+ * Yoga's error mask, taught our domain errors: services throw plain errors that carry a contract `code`
+ * (an invalid cursor, an insufficient balance...) without knowing about GraphQL; they reach the client
+ * with that code and their message. Everything else is masked by yoga's default.
+ */
+export const maskError: MaskError = (error, message, isDev) => {
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  const code = (original as { code?: unknown } | undefined)?.code;
+  if (
+    original instanceof Error &&
+    !(original instanceof GraphQLError) &&
+    typeof code === 'string' &&
+    EXPECTED_CODES.has(code)
+  ) {
+    return new GraphQLError(original.message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code },
+    });
+  }
+  return defaultMaskError(error, message, isDev);
+};

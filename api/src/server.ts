@@ -21,6 +21,7 @@ import { WebSocketServer } from 'ws';
 import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
+import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
@@ -72,7 +73,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     graphqlEndpoint: '/graphql',
     graphiql: config.env !== 'production',
     // Expected errors carry extensions.code and pass through; anything else becomes "Unexpected error."
-    maskedErrors: true,
+    maskedErrors: { maskError },
     logging: {
       debug: (...args) => logger.debug(args),
       info: (...args) => logger.info(args),
