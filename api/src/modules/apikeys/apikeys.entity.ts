@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { Account } from '../accounts/accounts.entity.ts';
+
+/**
+ * An integrator's API key. The secret (`cm_` + random) is shown once at creation; only its SHA-256 hex
+ * (`secretHash`) and a display `prefix` (e.g. `cm_AbCd1234`) are stored.
+ *
+ * Money columns, all micro-USD bigints:
+ * - `spendLimit`: the most this key may ever spend; null = no limit beyond the account's balance.
+ * - `held`: reserved by this key's in-flight calls. Billing raises it in the same transaction that
+ *   places the account's hold, and lowers it in the settling transaction.
+ * - `spent`: settled user price of this key's calls, raised by the settling transaction.
+ * The database enforces `held >= 0`, `spent >= 0` and `spendLimit is null or spent + held <= spendLimit`
+ * (constraint `api_keys_within_spend_limit`), so a reservation that would overrun the limit fails with a
+ * check violation, however many requests race.
+ */
+export const ApiKey = defineEntity({
+  name: 'ApiKey',
+  tableName: 'api_keys',
+  properties: {
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => randomUUID()),
+    account: () => p.manyToOne(Account),
+    name: p.string().columnType('text'),
+    prefix: p.string().columnType('text'),
+    secretHash: p.string().columnType('text').unique(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    lastUsedAt: p.datetime().nullable(),
+    revokedAt: p.datetime().nullable(),
+    expiresAt: p.datetime().nullable(),
+    spendLimit: p.bigint().nullable(),
+    spent: p.bigint().default(0),
+    held: p.bigint().default(0),
+  },
+});
+
+export type IApiKey = InferEntity<typeof ApiKey>;
