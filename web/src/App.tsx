@@ -1,0 +1,212 @@
+/**
+ * The client's frame: the payment config from the API first (it decides the chain and the wallets),
+ * then wagmi, the session, the live subscriptions and the pages.
+ */
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { type ReactNode, useCallback, useEffect, useState } from 'react';
+import { Provider as UrqlProvider, useQuery } from 'urql';
+import { type Config, useAccount } from 'wagmi';
+import { WagmiProvider } from 'wagmi';
+import { AccountMenu, ConnectWallet, SignInPanel, SwitchChainPanel } from './components/Wallet';
+import { graphql } from './gql';
+import { createGraphqlClient } from './graphql-client';
+import { describeGraphqlError } from './lib/errors';
+import { displayCredits } from './lib/format';
+import { LiveProvider, useLive } from './live/live';
+import { ApiKeysPage } from './pages/ApiKeys';
+import { BuyPage } from './pages/Buy';
+import { DashboardPage } from './pages/Dashboard';
+import { LedgerPage } from './pages/Ledger';
+import { PlaygroundPage } from './pages/Playground';
+import { UsagePage } from './pages/Usage';
+import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
+import { Link, RouterProvider, routes, useRouter } from './router';
+import { SessionProvider, useSession } from './session/session';
+import { createWagmiConfig } from './wallet/config';
+
+const PaymentConfigQuery = graphql(`
+  query PaymentConfig {
+    paymentConfig {
+      ...PaymentConfigFields
+    }
+  }
+`);
+
+const queryClient = new QueryClient();
+
+export function App() {
+  const [client, setClient] = useState(createGraphqlClient);
+  // A new session (or none) gets a new client: no cached result or subscription outlives it.
+  const resetClient = useCallback(() => setClient(createGraphqlClient()), []);
+  return (
+    <UrqlProvider value={client}>
+      <RouterProvider>
+        <ConfigGate onSessionChange={resetClient} />
+      </RouterProvider>
+    </UrqlProvider>
+  );
+}
+
+function ConfigGate({ onSessionChange }: { onSessionChange(): void }) {
+  const [{ data, error }, reexecute] = useQuery({ query: PaymentConfigQuery, requestPolicy: 'cache-first' });
+  const paymentConfig = data ? readPaymentConfig(data.paymentConfig) : null;
+  const chainId = paymentConfig?.chainId;
+  const [wagmi, setWagmi] = useState<Config | null>(null);
+  const [wagmiError, setWagmiError] = useState<string | null>(null);
+  useEffect(() => {
+    if (chainId === undefined) return;
+    createWagmiConfig(chainId).then(setWagmi, (failure: unknown) => setWagmiError(String(failure)));
+  }, [chainId]);
+
+  if (error && !data) {
+    return (
+      <Frame>
+        <div className="card error-state" role="alert">
+          <h1>ChainMeter is unreachable</h1>
+          <p>{describeGraphqlError(error)}</p>
+          <button type="button" onClick={() => reexecute({ requestPolicy: 'network-only' })}>
+            Retry
+          </button>
+        </div>
+      </Frame>
+    );
+  }
+  if (wagmiError) {
+    return (
+      <Frame>
+        <div className="card error-state" role="alert">
+          <h1>The wallet setup failed</h1>
+          <p>{wagmiError}</p>
+        </div>
+      </Frame>
+    );
+  }
+  if (!paymentConfig || !wagmi) {
+    return (
+      <Frame>
+        <div className="splash" aria-busy="true">
+          <span className="spinner" aria-hidden="true" /> Loading ChainMeter…
+        </div>
+      </Frame>
+    );
+  }
+  return (
+    <WagmiProvider config={wagmi}>
+      <QueryClientProvider client={queryClient}>
+        <PaymentConfigContext value={paymentConfig}>
+          <SessionProvider chainId={paymentConfig.chainId} onSessionChange={onSessionChange}>
+            <Shell />
+          </SessionProvider>
+        </PaymentConfigContext>
+      </QueryClientProvider>
+    </WagmiProvider>
+  );
+}
+
+function Frame({ children, header }: { children: ReactNode; header?: ReactNode }) {
+  return (
+    <div className="app">
+      <header className="topbar">
+        <a className="brand" href="/">
+          <span className="brand-mark" aria-hidden="true">
+            M
+          </span>
+          ChainMeter
+        </a>
+        {header}
+      </header>
+      <main className="content" id="main">
+        {children}
+      </main>
+      <footer className="footer">Credits are bought with USDC and credited only once the chain confirms.</footer>
+    </div>
+  );
+}
+
+function Shell() {
+  const { address, isConnected, chainId: walletChainId } = useAccount();
+  const session = useSession();
+  const { chainId } = usePaymentConfig();
+  const signedIn = Boolean(
+    isConnected && session.me && address && session.me.walletAddress.toLowerCase() === address.toLowerCase(),
+  );
+
+  let body: ReactNode;
+  if (session.loading) {
+    body = (
+      <div className="splash" aria-busy="true">
+        <span className="spinner" aria-hidden="true" /> Checking your session…
+      </div>
+    );
+  } else if (!isConnected) {
+    body = <ConnectWallet />;
+  } else if (walletChainId !== chainId) {
+    body = <SwitchChainPanel />;
+  } else if (!signedIn) {
+    body = <SignInPanel />;
+  } else {
+    body = <Pages />;
+  }
+
+  return (
+    <Frame header={<AccountMenu signedIn={signedIn} />}>
+      {signedIn ? <LiveProvider>{withNav(body)}</LiveProvider> : body}
+    </Frame>
+  );
+}
+
+function withNav(body: ReactNode) {
+  return (
+    <>
+      <NavBar />
+      {body}
+    </>
+  );
+}
+
+function NavBar() {
+  const live = useLive();
+  const session = useSession();
+  const balance = live.balance ?? session.me?.balance ?? '0';
+  return (
+    <nav className="nav" aria-label="Main">
+      <ul>
+        {routes.map((route) => (
+          <li key={route.path}>
+            <Link to={route.path}>{route.label}</Link>
+          </li>
+        ))}
+      </ul>
+      <span className="nav-balance" data-testid="nav-balance">
+        {displayCredits(balance)} credits
+      </span>
+    </nav>
+  );
+}
+
+function Pages() {
+  const { path } = useRouter();
+  switch (path) {
+    case '/buy':
+      return <BuyPage />;
+    case '/ledger':
+      return <LedgerPage />;
+    case '/usage':
+      return <UsagePage />;
+    case '/keys':
+      return <ApiKeysPage />;
+    case '/playground':
+      return <PlaygroundPage />;
+    case '/':
+      return <DashboardPage />;
+    default:
+      return (
+        <div className="card empty-state">
+          <h1>Page not found</h1>
+          <p>
+            <Link to="/">Back to the dashboard</Link>
+          </p>
+        </div>
+      );
+  }
+}

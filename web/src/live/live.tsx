@@ -1,0 +1,80 @@
+/**
+ * One pair of subscriptions for the signed-in account, shared by every page: the live balance and
+ * each deposit's latest state. Pages merge these over their query results and refetch lists when
+ * `ledgerVersion` moves.
+ */
+import { createContext, type ReactNode, use, useMemo, useState } from 'react';
+import { useSubscription } from 'urql';
+import { type FragmentType, graphql } from '../gql';
+import type { DepositStatus } from '../gql/graphql';
+import type { DepositProgressFields } from '../components/DepositProgress';
+
+const BalanceUpdatedSubscription = graphql(`
+  subscription BalanceUpdated {
+    balanceUpdated {
+      balance
+      entry {
+        id
+        reason
+      }
+    }
+  }
+`);
+
+const DepositUpdatedSubscription = graphql(`
+  subscription DepositUpdated {
+    depositUpdated {
+      id
+      txHash
+      status
+      ...DepositProgress_deposit
+    }
+  }
+`);
+
+export interface LiveDeposit {
+  id: string;
+  txHash: string;
+  status: DepositStatus;
+  fragment: FragmentType<typeof DepositProgressFields>;
+}
+
+export interface LiveState {
+  /** The newest balance pushed by the API, or null before the first update. */
+  balance: string | null;
+  /** Each deposit's newest state, by id, in arrival order. */
+  deposits: ReadonlyMap<string, LiveDeposit>;
+  /** Moves on each new ledger entry. */
+  ledgerVersion: number;
+  /** True once the subscriptions have failed; pages then fall back to reloads. */
+  error: boolean;
+}
+
+const LiveContext = createContext<LiveState>({ balance: null, deposits: new Map(), ledgerVersion: 0, error: false });
+
+export function LiveProvider({ children }: { children: ReactNode }) {
+  const [balance, setBalance] = useState<{ balance: string | null; version: number }>({
+    balance: null,
+    version: 0,
+  });
+  const [deposits, setDeposits] = useState<ReadonlyMap<string, LiveDeposit>>(new Map());
+  const [balanceResult] = useSubscription({ query: BalanceUpdatedSubscription }, (_previous, event) => {
+    setBalance((current) => ({ balance: event.balanceUpdated.balance, version: current.version + 1 }));
+    return event;
+  });
+  const [depositResult] = useSubscription({ query: DepositUpdatedSubscription }, (_previous, event) => {
+    const { id, txHash, status } = event.depositUpdated;
+    setDeposits((current) => new Map(current).set(id, { id, txHash, status, fragment: event.depositUpdated }));
+    return event;
+  });
+  const error = Boolean(balanceResult.error || depositResult.error);
+  const value = useMemo(
+    () => ({ balance: balance.balance, ledgerVersion: balance.version, deposits, error }),
+    [balance, deposits, error],
+  );
+  return <LiveContext value={value}>{children}</LiveContext>;
+}
+
+export function useLive(): LiveState {
+  return use(LiveContext);
+}

@@ -1,0 +1,3 @@
+export function PlaygroundPage() {
+  return <div className="card">The playground arrives with the metering API.</div>;
+}

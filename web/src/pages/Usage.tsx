@@ -1,0 +1,3 @@
+export function UsagePage() {
+  return <div className="card">Usage arrives with the metering API.</div>;
+}
