@@ -8,6 +8,7 @@ import type { Address, PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
+import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { AppPubSub } from './pubsub.ts';
 
 export interface Viewer {
@@ -25,6 +26,8 @@ export interface AppServices {
   logger: Logger;
   /** The newest block the indexer has processed, as last seen by the crediting worker. */
   indexedHead(): bigint | null;
+  /** Per key, account and IP limits; shared through Redis when `REDIS_URL` is set. */
+  rateLimits: RateLimits;
 }
 
 /** Sets or clears the httpOnly session cookie on the HTTP response (absent over graphql-ws). */
@@ -38,6 +41,8 @@ export interface GraphQLContext {
   viewer: Viewer | null;
   services: AppServices;
   sessionCookie: SessionCookie | null;
+  /** The caller's IP (see `clientIpOf`), for per-IP rate limits; null when unknown. */
+  clientIp: string | null;
 }
 
 /** The authenticated viewer; resolvers behind the `authenticated` scope can rely on it. */

@@ -14,6 +14,7 @@ import {
 } from '@chainmeter/schema';
 import { type Address, getAddress, isAddress } from 'viem';
 import { z } from 'zod';
+import type { RateLimitConfig } from './modules/ratelimit/ratelimit.service.ts';
 
 const address = z
   .string()
@@ -78,6 +79,22 @@ const schema = z.object({
       return out;
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Per API key (and, unless the ACCOUNT variants are set, per account): requests per minute. */
+  RATE_LIMIT_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** Per API key (and, unless the ACCOUNT variants are set, per account): LLM tokens per minute. */
+  RATE_LIMIT_TOKENS_PER_MINUTE: z.coerce.number().int().min(1).default(2_000_000),
+  RATE_LIMIT_ACCOUNT_REQUESTS_PER_MINUTE: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number().int().min(1).optional(),
+  ),
+  RATE_LIMIT_ACCOUNT_TOKENS_PER_MINUTE: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number().int().min(1).optional(),
+  ),
+  /** Per client IP: siweChallenge/signIn calls per minute, and key-management calls per minute. */
+  RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  /** Reverse proxies in front of the API whose X-Forwarded-For entry is trusted for the client IP. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
 });
 
 export interface ApiConfig {
@@ -100,6 +117,8 @@ export interface ApiConfig {
   priceMarkup: Ratio;
   auditorAddresses: Address[];
   logLevel: string;
+  rateLimits: RateLimitConfig;
+  trustedProxyHops: number;
 }
 
 export class ConfigError extends Error {
@@ -148,5 +167,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     priceMarkup: parseRatio(env.PRICE_MARKUP),
     auditorAddresses: env.AUDITOR_ADDRESSES,
     logLevel: env.LOG_LEVEL,
+    rateLimits: {
+      requestsPerMinute: env.RATE_LIMIT_REQUESTS_PER_MINUTE,
+      tokensPerMinute: env.RATE_LIMIT_TOKENS_PER_MINUTE,
+      accountRequestsPerMinute:
+        env.RATE_LIMIT_ACCOUNT_REQUESTS_PER_MINUTE ?? env.RATE_LIMIT_REQUESTS_PER_MINUTE,
+      accountTokensPerMinute: env.RATE_LIMIT_ACCOUNT_TOKENS_PER_MINUTE ?? env.RATE_LIMIT_TOKENS_PER_MINUTE,
+      ipActionsPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
+      keyPrefix: 'cm:rl',
+    },
+    trustedProxyHops: env.TRUSTED_PROXY_HOPS,
   };
 }

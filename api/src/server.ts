@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { MikroORM } from '@mikro-orm/core';
 import { useCookies } from '@whatwg-node/server-plugin-cookies';
@@ -26,6 +27,7 @@ import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.t
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import { createIndexerClient } from './modules/deposits/indexer.client.ts';
+import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createAppPubSub } from './pubsub.ts';
 import { schema } from './schema/index.ts';
 
@@ -58,6 +60,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   await migrateUp(orm);
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
   const pubsubHandle = createAppPubSub(config.redisUrl);
+  const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -66,9 +69,13 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     chain,
     logger,
     indexedHead: () => indexedHead,
+    rateLimits,
   };
 
-  const yoga = createYoga<{ connectionParams?: Record<string, unknown> }, GraphQLContext>({
+  const yoga = createYoga<
+    { connectionParams?: Record<string, unknown>; clientIp?: string | null },
+    GraphQLContext
+  >({
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: config.env !== 'production',
@@ -100,7 +107,15 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     const checks = await readiness(services, orm);
     return c.json(checks, checks.ready ? 200 : 503);
   });
-  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) => yoga.fetch(c.req.raw, {}));
+  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
+    yoga.fetch(c.req.raw, {
+      clientIp: clientIpOf(
+        getConnInfo(c).remote.address,
+        c.req.header('x-forwarded-for'),
+        config.trustedProxyHops,
+      ),
+    }),
+  );
   if (existsSync(webDist)) {
     app.use('/*', serveStatic({ root: path.relative(process.cwd(), webDist) }));
     app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));
@@ -134,6 +149,11 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
           socket: ctx.extra.socket,
           params: payload,
           connectionParams: ctx.connectionParams,
+          clientIp: clientIpOf(
+            ctx.extra.request.socket.remoteAddress,
+            headerValue(ctx.extra.request.headers['x-forwarded-for']),
+            config.trustedProxyHops,
+          ),
         });
         const document = parse(payload.query);
         const errors = validate(envelopedSchema, document);
@@ -182,6 +202,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         server.closeAllConnections?.();
       });
       await pubsubHandle.close();
+      await rateLimits.close();
       await orm.close(true);
     },
   };
@@ -189,7 +210,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
 
 async function createContext(
   services: AppServices,
-  initial: YogaInitialContext & { connectionParams?: Record<string, unknown> },
+  initial: YogaInitialContext & { connectionParams?: Record<string, unknown>; clientIp?: string | null },
 ): Promise<GraphQLContext> {
   const em = services.orm.em.fork();
   const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
@@ -203,7 +224,12 @@ async function createContext(
     viewer: await authenticate(em, services.config, token),
     services,
     sessionCookie: request?.cookieStore ? sessionCookie(request.cookieStore, services.config) : null,
+    clientIp: initial.clientIp ?? null,
   };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value;
 }
 
 interface CookieStoreLike {

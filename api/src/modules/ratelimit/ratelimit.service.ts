@@ -1,0 +1,280 @@
+/**
+ * Rate limits, with `rate-limiter-flexible`: fixed one-minute windows, in process memory by default and
+ * in Redis when `REDIS_URL` is set, so every API replica counts against the same budget.
+ *
+ * Buckets:
+ * - per API key and per account: requests per minute and LLM tokens per minute. A call made with an
+ *   API key counts against the key's buckets and its account's; a call made with a session counts against
+ *   the account's only. So an account cannot multiply its budget by minting keys.
+ * - per client IP and action (`auth`: siweChallenge and signIn; `apiKeys`: key management), for the
+ *   endpoints a stranger can hammer before (or while) being signed in.
+ *
+ * With Redis, a Redis outage does not take the API down: each Redis limiter has an in-memory insurance
+ * limiter with the same budget that counts (per replica) while Redis is unreachable.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import {
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+} from 'rate-limiter-flexible';
+import type { Viewer } from '../../context.ts';
+import { ExpectedError } from '../../errors.ts';
+
+const WINDOW_SECONDS = 60;
+/** How long a start waits for Redis before counting in memory (it keeps reconnecting meanwhile). */
+const REDIS_CONNECT_TIMEOUT_MS = 5_000;
+
+export interface RateLimitConfig {
+  /** Requests per minute for one API key. */
+  requestsPerMinute: number;
+  /** LLM tokens (prompt + completion) per minute for one API key. */
+  tokensPerMinute: number;
+  /** Requests per minute for one account, all its keys and sessions together. */
+  accountRequestsPerMinute: number;
+  /** LLM tokens per minute for one account, all its keys and sessions together. */
+  accountTokensPerMinute: number;
+  /** Calls per minute from one client IP to each of the sign-in and key-management actions. */
+  ipActionsPerMinute: number;
+  /** Prefix of every Redis key; deployments (or test runs) sharing one Redis use different ones. */
+  keyPrefix: string;
+}
+
+/** Per-IP actions with their own bucket each. */
+export type IpAction = 'auth' | 'apiKeys';
+
+/** The usage a call adds to its buckets; an omitted kind adds 0 (and is still checked). */
+export interface RateLimitUsage {
+  requests?: number;
+  tokens?: number;
+}
+
+/**
+ * Too many calls: code `RATE_LIMITED`, with the seconds after which the same call would pass. On
+ * GraphQL it reaches the client as `extensions: { code: 'RATE_LIMITED', retryAfter }`; REST maps it
+ * to HTTP 429 with `Retry-After: <retryAfterSeconds>`.
+ */
+export class RateLimitedError extends ExpectedError {
+  override name = 'RateLimitedError';
+  readonly retryAfterSeconds: number;
+  /** Which budget ran out, e.g. `apiKey.requests`, `account.tokens`, `ip.auth`. */
+  readonly limit: string;
+  constructor(limit: string, retryAfterSeconds: number) {
+    super('RATE_LIMITED', `Rate limit exceeded (${limit}); retry after ${retryAfterSeconds} s`, {
+      retryAfter: retryAfterSeconds,
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
+    this.limit = limit;
+  }
+}
+
+export type RateLimitedViewer = Pick<Viewer, 'accountId' | 'credential'>;
+
+export interface RateLimits {
+  /**
+   * Counts `usage` against the viewer's buckets and throws `RateLimitedError` when any of them is over
+   * its budget (then nothing is counted). `consume(viewer, {})` only checks that no bucket is exhausted.
+   *
+   * @example
+   * await services.rateLimits.consume(viewer, { requests: 1 }); // before calling the upstream
+   * await services.rateLimits.record(viewer, { tokens: usage.totalTokens }); // after it answered
+   */
+  consume(viewer: RateLimitedViewer, usage: RateLimitUsage): Promise<void>;
+  /**
+   * Counts usage that already happened (e.g. the tokens of a finished completion) and never throws: a
+   * bucket may go over its budget, and then the viewer's next `consume` is refused until it drains.
+   */
+  record(viewer: RateLimitedViewer, usage: RateLimitUsage): Promise<void>;
+  /** One call of `action` from `ip`; throws `RateLimitedError` past `ipActionsPerMinute`. */
+  consumeIp(ip: string | null, action: IpAction): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface CreateRateLimitsOptions {
+  /** Share the budgets through this Redis; unset: process memory. */
+  redisUrl?: string | undefined;
+  logger?: Pick<Logger, 'warn'>;
+}
+
+interface Bucket {
+  name: string;
+  limiter: RateLimiterAbstract;
+  key: string;
+  points: number;
+}
+
+/** Builds the limiters from the configuration. Call `close()` on shutdown (it ends the Redis client). */
+export async function createRateLimits(
+  config: RateLimitConfig,
+  options: CreateRateLimitsOptions = {},
+): Promise<RateLimits> {
+  let redis: Redis | null = null;
+  if (options.redisUrl) {
+    const { Redis: RedisClient } = await import('ioredis');
+    // No offline queue: while Redis is down, calls fail fast and the insurance limiter counts instead.
+    redis = new RedisClient(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    redis.on('error', (error: Error) =>
+      options.logger?.warn({ err: error.message }, 'rate-limit redis error'),
+    );
+    await connected(redis, REDIS_CONNECT_TIMEOUT_MS).catch((error: unknown) => {
+      options.logger?.warn(
+        { err: String(error) },
+        'rate limits: Redis not reachable yet, counting in memory',
+      );
+    });
+  }
+  const make = (name: string, points: number): RateLimiterAbstract => {
+    const keyPrefix = `${config.keyPrefix}:${name}`;
+    const memory = new RateLimiterMemory({ keyPrefix, points, duration: WINDOW_SECONDS });
+    if (!redis) return memory;
+    return new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix,
+      points,
+      duration: WINDOW_SECONDS,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: memory,
+    });
+  };
+  const limiters = {
+    keyRequests: make('key-req', config.requestsPerMinute),
+    keyTokens: make('key-tok', config.tokensPerMinute),
+    accountRequests: make('acct-req', config.accountRequestsPerMinute),
+    accountTokens: make('acct-tok', config.accountTokensPerMinute),
+    ipAuth: make('ip-auth', config.ipActionsPerMinute),
+    ipApiKeys: make('ip-keys', config.ipActionsPerMinute),
+  };
+
+  const bucketsOf = (viewer: RateLimitedViewer, usage: RateLimitUsage): Bucket[] => {
+    const requests = nonNegative(usage.requests);
+    const tokens = nonNegative(usage.tokens);
+    // Key buckets first: when several run out at once, the error names the most specific one.
+    const buckets: Bucket[] = [];
+    if (viewer.credential.kind === 'apiKey') {
+      const keyId = viewer.credential.apiKeyId;
+      buckets.push(
+        { name: 'apiKey.requests', limiter: limiters.keyRequests, key: keyId, points: requests },
+        { name: 'apiKey.tokens', limiter: limiters.keyTokens, key: keyId, points: tokens },
+      );
+    }
+    buckets.push(
+      {
+        name: 'account.requests',
+        limiter: limiters.accountRequests,
+        key: viewer.accountId,
+        points: requests,
+      },
+      { name: 'account.tokens', limiter: limiters.accountTokens, key: viewer.accountId, points: tokens },
+    );
+    return buckets;
+  };
+
+  return {
+    async consume(viewer, usage) {
+      await consumeAll(bucketsOf(viewer, usage));
+    },
+    async record(viewer, usage) {
+      await Promise.all(
+        bucketsOf(viewer, usage)
+          .filter((bucket) => bucket.points > 0)
+          .map((bucket) =>
+            bucket.limiter.penalty(bucket.key, bucket.points).catch((error: unknown) => {
+              options.logger?.warn({ err: String(error), limit: bucket.name }, 'rate-limit record failed');
+            }),
+          ),
+      );
+    },
+    async consumeIp(ip, action) {
+      const limiter = action === 'auth' ? limiters.ipAuth : limiters.ipApiKeys;
+      await consumeAll([{ name: `ip.${action}`, limiter, key: ip ?? 'unknown', points: 1 }]);
+    },
+    async close() {
+      redis?.disconnect();
+    },
+  };
+}
+
+/**
+ * Consumes every bucket; when one refuses, gives back everything this call took, so a refused call
+ * costs nothing and a busy key does not drain its account's budget with calls that never ran.
+ */
+async function consumeAll(buckets: Bucket[]): Promise<void> {
+  const results = await Promise.allSettled(
+    buckets.map((bucket) => bucket.limiter.consume(bucket.key, bucket.points)),
+  );
+  let refusal: RateLimitedError | null = null;
+  let failure: unknown = null;
+  for (const [index, result] of results.entries()) {
+    if (result.status === 'fulfilled') continue;
+    const bucket = buckets[index] as Bucket;
+    if (result.reason instanceof RateLimiterRes) {
+      const seconds = Math.max(1, Math.ceil(result.reason.msBeforeNext / 1000));
+      if (!refusal || seconds > refusal.retryAfterSeconds)
+        refusal = new RateLimitedError(bucket.name, seconds);
+    } else {
+      failure = result.reason;
+    }
+  }
+  if (!refusal && !failure) return;
+  await Promise.all(
+    results.map((result, index) => {
+      const bucket = buckets[index] as Bucket;
+      const counted = result.status === 'fulfilled' || result.reason instanceof RateLimiterRes;
+      return counted && bucket.points > 0
+        ? bucket.limiter.reward(bucket.key, bucket.points).catch(() => {})
+        : undefined;
+    }),
+  );
+  if (refusal) throw refusal;
+  throw failure;
+}
+
+function connected(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`no connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+function nonNegative(value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`rate-limit usage must be a non-negative integer, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * The client's IP: the socket's peer, or, behind `trustedProxyHops` reverse proxies (load balancers),
+ * the address that many hops from the right of `X-Forwarded-For`. Entries further left are written by
+ * the client and cannot be trusted.
+ */
+export function clientIpOf(
+  socketAddress: string | undefined,
+  forwardedFor: string | null | undefined,
+  trustedProxyHops: number,
+): string | null {
+  if (trustedProxyHops > 0 && forwardedFor) {
+    const hops = forwardedFor
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean);
+    const candidate = hops[hops.length - trustedProxyHops];
+    if (candidate) return normalizeIp(candidate);
+  }
+  return socketAddress ? normalizeIp(socketAddress) : null;
+}
+
+function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice('::ffff:'.length) : ip;
+}
