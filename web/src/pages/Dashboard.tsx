@@ -87,7 +87,7 @@ export function DashboardPage() {
       </section>
 
       <section className="card" aria-labelledby="pending-title">
-        <h2 id="pending-title">Deposits in progress</h2>
+        <h2 id="pending-title">Deposits</h2>
         {fetching && !data ? (
           <Loading label="Loading deposits…" />
         ) : error && !data ? (
@@ -98,7 +98,7 @@ export function DashboardPage() {
           </Empty>
         ) : (
           <ul className="deposit-list" aria-live="polite">
-            {[...pending, ...justCredited.filter((d) => !pending.includes(d))].map((deposit) => (
+            {[...pending, ...justCredited].map((deposit) => (
               <li key={getFragmentData(DepositProgressFields, deposit.fragment).id}>
                 <DepositProgress deposit={deposit.fragment} required={confirmations} />
               </li>

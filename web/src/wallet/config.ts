@@ -9,7 +9,9 @@ import { base, baseSepolia, foundry } from 'viem/chains';
 import { type Config, createConfig, http } from 'wagmi';
 import { injected } from 'wagmi/connectors';
 
-const KNOWN_CHAINS: readonly Chain[] = [base, baseSepolia, foundry];
+// The devnet keeps anvil's chain but gets a name people recognise.
+const devnet = { ...foundry, name: 'the local devnet (anvil)' } as const satisfies Chain;
+const KNOWN_CHAINS: readonly Chain[] = [base, baseSepolia, devnet];
 const rpcOverrideKey = (chainId: number) => `chainmeter.rpcUrl.${chainId}`;
 
 /**
