@@ -1,0 +1,40 @@
+/**
+ * The `npm start` orchestrator's configuration: the one place in scripts/ that reads `process.env`.
+ * Only what the orchestrator itself decides on is parsed here; the API validates the rest of the
+ * environment (which it inherits) and refuses to start with a list of problems.
+ */
+import { z } from 'zod';
+
+const optional = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(1).max(65_535).default(4000),
+  INDEXER_PORT: z.coerce.number().int().min(1).max(65_535).default(42_069),
+  DATA_DIR: z.string().default('.data'),
+  DATABASE_URL: optional,
+  PONDER_DATABASE_URL: optional,
+  RPC_URL: optional,
+  CHAIN_ID: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number().int().positive().optional(),
+  ),
+  USDC_ADDRESS: optional,
+  TREASURY_ADDRESS: optional,
+  DEVNET_BLOCK_TIME: z.coerce.number().int().min(1).max(60).default(1),
+});
+
+export type StartConfig = z.infer<typeof schema>;
+
+export function loadStartConfig(source: Record<string, string | undefined> = process.env): StartConfig {
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** The environment the orchestrator hands to the processes it starts (they validate it themselves). */
+export function inheritedEnv(): NodeJS.ProcessEnv {
+  return { ...process.env };
+}

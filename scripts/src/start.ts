@@ -1,0 +1,199 @@
+/**
+ * `npm start`: the whole platform on embedded defaults — a local chain with the test USDC (unless RPC_URL
+ * points at a real one), the Ponder indexer, the API with the web client on its origin. Prints the URLs and a
+ * line `ready` once everything answers; Ctrl-C stops it all cleanly and keeps the data for the next start.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEVNET_CHAIN_ID, verifyChainSetup } from '@chainmeter/schema';
+import { type Indexer, startIndexer } from './devnet/indexer.ts';
+import { type PersistentDevnet, startPersistentDevnet } from './devnet/persistent-devnet.ts';
+import { captureOutput, killGroupOnExit, stopGroup } from './devnet/process-group.ts';
+import { loadStartConfig } from './env.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const API_MAIN = path.join(ROOT, 'api/src/main.ts');
+const DEVNET_PORT = 8545;
+
+const say = (line: string) => console.log(line);
+
+async function main(): Promise<void> {
+  const config = loadStartConfig();
+  const dataDir = path.resolve(ROOT, config.DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping...');
+    for (const stop of stops.reverse()) await stop().catch((error) => console.error(String(error)));
+    say('stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    let chain: { rpcUrl: string; chainId: number; token: string; treasury: string };
+    let devnet: PersistentDevnet | null = null;
+    if (config.RPC_URL) {
+      const chainId = config.CHAIN_ID;
+      if (!chainId || !config.USDC_ADDRESS || !config.TREASURY_ADDRESS) {
+        throw new Error('With RPC_URL set, CHAIN_ID, USDC_ADDRESS and TREASURY_ADDRESS are required too.');
+      }
+      chain = {
+        rpcUrl: config.RPC_URL,
+        chainId,
+        token: config.USDC_ADDRESS,
+        treasury: config.TREASURY_ADDRESS,
+      };
+      say(`chain     ${chain.rpcUrl} (chain ${chainId}; no devnet started)`);
+    } else {
+      devnet = await startPersistentDevnet({
+        dataDir,
+        dependentDirs: [path.join(dataDir, 'api'), path.join(dataDir, 'ponder')],
+        port: DEVNET_PORT,
+        blockTime: config.DEVNET_BLOCK_TIME,
+      });
+      stops.push(() => (devnet as PersistentDevnet).stop());
+      if (devnet.resetReason === 'first start') say('devnet    new chain and fresh local data (first start)');
+      else if (devnet.resetReason)
+        say(`devnet    started from scratch, local data reset: ${devnet.resetReason}`);
+      else say('devnet    chain and local data kept from the previous run');
+      chain = {
+        rpcUrl: devnet.anvil.rpcUrl,
+        chainId: DEVNET_CHAIN_ID,
+        token: devnet.token,
+        treasury: devnet.treasury,
+      };
+      say(
+        `chain     ${chain.rpcUrl} (chain ${DEVNET_CHAIN_ID}, a block every ${config.DEVNET_BLOCK_TIME} s)`,
+      );
+    }
+
+    const problems = await verifyChainSetup({
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      usdcAddress: chain.token,
+      treasuryAddress: chain.treasury,
+    });
+    if (problems.length > 0)
+      throw new Error(`The chain configuration is wrong:\n  - ${problems.join('\n  - ')}`);
+    say(`usdc      ${chain.token}`);
+    say(`treasury  ${chain.treasury}`);
+
+    const indexer: Indexer = await startIndexer({
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      usdcAddress: chain.token,
+      treasuryAddress: chain.treasury,
+      port: config.INDEXER_PORT,
+      databaseUrl: config.PONDER_DATABASE_URL,
+      // One schema per chain and token: a different devnet never mixes with an old index.
+      databaseSchema: `chainmeter_${chain.chainId}_${chain.token.slice(2, 10).toLowerCase()}`,
+      dataDir: path.join(dataDir, 'ponder'),
+      logFile: path.join(dataDir, 'indexer.log'),
+    });
+    stops.push(() => indexer.stop());
+    say(`indexer   ${indexer.url} (logs in ${path.relative(ROOT, path.join(dataDir, 'indexer.log'))})`);
+
+    buildWebIfStale();
+
+    const api = await startApiProcess(
+      {
+        PORT: String(config.PORT),
+        RPC_URL: chain.rpcUrl,
+        CHAIN_ID: String(chain.chainId),
+        USDC_ADDRESS: chain.token,
+        TREASURY_ADDRESS: chain.treasury,
+        INDEXER_URL: indexer.url,
+        DATA_DIR: dataDir,
+      },
+      path.join(dataDir, 'api.log'),
+    );
+    stops.push(api.stop);
+    const origin = `http://localhost:${config.PORT}`;
+    say(`api       ${origin}/graphql`);
+    say(`web       ${origin}/`);
+    say('ready');
+    api.child.on('exit', (code) => {
+      if (!stopping) {
+        console.error(`the API exited (${code}):\n${api.logs().slice(-4_000)}`);
+        void stopAll(1);
+      }
+    });
+  } catch (error) {
+    console.error(`\nChainMeter could not start: ${(error as Error).message}`);
+    await stopAll(1);
+  }
+}
+
+function buildWebIfStale(): void {
+  const web = path.join(ROOT, 'web');
+  if (!existsSync(path.join(web, 'index.html'))) return;
+  const dist = path.join(web, 'dist', 'index.html');
+  if (existsSync(dist) && newestMtime(path.join(web, 'src')) <= statSync(dist).mtimeMs) return;
+  say('web       building the web client...');
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/.bin/vite'), 'build'], {
+    cwd: web,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  // The API and GraphQL stay useful to integrators without it: warn rather than refuse to start.
+  if (result.status !== 0) say('web       the web client did not build (see above); serving the API only');
+}
+
+function newestMtime(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+async function startApiProcess(
+  env: Record<string, string>,
+  logFile: string,
+): Promise<{
+  child: ChildProcess;
+  logs(): string;
+  stop(): Promise<void>;
+}> {
+  const child = spawn(process.execPath, [API_MAIN], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const output = captureOutput(child, 256_000);
+  // Structured logs go to a file; a start-up refusal (plain text on stderr) to the terminal as well.
+  child.stdout?.pipe(createWriteStream(logFile, { flags: 'a' }));
+  child.stderr?.pipe(process.stderr);
+  const forget = killGroupOnExit(child.pid ?? 0);
+  const url = `http://127.0.0.1:${env.PORT}`;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the API refused to start:\n${output.text().slice(-4_000)}`);
+    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) {
+      return {
+        child,
+        logs: output.text,
+        stop: async () => {
+          forget();
+          await stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 });
+        },
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the API did not become ready within 120 s:\n${output.text().slice(-4_000)}`);
+}
+
+await main();
