@@ -11,6 +11,7 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
+    reporters: ['default', './scripts/src/vitest-summary-reporter.ts'],
     include: ['{schema,indexer,api,scripts,web}/**/*.test.ts', 'api/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/.ponder/**'],
     testTimeout: 60_000,
