@@ -1,3 +1,302 @@
+/**
+ * API keys: create one (name, optional spend limit and expiry) and see its secret exactly once;
+ * the list with last use and spend; revoke with a confirmation.
+ */
+import { parseCredits } from '@chainmeter/schema';
+import { type FormEvent, useId, useState } from 'react';
+import { useMutation, useQuery } from 'urql';
+import { Empty, ErrorState, Loading } from '../components/States';
+import { type FragmentType, getFragmentData, graphql } from '../gql';
+import { describeGraphqlError } from '../lib/errors';
+import { displayCredits, displayDateTime } from '../lib/format';
+
+export const ApiKeyRowFields = graphql(`
+  fragment ApiKeyRow_apiKey on ApiKey {
+    id
+    name
+    prefix
+    createdAt
+    lastUsedAt
+    revokedAt
+    expiresAt
+    spendLimit
+    spent
+  }
+`);
+
+const ApiKeysQuery = graphql(`
+  query ApiKeys {
+    me {
+      id
+      apiKeys {
+        id
+        ...ApiKeyRow_apiKey
+      }
+    }
+  }
+`);
+
+const CreateApiKeyMutation = graphql(`
+  mutation CreateApiKey($input: CreateApiKeyInput!) {
+    createApiKey(input: $input) {
+      secret
+      apiKey {
+        id
+        ...ApiKeyRow_apiKey
+      }
+    }
+  }
+`);
+
+const RevokeApiKeyMutation = graphql(`
+  mutation RevokeApiKey($id: ID!) {
+    revokeApiKey(id: $id) {
+      id
+      ...ApiKeyRow_apiKey
+    }
+  }
+`);
+
 export function ApiKeysPage() {
-  return <div className="card">API keys arrive with the metering API.</div>;
+  const [{ data, fetching, error }, reexecute] = useQuery({ query: ApiKeysQuery });
+  const [created, setCreated] = useState<{ name: string; secret: string } | null>(null);
+  const keys = data?.me?.apiKeys ?? [];
+  return (
+    <div className="page">
+      <section className="card" aria-labelledby="keys-title">
+        <h1 id="keys-title">API keys</h1>
+        <p className="muted">
+          Keys let your code call the API (<code>Authorization: Bearer cm_…</code>) and the OpenAI-compatible{' '}
+          <code>/v1</code> endpoint, billed to your balance.
+        </p>
+        {created ? (
+          <SecretOnce name={created.name} secret={created.secret} onDone={() => setCreated(null)} />
+        ) : (
+          <CreateKeyForm
+            onCreated={(name, secret) => {
+              setCreated({ name, secret });
+              reexecute({ requestPolicy: 'network-only' });
+            }}
+          />
+        )}
+      </section>
+      <section className="card" aria-labelledby="keys-list-title">
+        <h2 id="keys-list-title">Your keys</h2>
+        {error && !data ? (
+          <ErrorState message={describeGraphqlError(error)} onRetry={() => reexecute({ requestPolicy: 'network-only' })} />
+        ) : fetching && !data ? (
+          <Loading label="Loading keys…" />
+        ) : keys.length === 0 ? (
+          <Empty>No keys yet. Create one above to call the API from your code.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table className="table">
+              <caption className="visually-hidden">API keys</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Key</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col" className="num">
+                    Spent
+                  </th>
+                  <th scope="col">Status</th>
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {keys.map((key) => (
+                  <ApiKeyRow key={key.id} apiKey={key} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string): void }) {
+  const id = useId();
+  const [name, setName] = useState('');
+  const [limit, setLimit] = useState('');
+  const [expires, setExpires] = useState('');
+  const [formError, setFormError] = useState<string | null>(null);
+  const [{ fetching }, createKey] = useMutation(CreateApiKeyMutation);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setFormError(null);
+    if (!name.trim()) return setFormError('Give the key a name.');
+    if (limit.trim()) {
+      try {
+        if (parseCredits(limit) <= 0n) return setFormError('The spend limit must be more than zero.');
+      } catch {
+        return setFormError('The spend limit is a number of credits with at most 3 decimals.');
+      }
+    }
+    const expiresAt = expires ? new Date(`${expires}T23:59:59.999Z`) : null;
+    if (expiresAt && expiresAt.getTime() <= Date.now()) return setFormError('The expiry must be in the future.');
+    const result = await createKey({
+      input: {
+        name: name.trim(),
+        spendLimit: limit.trim() || null,
+        expiresAt: expiresAt ? expiresAt.toISOString() : null,
+      },
+    });
+    if (result.error || !result.data) return setFormError(describeGraphqlError(result.error!));
+    onCreated(name.trim(), result.data.createApiKey.secret);
+    setName('');
+    setLimit('');
+    setExpires('');
+  };
+
+  return (
+    <form className="form-grid" onSubmit={submit} noValidate>
+      <div className="field">
+        <label htmlFor={`${id}-name`}>Name</label>
+        <input
+          id={`${id}-name`}
+          value={name}
+          maxLength={100}
+          placeholder="e.g. backend-prod"
+          onChange={(event) => setName(event.target.value)}
+          required
+        />
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-limit`}>Spend limit (credits, optional)</label>
+        <input
+          id={`${id}-limit`}
+          inputMode="decimal"
+          value={limit}
+          placeholder="No limit"
+          onChange={(event) => setLimit(event.target.value)}
+        />
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-expires`}>Expires (optional)</label>
+        <input id={`${id}-expires`} type="date" value={expires} onChange={(event) => setExpires(event.target.value)} />
+      </div>
+      <div className="field field-submit">
+        <button type="submit" className="primary" disabled={fetching}>
+          {fetching ? 'Creating…' : 'Create key'}
+        </button>
+      </div>
+      {formError && (
+        <p className="alert alert-error form-wide" role="alert">
+          {formError}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function SecretOnce({ name, secret, onDone }: { name: string; secret: string; onDone(): void }) {
+  const id = useId();
+  const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(secret);
+      setCopied('yes');
+    } catch {
+      (document.getElementById(id) as HTMLInputElement | null)?.select();
+      setCopied('failed');
+    }
+  };
+  return (
+    <div className="secret-once" data-testid="secret-once">
+      <p className="alert alert-warn" role="alert">
+        Copy the secret of “{name}” now. It is shown only once: ChainMeter stores only its hash.
+      </p>
+      <label htmlFor={id}>Secret</label>
+      <div className="row">
+        <input
+          id={id}
+          className="secret"
+          readOnly
+          value={secret}
+          onFocus={(event) => event.currentTarget.select()}
+          data-testid="api-key-secret"
+        />
+        <button type="button" className="primary" onClick={copy}>
+          {copied === 'yes' ? 'Copied' : 'Copy'}
+        </button>
+        <button type="button" onClick={onDone}>
+          I have stored it
+        </button>
+      </div>
+      <p className="muted small" aria-live="polite">
+        {copied === 'yes' && 'Copied to the clipboard.'}
+        {copied === 'failed' && 'The browser blocked the clipboard: the secret is selected, press Ctrl+C (⌘C).'}
+      </p>
+    </div>
+  );
+}
+
+function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFields> }) {
+  const key = getFragmentData(ApiKeyRowFields, masked);
+  const [confirming, setConfirming] = useState(false);
+  const [{ fetching }, revoke] = useMutation(RevokeApiKeyMutation);
+  const [revokeError, setRevokeError] = useState<string | null>(null);
+  const expired = key.expiresAt !== null && new Date(key.expiresAt).getTime() <= Date.now();
+  const status = key.revokedAt ? 'Revoked' : expired ? 'Expired' : 'Active';
+  return (
+    <tr data-testid={`api-key-${key.name}`}>
+      <td data-label="Name">
+        <strong>{key.name}</strong>
+      </td>
+      <td data-label="Key">
+        <code>{key.prefix}…</code>
+      </td>
+      <td data-label="Created">{displayDateTime(key.createdAt)}</td>
+      <td data-label="Last used">{key.lastUsedAt ? displayDateTime(key.lastUsedAt) : 'Never'}</td>
+      <td data-label="Spent" className="num">
+        {displayCredits(key.spent)}
+        {key.spendLimit !== null && <span className="muted"> / {displayCredits(key.spendLimit)}</span>}
+      </td>
+      <td data-label="Status">
+        <span className={`badge ${status === 'Active' ? 'badge-ok' : 'badge-muted'}`}>{status}</span>
+        {key.expiresAt && !key.revokedAt && (
+          <span className="muted small"> until {displayDateTime(key.expiresAt)}</span>
+        )}
+      </td>
+      <td data-label="Actions" className="actions-cell">
+        {status === 'Active' &&
+          (confirming ? (
+            <span className="confirm" role="group" aria-label={`Confirm revoking ${key.name}`}>
+              <span className="small">Apps using it stop at once.</span>
+              <button
+                type="button"
+                className="danger"
+                disabled={fetching}
+                onClick={async () => {
+                  const result = await revoke({ id: key.id });
+                  if (result.error) setRevokeError(describeGraphqlError(result.error));
+                  else setConfirming(false);
+                }}
+              >
+                {fetching ? 'Revoking…' : 'Revoke now'}
+              </button>
+              <button type="button" className="ghost" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </span>
+          ) : (
+            <button type="button" className="danger" onClick={() => setConfirming(true)}>
+              Revoke<span className="visually-hidden"> {key.name}</span>
+            </button>
+          ))}
+        {revokeError && (
+          <span className="field-error small" role="alert">
+            {revokeError}
+          </span>
+        )}
+      </td>
+    </tr>
+  );
 }
