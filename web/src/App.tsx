@@ -5,8 +5,7 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import { Provider as UrqlProvider, useQuery } from 'urql';
-import { type Config, useAccount } from 'wagmi';
-import { WagmiProvider } from 'wagmi';
+import { type Config, useAccount, WagmiProvider } from 'wagmi';
 import { AccountMenu, ConnectWallet, SignInPanel, SwitchChainPanel } from './components/Wallet';
 import { graphql } from './gql';
 import { createGraphqlClient } from './graphql-client';
@@ -118,7 +117,9 @@ function Frame({ children, header }: { children: ReactNode; header?: ReactNode }
       <main className="content" id="main">
         {children}
       </main>
-      <footer className="footer">Credits are bought with USDC and credited only once the chain confirms.</footer>
+      <footer className="footer">
+        Credits are bought with USDC and credited only once the chain confirms.
+      </footer>
     </div>
   );
 }

@@ -30,7 +30,10 @@ export function BarChart({ title, bars, empty }: { title: string; bars: readonly
                   {bar.label}
                 </span>
                 <span className="bar-track" aria-hidden="true">
-                  <span className="bar-fill" style={{ width: `${Math.max(percent, value > 0n ? 1.5 : 0)}%` }} />
+                  <span
+                    className="bar-fill"
+                    style={{ width: `${Math.max(percent, value > 0n ? 1.5 : 0)}%` }}
+                  />
                 </span>
                 <span className="bar-value">
                   {displayCredits(bar.value)}

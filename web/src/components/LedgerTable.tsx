@@ -20,7 +20,11 @@ export const LedgerRowFields = graphql(`
   }
 `);
 
-const REASON_LABEL: Record<string, string> = { DEPOSIT: 'Deposit', USAGE: 'Model usage', ADJUSTMENT: 'Adjustment' };
+const REASON_LABEL: Record<string, string> = {
+  DEPOSIT: 'Deposit',
+  USAGE: 'Model usage',
+  ADJUSTMENT: 'Adjustment',
+};
 
 export function LedgerTable({
   entries,
@@ -66,7 +70,11 @@ export function LedgerTable({
                   {displayCredits(entry.balanceAfter)}
                 </td>
                 <td data-label="Transaction">
-                  {entry.deposit ? <TxLink chainId={entry.deposit.chainId} txHash={entry.deposit.txHash} /> : '—'}
+                  {entry.deposit ? (
+                    <TxLink chainId={entry.deposit.chainId} txHash={entry.deposit.txHash} />
+                  ) : (
+                    '—'
+                  )}
                 </td>
               </tr>
             );

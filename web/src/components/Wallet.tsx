@@ -48,7 +48,8 @@ export function ConnectWallet() {
       <h2 className="section-title">Connect a wallet</h2>
       {wallets.length === 0 && !dev && (
         <p className="muted">
-          No browser wallet found. Install a wallet extension such as MetaMask or Coinbase Wallet, then reload.
+          No browser wallet found. Install a wallet extension such as MetaMask or Coinbase Wallet, then
+          reload.
         </p>
       )}
       <div className="wallet-list">
@@ -61,12 +62,18 @@ export function ConnectWallet() {
             onClick={() => connect(connector)}
           >
             {connector.icon && <img src={connector.icon} alt="" width={24} height={24} />}
-            {pendingId === connector.uid ? 'Connecting…' : connector.name === 'Injected' ? 'Browser wallet' : connector.name}
+            {pendingId === connector.uid
+              ? 'Connecting…'
+              : connector.name === 'Injected'
+                ? 'Browser wallet'
+                : connector.name}
           </button>
         ))}
       </div>
       {wallets.length === 0 && !hasInjected && dev && (
-        <p className="muted small">No browser wallet found: on this local chain, the dev wallet needs none.</p>
+        <p className="muted small">
+          No browser wallet found: on this local chain, the dev wallet needs none.
+        </p>
       )}
       {dev && <DevWalletPicker connector={dev} busy={isPending} onConnect={() => connect(dev)} />}
       {error && (
@@ -78,7 +85,15 @@ export function ConnectWallet() {
   );
 }
 
-function DevWalletPicker({ connector, busy, onConnect }: { connector: Connector; busy: boolean; onConnect(): void }) {
+function DevWalletPicker({
+  connector,
+  busy,
+  onConnect,
+}: {
+  connector: Connector;
+  busy: boolean;
+  onConnect(): void;
+}) {
   const id = useId();
   const [payers, setPayers] = useState<readonly { index: number; address: string }[]>([]);
   const [selected, setSelected] = useState(1);
@@ -156,13 +171,14 @@ export function SwitchChainPanel() {
 export function SignInPanel() {
   const session = useSession();
   const { address } = useAccount();
-  const otherAccount = session.me && address && session.me.walletAddress.toLowerCase() !== address.toLowerCase();
+  const otherAccount =
+    session.me && address && session.me.walletAddress.toLowerCase() !== address.toLowerCase();
   return (
     <section className="card narrow" aria-labelledby="signin-title">
       <h1 id="signin-title">Sign in with Ethereum</h1>
       <p>
-        Sign a message with <code>{address ? shortHex(address) : 'your wallet'}</code> to prove it is yours. It
-        costs nothing and sends no transaction.
+        Sign a message with <code>{address ? shortHex(address) : 'your wallet'}</code> to prove it is yours.
+        It costs nothing and sends no transaction.
       </p>
       {otherAccount && (
         <p className="alert alert-info">

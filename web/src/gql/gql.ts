@@ -1,6 +1,7 @@
 /* eslint-disable */
-import * as types from './graphql';
+
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+import * as types from './graphql';
 
 /**
  * Map of all GraphQL operations in the project.

@@ -1,12 +1,16 @@
 /**
  * Messages people can act on, from wallet, chain and GraphQL errors.
  */
-import { BaseError, UserRejectedRequestError } from 'viem';
+
 import type { CombinedError } from 'urql';
+import { BaseError, UserRejectedRequestError } from 'viem';
 
 export function describeWalletError(error: unknown): string {
   if (error instanceof BaseError) {
-    if (error.walk((cause) => cause instanceof UserRejectedRequestError) || /reject|denied/i.test(error.message)) {
+    if (
+      error.walk((cause) => cause instanceof UserRejectedRequestError) ||
+      /reject|denied/i.test(error.message)
+    ) {
       return 'You rejected the request in your wallet. Nothing was sent.';
     }
     if (/exceeds balance|insufficient funds/i.test(error.message)) {

@@ -7,9 +7,18 @@ describe('quotePurchase', () => {
       ok: true,
       purchase: { units: 10_000_000n, credits: '10000', microUsd: 10_000_000n },
     });
-    expect(quotePurchase('$0.000001', 6, '1000')).toMatchObject({ ok: true, purchase: { units: 1n, credits: '0.001' } });
-    expect(quotePurchase('12.345678', 6, '1000')).toMatchObject({ ok: true, purchase: { credits: '12345.678' } });
-    expect(quotePurchase('1.5', 18, '1000')).toMatchObject({ ok: true, purchase: { units: 1_500_000_000_000_000_000n } });
+    expect(quotePurchase('$0.000001', 6, '1000')).toMatchObject({
+      ok: true,
+      purchase: { units: 1n, credits: '0.001' },
+    });
+    expect(quotePurchase('12.345678', 6, '1000')).toMatchObject({
+      ok: true,
+      purchase: { credits: '12345.678' },
+    });
+    expect(quotePurchase('1.5', 18, '1000')).toMatchObject({
+      ok: true,
+      purchase: { units: 1_500_000_000_000_000_000n },
+    });
   });
 
   it('refuses what cannot be paid exactly', () => {

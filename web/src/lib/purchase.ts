@@ -34,7 +34,8 @@ export function quotePurchase(usd: string, tokenDecimals: number, creditsPerToke
     units = microUsd * 10n ** BigInt(tokenDecimals - 6);
   } else {
     const scale = 10n ** BigInt(6 - tokenDecimals);
-    if (microUsd % scale !== 0n) return { ok: false, reason: `The token has only ${tokenDecimals} decimals.` };
+    if (microUsd % scale !== 0n)
+      return { ok: false, reason: `The token has only ${tokenDecimals} decimals.` };
     units = microUsd / scale;
   }
   // creditsPerToken credits per whole token; Credits carry 3 decimals.

@@ -5,9 +5,9 @@
  */
 import { createContext, type ReactNode, use, useMemo, useState } from 'react';
 import { useSubscription } from 'urql';
+import type { DepositProgressFields } from '../components/DepositProgress';
 import { type FragmentType, graphql } from '../gql';
 import type { DepositStatus } from '../gql/graphql';
-import type { DepositProgressFields } from '../components/DepositProgress';
 
 const BalanceUpdatedSubscription = graphql(`
   subscription BalanceUpdated {
@@ -50,7 +50,12 @@ export interface LiveState {
   error: boolean;
 }
 
-const LiveContext = createContext<LiveState>({ balance: null, deposits: new Map(), ledgerVersion: 0, error: false });
+const LiveContext = createContext<LiveState>({
+  balance: null,
+  deposits: new Map(),
+  ledgerVersion: 0,
+  error: false,
+});
 
 export function LiveProvider({ children }: { children: ReactNode }) {
   const [balance, setBalance] = useState<{ balance: string | null; version: number }>({
@@ -64,7 +69,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   });
   const [depositResult] = useSubscription({ query: DepositUpdatedSubscription }, (_previous, event) => {
     const { id, txHash, status } = event.depositUpdated;
-    setDeposits((current) => new Map(current).set(id, { id, txHash, status, fragment: event.depositUpdated }));
+    setDeposits((current) =>
+      new Map(current).set(id, { id, txHash, status, fragment: event.depositUpdated }),
+    );
     return event;
   });
   const error = Boolean(balanceResult.error || depositResult.error);

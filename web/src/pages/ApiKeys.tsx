@@ -83,7 +83,10 @@ export function ApiKeysPage() {
       <section className="card" aria-labelledby="keys-list-title">
         <h2 id="keys-list-title">Your keys</h2>
         {error && !data ? (
-          <ErrorState message={describeGraphqlError(error)} onRetry={() => reexecute({ requestPolicy: 'network-only' })} />
+          <ErrorState
+            message={describeGraphqlError(error)}
+            onRetry={() => reexecute({ requestPolicy: 'network-only' })}
+          />
         ) : fetching && !data ? (
           <Loading label="Loading keys…" />
         ) : keys.length === 0 ? (
@@ -140,7 +143,8 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
       }
     }
     const expiresAt = expires ? new Date(`${expires}T23:59:59.999Z`) : null;
-    if (expiresAt && expiresAt.getTime() <= Date.now()) return setFormError('The expiry must be in the future.');
+    if (expiresAt && expiresAt.getTime() <= Date.now())
+      return setFormError('The expiry must be in the future.');
     const result = await createKey({
       input: {
         name: name.trim(),
@@ -180,7 +184,12 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
       </div>
       <div className="field">
         <label htmlFor={`${id}-expires`}>Expires (optional)</label>
-        <input id={`${id}-expires`} type="date" value={expires} onChange={(event) => setExpires(event.target.value)} />
+        <input
+          id={`${id}-expires`}
+          type="date"
+          value={expires}
+          onChange={(event) => setExpires(event.target.value)}
+        />
       </div>
       <div className="field field-submit">
         <button type="submit" className="primary" disabled={fetching}>
@@ -232,7 +241,8 @@ function SecretOnce({ name, secret, onDone }: { name: string; secret: string; on
       </div>
       <p className="muted small" aria-live="polite">
         {copied === 'yes' && 'Copied to the clipboard.'}
-        {copied === 'failed' && 'The browser blocked the clipboard: the secret is selected, press Ctrl+C (⌘C).'}
+        {copied === 'failed' &&
+          'The browser blocked the clipboard: the secret is selected, press Ctrl+C (⌘C).'}
       </p>
     </div>
   );

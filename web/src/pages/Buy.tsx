@@ -66,8 +66,8 @@ export function BuyPage() {
       <section className="card" aria-labelledby="buy-title">
         <h1 id="buy-title">Buy credits</h1>
         <p className="muted">
-          1 USDC buys {displayCredits(config.creditsPerToken)} credits. Your credits arrive once the transfer has{' '}
-          {config.confirmations} confirmations.
+          1 USDC buys {displayCredits(config.creditsPerToken)} credits. Your credits arrive once the transfer
+          has {config.confirmations} confirmations.
         </p>
         <fieldset className="presets">
           <legend>Amount</legend>
@@ -131,7 +131,11 @@ export function BuyPage() {
           disabled={!quote.ok || insufficient || isPending}
           onClick={send}
         >
-          {isPending ? 'Confirm in your wallet…' : quote.ok ? `Pay ${displayUsd(quote.purchase.microUsd)} USDC` : 'Pay'}
+          {isPending
+            ? 'Confirm in your wallet…'
+            : quote.ok
+              ? `Pay ${displayUsd(quote.purchase.microUsd)} USDC`
+              : 'Pay'}
         </button>
         {sendError && (
           <p className="alert alert-error" role="alert">
@@ -165,7 +169,12 @@ function PaymentTracker({ hash, credits }: { hash: Hash; credits: string }) {
   else if (deposit) step = 'pending';
 
   return (
-    <section className="card tracker" aria-labelledby="tracker-title" data-testid="payment-tracker" data-step={step}>
+    <section
+      className="card tracker"
+      aria-labelledby="tracker-title"
+      data-testid="payment-tracker"
+      data-step={step}
+    >
       <h2 id="tracker-title">Your payment</h2>
       <ol className="steps">
         <li className={step === 'sent' ? 'current' : 'done'}>Sent</li>
@@ -174,7 +183,9 @@ function PaymentTracker({ hash, credits }: { hash: Hash; credits: string }) {
       </ol>
       <p className="muted small">
         Transaction <TxLink chainId={config.chainId} txHash={hash} />
-        {receipt.data && receipt.data.status === 'success' && <> · mined in block {receipt.data.blockNumber.toString()}</>}
+        {receipt.data && receipt.data.status === 'success' && (
+          <> · mined in block {receipt.data.blockNumber.toString()}</>
+        )}
       </p>
       <div role="status" aria-live="polite" data-testid="payment-status">
         {step === 'sent' && (
@@ -190,7 +201,9 @@ function PaymentTracker({ hash, credits }: { hash: Hash; credits: string }) {
               : 'The block holding this transfer was dropped by a chain reorganisation. Nothing was credited; send the payment again.'}
           </p>
         )}
-        {deposit && step !== 'failed' && <DepositProgress deposit={deposit.fragment} required={config.confirmations} />}
+        {deposit && step !== 'failed' && (
+          <DepositProgress deposit={deposit.fragment} required={config.confirmations} />
+        )}
         {step === 'credited' && (
           <p className="alert alert-ok">
             {displayCredits(credits)} credits are in your balance. <Link to="/">Back to the dashboard</Link>

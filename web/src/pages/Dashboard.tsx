@@ -3,11 +3,10 @@
  */
 import { useEffect } from 'react';
 import { useQuery } from 'urql';
-import { DepositProgress } from '../components/DepositProgress';
+import { DepositProgress, DepositProgressFields } from '../components/DepositProgress';
 import { LedgerTable } from '../components/LedgerTable';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { getFragmentData, graphql } from '../gql';
-import { DepositProgressFields } from '../components/DepositProgress';
 import { describeGraphqlError } from '../lib/errors';
 import { creditsToUsd, displayCredits } from '../lib/format';
 import { type LiveDeposit, useLive } from '../live/live';
@@ -56,7 +55,8 @@ export function DashboardPage() {
   const deposits = new Map<string, Pick<LiveDeposit, 'status' | 'fragment'>>(
     (data?.me?.deposits.edges ?? []).map(({ node }) => [node.id, { status: node.status, fragment: node }]),
   );
-  for (const [id, deposit] of live.deposits) deposits.set(id, { status: deposit.status, fragment: deposit.fragment });
+  for (const [id, deposit] of live.deposits)
+    deposits.set(id, { status: deposit.status, fragment: deposit.fragment });
   const pending = [...deposits.values()].filter((deposit) => deposit.status === 'PENDING');
   const justCredited = [...live.deposits.values()].filter((deposit) => deposit.status !== 'PENDING');
   const entries = data?.me?.ledger.edges.map((edge) => edge.node) ?? [];
@@ -83,7 +83,9 @@ export function DashboardPage() {
             Try a model
           </Link>
         </div>
-        {live.error && <p className="muted small">Live updates paused; the page refreshes when you reload.</p>}
+        {live.error && (
+          <p className="muted small">Live updates paused; the page refreshes when you reload.</p>
+        )}
       </section>
 
       <section className="card" aria-labelledby="pending-title">
@@ -91,7 +93,10 @@ export function DashboardPage() {
         {fetching && !data ? (
           <Loading label="Loading deposits…" />
         ) : error && !data ? (
-          <ErrorState message={describeGraphqlError(error)} onRetry={() => reexecute({ requestPolicy: 'network-only' })} />
+          <ErrorState
+            message={describeGraphqlError(error)}
+            onRetry={() => reexecute({ requestPolicy: 'network-only' })}
+          />
         ) : pending.length === 0 && justCredited.length === 0 ? (
           <Empty>
             No deposit waiting for confirmations. <Link to="/buy">Buy credits</Link> to add one.

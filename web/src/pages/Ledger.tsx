@@ -56,7 +56,10 @@ export function LedgerPage() {
           <span className="muted small">Newest first · append-only</span>
         </div>
         {error && !data ? (
-          <ErrorState message={describeGraphqlError(error)} onRetry={() => reexecute({ requestPolicy: 'network-only' })} />
+          <ErrorState
+            message={describeGraphqlError(error)}
+            onRetry={() => reexecute({ requestPolicy: 'network-only' })}
+          />
         ) : fetching && !data ? (
           <Loading label="Loading the ledger…" />
         ) : entries.length === 0 ? (

@@ -2,12 +2,13 @@
  * Chat with a model, billed to the balance: each answer shows its tokens and its price, and the
  * balance (in the navigation bar) moves as the usage is settled.
  */
+
+import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import { type FormEvent, type KeyboardEvent, useEffect, useId, useRef, useState } from 'react';
 import { useMutation } from 'urql';
 import { graphql } from '../gql';
 import type { CreateCompletionMutation as CompletionResult } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
-import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import { creditsToUsd, displayCredits } from '../lib/format';
 import { Link } from '../router';
 

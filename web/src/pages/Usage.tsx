@@ -123,11 +123,23 @@ export function UsagePage() {
         <form className="filters" onSubmit={(event) => event.preventDefault()} aria-label="Usage filters">
           <div className="field">
             <label htmlFor={`${id}-from`}>From</label>
-            <input id={`${id}-from`} type="date" value={fromDay} max={toDay} onChange={(e) => setFromDay(e.target.value)} />
+            <input
+              id={`${id}-from`}
+              type="date"
+              value={fromDay}
+              max={toDay}
+              onChange={(e) => setFromDay(e.target.value)}
+            />
           </div>
           <div className="field">
             <label htmlFor={`${id}-to`}>To</label>
-            <input id={`${id}-to`} type="date" value={toDay} min={fromDay} onChange={(e) => setToDay(e.target.value)} />
+            <input
+              id={`${id}-to`}
+              type="date"
+              value={toDay}
+              min={fromDay}
+              onChange={(e) => setToDay(e.target.value)}
+            />
           </div>
           <div className="field">
             <label htmlFor={`${id}-model`}>Model</label>
@@ -154,7 +166,10 @@ export function UsagePage() {
       </section>
 
       {error && !data ? (
-        <ErrorState message={describeGraphqlError(error)} onRetry={() => reexecute({ requestPolicy: 'network-only' })} />
+        <ErrorState
+          message={describeGraphqlError(error)}
+          onRetry={() => reexecute({ requestPolicy: 'network-only' })}
+        />
       ) : fetching && !data ? (
         <Loading label="Loading usage…" />
       ) : (
@@ -163,12 +178,20 @@ export function UsagePage() {
             <BarChart
               title="Spend by day (credits)"
               empty="No spend in this range."
-              bars={(me?.byDay ?? []).map((b) => ({ label: b.key, value: b.userPrice, detail: `${b.requests} req` }))}
+              bars={(me?.byDay ?? []).map((b) => ({
+                label: b.key,
+                value: b.userPrice,
+                detail: `${b.requests} req`,
+              }))}
             />
             <BarChart
               title="Spend by model (credits)"
               empty="No spend in this range."
-              bars={(me?.byModel ?? []).map((b) => ({ label: b.key, value: b.userPrice, detail: `${b.requests} req` }))}
+              bars={(me?.byModel ?? []).map((b) => ({
+                label: b.key,
+                value: b.userPrice,
+                detail: `${b.requests} req`,
+              }))}
             />
           </section>
           <section className="card" aria-labelledby="requests-title">
@@ -218,7 +241,9 @@ export function UsagePage() {
                             <span className="badge badge-pending"> review</span>
                           )}
                         </td>
-                        <td data-label="Key">{row.apiKey ? row.apiKey.name : <span className="muted">session</span>}</td>
+                        <td data-label="Key">
+                          {row.apiKey ? row.apiKey.name : <span className="muted">session</span>}
+                        </td>
                       </tr>
                     ))}
                   </tbody>
@@ -226,7 +251,11 @@ export function UsagePage() {
               </div>
             )}
             <nav className="pager" aria-label="Usage pages">
-              <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((l) => l.slice(0, -1))}>
+              <button
+                type="button"
+                disabled={cursors.length === 1}
+                onClick={() => setCursors((l) => l.slice(0, -1))}
+              >
                 ← Newer
               </button>
               <span className="muted small">Page {cursors.length} · prices in credits</span>

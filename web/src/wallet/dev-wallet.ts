@@ -7,7 +7,7 @@
  * ("test test ... junk"): they hold nothing outside a local devnet. This module is loaded only when
  * the API says the chain is 31337, so it stays out of the main bundle.
  */
-import { createConnector } from 'wagmi';
+
 import {
   type Address,
   type Chain,
@@ -20,6 +20,7 @@ import {
   SwitchChainError,
 } from 'viem';
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts';
+import { createConnector } from 'wagmi';
 
 export const DEV_WALLET_CONNECTOR_ID = 'devWallet';
 
@@ -116,8 +117,13 @@ export function devWallet({ chain, rpcUrl }: DevWalletParameters) {
       async connect<withCapabilities extends boolean = false>({
         chainId,
         withCapabilities,
-      }: { chainId?: number; isReconnecting?: boolean; withCapabilities?: withCapabilities | boolean } = {}) {
-        if (chainId !== undefined && chainId !== chain.id) throw new SwitchChainError(new Error('devnet only'));
+      }: {
+        chainId?: number;
+        isReconnecting?: boolean;
+        withCapabilities?: withCapabilities | boolean;
+      } = {}) {
+        if (chainId !== undefined && chainId !== chain.id)
+          throw new SwitchChainError(new Error('devnet only'));
         globalThis.localStorage?.setItem(CONNECTED_KEY, '1');
         if (!onSelection) {
           onSelection = (address) => config.emitter.emit('change', { accounts: [address] });
@@ -150,7 +156,8 @@ export function devWallet({ chain, rpcUrl }: DevWalletParameters) {
         return globalThis.localStorage?.getItem(CONNECTED_KEY) === '1';
       },
       async switchChain({ chainId }) {
-        if (chainId !== chain.id) throw new SwitchChainError(new Error('the dev wallet only knows the devnet'));
+        if (chainId !== chain.id)
+          throw new SwitchChainError(new Error('the dev wallet only knows the devnet'));
         return chain;
       },
       onAccountsChanged(accounts) {

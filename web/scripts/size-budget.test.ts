@@ -1,0 +1,12 @@
+import { describe, expect, it } from 'vitest';
+import { ensureWebBuild } from '../e2e/support.ts';
+import { measureBuild, overBudget } from './size-budget.ts';
+
+describe('web production build', () => {
+  it('stays within its gzip size budget', () => {
+    ensureWebBuild();
+    const report = measureBuild();
+    expect(report.initialKb).toBeGreaterThan(0);
+    expect(overBudget(report)).toEqual([]);
+  });
+});
