@@ -1,6 +1,6 @@
 /**
  * Ends a Vitest run with one plain line, `N passed, N failed, N skipped`, after the default reporter's
- * output: the closing line CI tooling reads. A file that failed to load counts as a failure too.
+ * output: the closing line CI tooling reads. A file whose set-up failed, or that did not load, counts as a failure too.
  */
 import type { Reporter, TestModule } from 'vitest/node';
 
@@ -10,13 +10,16 @@ export default class SummaryReporter implements Reporter {
     let failed = unhandledErrors.length;
     let skipped = 0;
     for (const module of testModules) {
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) failed++;
+      let failedHere = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
-        else if (state === 'failed') failed++;
+        else if (state === 'failed') failedHere++;
         else skipped++;
       }
+      // A file whose set-up failed (or that did not load) fails even when none of its tests ran.
+      if (module.state() === 'failed' && failedHere === 0) failedHere = 1;
+      failed += failedHere;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }

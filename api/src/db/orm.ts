@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { Migrator } from '@mikro-orm/migrations';
 import { PgliteDriver } from '@mikro-orm/pglite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
@@ -49,6 +50,7 @@ export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
       clientUrl: options.databaseUrl,
     })) as unknown as Orm;
   }
+  if (options.pgliteDataDir) mkdirSync(options.pgliteDataDir, { recursive: true });
   return (await MikroORM.init({
     ...common,
     driver: PgliteDriver,
