@@ -33,7 +33,7 @@ const config: CodegenConfig = {
       },
     },
   },
-  hooks: { afterAllFileWrite: ['biome format --write'] },
+  hooks: { afterAllFileWrite: ['biome check --write'] },
 };
 
 export default config;
