@@ -1,0 +1,69 @@
+/**
+ * Every start validates its configuration against the chain before serving, and refuses with a list of
+ * exactly what is wrong: a real `node api/src/main.ts` against a real anvil node.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
+import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
+import { deployTestUsdc } from '../../scripts/src/devnet/token.ts';
+
+const API_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+let anvil: Anvil;
+let token: string;
+
+beforeAll(async () => {
+  anvil = await startAnvil();
+  token = await deployTestUsdc(anvil.rpcUrl);
+});
+
+afterAll(async () => {
+  await anvil?.stop();
+});
+
+function start(env: Record<string, string>) {
+  const result = spawnSync(process.execPath, [API_MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      RPC_URL: anvil.rpcUrl,
+      CHAIN_ID: '31337',
+      USDC_ADDRESS: token,
+      TREASURY_ADDRESS: devAccounts.treasury.address,
+      LOG_LEVEL: 'silent',
+      ...env,
+    },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { code: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+it('lists every malformed variable at once', () => {
+  const { code, output } = start({ USDC_ADDRESS: '0x123', CONFIRMATIONS: '45', PRICE_MARKUP: 'abc' });
+  expect(code).toBe(1);
+  expect(output).toMatch(/refused to start/);
+  expect(output).toMatch(/USDC_ADDRESS: must be an address/);
+  expect(output).toMatch(/CONFIRMATIONS: must stay below Ponder's reorg window of 30/);
+  expect(output).toMatch(/PRICE_MARKUP/);
+  expect(output).not.toMatch(/\n\s+at /); // no stack trace
+});
+
+it('refuses an RPC that serves another chain', () => {
+  const { code, output } = start({ CHAIN_ID: '8453' });
+  expect(code).toBe(1);
+  expect(output).toMatch(/serves chain 31337, but CHAIN_ID is 8453/);
+});
+
+it('refuses a token address with no contract', () => {
+  const { code, output } = start({ USDC_ADDRESS: devAccounts.payers[0]?.address ?? '' });
+  expect(code).toBe(1);
+  expect(output).toMatch(/has no contract on chain 31337/);
+});
+
+it('refuses an RPC that does not answer', () => {
+  const { code, output } = start({ RPC_URL: 'http://127.0.0.1:9' });
+  expect(code).toBe(1);
+  expect(output).toMatch(/does not answer/);
+});
