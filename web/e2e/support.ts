@@ -3,7 +3,7 @@
  * Debian Chromium through playwright-core (no browser download).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
@@ -20,8 +20,7 @@ function newestMtime(target: string): number {
   return newest;
 }
 
-/** Builds `web/dist` when it is missing or older than any of its sources. */
-export function ensureWebBuild(): void {
+function isFresh(): boolean {
   const built = path.join(WEB, 'dist', 'index.html');
   const sources = [
     path.join(WEB, 'src'),
@@ -29,13 +28,41 @@ export function ensureWebBuild(): void {
     path.join(WEB, 'vite.config.ts'),
     path.join(ROOT, 'schema', 'src'),
   ];
-  if (existsSync(built) && statSync(built).mtimeMs >= Math.max(...sources.map(newestMtime))) return;
-  const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
-    cwd: WEB,
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new Error(`web build failed:\n${result.stdout}\n${result.stderr}`);
+  return existsSync(built) && statSync(built).mtimeMs >= Math.max(...sources.map(newestMtime));
+}
+
+/**
+ * Builds `web/dist` when it is missing or older than any of its sources. Test files run in parallel
+ * workers, so one builds under a lock directory while the others wait for it (bounded).
+ */
+export function ensureWebBuild(): void {
+  const lock = path.join(WEB, '.build-lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // A lock older than the deadline is left over from a killed run.
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 120_000)
+        rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`${lock} is held: is another web build stuck?`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    if (isFresh()) return;
+    const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+    const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
+      cwd: WEB,
+      encoding: 'utf8',
+      // Vitest sets NODE_ENV=test, which would make Vite bundle React's development build.
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
+    if (result.status !== 0) throw new Error(`web build failed:\n${result.stdout}\n${result.stderr}`);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
