@@ -1,12 +1,14 @@
 /**
  * Turns the credential a request carries into a viewer. One place for every transport: the
  * `Authorization: Bearer` header (GraphQL over HTTP and SSE, REST), the httpOnly session cookie (the web
- * client) and graphql-ws `connectionParams.authorization`.
+ * client) and graphql-ws `connectionParams.authorization`. Session tokens start with `cms_`, API keys
+ * with `cm_`.
  */
 
 import type { Viewer } from '../context.ts';
 import type { Em } from '../db/orm.ts';
 import type { ApiConfig } from '../env.ts';
+import { isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { isSessionToken, viewerFromSessionToken } from '../modules/auth/auth.service.ts';
 
 export const SESSION_COOKIE = 'cm_session';
@@ -25,5 +27,7 @@ export async function authenticate(
 ): Promise<Viewer | null> {
   if (!token) return null;
   if (isSessionToken(token)) return viewerFromSessionToken(em, config, token);
+  // An API key: the token itself is never logged nor echoed in an error.
+  if (isApiKeySecret(token)) return viewerFromApiKey(em, config, token);
   return null;
 }

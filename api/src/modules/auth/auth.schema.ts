@@ -19,7 +19,10 @@ builder.mutationFields((t) => ({
       address: t.arg({ type: 'Address', required: true }),
       chainId: t.arg.int({ required: true }),
     },
-    resolve: (_root, args, ctx) => createSiweChallenge(ctx.em, ctx.services.config, args),
+    resolve: async (_root, args, ctx) => {
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'auth');
+      return createSiweChallenge(ctx.em, ctx.services.config, args);
+    },
   }),
   signIn: t.field({
     type: SessionRef,
@@ -29,6 +32,7 @@ builder.mutationFields((t) => ({
       signature: t.arg.string({ required: true }),
     },
     resolve: async (_root, args, ctx) => {
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'auth');
       const session = await signInWithEthereum(ctx.em, ctx.services.config, ctx.services.chain, args);
       await ctx.sessionCookie?.set(session.token, session.expiresAt);
       return session;

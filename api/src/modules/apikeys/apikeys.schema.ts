@@ -1,0 +1,104 @@
+import { viewerOf } from '../../context.ts';
+import { forbidden } from '../../errors.ts';
+import { builder } from '../../schema/builder.ts';
+import { AccountRef } from '../accounts/accounts.schema.ts';
+import type { IApiKey } from './apikeys.entity.ts';
+import {
+  assertCanManageKeys,
+  type CreatedApiKey,
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from './apikeys.service.ts';
+
+export const ApiKeyRef = builder.objectRef<IApiKey>('ApiKey').implement({
+  description:
+    'An API key for integrators (`Authorization: Bearer cm_...`). Its secret is shown once, at creation, and never again.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    prefix: t.exposeString('prefix', {
+      description: 'The first characters of the secret, to recognize the key.',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastUsedAt: t.expose('lastUsedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'Last authenticated request, to the minute.',
+    }),
+    revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
+    spendLimit: t.field({
+      type: 'Credits',
+      nullable: true,
+      description: 'The most this key may ever spend; null for no limit beyond the balance.',
+      resolve: (apiKey) => apiKey.spendLimit ?? null,
+    }),
+    spent: t.field({
+      type: 'Credits',
+      description: 'What calls made with this key have cost so far.',
+      resolve: (apiKey) => apiKey.spent,
+    }),
+  }),
+});
+
+const CreatedApiKeyRef = builder.objectRef<CreatedApiKey>('CreatedApiKey').implement({
+  description: 'A new key and its secret: store the secret now, it cannot be shown again.',
+  fields: (t) => ({
+    apiKey: t.field({ type: ApiKeyRef, resolve: (created) => created.apiKey }),
+    secret: t.exposeString('secret'),
+  }),
+});
+
+const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: '1 to 100 characters.' }),
+    spendLimit: t.field({ type: 'Credits', description: 'Optional: the most the key may ever spend.' }),
+    expiresAt: t.field({ type: 'DateTime', description: 'Optional: the key stops working at this time.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createApiKey: t.field({
+    type: CreatedApiKeyRef,
+    description: 'Creates an API key; needs a signed-in session. The secret is returned once, never again.',
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'apiKeys');
+      const viewer = viewerOf(ctx);
+      assertCanManageKeys(viewer);
+      return createApiKey(ctx.em, viewer.accountId, {
+        name: input.name,
+        spendLimit: input.spendLimit ?? null,
+        expiresAt: input.expiresAt ?? null,
+      });
+    },
+  }),
+  revokeApiKey: t.field({
+    type: ApiKeyRef,
+    description: 'Revokes one of your keys; every replica refuses it from the next request. Needs a session.',
+    authScopes: { authenticated: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, { id }, ctx) => {
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'apiKeys');
+      const viewer = viewerOf(ctx);
+      assertCanManageKeys(viewer);
+      return revokeApiKey(ctx.em, viewer.accountId, String(id));
+    },
+  }),
+}));
+
+builder.objectField(AccountRef, 'apiKeys', (t) =>
+  t.field({
+    type: [ApiKeyRef],
+    description:
+      "The account's API keys, revoked and expired ones included, newest first. Never their secrets.",
+    authScopes: { authenticated: true },
+    resolve: (account, _args, ctx) => {
+      const viewer = viewerOf(ctx);
+      if (viewer.accountId !== account.id && viewer.role !== 'auditor') throw forbidden();
+      return listApiKeys(ctx.em, account.id);
+    },
+  }),
+);

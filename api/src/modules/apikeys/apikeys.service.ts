@@ -1,0 +1,198 @@
+/**
+ * API keys for integrators: `cm_` + 32 random bytes (base64url). The secret is returned once, at
+ * creation; only its SHA-256 and a short display prefix are stored, so a database leak reveals no key.
+ *
+ * Authentication reads the key's row on every request (no cache), so a revocation or an expiry refuses
+ * the key from the very next request on every replica. `last_used_at` is written at most once a minute
+ * per key (a guarded update), so a hot key does not write on every request.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { MicroUsd } from '@chainmeter/schema';
+import { LockMode } from '@mikro-orm/core';
+import type { Address } from 'viem';
+import type { Viewer } from '../../context.ts';
+import type { Em } from '../../db/orm.ts';
+import { inTransaction } from '../../db/transaction.ts';
+import { badInput, forbidden, notFound } from '../../errors.ts';
+import { Account, type IAccount } from '../accounts/accounts.entity.ts';
+import { roleOf } from '../auth/auth.service.ts';
+import { ApiKey, type IApiKey } from './apikeys.entity.ts';
+
+export const API_KEY_PREFIX = 'cm_';
+/** Random bytes in a secret: 256 bits. */
+const SECRET_BYTES = 32;
+/** base64url of 32 bytes, unpadded. */
+const SECRET_PATTERN = /^cm_[A-Za-z0-9_-]{43}$/;
+/** Characters of the random part kept for display (`cm_` + 8): enough to tell keys apart, useless to guess. */
+const DISPLAY_CHARS = 8;
+export const MAX_LIVE_KEYS_PER_ACCOUNT = 50;
+export const MAX_KEY_NAME_LENGTH = 100;
+/** `last_used_at` is refreshed at most this often per key. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
+export interface CreateApiKeyInput {
+  name: string;
+  spendLimit?: MicroUsd | bigint | null;
+  expiresAt?: Date | null;
+}
+
+export interface CreatedApiKey {
+  apiKey: IApiKey;
+  /** The full secret. Shown once: it cannot be recovered later. */
+  secret: string;
+}
+
+export function isApiKeySecret(token: string): boolean {
+  return token.startsWith(API_KEY_PREFIX);
+}
+
+/** SHA-256 hex of the whole secret, as stored in `api_keys.secret_hash`. */
+export function hashApiKeySecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/**
+ * Creates a key for `accountId` and returns it with its secret (the only time the secret exists
+ * outside the caller's hands).
+ *
+ * @example
+ * const { apiKey, secret } = await createApiKey(em, viewer.accountId, { name: 'CI', spendLimit: 5_000_000n });
+ */
+export async function createApiKey(
+  em: Em,
+  accountId: string,
+  input: CreateApiKeyInput,
+  now = new Date(),
+): Promise<CreatedApiKey> {
+  const name = input.name.trim();
+  if (name.length < 1 || name.length > MAX_KEY_NAME_LENGTH) {
+    throw badInput(`A key's name must have 1 to ${MAX_KEY_NAME_LENGTH} characters`, 'name');
+  }
+  const spendLimit = input.spendLimit ?? null;
+  if (spendLimit !== null && spendLimit <= 0n) {
+    throw badInput('The spend limit must be positive (omit it for no limit)', 'spendLimit');
+  }
+  const expiresAt = input.expiresAt ?? null;
+  if (expiresAt !== null && expiresAt.getTime() <= now.getTime()) {
+    throw badInput('The expiry must be in the future', 'expiresAt');
+  }
+  return inTransaction(em, async (tx) => {
+    // The account row lock serializes key creation per account, so the live-key cap holds under races.
+    const account = await tx.findOne(
+      Account,
+      { id: accountId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
+    );
+    if (!account) throw notFound('No such account');
+    const live = await tx.count(ApiKey, liveKeysOf(accountId, now));
+    if (live >= MAX_LIVE_KEYS_PER_ACCOUNT) {
+      throw badInput(
+        `An account may have at most ${MAX_LIVE_KEYS_PER_ACCOUNT} live keys: revoke one you no longer use`,
+      );
+    }
+    const random = randomBytes(SECRET_BYTES).toString('base64url');
+    const secret = `${API_KEY_PREFIX}${random}`;
+    const apiKey = tx.create(ApiKey, {
+      account: accountId,
+      name,
+      prefix: `${API_KEY_PREFIX}${random.slice(0, DISPLAY_CHARS)}`,
+      secretHash: hashApiKeySecret(secret),
+      createdAt: now,
+      lastUsedAt: null,
+      revokedAt: null,
+      expiresAt,
+      spendLimit,
+      spent: 0n,
+      held: 0n,
+    });
+    await tx.flush();
+    return { apiKey, secret };
+  });
+}
+
+/**
+ * Revokes one of the account's keys (idempotent: revoking a revoked key returns it unchanged). A key
+ * of another account is NOT_FOUND, exactly like a key that does not exist.
+ */
+export async function revokeApiKey(
+  em: Em,
+  accountId: string,
+  id: string,
+  now = new Date(),
+): Promise<IApiKey> {
+  if (!isUuid(id)) throw keyNotFound();
+  await em.nativeUpdate(ApiKey, { id, account: accountId, revokedAt: null }, { revokedAt: now });
+  const apiKey = await em.findOne(ApiKey, { id, account: accountId }, { refresh: true });
+  if (!apiKey) throw keyNotFound();
+  return apiKey;
+}
+
+/** The account's keys, live or not, newest first. */
+export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]> {
+  return em.find(ApiKey, { account: accountId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+}
+
+/**
+ * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
+ * expired. The viewer's role follows the wallet that owns the key (an auditor's keys are auditor keys).
+ */
+export async function viewerFromApiKey(
+  em: Em,
+  config: { auditorAddresses: readonly Address[] },
+  secret: string,
+  now = new Date(),
+): Promise<Viewer | null> {
+  if (!SECRET_PATTERN.test(secret)) return null;
+  const apiKey = await em.findOne(
+    ApiKey,
+    {
+      secretHash: hashApiKeySecret(secret),
+      revokedAt: null,
+      $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
+    },
+    { populate: ['account'], refresh: true },
+  );
+  if (!apiKey) return null;
+  if (!apiKey.lastUsedAt || now.getTime() - apiKey.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
+    // Guarded: of concurrent requests (on any replica) only the first in each minute writes.
+    await em.nativeUpdate(
+      ApiKey,
+      {
+        id: apiKey.id,
+        $or: [
+          { lastUsedAt: null },
+          { lastUsedAt: { $lte: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) } },
+        ],
+      },
+      { lastUsedAt: now },
+    );
+  }
+  const account = apiKey.account as unknown as IAccount;
+  return {
+    accountId: account.id,
+    walletAddress: account.walletAddress as Address,
+    role: roleOf(config, account.walletAddress),
+    credential: { kind: 'apiKey', apiKeyId: apiKey.id },
+  };
+}
+
+/** Keys are managed by their owner in a signed-in session; a key cannot mint or revoke keys. */
+export function assertCanManageKeys(viewer: Viewer): void {
+  if (viewer.credential.kind !== 'session') {
+    throw forbidden('API keys are managed from a signed-in session, not with an API key');
+  }
+}
+
+function liveKeysOf(accountId: string, now: Date) {
+  return {
+    account: accountId,
+    revokedAt: null,
+    $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
+  };
+}
+
+const keyNotFound = () => notFound('No such API key');
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}

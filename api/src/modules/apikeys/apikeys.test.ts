@@ -1,0 +1,266 @@
+/**
+ * API keys on a real PostgreSQL database: what is stored (never the secret), validation, isolation
+ * between accounts, revocation and expiry, `last_used_at` throttling, the live-key cap under races, and
+ * the spend-limit CHECK refusing an over-limit reservation under a concurrent raw SQL burst.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { getAddress } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrm } from '../../../test/support/database.ts';
+import type { Orm } from '../../db/orm.ts';
+import { ExpectedError } from '../../errors.ts';
+import { findOrCreateAccount } from '../accounts/accounts.service.ts';
+import { ApiKey } from './apikeys.entity.ts';
+import {
+  createApiKey,
+  hashApiKeySecret,
+  LAST_USED_RESOLUTION_MS,
+  listApiKeys,
+  MAX_LIVE_KEYS_PER_ACCOUNT,
+  revokeApiKey,
+  viewerFromApiKey,
+} from './apikeys.service.ts';
+
+let db: Awaited<ReturnType<typeof createTestOrm>>;
+let orm: Orm;
+const AUDITOR = getAddress(`0x${'a1'.repeat(20)}`);
+const config = { auditorAddresses: [AUDITOR] };
+
+beforeAll(async () => {
+  db = await createTestOrm();
+  orm = db.orm;
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const fork = () => orm.em.fork();
+const sql = <T = Record<string, unknown>>(query: string, params: unknown[] = []) =>
+  fork().getConnection().execute<T[]>(query, params);
+
+async function newAccount(wallet = getAddress(`0x${randomBytes(20).toString('hex')}`)): Promise<string> {
+  const em = fork();
+  const account = await findOrCreateAccount(em, wallet);
+  return account.id;
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<ExpectedError> {
+  const error = await promise.then(
+    () => null,
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(ExpectedError);
+  expect((error as ExpectedError).code).toBe(code);
+  return error as ExpectedError;
+}
+
+describe('createApiKey', () => {
+  it('returns the secret once and stores only its hash and a display prefix', async () => {
+    const accountId = await newAccount();
+    const { apiKey, secret } = await createApiKey(fork(), accountId, { name: '  CI runner  ' });
+    expect(secret).toMatch(/^cm_[A-Za-z0-9_-]{43}$/);
+    expect(apiKey.name).toBe('CI runner');
+    expect(apiKey.prefix).toBe(secret.slice(0, 11));
+    const [row] = await sql(`select * from api_keys where id = ?`, [apiKey.id]);
+    expect(row?.secret_hash).toBe(hashApiKeySecret(secret));
+    // The secret (or its random part) appears in no column of the row.
+    expect(JSON.stringify(row)).not.toContain(secret.slice(3));
+    expect(row).toMatchObject({ spent: '0', held: '0', spend_limit: null, revoked_at: null });
+  });
+
+  it('gives every key a different secret', async () => {
+    const accountId = await newAccount();
+    const secrets = new Set<string>();
+    for (let i = 0; i < 10; i++)
+      secrets.add((await createApiKey(fork(), accountId, { name: `k${i}` })).secret);
+    expect(secrets.size).toBe(10);
+  });
+
+  it('refuses bad input with BAD_USER_INPUT', async () => {
+    const accountId = await newAccount();
+    await expectCode(createApiKey(fork(), accountId, { name: '   ' }), 'BAD_USER_INPUT');
+    await expectCode(createApiKey(fork(), accountId, { name: 'x'.repeat(101) }), 'BAD_USER_INPUT');
+    await expectCode(createApiKey(fork(), accountId, { name: 'a', spendLimit: 0n }), 'BAD_USER_INPUT');
+    await expectCode(createApiKey(fork(), accountId, { name: 'a', spendLimit: -5n }), 'BAD_USER_INPUT');
+    await expectCode(
+      createApiKey(fork(), accountId, { name: 'a', expiresAt: new Date(Date.now() - 1) }),
+      'BAD_USER_INPUT',
+    );
+    expect(await listApiKeys(fork(), accountId)).toHaveLength(0);
+    const ok = await createApiKey(fork(), accountId, {
+      name: 'x'.repeat(100),
+      spendLimit: 1n,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    expect(ok.apiKey.spendLimit).toBe(1n);
+  });
+
+  it(`caps live keys at ${MAX_LIVE_KEYS_PER_ACCOUNT} per account, even when created concurrently`, async () => {
+    const accountId = await newAccount();
+    const results = await Promise.allSettled(
+      Array.from({ length: MAX_LIVE_KEYS_PER_ACCOUNT + 10 }, (_, i) =>
+        createApiKey(fork(), accountId, { name: `key ${i}` }),
+      ),
+    );
+    const created = results.filter((result) => result.status === 'fulfilled');
+    expect(created).toHaveLength(MAX_LIVE_KEYS_PER_ACCOUNT);
+    for (const result of results) {
+      if (result.status === 'rejected') expect((result.reason as ExpectedError).code).toBe('BAD_USER_INPUT');
+    }
+    // Revoked and expired keys do not count.
+    const first = (created[0] as PromiseFulfilledResult<{ apiKey: { id: string } }>).value.apiKey.id;
+    await revokeApiKey(fork(), accountId, first);
+    await createApiKey(fork(), accountId, { name: 'after revoking one' });
+    await expectCode(createApiKey(fork(), accountId, { name: 'one too many' }), 'BAD_USER_INPUT');
+    await sql(`update api_keys set expires_at = now() - interval '1 second' where account_id = ?`, [
+      accountId,
+    ]);
+    await createApiKey(fork(), accountId, { name: 'after expiry' });
+  });
+});
+
+describe('listApiKeys and revokeApiKey', () => {
+  it("lists the account's own keys newest first, and never another account's", async () => {
+    const alice = await newAccount();
+    const bob = await newAccount();
+    const t0 = Date.now();
+    await createApiKey(fork(), alice, { name: 'old' }, new Date(t0 - 2_000));
+    await createApiKey(fork(), alice, { name: 'new' }, new Date(t0 - 1_000));
+    await createApiKey(fork(), bob, { name: "bob's" });
+    expect((await listApiKeys(fork(), alice)).map((key) => key.name)).toEqual(['new', 'old']);
+    expect((await listApiKeys(fork(), bob)).map((key) => key.name)).toEqual(["bob's"]);
+  });
+
+  it("refuses to revoke another account's key exactly as a key that does not exist", async () => {
+    const alice = await newAccount();
+    const bob = await newAccount();
+    const { apiKey, secret } = await createApiKey(fork(), bob, { name: "bob's" });
+    const foreign = await expectCode(revokeApiKey(fork(), alice, apiKey.id), 'NOT_FOUND');
+    const missing = await expectCode(revokeApiKey(fork(), alice, crypto.randomUUID()), 'NOT_FOUND');
+    expect(foreign.message).toBe(missing.message);
+    await expectCode(revokeApiKey(fork(), alice, 'not-a-uuid'), 'NOT_FOUND');
+    // Bob's key still works.
+    expect(await viewerFromApiKey(fork(), config, secret)).not.toBeNull();
+  });
+
+  it('revocation is idempotent and refuses the key from the next lookup', async () => {
+    const accountId = await newAccount();
+    const { apiKey, secret } = await createApiKey(fork(), accountId, { name: 'k' });
+    expect((await viewerFromApiKey(fork(), config, secret))?.credential).toEqual({
+      kind: 'apiKey',
+      apiKeyId: apiKey.id,
+    });
+    const revoked = await revokeApiKey(fork(), accountId, apiKey.id);
+    expect(revoked.revokedAt).toBeInstanceOf(Date);
+    expect(await viewerFromApiKey(fork(), config, secret)).toBeNull();
+    const again = await revokeApiKey(fork(), accountId, apiKey.id);
+    expect(again.revokedAt?.getTime()).toBe(revoked.revokedAt?.getTime());
+  });
+});
+
+describe('viewerFromApiKey', () => {
+  it('authenticates a live key as its account, with the owner role', async () => {
+    const wallet = getAddress(`0x${randomBytes(20).toString('hex')}`);
+    const accountId = await newAccount(wallet);
+    const { apiKey, secret } = await createApiKey(fork(), accountId, { name: 'k' });
+    expect(await viewerFromApiKey(fork(), config, secret)).toEqual({
+      accountId,
+      walletAddress: wallet,
+      role: 'user',
+      credential: { kind: 'apiKey', apiKeyId: apiKey.id },
+    });
+  });
+
+  it("gives an auditor's keys the auditor role", async () => {
+    const accountId = await newAccount(AUDITOR);
+    const { secret } = await createApiKey(fork(), accountId, { name: 'audit' });
+    expect((await viewerFromApiKey(fork(), config, secret))?.role).toBe('auditor');
+  });
+
+  it('refuses malformed, unknown and expired secrets', async () => {
+    const accountId = await newAccount();
+    const { apiKey, secret } = await createApiKey(fork(), accountId, {
+      name: 'k',
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    expect(await viewerFromApiKey(fork(), config, `${secret}x`)).toBeNull();
+    expect(await viewerFromApiKey(fork(), config, 'cm_short')).toBeNull();
+    expect(await viewerFromApiKey(fork(), config, `cm_${randomBytes(32).toString('base64url')}`)).toBeNull();
+    expect(await viewerFromApiKey(fork(), config, secret)).not.toBeNull();
+    // At the expiry instant and after, refused; judged by the clock of the request.
+    const expiresAt = apiKey.expiresAt as Date;
+    expect(await viewerFromApiKey(fork(), config, secret, new Date(expiresAt.getTime() - 1))).not.toBeNull();
+    expect(await viewerFromApiKey(fork(), config, secret, expiresAt)).toBeNull();
+  });
+
+  it('writes last_used_at at most once a minute per key', async () => {
+    const accountId = await newAccount();
+    const { apiKey, secret } = await createApiKey(fork(), accountId, { name: 'hot' });
+    const lastUsed = async () =>
+      (await fork().findOneOrFail(ApiKey, { id: apiKey.id })).lastUsedAt?.getTime() ?? null;
+    expect(await lastUsed()).toBeNull();
+    const t0 = Date.now();
+    // A burst of concurrent requests: one write.
+    await Promise.all(
+      Array.from({ length: 20 }, () => viewerFromApiKey(fork(), config, secret, new Date(t0))),
+    );
+    expect(await lastUsed()).toBe(t0);
+    await viewerFromApiKey(fork(), config, secret, new Date(t0 + LAST_USED_RESOLUTION_MS - 1));
+    expect(await lastUsed()).toBe(t0);
+    await viewerFromApiKey(fork(), config, secret, new Date(t0 + LAST_USED_RESOLUTION_MS));
+    expect(await lastUsed()).toBe(t0 + LAST_USED_RESOLUTION_MS);
+  });
+});
+
+describe('the spend limit, enforced by the database', () => {
+  it('refuses any update that would put spent + held past the limit', async () => {
+    const accountId = await newAccount();
+    const { apiKey } = await createApiKey(fork(), accountId, { name: 'capped', spendLimit: 1_000n });
+    await sql(`update api_keys set held = held + 600 where id = ?`, [apiKey.id]);
+    await expect(sql(`update api_keys set held = held + 401 where id = ?`, [apiKey.id])).rejects.toThrow(
+      /api_keys_within_spend_limit/,
+    );
+    // Settling moves the hold to spent; the sum stays within the limit.
+    await sql(`update api_keys set held = held - 600, spent = spent + 550 where id = ?`, [apiKey.id]);
+    await sql(`update api_keys set held = held + 450 where id = ?`, [apiKey.id]);
+    await expect(sql(`update api_keys set held = held + 1 where id = ?`, [apiKey.id])).rejects.toThrow(
+      /api_keys_within_spend_limit/,
+    );
+    await expect(sql(`update api_keys set held = -1 where id = ?`, [apiKey.id])).rejects.toThrow(
+      /api_keys_held_non_negative/,
+    );
+    await expect(sql(`update api_keys set spent = -1 where id = ?`, [apiKey.id])).rejects.toThrow(
+      /api_keys_spent_non_negative/,
+    );
+  });
+
+  it('lets exactly the reservations that fit through a concurrent burst', async () => {
+    const accountId = await newAccount();
+    const { apiKey } = await createApiKey(fork(), accountId, { name: 'burst', spendLimit: 10_000n });
+    // 100 reservations of 300 micro-USD racing over 20 connections: 33 fit (9,900), 67 must fail.
+    const pool = new pg.Pool({ connectionString: db.url, max: 20 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 100 }, () =>
+        pool.query(`update api_keys set held = held + 300 where id = $1`, [apiKey.id]),
+      ),
+    ).finally(() => pool.end());
+    const reserved = results.filter((result) => result.status === 'fulfilled').length;
+    expect(reserved).toBe(33);
+    for (const result of results) {
+      if (result.status === 'rejected') expect(String(result.reason)).toMatch(/api_keys_within_spend_limit/);
+    }
+    const [row] = await sql<{ held: string; spent: string }>(
+      `select held, spent from api_keys where id = ?`,
+      [apiKey.id],
+    );
+    expect(BigInt(row?.held ?? -1)).toBe(9_900n);
+    expect(BigInt(row?.held ?? 0) + BigInt(row?.spent ?? 0)).toBeLessThanOrEqual(10_000n);
+  });
+
+  it('a key without a limit has none', async () => {
+    const accountId = await newAccount();
+    const { apiKey } = await createApiKey(fork(), accountId, { name: 'open' });
+    await sql(`update api_keys set spent = 9000000000000 where id = ?`, [apiKey.id]);
+  });
+});
