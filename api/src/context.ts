@@ -8,6 +8,7 @@ import type { Address, PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
+import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { AppPubSub } from './pubsub.ts';
 
@@ -26,6 +27,8 @@ export interface AppServices {
   logger: Logger;
   /** The newest block the indexer has processed, as last seen by the crediting worker. */
   indexedHead(): bigint | null;
+  /** Metered LLM completions (hold, call, settle) and the settlement loop. */
+  metering: MeteringService;
   /** Per key, account and IP limits; shared through Redis when `REDIS_URL` is set. */
   rateLimits: RateLimits;
 }

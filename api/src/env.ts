@@ -59,6 +59,17 @@ const schema = z.object({
   LLM_BASE_URL: optionalUrl,
   LLM_API_KEY: optionalString,
   LLM_PRICES: optionalString,
+  /** Upstream answer timeout (and, streaming, the longest silence between chunks). */
+  LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** A hold whose call has not finished after this long (the process died mid-call) is released. */
+  METERING_HOLD_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(7 * 24 * 3_600_000)
+    .default(15 * 60_000),
+  /** Period of the loop that retries failed settlements and releases expired holds. */
+  METERING_RETRY_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
   PRICE_MARKUP: z
     .string()
     .default('2.0')
@@ -113,7 +124,14 @@ export interface ApiConfig {
   confirmations: number;
   creditingPollMs: number;
   sessionTtlMs: number;
-  llm: { baseUrl: string | undefined; apiKey: string | undefined; pricesPath: string | undefined };
+  llm: {
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+    pricesPath: string | undefined;
+    timeoutMs: number;
+    holdTtlMs: number;
+    settlementRetryMs: number;
+  };
   priceMarkup: Ratio;
   auditorAddresses: Address[];
   logLevel: string;
@@ -145,7 +163,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   // `npm start` passes the devnet deployment's addresses; a standalone API must be told them.
   if (!usdcAddress) problems.push(`USDC_ADDRESS: required on chain ${env.CHAIN_ID}`);
   if (!env.TREASURY_ADDRESS) problems.push('TREASURY_ADDRESS: required');
-  if (!usdcAddress || !env.TREASURY_ADDRESS) throw new ConfigError(problems);
+  if (env.METERING_HOLD_TTL_MS <= env.LLM_TIMEOUT_MS) {
+    problems.push('METERING_HOLD_TTL_MS: must be longer than LLM_TIMEOUT_MS (a hold must outlive its call)');
+  }
+  if (!usdcAddress || !env.TREASURY_ADDRESS || problems.length > 0) throw new ConfigError(problems);
   const publicOrigin = (env.PUBLIC_ORIGIN ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
   return {
     env: env.NODE_ENV,
@@ -163,7 +184,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     confirmations: env.CONFIRMATIONS ?? defaultConfirmations(env.CHAIN_ID),
     creditingPollMs: env.CREDITING_POLL_MS,
     sessionTtlMs: env.SESSION_TTL_HOURS * 3_600_000,
-    llm: { baseUrl: env.LLM_BASE_URL, apiKey: env.LLM_API_KEY, pricesPath: env.LLM_PRICES },
+    llm: {
+      baseUrl: env.LLM_BASE_URL,
+      apiKey: env.LLM_API_KEY,
+      pricesPath: env.LLM_PRICES,
+      timeoutMs: env.LLM_TIMEOUT_MS,
+      holdTtlMs: env.METERING_HOLD_TTL_MS,
+      settlementRetryMs: env.METERING_RETRY_MS,
+    },
     priceMarkup: parseRatio(env.PRICE_MARKUP),
     auditorAddresses: env.AUDITOR_ADDRESSES,
     logLevel: env.LOG_LEVEL,

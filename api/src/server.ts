@@ -24,9 +24,14 @@ import { createOrm, migrateUp } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
+import { openAiRoutes } from './http/openai.routes.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import { createIndexerClient } from './modules/deposits/indexer.client.ts';
+import { type DevModelServer, startDevModelServer } from './modules/metering/dev-model.server.ts';
+import { createLlmUpstream } from './modules/metering/llm.upstream.ts';
+import { createMeteringService, type MeteringFaults } from './modules/metering/metering.service.ts';
+import { loadPriceTable } from './modules/metering/pricing.ts';
 import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createAppPubSub } from './pubsub.ts';
 import { schema } from './schema/index.ts';
@@ -49,6 +54,8 @@ export interface StartApiOptions {
   logger?: Logger;
   /** Run the crediting worker in this process (default true). */
   crediting?: boolean;
+  /** Test hooks for the metering path (inject settlement failures). */
+  meteringFaults?: MeteringFaults;
 }
 
 export async function startApi(config: ApiConfig, options: StartApiOptions = {}): Promise<RunningApi> {
@@ -61,6 +68,23 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
   const pubsubHandle = createAppPubSub(config.redisUrl);
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
+  // Without LLM_BASE_URL the built-in dev model serves on loopback, so credits can be spent offline.
+  const devModel: DevModelServer | null = config.llm.baseUrl ? null : await startDevModelServer();
+  const metering = createMeteringService({
+    orm,
+    upstream: createLlmUpstream({
+      baseUrl: config.llm.baseUrl ?? (devModel as DevModelServer).baseUrl,
+      apiKey: config.llm.apiKey,
+      timeoutMs: config.llm.timeoutMs,
+    }),
+    prices: await loadPriceTable(config.llm.pricesPath),
+    markup: config.priceMarkup,
+    logger,
+    holdTtlMs: config.llm.holdTtlMs,
+    settlementRetryMs: config.llm.settlementRetryMs,
+    rateLimits,
+    faults: options.meteringFaults,
+  });
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -70,6 +94,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     logger,
     indexedHead: () => indexedHead,
     rateLimits,
+    metering,
   };
 
   const yoga = createYoga<
@@ -107,6 +132,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     const checks = await readiness(services, orm);
     return c.json(checks, checks.ready ? 200 : 503);
   });
+  app.route('/', openAiRoutes(services));
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
     yoga.fetch(c.req.raw, {
       clientIp: clientIpOf(
@@ -187,6 +213,9 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
           onEvents: (events: CreditingEvent[]) => publishCreditingEvents(services, events),
         });
 
+  // Settles what a previous process left behind, then retries failed settlements and expired holds.
+  metering.start();
+
   const url = `http://${config.host}:${port}`;
   logger.info({ url }, 'api listening');
   return {
@@ -201,6 +230,8 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         server.close(() => resolve());
         server.closeAllConnections?.();
       });
+      await metering.stop();
+      await devModel?.stop();
       await pubsubHandle.close();
       await rateLimits.close();
       await orm.close(true);

@@ -2,6 +2,7 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261124000000_ledger } from './Migration20261124000000_ledger.ts';
 import { Migration20261124010000_auth } from './Migration20261124010000_auth.ts';
 import { Migration20261124020000_apikeys } from './Migration20261124020000_apikeys.ts';
+import { Migration20261124030000_metering } from './Migration20261124030000_metering.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -11,4 +12,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261124000000_ledger', class: Migration20261124000000_ledger },
   { name: 'Migration20261124010000_auth', class: Migration20261124010000_auth },
   { name: 'Migration20261124020000_apikeys', class: Migration20261124020000_apikeys },
+  { name: 'Migration20261124030000_metering', class: Migration20261124030000_metering },
 ];

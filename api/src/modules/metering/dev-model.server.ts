@@ -81,6 +81,11 @@ export interface DevModelServerOptions {
   port?: number;
   host?: string;
   apiKey?: string;
+  /**
+   * Delay between stream chunks when a request has no `x-dev-chunk-delay-ms` header: lets tests pace
+   * streams that reach it through a gateway (which does not forward test headers). Default 0.
+   */
+  chunkDelayMs?: number;
 }
 
 export interface DevModelServer {
@@ -233,7 +238,7 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
       headers: Record<string, string>;
     },
   ): Promise<void> {
-    const delay = headerNumber(req, 'x-dev-chunk-delay-ms') ?? 0;
+    const delay = headerNumber(req, 'x-dev-chunk-delay-ms') ?? options.chunkDelayMs ?? 0;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',

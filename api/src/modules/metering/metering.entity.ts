@@ -1,0 +1,43 @@
+import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { Account } from '../accounts/accounts.entity.ts';
+import { ApiKey } from '../apikeys/apikeys.entity.ts';
+
+export const USAGE_STATUSES = ['HELD', 'UNSETTLED', 'BILLED', 'NEEDS_REVIEW', 'RELEASED'] as const;
+export type UsageStatus = (typeof USAGE_STATUSES)[number];
+/** The statuses of a settled call: the rows users see as their usage. */
+export const BILLING_STATUSES = ['BILLED', 'NEEDS_REVIEW'] as const;
+export type BillingStatus = (typeof BILLING_STATUSES)[number];
+
+/**
+ * One metered LLM call: its hold while in flight, then its usage row (see the metering migration for the
+ * lifecycle). Written by raw SQL on the hot path (`metering.store.ts`); the ORM only reads it.
+ */
+export const UsageRecord = defineEntity({
+  name: 'UsageRecord',
+  tableName: 'usage_records',
+  properties: {
+    id: p.uuid().primary(),
+    requestId: p.string().columnType('text').unique(),
+    account: () => p.manyToOne(Account),
+    apiKey: () => p.manyToOne(ApiKey).nullable(),
+    model: p.string().columnType('text'),
+    status: p.enum(USAGE_STATUSES).columnType('text'),
+    streamed: p.boolean().default(false),
+    holdAmount: p.bigint(),
+    promptTokens: p.integer().default(0),
+    completionTokens: p.integer().default(0),
+    /** Micro-USD; null when unknown (NEEDS_REVIEW, or not settled yet). */
+    providerCost: p.bigint().nullable(),
+    userPrice: p.bigint().default(0),
+    latencyMs: p.integer().nullable(),
+    flags: p.array().columnType('text[]').default([]),
+    error: p.string().columnType('text').nullable(),
+    outcome: p.json<Record<string, unknown>>().nullable(),
+    settleAttempts: p.integer().default(0),
+    createdAt: p.datetime(),
+    holdExpiresAt: p.datetime(),
+    settledAt: p.datetime().nullable(),
+  },
+});
+
+export type IUsageRecord = InferEntity<typeof UsageRecord>;

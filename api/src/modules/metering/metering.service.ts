@@ -1,0 +1,417 @@
+/**
+ * Metered completions: hold, call, settle (DESIGN.md "Metering LLM calls").
+ *
+ * 1. Validate; estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
+ *    so the bound holds); take the rate limits; place the hold and write the durable record in one
+ *    statement, or refuse with INSUFFICIENT_CREDITS without calling the upstream.
+ * 2. Call the upstream once (never retried: a billed call runs at most once).
+ * 3. Decide the settlement (`billing.ts`) and apply it exactly once (`metering.store.ts`). A settlement
+ *    that fails never blocks or fails the answer: it is kept on the record (UNSETTLED) or, if even that
+ *    fails, in memory, and the settlement loop retries it; the loop also settles what a crashed process
+ *    left UNSETTLED and releases holds whose call never finished (HELD past `hold_expires_at`).
+ */
+import { randomUUID } from 'node:crypto';
+import type { MicroUsd, Ratio } from '@chainmeter/schema';
+import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
+import type { Model } from 'openai/resources/models';
+import type { Logger } from 'pino';
+import type { Viewer } from '../../context.ts';
+import type { Orm } from '../../db/orm.ts';
+import { badInput } from '../../errors.ts';
+import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
+import { type CallResult, decideSettlement } from './billing.ts';
+import type { ChatRequest } from './chat-request.ts';
+import { type LlmUpstream, UpstreamError } from './llm.upstream.ts';
+import type { BillingStatus } from './metering.entity.ts';
+import {
+  applySettlement,
+  findExpiredHolds,
+  findUnsettled,
+  markUnsettled,
+  placeHold,
+  type Settlement,
+} from './metering.store.ts';
+import { estimateHold, type ModelPrice, type PriceTable, promptTokensUpperBound } from './pricing.ts';
+
+/** Test hooks: inject failures into settlement to prove retries. Never set in production. */
+export interface MeteringFaults {
+  /** Called before each settlement attempt; a throw makes that attempt fail. */
+  beforeSettlement?(usageId: string, attempt: number): void | Promise<void>;
+}
+
+export interface MeteringOptions {
+  orm: Orm;
+  upstream: LlmUpstream;
+  prices: PriceTable;
+  markup: Ratio;
+  logger: Logger;
+  /** How long a hold may stay without its call finishing before the settlement loop releases it. */
+  holdTtlMs: number;
+  /** Period of the settlement loop. */
+  settlementRetryMs: number;
+  /**
+   * Each call takes one request and its prompt's token bound before the hold (refused with RATE_LIMITED,
+   * nothing held), and records its completion tokens once answered.
+   */
+  rateLimits?: RateLimits;
+  faults?: MeteringFaults;
+}
+
+/** A settled (or, after a failed settlement, to-be-settled) call as users see it. */
+export interface UsageView {
+  id: string;
+  requestId: string;
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+  providerCost: bigint | null;
+  userPrice: bigint;
+  billingStatus: BillingStatus;
+  apiKeyId: string | null;
+  latencyMs: number | null;
+  createdAt: Date;
+  flags: string[];
+}
+
+export interface MeteredCompletion {
+  requestId: string;
+  completion: ChatCompletion;
+  /** Null when nothing was charged (an empty completion). */
+  usage: UsageView | null;
+}
+
+export interface MeteredStream {
+  requestId: string;
+  /** Single use; leaving the loop early (client gone) stops the upstream and bills what was generated. */
+  chunks: AsyncIterable<ChatCompletionChunk>;
+  /** Resolves once the call is settled (or queued for a retry). */
+  settled: Promise<UsageView | null>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Settle before returning (GraphQL, which returns the usage) or in the background (REST). */
+  settle?: 'await' | 'background';
+}
+
+/** The upstream failed: nothing was charged. */
+export class CompletionFailedError extends Error {
+  override name = 'CompletionFailedError';
+  readonly upstream: UpstreamError;
+  readonly requestId: string;
+  constructor(upstream: UpstreamError, requestId: string) {
+    super(`${upstream.message}; nothing was charged`);
+    this.upstream = upstream;
+    this.requestId = requestId;
+  }
+}
+
+export interface MeteringService {
+  complete(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredCompletion>;
+  stream(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredStream>;
+  listModels(): Promise<Model[]>;
+  /** One round of the settlement loop; returns how many records it closed. */
+  settleOutstanding(now?: Date): Promise<number>;
+  /** Resolves when every background settlement started so far has finished (tests, shutdown). */
+  whenIdle(): Promise<void>;
+  /** Settlements still waiting in memory for a retry. */
+  queuedSettlements(): number;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+interface Hold {
+  usageId: string;
+  requestId: string;
+  hold: MicroUsd;
+  price: ModelPrice | undefined;
+  createdAt: Date;
+  apiKeyId: string | null;
+  model: string;
+  promptBound: number;
+  viewer: Viewer;
+}
+
+export function createMeteringService(options: MeteringOptions): MeteringService {
+  const { orm, upstream, prices, markup, logger } = options;
+  const inFlight = new Set<Promise<unknown>>();
+  /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
+  const retryQueue = new Map<string, Settlement>();
+  const attempts = new Map<string, number>();
+  let timer: NodeJS.Timeout | undefined;
+  let loopRunning: Promise<number> | null = null;
+
+  /** The most expensive rate in the table: the hold of a model without a price (settled NEEDS_REVIEW). */
+  const fallbackPrice: ModelPrice | undefined = (() => {
+    let input = -1n;
+    let output = -1n;
+    for (const price of prices.values()) {
+      if (price.inputPerMTok > input) input = price.inputPerMTok;
+      if (price.outputPerMTok > output) output = price.outputPerMTok;
+    }
+    return input < 0n ? undefined : { model: '*', inputPerMTok: input, outputPerMTok: output };
+  })();
+
+  function track<T>(promise: Promise<T>): Promise<T> {
+    inFlight.add(promise);
+    promise.then(
+      () => inFlight.delete(promise),
+      () => inFlight.delete(promise),
+    );
+    return promise;
+  }
+
+  async function reserve(viewer: Viewer, request: ChatRequest, streamed: boolean): Promise<Hold> {
+    const price = prices.get(request.model);
+    const holdPrice = price ?? fallbackPrice;
+    if (!holdPrice) throw badInput(`The model ${request.model} has no price`, 'model');
+    const hold = estimateHold(holdPrice, request.holdMessages, request.maxTokens, markup);
+    const promptBound = Number(promptTokensUpperBound(request.holdMessages));
+    await options.rateLimits?.consume(viewer, { requests: 1, tokens: promptBound });
+    const apiKeyId = viewer.credential.kind === 'apiKey' ? viewer.credential.apiKeyId : null;
+    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const createdAt = new Date();
+    const usageId = await placeHold(orm.em.fork(), {
+      accountId: viewer.accountId,
+      apiKeyId,
+      requestId,
+      model: request.model,
+      hold,
+      streamed,
+      now: createdAt,
+      holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
+    });
+    return {
+      usageId,
+      requestId,
+      hold,
+      price,
+      createdAt,
+      apiKeyId,
+      model: request.model,
+      promptBound,
+      viewer,
+    };
+  }
+
+  function view(held: Hold, settlement: Settlement): UsageView | null {
+    if (settlement.status === 'RELEASED') return null;
+    return {
+      id: held.usageId,
+      requestId: held.requestId,
+      model: held.model,
+      promptTokens: settlement.promptTokens,
+      completionTokens: settlement.completionTokens,
+      providerCost: settlement.providerCost,
+      userPrice: settlement.userPrice,
+      billingStatus: settlement.status,
+      apiKeyId: held.apiKeyId,
+      latencyMs: settlement.latencyMs,
+      createdAt: held.createdAt,
+      flags: settlement.flags,
+    };
+  }
+
+  /** Applies a settlement; on failure keeps it for the loop. Never throws. */
+  async function settle(usageId: string, settlement: Settlement): Promise<void> {
+    const attempt = (attempts.get(usageId) ?? 0) + 1;
+    attempts.set(usageId, attempt);
+    try {
+      await options.faults?.beforeSettlement?.(usageId, attempt);
+      const result = await applySettlement(orm.em.fork(), usageId, settlement);
+      retryQueue.delete(usageId);
+      attempts.delete(usageId);
+      if (!result.settled) logger.debug({ usageId }, 'usage already settled');
+      if (settlement.status === 'NEEDS_REVIEW') {
+        logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
+      }
+    } catch (error) {
+      logger.error({ err: error, usageId, attempt }, 'settlement failed; it will be retried');
+      try {
+        if (await markUnsettled(orm.em.fork(), usageId, settlement, String((error as Error).message))) {
+          retryQueue.delete(usageId);
+          return;
+        }
+      } catch (markError) {
+        logger.error(
+          { err: markError, usageId },
+          'could not record the unsettled usage; retrying from memory',
+        );
+      }
+      retryQueue.set(usageId, settlement);
+    }
+  }
+
+  function finish(held: Hold, result: CallResult, mode: CallOptions['settle']): Promise<UsageView | null> {
+    const settlement = decideSettlement({ price: held.price, markup, hold: held.hold, result });
+    if (settlement.completionTokens > 0) {
+      options.rateLimits
+        ?.record(held.viewer, { tokens: settlement.completionTokens })
+        .catch((error: unknown) => logger.warn({ err: error }, 'could not record tokens for rate limits'));
+    }
+    const done = track(settle(held.usageId, settlement)).then(() => view(held, settlement));
+    if (mode === 'background') return Promise.resolve(view(held, settlement));
+    return done;
+  }
+
+  async function complete(
+    viewer: Viewer,
+    request: ChatRequest,
+    callOptions: CallOptions = {},
+  ): Promise<MeteredCompletion> {
+    const held = await reserve(viewer, request, false);
+    const started = performance.now();
+    let answer: Awaited<ReturnType<LlmUpstream['complete']>>;
+    try {
+      answer = await upstream.complete(request.upstream, { signal: callOptions.signal });
+    } catch (error) {
+      const failure =
+        error instanceof UpstreamError ? error : new UpstreamError('bad_response', String(error));
+      await finish(
+        held,
+        { kind: 'failed', latencyMs: performance.now() - started, error: failure.message },
+        'await',
+      );
+      throw new CompletionFailedError(failure, held.requestId);
+    }
+    const { completion } = answer;
+    const reported = completion.usage
+      ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
+      : null;
+    const content = completion.choices[0]?.message?.content ?? '';
+    const result: CallResult =
+      content.length === 0 || reported?.completionTokens === 0
+        ? { kind: 'empty', latencyMs: answer.latencyMs, usage: reported }
+        : {
+            kind: 'answered',
+            usage: reported,
+            generatedBytes: Buffer.byteLength(content),
+            promptTokensBound: held.promptBound,
+            costHeader: answer.costHeader,
+            latencyMs: answer.latencyMs,
+          };
+    const usage = await finish(held, result, callOptions.settle ?? 'await');
+    return { requestId: held.requestId, completion, usage };
+  }
+
+  async function stream(
+    viewer: Viewer,
+    request: ChatRequest,
+    callOptions: CallOptions = {},
+  ): Promise<MeteredStream> {
+    const held = await reserve(viewer, request, true);
+    const started = performance.now();
+    let opened: Awaited<ReturnType<LlmUpstream['stream']>>;
+    try {
+      opened = await upstream.stream(request.upstream, { signal: callOptions.signal });
+    } catch (error) {
+      const failure =
+        error instanceof UpstreamError ? error : new UpstreamError('bad_response', String(error));
+      await finish(
+        held,
+        { kind: 'failed', latencyMs: performance.now() - started, error: failure.message },
+        'await',
+      );
+      throw new CompletionFailedError(failure, held.requestId);
+    }
+    const settled = track(
+      opened.outcome.then((outcome) => {
+        let result: CallResult;
+        if (outcome.status === 'failed') {
+          result = {
+            kind: 'failed',
+            latencyMs: outcome.latencyMs,
+            error: outcome.error?.message ?? 'stream failed',
+          };
+        } else {
+          const usage = outcome.usage
+            ? { promptTokens: outcome.usage.prompt_tokens, completionTokens: outcome.usage.completion_tokens }
+            : null;
+          const generatedBytes = Buffer.byteLength(outcome.content);
+          result =
+            outcome.status === 'complete' && (generatedBytes === 0 || usage?.completionTokens === 0)
+              ? { kind: 'empty', latencyMs: outcome.latencyMs, usage }
+              : {
+                  kind: 'answered',
+                  usage,
+                  generatedBytes,
+                  promptTokensBound: held.promptBound,
+                  costHeader: outcome.status === 'complete' ? opened.costHeader : null,
+                  latencyMs: outcome.latencyMs,
+                  flags: outcome.status === 'aborted' ? ['CLIENT_DISCONNECTED'] : [],
+                };
+        }
+        return finish(held, result, 'await');
+      }),
+    );
+    return { requestId: held.requestId, chunks: opened.chunks, settled };
+  }
+
+  async function settleOutstanding(now = new Date()): Promise<number> {
+    let closed = 0;
+    for (const [usageId, settlement] of [...retryQueue]) {
+      await settle(usageId, settlement);
+      if (!retryQueue.has(usageId)) closed++;
+    }
+    const em = orm.em.fork();
+    for (const { id, settlement } of await findUnsettled(em, 100)) {
+      const result = await applySettlement(orm.em.fork(), id, settlement).catch((error: unknown) => {
+        logger.error({ err: error, usageId: id }, 'retrying an unsettled usage failed');
+        return null;
+      });
+      if (result?.settled) closed++;
+    }
+    for (const id of await findExpiredHolds(em, now, 100)) {
+      const result = await applySettlement(orm.em.fork(), id, {
+        status: 'RELEASED',
+        promptTokens: 0,
+        completionTokens: 0,
+        providerCost: null,
+        userPrice: 0n as MicroUsd,
+        latencyMs: null,
+        flags: ['HOLD_EXPIRED'],
+        error: 'the call never finished (process stopped mid-call?): hold released',
+      });
+      if (result.settled) {
+        closed++;
+        logger.warn({ usageId: id }, 'released an expired hold');
+      }
+    }
+    return closed;
+  }
+
+  function runLoop(): void {
+    if (loopRunning) return;
+    loopRunning = settleOutstanding()
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'settlement loop round failed');
+        return 0;
+      })
+      .finally(() => {
+        loopRunning = null;
+      });
+  }
+
+  return {
+    complete,
+    stream,
+    listModels: () => upstream.listModels(),
+    settleOutstanding,
+    whenIdle: async () => {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    queuedSettlements: () => retryQueue.size,
+    start() {
+      if (timer) return;
+      runLoop(); // at start-up: whatever a previous process left behind
+      timer = setInterval(runLoop, options.settlementRetryMs);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      await loopRunning;
+    },
+  };
+}
