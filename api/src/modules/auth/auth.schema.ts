@@ -20,7 +20,7 @@ builder.mutationFields((t) => ({
       chainId: t.arg.int({ required: true }),
     },
     resolve: async (_root, args, ctx) => {
-      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'auth');
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'siweChallenge');
       return createSiweChallenge(ctx.em, ctx.services.config, args);
     },
   }),
@@ -32,7 +32,7 @@ builder.mutationFields((t) => ({
       signature: t.arg.string({ required: true }),
     },
     resolve: async (_root, args, ctx) => {
-      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'auth');
+      await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'signIn');
       const session = await signInWithEthereum(ctx.em, ctx.services.config, ctx.services.chain, args);
       await ctx.sessionCookie?.set(session.token, session.expiresAt);
       return session;

@@ -6,7 +6,7 @@
  * - per API key and per account: requests per minute and LLM tokens per minute. A call made with an
  *   API key counts against the key's buckets and its account's; a call made with a session counts against
  *   the account's only. So an account cannot multiply its budget by minting keys.
- * - per client IP and action (`auth`: siweChallenge and signIn; `apiKeys`: key management), for the
+ * - per client IP and action (`siweChallenge`, `signIn`, `apiKeys` for key management), for the
  *   endpoints a stranger can hammer before (or while) being signed in.
  *
  * With Redis, a Redis outage does not take the API down: each Redis limiter has an in-memory insurance
@@ -36,14 +36,14 @@ export interface RateLimitConfig {
   accountRequestsPerMinute: number;
   /** LLM tokens per minute for one account, all its keys and sessions together. */
   accountTokensPerMinute: number;
-  /** Calls per minute from one client IP to each of the sign-in and key-management actions. */
+  /** Calls per minute from one client IP to each action: siweChallenge, signIn, key management. */
   ipActionsPerMinute: number;
   /** Prefix of every Redis key; deployments (or test runs) sharing one Redis use different ones. */
   keyPrefix: string;
 }
 
 /** Per-IP actions with their own bucket each. */
-export type IpAction = 'auth' | 'apiKeys';
+export type IpAction = 'siweChallenge' | 'signIn' | 'apiKeys';
 
 /** The usage a call adds to its buckets; an omitted kind adds 0 (and is still checked). */
 export interface RateLimitUsage {
@@ -59,7 +59,7 @@ export interface RateLimitUsage {
 export class RateLimitedError extends ExpectedError {
   override name = 'RateLimitedError';
   readonly retryAfterSeconds: number;
-  /** Which budget ran out, e.g. `apiKey.requests`, `account.tokens`, `ip.auth`. */
+  /** Which budget ran out, e.g. `apiKey.requests`, `account.tokens`, `ip.signIn`. */
   readonly limit: string;
   constructor(limit: string, retryAfterSeconds: number) {
     super('RATE_LIMITED', `Rate limit exceeded (${limit}); retry after ${retryAfterSeconds} s`, {
@@ -143,8 +143,9 @@ export async function createRateLimits(
     keyTokens: make('key-tok', config.tokensPerMinute),
     accountRequests: make('acct-req', config.accountRequestsPerMinute),
     accountTokens: make('acct-tok', config.accountTokensPerMinute),
-    ipAuth: make('ip-auth', config.ipActionsPerMinute),
-    ipApiKeys: make('ip-keys', config.ipActionsPerMinute),
+    siweChallenge: make('ip-challenge', config.ipActionsPerMinute),
+    signIn: make('ip-signin', config.ipActionsPerMinute),
+    apiKeys: make('ip-keys', config.ipActionsPerMinute),
   };
 
   const bucketsOf = (viewer: RateLimitedViewer, usage: RateLimitUsage): Bucket[] => {
@@ -187,8 +188,9 @@ export async function createRateLimits(
       );
     },
     async consumeIp(ip, action) {
-      const limiter = action === 'auth' ? limiters.ipAuth : limiters.ipApiKeys;
-      await consumeAll([{ name: `ip.${action}`, limiter, key: ip ?? 'unknown', points: 1 }]);
+      await consumeAll([
+        { name: `ip.${action}`, limiter: limiters[action], key: ip ?? 'unknown', points: 1 },
+      ]);
     },
     async close() {
       redis?.disconnect();

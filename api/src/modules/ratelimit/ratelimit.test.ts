@@ -118,10 +118,11 @@ describe('in memory', () => {
 
   it('limits each IP and action separately', async () => {
     const limits = await open(config());
-    for (let i = 0; i < 3; i++) await limits.consumeIp('10.0.0.1', 'auth');
-    const error = await refusal(limits.consumeIp('10.0.0.1', 'auth'));
-    expect(error.limit).toBe('ip.auth');
-    await limits.consumeIp('10.0.0.2', 'auth');
+    for (let i = 0; i < 3; i++) await limits.consumeIp('10.0.0.1', 'signIn');
+    const error = await refusal(limits.consumeIp('10.0.0.1', 'signIn'));
+    expect(error.limit).toBe('ip.signIn');
+    await limits.consumeIp('10.0.0.2', 'signIn');
+    await limits.consumeIp('10.0.0.1', 'siweChallenge');
     await limits.consumeIp('10.0.0.1', 'apiKeys');
   });
 });
@@ -145,8 +146,8 @@ describe('with Redis', () => {
     await a.record(other, { tokens: 1_200 });
     expect((await refusal(b.consume(other, { requests: 1 }))).limit).toBe('apiKey.tokens');
     // Per IP too.
-    for (let i = 0; i < 3; i++) await (i % 2 ? a : b).consumeIp('192.0.2.7', 'auth');
-    await refusal(a.consumeIp('192.0.2.7', 'auth'));
+    for (let i = 0; i < 3; i++) await (i % 2 ? a : b).consumeIp('192.0.2.7', 'signIn');
+    await refusal(a.consumeIp('192.0.2.7', 'signIn'));
   });
 
   it('keeps limiting in memory when Redis is unreachable', async () => {
