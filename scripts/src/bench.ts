@@ -1,0 +1,17 @@
+/**
+ * `npm run bench`: every benchmark, one after another, each printing a table. Not part of `npm test`:
+ * timing targets live here. `npm run bench -- crediting` runs one.
+ */
+import { benchCrediting } from './bench/crediting.ts';
+
+const benches: Record<string, () => Promise<void>> = {
+  crediting: benchCrediting,
+};
+
+const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+for (const [name, run] of Object.entries(benches)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  console.log(`\n=== ${name} ===`);
+  await run();
+}
+process.exit(0);
