@@ -150,7 +150,10 @@ export class ConfigError extends Error {
 
 /** Parses and checks the environment; throws a `ConfigError` that lists every problem. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): ApiConfig {
-  const parsed = schema.safeParse(source);
+  // An empty variable (VAR= in a .env file) means "use the default", as if it were unset.
+  const parsed = schema.safeParse(
+    Object.fromEntries(Object.entries(source).filter(([, value]) => value !== '')),
+  );
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),

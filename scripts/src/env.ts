@@ -20,13 +20,17 @@ const schema = z.object({
   ),
   USDC_ADDRESS: optional,
   TREASURY_ADDRESS: optional,
+  START_BLOCK: z.coerce.number().int().min(0).default(0),
   DEVNET_BLOCK_TIME: z.coerce.number().int().min(1).max(60).default(1),
 });
 
 export type StartConfig = z.infer<typeof schema>;
 
 export function loadStartConfig(source: Record<string, string | undefined> = process.env): StartConfig {
-  const parsed = schema.safeParse(source);
+  // An empty variable (VAR= in a .env file) means "use the default", as if it were unset.
+  const parsed = schema.safeParse(
+    Object.fromEntries(Object.entries(source).filter(([, value]) => value !== '')),
+  );
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
     throw new Error(`Invalid configuration:\n${problems.join('\n')}`);

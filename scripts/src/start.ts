@@ -90,6 +90,7 @@ async function main(): Promise<void> {
       chainId: chain.chainId,
       usdcAddress: chain.token,
       treasuryAddress: chain.treasury,
+      startBlock: config.START_BLOCK,
       port: config.INDEXER_PORT,
       databaseUrl: config.PONDER_DATABASE_URL,
       // One schema per chain and token: a different devnet never mixes with an old index.
