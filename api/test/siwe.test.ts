@@ -37,6 +37,8 @@ beforeAll(async () => {
       TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
       DATABASE_URL: database.url,
       LOG_LEVEL: 'silent',
+      // This file signs in dozens of times from one address; the per-IP limit has its own tests.
+      RATE_LIMIT_IP_PER_MINUTE: '1000',
     }),
     { crediting: false },
   );
