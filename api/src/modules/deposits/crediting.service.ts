@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ledgerEntryHash, tokenUnitsToMicroUsd, USDC_DECIMALS } from '@chainmeter/schema';
+import {
+  isCreditableTransfer,
+  ledgerEntryHash,
+  tokenUnitsToMicroUsd,
+  USDC_DECIMALS,
+} from '@chainmeter/schema';
 import { decodeCursor, encodeCursor, type Page, type PageArgs, pageSize } from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
@@ -30,7 +35,7 @@ interface TransferRow {
 
 const logKey = (txHash: string, logIndex: number) => `${txHash.toLowerCase()}:${logIndex}`;
 
-/** Drops duplicates and zero-value transfers (nothing to credit, and a spam vector), keeps order. */
+/** Drops duplicates and transfers that credit nothing (`isCreditableTransfer`), keeps order. */
 function prepare(
   chainId: number,
   transfers: readonly IndexedTransfer[],
@@ -41,7 +46,7 @@ function prepare(
     if (transfer.chainId !== chainId) {
       throw new CreditingError(`transfer ${transfer.txHash} is on chain ${transfer.chainId}, not ${chainId}`);
     }
-    if (transfer.value <= 0n) continue;
+    if (!isCreditableTransfer(transfer)) continue;
     const key = logKey(transfer.txHash, transfer.logIndex);
     rows.set(key, { transfer, key, amount: tokenUnitsToMicroUsd(transfer.value, tokenDecimals) });
   }
