@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { devPayer, type Platform, startPlatform } from '../../api/test/support/platform.ts';
 import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
 import { findFreePort } from '../../scripts/src/devnet/ports.ts';
@@ -38,6 +38,14 @@ describe('web client: payment journey in a real browser', () => {
     page.on('pageerror', (error) => pageErrors.push(String(error)));
     page.setDefaultTimeout(20_000);
   }, 180_000);
+
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail' && page) {
+      await page.screenshot({
+        path: screenshotPath(`real-FAILED-${context.task.name.replace(/\W+/g, '-')}`),
+      });
+    }
+  });
 
   afterAll(async () => {
     await browser?.close();

@@ -64,7 +64,10 @@ export function PlaygroundPage() {
   useEffect(() => {
     if (!models.includes(model)) setModel(models[0] as string);
   }, [models, model]);
-  useEffect(() => endRef.current?.scrollIntoView?.({ block: 'nearest' }), [turns.length]);
+  // Block body: newer browsers return a Promise from scrollIntoView, which React would take for a cleanup.
+  useEffect(() => {
+    if (turns.length > 0) endRef.current?.scrollIntoView?.({ block: 'nearest' });
+  }, [turns.length]);
 
   const send = async (event?: FormEvent) => {
     event?.preventDefault();

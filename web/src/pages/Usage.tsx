@@ -100,7 +100,9 @@ export function UsagePage() {
     if (live.ledgerVersion > 0) reexecute({ requestPolicy: 'network-only' });
   }, [live.ledgerVersion, reexecute]);
   // A new filter starts again from the first page.
-  useEffect(() => setCursors([null]), [fromDay, toDay, model, apiKeyId]);
+  useEffect(() => {
+    setCursors([null]);
+  }, [fromDay, toDay, model, apiKeyId]);
 
   const me = data?.me;
   const rows = me?.usage.edges.map((edge) => edge.node) ?? [];

@@ -84,7 +84,7 @@ export function SessionProvider({
       const message = challenged.data.siweChallenge;
       let signature: string;
       try {
-        signature = await signMessageAsync({ message, account: address });
+        signature = await signMessageAsync({ message });
       } catch (walletError) {
         throw new Error(describeWalletError(walletError));
       }

@@ -1,0 +1,207 @@
+/**
+ * A fake ChainMeter API for browser tests of the metering pages: the real schema (plus CONTRACT.md's
+ * metering names while the API lacks them) served by graphql-yoga over in-memory state, and the
+ * production build on the same origin. The real-stack journey is payment.test.ts; this one lets the
+ * pages be exercised (and looked at) before the metering API exists.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSchema, createYoga } from 'graphql-yoga';
+
+const WEB = fileURLToPath(new URL('..', import.meta.url));
+const SCHEMA = readFileSync(path.join(WEB, '..', 'schema', 'schema.graphql'), 'utf8');
+const METERING = readFileSync(path.join(WEB, 'contract', 'metering.graphql'), 'utf8');
+
+export interface FakeApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+interface ApiKeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+  expiresAt: string | null;
+  spendLimit: string | null;
+  spent: string;
+}
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.map': 'application/json',
+};
+
+export async function startFakeApi(walletAddress: string, chainId = 31337): Promise<FakeApi> {
+  const signedIn = { value: false };
+  // micro-USD, exact; Credits strings are micro-USD / 1000.
+  let balance = 10_000_000n;
+  const credits = (micro: bigint) => {
+    const whole = micro / 1000n;
+    const fraction = (micro % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
+    return fraction ? `${whole}.${fraction}` : whole.toString();
+  };
+  const apiKeys: ApiKeyRow[] = [];
+  const usage: Record<string, unknown>[] = [];
+  const day = (offset: number) => new Date(Date.now() - offset * 86_400_000).toISOString();
+  for (const [i, model] of ['chainmeter-dev', 'chainmeter-dev-large', 'chainmeter-dev'].entries()) {
+    usage.push({
+      id: `u${i}`,
+      requestId: `req_${i}`,
+      model,
+      promptTokens: 40 + i,
+      completionTokens: 120 + i,
+      providerCost: credits(BigInt(600 + i * 900)),
+      userPrice: credits(BigInt(1200 + i * 1800)),
+      billingStatus: 'BILLED',
+      apiKey: null,
+      createdAt: day(3 - i),
+    });
+  }
+  const account = () => ({ id: 'acct-1', walletAddress, balance: credits(balance) });
+  const summary = (groupBy: string) => {
+    const buckets = new Map<string, { requests: number; micro: bigint }>();
+    for (const row of usage) {
+      const key = groupBy === 'DAY' ? String(row.createdAt).slice(0, 10) : String(row.model);
+      const bucket = buckets.get(key) ?? { requests: 0, micro: 0n };
+      const [whole = '0', fraction = ''] = String(row.userPrice).split('.');
+      bucket.micro += BigInt(whole) * 1000n + BigInt(fraction.padEnd(3, '0'));
+      bucket.requests += 1;
+      buckets.set(key, bucket);
+    }
+    return [...buckets].map(([key, b]) => ({ key, requests: b.requests, userPrice: credits(b.micro) }));
+  };
+
+  const yoga = createYoga({
+    graphqlEndpoint: '/graphql',
+    schema: createSchema({
+      typeDefs: /\bcreateCompletion\b/.test(SCHEMA) ? SCHEMA : [SCHEMA, METERING],
+      resolvers: {
+        Query: {
+          paymentConfig: () => ({
+            chainId,
+            tokenAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+            tokenDecimals: 6,
+            treasuryAddress: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+            confirmations: 2,
+            creditsPerToken: '1000',
+          }),
+          me: () => (signedIn.value ? account() : null),
+        },
+        Account: {
+          deposits: () => ({ edges: [], pageInfo: { hasNextPage: false, hasPreviousPage: false } }),
+          ledger: () => ({ edges: [], pageInfo: { hasNextPage: false, hasPreviousPage: false } }),
+          apiKeys: () => [...apiKeys].reverse(),
+          usage: (_: unknown, args: { filter?: { model?: string | null } }) => ({
+            edges: [...usage]
+              .reverse()
+              .filter((row) => !args.filter?.model || row.model === args.filter.model)
+              .map((node) => ({ cursor: String(node.id), node })),
+            pageInfo: { hasNextPage: false, hasPreviousPage: false },
+          }),
+          usageSummary: (_: unknown, args: { groupBy: string }) => summary(args.groupBy),
+        },
+        Mutation: {
+          siweChallenge: (_: unknown, args: { address: string }) =>
+            `127.0.0.1 wants you to sign in with your Ethereum account:\n${args.address}\n\nFake API.`,
+          signIn: () => {
+            signedIn.value = true;
+            return { token: 'fake', expiresAt: day(-1), account: account() };
+          },
+          signOut: () => {
+            signedIn.value = false;
+            return true;
+          },
+          createCompletion: (
+            _: unknown,
+            args: { input: { model: string; messages: { content: string }[] } },
+          ) => {
+            const price = 2_468n;
+            balance -= price;
+            const row = {
+              id: `u${usage.length}`,
+              requestId: `req_${usage.length}`,
+              model: args.input.model,
+              promptTokens: 12,
+              completionTokens: 34,
+              providerCost: credits(price / 2n),
+              userPrice: credits(price),
+              billingStatus: 'BILLED',
+              apiKey: null,
+              createdAt: new Date().toISOString(),
+            };
+            usage.push(row);
+            const last = args.input.messages.at(-1)?.content ?? '';
+            return { id: row.id, model: row.model, content: `Echo: ${last}`, usage: row };
+          },
+          createApiKey: (_: unknown, args: { input: { name: string; spendLimit?: string | null } }) => {
+            const key: ApiKeyRow = {
+              id: `k${apiKeys.length + 1}`,
+              name: args.input.name,
+              prefix: `cm_fake${apiKeys.length + 1}`,
+              createdAt: new Date().toISOString(),
+              lastUsedAt: null,
+              revokedAt: null,
+              expiresAt: null,
+              spendLimit: args.input.spendLimit ?? null,
+              spent: '0',
+            };
+            apiKeys.push(key);
+            return { apiKey: key, secret: `${key.prefix}_secret_${'x'.repeat(32)}` };
+          },
+          revokeApiKey: (_: unknown, args: { id: string }) => {
+            const key = apiKeys.find((k) => k.id === args.id);
+            if (!key) throw new Error('not found');
+            key.revokedAt = new Date().toISOString();
+            return key;
+          },
+        },
+        Subscription: {
+          balanceUpdated: { subscribe: async function* () {} },
+          depositUpdated: { subscribe: async function* () {} },
+        },
+      },
+    }),
+    logging: false,
+  });
+
+  const dist = path.join(WEB, 'dist');
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/graphql') return void yoga(req, res);
+    if (url.pathname === '/v1/models') {
+      res.setHeader('content-type', 'application/json');
+      return void res.end(
+        JSON.stringify({ data: [{ id: 'chainmeter-dev' }, { id: 'chainmeter-dev-large' }] }),
+      );
+    }
+    const file = path.join(dist, path.normalize(url.pathname).replace(/^(\.\.[/\\])+/, ''));
+    let body: Buffer;
+    let type = 'text/html';
+    try {
+      body = readFileSync(file);
+      type = MIME[path.extname(file)] ?? 'application/octet-stream';
+    } catch {
+      body = readFileSync(path.join(dist, 'index.html'));
+    }
+    res.setHeader('content-type', type);
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The metering pages (playground, usage, API keys) in headless Chromium against a fake API typed by
+ * the same schema: each page's flow, its states, and screenshots at desktop and phone width.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
+import { type FakeApi, startFakeApi } from './fake-api.ts';
+import { ensureWebBuild, launchChromium, screenshotPath } from './support.ts';
+
+describe('web client: metering pages (fake API)', () => {
+  let api: FakeApi;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    ensureWebBuild();
+    api = await startFakeApi(devAccounts.payers[0]?.address ?? '');
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    page.on('console', (m) => {
+      if (m.type() === 'error') console.log('console:', m.text());
+    });
+    page.setDefaultTimeout(15_000);
+    await page.goto(api.url);
+    await page.getByRole('button', { name: /Use Dev wallet/ }).click();
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('balance').waitFor();
+  }, 120_000);
+
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail' && page) {
+      await page.screenshot({
+        path: screenshotPath(`fake-FAILED-${context.task.name.replace(/\W+/g, '-')}`),
+      });
+    }
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  const nav = (name: string) =>
+    page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+
+  it('playground: an answer with its tokens and price', async () => {
+    await nav('Playground');
+    await page.getByLabel('Model').selectOption('chainmeter-dev-large');
+    await page.getByLabel('Message').fill('Hello there');
+    await page.getByLabel('Message').press('Control+Enter');
+    const meta = page.getByTestId('completion-meta');
+    await meta.waitFor();
+    expect(await meta.innerText()).toContain('12 in + 34 out tokens · 2.468 credits ($0.002468)');
+    expect(await page.getByTestId('chat-cost').innerText()).toBe('This chat: 2.468 credits');
+    await page.screenshot({ path: screenshotPath('fake-01-playground') });
+  });
+
+  it('usage: rows, filters, charts and export links', async () => {
+    await nav('Usage');
+    const table = page.getByTestId('usage-table');
+    await table.waitFor();
+    expect(await table.locator('tbody tr').count()).toBe(4);
+    await page.getByLabel('Model').selectOption('chainmeter-dev-large');
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=usage-table] tbody tr').length === 2,
+    );
+    const csv = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    expect(csv).toMatch(/^\/v1\/usage\/export\?format=csv&from=.+&to=.+/);
+    await page.getByLabel('Model').selectOption('');
+    await page.screenshot({ path: screenshotPath('fake-02-usage'), fullPage: true });
+  });
+
+  it('API keys: create, secret once with a warning, revoke with confirmation', async () => {
+    await nav('API keys');
+    await page.getByText('No keys yet').waitFor();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByText('Give the key a name.').waitFor();
+    await page.getByLabel('Name').fill('ci-bot');
+    await page.getByLabel('Spend limit (credits, optional)').fill('1.2345');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByText('at most 3 decimals').waitFor();
+    await page.getByLabel('Spend limit (credits, optional)').fill('250');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = await page.getByTestId('api-key-secret').inputValue();
+    expect(secret).toMatch(/^cm_fake1_secret_/);
+    await page.getByText('It is shown only once').waitFor();
+    await page.screenshot({ path: screenshotPath('fake-03-key-created') });
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    expect(await page.content()).not.toContain(secret);
+
+    const row = page.getByTestId('api-key-ci-bot');
+    await row.getByRole('button', { name: 'Revoke ci-bot' }).click();
+    await row.getByRole('button', { name: 'Cancel' }).click();
+    await row.getByRole('button', { name: 'Revoke ci-bot' }).click();
+    await page.screenshot({ path: screenshotPath('fake-04-key-confirm-revoke') });
+    await row.getByRole('button', { name: 'Revoke now' }).click();
+    await row.getByText('Revoked').waitFor();
+    expect(await row.getByRole('button').count()).toBe(0);
+  });
+
+  it('works at phone width', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [name, shot] of [
+      ['Usage', 'fake-05-usage-phone'],
+      ['API keys', 'fake-06-keys-phone'],
+      ['Playground', 'fake-07-playground-phone'],
+    ] as const) {
+      await nav(name);
+      await page.getByRole('heading', { name, level: 1 }).waitFor();
+      await page.screenshot({ path: screenshotPath(shot), fullPage: true });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${name} scrolls sideways at phone width`).toBeLessThanOrEqual(0);
+    }
+    expect(pageErrors).toEqual([]);
+  });
+});
