@@ -24,14 +24,20 @@ import type { ChatRequest } from './chat-request.ts';
 import { type LlmUpstream, UpstreamError } from './llm.upstream.ts';
 import type { BillingStatus } from './metering.entity.ts';
 import {
+  applyChargedSettlements,
   applySettlement,
   findExpiredHolds,
   findUnsettled,
   markUnsettled,
+  type PendingSettlement,
   placeHold,
   type Settlement,
+  type SettleResult,
 } from './metering.store.ts';
 import { estimateHold, type ModelPrice, type PriceTable, promptTokensUpperBound } from './pricing.ts';
+
+/** Charged settlements written in one transaction at most. */
+const MAX_SETTLEMENT_BATCH = 500;
 
 /** Test hooks: inject failures into settlement to prove retries. Never set in production. */
 export interface MeteringFaults {
@@ -218,7 +224,10 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     attempts.set(usageId, attempt);
     try {
       await options.faults?.beforeSettlement?.(usageId, attempt);
-      const result = await applySettlement(orm.em.fork(), usageId, settlement);
+      const result =
+        settlement.userPrice > 0n && attempt === 1
+          ? await settleInBatch(usageId, settlement)
+          : await applySettlement(orm.em.fork(), usageId, settlement);
       retryQueue.delete(usageId);
       attempts.delete(usageId);
       if (!result.settled) logger.debug({ usageId }, 'usage already settled');
@@ -239,6 +248,63 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         );
       }
       retryQueue.set(usageId, settlement);
+    }
+  }
+
+  /**
+   * Group commit: charged settlements queue here and go to the database together, one transaction per
+   * batch. When idle a settlement leaves at once (no added delay); under load, those that arrive while a
+   * batch is in flight form the next one. A failed batch fails its members, which retry one by one.
+   */
+  const batchQueue: {
+    item: PendingSettlement;
+    resolve: (r: SettleResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  let batching = false;
+
+  function settleInBatch(usageId: string, settlement: Settlement): Promise<SettleResult> {
+    return new Promise((resolve, reject) => {
+      batchQueue.push({ item: { usageId, settlement }, resolve, reject });
+      if (!batching) void runBatches();
+    });
+  }
+
+  async function runBatches(): Promise<void> {
+    batching = true;
+    try {
+      while (batchQueue.length > 0) {
+        const batch = batchQueue.splice(0, MAX_SETTLEMENT_BATCH);
+        try {
+          const results = await applyChargedSettlements(
+            orm.em.fork(),
+            batch.map((entry) => entry.item),
+          );
+          for (const entry of batch) {
+            entry.resolve(results.get(entry.item.usageId) ?? { settled: false, reason: 'already settled' });
+          }
+        } catch (error) {
+          if (batch.length === 1) {
+            batch[0]?.reject(error);
+            continue;
+          }
+          // One bad member must not hold back the others: each goes again on its own.
+          logger.warn(
+            { err: error, size: batch.length },
+            'settlement batch failed; settling its members one by one',
+          );
+          await Promise.all(
+            batch.map((entry) =>
+              applySettlement(orm.em.fork(), entry.item.usageId, entry.item.settlement).then(
+                entry.resolve,
+                entry.reject,
+              ),
+            ),
+          );
+        }
+      }
+    } finally {
+      batching = false;
     }
   }
 

@@ -126,8 +126,37 @@ export async function applySettlement(
   settlement: Settlement,
 ): Promise<SettleResult> {
   if (settlement.userPrice === 0n) return settleWithoutCharge(em, usageId, settlement);
+  const results = await applyChargedSettlements(em, [{ usageId, settlement }]);
+  return results.get(usageId) ?? { settled: false, reason: 'already settled' };
+}
+
+export interface PendingSettlement {
+  usageId: string;
+  settlement: Settlement;
+}
+
+/**
+ * Settles many charged calls in ONE transaction of two statements (group commit): under load the
+ * settlements that queued up while the previous batch ran go together, so the cost per settlement falls
+ * as load rises, on a hot account too (its row is locked once per batch, its entries chained in order).
+ *
+ * 1. The guarded transition of every record (HELD/UNSETTLED only, so none is settled twice) and the lock
+ *    of their accounts, in account id order (the order crediting locks them in: no deadlock).
+ * 2. All ledger entries, balances, key totals and usage rows, set-based (unnest).
+ * Records already settled are left out of the result.
+ */
+export async function applyChargedSettlements(
+  em: Em,
+  items: readonly PendingSettlement[],
+): Promise<Map<string, SettleResult>> {
+  const results = new Map<string, SettleResult>();
+  if (items.length === 0) return results;
+  for (const item of items) {
+    if (item.settlement.userPrice <= 0n) throw new RangeError(`usage ${item.usageId}: no charge to settle`);
+  }
   return em.transactional(async (tx) => {
     const rows: {
+      id: string;
       account_id: string;
       api_key_id: string | null;
       hold_amount: string;
@@ -137,72 +166,155 @@ export async function applySettlement(
     }[] = await tx.execute(
       `with r as (
          update usage_records set settle_attempts = settle_attempts + 1
-         where id = ?::uuid and status in ('HELD', 'UNSETTLED')
-         returning account_id, api_key_id, hold_amount
+         where id = any(array[?]::uuid[]) and status in ('HELD', 'UNSETTLED')
+         returning id, account_id, api_key_id, hold_amount
+       ), l as (
+         select id, balance, ledger_seq, ledger_head from accounts
+         where id in (select account_id from r) order by id for update
        )
-       select a.id as account_id, r.api_key_id, r.hold_amount::text as hold_amount, a.balance::text as balance,
-         a.ledger_seq, a.ledger_head
-       from r join accounts a on a.id = r.account_id
-       for update of a`,
-      [usageId],
+       select r.id, r.account_id, r.api_key_id, r.hold_amount::text as hold_amount, l.balance::text as balance,
+         l.ledger_seq, l.ledger_head
+       from r join l on l.id = r.account_id`,
+      [items.map((item) => item.usageId)],
     );
-    const row = rows[0];
-    if (!row) return { settled: false, reason: 'already settled' } as const;
-    const hold = BigInt(row.hold_amount);
-    if (settlement.userPrice > hold) {
-      throw new RangeError(`usage ${usageId}: price ${settlement.userPrice} exceeds its hold ${hold}`);
-    }
+    if (rows.length === 0) return results;
+    const byId = new Map(rows.map((row) => [row.id, row]));
     const now = new Date();
-    const amount = -settlement.userPrice;
-    const fields = {
-      accountId: row.account_id,
-      seq: row.ledger_seq + 1,
-      amount,
-      balanceAfter: BigInt(row.balance) + amount,
-      reason: 'USAGE',
-      referenceId: usageId,
-      createdAt: now,
-    };
-    const hash = ledgerEntryHash(row.ledger_head, fields);
-    const ledgerEntryId = randomUUID();
-    await tx.execute(
-      `with e as (
+    const accounts = new Map<
+      string,
+      { balance: bigint; seq: number; head: string | null; released: bigint }
+    >();
+    const keys = new Map<string, { released: bigint; spent: bigint }>();
+    const entries: {
+      id: string;
+      accountId: string;
+      seq: number;
+      amount: bigint;
+      balanceAfter: bigint;
+      usageId: string;
+      prevHash: string | null;
+      hash: string;
+    }[] = [];
+    const settled: PendingSettlement[] = [];
+    // In the callers' order, so each account's entries follow the order its calls were settled in.
+    for (const item of items) {
+      const row = byId.get(item.usageId);
+      if (!row) continue;
+      byId.delete(item.usageId); // a usage id given twice is settled once
+      const hold = BigInt(row.hold_amount);
+      const price = item.settlement.userPrice;
+      if (price > hold)
+        throw new RangeError(`usage ${item.usageId}: price ${price} exceeds its hold ${hold}`);
+      let account = accounts.get(row.account_id);
+      if (!account) {
+        account = { balance: BigInt(row.balance), seq: row.ledger_seq, head: row.ledger_head, released: 0n };
+        accounts.set(row.account_id, account);
+      }
+      const fields = {
+        accountId: row.account_id,
+        seq: account.seq + 1,
+        amount: -price,
+        balanceAfter: account.balance - price,
+        reason: 'USAGE',
+        referenceId: item.usageId,
+        createdAt: now,
+      };
+      const hash = ledgerEntryHash(account.head, fields);
+      entries.push({ id: randomUUID(), usageId: item.usageId, prevHash: account.head, hash, ...fields });
+      account.balance = fields.balanceAfter;
+      account.seq = fields.seq;
+      account.head = hash;
+      account.released += hold;
+      if (row.api_key_id) {
+        const key = keys.get(row.api_key_id) ?? { released: 0n, spent: 0n };
+        key.released += hold;
+        key.spent += price;
+        keys.set(row.api_key_id, key);
+      }
+      settled.push(item);
+      results.set(item.usageId, {
+        settled: true,
+        ledgerEntryId: entries.at(-1)?.id ?? null,
+        accountId: row.account_id,
+      });
+    }
+    const accountList = [...accounts.entries()];
+    const keyList = [...keys.entries()];
+    // MikroORM inlines arrays as literal lists, where a null would vanish: '' and -1 stand for none.
+    const sql = `with e as (
          insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
            created_at, prev_hash, hash)
-         values (?::uuid, ?::uuid, ?, ?::bigint, ?::bigint, 'USAGE', ?, null, ?::timestamptz, ?, ?)
-         returning id
+         select t.id, t.account_id, t.seq, t.amount, t.balance_after, 'USAGE', t.reference_id, null,
+           ?::timestamptz, nullif(t.prev_hash, ''), t.hash
+         from unnest(array[?]::uuid[], array[?]::uuid[], array[?]::int[], array[?]::bigint[], array[?]::bigint[],
+           array[?]::text[], array[?]::text[], array[?]::text[])
+           as t(id, account_id, seq, amount, balance_after, reference_id, prev_hash, hash)
+         returning 1
        ), a as (
-         update accounts set balance = ?::bigint, held = held - ?::bigint, ledger_seq = ?, ledger_head = ?
-         where id = ?::uuid returning id
-       ), k as (
-         update api_keys set held = held - ?::bigint, spent = spent + ?::bigint where id = ?::uuid returning id
-       ), u as (
-         ${UPDATE_USAGE_ROW}
-         returning id
+         update accounts set balance = v.balance, held = accounts.held - v.released, ledger_seq = v.seq,
+           ledger_head = v.head
+         from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::bigint[], array[?]::int[], array[?]::text[])
+           as v(id, balance, released, seq, head)
+         where accounts.id = v.id
+         returning 1
+       )${
+         keyList.length > 0
+           ? `, k as (
+         update api_keys set held = api_keys.held - v.released, spent = api_keys.spent + v.spent
+         from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::bigint[]) as v(id, released, spent)
+         where api_keys.id = v.id
+         returning 1
+       )`
+           : ''
+       }, u as (
+         update usage_records set status = v.status, prompt_tokens = v.prompt_tokens,
+           completion_tokens = v.completion_tokens, provider_cost = v.provider_cost, user_price = v.user_price,
+           latency_ms = nullif(v.latency_ms, -1), flags = coalesce(string_to_array(nullif(v.flags, ''), ','), '{}'),
+           error = nullif(v.error, ''), outcome = null, settled_at = ?::timestamptz
+         from unnest(array[?]::uuid[], array[?]::text[], array[?]::int[], array[?]::int[], array[?]::bigint[],
+           array[?]::bigint[], array[?]::int[], array[?]::text[], array[?]::text[])
+           as v(id, status, prompt_tokens, completion_tokens, provider_cost, user_price, latency_ms, flags, error)
+         where usage_records.id = v.id
+         returning 1
        )
-       select (select count(*) from e)::int as e, (select count(*) from a)::int as a, (select count(*) from u)::int as u`,
-      [
-        ledgerEntryId,
-        row.account_id,
-        fields.seq,
-        amount.toString(),
-        fields.balanceAfter.toString(),
-        usageId,
-        now.toISOString(),
-        row.ledger_head,
-        hash,
-        fields.balanceAfter.toString(),
-        hold.toString(),
-        fields.seq,
-        hash,
-        row.account_id,
-        hold.toString(),
-        settlement.userPrice.toString(),
-        row.api_key_id,
-        ...usageRowParams(usageId, settlement, now),
-      ],
-    );
-    return { settled: true, ledgerEntryId, accountId: row.account_id } as const;
+       select (select count(*) from e)::int as e, (select count(*) from u)::int as u`;
+    const counts: { e: number; u: number }[] = await tx.execute(sql, [
+      now.toISOString(),
+      entries.map((e) => e.id),
+      entries.map((e) => e.accountId),
+      entries.map((e) => e.seq),
+      entries.map((e) => e.amount.toString()),
+      entries.map((e) => e.balanceAfter.toString()),
+      entries.map((e) => e.usageId),
+      entries.map((e) => e.prevHash ?? ''),
+      entries.map((e) => e.hash),
+      accountList.map(([id]) => id),
+      accountList.map(([, a]) => a.balance.toString()),
+      accountList.map(([, a]) => a.released.toString()),
+      accountList.map(([, a]) => a.seq),
+      accountList.map(([, a]) => a.head ?? ''),
+      ...(keyList.length > 0
+        ? [
+            keyList.map(([id]) => id),
+            keyList.map(([, k]) => k.released.toString()),
+            keyList.map(([, k]) => k.spent.toString()),
+          ]
+        : []),
+      now.toISOString(),
+      settled.map((i) => i.usageId),
+      settled.map((i) => i.settlement.status),
+      settled.map((i) => i.settlement.promptTokens),
+      settled.map((i) => i.settlement.completionTokens),
+      settled.map((i) => (i.settlement.providerCost ?? 0n).toString()),
+      settled.map((i) => i.settlement.userPrice.toString()),
+      settled.map((i) => (i.settlement.latencyMs === null ? -1 : Math.round(i.settlement.latencyMs))),
+      settled.map((i) => i.settlement.flags.join(',')),
+      settled.map((i) => i.settlement.error ?? ''),
+    ]);
+    if (counts[0]?.e !== entries.length || counts[0]?.u !== settled.length) {
+      throw new Error(`settlement batch wrote ${JSON.stringify(counts[0])} of ${entries.length} entries`);
+    }
+    return results;
   });
 }
 
