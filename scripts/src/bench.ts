@@ -2,10 +2,13 @@
  * `npm run bench`: every benchmark, one after another, each printing a table. Not part of `npm test`:
  * timing targets live here. `npm run bench -- crediting` runs one.
  */
+
 import { benchCrediting } from './bench/crediting.ts';
+import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   crediting: benchCrediting,
+  gateway: benchGateway,
 };
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -1,0 +1,296 @@
+/**
+ * Gateway benchmark (issue: metered completions). Not a test: it prints figures.
+ *
+ * Three processes, so that no side borrows another's event loop: the dev model (the upstream), the API
+ * (the gateway, on a fresh PostgreSQL database) and this one (the load generator, plain `fetch` with
+ * keep-alive). The same non-streaming request is sent:
+ * 1. straight to the upstream and through `POST /v1/chat/completions`, side by side in one run
+ *    (interleaved rounds), at concurrency 1 and 50: latency p50/p99 of each, the added latency and the
+ *    throughput ratio. The gateway path does everything a real call does: API key lookup, rate limits,
+ *    hold, upstream call, settlement (the settlement runs after the answer is sent);
+ * 2. for settled completions per second, on one hot account and spread over 100 accounts: the clock
+ *    stops when the last of them is settled (usage row BILLED and ledger entry written), not when the
+ *    last answer arrives.
+ *
+ * `node scripts/src/bench-gateway.ts` (or through `npm run bench`). Bounded request counts; about 30 s.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createOrm, migrateUp } from '../../api/src/db/orm.ts';
+import { loadConfig } from '../../api/src/env.ts';
+import { createApiKey } from '../../api/src/modules/apikeys/apikeys.service.ts';
+import { appendLedgerEntry } from '../../api/src/modules/ledger/ledger.service.ts';
+import { startDevModelServer } from '../../api/src/modules/metering/dev-model.server.ts';
+import { startApi } from '../../api/src/server.ts';
+import { createTestDatabase } from './devnet/postgres.ts';
+
+const ACCOUNTS = 100;
+const SERIAL_REQUESTS = 400; // per path, concurrency 1
+const PARALLEL_REQUESTS = 4_000; // per path, concurrency 50
+const ROUNDS = 4; // the two paths alternate this many times, so drift hits both alike
+const SETTLE_SPREAD = 5_000;
+const SETTLE_HOT = 3_000;
+const BODY = JSON.stringify({
+  model: 'chainmeter-dev',
+  messages: [{ role: 'user', content: 'How much does this benchmark prompt cost?' }],
+  max_tokens: 32,
+});
+const BALANCE = 1_000_000_000_000n; // micro-USD per account: never the limit here
+
+// ---------------------------------------------------------------- child roles
+
+async function runUpstream(): Promise<void> {
+  const dev = await startDevModelServer();
+  console.log(JSON.stringify({ url: dev.baseUrl }));
+  process.on('SIGTERM', () => void dev.stop().then(() => process.exit(0)));
+}
+
+async function runApi(databaseUrl: string, upstreamUrl: string): Promise<void> {
+  const api = await startApi(
+    loadConfig({
+      NODE_ENV: 'production',
+      PORT: '0',
+      CHAIN_ID: '31337',
+      USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+      DATABASE_URL: databaseUrl,
+      LLM_BASE_URL: upstreamUrl,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_REQUESTS_PER_MINUTE: '100000000',
+      RATE_LIMIT_TOKENS_PER_MINUTE: '100000000000',
+    }),
+    { crediting: false },
+  );
+  console.log(JSON.stringify({ url: api.url }));
+  process.on('SIGTERM', () => void api.close().then(() => process.exit(0)));
+}
+
+// ---------------------------------------------------------------- load generator
+
+interface Child {
+  url: string;
+  process: ChildProcess;
+}
+
+function startChild(args: string[]): Promise<Child> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start within 60 s`)), 60_000);
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        const { url } = JSON.parse(line) as { url: string };
+        clearTimeout(timer);
+        resolve({ url, process: child });
+      } catch {
+        // a log line
+      }
+    });
+  });
+}
+
+function stopChild(child: Child): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.process.exitCode !== null) return resolve();
+    const timer = setTimeout(() => child.process.kill('SIGKILL'), 10_000);
+    child.process.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.process.kill('SIGTERM');
+  });
+}
+
+async function post(url: string, authorization: string | null): Promise<number> {
+  const started = performance.now();
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+    body: BODY,
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`HTTP ${response.status} from ${url}: ${text.slice(0, 200)}`);
+  return performance.now() - started;
+}
+
+interface RunResult {
+  latencies: number[];
+  elapsedMs: number;
+}
+
+/** `count` requests, `concurrency` at a time; `target(i)` picks the URL and credential of request i. */
+async function load(
+  count: number,
+  concurrency: number,
+  target: (i: number) => [string, string | null],
+): Promise<RunResult> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        const [url, authorization] = target(i);
+        latencies.push(await post(url, authorization));
+      }
+    }),
+  );
+  return { latencies, elapsedMs: performance.now() - started };
+}
+
+function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return (
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN
+  );
+}
+
+function printTable(title: string, rows: Record<string, string>[]): void {
+  console.log(`\n${title}`);
+  const columns = Object.keys(rows[0] ?? {});
+  const width = (c: string) => Math.max(c.length, ...rows.map((row) => (row[c] ?? '').length));
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  console.log(line(columns.map((c) => c.padEnd(width(c)))));
+  console.log(line(columns.map((c) => '-'.repeat(width(c)))));
+  for (const row of rows) console.log(line(columns.map((c) => (row[c] ?? '').padEnd(width(c)))));
+}
+
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+export async function benchGateway(): Promise<void> {
+  const database = await createTestDatabase('cm_bench_gateway');
+  const orm = await createOrm({ databaseUrl: database.url });
+  const children: Child[] = [];
+  try {
+    await migrateUp(orm);
+    // 100 accounts with a key each, plus one hot account.
+    const keys: string[] = [];
+    for (let i = 0; i <= ACCOUNTS; i++) {
+      const em = orm.em.fork();
+      const [account] = await em.execute<{ id: string }[]>(
+        'insert into accounts (wallet_address) values (?) returning id',
+        [`0x${randomBytes(20).toString('hex')}`],
+      );
+      if (!account) throw new Error('account insert failed');
+      await appendLedgerEntry(em, {
+        accountId: account.id,
+        amount: BALANCE,
+        reason: 'ADJUSTMENT',
+        referenceId: 'bench',
+      });
+      keys.push(`Bearer ${(await createApiKey(em, account.id, { name: 'bench' })).secret}`);
+    }
+    const hotKey = keys.pop() as string;
+
+    const upstream = await startChild(['--role=upstream']);
+    children.push(upstream);
+    const api = await startChild(['--role=api', database.url, upstream.url]);
+    children.push(api);
+    const directUrl = `${upstream.url}/chat/completions`;
+    const gatewayUrl = `${api.url}/v1/chat/completions`;
+    const direct = (): [string, string | null] => [directUrl, null];
+    const gateway = (i: number): [string, string | null] => [gatewayUrl, keys[i % keys.length] as string];
+
+    // Warm up both paths (JIT, connection pools, the API key cache of nothing: every call looks it up).
+    await load(300, 10, direct);
+    await load(300, 10, gateway);
+
+    const overhead: Record<string, string>[] = [];
+    for (const [concurrency, total] of [
+      [1, SERIAL_REQUESTS],
+      [50, PARALLEL_REQUESTS],
+    ] as const) {
+      const d: RunResult = { latencies: [], elapsedMs: 0 };
+      const g: RunResult = { latencies: [], elapsedMs: 0 };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [run, into] of [
+          [direct, d],
+          [gateway, g],
+        ] as const) {
+          const result = await load(total / ROUNDS, concurrency, run);
+          into.latencies.push(...result.latencies);
+          into.elapsedMs += result.elapsedMs;
+        }
+      }
+      const rate = (r: RunResult) => (r.latencies.length / r.elapsedMs) * 1000;
+      overhead.push({
+        concurrency: String(concurrency),
+        requests: `${total} + ${total}`,
+        'direct p50': ms(percentile(d.latencies, 50)),
+        'gateway p50': ms(percentile(g.latencies, 50)),
+        'added p50': ms(percentile(g.latencies, 50) - percentile(d.latencies, 50)),
+        'direct p99': ms(percentile(d.latencies, 99)),
+        'gateway p99': ms(percentile(g.latencies, 99)),
+        'added p99': ms(percentile(g.latencies, 99) - percentile(d.latencies, 99)),
+        'direct req/s': rate(d).toFixed(0),
+        'gateway req/s': rate(g).toFixed(0),
+        'throughput ratio': (rate(g) / rate(d)).toFixed(2),
+      });
+    }
+    printTable(
+      'Gateway overhead: the dev upstream direct vs through /v1/chat/completions (target: added p50 < 3 ms)',
+      overhead,
+    );
+
+    const settled = async (since: Date) => {
+      const [row] = await orm.em
+        .fork()
+        .execute<{ n: number }[]>(
+          `select count(*)::int as n from usage_records where status = 'BILLED' and created_at >= ?`,
+          [since.toISOString()],
+        );
+      return row?.n ?? 0;
+    };
+    const throughput: Record<string, string>[] = [];
+    for (const [name, count, concurrency, target] of [
+      ['100 accounts', SETTLE_SPREAD, 100, gateway],
+      ['1 hot account', SETTLE_HOT, 50, (): [string, string | null] => [gatewayUrl, hotKey]],
+    ] as const) {
+      const since = new Date();
+      const started = performance.now();
+      const result = await load(count, concurrency, target);
+      const deadline = Date.now() + 60_000;
+      let done = await settled(since);
+      while (done < count && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        done = await settled(since);
+      }
+      const elapsed = performance.now() - started;
+      throughput.push({
+        'settled on': name,
+        concurrency: String(concurrency),
+        completions: String(count),
+        settled: String(done),
+        'answers p50': ms(percentile(result.latencies, 50)),
+        'answers p99': ms(percentile(result.latencies, 99)),
+        'settled/s': ((done / elapsed) * 1000).toFixed(0),
+      });
+    }
+    printTable('Settled completions per second (target: > 1,000/s across accounts)', throughput);
+    const [books] = await orm.em.fork().execute<{ held: string; entries: number; rows: number }[]>(
+      `select (select sum(held)::text from accounts) as held,
+         (select count(*)::int from ledger_entries where reason = 'USAGE') as entries,
+         (select count(*)::int from usage_records where status = 'BILLED') as rows`,
+    );
+    console.log(
+      `\nbooks after the run: ${books?.rows} BILLED usage rows, ${books?.entries} USAGE ledger entries, ${books?.held} micro-USD still held`,
+    );
+  } finally {
+    for (const child of children.reverse()) await stopChild(child);
+    await orm.close(true);
+    await database.drop();
+  }
+}
+
+const role = process.argv.find((arg) => arg.startsWith('--role='))?.slice('--role='.length);
+if (role === 'upstream') await runUpstream();
+else if (role === 'api') await runApi(process.argv[3] as string, process.argv[4] as string);
+else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await benchGateway();
+  process.exit(0);
+}
