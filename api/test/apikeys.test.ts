@@ -257,7 +257,7 @@ describe('rate limits', () => {
     for (const url of [apiA.url, apiB.url]) {
       const refused = await attacker.call(url, challenge, { address: wallet.address });
       expect(codeOf(refused)).toBe('RATE_LIMITED');
-      const retryAfter = (refused.errors?.[0]?.extensions as { retryAfter?: number }).retryAfter;
+      const retryAfter = (refused.errors?.[0]?.extensions as { retryAfter?: number } | undefined)?.retryAfter;
       expect(retryAfter).toBeGreaterThanOrEqual(1);
       expect(retryAfter).toBeLessThanOrEqual(60);
     }
