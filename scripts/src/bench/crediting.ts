@@ -9,14 +9,7 @@
 
 import { usdcAbi } from '@chainmeter/schema';
 import pg from 'pg';
-import {
-  createTestClient,
-  createWalletClient,
-  encodeFunctionData,
-  http,
-  type PrivateKeyAccount,
-  publicActions,
-} from 'viem';
+import { createTestClient, encodeFunctionData, http, type PrivateKeyAccount, publicActions } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
 import { gqlData, signIn, subscribe } from '../../../api/test/support/graphql.ts';
 import { startPlatform } from '../../../api/test/support/platform.ts';
