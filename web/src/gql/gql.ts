@@ -1,7 +1,6 @@
 /* eslint-disable */
-
-import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
 import * as types from './graphql';
+import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
 
 /**
  * Map of all GraphQL operations in the project.
@@ -15,60 +14,46 @@ import * as types from './graphql';
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
-  '\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n': typeof types.PaymentConfigDocument;
-  '\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n': typeof types.DepositProgress_DepositFragmentDoc;
-  '\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n': typeof types.LedgerRow_EntryFragmentDoc;
-  '\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n': typeof types.BalanceUpdatedDocument;
-  '\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n': typeof types.DepositUpdatedDocument;
-  '\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n': typeof types.ApiKeyRow_ApiKeyFragmentDoc;
-  '\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n': typeof types.ApiKeysDocument;
-  '\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n': typeof types.CreateApiKeyDocument;
-  '\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n': typeof types.RevokeApiKeyDocument;
-  '\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n': typeof types.DashboardDocument;
-  '\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n': typeof types.LedgerDocument;
-  '\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n': typeof types.CreateCompletionDocument;
-  '\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n': typeof types.UsageDocument;
-  '\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n': typeof types.PaymentConfigFieldsFragmentDoc;
-  '\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n': typeof types.MeDocument;
-  '\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n': typeof types.SiweChallengeDocument;
-  '\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n': typeof types.SignInDocument;
-  '\n  mutation SignOut {\n    signOut\n  }\n': typeof types.SignOutDocument;
+    "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": typeof types.PaymentConfigDocument,
+    "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": typeof types.DepositProgress_DepositFragmentDoc,
+    "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": typeof types.LedgerRow_EntryFragmentDoc,
+    "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": typeof types.BalanceUpdatedDocument,
+    "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": typeof types.DepositUpdatedDocument,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.ApiKeysDocument,
+    "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.CreateApiKeyDocument,
+    "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": typeof types.RevokeApiKeyDocument,
+    "\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n": typeof types.DashboardDocument,
+    "\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.LedgerDocument,
+    "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": typeof types.CreateCompletionDocument,
+    "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": typeof types.PlaygroundBalanceDocument,
+    "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
+    "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": typeof types.MeDocument,
+    "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": typeof types.SiweChallengeDocument,
+    "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": typeof types.SignInDocument,
+    "\n  mutation SignOut {\n    signOut\n  }\n": typeof types.SignOutDocument,
 };
 const documents: Documents = {
-  '\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n':
-    types.PaymentConfigDocument,
-  '\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n':
-    types.DepositProgress_DepositFragmentDoc,
-  '\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n':
-    types.LedgerRow_EntryFragmentDoc,
-  '\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n':
-    types.BalanceUpdatedDocument,
-  '\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n':
-    types.DepositUpdatedDocument,
-  '\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n':
-    types.ApiKeyRow_ApiKeyFragmentDoc,
-  '\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n':
-    types.ApiKeysDocument,
-  '\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n':
-    types.CreateApiKeyDocument,
-  '\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n':
-    types.RevokeApiKeyDocument,
-  '\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n':
-    types.DashboardDocument,
-  '\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n':
-    types.LedgerDocument,
-  '\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n':
-    types.CreateCompletionDocument,
-  '\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n':
-    types.UsageDocument,
-  '\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n':
-    types.PaymentConfigFieldsFragmentDoc,
-  '\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n': types.MeDocument,
-  '\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n':
-    types.SiweChallengeDocument,
-  '\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n':
-    types.SignInDocument,
-  '\n  mutation SignOut {\n    signOut\n  }\n': types.SignOutDocument,
+    "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": types.PaymentConfigDocument,
+    "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": types.DepositProgress_DepositFragmentDoc,
+    "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": types.LedgerRow_EntryFragmentDoc,
+    "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": types.BalanceUpdatedDocument,
+    "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": types.DepositUpdatedDocument,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.ApiKeysDocument,
+    "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.CreateApiKeyDocument,
+    "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": types.RevokeApiKeyDocument,
+    "\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n": types.DashboardDocument,
+    "\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.LedgerDocument,
+    "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": types.CreateCompletionDocument,
+    "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": types.PlaygroundBalanceDocument,
+    "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": types.PaymentConfigFieldsFragmentDoc,
+    "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": types.MeDocument,
+    "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": types.SiweChallengeDocument,
+    "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": types.SignInDocument,
+    "\n  mutation SignOut {\n    signOut\n  }\n": types.SignOutDocument,
 };
 
 /**
@@ -88,115 +73,82 @@ export function graphql(source: string): unknown;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n',
-): (typeof documents)['\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n'];
+export function graphql(source: "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n"): (typeof documents)["\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n',
-): (typeof documents)['\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n'];
+export function graphql(source: "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n"): (typeof documents)["\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n',
-): (typeof documents)['\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n'];
+export function graphql(source: "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n"): (typeof documents)["\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n',
-): (typeof documents)['\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n"): (typeof documents)["\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n',
-): (typeof documents)['\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n'];
+export function graphql(source: "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n"): (typeof documents)["\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n',
-): (typeof documents)['\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n'];
+export function graphql(source: "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"): (typeof documents)["\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n',
-): (typeof documents)['\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n"): (typeof documents)["\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n',
-): (typeof documents)['\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n',
-): (typeof documents)['\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n'];
+export function graphql(source: "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n"): (typeof documents)["\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n',
-): (typeof documents)['\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query Dashboard {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n      ledger(first: 5) {\n        edges {\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n',
-): (typeof documents)['\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n',
-): (typeof documents)['\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n',
-): (typeof documents)['\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"): (typeof documents)["\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n',
-): (typeof documents)['\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n'];
+export function graphql(source: "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n',
-): (typeof documents)['\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n'];
+export function graphql(source: "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"): (typeof documents)["\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n',
-): (typeof documents)['\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n'];
+export function graphql(source: "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n"): (typeof documents)["\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n',
-): (typeof documents)['\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n'];
+export function graphql(source: "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n"): (typeof documents)["\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(
-  source: '\n  mutation SignOut {\n    signOut\n  }\n',
-): (typeof documents)['\n  mutation SignOut {\n    signOut\n  }\n'];
+export function graphql(source: "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SignOut {\n    signOut\n  }\n"): (typeof documents)["\n  mutation SignOut {\n    signOut\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
 }
 
-export type DocumentType<TDocumentNode extends DocumentNode<any, any>> =
-  TDocumentNode extends DocumentNode<infer TType, any> ? TType : never;
+export type DocumentType<TDocumentNode extends DocumentNode<any, any>> = TDocumentNode extends DocumentNode<  infer TType,  any>  ? TType  : never;

@@ -3,7 +3,7 @@
  * each deposit's latest state. Pages merge these over their query results and refetch lists when
  * `ledgerVersion` moves.
  */
-import { createContext, type ReactNode, use, useMemo, useState } from 'react';
+import { createContext, type ReactNode, use, useCallback, useMemo, useState } from 'react';
 import { useSubscription } from 'urql';
 import type { DepositProgressFields } from '../components/DepositProgress';
 import { type FragmentType, graphql } from '../gql';
@@ -48,6 +48,8 @@ export interface LiveState {
   ledgerVersion: number;
   /** True once the subscriptions have failed; pages then fall back to reloads. */
   error: boolean;
+  /** A balance read by a query (e.g. right after a completion): moves the live balance if it changed. */
+  reportBalance(balance: string): void;
 }
 
 const LiveContext = createContext<LiveState>({
@@ -55,6 +57,7 @@ const LiveContext = createContext<LiveState>({
   deposits: new Map(),
   ledgerVersion: 0,
   error: false,
+  reportBalance: () => {},
 });
 
 export function LiveProvider({ children }: { children: ReactNode }) {
@@ -75,9 +78,14 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     return event;
   });
   const error = Boolean(balanceResult.error || depositResult.error);
+  const reportBalance = useCallback((reported: string) => {
+    setBalance((current) =>
+      current.balance === reported ? current : { balance: reported, version: current.version + 1 },
+    );
+  }, []);
   const value = useMemo(
-    () => ({ balance: balance.balance, ledgerVersion: balance.version, deposits, error }),
-    [balance, deposits, error],
+    () => ({ balance: balance.balance, ledgerVersion: balance.version, deposits, error, reportBalance }),
+    [balance, deposits, error, reportBalance],
   );
   return <LiveContext value={value}>{children}</LiveContext>;
 }

@@ -266,14 +266,18 @@ function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFi
       <td data-label="Created">{displayDateTime(key.createdAt)}</td>
       <td data-label="Last used">{key.lastUsedAt ? displayDateTime(key.lastUsedAt) : 'Never'}</td>
       <td data-label="Spent" className="num">
-        {displayCredits(key.spent)}
-        {key.spendLimit !== null && <span className="muted"> / {displayCredits(key.spendLimit)}</span>}
+        <span>
+          {displayCredits(key.spent)}
+          {key.spendLimit !== null && <span className="muted"> / {displayCredits(key.spendLimit)}</span>}
+        </span>
       </td>
       <td data-label="Status">
-        <span className={`badge ${status === 'Active' ? 'badge-ok' : 'badge-muted'}`}>{status}</span>
-        {key.expiresAt && !key.revokedAt && (
-          <span className="muted small"> until {displayDateTime(key.expiresAt)}</span>
-        )}
+        <span>
+          <span className={`badge ${status === 'Active' ? 'badge-ok' : 'badge-muted'}`}>{status}</span>
+          {key.expiresAt && !key.revokedAt && (
+            <span className="muted small"> until {displayDateTime(key.expiresAt)}</span>
+          )}
+        </span>
       </td>
       <td data-label="Actions" className="actions-cell">
         {status === 'Active' &&

@@ -5,11 +5,12 @@
 
 import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import { type FormEvent, type KeyboardEvent, useEffect, useId, useRef, useState } from 'react';
-import { useMutation } from 'urql';
+import { useClient, useMutation } from 'urql';
 import { graphql } from '../gql';
 import type { CreateCompletionMutation as CompletionResult } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
 import { creditsToUsd, displayCredits } from '../lib/format';
+import { useLive } from '../live/live';
 import { Link } from '../router';
 
 const CreateCompletionMutation = graphql(`
@@ -25,6 +26,15 @@ const CreateCompletionMutation = graphql(`
         userPrice
         billingStatus
       }
+    }
+  }
+`);
+
+const BalanceQuery = graphql(`
+  query PlaygroundBalance {
+    me {
+      id
+      balance
     }
   }
 `);
@@ -60,6 +70,8 @@ export function PlaygroundPage() {
   const [turns, setTurns] = useState<Turn[]>([]);
   const [error, setError] = useState<{ message: string; insufficient: boolean } | null>(null);
   const [{ fetching }, complete] = useMutation(CreateCompletionMutation);
+  const client = useClient();
+  const live = useLive();
   const endRef = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!models.includes(model)) setModel(models[0] as string);
@@ -96,6 +108,9 @@ export function PlaygroundPage() {
     }
     const completion = result.data.createCompletion;
     setTurns([...history, { role: 'assistant', content: completion.content, completion }]);
+    // The balanceUpdated subscription moves the balance too; this read covers a missed event.
+    const fresh = await client.query(BalanceQuery, {}, { requestPolicy: 'network-only' }).toPromise();
+    if (fresh.data?.me) live.reportBalance(fresh.data.me.balance);
   };
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
