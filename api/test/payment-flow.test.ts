@@ -270,6 +270,30 @@ describe('exactly once', () => {
   });
 });
 
+describe('restarts', () => {
+  it('credits nothing twice across an indexer restart, and credits what was paid while it was down', async () => {
+    const payer = devPayer(3);
+    const token = await signIn(api.url, payer, platform.chainId);
+    await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
+    const totalsBefore = await ledgerTotals(api);
+    await platform.indexer.stop();
+    // Paid while the indexer is down: the API keeps serving and credits it once the indexer is back.
+    const paid = await transferUsdc(platform.anvil.rpcUrl, platform.token, payer, platform.treasury, usdc(0.5));
+    await mineBlocks(platform.anvil.rpcUrl, 2);
+    expect((await gqlData<MeResult>(api.url, ME, {}, token)).me?.balance).toBe('0');
+    await platform.restartIndexer();
+    await mineBlocks(platform.anvil.rpcUrl, 1);
+    const me = await eventually(async () => {
+      const result = await gqlData<MeResult>(api.url, ME, {}, token);
+      return result.me?.balance === '500' ? result.me : undefined;
+    });
+    expect(me.deposits.edges.map((edge) => edge.node.txHash)).toEqual([paid.txHash]);
+    const totalsAfter = await ledgerTotals(api);
+    const others = (rows: typeof totalsAfter) => rows.filter((row) => row.wallet_address !== payer.address);
+    expect(others(totalsAfter)).toEqual(others(totalsBefore));
+  });
+});
+
 async function rawSql(platform: Platform, sql: string): Promise<Record<string, unknown>[]> {
   const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: platform.database?.url });

@@ -31,6 +31,8 @@ export interface Platform {
   /** Environment for an API process on this platform. */
   apiEnv(overrides?: Record<string, string>): Record<string, string>;
   startApi(overrides?: Record<string, string>): Promise<RunningApi>;
+  /** Stops the indexer (SIGINT) and starts it again on the same port and database. */
+  restartIndexer(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     cleanups.push(async () => rmSync(scratch, { recursive: true, force: true }));
     const indexerDatabase = options.pglite ? undefined : await createTestDatabase('cm_ponder');
     if (indexerDatabase) cleanups.push(() => indexerDatabase.drop());
-    const indexer = await startIndexer({
+    const indexerOptions = {
       rpcUrl: anvil.rpcUrl,
       chainId,
       usdcAddress: token,
@@ -59,7 +61,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       databaseUrl: indexerDatabase?.url,
       dataDir: path.join(scratch, 'ponder'),
       logFile: path.join(scratch, 'ponder.log'),
-    });
+    };
+    let indexer = await startIndexer(indexerOptions);
     cleanups.push(() => indexer.stop());
     const database = options.pglite ? undefined : await createTestDatabase('cm_api');
     if (database) cleanups.push(() => database.drop());
@@ -85,13 +88,19 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       token,
       treasury,
       chainId,
-      indexer,
+      get indexer() {
+        return indexer;
+      },
       database,
       apiEnv,
       startApi: async (overrides) => {
         const api = await startApi(loadConfig(apiEnv(overrides)));
         cleanups.push(() => api.close());
         return api;
+      },
+      restartIndexer: async () => {
+        await indexer.stop();
+        indexer = await startIndexer({ ...indexerOptions, port: indexer.port });
       },
       close: async () => {
         for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
