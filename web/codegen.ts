@@ -24,7 +24,9 @@ const config: CodegenConfig = {
         skipTypename: false,
         strictScalars: true,
         scalars: {
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a TypeScript template literal type, as text
           Address: '`0x${string}`',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: as above
           Hash: '`0x${string}`',
           BigInt: 'string',
           Credits: 'string',
@@ -33,7 +35,6 @@ const config: CodegenConfig = {
       },
     },
   },
-  hooks: { afterAllFileWrite: ['biome check --write'] },
 };
 
 export default config;

@@ -53,8 +53,8 @@ describe('web client: metering pages (fake API)', () => {
     await page.getByLabel('Message').press('Control+Enter');
     const meta = page.getByTestId('completion-meta');
     await meta.waitFor();
-    expect(await meta.innerText()).toContain('12 in + 34 out tokens · 2.468 credits ($0.002468)');
-    expect(await page.getByTestId('chat-cost').innerText()).toBe('This chat: 2.468 credits');
+    expect(await meta.textContent()).toContain('12 in + 34 out tokens · 2.468 credits ($0.002468)');
+    expect(await page.getByTestId('chat-cost').textContent()).toBe('This chat: 2.468 credits');
     await page.screenshot({ path: screenshotPath('fake-01-playground') });
   });
 

@@ -64,7 +64,7 @@ describe('web client: payment journey in a real browser', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
 
     await page.getByTestId('balance').waitFor();
-    expect(await page.getByTestId('balance').innerText()).toMatch(/^0\s*credits$/);
+    expect(await page.getByTestId('balance').textContent()).toMatch(/^0\s*credits$/);
     await page.screenshot({ path: screenshotPath('03-dashboard-empty') });
 
     await navTo(page, 'Buy credits');
@@ -78,7 +78,7 @@ describe('web client: payment journey in a real browser', () => {
     await page.getByText('Use at most 6 decimals').waitFor();
 
     await page.getByRole('button', { name: '$10', exact: true }).click();
-    expect(await page.getByTestId('quote-credits').innerText()).toBe('10,000 credits');
+    expect(await page.getByTestId('quote-credits').textContent()).toBe('10,000 credits');
     await page.screenshot({ path: screenshotPath('04-buy') });
     await page.getByRole('button', { name: 'Pay $10.00 USDC' }).click();
 
@@ -90,12 +90,12 @@ describe('web client: payment journey in a real browser', () => {
     await tracker.getByText(`Pending 1/${CONFIRMATIONS} confirmations`).waitFor();
     await mineBlocks(platform.anvil.rpcUrl, CONFIRMATIONS - 1);
     await tracker.getByText('10,000 credits are in your balance.').waitFor();
-    expect(await page.getByTestId('nav-balance').innerText()).toBe('10,000 credits');
+    expect(await page.getByTestId('nav-balance').textContent()).toBe('10,000 credits');
     await page.screenshot({ path: screenshotPath('06-credited') });
 
     await navTo(page, 'Dashboard');
     await page.getByTestId('balance').filter({ hasText: '10,000' }).waitFor();
-    expect(await page.getByTestId('balance-usd').innerText()).toBe('$10.00');
+    expect(await page.getByTestId('balance-usd').textContent()).toBe('$10.00');
     await page.getByRole('cell', { name: '+10,000' }).first().waitFor();
     await page.screenshot({ path: screenshotPath('07-dashboard') });
 
@@ -122,7 +122,7 @@ describe('web client: payment journey in a real browser', () => {
       await page.getByRole('button', { name: 'Send' }).click();
       const meta = page.getByTestId('completion-meta').first();
       await meta.waitFor({ timeout: 30_000 });
-      expect(await meta.innerText()).toMatch(/\d+ in \+ \d+ out tokens · [\d.,]+ credits/);
+      expect(await meta.textContent()).toMatch(/\d+ in \+ \d+ out tokens · [\d.,]+ credits/);
       // The USAGE entry lowers the balance live.
       await page
         .getByTestId('nav-balance')

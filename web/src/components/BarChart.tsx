@@ -13,6 +13,7 @@ export interface Bar {
 
 export function BarChart({ title, bars, empty }: { title: string; bars: readonly Bar[]; empty: string }) {
   const values = bars.map((bar) => parseCredits(bar.value));
+  // biome-ignore lint/complexity/useMathMinMax: bigints; Math.max takes numbers only
   const max = values.reduce((a, b) => (b > a ? b : a), 0n);
   return (
     <figure className="chart">

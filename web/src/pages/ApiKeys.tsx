@@ -152,7 +152,9 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
         expiresAt: expiresAt ? expiresAt.toISOString() : null,
       },
     });
-    if (result.error || !result.data) return setFormError(describeGraphqlError(result.error!));
+    if (!result.data) {
+      return setFormError(result.error ? describeGraphqlError(result.error) : 'The API gave no answer.');
+    }
     onCreated(name.trim(), result.data.createApiKey.secret);
     setName('');
     setLimit('');
@@ -282,7 +284,8 @@ function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFi
       <td data-label="Actions" className="actions-cell">
         {status === 'Active' &&
           (confirming ? (
-            <span className="confirm" role="group" aria-label={`Confirm revoking ${key.name}`}>
+            <fieldset className="confirm">
+              <legend className="visually-hidden">Confirm revoking {key.name}</legend>
               <span className="small">Apps using it stop at once.</span>
               <button
                 type="button"
@@ -299,7 +302,7 @@ function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFi
               <button type="button" className="ghost" onClick={() => setConfirming(false)}>
                 Cancel
               </button>
-            </span>
+            </fieldset>
           ) : (
             <button type="button" className="danger" onClick={() => setConfirming(true)}>
               Revoke<span className="visually-hidden"> {key.name}</span>

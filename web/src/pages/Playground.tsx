@@ -42,8 +42,11 @@ const BalanceQuery = graphql(`
 const FALLBACK_MODELS = ['chainmeter-dev'];
 
 type Turn =
-  | { role: 'user'; content: string }
-  | { role: 'assistant'; content: string; completion: CompletionResult['createCompletion'] };
+  | { key: string; role: 'user'; content: string }
+  | { key: string; role: 'assistant'; content: string; completion: CompletionResult['createCompletion'] };
+
+let turnCounter = 0;
+const nextTurnKey = () => `turn-${++turnCounter}`;
 
 function useModels(): string[] {
   const [models, setModels] = useState<string[]>(FALLBACK_MODELS);
@@ -86,7 +89,7 @@ export function PlaygroundPage() {
     const content = prompt.trim();
     if (!content || fetching) return;
     setError(null);
-    const history = [...turns, { role: 'user' as const, content }];
+    const history: Turn[] = [...turns, { key: nextTurnKey(), role: 'user', content }];
     setTurns(history);
     setPrompt('');
     const tokens = Number.parseInt(maxTokens, 10);
@@ -97,9 +100,9 @@ export function PlaygroundPage() {
         maxTokens: Number.isSafeInteger(tokens) && tokens > 0 ? tokens : null,
       },
     });
-    if (result.error || !result.data) {
+    if (!result.data) {
       setError({
-        message: describeGraphqlError(result.error!),
+        message: result.error ? describeGraphqlError(result.error) : 'The API gave no answer.',
         insufficient: result.error?.graphQLErrors[0]?.extensions?.code === 'INSUFFICIENT_CREDITS',
       });
       setTurns(turns);
@@ -107,7 +110,10 @@ export function PlaygroundPage() {
       return;
     }
     const completion = result.data.createCompletion;
-    setTurns([...history, { role: 'assistant', content: completion.content, completion }]);
+    setTurns([
+      ...history,
+      { key: completion.id, role: 'assistant', content: completion.content, completion },
+    ]);
     // The balanceUpdated subscription moves the balance too; this read covers a missed event.
     const fresh = await client.query(BalanceQuery, {}, { requestPolicy: 'network-only' }).toPromise();
     if (fresh.data?.me) live.reportBalance(fresh.data.me.balance);
@@ -162,8 +168,8 @@ export function PlaygroundPage() {
           {turns.length === 0 && (
             <div className="empty-state">Ask anything. Each answer shows its tokens and what it cost.</div>
           )}
-          {turns.map((turn, index) => (
-            <div key={index} className={`bubble bubble-${turn.role}`} data-testid={`turn-${turn.role}`}>
+          {turns.map((turn) => (
+            <div key={turn.key} className={`bubble bubble-${turn.role}`} data-testid={`turn-${turn.role}`}>
               <div className="bubble-text">{turn.content}</div>
               {turn.role === 'assistant' && (
                 <div className="bubble-meta" data-testid="completion-meta">

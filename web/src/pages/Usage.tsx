@@ -82,6 +82,11 @@ export function UsagePage() {
   const [apiKeyId, setApiKeyId] = useState('');
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const after = cursors[cursors.length - 1] ?? null;
+  // A new filter starts again from the first page.
+  const filterBy = (set: (value: string) => void, value: string) => {
+    set(value);
+    setCursors([null]);
+  };
   const validRange = Boolean(fromDay && toDay && fromDay <= toDay);
   const range = validRange ? dayRange(fromDay, toDay) : dayRange(isoDay(today), isoDay(today));
   const [{ data, fetching, error }, reexecute] = useQuery({
@@ -99,10 +104,6 @@ export function UsagePage() {
   useEffect(() => {
     if (live.ledgerVersion > 0) reexecute({ requestPolicy: 'network-only' });
   }, [live.ledgerVersion, reexecute]);
-  // A new filter starts again from the first page.
-  useEffect(() => {
-    setCursors([null]);
-  }, [fromDay, toDay, model, apiKeyId]);
 
   const me = data?.me;
   const rows = me?.usage.edges.map((edge) => edge.node) ?? [];
@@ -130,7 +131,7 @@ export function UsagePage() {
               type="date"
               value={fromDay}
               max={toDay}
-              onChange={(e) => setFromDay(e.target.value)}
+              onChange={(e) => filterBy(setFromDay, e.target.value)}
             />
           </div>
           <div className="field">
@@ -140,12 +141,12 @@ export function UsagePage() {
               type="date"
               value={toDay}
               min={fromDay}
-              onChange={(e) => setToDay(e.target.value)}
+              onChange={(e) => filterBy(setToDay, e.target.value)}
             />
           </div>
           <div className="field">
             <label htmlFor={`${id}-model`}>Model</label>
-            <select id={`${id}-model`} value={model} onChange={(e) => setModel(e.target.value)}>
+            <select id={`${id}-model`} value={model} onChange={(e) => filterBy(setModel, e.target.value)}>
               <option value="">All models</option>
               {(me?.byModel ?? []).map((bucket) => (
                 <option key={bucket.key}>{bucket.key}</option>
@@ -154,7 +155,7 @@ export function UsagePage() {
           </div>
           <div className="field">
             <label htmlFor={`${id}-key`}>API key</label>
-            <select id={`${id}-key`} value={apiKeyId} onChange={(e) => setApiKeyId(e.target.value)}>
+            <select id={`${id}-key`} value={apiKeyId} onChange={(e) => filterBy(setApiKeyId, e.target.value)}>
               <option value="">All (keys and playground)</option>
               {(me?.apiKeys ?? []).map((key) => (
                 <option key={key.id} value={key.id}>

@@ -80,7 +80,11 @@ export function SessionProvider({
     setSignInError(null);
     try {
       const challenged = await challenge({ address, chainId });
-      if (challenged.error || !challenged.data) throw new Error(describeGraphqlError(challenged.error!));
+      if (!challenged.data) {
+        throw new Error(
+          challenged.error ? describeGraphqlError(challenged.error) : 'The API gave no answer.',
+        );
+      }
       const message = challenged.data.siweChallenge;
       let signature: string;
       try {
