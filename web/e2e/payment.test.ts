@@ -24,6 +24,7 @@ describe('web client: payment journey in a real browser', () => {
   let browser: Browser;
   let page: Page;
   let origin: string;
+  let exportHref: string | null = null;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
@@ -137,6 +138,7 @@ describe('web client: payment journey in a real browser', () => {
         .first()
         .waitFor();
       await page.screenshot({ path: screenshotPath('11-usage') });
+      exportHref = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
 
       await navTo(page, 'API keys');
       await page.getByLabel('Name').fill('e2e-key');
@@ -166,6 +168,15 @@ describe('web client: payment journey in a real browser', () => {
       expect(pageErrors).toEqual([]);
     },
   );
+
+  // Expected to fail until the API's /v1 routes accept the httpOnly session cookie (today they read only
+  // `Authorization: Bearer`, which page JavaScript never holds). When this starts passing, drop `.fails`.
+  it.fails('downloads the usage export with the session cookie', async () => {
+    expect(exportHref).toMatch(/^\/v1\/usage\/export\?format=csv&from=.+&to=.+/);
+    const csv = await page.request.get(`${origin}${exportHref}`);
+    expect(csv.status()).toBe(200);
+    expect(await csv.text()).toMatch(/chainmeter-dev/);
+  });
 
   it('keeps the session over a reload (httpOnly cookie) and signs out', async () => {
     await page.reload();
