@@ -278,7 +278,13 @@ describe('restarts', () => {
     const totalsBefore = await ledgerTotals(api);
     await platform.indexer.stop();
     // Paid while the indexer is down: the API keeps serving and credits it once the indexer is back.
-    const paid = await transferUsdc(platform.anvil.rpcUrl, platform.token, payer, platform.treasury, usdc(0.5));
+    const paid = await transferUsdc(
+      platform.anvil.rpcUrl,
+      platform.token,
+      payer,
+      platform.treasury,
+      usdc(0.5),
+    );
     await mineBlocks(platform.anvil.rpcUrl, 2);
     expect((await gqlData<MeResult>(api.url, ME, {}, token)).me?.balance).toBe('0');
     await platform.restartIndexer();
