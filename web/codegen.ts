@@ -2,16 +2,10 @@
  * Typed GraphQL operations for the web client, generated from the API's checked-in schema.
  * `npm run codegen -w web` writes `src/gql/`; `npm run codegen:check -w web` fails when it is stale.
  */
-import { readFileSync } from 'node:fs';
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
-const SCHEMA = '../schema/schema.graphql';
-// Until the API's schema has the metering operations, the pages for them are typed against
-// CONTRACT.md's names (contract/metering.graphql); the real schema wins as soon as it has them.
-const meteringInSchema = /\bcreateCompletion\b/.test(readFileSync(new URL(SCHEMA, import.meta.url), 'utf8'));
-
 const config: CodegenConfig = {
-  schema: meteringInSchema ? [SCHEMA] : [SCHEMA, 'contract/metering.graphql'],
+  schema: '../schema/schema.graphql',
   documents: ['src/**/*.{ts,tsx}', '!src/gql/**'],
   ignoreNoDocuments: false,
   generates: {
