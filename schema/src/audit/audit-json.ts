@@ -1,0 +1,195 @@
+/**
+ * The wire shapes of audit records: the auditor GraphQL types (`AuditAccount`, `AuditLedgerEntry`), the
+ * per-account proof document and the CLI's JSON report all use these field names, with bigints as
+ * decimal strings and money in micro-USD (`...MicroUsd`), so a record read over GraphQL, from a proof
+ * file or from the database parses the same way.
+ */
+import type { AuditAccount, AuditLedgerEntry, AuditReport, DepositReference } from './audit-types.ts';
+
+export interface DepositReferenceJson {
+  chainId: number;
+  txHash: string;
+  logIndex: number;
+  blockNumber: string;
+  from: string;
+  amountToken: string;
+  amountMicroUsd: string;
+}
+
+export interface AuditLedgerEntryJson {
+  accountId: string;
+  seq: number;
+  amountMicroUsd: string;
+  balanceAfterMicroUsd: string;
+  reason: string;
+  referenceId: string;
+  /** ISO-8601 with milliseconds, exactly as hashed. */
+  createdAt: string;
+  prevHash: string | null;
+  hash: string;
+  deposit: DepositReferenceJson | null;
+}
+
+export interface AuditAccountJson {
+  accountId: string;
+  walletAddress: string;
+  balanceMicroUsd: string;
+  ledgerSeq: number;
+  ledgerHead: string | null;
+}
+
+export class AuditFormatError extends Error {
+  override name = 'AuditFormatError';
+}
+
+export function ledgerEntryToJson(entry: AuditLedgerEntry): AuditLedgerEntryJson {
+  return {
+    accountId: entry.accountId,
+    seq: entry.seq,
+    amountMicroUsd: entry.amount.toString(),
+    balanceAfterMicroUsd: entry.balanceAfter.toString(),
+    reason: entry.reason,
+    referenceId: entry.referenceId,
+    createdAt: entry.createdAt.toISOString(),
+    prevHash: entry.prevHash ?? null,
+    hash: entry.hash,
+    deposit: entry.deposit ? depositToJson(entry.deposit) : null,
+  };
+}
+
+function depositToJson(deposit: DepositReference): DepositReferenceJson {
+  return {
+    chainId: deposit.chainId,
+    txHash: deposit.txHash,
+    logIndex: deposit.logIndex,
+    blockNumber: deposit.blockNumber.toString(),
+    from: deposit.from,
+    amountToken: deposit.amountToken.toString(),
+    amountMicroUsd: deposit.amount.toString(),
+  };
+}
+
+export function accountToJson(account: AuditAccount): AuditAccountJson {
+  return {
+    accountId: account.accountId,
+    walletAddress: account.walletAddress,
+    balanceMicroUsd: account.balance.toString(),
+    ledgerSeq: account.ledgerSeq,
+    ledgerHead: account.ledgerHead,
+  };
+}
+
+type Json = Record<string, unknown>;
+
+function field(record: Json, name: string, where: string): unknown {
+  if (!(name in record)) throw new AuditFormatError(`${where}: missing "${name}"`);
+  return record[name];
+}
+
+function str(record: Json, name: string, where: string): string {
+  const value = field(record, name, where);
+  if (typeof value !== 'string') throw new AuditFormatError(`${where}: "${name}" must be a string`);
+  return value;
+}
+
+function nullableStr(record: Json, name: string, where: string): string | null {
+  const value = record[name];
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'string') throw new AuditFormatError(`${where}: "${name}" must be a string or null`);
+  return value;
+}
+
+function int(record: Json, name: string, where: string): number {
+  const value = field(record, name, where);
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number)) {
+    throw new AuditFormatError(`${where}: "${name}" must be an integer`);
+  }
+  return number;
+}
+
+function big(record: Json, name: string, where: string): bigint {
+  const value = str(record, name, where);
+  if (!/^-?\d{1,78}$/.test(value))
+    throw new AuditFormatError(`${where}: "${name}" must be an integer string`);
+  return BigInt(value);
+}
+
+function object(value: unknown, where: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new AuditFormatError(`${where}: must be an object`);
+  }
+  return value as Json;
+}
+
+export function ledgerEntryFromJson(value: unknown, where = 'ledger entry'): AuditLedgerEntry {
+  const record = object(value, where);
+  const createdAt = new Date(str(record, 'createdAt', where));
+  if (Number.isNaN(createdAt.getTime())) throw new AuditFormatError(`${where}: "createdAt" is not a date`);
+  const rawDeposit = record.deposit;
+  let deposit: DepositReference | null = null;
+  if (rawDeposit !== null && rawDeposit !== undefined) {
+    const d = object(rawDeposit, `${where}.deposit`);
+    const w = `${where}.deposit`;
+    deposit = {
+      chainId: int(d, 'chainId', w),
+      txHash: str(d, 'txHash', w).toLowerCase(),
+      logIndex: int(d, 'logIndex', w),
+      blockNumber: big(d, 'blockNumber', w),
+      from: str(d, 'from', w),
+      amountToken: big(d, 'amountToken', w),
+      amount: big(d, 'amountMicroUsd', w),
+    };
+  }
+  return {
+    accountId: str(record, 'accountId', where),
+    seq: int(record, 'seq', where),
+    amount: big(record, 'amountMicroUsd', where),
+    balanceAfter: big(record, 'balanceAfterMicroUsd', where),
+    reason: str(record, 'reason', where),
+    referenceId: str(record, 'referenceId', where),
+    createdAt,
+    prevHash: nullableStr(record, 'prevHash', where),
+    hash: str(record, 'hash', where),
+    deposit,
+  };
+}
+
+export function accountFromJson(value: unknown, where = 'account'): AuditAccount {
+  const record = object(value, where);
+  return {
+    accountId: str(record, 'accountId', where),
+    walletAddress: str(record, 'walletAddress', where),
+    balance: big(record, 'balanceMicroUsd', where),
+    ledgerSeq: int(record, 'ledgerSeq', where),
+    ledgerHead: nullableStr(record, 'ledgerHead', where),
+  };
+}
+
+function summaryToJson({ totalDue, totalCredited, totalBalance, ...counts }: AuditReport['summary']) {
+  return {
+    ...counts,
+    totalDueMicroUsd: totalDue.toString(),
+    totalCreditedMicroUsd: totalCredited.toString(),
+    totalBalanceMicroUsd: totalBalance.toString(),
+  };
+}
+
+/** The report as JSON-safe values: bigints as decimal strings (micro-USD for money). */
+export function auditReportToJson(report: AuditReport) {
+  return {
+    consistent: report.consistent,
+    chainId: report.chainId,
+    tokenAddress: report.tokenAddress,
+    treasuryAddress: report.treasuryAddress,
+    confirmations: report.confirmations,
+    fromBlock: report.fromBlock.toString(),
+    head: report.head.toString(),
+    summary: summaryToJson(report.summary),
+    counts: report.counts,
+    discrepancies: report.discrepancies.map((d) => ({
+      ...d,
+      blockNumber: d.blockNumber === null ? null : d.blockNumber.toString(),
+    })),
+  };
+}

@@ -1,0 +1,49 @@
+import { formatCredits, type MicroUsd } from '../money.ts';
+import { type AuditReport, DISCREPANCY_KINDS } from './audit-types.ts';
+
+const credits = (microUsd: bigint) => formatCredits(microUsd as MicroUsd);
+const cell = (value: string | number | bigint | null) =>
+  value === null ? '' : String(value).replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+/** The report for people: a summary table, the count of each discrepancy kind, then every discrepancy. */
+export function formatAuditMarkdown(report: AuditReport): string {
+  const s = report.summary;
+  const lines = [
+    `# ChainMeter audit: ${report.consistent ? 'consistent' : `${report.discrepancies.length} discrepancies`}`,
+    '',
+    `Chain ${report.chainId}, token ${report.tokenAddress}, treasury ${report.treasuryAddress}, blocks ${report.fromBlock}..${report.head}, ${report.confirmations} confirmations required.`,
+    '',
+    '| measure | value |',
+    '| --- | --- |',
+    `| treasury transfers on chain | ${s.transfersOnChain} |`,
+    `| not creditable (zero value, mints) | ${s.transfersNotCreditable} |`,
+    `| due (confirmed) | ${s.transfersDue} |`,
+    `| not yet due | ${s.transfersNotYetDue} |`,
+    `| credited correctly | ${s.transfersCredited} |`,
+    `| accounts | ${s.accounts} |`,
+    `| ledger entries | ${s.ledgerEntries} |`,
+    `| deposit credits | ${s.depositCredits} |`,
+    `| credits before from-block (not matched) | ${s.creditsBeforeFromBlock} |`,
+    `| due on chain (credits) | ${credits(s.totalDue)} |`,
+    `| credited (credits) | ${credits(s.totalCredited)} |`,
+    `| total balance (credits) | ${credits(s.totalBalance)} |`,
+    '',
+    '| discrepancy | count |',
+    '| --- | --- |',
+    ...DISCREPANCY_KINDS.map((kind) => `| ${kind} | ${report.counts[kind]} |`),
+  ];
+  if (report.discrepancies.length > 0) {
+    lines.push(
+      '',
+      '## Discrepancies',
+      '',
+      '| kind | account | wallet | transaction | log | block | entry | expected | actual | detail |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...report.discrepancies.map(
+        (d) =>
+          `| ${d.kind} | ${cell(d.accountId)} | ${cell(d.walletAddress)} | ${cell(d.txHash)} | ${cell(d.logIndex)} | ${cell(d.blockNumber)} | ${cell(d.seq)} | ${cell(d.expected)} | ${cell(d.actual)} | ${cell(d.message)} |`,
+      ),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,126 @@
+/**
+ * The audit's data model, shared by the audit CLI (`scripts/src/audit.ts`) and the API's `auditReport`:
+ * both feed the same `checkAudit` with transfers read from the chain and records read from the platform.
+ * Money is exact bigint micro-USD; a report serializes it as decimal strings (`auditReportToJson`).
+ */
+import type { StoredLedgerEntry } from '../ledger-hash.ts';
+
+export const DISCREPANCY_KINDS = [
+  'CREDIT_WITHOUT_TRANSFER',
+  'TRANSFER_NOT_CREDITED',
+  'AMOUNT_MISMATCH',
+  'DUPLICATE_CREDIT',
+  'BALANCE_MISMATCH',
+  'HASH_CHAIN_BROKEN',
+] as const;
+
+export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
+
+/** One `Transfer(from, to = treasury, value)` log of the token, as read from the chain. */
+export interface ChainTransfer {
+  chainId: number;
+  /** Lowercase. */
+  txHash: string;
+  logIndex: number;
+  blockNumber: bigint;
+  blockHash: string;
+  /** EIP-55 checksummed. */
+  from: string;
+  /** Token base units. */
+  value: bigint;
+}
+
+/** The chain reference a DEPOSIT ledger entry carries: the log it claims to credit. */
+export interface DepositReference {
+  chainId: number;
+  txHash: string;
+  logIndex: number;
+  blockNumber: bigint;
+  /** The sender the platform recorded. */
+  from: string;
+  /** Token base units the platform recorded. */
+  amountToken: bigint;
+  /** micro-USD the platform recorded on the deposit. */
+  amount: bigint;
+}
+
+export interface AuditLedgerEntry extends StoredLedgerEntry {
+  /** Present on DEPOSIT entries (null when the platform lost it, which the audit reports). */
+  deposit: DepositReference | null;
+}
+
+/** An account as stored: its balance and the head of its hash chain. */
+export interface AuditAccount {
+  accountId: string;
+  walletAddress: string;
+  /** micro-USD. */
+  balance: bigint;
+  /** Number of entries the account says it has (the newest seq). */
+  ledgerSeq: number;
+  /** Hash of the newest entry; null before the first. */
+  ledgerHead: string | null;
+}
+
+export interface AuditScope {
+  chainId: number;
+  tokenAddress: string;
+  treasuryAddress: string;
+  confirmations: number;
+  tokenDecimals?: number;
+  /** First block scanned; credits of transfers before it are not matched against the chain. */
+  fromBlock: bigint;
+  /** The chain head the audit read the logs up to. */
+  head: bigint;
+}
+
+export interface AuditInput extends AuditScope {
+  /** Every Transfer(to = treasury) log of the token in [fromBlock, head] (any order). */
+  transfers: readonly ChainTransfer[];
+  accounts: readonly AuditAccount[];
+  /** Ledger entries of those accounts (any order). Entries past an account's `ledgerSeq` are newer
+   * than the account snapshot: they are matched against transfers and hash-checked, not summed. */
+  entries: readonly AuditLedgerEntry[];
+}
+
+export interface Discrepancy {
+  kind: DiscrepancyKind;
+  accountId: string | null;
+  walletAddress: string | null;
+  txHash: string | null;
+  logIndex: number | null;
+  blockNumber: bigint | null;
+  /** The ledger entry concerned, when there is one. */
+  seq: number | null;
+  expected: string | null;
+  actual: string | null;
+  message: string;
+}
+
+export interface AuditSummary {
+  /** Treasury transfer logs read from the chain in the range. */
+  transfersOnChain: number;
+  /** Zero-value transfers and mints: they credit nothing. */
+  transfersNotCreditable: number;
+  /** Creditable transfers with at least `confirmations` blocks on top. */
+  transfersDue: number;
+  /** Creditable transfers still inside the confirmation window. */
+  transfersNotYetDue: number;
+  /** Transfers matched by exactly one credit of the right amount to the right account. */
+  transfersCredited: number;
+  accounts: number;
+  ledgerEntries: number;
+  depositCredits: number;
+  /** DEPOSIT credits of transfers before `fromBlock` (not matched against the chain). */
+  creditsBeforeFromBlock: number;
+  /** micro-USD. */
+  totalDue: bigint;
+  totalCredited: bigint;
+  totalBalance: bigint;
+}
+
+export interface AuditReport extends AuditScope {
+  consistent: boolean;
+  summary: AuditSummary;
+  counts: Record<DiscrepancyKind, number>;
+  discrepancies: Discrepancy[];
+}

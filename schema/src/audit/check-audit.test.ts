@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { ledgerEntryHash } from '../ledger-hash.ts';
+import { accountProofFromJson, accountProofToJson } from './account-proof.ts';
+import { auditReportToJson, ledgerEntryFromJson, ledgerEntryToJson } from './audit-json.ts';
+import { formatAuditMarkdown } from './audit-markdown.ts';
+import type {
+  AuditAccount,
+  AuditInput,
+  AuditLedgerEntry,
+  ChainTransfer,
+  DepositReference,
+} from './audit-types.ts';
+import { checkAudit } from './check-audit.ts';
+
+const ALICE = '0x70997970C51812dc3A010C7d50e604F7d7Fa41BA';
+const BOB = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
+const tx = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
+
+function transfer(n: number, from: string, value: bigint, blockNumber = BigInt(n)): ChainTransfer {
+  return { chainId: 31337, txHash: tx(n), logIndex: 0, blockNumber, blockHash: tx(1000 + n), from, value };
+}
+
+/** A well-formed ledger: entries chained and balanced, deposits matching `transfers`. */
+function ledger(
+  accountId: string,
+  wallet: string,
+  items: ({ deposit: ChainTransfer } | { amount: bigint })[],
+): { account: AuditAccount; entries: AuditLedgerEntry[] } {
+  const entries: AuditLedgerEntry[] = [];
+  let prevHash: string | null = null;
+  let balance = 0n;
+  for (const [i, item] of items.entries()) {
+    const amount = 'deposit' in item ? item.deposit.value : item.amount;
+    balance += amount;
+    const fields = {
+      accountId,
+      seq: i + 1,
+      amount,
+      balanceAfter: balance,
+      reason: 'deposit' in item ? 'DEPOSIT' : amount < 0n ? 'USAGE' : 'ADJUSTMENT',
+      referenceId: `ref-${i}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+    };
+    const hash = ledgerEntryHash(prevHash, fields);
+    const deposit =
+      'deposit' in item
+        ? {
+            chainId: 31337,
+            txHash: item.deposit.txHash,
+            logIndex: item.deposit.logIndex,
+            blockNumber: item.deposit.blockNumber,
+            from: item.deposit.from,
+            amountToken: item.deposit.value,
+            amount: item.deposit.value,
+          }
+        : null;
+    entries.push({ ...fields, prevHash, hash, deposit });
+    prevHash = hash;
+  }
+  return {
+    account: { accountId, walletAddress: wallet, balance, ledgerSeq: entries.length, ledgerHead: prevHash },
+    entries,
+  };
+}
+
+type Scenario = Omit<AuditInput, 'transfers' | 'accounts' | 'entries'> & {
+  transfers: ChainTransfer[];
+  accounts: AuditAccount[];
+  entries: AuditLedgerEntry[];
+};
+
+function scenario(): Scenario {
+  const t1 = transfer(1, ALICE, 5_000_000n);
+  const t2 = transfer(2, ALICE, 1_000n);
+  const t3 = transfer(3, BOB, 7_000n);
+  const alice = ledger('a', ALICE, [{ deposit: t1 }, { amount: -42n }, { deposit: t2 }]);
+  const bob = ledger('b', BOB, [{ deposit: t3 }, { amount: 10n }]);
+  return {
+    chainId: 31337,
+    tokenAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+    treasuryAddress: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+    confirmations: 2,
+    fromBlock: 0n,
+    head: 10n,
+    transfers: [
+      t1,
+      t2,
+      t3,
+      transfer(4, BOB, 0n),
+      transfer(5, '0x0000000000000000000000000000000000000000', 9n),
+    ],
+    accounts: [alice.account, bob.account],
+    entries: [...alice.entries, ...bob.entries],
+  };
+}
+
+const kinds = (input: AuditInput) =>
+  checkAudit(input)
+    .discrepancies.map((d) => d.kind)
+    .sort();
+
+describe('checkAudit', () => {
+  it('finds an untouched ledger consistent, ignoring zero-value transfers and mints', () => {
+    const report = checkAudit(scenario());
+    expect(report.discrepancies).toEqual([]);
+    expect(report.consistent).toBe(true);
+    expect(report.summary).toMatchObject({
+      transfersOnChain: 5,
+      transfersNotCreditable: 2,
+      transfersDue: 3,
+      transfersCredited: 3,
+      depositCredits: 3,
+      totalBalance: 5_000_000n - 42n + 1_000n + 7_000n + 10n,
+    });
+    expect(formatAuditMarkdown(report)).toContain('# ChainMeter audit: consistent');
+    expect(JSON.parse(JSON.stringify(auditReportToJson(report))).summary.totalDueMicroUsd).toBe('5008000');
+  });
+
+  it('does not count a transfer inside the confirmation window as due', () => {
+    const input = scenario();
+    input.transfers = [...input.transfers, transfer(9, BOB, 3n)];
+    const report = checkAudit(input);
+    expect(report.consistent).toBe(true);
+    expect(report.summary.transfersNotYetDue).toBe(1);
+    input.head = 11n;
+    expect(kinds(input)).toEqual(['TRANSFER_NOT_CREDITED']);
+  });
+
+  it('names a transfer that was never credited', () => {
+    const input = scenario();
+    input.transfers = [...input.transfers, transfer(6, BOB, 3n)];
+    const [d] = checkAudit(input).discrepancies;
+    expect(d).toMatchObject({ kind: 'TRANSFER_NOT_CREDITED', accountId: 'b', txHash: tx(6), expected: '3' });
+  });
+
+  it('names a credit with no transfer, a duplicate, and a credit to the wrong account', () => {
+    const input = scenario();
+    input.transfers = input.transfers.filter((t) => t.txHash !== tx(3));
+    expect(kinds(input)).toEqual(['CREDIT_WITHOUT_TRANSFER']);
+
+    const dup = scenario();
+    const t1 = dup.transfers[0] as ChainTransfer;
+    const carol = ledger('c', BOB, [{ deposit: { ...t1, txHash: t1.txHash.toUpperCase() } }]);
+    dup.accounts = [...dup.accounts, carol.account];
+    dup.entries = [...dup.entries, ...carol.entries];
+    // Carol's copy sorts after Alice's: the second credit is the duplicate.
+    expect(
+      checkAudit({ ...dup, accounts: [dup.accounts[0] as AuditAccount, carol.account] }).discrepancies,
+    ).toMatchObject([{ kind: 'DUPLICATE_CREDIT', accountId: 'c' }]);
+
+    const wrong = scenario();
+    const t3 = wrong.transfers[2] as ChainTransfer;
+    const dave = ledger('d', ALICE, [{ deposit: t3 }]);
+    expect(kinds({ ...wrong, accounts: [dave.account], entries: dave.entries, transfers: [t3] })).toEqual([
+      'CREDIT_WITHOUT_TRANSFER',
+      'TRANSFER_NOT_CREDITED',
+    ]);
+  });
+
+  it('names an edited amount: entry hash, balance chain and amount', () => {
+    const input = scenario();
+    const entry = input.entries[0] as AuditLedgerEntry;
+    input.entries[0] = { ...entry, amount: entry.amount + 1n };
+    expect(kinds(input)).toEqual([
+      'AMOUNT_MISMATCH',
+      'BALANCE_MISMATCH',
+      'BALANCE_MISMATCH',
+      'HASH_CHAIN_BROKEN',
+    ]);
+  });
+
+  it('names an edited deposit record alone as an amount mismatch', () => {
+    const input = scenario();
+    const entry = input.entries[0] as AuditLedgerEntry;
+    input.entries[0] = { ...entry, deposit: { ...(entry.deposit as DepositReference), amountToken: 1n } };
+    expect(kinds(input)).toEqual(['AMOUNT_MISMATCH']);
+  });
+
+  it('names a changed stored balance, a broken hash and a missing entry', () => {
+    const balance = scenario();
+    balance.accounts[1] = { ...(balance.accounts[1] as AuditAccount), balance: 1n };
+    expect(checkAudit(balance).discrepancies).toMatchObject([
+      { kind: 'BALANCE_MISMATCH', accountId: 'b', expected: '7010', actual: '1' },
+    ]);
+
+    const hash = scenario();
+    hash.entries[1] = { ...(hash.entries[1] as AuditLedgerEntry), hash: 'f'.repeat(64) };
+    expect(kinds(hash)).toEqual(['HASH_CHAIN_BROKEN', 'HASH_CHAIN_BROKEN']);
+
+    const gap = scenario();
+    gap.entries.splice(1, 1);
+    expect(kinds(gap)).toEqual(['BALANCE_MISMATCH', 'BALANCE_MISMATCH', 'HASH_CHAIN_BROKEN']);
+  });
+
+  it('ignores entries appended after the account snapshot when summing, but still checks them', () => {
+    const input = scenario();
+    const alice = input.accounts[0] as AuditAccount;
+    const first = ledger('a', ALICE, [{ deposit: input.transfers[0] as ChainTransfer }]);
+    input.accounts[0] = { ...first.account, accountId: 'a' };
+    expect(alice.ledgerSeq).toBe(3);
+    expect(checkAudit(input).consistent).toBe(true);
+  });
+
+  it('round-trips entries and proofs through JSON', () => {
+    const input = scenario();
+    for (const entry of input.entries) {
+      expect(ledgerEntryFromJson(JSON.parse(JSON.stringify(ledgerEntryToJson(entry))))).toEqual(entry);
+    }
+    const proof = {
+      chainId: 31337,
+      tokenAddress: input.tokenAddress,
+      treasuryAddress: input.treasuryAddress,
+      confirmations: 2,
+      generatedAt: new Date(),
+      account: input.accounts[0] as AuditAccount,
+      entries: input.entries.filter((e) => e.accountId === 'a'),
+    };
+    expect(accountProofFromJson(JSON.parse(JSON.stringify(accountProofToJson(proof))))).toEqual(proof);
+    expect(() => accountProofFromJson({ version: 'x' })).toThrow(/version/);
+  });
+});

@@ -1,0 +1,315 @@
+import { isCreditableTransfer } from '../crediting-rules.ts';
+import { GENESIS_LEDGER_HASH, ledgerEntryHash } from '../ledger-hash.ts';
+import { tokenUnitsToMicroUsd, USDC_DECIMALS } from '../money.ts';
+import {
+  type AuditAccount,
+  type AuditInput,
+  type AuditLedgerEntry,
+  type AuditReport,
+  type ChainTransfer,
+  DISCREPANCY_KINDS,
+  type Discrepancy,
+  type DiscrepancyKind,
+} from './audit-types.ts';
+
+/** (txHash, logIndex) identifies a log on one chain; hashes compare case-insensitively. */
+export function transferKey(txHash: string, logIndex: number): string {
+  return `${txHash.toLowerCase()}:${logIndex}`;
+}
+
+const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/**
+ * The audit itself, a pure function: every credit re-derived from the chain's transfers, every
+ * account's hash chain and balance recomputed. Used as-is by the CLI and by the API's `auditReport`.
+ *
+ * - CREDIT_WITHOUT_TRANSFER: a DEPOSIT entry whose log is not a creditable Transfer to the treasury on
+ *   this chain, or whose transfer was paid by another wallet than the credited account's.
+ * - TRANSFER_NOT_CREDITED: a creditable transfer with `confirmations` blocks on top and no credit to its
+ *   sender.
+ * - AMOUNT_MISMATCH: the credit (or the deposit record) differs from the transferred value.
+ * - DUPLICATE_CREDIT: a second credit of one log.
+ * - BALANCE_MISMATCH: a stored balance that is not the sum of the account's entries, or a balanceAfter
+ *   that does not follow from the previous one.
+ * - HASH_CHAIN_BROKEN: a hash that does not recompute, a prevHash that does not link, a missing seq, or
+ *   a stored ledger head that is not the newest entry's hash.
+ *
+ * @example
+ * const report = checkAudit({ chainId, tokenAddress, treasuryAddress, confirmations, fromBlock: 0n, head,
+ *   transfers, accounts, entries });
+ * if (!report.consistent) console.log(report.discrepancies);
+ */
+export function checkAudit(input: AuditInput): AuditReport {
+  const decimals = input.tokenDecimals ?? USDC_DECIMALS;
+  const discrepancies: Discrepancy[] = [];
+  const report = (d: Omit<Discrepancy, 'expected' | 'actual'> & Partial<Discrepancy>) =>
+    discrepancies.push({ expected: null, actual: null, ...d });
+
+  // Chain side: every creditable transfer in range, keyed by its log.
+  const transfers = new Map<string, ChainTransfer>();
+  let notCreditable = 0;
+  for (const transfer of input.transfers) {
+    if (transfer.chainId !== input.chainId) continue;
+    if (transfer.blockNumber < input.fromBlock || transfer.blockNumber > input.head) continue;
+    if (!isCreditableTransfer(transfer)) {
+      notCreditable++;
+      continue;
+    }
+    transfers.set(transferKey(transfer.txHash, transfer.logIndex), transfer);
+  }
+
+  // Platform side: entries grouped by account, in seq order.
+  const entriesByAccount = new Map<string, AuditLedgerEntry[]>();
+  for (const entry of input.entries) {
+    const list = entriesByAccount.get(entry.accountId) ?? [];
+    list.push(entry);
+    entriesByAccount.set(entry.accountId, list);
+  }
+  const accounts = new Map<string, AuditAccount>(input.accounts.map((a) => [a.accountId, a]));
+  const snapshotIds = new Set(input.accounts.map((a) => a.accountId));
+  const accountOfWallet = new Map(input.accounts.map((a) => [a.walletAddress.toLowerCase(), a]));
+  for (const accountId of entriesByAccount.keys()) {
+    if (!accounts.has(accountId)) {
+      // Entries of an account created after the accounts were read: checked, never summed.
+      accounts.set(accountId, {
+        accountId,
+        walletAddress: '',
+        balance: 0n,
+        ledgerSeq: 0,
+        ledgerHead: null,
+      });
+    }
+  }
+
+  let totalBalance = 0n;
+  let depositCredits = 0;
+  let creditsBeforeFromBlock = 0;
+  let totalCredited = 0n;
+  const creditedBy = new Map<string, { accountId: string; seq: number }>();
+  const matched = new Set<string>();
+
+  for (const account of accounts.values()) {
+    const entries = (entriesByAccount.get(account.accountId) ?? []).sort((a, b) => a.seq - b.seq);
+    const at = (entry: AuditLedgerEntry | null) => ({
+      accountId: account.accountId,
+      walletAddress: account.walletAddress || null,
+      txHash: entry?.deposit?.txHash ?? null,
+      logIndex: entry?.deposit?.logIndex ?? null,
+      blockNumber: entry?.deposit?.blockNumber ?? null,
+      seq: entry?.seq ?? null,
+    });
+    const snapshot = snapshotIds.has(account.accountId);
+    if (snapshot) totalBalance += account.balance;
+
+    // Hash chain and running balance. After a break the walk resynchronises on the stored values, so
+    // one tampered entry is reported once, not once per entry after it.
+    let prevHash: string = GENESIS_LEDGER_HASH;
+    let running = 0n;
+    let expectedSeq = 1;
+    let sum = 0n;
+    let headHash: string | null = null;
+    for (const entry of entries) {
+      const problems: string[] = [];
+      if (entry.seq !== expectedSeq) {
+        problems.push(
+          entry.seq > expectedSeq
+            ? `entries ${expectedSeq}..${entry.seq - 1} are missing`
+            : `seq ${entry.seq} appears twice`,
+        );
+      } else if ((entry.prevHash ?? GENESIS_LEDGER_HASH) !== prevHash) {
+        problems.push(`prevHash does not link to entry ${entry.seq - 1}`);
+      }
+      if (ledgerEntryHash(entry.prevHash ?? null, entry) !== entry.hash) {
+        problems.push('its hash does not recompute from its fields');
+      }
+      if (problems.length > 0) {
+        report({
+          kind: 'HASH_CHAIN_BROKEN',
+          ...at(entry),
+          message: `ledger entry ${entry.seq}: ${problems.join('; ')}`,
+        });
+      }
+      running += entry.amount;
+      if (entry.balanceAfter !== running) {
+        report({
+          kind: 'BALANCE_MISMATCH',
+          ...at(entry),
+          expected: running.toString(),
+          actual: entry.balanceAfter.toString(),
+          message: `ledger entry ${entry.seq}: balanceAfter ${entry.balanceAfter} is not the previous balance plus ${entry.amount} (${running})`,
+        });
+        running = entry.balanceAfter;
+      }
+      prevHash = entry.hash;
+      expectedSeq = entry.seq + 1;
+      if (entry.seq <= account.ledgerSeq) {
+        sum += entry.amount;
+        headHash = entry.hash;
+      }
+    }
+    if (snapshot) {
+      if (sum !== account.balance) {
+        report({
+          kind: 'BALANCE_MISMATCH',
+          ...at(null),
+          expected: sum.toString(),
+          actual: account.balance.toString(),
+          message: `stored balance ${account.balance} is not the sum of the account's ${account.ledgerSeq} entries (${sum})`,
+        });
+      }
+      if (
+        headHash !== account.ledgerHead ||
+        (account.ledgerSeq > 0 && !entries.some((e) => e.seq === account.ledgerSeq))
+      ) {
+        report({
+          kind: 'HASH_CHAIN_BROKEN',
+          ...at(null),
+          expected: headHash,
+          actual: account.ledgerHead,
+          message: `stored ledger head (entry ${account.ledgerSeq}) is not the hash of the newest entry`,
+        });
+      }
+    }
+
+    // Credits against the chain.
+    for (const entry of entries) {
+      if (entry.reason !== 'DEPOSIT') continue;
+      depositCredits++;
+      totalCredited += entry.amount;
+      const deposit = entry.deposit;
+      if (!deposit) {
+        report({
+          kind: 'CREDIT_WITHOUT_TRANSFER',
+          ...at(entry),
+          actual: entry.amount.toString(),
+          message: `DEPOSIT entry ${entry.seq} names no on-chain transfer`,
+        });
+        continue;
+      }
+      if (deposit.chainId !== input.chainId) {
+        report({
+          kind: 'CREDIT_WITHOUT_TRANSFER',
+          ...at(entry),
+          expected: String(input.chainId),
+          actual: String(deposit.chainId),
+          message: `DEPOSIT entry ${entry.seq} credits a transfer on chain ${deposit.chainId}, not the audited chain ${input.chainId}`,
+        });
+        continue;
+      }
+      const key = transferKey(deposit.txHash, deposit.logIndex);
+      const first = creditedBy.get(key);
+      if (first) {
+        report({
+          kind: 'DUPLICATE_CREDIT',
+          ...at(entry),
+          actual: entry.amount.toString(),
+          message: `transfer ${deposit.txHash}#${deposit.logIndex} credited again (first by entry ${first.seq} of account ${first.accountId})`,
+        });
+        continue;
+      }
+      creditedBy.set(key, { accountId: account.accountId, seq: entry.seq });
+      if (deposit.blockNumber < input.fromBlock) {
+        creditsBeforeFromBlock++;
+        continue;
+      }
+      const transfer = transfers.get(key);
+      if (!transfer) {
+        report({
+          kind: 'CREDIT_WITHOUT_TRANSFER',
+          ...at(entry),
+          actual: entry.amount.toString(),
+          message: `no creditable Transfer to the treasury at ${deposit.txHash}#${deposit.logIndex} on chain ${input.chainId} (up to block ${input.head})`,
+        });
+        continue;
+      }
+      if (account.walletAddress && !sameAddress(transfer.from, account.walletAddress)) {
+        report({
+          kind: 'CREDIT_WITHOUT_TRANSFER',
+          ...at(entry),
+          expected: transfer.from,
+          actual: account.walletAddress,
+          message: `transfer ${transfer.txHash}#${transfer.logIndex} was paid by ${transfer.from} but credited to ${account.walletAddress}`,
+        });
+        continue;
+      }
+      const due = tokenUnitsToMicroUsd(transfer.value, decimals);
+      if (entry.amount !== due) {
+        report({
+          kind: 'AMOUNT_MISMATCH',
+          ...at(entry),
+          expected: due.toString(),
+          actual: entry.amount.toString(),
+          message: `credited ${entry.amount} micro-USD for a transfer of ${transfer.value} token units (${due} micro-USD)`,
+        });
+      } else if (deposit.amountToken !== transfer.value || deposit.amount !== due) {
+        report({
+          kind: 'AMOUNT_MISMATCH',
+          ...at(entry),
+          expected: `${transfer.value} token units / ${due} micro-USD`,
+          actual: `${deposit.amountToken} token units / ${deposit.amount} micro-USD`,
+          message: `the deposit record of ${transfer.txHash}#${transfer.logIndex} differs from the transfer on chain`,
+        });
+      }
+      matched.add(key);
+    }
+  }
+
+  let due = 0;
+  let notYetDue = 0;
+  let totalDue = 0n;
+  for (const [key, transfer] of transfers) {
+    if (input.head - transfer.blockNumber < BigInt(input.confirmations)) {
+      if (!matched.has(key)) notYetDue++;
+      continue;
+    }
+    due++;
+    const amount = tokenUnitsToMicroUsd(transfer.value, decimals);
+    totalDue += amount;
+    if (matched.has(key)) continue;
+    const receiver = accountOfWallet.get(transfer.from.toLowerCase());
+    report({
+      kind: 'TRANSFER_NOT_CREDITED',
+      accountId: receiver?.accountId ?? null,
+      walletAddress: transfer.from,
+      txHash: transfer.txHash,
+      logIndex: transfer.logIndex,
+      blockNumber: transfer.blockNumber,
+      seq: null,
+      expected: amount.toString(),
+      actual: null,
+      message: `transfer of ${transfer.value} token units from ${transfer.from} in block ${transfer.blockNumber} has ${input.head - transfer.blockNumber} confirmations and no credit`,
+    });
+  }
+
+  const counts = Object.fromEntries(DISCREPANCY_KINDS.map((kind) => [kind, 0])) as Record<
+    DiscrepancyKind,
+    number
+  >;
+  for (const d of discrepancies) counts[d.kind]++;
+  return {
+    chainId: input.chainId,
+    tokenAddress: input.tokenAddress,
+    treasuryAddress: input.treasuryAddress,
+    confirmations: input.confirmations,
+    tokenDecimals: decimals,
+    fromBlock: input.fromBlock,
+    head: input.head,
+    consistent: discrepancies.length === 0,
+    summary: {
+      transfersOnChain: transfers.size + notCreditable,
+      transfersNotCreditable: notCreditable,
+      transfersDue: due,
+      transfersNotYetDue: notYetDue,
+      transfersCredited: matched.size,
+      accounts: input.accounts.length,
+      ledgerEntries: input.entries.length,
+      depositCredits,
+      creditsBeforeFromBlock,
+      totalDue,
+      totalCredited,
+      totalBalance,
+    },
+    counts,
+    discrepancies,
+  };
+}
