@@ -161,9 +161,8 @@ describe('web client: payment journey in a real browser', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  // Expected to fail until the API's /v1 routes accept the httpOnly session cookie (today they read only
-  // `Authorization: Bearer`, which page JavaScript never holds). When this starts passing, drop `.fails`.
-  it.fails('downloads the usage export with the session cookie', async () => {
+  // Page JavaScript never holds the session token: the export link works through the httpOnly cookie.
+  it('downloads the usage export with the session cookie', async () => {
     expect(exportHref).toMatch(/^\/v1\/usage\/export\?format=csv&from=.+&to=.+/);
     const csv = await page.request.get(`${origin}${exportHref}`);
     expect(csv.status()).toBe(200);

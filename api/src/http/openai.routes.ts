@@ -12,13 +12,14 @@
 import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { getCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { AppServices, Viewer } from '../context.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
 import { CompletionFailedError, type UsageView } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
-import { authenticate, bearerToken } from './authenticate.ts';
+import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -87,8 +88,14 @@ function failure(c: Context, services: AppServices, error: unknown) {
   return errorResponse(c, 500, 'Unexpected error.', 'server_error', 'internal_error');
 }
 
+/**
+ * The caller: an API key or session token as `Authorization: Bearer`. Reads (GET: models, the usage export)
+ * also accept the web client's httpOnly session cookie, so its download links work; a cookie never
+ * authorizes a POST, so another site cannot make a signed-in browser spend credits.
+ */
 async function viewerOfRequest(c: Context, services: AppServices): Promise<Viewer | null> {
-  const token = bearerToken(c.req.header('authorization'));
+  let token = bearerToken(c.req.header('authorization'));
+  if (!token && c.req.method === 'GET') token = bearerToken(getCookie(c, SESSION_COOKIE));
   if (!token) return null;
   return authenticate(services.orm.em.fork(), services.config, token);
 }
