@@ -1,6 +1,7 @@
 import './scalars.ts';
 import '../modules/accounts/accounts.schema.ts';
 import '../modules/apikeys/apikeys.schema.ts';
+import '../modules/audit/audit.schema.ts';
 import '../modules/auth/auth.schema.ts';
 import '../modules/deposits/deposits.schema.ts';
 import '../modules/ledger/ledger.schema.ts';

@@ -24,6 +24,7 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| ledger entries | ${s.ledgerEntries} |`,
     `| deposit credits | ${s.depositCredits} |`,
     `| credits before from-block (not matched) | ${s.creditsBeforeFromBlock} |`,
+    `| credits after head (next audit) | ${s.creditsAfterHead} |`,
     `| due on chain (credits) | ${credits(s.totalDue)} |`,
     `| credited (credits) | ${credits(s.totalCredited)} |`,
     `| total balance (credits) | ${credits(s.totalBalance)} |`,

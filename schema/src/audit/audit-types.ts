@@ -69,7 +69,10 @@ export interface AuditScope {
   tokenDecimals?: number;
   /** First block scanned; credits of transfers before it are not matched against the chain. */
   fromBlock: bigint;
-  /** The chain head the audit read the logs up to. */
+  /**
+   * The chain head the audit read the logs up to. Read it BEFORE the platform's records: every transfer
+   * due at `head` has then had time to be credited, and credits of later blocks are left to the next audit.
+   */
   head: bigint;
 }
 
@@ -112,6 +115,8 @@ export interface AuditSummary {
   depositCredits: number;
   /** DEPOSIT credits of transfers before `fromBlock` (not matched against the chain). */
   creditsBeforeFromBlock: number;
+  /** DEPOSIT credits of transfers in blocks after `head` (credited while the audit ran; not matched). */
+  creditsAfterHead: number;
   /** micro-USD. */
   totalDue: bigint;
   totalCredited: bigint;

@@ -1,0 +1,170 @@
+/**
+ * The auditor's side of the API: read-only, paginated views of every account and ledger entry (with each
+ * deposit's chain reference) for the audit CLI, the same audit run server-side (`runAuditReport`: the
+ * shared `checkAudit` over the chain read through the configured RPC and the database), and per-account
+ * proofs. The checker itself lives in @chainmeter/schema, shared with the CLI.
+ */
+import {
+  type AccountProof,
+  AUDIT_ACCOUNT_COLUMNS,
+  AUDIT_ALL_ACCOUNTS_SQL,
+  AUDIT_ALL_ENTRIES_SQL,
+  AUDIT_ENTRY_COLUMNS,
+  AUDIT_ENTRY_FROM,
+  type AuditAccount,
+  type AuditAccountRow,
+  type AuditEntryRow,
+  type AuditLedgerEntry,
+  type AuditReport,
+  auditAccountFromRow,
+  auditEntryFromRow,
+  checkAudit,
+  fetchTreasuryTransfers,
+} from '@chainmeter/schema';
+import { IsolationLevel } from '@mikro-orm/core';
+import type { Address, PublicClient } from 'viem';
+import { decodeCursor, encodeCursor, InvalidCursorError, type Page, type PageArgs } from '../../db/cursor.ts';
+import type { Em } from '../../db/orm.ts';
+import type { ApiConfig } from '../../env.ts';
+
+/** Auditors page through everything: larger pages than the user-facing 100. */
+export const MAX_AUDIT_PAGE_SIZE = 1_000;
+const DEFAULT_AUDIT_PAGE_SIZE = 500;
+
+function auditPageSize(first: number | null | undefined): number {
+  const size = first ?? DEFAULT_AUDIT_PAGE_SIZE;
+  if (!Number.isInteger(size) || size < 0 || size > MAX_AUDIT_PAGE_SIZE) {
+    throw new InvalidCursorError(`first must be an integer between 0 and ${MAX_AUDIT_PAGE_SIZE}`);
+  }
+  return size;
+}
+
+const ACCOUNT_CURSOR = 'audit-account';
+const ENTRY_CURSOR = 'audit-entry';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const auditAccountCursor = (account: AuditAccount) =>
+  encodeCursor(ACCOUNT_CURSOR, [account.accountId]);
+export const auditEntryCursor = (entry: AuditLedgerEntry) =>
+  encodeCursor(ENTRY_CURSOR, [entry.accountId, entry.seq]);
+
+function decodeUuid(kind: string, cursor: string, arity: number): string[] {
+  const parts = decodeCursor(kind, cursor, arity);
+  if (!UUID.test(parts[0] ?? '')) throw new InvalidCursorError(`invalid ${kind} cursor`);
+  return parts;
+}
+
+/** Every account, by id (keyset). */
+export async function listAuditAccounts(em: Em, args: PageArgs = {}): Promise<Page<AuditAccount>> {
+  const first = auditPageSize(args.first);
+  const [after] = args.after ? decodeUuid(ACCOUNT_CURSOR, args.after, 1) : [];
+  const rows: AuditAccountRow[] = await em.execute(
+    `select ${AUDIT_ACCOUNT_COLUMNS} from accounts a ${after ? 'where a.id > ?' : ''} order by a.id limit ?`,
+    after ? [after, first + 1] : [first + 1],
+  );
+  const entries = rows.slice(0, first).map(auditAccountFromRow);
+  const last = entries.at(-1);
+  return { entries, hasNextPage: rows.length > first, endCursor: last ? auditAccountCursor(last) : null };
+}
+
+/** Every ledger entry of every account, by (account id, seq): the order `listAuditAccounts` uses. */
+export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Page<AuditLedgerEntry>> {
+  const first = auditPageSize(args.first);
+  let where = '';
+  let params: unknown[] = [first + 1];
+  if (args.after) {
+    const [accountId = '', seq = ''] = decodeUuid(ENTRY_CURSOR, args.after, 2);
+    if (!/^\d{1,10}$/.test(seq)) throw new InvalidCursorError(`invalid ${ENTRY_CURSOR} cursor`);
+    where = 'where (e.account_id, e.seq) > (?::uuid, ?::int)';
+    params = [accountId, Number(seq), first + 1];
+  }
+  const rows: AuditEntryRow[] = await em.execute(
+    `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} ${where} order by e.account_id, e.seq limit ?`,
+    params,
+  );
+  const entries = rows.slice(0, first).map(auditEntryFromRow);
+  const last = entries.at(-1);
+  return { entries, hasNextPage: rows.length > first, endCursor: last ? auditEntryCursor(last) : null };
+}
+
+/** Every account and entry, read in one REPEATABLE READ transaction (one consistent snapshot). */
+export async function readAuditRecords(
+  em: Em,
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+  return em.transactional(
+    async (tx) => {
+      const accounts: AuditAccountRow[] = await tx.execute(AUDIT_ALL_ACCOUNTS_SQL);
+      const entries: AuditEntryRow[] = await tx.execute(AUDIT_ALL_ENTRIES_SQL);
+      return { accounts: accounts.map(auditAccountFromRow), entries: entries.map(auditEntryFromRow) };
+    },
+    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+  );
+}
+
+export interface RunAuditParameters {
+  chain: PublicClient;
+  config: Pick<ApiConfig, 'chainId' | 'usdcAddress' | 'treasuryAddress' | 'confirmations'>;
+  fromBlock?: bigint;
+}
+
+/**
+ * The audit, server-side: the chain head first, then the records, then the treasury's Transfer logs read
+ * straight from the RPC (not the indexer) up to that head, all checked by the shared `checkAudit`.
+ */
+export async function runAuditReport(em: Em, params: RunAuditParameters): Promise<AuditReport> {
+  const { chain, config } = params;
+  const head = await chain.getBlockNumber();
+  const fromBlock = params.fromBlock ?? 0n;
+  const records = await readAuditRecords(em);
+  const transfers =
+    fromBlock > head
+      ? []
+      : await fetchTreasuryTransfers(chain, {
+          chainId: config.chainId,
+          token: config.usdcAddress,
+          treasury: config.treasuryAddress,
+          fromBlock,
+          toBlock: head,
+        });
+  return checkAudit({
+    chainId: config.chainId,
+    tokenAddress: config.usdcAddress,
+    treasuryAddress: config.treasuryAddress,
+    confirmations: config.confirmations,
+    fromBlock,
+    head,
+    transfers,
+    ...records,
+  });
+}
+
+/** One account's whole ledger with its chain references, or null when the wallet has no account. */
+export async function buildAccountProof(
+  em: Em,
+  config: Pick<ApiConfig, 'chainId' | 'usdcAddress' | 'treasuryAddress' | 'confirmations'>,
+  walletAddress: Address,
+): Promise<AccountProof | null> {
+  return em.transactional(
+    async (tx) => {
+      const [row]: AuditAccountRow[] = await tx.execute(
+        `select ${AUDIT_ACCOUNT_COLUMNS} from accounts a where a.wallet_address = ?`,
+        [walletAddress],
+      );
+      if (!row) return null;
+      const entries: AuditEntryRow[] = await tx.execute(
+        `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} where e.account_id = ? order by e.seq`,
+        [row.id],
+      );
+      return {
+        chainId: config.chainId,
+        tokenAddress: config.usdcAddress,
+        treasuryAddress: config.treasuryAddress,
+        confirmations: config.confirmations,
+        generatedAt: new Date(),
+        account: auditAccountFromRow(row),
+        entries: entries.map(auditEntryFromRow),
+      };
+    },
+    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+  );
+}

@@ -1,0 +1,166 @@
+/**
+ * Where the audit reads the platform's side: through the API with an auditor-role key (GraphQL, paged),
+ * or straight from the API's PostgreSQL (operators). Both return the same records for `checkAudit`.
+ */
+import {
+  AUDIT_ALL_ACCOUNTS_SQL,
+  AUDIT_ALL_ENTRIES_SQL,
+  type AuditAccount,
+  type AuditAccountRow,
+  type AuditEntryRow,
+  type AuditLedgerEntry,
+  accountFromJson,
+  auditAccountFromRow,
+  auditEntryFromRow,
+  ledgerEntryFromJson,
+} from '@chainmeter/schema';
+import pg from 'pg';
+
+/** The audit could not run (exit code 2): the message says why, for a person. */
+export class AuditRunError extends Error {
+  override name = 'AuditRunError';
+}
+
+export interface PlatformRecords {
+  accounts: AuditAccount[];
+  entries: AuditLedgerEntry[];
+}
+
+export interface PaymentConfig {
+  chainId: number;
+  tokenAddress: string;
+  treasuryAddress: string;
+  confirmations: number;
+}
+
+const PAGE = 1_000;
+
+interface GraphQLAnswer<T> {
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+async function graphql<T>(origin: string, query: string, variables: object, key?: string): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(`${origin}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (error) {
+    throw new AuditRunError(`cannot reach the API at ${origin}: ${causeOf(error)}`);
+  }
+  let answer: GraphQLAnswer<T>;
+  try {
+    answer = (await response.json()) as GraphQLAnswer<T>;
+  } catch {
+    throw new AuditRunError(`the API at ${origin} answered HTTP ${response.status} without GraphQL`);
+  }
+  const error = answer.errors?.[0];
+  if (error) {
+    const code = error.extensions?.code;
+    if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') {
+      throw new AuditRunError(
+        `the API at ${origin} refused the key (${code}: ${error.message}). Use an API key created by a wallet listed in the API's AUDITOR_ADDRESSES.`,
+      );
+    }
+    throw new AuditRunError(
+      `the API at ${origin} answered an error: ${code ? `${code}: ` : ''}${error.message}`,
+    );
+  }
+  if (!answer.data)
+    throw new AuditRunError(`the API at ${origin} answered HTTP ${response.status} without data`);
+  return answer.data;
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
+
+/** The API's public payment configuration (no key needed). */
+export async function fetchPaymentConfig(origin: string): Promise<PaymentConfig> {
+  const data = await graphql<{ paymentConfig: PaymentConfig }>(
+    origin,
+    '{ paymentConfig { chainId tokenAddress treasuryAddress confirmations } }',
+    {},
+  );
+  return data.paymentConfig;
+}
+
+const ACCOUNTS_QUERY = `query AuditAccounts($first: Int, $after: String) { audit { accounts(first: $first, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node { accountId walletAddress balanceMicroUsd ledgerSeq ledgerHead } } } } }`;
+
+const ENTRIES_QUERY = `query AuditLedger($first: Int, $after: String) { audit { ledgerEntries(first: $first, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node { accountId seq amountMicroUsd balanceAfterMicroUsd reason referenceId
+  createdAt prevHash hash deposit { chainId txHash logIndex blockNumber from amountToken amountMicroUsd } } } } } }`;
+
+interface Connection {
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  edges: { node: unknown }[];
+}
+
+async function readAll(
+  origin: string,
+  key: string,
+  query: string,
+  field: 'accounts' | 'ledgerEntries',
+  onPage: (count: number) => void,
+): Promise<unknown[]> {
+  const nodes: unknown[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const data: { audit: Record<string, Connection> } = await graphql(
+      origin,
+      query,
+      { first: PAGE, after },
+      key,
+    );
+    const connection = data.audit[field] as Connection;
+    for (const edge of connection.edges) nodes.push(edge.node);
+    onPage(nodes.length);
+    if (!connection.pageInfo.hasNextPage || !connection.pageInfo.endCursor) return nodes;
+    after = connection.pageInfo.endCursor;
+  }
+}
+
+/**
+ * Every account, then every ledger entry, through the auditor queries. Accounts are read first, so an
+ * entry appended meanwhile has a seq past its account's snapshot and is not summed (see `checkAudit`).
+ */
+export async function readRecordsFromApi(
+  origin: string,
+  key: string,
+  onProgress: (message: string) => void = () => {},
+): Promise<PlatformRecords> {
+  const accounts = (
+    await readAll(origin, key, ACCOUNTS_QUERY, 'accounts', (n) => onProgress(`read ${n} accounts`))
+  ).map((node, i) => accountFromJson(node, `accounts[${i}]`));
+  const entries = (
+    await readAll(origin, key, ENTRIES_QUERY, 'ledgerEntries', (n) => onProgress(`read ${n} ledger entries`))
+  ).map((node, i) => ledgerEntryFromJson(node, `ledgerEntries[${i}]`));
+  return { accounts, entries };
+}
+
+/** Every account and entry from PostgreSQL, in one read-only REPEATABLE READ snapshot. */
+export async function readRecordsFromDatabase(url: string): Promise<PlatformRecords> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new AuditRunError(`cannot connect to the database: ${(error as Error).message}`);
+  }
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const accounts = await client.query<AuditAccountRow>(AUDIT_ALL_ACCOUNTS_SQL);
+    const entries = await client.query<AuditEntryRow>(AUDIT_ALL_ENTRIES_SQL);
+    await client.query('commit');
+    return { accounts: accounts.rows.map(auditAccountFromRow), entries: entries.rows.map(auditEntryFromRow) };
+  } catch (error) {
+    throw new AuditRunError(`cannot read the ledger from the database: ${(error as Error).message}`);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
