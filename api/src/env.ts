@@ -106,6 +106,31 @@ const schema = z.object({
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(30),
   /** Reverse proxies in front of the API whose X-Forwarded-For entry is trusted for the client IP. */
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /** GraphQL introspection: unset means on in development and test, off in production. */
+  GRAPHQL_INTROSPECTION: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  ),
+  /** Origins (scheme://host[:port], comma-separated) whose browser code may call the API; none by default. */
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const out: string[] = [];
+      for (const part of value.split(',').map((item) => item.trim())) {
+        if (!part) continue;
+        let origin: string | null = null;
+        try {
+          origin = new URL(part).origin;
+        } catch {}
+        if (!origin || origin === 'null' || origin !== part.replace(/\/$/, '')) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not an origin like https://app.example.com` });
+          continue;
+        }
+        out.push(origin);
+      }
+      return out;
+    }),
 });
 
 export interface ApiConfig {
@@ -137,6 +162,11 @@ export interface ApiConfig {
   logLevel: string;
   rateLimits: RateLimitConfig;
   trustedProxyHops: number;
+  /** GraphQL hardening choices that differ by deployment (see docs/security.md). */
+  security: {
+    introspection: boolean;
+    corsOrigins: string[];
+  };
 }
 
 export class ConfigError extends Error {
@@ -208,5 +238,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       keyPrefix: 'cm:rl',
     },
     trustedProxyHops: env.TRUSTED_PROXY_HOPS,
+    security: {
+      introspection: env.GRAPHQL_INTROSPECTION
+        ? env.GRAPHQL_INTROSPECTION === 'true'
+        : env.NODE_ENV !== 'production',
+      corsOrigins: env.CORS_ORIGINS,
+    },
   };
 }

@@ -6,13 +6,12 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { MikroORM } from '@mikro-orm/core';
 import { useCookies } from '@whatwg-node/server-plugin-cookies';
-import type { ExecutionArgs, execute, subscribe } from 'graphql';
+import { type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { Hono } from 'hono';
@@ -24,6 +23,13 @@ import { createOrm, migrateUp } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
+import {
+  corsPolicy,
+  GRAPHQL_MAX_BODY_BYTES,
+  graphqlArmor,
+  graphqlBodyLimit,
+  introspectionPolicy,
+} from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
@@ -104,6 +110,9 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: config.env !== 'production',
+    // Hardening (http/graphql-security.ts, docs/security.md): no CORS unless CORS_ORIGINS, no batching.
+    cors: corsPolicy(config),
+    batching: false,
     // Expected errors carry extensions.code and pass through; anything else becomes "Unexpected error."
     maskedErrors: { maskError },
     logging: {
@@ -114,14 +123,8 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     },
     plugins: [
       useCookies(),
-      EnvelopArmorPlugin({
-        maxDepth: { n: 12, exposeLimits: config.env !== 'production' },
-        maxAliases: { n: 20, exposeLimits: config.env !== 'production' },
-        costLimit: { maxCost: 25_000, exposeLimits: config.env !== 'production' },
-        maxTokens: { n: 2_000, exposeLimits: config.env !== 'production' },
-        maxDirectives: { n: 20, exposeLimits: config.env !== 'production' },
-        blockFieldSuggestion: { enabled: config.env === 'production' },
-      }),
+      graphqlArmor(config),
+      ...introspectionPolicy(config),
     ],
     context: (initial) => createContext(services, initial),
   });
@@ -133,6 +136,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     return c.json(checks, checks.ready ? 200 : 503);
   });
   app.route('/', openAiRoutes(services));
+  app.use('/graphql', graphqlBodyLimit());
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
     yoga.fetch(c.req.raw, {
       clientIp: clientIpOf(
@@ -155,7 +159,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
 
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: GRAPHQL_MAX_BODY_BYTES });
   const wsServer = useServer(
     {
       // onSubscribe below hands each operation yoga's enveloped execute/subscribe through rootValue.
@@ -181,7 +185,14 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
             config.trustedProxyHops,
           ),
         });
-        const document = parse(payload.query);
+        let document: ReturnType<typeof parse>;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          // A syntax error or the token limit: answer it as an error, not by dropping the socket.
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         const errors = validate(envelopedSchema, document);
         if (errors.length > 0) return errors;
         return {

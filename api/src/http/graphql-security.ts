@@ -1,0 +1,98 @@
+/**
+ * The GraphQL endpoint's defences against hostile input, in one place (the threat model and its tests:
+ * docs/security.md, api/test/security.test.ts):
+ * - graphql-armor limits (tokens at parse time; depth, aliases, cost, directives at validation time), so a
+ *   hostile document is refused before any resolver or database query runs. Rejections carry
+ *   `extensions.code: BAD_USER_INPUT`; in production their messages name no limit.
+ * - introspection: on in development and test, off in production unless `GRAPHQL_INTROSPECTION=true`
+ *   (clients are generated from the checked-in `schema/schema.graphql`, not from introspection);
+ * - CORS: none by default (the web client is same-origin, integrators call from servers); `CORS_ORIGINS`
+ *   allows exact origins, never with credentials, so the session cookie never rides a cross-origin call;
+ * - a request body cap (HTTP and graphql-ws messages); batched (array) bodies are refused (yoga's default).
+ */
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import type { GraphQLError, ValidationContext } from 'graphql';
+import type { Plugin, YogaServerOptions } from 'graphql-yoga';
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { ApiConfig } from '../env.ts';
+
+/** The largest GraphQL request body (HTTP) or graphql-ws message accepted; the same cap as `/v1`. */
+export const GRAPHQL_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The armor limits. Legitimate queries of the web client and the audit CLI stay far below them. */
+export const GRAPHQL_LIMITS = {
+  depth: 12,
+  aliases: 20,
+  cost: 25_000,
+  tokens: 2_000,
+  directives: 20,
+} as const;
+
+/**
+ * Gives an armor rejection the contract's `BAD_USER_INPUT` code and reports it as an ordinary validation
+ * error (so HTTP and graphql-ws answer it alike, with every other validation error, and nothing executes).
+ * The token limit fires inside the parser, where there is no validation context: it throws instead.
+ */
+function rejectAsBadInput(context: ValidationContext | null, error: GraphQLError): void {
+  (error.extensions as Record<string, unknown>).code = 'BAD_USER_INPUT';
+  context?.reportError(error);
+}
+
+export function graphqlArmor(config: Pick<ApiConfig, 'env'>): Plugin {
+  const exposeLimits = config.env !== 'production';
+  const validationRule = { exposeLimits, onReject: [rejectAsBadInput], propagateOnRejection: false };
+  return EnvelopArmorPlugin({
+    maxDepth: { ...validationRule, n: GRAPHQL_LIMITS.depth, errorMessage: 'Query too deep.' },
+    maxAliases: { ...validationRule, n: GRAPHQL_LIMITS.aliases, errorMessage: 'Too many aliases.' },
+    costLimit: { ...validationRule, maxCost: GRAPHQL_LIMITS.cost, errorMessage: 'Query too expensive.' },
+    maxDirectives: { ...validationRule, n: GRAPHQL_LIMITS.directives, errorMessage: 'Too many directives.' },
+    maxTokens: {
+      exposeLimits,
+      n: GRAPHQL_LIMITS.tokens,
+      errorMessage: 'Query too long.',
+      onReject: [rejectAsBadInput],
+      propagateOnRejection: true,
+    },
+    // "Did you mean ...?" would map the schema for an attacker whom introspection is refused to.
+    blockFieldSuggestion: { enabled: config.env === 'production' },
+  }) as Plugin;
+}
+
+/** Introspection per `config.security.introspection`; an empty list when it stays on. */
+export function introspectionPolicy(config: Pick<ApiConfig, 'security'>): Plugin[] {
+  return config.security.introspection ? [] : [useDisableIntrospection()];
+}
+
+/** Yoga's `cors` option: off unless origins are listed, and then without credentials. */
+export function corsPolicy(config: Pick<ApiConfig, 'security'>): YogaServerOptions<object, object>['cors'] {
+  const origins = config.security.corsOrigins;
+  if (origins.length === 0) return false;
+  return {
+    origin: origins,
+    credentials: false,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['content-type', 'authorization'],
+    maxAge: 600,
+  };
+}
+
+/** Refuses a larger body with 413 and a GraphQL-shaped error, before yoga reads it. */
+export function graphqlBodyLimit(): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: GRAPHQL_MAX_BODY_BYTES,
+    onError: (c) =>
+      c.json(
+        {
+          errors: [
+            {
+              message: `Request body too large: the limit is ${GRAPHQL_MAX_BODY_BYTES} bytes`,
+              extensions: { code: 'BAD_USER_INPUT' },
+            },
+          ],
+        },
+        413,
+      ),
+  });
+}
