@@ -10,6 +10,7 @@ import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
 
 export interface Viewer {
@@ -31,6 +32,8 @@ export interface AppServices {
   metering: MeteringService;
   /** Per key, account and IP limits; shared through Redis when `REDIS_URL` is set. */
   rateLimits: RateLimits;
+  /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
+  metrics: AppMetrics;
 }
 
 /** Sets or clears the httpOnly session cookie on the HTTP response (absent over graphql-ws). */
@@ -46,6 +49,10 @@ export interface GraphQLContext {
   sessionCookie: SessionCookie | null;
   /** The caller's IP (see `clientIpOf`), for per-IP rate limits; null when unknown. */
   clientIp: string | null;
+  /** The HTTP request's id (`x-request-id`, see `observability/http.ts`); null over graphql-ws. */
+  requestId: string | null;
+  /** The logger of this request: lines carry its `requestId`. */
+  log: Logger;
 }
 
 /** The authenticated viewer; resolvers behind the `authenticated` scope can rely on it. */

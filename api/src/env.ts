@@ -124,13 +124,25 @@ const schema = z.object({
           origin = new URL(part).origin;
         } catch {}
         if (!origin || origin === 'null' || origin !== part.replace(/\/$/, '')) {
-          ctx.addIssue({ code: 'custom', message: `"${part}" is not an origin like https://app.example.com` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${part}" is not an origin like https://app.example.com`,
+          });
           continue;
         }
         out.push(origin);
       }
       return out;
     }),
+  /** When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.string().min(16, 'must be at least 16 characters').optional(),
+  ),
+  /** How long (ms) `/metrics` reuses what it read from the database, the indexer and the RPC. */
+  METRICS_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+  /** `/readyz` answers 503 when the indexer is more than this many blocks behind the chain's head. */
+  READY_MAX_INDEXER_LAG_BLOCKS: z.coerce.number().int().min(0).default(30),
 });
 
 export interface ApiConfig {
@@ -166,6 +178,11 @@ export interface ApiConfig {
   security: {
     introspection: boolean;
     corsOrigins: string[];
+  };
+  observability: {
+    metricsToken: string | undefined;
+    metricsCacheMs: number;
+    readyMaxIndexerLagBlocks: number;
   };
 }
 
@@ -243,6 +260,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         ? env.GRAPHQL_INTROSPECTION === 'true'
         : env.NODE_ENV !== 'production',
       corsOrigins: env.CORS_ORIGINS,
+    },
+    observability: {
+      metricsToken: env.METRICS_TOKEN,
+      metricsCacheMs: env.METRICS_CACHE_MS,
+      readyMaxIndexerLagBlocks: env.READY_MAX_INDEXER_LAG_BLOCKS,
     },
   };
 }

@@ -9,13 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
-import type { MikroORM } from '@mikro-orm/core';
 import { useCookies } from '@whatwg-node/server-plugin-cookies';
 import { type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { Hono } from 'hono';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { createPublicClient, http } from 'viem';
 import { WebSocketServer } from 'ws';
 import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
@@ -39,6 +38,13 @@ import { createLlmUpstream } from './modules/metering/llm.upstream.ts';
 import { createMeteringService, type MeteringFaults } from './modules/metering/metering.service.ts';
 import { loadPriceTable } from './modules/metering/pricing.ts';
 import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { graphqlMetricsPlugins } from './observability/graphql.ts';
+import { type RequestVariables, requestObservability } from './observability/http.ts';
+import { createLogger, sameSecret } from './observability/logger.ts';
+import { instrumentMetering } from './observability/metering-metrics.ts';
+import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
+import { createPlatformProbe } from './observability/platform-probe.ts';
+import { checkReadiness } from './observability/readiness.ts';
 import { createAppPubSub } from './pubsub.ts';
 import { schema } from './schema/index.ts';
 
@@ -65,7 +71,8 @@ export interface StartApiOptions {
 }
 
 export async function startApi(config: ApiConfig, options: StartApiOptions = {}): Promise<RunningApi> {
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'api' } });
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createAppMetrics();
   const orm = await createOrm({
     databaseUrl: config.databaseUrl,
     pgliteDataDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'api'),
@@ -100,11 +107,27 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     logger,
     indexedHead: () => indexedHead,
     rateLimits,
-    metering,
+    metering: instrumentMetering(metering, metrics),
+    metrics,
   };
+  const probe = createPlatformProbe({
+    orm,
+    chain,
+    indexer: createIndexerClient(config.indexerUrl, { timeoutMs: 2_500 }),
+    chainId: config.chainId,
+    confirmations: config.confirmations,
+    cacheMs: config.observability.metricsCacheMs,
+    queuedSettlements: () => metering.queuedSettlements(),
+  });
+  registerPlatformGauges(metrics, probe);
 
   const yoga = createYoga<
-    { connectionParams?: Record<string, unknown>; clientIp?: string | null },
+    {
+      connectionParams?: Record<string, unknown>;
+      clientIp?: string | null;
+      requestId?: string;
+      log?: Logger;
+    },
     GraphQLContext
   >({
     schema,
@@ -125,15 +148,29 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
       useCookies(),
       graphqlArmor(config),
       ...introspectionPolicy(config),
+      ...graphqlMetricsPlugins(metrics),
     ],
     context: (initial) => createContext(services, initial),
   });
 
-  const app = new Hono();
+  const app = new Hono<{ Variables: RequestVariables }>();
+  app.use('*', requestObservability({ logger, metrics }));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
-    const checks = await readiness(services, orm);
-    return c.json(checks, checks.ready ? 200 : 503);
+    const readiness = await checkReadiness({
+      orm,
+      probe,
+      maxIndexerLagBlocks: config.observability.readyMaxIndexerLagBlocks,
+    });
+    return c.json(readiness, readiness.ready ? 200 : 503);
+  });
+  app.get('/metrics', async (c) => {
+    const token = config.observability.metricsToken;
+    if (token && !sameSecret(bearerToken(c.req.header('authorization')), token)) {
+      return c.json({ error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' }, 401);
+    }
+    const { contentType, body } = await metrics.render();
+    return c.body(body, 200, { 'content-type': contentType, 'cache-control': 'no-store' });
   });
   app.route('/', openAiRoutes(services));
   app.use('/graphql', graphqlBodyLimit());
@@ -144,6 +181,8 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         c.req.header('x-forwarded-for'),
         config.trustedProxyHops,
       ),
+      requestId: c.get('requestId'),
+      log: c.get('log'),
     }),
   );
   if (existsSync(webDist)) {
@@ -252,7 +291,12 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
 
 async function createContext(
   services: AppServices,
-  initial: YogaInitialContext & { connectionParams?: Record<string, unknown>; clientIp?: string | null },
+  initial: YogaInitialContext & {
+    connectionParams?: Record<string, unknown>;
+    clientIp?: string | null;
+    requestId?: string;
+    log?: Logger;
+  },
 ): Promise<GraphQLContext> {
   const em = services.orm.em.fork();
   const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
@@ -267,6 +311,8 @@ async function createContext(
     services,
     sessionCookie: request?.cookieStore ? sessionCookie(request.cookieStore, services.config) : null,
     clientIp: initial.clientIp ?? null,
+    requestId: initial.requestId ?? null,
+    log: initial.log ?? services.logger,
   };
 }
 
@@ -306,19 +352,4 @@ function publishCreditingEvents(services: AppServices, events: CreditingEvent[])
       services.pubsub.publish('depositUpdated', event.accountId, { depositId: event.depositId });
     }
   }
-}
-
-async function readiness(services: AppServices, orm: MikroORM) {
-  const database = await orm.em
-    .fork()
-    .getConnection()
-    .execute('select 1')
-    .then(() => true)
-    .catch(() => false);
-  const indexedHead = services.indexedHead();
-  return {
-    ready: database,
-    database,
-    indexer: indexedHead === null ? 'not reached yet' : { head: indexedHead.toString() },
-  };
 }
