@@ -86,8 +86,26 @@ export function checkAudit(input: AuditInput): AuditReport {
   let creditsBeforeFromBlock = 0;
   let creditsAfterHead = 0;
   let totalCredited = 0n;
-  const creditedBy = new Map<string, { accountId: string; seq: number }>();
   const matched = new Set<string>();
+  // When one log is credited more than once, the credit that stands is the one to the transfer's sender
+  // (then the oldest); every other one is the duplicate, whatever order the accounts come in.
+  const creditedBy = new Map<string, AuditLedgerEntry>();
+  const rank = (entry: AuditLedgerEntry, transfer: ChainTransfer | undefined) => {
+    const wallet = accounts.get(entry.accountId)?.walletAddress ?? '';
+    return [transfer && sameAddress(wallet, transfer.from) ? 0 : 1, entry.createdAt.getTime()] as const;
+  };
+  for (const entry of input.entries) {
+    if (entry.reason !== 'DEPOSIT' || !entry.deposit || entry.deposit.chainId !== input.chainId) continue;
+    const key = transferKey(entry.deposit.txHash, entry.deposit.logIndex);
+    const current = creditedBy.get(key);
+    if (!current) {
+      creditedBy.set(key, entry);
+      continue;
+    }
+    const transfer = transfers.get(key);
+    const [a, b] = [rank(entry, transfer), rank(current, transfer)];
+    if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) creditedBy.set(key, entry);
+  }
 
   for (const account of accounts.values()) {
     const entries = (entriesByAccount.get(account.accountId) ?? []).sort((a, b) => a.seq - b.seq);
@@ -199,16 +217,15 @@ export function checkAudit(input: AuditInput): AuditReport {
       }
       const key = transferKey(deposit.txHash, deposit.logIndex);
       const first = creditedBy.get(key);
-      if (first) {
+      if (first && first !== entry) {
         report({
           kind: 'DUPLICATE_CREDIT',
           ...at(entry),
           actual: entry.amount.toString(),
-          message: `transfer ${deposit.txHash}#${deposit.logIndex} credited again (first by entry ${first.seq} of account ${first.accountId})`,
+          message: `transfer ${deposit.txHash}#${deposit.logIndex} credited again (the credit that stands is entry ${first.seq} of account ${first.accountId})`,
         });
         continue;
       }
-      creditedBy.set(key, { accountId: account.accountId, seq: entry.seq });
       if (deposit.blockNumber < input.fromBlock) {
         creditsBeforeFromBlock++;
         continue;
