@@ -8,6 +8,7 @@ import {
 import { decodeCursor, encodeCursor, type Page, type PageArgs, pageSize } from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
+import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import { Deposit, type IDeposit } from './deposits.entity.ts';
 import type { IndexedTransfer, TransferCursor } from './indexer.client.ts';
 
@@ -138,8 +139,9 @@ export async function creditConfirmedTransfers(
         rows.map((row) => row.transfer.from),
       );
       const now = new Date();
-      const credited: { id: string; tx_hash: string; log_index: number }[] = await tx.execute(
-        `insert into deposits (chain_id, tx_hash, log_index, block_number, block_hash, from_address, account_id,
+      const credited: { id: string; tx_hash: string; log_index: number; recredit: boolean }[] =
+        await tx.execute(
+          `insert into deposits (chain_id, tx_hash, log_index, block_number, block_hash, from_address, account_id,
            amount_token, amount, status, confirmations, credited_at, created_at, updated_at)
          select ?, t.tx_hash, t.log_index, t.block_number, t.block_hash, t.from_address, t.account_id,
            t.amount_token, t.amount, 'CREDITED', greatest(?::bigint - t.block_number, 0)::int,
@@ -152,25 +154,26 @@ export async function creditConfirmedTransfers(
            confirmations = excluded.confirmations, credited_at = excluded.credited_at,
            updated_at = excluded.updated_at
          where deposits.status <> 'CREDITED'
-         returning id, tx_hash, log_index`,
-        [
-          chainId,
-          head.toString(),
-          now.toISOString(),
-          now.toISOString(),
-          now.toISOString(),
-          rows.map((r) => r.transfer.txHash.toLowerCase()),
-          rows.map((r) => r.transfer.logIndex),
-          rows.map((r) => r.transfer.blockNumber.toString()),
-          rows.map((r) => r.transfer.blockHash.toLowerCase()),
-          rows.map((r) => r.transfer.from),
-          rows.map((r) => accountOf(accounts, r.transfer.from).id),
-          rows.map((r) => r.transfer.value.toString()),
-          rows.map((r) => r.amount.toString()),
-        ],
-      );
+         returning id, tx_hash, log_index,
+           exists (select 1 from ledger_entries l where l.deposit_id = deposits.id) as recredit`,
+          [
+            chainId,
+            head.toString(),
+            now.toISOString(),
+            now.toISOString(),
+            now.toISOString(),
+            rows.map((r) => r.transfer.txHash.toLowerCase()),
+            rows.map((r) => r.transfer.logIndex),
+            rows.map((r) => r.transfer.blockNumber.toString()),
+            rows.map((r) => r.transfer.blockHash.toLowerCase()),
+            rows.map((r) => r.transfer.from),
+            rows.map((r) => accountOf(accounts, r.transfer.from).id),
+            rows.map((r) => r.transfer.value.toString()),
+            rows.map((r) => r.amount.toString()),
+          ],
+        );
       if (credited.length > 0) {
-        const depositIds = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d.id]));
+        const creditedRows = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d]));
         const entries: {
           id: string;
           accountId: string;
@@ -178,20 +181,24 @@ export async function creditConfirmedTransfers(
           amount: bigint;
           balanceAfter: bigint;
           depositId: string;
+          reason: 'DEPOSIT' | 'ADJUSTMENT';
           prevHash: string | null;
           hash: string;
         }[] = [];
         // In chain order, so each account's ledger follows the order its payments were mined in.
         for (const row of rows) {
-          const depositId = depositIds.get(row.key);
-          if (!depositId) continue;
+          const creditedRow = creditedRows.get(row.key);
+          if (!creditedRow) continue;
+          const depositId = creditedRow.id;
           const account = accountOf(accounts, row.transfer.from);
           const fields = {
             accountId: account.id,
             seq: account.seq + 1,
             amount: row.amount,
             balanceAfter: account.balance + row.amount,
-            reason: 'DEPOSIT',
+            // A deposit credited before, reversed by a deep reorg and now mined again: its DEPOSIT entry
+            // exists, so the credit that undoes the reversal is an ADJUSTMENT referencing the deposit.
+            reason: creditedRow.recredit ? ('ADJUSTMENT' as const) : ('DEPOSIT' as const),
             referenceId: depositId,
             createdAt: now,
           };
@@ -205,11 +212,11 @@ export async function creditConfirmedTransfers(
         await tx.execute(
           `insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
              created_at, prev_hash, hash)
-           select t.id, t.account_id, t.seq, t.amount, t.balance_after, 'DEPOSIT', t.deposit_id::text, t.deposit_id,
-             ?::timestamptz, nullif(t.prev_hash, ''), t.hash
+           select t.id, t.account_id, t.seq, t.amount, t.balance_after, t.reason, t.deposit_id::text,
+             case when t.reason = 'DEPOSIT' then t.deposit_id end, ?::timestamptz, nullif(t.prev_hash, ''), t.hash
            from unnest(array[?]::uuid[], array[?]::uuid[], array[?]::int[], array[?]::bigint[], array[?]::bigint[],
-             array[?]::uuid[], array[?]::text[], array[?]::text[])
-             as t(id, account_id, seq, amount, balance_after, deposit_id, prev_hash, hash)`,
+             array[?]::text[], array[?]::uuid[], array[?]::text[], array[?]::text[])
+             as t(id, account_id, seq, amount, balance_after, reason, deposit_id, prev_hash, hash)`,
           [
             now.toISOString(),
             entries.map((e) => e.id),
@@ -217,6 +224,7 @@ export async function creditConfirmedTransfers(
             entries.map((e) => e.seq),
             entries.map((e) => e.amount.toString()),
             entries.map((e) => e.balanceAfter.toString()),
+            entries.map((e) => e.reason),
             entries.map((e) => e.depositId),
             // MikroORM inlines arrays as literal lists, where a null would vanish: '' stands for none.
             entries.map((e) => e.prevHash ?? ''),
@@ -358,6 +366,98 @@ export async function syncPendingDeposits(
         events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });
     }
     return events;
+  });
+}
+
+/** A credited deposit whose transfer a reorg deeper than CONFIRMATIONS removed from the chain. */
+export interface ReversedCredit {
+  depositId: string;
+  accountId: string;
+  txHash: string;
+  logIndex: number;
+  blockNumber: bigint;
+  amount: bigint;
+  /** What the compensating ADJUSTMENT took back. */
+  reversed: bigint;
+  /** What could not be taken back because the account had already spent (or holds) it. */
+  shortfall: bigint;
+}
+
+/**
+ * Undoes credits whose transfers are gone from the chain: a reorg deeper than CONFIRMATIONS (but inside
+ * Ponder's 30-block window, which it still rolls back) removed them after they were credited. The ledger
+ * is never edited: the deposit moves CREDITED -> REORGED by a guarded update and a compensating ADJUSTMENT
+ * takes the amount back, as far as the account's available balance (balance minus what in-flight calls
+ * hold) allows; the rest is a shortfall for an operator (the caller alerts). If the transfer is mined
+ * again later, `creditConfirmedTransfers` credits it again with an ADJUSTMENT.
+ *
+ * `indexed` must be every transfer the indexer has at or above `fromBlock` (a complete window); only
+ * CREDITED deposits in [fromBlock, toBlock], where the indexer's view is settled, are compared.
+ */
+export async function reverseReorgedCredits(
+  em: Em,
+  chainId: number,
+  indexed: readonly IndexedTransfer[],
+  range: { fromBlock: bigint; toBlock: bigint },
+  options: CreditOptions = {},
+): Promise<{ events: CreditingEvent[]; reversed: ReversedCredit[] }> {
+  if (range.toBlock < range.fromBlock) return { events: [], reversed: [] };
+  const present = new Set(
+    prepare(chainId, indexed, options.tokenDecimals ?? USDC_DECIMALS).map((r) => r.key),
+  );
+  return inTransaction(em, async (tx) => {
+    const credited: {
+      id: string;
+      account_id: string;
+      tx_hash: string;
+      log_index: number;
+      block_number: string;
+      amount: string;
+    }[] = await tx.execute(
+      `select id, account_id, tx_hash, log_index, block_number::text, amount::text from deposits
+       where chain_id = ? and status = 'CREDITED' and block_number between ? and ?
+       order by block_number, log_index`,
+      [chainId, range.fromBlock.toString(), range.toBlock.toString()],
+    );
+    const events: CreditingEvent[] = [];
+    const reversed: ReversedCredit[] = [];
+    for (const deposit of credited) {
+      if (present.has(logKey(deposit.tx_hash, deposit.log_index))) continue;
+      const moved: unknown[] = await tx.execute(
+        `update deposits set status = 'REORGED', confirmations = 0, credited_at = null, updated_at = now()
+         where id = ? and status = 'CREDITED' returning id`,
+        [deposit.id],
+      );
+      if (moved.length === 0) continue;
+      const [account] = await tx.execute<{ balance: string; held: string }[]>(
+        'select balance::text, held::text from accounts where id = ? for update',
+        [deposit.account_id],
+      );
+      const amount = BigInt(deposit.amount);
+      const available = account ? BigInt(account.balance) - BigInt(account.held) : 0n;
+      const taken = available <= 0n ? 0n : available < amount ? available : amount;
+      if (taken > 0n) {
+        const entry = await appendLedgerEntry(tx, {
+          accountId: deposit.account_id,
+          amount: -taken,
+          reason: 'ADJUSTMENT',
+          referenceId: deposit.id,
+        });
+        events.push({ type: 'balanceUpdated', accountId: deposit.account_id, ledgerEntryId: entry.id });
+      }
+      events.push({ type: 'depositUpdated', accountId: deposit.account_id, depositId: deposit.id });
+      reversed.push({
+        depositId: deposit.id,
+        accountId: deposit.account_id,
+        txHash: deposit.tx_hash,
+        logIndex: deposit.log_index,
+        blockNumber: BigInt(deposit.block_number),
+        amount,
+        reversed: taken,
+        shortfall: amount - taken,
+      });
+    }
+    return { events, reversed };
   });
 }
 

@@ -1,8 +1,11 @@
+import { PONDER_FINALITY_BLOCKS } from '@chainmeter/schema';
 import type { Em, Orm } from '../../db/orm.ts';
 import {
   type CreditingEvent,
   creditConfirmedTransfers,
   getCreditingCursor,
+  type ReversedCredit,
+  reverseReorgedCredits,
   syncPendingDeposits,
 } from './crediting.service.ts';
 import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './indexer.client.ts';
@@ -31,6 +34,8 @@ export interface CreditingWorkerOptions {
   onEvents?: (events: CreditingEvent[]) => void | Promise<void>;
   /** Called with the indexer's head each round it answers (for lag alerts and readiness). */
   onHead?: (head: bigint) => void;
+  /** Called when a reorg deeper than CONFIRMATIONS removed credited transfers (for alerts and metrics). */
+  onReversedCredits?: (credits: ReversedCredit[]) => void;
   logger?: WorkerLogger;
 }
 
@@ -124,20 +129,46 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     }
     if (busy) return;
 
-    const window = await indexer.window(toBlock + 1n);
-    const events = await withCreditingLock<CreditingEvent[]>((tx) =>
-      syncPendingDeposits(tx, chainId, window, head.blockNumber, confirmations, {
-        windowComplete: window.length < INDEXER_MAX_LIMIT,
-      }),
-    );
-    if (events === null) return;
-    if (window.length >= INDEXER_MAX_LIMIT) {
+    // Everything Ponder can still roll back: the unconfirmed window, and the confirmed blocks below it
+    // whose credits a reorg deeper than CONFIRMATIONS could still remove.
+    const reorgableFrom = head.blockNumber - BigInt(PONDER_FINALITY_BLOCKS - 1);
+    const windowFrom = reorgableFrom > 0n ? reorgableFrom : 0n;
+    const window = await indexer.window(windowFrom);
+    const windowComplete = window.length < INDEXER_MAX_LIMIT;
+    const outcome = await withCreditingLock(async (tx) => {
+      const pending = await syncPendingDeposits(tx, chainId, window, head.blockNumber, confirmations, {
+        windowComplete,
+      });
+      if (!windowComplete) return { events: pending, reversed: [] };
+      const reversals = await reverseReorgedCredits(tx, chainId, window, { fromBlock: windowFrom, toBlock });
+      return { events: [...pending, ...reversals.events], reversed: reversals.reversed };
+    });
+    if (outcome === null) return;
+    if (!windowComplete) {
       logger.warn(
         { chainId, size: window.length },
         'confirmation window may be truncated: reorg detection skipped',
       );
     }
-    await publish(events);
+    for (const credit of outcome.reversed) {
+      // An alert: money was credited for a transfer the chain no longer has.
+      logger.error(
+        {
+          chainId,
+          depositId: credit.depositId,
+          accountId: credit.accountId,
+          txHash: credit.txHash,
+          logIndex: credit.logIndex,
+          blockNumber: credit.blockNumber.toString(),
+          amount: credit.amount.toString(),
+          reversed: credit.reversed.toString(),
+          shortfall: credit.shortfall.toString(),
+        },
+        'deep reorg removed a credited transfer: credit reversed by an ADJUSTMENT',
+      );
+    }
+    if (outcome.reversed.length > 0) options.onReversedCredits?.(outcome.reversed);
+    await publish(outcome.events);
     settledHead = headKey;
   }
 
