@@ -65,8 +65,9 @@ export function requestObservability(
         ...(own && own !== requestId ? { responseRequestId: own } : {}),
         ...(failed ? { err: failed } : {}),
       };
-      if (status >= 500) log.error(line, 'request failed');
-      else if (QUIET_PATHS.has(c.req.path)) log.debug(line, 'request');
+      // A probe's 503 is its answer, not a failure of the API: /readyz says why in its body.
+      if (QUIET_PATHS.has(c.req.path) && !failed) log.debug(line, 'request');
+      else if (status >= 500) log.error(line, 'request failed');
       else log.info(line, 'request');
     }
   };
