@@ -74,8 +74,8 @@ interface Child {
   process: ChildProcess;
 }
 
-function startChild(args: string[]): Promise<Child> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], {
+function startChild(args: string[], nodeArgs: string[] = []): Promise<Child> {
+  const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -189,7 +189,12 @@ export async function benchGateway(): Promise<void> {
 
     const upstream = await startChild(['--role=upstream']);
     children.push(upstream);
-    const api = await startChild(['--role=api', database.url, upstream.url]);
+    // BENCH_CPU_PROF=<dir>: the API process writes a V8 CPU profile there when it stops.
+    const profileDir = process.env.BENCH_CPU_PROF;
+    const api = await startChild(
+      ['--role=api', database.url, upstream.url],
+      profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    );
     children.push(api);
     const directUrl = `${upstream.url}/chat/completions`;
     const gatewayUrl = `${api.url}/v1/chat/completions`;

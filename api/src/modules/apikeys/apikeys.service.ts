@@ -11,10 +11,11 @@ import type { MicroUsd } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import type { Address } from 'viem';
 import type { Viewer } from '../../context.ts';
+import { hotSql, type Statement } from '../../db/hot-sql.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
-import { Account, type IAccount } from '../accounts/accounts.entity.ts';
+import { Account } from '../accounts/accounts.entity.ts';
 import { roleOf } from '../auth/auth.service.ts';
 import { ApiKey, type IApiKey } from './apikeys.entity.ts';
 
@@ -132,9 +133,31 @@ export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]>
   return em.find(ApiKey, { account: accountId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
 }
 
+const VIEWER_FROM_API_KEY: Statement = {
+  name: 'cm_viewer_from_api_key',
+  text: `with k as (
+     select api_keys.id, api_keys.account_id, accounts.wallet_address
+     from api_keys join accounts on accounts.id = api_keys.account_id
+     where api_keys.secret_hash = $1 and api_keys.revoked_at is null
+       and (api_keys.expires_at is null or api_keys.expires_at > $2::timestamptz)
+   ), used as (
+     update api_keys set last_used_at = $2::timestamptz
+     where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
+     returning 1
+   )
+   select id, account_id, wallet_address from k`,
+};
+
 /**
  * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
  * expired. The viewer's role follows the wallet that owns the key (an auditor's keys are auditor keys).
+ *
+ * The hot path of every metered call, so it is ONE prepared statement and one round trip (`hotSql`), with
+ * no entity hydration: the key row (by its unique hash, still live at `now`) joined to its account's wallet, and the
+ * throttled `last_used_at` write as a data-modifying CTE that touches the row only when the stored value
+ * is a minute old (of concurrent requests on any replica, only the first in each minute writes; the
+ * others, and every request in between, write nothing and so wait for no commit). Nothing is cached: a
+ * revocation or an expiry refuses the key from the very next request.
  */
 export async function viewerFromApiKey(
   em: Em,
@@ -143,36 +166,21 @@ export async function viewerFromApiKey(
   now = new Date(),
 ): Promise<Viewer | null> {
   if (!SECRET_PATTERN.test(secret)) return null;
-  const apiKey = await em.findOne(
-    ApiKey,
-    {
-      secretHash: hashApiKeySecret(secret),
-      revokedAt: null,
-      $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
-    },
-    { populate: ['account'], refresh: true },
+  const rows = await hotSql(em).query<{ id: string; account_id: string; wallet_address: string }>(
+    VIEWER_FROM_API_KEY,
+    [
+      hashApiKeySecret(secret),
+      now.toISOString(),
+      new Date(now.getTime() - LAST_USED_RESOLUTION_MS).toISOString(),
+    ],
   );
-  if (!apiKey) return null;
-  if (!apiKey.lastUsedAt || now.getTime() - apiKey.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
-    // Guarded: of concurrent requests (on any replica) only the first in each minute writes.
-    await em.nativeUpdate(
-      ApiKey,
-      {
-        id: apiKey.id,
-        $or: [
-          { lastUsedAt: null },
-          { lastUsedAt: { $lte: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) } },
-        ],
-      },
-      { lastUsedAt: now },
-    );
-  }
-  const account = apiKey.account as unknown as IAccount;
+  const row = rows[0];
+  if (!row) return null;
   return {
-    accountId: account.id,
-    walletAddress: account.walletAddress as Address,
-    role: roleOf(config, account.walletAddress),
-    credential: { kind: 'apiKey', apiKeyId: apiKey.id },
+    accountId: row.account_id,
+    walletAddress: row.wallet_address as Address,
+    role: roleOf(config, row.wallet_address),
+    credential: { kind: 'apiKey', apiKeyId: row.id },
   };
 }
 

@@ -9,10 +9,13 @@
  * The USAGE ledger entry keeps the ledger's invariants exactly as `appendLedgerEntry` does: the account
  * row is locked, seq + 1, balance_after = balance + amount (>= 0, also a CHECK), and the hash chain is
  * `ledgerEntryHash` from @chainmeter/schema, the one implementation of the hash.
- * Values are bound through MikroORM's escaping; these statements bypass the identity map.
+ * They run through `hotSql` (db/hot-sql.ts): on PostgreSQL prepared statements on the pg pool, values
+ * bound as parameters; on PGlite or inside a caller's transaction, through the EntityManager. They bypass
+ * the identity map.
  */
 import { randomUUID } from 'node:crypto';
 import { ledgerEntryHash, type MicroUsd } from '@chainmeter/schema';
+import { hotSql, type Statement } from '../../db/hot-sql.ts';
 import type { Em } from '../../db/orm.ts';
 import type { BillingStatus } from './metering.entity.ts';
 
@@ -48,6 +51,21 @@ export interface PlaceHoldParameters {
   holdExpiresAt: Date;
 }
 
+const PLACE_HOLD: Statement = {
+  name: 'cm_place_hold',
+  text: `with a as (
+     update accounts set held = held + $1::bigint where id = $2::uuid and balance - held >= $1::bigint returning id
+   ), k as (
+     update api_keys set held = held + $1::bigint where id = $3::uuid and exists (select 1 from a) returning id
+   ), r as (
+     insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
+       created_at, hold_expires_at)
+     select $4::uuid, $5, a.id, $3::uuid, $6, 'HELD', $7, $1::bigint, $8::timestamptz, $9::timestamptz from a
+     returning id
+   )
+   select (select count(*) from r)::int as held`,
+};
+
 /**
  * Reserves `hold` on the account (`balance - held >= hold`, one guarded update) and on the API key (its
  * CHECK refuses `spent + held > spend_limit`), and writes the durable record, all in one statement: it
@@ -59,34 +77,17 @@ export async function placeHold(em: Em, params: PlaceHoldParameters): Promise<st
   const hold = params.hold.toString();
   let rows: { held: number }[];
   try {
-    rows = await em.execute(
-      `with a as (
-         update accounts set held = held + ?::bigint where id = ?::uuid and balance - held >= ?::bigint returning id
-       ), k as (
-         update api_keys set held = held + ?::bigint where id = ?::uuid and exists (select 1 from a) returning id
-       ), r as (
-         insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
-           created_at, hold_expires_at)
-         select ?::uuid, ?, a.id, ?::uuid, ?, 'HELD', ?, ?::bigint, ?::timestamptz, ?::timestamptz from a
-         returning id
-       )
-       select (select count(*) from r)::int as held`,
-      [
-        hold,
-        params.accountId,
-        hold,
-        hold,
-        params.apiKeyId,
-        id,
-        params.requestId,
-        params.apiKeyId,
-        params.model,
-        params.streamed,
-        hold,
-        params.now.toISOString(),
-        params.holdExpiresAt.toISOString(),
-      ],
-    );
+    rows = await hotSql(em).query(PLACE_HOLD, [
+      hold,
+      params.accountId,
+      params.apiKeyId,
+      id,
+      params.requestId,
+      params.model,
+      params.streamed,
+      params.now.toISOString(),
+      params.holdExpiresAt.toISOString(),
+    ]);
   } catch (error) {
     // The key's CHECK (spent + held <= spend_limit) aborts the whole statement, account hold included.
     if (String((error as Error).message).includes('api_keys_within_spend_limit')) {
@@ -135,6 +136,66 @@ export interface PendingSettlement {
   settlement: Settlement;
 }
 
+const LOCK_FOR_SETTLEMENT: Statement = {
+  name: 'cm_lock_for_settlement',
+  text: `with r as (
+     update usage_records set settle_attempts = settle_attempts + 1
+     where id = any($1::uuid[]) and status in ('HELD', 'UNSETTLED')
+     returning id, account_id, api_key_id, hold_amount
+   ), l as (
+     select id, balance, ledger_seq, ledger_head from accounts
+     where id in (select account_id from r) order by id for update
+   )
+   select r.id, r.account_id, r.api_key_id, r.hold_amount::text as hold_amount, l.balance::text as balance,
+     l.ledger_seq, l.ledger_head
+   from r join l on l.id = r.account_id`,
+};
+
+/** Every write of a batch, set-based; `$24`.. (the key totals) only in the variant with keys. */
+function writeSettlements(withKeys: boolean): Statement {
+  return {
+    name: withKeys ? 'cm_write_settlements_keys' : 'cm_write_settlements',
+    text: `with e as (
+       insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
+         created_at, prev_hash, hash)
+       select t.id, t.account_id, t.seq, t.amount, t.balance_after, 'USAGE', t.reference_id, null,
+         $1::timestamptz, t.prev_hash, t.hash
+       from unnest($2::uuid[], $3::uuid[], $4::int[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+         as t(id, account_id, seq, amount, balance_after, reference_id, prev_hash, hash)
+       returning 1
+     ), a as (
+       update accounts set balance = v.balance, held = accounts.held - v.released, ledger_seq = v.seq,
+         ledger_head = v.head
+       from unnest($10::uuid[], $11::bigint[], $12::bigint[], $13::int[], $14::text[])
+         as v(id, balance, released, seq, head)
+       where accounts.id = v.id
+       returning 1
+     )${
+       withKeys
+         ? `, k as (
+       update api_keys set held = api_keys.held - v.released, spent = api_keys.spent + v.spent
+       from unnest($24::uuid[], $25::bigint[], $26::bigint[]) as v(id, released, spent)
+       where api_keys.id = v.id
+       returning 1
+     )`
+         : ''
+     }, u as (
+       update usage_records set status = v.status, prompt_tokens = v.prompt_tokens,
+         completion_tokens = v.completion_tokens, provider_cost = v.provider_cost, user_price = v.user_price,
+         latency_ms = v.latency_ms, flags = coalesce(string_to_array(nullif(v.flags, ''), ','), '{}'),
+         error = v.error, outcome = null, settled_at = $1::timestamptz
+       from unnest($15::uuid[], $16::text[], $17::int[], $18::int[], $19::bigint[], $20::bigint[], $21::int[],
+         $22::text[], $23::text[])
+         as v(id, status, prompt_tokens, completion_tokens, provider_cost, user_price, latency_ms, flags, error)
+       where usage_records.id = v.id
+       returning 1
+     )
+     select (select count(*) from e)::int as e, (select count(*) from u)::int as u`,
+  };
+}
+const WRITE_SETTLEMENTS = writeSettlements(false);
+const WRITE_SETTLEMENTS_WITH_KEYS = writeSettlements(true);
+
 /**
  * Settles many charged calls in ONE transaction of two statements (group commit): under load the
  * settlements that queued up while the previous batch ran go together, so the cost per settlement falls
@@ -154,8 +215,8 @@ export async function applyChargedSettlements(
   for (const item of items) {
     if (item.settlement.userPrice <= 0n) throw new RangeError(`usage ${item.usageId}: no charge to settle`);
   }
-  return em.transactional(async (tx) => {
-    const rows: {
+  return hotSql(em).transaction(async (query) => {
+    const rows = await query<{
       id: string;
       account_id: string;
       api_key_id: string | null;
@@ -163,20 +224,7 @@ export async function applyChargedSettlements(
       balance: string;
       ledger_seq: number;
       ledger_head: string | null;
-    }[] = await tx.execute(
-      `with r as (
-         update usage_records set settle_attempts = settle_attempts + 1
-         where id = any(array[?]::uuid[]) and status in ('HELD', 'UNSETTLED')
-         returning id, account_id, api_key_id, hold_amount
-       ), l as (
-         select id, balance, ledger_seq, ledger_head from accounts
-         where id in (select account_id from r) order by id for update
-       )
-       select r.id, r.account_id, r.api_key_id, r.hold_amount::text as hold_amount, l.balance::text as balance,
-         l.ledger_seq, l.ledger_head
-       from r join l on l.id = r.account_id`,
-      [items.map((item) => item.usageId)],
-    );
+    }>(LOCK_FOR_SETTLEMENT, [items.map((item) => item.usageId)]);
     if (rows.length === 0) return results;
     const byId = new Map(rows.map((row) => [row.id, row]));
     const now = new Date();
@@ -240,77 +288,41 @@ export async function applyChargedSettlements(
     }
     const accountList = [...accounts.entries()];
     const keyList = [...keys.entries()];
-    // MikroORM inlines arrays as literal lists, where a null would vanish: '' and -1 stand for none.
-    const sql = `with e as (
-         insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
-           created_at, prev_hash, hash)
-         select t.id, t.account_id, t.seq, t.amount, t.balance_after, 'USAGE', t.reference_id, null,
-           ?::timestamptz, nullif(t.prev_hash, ''), t.hash
-         from unnest(array[?]::uuid[], array[?]::uuid[], array[?]::int[], array[?]::bigint[], array[?]::bigint[],
-           array[?]::text[], array[?]::text[], array[?]::text[])
-           as t(id, account_id, seq, amount, balance_after, reference_id, prev_hash, hash)
-         returning 1
-       ), a as (
-         update accounts set balance = v.balance, held = accounts.held - v.released, ledger_seq = v.seq,
-           ledger_head = v.head
-         from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::bigint[], array[?]::int[], array[?]::text[])
-           as v(id, balance, released, seq, head)
-         where accounts.id = v.id
-         returning 1
-       )${
-         keyList.length > 0
-           ? `, k as (
-         update api_keys set held = api_keys.held - v.released, spent = api_keys.spent + v.spent
-         from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::bigint[]) as v(id, released, spent)
-         where api_keys.id = v.id
-         returning 1
-       )`
-           : ''
-       }, u as (
-         update usage_records set status = v.status, prompt_tokens = v.prompt_tokens,
-           completion_tokens = v.completion_tokens, provider_cost = v.provider_cost, user_price = v.user_price,
-           latency_ms = nullif(v.latency_ms, -1), flags = coalesce(string_to_array(nullif(v.flags, ''), ','), '{}'),
-           error = nullif(v.error, ''), outcome = null, settled_at = ?::timestamptz
-         from unnest(array[?]::uuid[], array[?]::text[], array[?]::int[], array[?]::int[], array[?]::bigint[],
-           array[?]::bigint[], array[?]::int[], array[?]::text[], array[?]::text[])
-           as v(id, status, prompt_tokens, completion_tokens, provider_cost, user_price, latency_ms, flags, error)
-         where usage_records.id = v.id
-         returning 1
-       )
-       select (select count(*) from e)::int as e, (select count(*) from u)::int as u`;
-    const counts: { e: number; u: number }[] = await tx.execute(sql, [
-      now.toISOString(),
-      entries.map((e) => e.id),
-      entries.map((e) => e.accountId),
-      entries.map((e) => e.seq),
-      entries.map((e) => e.amount.toString()),
-      entries.map((e) => e.balanceAfter.toString()),
-      entries.map((e) => e.usageId),
-      entries.map((e) => e.prevHash ?? ''),
-      entries.map((e) => e.hash),
-      accountList.map(([id]) => id),
-      accountList.map(([, a]) => a.balance.toString()),
-      accountList.map(([, a]) => a.released.toString()),
-      accountList.map(([, a]) => a.seq),
-      accountList.map(([, a]) => a.head ?? ''),
-      ...(keyList.length > 0
-        ? [
-            keyList.map(([id]) => id),
-            keyList.map(([, k]) => k.released.toString()),
-            keyList.map(([, k]) => k.spent.toString()),
-          ]
-        : []),
-      now.toISOString(),
-      settled.map((i) => i.usageId),
-      settled.map((i) => i.settlement.status),
-      settled.map((i) => i.settlement.promptTokens),
-      settled.map((i) => i.settlement.completionTokens),
-      settled.map((i) => (i.settlement.providerCost ?? 0n).toString()),
-      settled.map((i) => i.settlement.userPrice.toString()),
-      settled.map((i) => (i.settlement.latencyMs === null ? -1 : Math.round(i.settlement.latencyMs))),
-      settled.map((i) => i.settlement.flags.join(',')),
-      settled.map((i) => i.settlement.error ?? ''),
-    ]);
+    const counts = await query<{ e: number; u: number }>(
+      keyList.length > 0 ? WRITE_SETTLEMENTS_WITH_KEYS : WRITE_SETTLEMENTS,
+      [
+        now.toISOString(),
+        entries.map((e) => e.id),
+        entries.map((e) => e.accountId),
+        entries.map((e) => e.seq),
+        entries.map((e) => e.amount.toString()),
+        entries.map((e) => e.balanceAfter.toString()),
+        entries.map((e) => e.usageId),
+        entries.map((e) => e.prevHash),
+        entries.map((e) => e.hash),
+        accountList.map(([id]) => id),
+        accountList.map(([, a]) => a.balance.toString()),
+        accountList.map(([, a]) => a.released.toString()),
+        accountList.map(([, a]) => a.seq),
+        accountList.map(([, a]) => a.head),
+        settled.map((i) => i.usageId),
+        settled.map((i) => i.settlement.status),
+        settled.map((i) => i.settlement.promptTokens),
+        settled.map((i) => i.settlement.completionTokens),
+        settled.map((i) => i.settlement.providerCost?.toString() ?? null),
+        settled.map((i) => i.settlement.userPrice.toString()),
+        settled.map((i) => (i.settlement.latencyMs === null ? null : Math.round(i.settlement.latencyMs))),
+        settled.map((i) => i.settlement.flags.join(',')),
+        settled.map((i) => i.settlement.error),
+        ...(keyList.length > 0
+          ? [
+              keyList.map(([id]) => id),
+              keyList.map(([, k]) => k.released.toString()),
+              keyList.map(([, k]) => k.spent.toString()),
+            ]
+          : []),
+      ],
+    );
     if (counts[0]?.e !== entries.length || counts[0]?.u !== settled.length) {
       throw new Error(`settlement batch wrote ${JSON.stringify(counts[0])} of ${entries.length} entries`);
     }
@@ -318,13 +330,26 @@ export async function applyChargedSettlements(
   });
 }
 
-const UPDATE_USAGE_ROW = `update usage_records set status = ?, prompt_tokens = ?, completion_tokens = ?,
-           provider_cost = ?::bigint, user_price = ?::bigint, latency_ms = ?,
-           flags = coalesce(string_to_array(nullif(?, ''), ','), '{}'), error = ?, outcome = null, settled_at = ?::timestamptz
-         where id = ?::uuid`;
+const SETTLE_WITHOUT_CHARGE: Statement = {
+  name: 'cm_settle_without_charge',
+  text: `with r as (
+     update usage_records set status = $1, prompt_tokens = $2, completion_tokens = $3,
+       provider_cost = $4::bigint, user_price = $5::bigint, latency_ms = $6,
+       flags = coalesce(string_to_array(nullif($7, ''), ','), '{}'), error = $8, outcome = null,
+       settled_at = $9::timestamptz
+     where id = $10::uuid and status in ('HELD', 'UNSETTLED')
+     returning account_id, api_key_id, hold_amount
+   ), a as (
+     update accounts set held = accounts.held - r.hold_amount from r where accounts.id = r.account_id returning 1
+   ), k as (
+     update api_keys set held = api_keys.held - r.hold_amount from r where api_keys.id = r.api_key_id returning 1
+   )
+   select r.account_id from r`,
+};
 
-function usageRowParams(usageId: string, s: Settlement, now: Date): unknown[] {
-  return [
+/** Release the hold and close the record, with no ledger entry: one statement. */
+async function settleWithoutCharge(em: Em, usageId: string, s: Settlement): Promise<SettleResult> {
+  const rows = await hotSql(em).query<{ account_id: string }>(SETTLE_WITHOUT_CHARGE, [
     s.status,
     s.promptTokens,
     s.completionTokens,
@@ -333,25 +358,9 @@ function usageRowParams(usageId: string, s: Settlement, now: Date): unknown[] {
     s.latencyMs === null ? null : Math.round(s.latencyMs),
     s.flags.join(','),
     s.error,
-    now.toISOString(),
+    new Date().toISOString(),
     usageId,
-  ];
-}
-
-/** Release the hold and close the record, with no ledger entry: one statement. */
-async function settleWithoutCharge(em: Em, usageId: string, settlement: Settlement): Promise<SettleResult> {
-  const rows: { account_id: string }[] = await em.execute(
-    `with r as (
-       ${UPDATE_USAGE_ROW} and status in ('HELD', 'UNSETTLED')
-       returning account_id, api_key_id, hold_amount
-     ), a as (
-       update accounts set held = accounts.held - r.hold_amount from r where accounts.id = r.account_id returning 1
-     ), k as (
-       update api_keys set held = api_keys.held - r.hold_amount from r where api_keys.id = r.api_key_id returning 1
-     )
-     select r.account_id from r`,
-    usageRowParams(usageId, settlement, new Date()),
-  );
+  ]);
   const row = rows[0];
   if (!row) return { settled: false, reason: 'already settled' };
   return { settled: true, ledgerEntryId: null, accountId: row.account_id };
