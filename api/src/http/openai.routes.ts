@@ -140,12 +140,14 @@ export function openAiRoutes(services: AppServices): Hono {
         if (!request.stream) {
           const { completion, requestId } = await metering.complete(viewer, request, {
             signal: c.req.raw.signal,
-            settle: 'background',
+            // Settled (or durably queued as UNSETTLED) before the answer leaves: an answer sent before its
+            // charge is recorded is free if the process dies in between (api/test/faults/crash-recovery).
+            settle: 'await',
           });
           return c.json(completion, 200, { 'x-request-id': requestId });
         }
         const metered = await metering.stream(viewer, request, { signal: c.req.raw.signal });
-        return new Response(sseBody(metered.chunks, request.includeUsage), {
+        return new Response(sseBody(metered.chunks, request.includeUsage, metered.settled), {
           status: 200,
           headers: {
             'content-type': 'text/event-stream; charset=utf-8',
@@ -239,6 +241,7 @@ const encoder = new TextEncoder();
 function sseBody(
   chunks: AsyncIterable<ChatCompletionChunk>,
   includeUsage: boolean,
+  settled: Promise<unknown>,
 ): ReadableStream<Uint8Array> {
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
@@ -259,6 +262,9 @@ function sseBody(
           return;
         }
         if (next.done) {
+          // [DONE] only once the charge is recorded, so a stream that completed is billed even if the
+          // process dies right after it (the settlement itself never throws).
+          await settled.catch(() => {});
           controller.enqueue(encoder.encode('data: [DONE]\n\n'));
           controller.close();
           return;
