@@ -61,7 +61,10 @@ const schema = z.object({
   LLM_PRICES: optionalString,
   /** Upstream answer timeout (and, streaming, the longest silence between chunks). */
   LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
-  /** A hold whose call has not finished after this long (the process died mid-call) is released. */
+  /**
+   * A hold not refreshed for this long is released: its process died mid-call (a running process refreshes
+   * the holds of its in-flight calls every third of this, so a long stream keeps its hold).
+   */
   METERING_HOLD_TTL_MS: z.coerce
     .number()
     .int()

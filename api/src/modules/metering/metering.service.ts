@@ -9,6 +9,8 @@
  *    that fails never blocks or fails the answer: it is kept on the record (UNSETTLED) or, if even that
  *    fails, in memory, and the settlement loop retries it; the loop also settles what a crashed process
  *    left UNSETTLED and releases holds whose call never finished (HELD past `hold_expires_at`).
+ * 4. While a call runs (a stream may run for longer than the hold TTL), a heartbeat keeps pushing its
+ *    record's `hold_expires_at` forward, so only the holds of a process that died ever expire.
  */
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
@@ -26,6 +28,7 @@ import type { BillingStatus } from './metering.entity.ts';
 import {
   applyChargedSettlements,
   applySettlement,
+  extendHolds,
   findExpiredHolds,
   findUnsettled,
   markUnsettled,
@@ -144,7 +147,16 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
   const retryQueue = new Map<string, Settlement>();
   const attempts = new Map<string, number>();
+  /**
+   * Records this process holds open: from the hold until the settlement is written (or recorded as
+   * UNSETTLED, which the expiry never touches). Their expiry is pushed forward every third of the TTL
+   * (the heartbeat), so a call that outlives `holdTtlMs` (a long stream) keeps its hold on every replica;
+   * only a process that stopped beating (it died) has its holds released, one TTL after its last beat.
+   */
+  const owned = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let beating: Promise<void> | null = null;
   let loopRunning: Promise<number> | null = null;
 
   /** The most expensive rate in the table: the hold of a model without a price (settled NEEDS_REVIEW). */
@@ -187,6 +199,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
     });
+    owned.add(usageId);
     return {
       usageId,
       requestId,
@@ -230,6 +243,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
           : await applySettlement(orm.em.fork(), usageId, settlement);
       retryQueue.delete(usageId);
       attempts.delete(usageId);
+      owned.delete(usageId);
       if (!result.settled) logger.debug({ usageId }, 'usage already settled');
       if (settlement.status === 'NEEDS_REVIEW') {
         logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
@@ -239,6 +253,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       try {
         if (await markUnsettled(orm.em.fork(), usageId, settlement, String((error as Error).message))) {
           retryQueue.delete(usageId);
+          owned.delete(usageId);
           return;
         }
       } catch (markError) {
@@ -427,7 +442,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       });
       if (result?.settled) closed++;
     }
-    for (const id of await findExpiredHolds(em, now, 100)) {
+    for (const id of await findExpiredHolds(em, now, 100, [...owned])) {
       const result = await applySettlement(orm.em.fork(), id, {
         status: 'RELEASED',
         promptTokens: 0,
@@ -444,6 +459,19 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       }
     }
     return closed;
+  }
+
+  /** One heartbeat: pushes the expiry of every record this process still holds open. */
+  function beat(): void {
+    if (beating || owned.size === 0) return;
+    beating = extendHolds(orm.em.fork(), [...owned], new Date(Date.now() + options.holdTtlMs))
+      .then(
+        () => {},
+        (error: unknown) => logger.warn({ err: error }, 'could not extend the holds of in-flight calls'),
+      )
+      .finally(() => {
+        beating = null;
+      });
   }
 
   function runLoop(): void {
@@ -472,12 +500,18 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       runLoop(); // at start-up: whatever a previous process left behind
       timer = setInterval(runLoop, options.settlementRetryMs);
       timer.unref();
+      // A third of the TTL: two beats can fail (a database hiccup) before another replica may expire a hold.
+      heartbeat = setInterval(beat, Math.max(10, Math.floor(options.holdTtlMs / 3)));
+      heartbeat.unref();
     },
     async stop() {
       clearInterval(timer);
       timer = undefined;
+      clearInterval(heartbeat);
+      heartbeat = undefined;
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
       await loopRunning;
+      await beating;
     },
   };
 }

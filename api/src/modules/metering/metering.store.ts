@@ -426,12 +426,49 @@ export async function findUnsettled(
   }));
 }
 
-/** Holds whose call never finished (the process died mid-call): past their expiry, still HELD. */
-export async function findExpiredHolds(em: Em, now: Date, limit: number): Promise<string[]> {
-  const rows: { id: string }[] = await em.execute(
-    `select id from usage_records where status = 'HELD' and hold_expires_at < ?::timestamptz
-     order by hold_expires_at limit ?`,
-    [now.toISOString(), limit],
-  );
+/**
+ * Holds whose call never finished (the process died mid-call): still HELD past their expiry. `exclude`:
+ * the caller's own in-flight records, never released under a call that is still running (their
+ * expiry is refreshed by `extendHolds`, this is the second line of defence).
+ */
+export async function findExpiredHolds(
+  em: Em,
+  now: Date,
+  limit: number,
+  exclude: readonly string[] = [],
+): Promise<string[]> {
+  const rows = await hotSql(em).query<{ id: string }>(FIND_EXPIRED_HOLDS, [
+    now.toISOString(),
+    limit,
+    exclude,
+  ]);
   return rows.map((row) => row.id);
 }
+
+const FIND_EXPIRED_HOLDS: Statement = {
+  name: 'cm_find_expired_holds',
+  text: `select id from usage_records
+   where status = 'HELD' and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
+   order by hold_expires_at limit $2`,
+};
+
+/**
+ * The heartbeat of in-flight calls: moves the expiry of these HELD records to `until`, so that no
+ * process (this one or another replica) takes a call that is still running for an abandoned one. A
+ * process that dies stops beating, and its holds expire one TTL later. Returns how many were extended.
+ */
+export async function extendHolds(em: Em, usageIds: readonly string[], until: Date): Promise<number> {
+  if (usageIds.length === 0) return 0;
+  const rows = await hotSql(em).query<{ n: number }>(EXTEND_HOLDS, [usageIds, until.toISOString()]);
+  return rows[0]?.n ?? 0;
+}
+
+const EXTEND_HOLDS: Statement = {
+  name: 'cm_extend_holds',
+  text: `with x as (
+     update usage_records set hold_expires_at = greatest(hold_expires_at, $2::timestamptz)
+     where id = any($1::uuid[]) and status = 'HELD'
+     returning 1
+   )
+   select count(*)::int as n from x`,
+};
