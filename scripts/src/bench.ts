@@ -3,10 +3,12 @@
  * timing targets live here. `npm run bench -- crediting` runs one.
  */
 
+import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
+  audit: benchAudit,
   crediting: benchCrediting,
   gateway: benchGateway,
 };

@@ -20,7 +20,7 @@ against the platform's records. Exit code 0: consistent; 1: discrepancies found;
   --token <address>      the USDC contract         } default: the API's public paymentConfig (or the
   --treasury <address>   the treasury wallet       } proof document); with --database and no API
   --confirmations <n>    blocks on top to be due   } answering, give --token and --treasury
-  --block-range <n>      blocks per eth_getLogs request to start with (default 2000; adapts)
+  --block-range <n>      widest eth_getLogs window in blocks (default 2000; narrower on dense ranges)
   --quiet                no progress on stderr
   --help
 `;

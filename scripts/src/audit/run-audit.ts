@@ -92,10 +92,14 @@ function progress(options: AuditOptions, io: AuditIo) {
   };
 }
 
-async function connectRpc(rpcUrl: string): Promise<{ client: PublicClient; chainId: number }> {
+/** `client` for single calls (retried by the transport); `scan` for log scans, which retry themselves. */
+async function connectRpc(
+  rpcUrl: string,
+): Promise<{ client: PublicClient; scan: PublicClient; chainId: number }> {
   const client = createPublicClient({ transport: http(rpcUrl, { timeout: 30_000, retryCount: 2 }) });
+  const scan = createPublicClient({ transport: http(rpcUrl, { timeout: 60_000, retryCount: 0 }) });
   try {
-    return { client, chainId: await client.getChainId() };
+    return { client, scan, chainId: await client.getChainId() };
   } catch (error) {
     throw new AuditRunError(`cannot reach the RPC at ${rpcUrl}: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -142,7 +146,7 @@ async function auditPlatform(options: AuditOptions, io: AuditIo): Promise<AuditR
     );
   }
   const log = progress(options, io);
-  const { client, chainId } = await connectRpc(options.rpcUrl);
+  const { client, scan, chainId } = await connectRpc(options.rpcUrl);
   const config = await platformConfig(options, chainId);
   // The head first, then the records, then the logs up to that head: see `AuditScope.head`.
   const head = await client.getBlockNumber();
@@ -154,7 +158,7 @@ async function auditPlatform(options: AuditOptions, io: AuditIo): Promise<AuditR
   const transfers =
     options.fromBlock > head
       ? []
-      : await fetchTreasuryTransfers(client, {
+      : await fetchTreasuryTransfers(scan, {
           chainId,
           token: getAddress(config.tokenAddress),
           treasury: getAddress(config.treasuryAddress),
@@ -195,7 +199,7 @@ async function verifyProofFile(options: AuditOptions, io: AuditIo): Promise<Audi
   }
   const proof = accountProofFromJson(json);
   const log = progress(options, io);
-  const { client, chainId } = await connectRpc(options.rpcUrl);
+  const { client, scan, chainId } = await connectRpc(options.rpcUrl);
   if (chainId !== proof.chainId) {
     throw new AuditRunError(`the RPC serves chain ${chainId}, but the proof is for chain ${proof.chainId}`);
   }
@@ -209,7 +213,7 @@ async function verifyProofFile(options: AuditOptions, io: AuditIo): Promise<Audi
   const transfers =
     options.fromBlock > head
       ? []
-      : await fetchTreasuryTransfers(client, {
+      : await fetchTreasuryTransfers(scan, {
           chainId,
           token,
           treasury,
