@@ -5,12 +5,14 @@
 
 import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
+import { benchReadPath } from './bench/read-path.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   audit: benchAudit,
   crediting: benchCrediting,
   gateway: benchGateway,
+  readPath: benchReadPath,
 };
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -1,0 +1,206 @@
+/**
+ * Benchmark of the API's read path (issue 5, "Benchmark"): the ledger query an account's page shows,
+ * `me { ledger(first: N) { edges { node { ... deposit { ... } } } } }`, for an account with 150 DEPOSIT
+ * entries, each with its deposit.
+ * 1. SQL statements per request, counted through MikroORM's query log hook on an in-process API, for
+ *    first = 1, 10 and 100: it must not grow with the page (LedgerEntry.deposit goes through a dataloader).
+ * 2. Latency and throughput at concurrency 50 against the API as its own process (`node api/src/main.ts`,
+ *    as in production), so the load generator does not share its event loop.
+ * Real PostgreSQL; the ledger is credited by the real crediting worker from a fake indexer's transfers (no
+ * chain needed for the data; anvil only answers the API's start-up checks). Not a test: it prints figures.
+ */
+
+import { availableParallelism, loadavg } from 'node:os';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { loadConfig } from '../../../api/src/env.ts';
+import { type RunningApi, startApi } from '../../../api/src/server.ts';
+import { type FakeIndexer, makeTransfer, startFakeIndexer } from '../../../api/test/support/fake-indexer.ts';
+import { eventually, gqlData, signIn } from '../../../api/test/support/graphql.ts';
+import { type ApiProcess, spawnApiProcess } from '../../../api/test/support/platform.ts';
+import { devAccounts } from '../devnet/accounts.ts';
+import { type Anvil, startAnvil } from '../devnet/anvil.ts';
+import { createTestDatabase, type TestDatabase } from '../devnet/postgres.ts';
+import { deployTestUsdc } from '../devnet/token.ts';
+import { ms, percentile, printTable } from './stats.ts';
+
+const CHAIN_ID = 31337;
+const ENTRIES = 150;
+const CONCURRENCY = 50;
+/** Each load run lasts this long (after a warm-up of WARMUP requests). */
+const DURATION_MS = 20_000;
+const WARMUP = 200;
+const SQL_SAMPLES = 20;
+
+const LEDGER_QUERY = `query Ledger($first: Int!) {
+  me {
+    id
+    balance
+    ledger(first: $first) {
+      edges {
+        cursor
+        node {
+          id amount balanceAfter reason createdAt hash
+          deposit { id chainId txHash logIndex blockNumber from amountToken credits status confirmations creditedAt }
+        }
+      }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}`;
+
+interface LedgerPage {
+  me: { ledger: { edges: { node: { reason: string; deposit: { txHash: string } | null } }[] } };
+}
+
+export async function benchReadPath(): Promise<void> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    const anvil: Anvil = await startAnvil({ chainId: CHAIN_ID });
+    cleanups.push(() => anvil.stop());
+    const usdc = await deployTestUsdc(anvil.rpcUrl);
+    const database: TestDatabase = await createTestDatabase('cm_bench_read');
+    cleanups.push(() => database.drop());
+    const indexer: FakeIndexer = await startFakeIndexer(CHAIN_ID);
+    cleanups.push(() => indexer.close());
+    const env = {
+      NODE_ENV: 'production',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      PUBLIC_ORIGIN: 'http://localhost:4000',
+      RPC_URL: anvil.rpcUrl,
+      CHAIN_ID: String(CHAIN_ID),
+      USDC_ADDRESS: usdc,
+      TREASURY_ADDRESS: devAccounts.treasury.address,
+      INDEXER_URL: indexer.url,
+      CONFIRMATIONS: '2',
+      CREDITING_POLL_MS: '50',
+      DATABASE_URL: database.url,
+      LOG_LEVEL: 'warn',
+      METERING_RETRY_MS: '600000',
+      RATE_LIMIT_IP_PER_MINUTE: '100000',
+    };
+
+    // The data: ENTRIES transfers from one wallet, credited by the real worker.
+    const api: RunningApi = await startApi(loadConfig(env));
+    cleanups.push(() => api.close());
+    const wallet = privateKeyToAccount(generatePrivateKey());
+    const token = await signIn(api.url, wallet, CHAIN_ID);
+    for (let i = 0; i < ENTRIES; i++) {
+      indexer.transfers.push(makeTransfer(CHAIN_ID, wallet.address, 1_000_000n + BigInt(i), BigInt(i + 1)));
+    }
+    indexer.setHead(BigInt(ENTRIES + 10));
+    await eventually(
+      async () => {
+        const page = await gqlData<LedgerPage>(api.url, LEDGER_QUERY, { first: 100 }, token);
+        const edges = page.me.ledger.edges;
+        return edges.length === 100 && edges.every((edge) => edge.node.deposit) ? true : undefined;
+      },
+      60_000,
+      `${ENTRIES} credited deposits`,
+    );
+
+    // 1. SQL statements per request, by page size.
+    const counter = countSql(api);
+    const sqlRows: Record<string, string | number>[] = [];
+    const perPage = new Map<number, number>();
+    for (const first of [1, 10, 100]) {
+      const before = counter.count;
+      for (let i = 0; i < SQL_SAMPLES; i++) {
+        const page = await gqlData<LedgerPage>(api.url, LEDGER_QUERY, { first }, token);
+        if (
+          page.me.ledger.edges.length !== first ||
+          page.me.ledger.edges.some((edge) => !edge.node.deposit)
+        ) {
+          throw new Error(`first: ${first} returned an incomplete page`);
+        }
+      }
+      const perRequest = (counter.count - before) / SQL_SAMPLES;
+      perPage.set(first, perRequest);
+      sqlRows.push({
+        'page size (first)': first,
+        'deposits loaded': first,
+        'SQL statements per request': perRequest,
+      });
+    }
+    const constant = new Set(perPage.values()).size === 1;
+    printTable(
+      `SQL statements per ledger request (${SQL_SAMPLES} sequential requests each): ${constant ? 'constant' : 'NOT constant (an N+1)'}`,
+      sqlRows,
+    );
+    await api.close();
+    cleanups.pop();
+
+    // 2. Load at concurrency 50 against the API as its own process.
+    const server: ApiProcess = await spawnApiProcess({
+      ...env,
+      CREDITING_POLL_MS: '60000',
+      LOG_LEVEL: 'error',
+    });
+    cleanups.push(() => server.stop());
+    const loadRows: Record<string, string | number>[] = [];
+    for (const first of [10, 100]) {
+      await load(server.url, token, first, { requests: WARMUP });
+      const { latencies, seconds, failures } = await load(server.url, token, first, { ms: DURATION_MS });
+      loadRows.push({
+        query: `ledger(first: ${first}) + deposits`,
+        concurrency: CONCURRENCY,
+        requests: latencies.length,
+        failures,
+        p50: ms(percentile(latencies, 50)),
+        p99: ms(percentile(latencies, 99)),
+        'requests/s': (latencies.length / seconds).toFixed(0),
+        'SQL/request': perPage.get(first) ?? '?',
+      });
+    }
+    printTable(
+      `Ledger read path at concurrency ${CONCURRENCY}, ${DURATION_MS / 1000} s each (API process, PostgreSQL, ${ENTRIES}-entry account, session token; load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} cores)`,
+      loadRows,
+    );
+    if (!constant) throw new Error('SQL statements per request grow with the page size: an N+1 query');
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  }
+}
+
+/** Counts every SQL statement the in-process API sends (MikroORM logs each one through this hook). */
+function countSql(api: RunningApi): { count: number } {
+  const counter = { count: 0 };
+  const logger = api.services.orm.config.getLogger();
+  const logQuery = logger.logQuery.bind(logger);
+  logger.logQuery = (context) => {
+    counter.count++;
+    logQuery(context);
+  };
+  return counter;
+}
+
+/** `CONCURRENCY` requests in flight until `until` is met; each must return a full page. */
+async function load(
+  url: string,
+  token: string,
+  first: number,
+  until: { requests: number } | { ms: number },
+): Promise<{ latencies: number[]; seconds: number; failures: number }> {
+  const body = JSON.stringify({ query: LEDGER_QUERY, variables: { first } });
+  const latencies: number[] = [];
+  let failures = 0;
+  let sent = 0;
+  const started = performance.now();
+  const more = () => ('requests' in until ? sent < until.requests : performance.now() - started < until.ms);
+  const worker = async () => {
+    while (more()) {
+      sent++;
+      const sentAt = performance.now();
+      const response = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body,
+      });
+      const json = (await response.json()) as { data?: LedgerPage; errors?: unknown };
+      latencies.push(performance.now() - sentAt);
+      if (json.errors || json.data?.me.ledger.edges.length !== first) failures++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return { latencies, seconds: (performance.now() - started) / 1000, failures };
+}
