@@ -261,6 +261,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
             indexedHead = head;
           },
           onEvents: (events: CreditingEvent[]) => publishCreditingEvents(services, events),
+          onReversedCredits: (credits) => services.metrics.creditedDepositsReorged.inc(credits.length),
         });
 
   // Settles what a previous process left behind, then retries failed settlements and expired holds.
