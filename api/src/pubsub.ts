@@ -19,11 +19,32 @@ export interface PubSubHandle {
   close(): Promise<void>;
 }
 
-export function createAppPubSub(redisUrl: string | undefined): PubSubHandle {
+/** The subset of pino that pub/sub reports Redis trouble through. */
+export interface PubSubLogger {
+  warn(object: object, message: string): void;
+}
+
+export function createAppPubSub(redisUrl: string | undefined, logger?: PubSubLogger): PubSubHandle {
   if (!redisUrl) return { pubsub: createPubSub<PubSubChannels>(), close: async () => {} };
   const publishClient = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 });
   const subscribeClient = new Redis(redisUrl, { lazyConnect: false });
-  const eventTarget = createRedisEventTarget({ publishClient, subscribeClient });
+  for (const client of [publishClient, subscribeClient]) {
+    client.on('error', (error: Error) => logger?.warn({ err: error.message }, 'pub/sub redis error'));
+  }
+  // The event target fires `publish` and drops its promise: with Redis down that promise rejects, and an
+  // unhandled rejection ends the whole API process (api/test/faults/dependencies-down). A lost event only
+  // delays a live update (clients re-read), so it is logged, never thrown.
+  const safePublisher = new Proxy(publishClient, {
+    get(target, property, receiver) {
+      if (property !== 'publish') return Reflect.get(target, property, receiver);
+      return (channel: string, message: string) =>
+        target.publish(channel, message).catch((error: Error) => {
+          logger?.warn({ err: error.message, channel }, 'pub/sub event lost: redis unreachable');
+          return 0;
+        });
+    },
+  });
+  const eventTarget = createRedisEventTarget({ publishClient: safePublisher, subscribeClient });
   return {
     pubsub: createPubSub<PubSubChannels>({ eventTarget }),
     close: async () => {

@@ -79,7 +79,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   });
   await migrateUp(orm);
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
-  const pubsubHandle = createAppPubSub(config.redisUrl);
+  const pubsubHandle = createAppPubSub(config.redisUrl, logger);
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
   // Without LLM_BASE_URL the built-in dev model serves on loopback, so credits can be spent offline.
   const devModel: DevModelServer | null = config.llm.baseUrl ? null : await startDevModelServer();

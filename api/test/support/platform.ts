@@ -40,6 +40,11 @@ export interface PlatformOptions {
   /** Use embedded PGlite for the API and the indexer instead of PostgreSQL. */
   pglite?: boolean;
   confirmations?: number;
+  /**
+   * The RPC URL the indexer reads the chain through, given anvil's (e.g. a proxy a fault test can cut).
+   * Default: anvil's own.
+   */
+  indexerRpcUrl?: (anvilRpcUrl: string) => Promise<string>;
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
@@ -54,7 +59,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     const indexerDatabase = options.pglite ? undefined : await createTestDatabase('cm_ponder');
     if (indexerDatabase) cleanups.push(() => indexerDatabase.drop());
     const indexerOptions = {
-      rpcUrl: anvil.rpcUrl,
+      rpcUrl: options.indexerRpcUrl ? await options.indexerRpcUrl(anvil.rpcUrl) : anvil.rpcUrl,
       chainId,
       usdcAddress: token,
       treasuryAddress: treasury,
