@@ -187,6 +187,11 @@ export function auditReportToJson(report: AuditReport) {
     head: report.head.toString(),
     summary: summaryToJson(report.summary),
     counts: report.counts,
+    reversedCredits: report.reversedCredits.map((r) => ({
+      ...r,
+      blockNumber: r.blockNumber.toString(),
+      amount: r.amount.toString(),
+    })),
     discrepancies: report.discrepancies.map((d) => ({
       ...d,
       blockNumber: d.blockNumber === null ? null : d.blockNumber.toString(),

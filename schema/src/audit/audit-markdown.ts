@@ -25,6 +25,7 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| deposit credits | ${s.depositCredits} |`,
     `| credits before from-block (not matched) | ${s.creditsBeforeFromBlock} |`,
     `| credits after head (next audit) | ${s.creditsAfterHead} |`,
+    `| credits reversed after a deep reorg | ${s.creditsReversed} |`,
     `| due on chain (credits) | ${credits(s.totalDue)} |`,
     `| credited (credits) | ${credits(s.totalCredited)} |`,
     `| total balance (credits) | ${credits(s.totalBalance)} |`,
@@ -33,6 +34,19 @@ export function formatAuditMarkdown(report: AuditReport): string {
     '| --- | --- |',
     ...DISCREPANCY_KINDS.map((kind) => `| ${kind} | ${report.counts[kind]} |`),
   ];
+  if (report.reversedCredits.length > 0) {
+    lines.push(
+      '',
+      '## Credits reversed after a reorg deeper than the confirmations (not discrepancies)',
+      '',
+      '| account | wallet | transaction | log | block | entry | credits reversed |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...report.reversedCredits.map(
+        (r) =>
+          `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} |`,
+      ),
+    );
+  }
   if (report.discrepancies.length > 0) {
     lines.push(
       '',

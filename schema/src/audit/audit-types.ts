@@ -117,15 +117,31 @@ export interface AuditSummary {
   creditsBeforeFromBlock: number;
   /** DEPOSIT credits of transfers in blocks after `head` (credited while the audit ran; not matched). */
   creditsAfterHead: number;
+  /** DEPOSIT credits whose transfer is gone (a reorg deeper than CONFIRMATIONS) and that ADJUSTMENT
+   * entries referencing the deposit reversed in full. */
+  creditsReversed: number;
   /** micro-USD. */
   totalDue: bigint;
   totalCredited: bigint;
   totalBalance: bigint;
 }
 
+/** A credit whose transfer a deep reorg removed, reversed in full by ADJUSTMENTs: reported, not a discrepancy. */
+export interface ReversedCredit {
+  accountId: string;
+  walletAddress: string | null;
+  txHash: string;
+  logIndex: number;
+  blockNumber: bigint;
+  seq: number;
+  /** micro-USD credited, then reversed. */
+  amount: bigint;
+}
+
 export interface AuditReport extends AuditScope {
   consistent: boolean;
   summary: AuditSummary;
+  reversedCredits: ReversedCredit[];
   counts: Record<DiscrepancyKind, number>;
   discrepancies: Discrepancy[];
 }

@@ -24,7 +24,7 @@ function transfer(n: number, from: string, value: bigint, blockNumber = BigInt(n
 function ledger(
   accountId: string,
   wallet: string,
-  items: ({ deposit: ChainTransfer } | { amount: bigint })[],
+  items: ({ deposit: ChainTransfer } | { amount: bigint; referenceId?: string })[],
 ): { account: AuditAccount; entries: AuditLedgerEntry[] } {
   const entries: AuditLedgerEntry[] = [];
   let prevHash: string | null = null;
@@ -37,8 +37,8 @@ function ledger(
       seq: i + 1,
       amount,
       balanceAfter: balance,
-      reason: 'deposit' in item ? 'DEPOSIT' : amount < 0n ? 'USAGE' : 'ADJUSTMENT',
-      referenceId: `ref-${i}`,
+      reason: 'deposit' in item ? 'DEPOSIT' : amount < 0n && !item.referenceId ? 'USAGE' : 'ADJUSTMENT',
+      referenceId: 'referenceId' in item && item.referenceId ? item.referenceId : `ref-${i}`,
       createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
     };
     const hash = ledgerEntryHash(prevHash, fields);
@@ -199,6 +199,36 @@ describe('checkAudit', () => {
     input.accounts[0] = { ...first.account, accountId: 'a' };
     expect(alice.ledgerSeq).toBe(3);
     expect(checkAudit(input).consistent).toBe(true);
+  });
+
+  it('accepts a credit reversed in full after a deep reorg, and names a partial or wrongful reversal', () => {
+    const t1 = transfer(1, ALICE, 5_000n);
+    const t2 = transfer(2, ALICE, 700n);
+    const base = scenario();
+    const withAlice = (items: Parameters<typeof ledger>[2], transfers: ChainTransfer[]) => {
+      const alice = ledger('a', ALICE, items);
+      return { ...base, transfers, accounts: [alice.account], entries: alice.entries };
+    };
+    // Deposit ref-0 (t1) gone from the chain and reversed by an ADJUSTMENT referencing it.
+    const reversed = checkAudit(
+      withAlice([{ deposit: t1 }, { deposit: t2 }, { amount: -5_000n, referenceId: 'ref-0' }], [t2]),
+    );
+    expect(reversed.discrepancies).toEqual([]);
+    expect(reversed.summary.creditsReversed).toBe(1);
+    const partial = checkAudit(
+      withAlice([{ deposit: t1 }, { deposit: t2 }, { amount: -4_000n, referenceId: 'ref-0' }], [t2]),
+    );
+    expect(partial.discrepancies).toMatchObject([{ kind: 'CREDIT_WITHOUT_TRANSFER', actual: '1000' }]);
+    // Reversed, then mined again and re-credited: consistent. Reversed while still on chain: a mismatch.
+    const recredited = [
+      { deposit: t1 },
+      { amount: -5_000n, referenceId: 'ref-0' },
+      { amount: 5_000n, referenceId: 'ref-0' },
+    ];
+    expect(checkAudit(withAlice(recredited, [t1])).discrepancies).toEqual([]);
+    expect(
+      checkAudit(withAlice([{ deposit: t1 }, { amount: -5_000n, referenceId: 'ref-0' }], [t1])).discrepancies,
+    ).toMatchObject([{ kind: 'AMOUNT_MISMATCH', expected: '5000', actual: '0' }]);
   });
 
   it('round-trips entries and proofs through JSON', () => {

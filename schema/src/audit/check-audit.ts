@@ -10,6 +10,7 @@ import {
   DISCREPANCY_KINDS,
   type Discrepancy,
   type DiscrepancyKind,
+  type ReversedCredit,
 } from './audit-types.ts';
 
 /** (txHash, logIndex) identifies a log on one chain; hashes compare case-insensitively. */
@@ -24,10 +25,12 @@ const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase(
  * account's hash chain and balance recomputed. Used as-is by the CLI and by the API's `auditReport`.
  *
  * - CREDIT_WITHOUT_TRANSFER: a DEPOSIT entry whose log is not a creditable Transfer to the treasury on
- *   this chain, or whose transfer was paid by another wallet than the credited account's.
+ *   this chain (unless ADJUSTMENTs referencing its deposit reversed it in full: `creditsReversed`), or
+ *   whose transfer was paid by another wallet than the credited account's.
  * - TRANSFER_NOT_CREDITED: a creditable transfer with `confirmations` blocks on top and no credit to its
  *   sender.
- * - AMOUNT_MISMATCH: the credit (or the deposit record) differs from the transferred value.
+ * - AMOUNT_MISMATCH: the credit, net of ADJUSTMENTs referencing its deposit (or the deposit record),
+ *   differs from the transferred value.
  * - DUPLICATE_CREDIT: a second credit of one log.
  * - BALANCE_MISMATCH: a stored balance that is not the sum of the account's entries, or a balanceAfter
  *   that does not follow from the previous one.
@@ -85,6 +88,8 @@ export function checkAudit(input: AuditInput): AuditReport {
   let depositCredits = 0;
   let creditsBeforeFromBlock = 0;
   let creditsAfterHead = 0;
+  let creditsReversed = 0;
+  const reversedCredits: ReversedCredit[] = [];
   let totalCredited = 0n;
   const matched = new Set<string>();
   // When one log is credited more than once, the credit that stands is the one to the transfer's sender
@@ -190,9 +195,17 @@ export function checkAudit(input: AuditInput): AuditReport {
       }
     }
 
-    // Credits against the chain.
+    // Credits against the chain. An ADJUSTMENT whose referenceId is a deposit id corrects that deposit's
+    // credit: the reversal after a reorg deeper than CONFIRMATIONS removed its transfer (negative), and the
+    // re-credit when the transfer is mined again (positive). A credit counts net of them.
+    const corrections = new Map<string, bigint>();
+    for (const entry of entries) {
+      if (entry.reason !== 'ADJUSTMENT') continue;
+      corrections.set(entry.referenceId, (corrections.get(entry.referenceId) ?? 0n) + entry.amount);
+    }
     for (const entry of entries) {
       if (entry.reason !== 'DEPOSIT') continue;
+      const corrected = corrections.get(entry.referenceId) ?? 0n;
       depositCredits++;
       totalCredited += entry.amount;
       const deposit = entry.deposit;
@@ -237,11 +250,26 @@ export function checkAudit(input: AuditInput): AuditReport {
       }
       const transfer = transfers.get(key);
       if (!transfer) {
+        if (corrected === -entry.amount) {
+          // Reversed in full (a deep reorg): reported in the summary, not a discrepancy.
+          creditsReversed++;
+          reversedCredits.push({
+            accountId: account.accountId,
+            walletAddress: account.walletAddress || null,
+            txHash: deposit.txHash,
+            logIndex: deposit.logIndex,
+            blockNumber: deposit.blockNumber,
+            seq: entry.seq,
+            amount: entry.amount,
+          });
+          continue;
+        }
         report({
           kind: 'CREDIT_WITHOUT_TRANSFER',
           ...at(entry),
-          actual: entry.amount.toString(),
-          message: `no creditable Transfer to the treasury at ${deposit.txHash}#${deposit.logIndex} on chain ${input.chainId} (up to block ${input.head})`,
+          expected: '0',
+          actual: (entry.amount + corrected).toString(),
+          message: `no creditable Transfer to the treasury at ${deposit.txHash}#${deposit.logIndex} on chain ${input.chainId} (up to block ${input.head})${corrected === 0n ? '' : `; only ${-corrected} of the ${entry.amount} credited was reversed`}`,
         });
         continue;
       }
@@ -263,6 +291,14 @@ export function checkAudit(input: AuditInput): AuditReport {
           expected: due.toString(),
           actual: entry.amount.toString(),
           message: `credited ${entry.amount} micro-USD for a transfer of ${transfer.value} token units (${due} micro-USD)`,
+        });
+      } else if (corrected !== 0n) {
+        report({
+          kind: 'AMOUNT_MISMATCH',
+          ...at(entry),
+          expected: due.toString(),
+          actual: (entry.amount + corrected).toString(),
+          message: `the credit of ${transfer.txHash}#${transfer.logIndex} was adjusted by ${corrected} micro-USD, but the transfer is on chain`,
         });
       } else if (deposit.amountToken !== transfer.value || deposit.amount !== due) {
         report({
@@ -329,11 +365,13 @@ export function checkAudit(input: AuditInput): AuditReport {
       depositCredits,
       creditsBeforeFromBlock,
       creditsAfterHead,
+      creditsReversed,
       totalDue,
       totalCredited,
       totalBalance,
     },
     counts,
     discrepancies,
+    reversedCredits,
   };
 }

@@ -18,7 +18,7 @@ import { appendLedgerEntry } from '../../../api/src/modules/ledger/ledger.servic
 import type { RunningApi } from '../../../api/src/server.ts';
 import { eventually, gql, gqlData } from '../../../api/test/support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from '../../../api/test/support/platform.ts';
-import { mineBlocks } from '../devnet/anvil.ts';
+import { mineBlocks, reorg } from '../devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../devnet/token.ts';
 
 const AUDIT_CLI = fileURLToPath(new URL('../audit.ts', import.meta.url));
@@ -480,6 +480,50 @@ describe('a per-account proof', () => {
     const file = path.join(scratch, 'alice.json');
     writeFileSync(file, accountProof.document);
     expect((await runAudit(['--proof', file, '--rpc', platform.anvil.rpcUrl])).code).toBe(0);
+  });
+});
+
+describe('a reorg deeper than CONFIRMATIONS after a credit (last: it rewrites the chain)', () => {
+  it('reports a credit reversed in full, and names the part of a credit that could not be taken back', async () => {
+    const rpc = platform.anvil.rpcUrl;
+    const carolId = await accountIdOf(carol.address);
+    const bobId = await accountIdOf(bob.address);
+    const { rows: before } = await db.query(
+      "select count(*)::int as n from deposits where status = 'CREDITED'",
+    );
+    const carolPays = await transferUsdc(rpc, platform.token, carol, platform.treasury, 3_000_000n);
+    const bobPays = await transferUsdc(rpc, platform.token, bob, platform.treasury, 2_000_000n);
+    await mineBlocks(rpc, 2);
+    await eventually(async () => {
+      const { rows } = await db.query("select count(*)::int as n from deposits where status = 'CREDITED'");
+      return rows[0].n === before[0].n + 2 ? true : undefined;
+    });
+    // Bob spends more than he had before this payment: the reversal cannot take all of it back.
+    await appendLedgerEntry(api.services.orm.em.fork(), {
+      accountId: bobId,
+      amount: -3_000_000n,
+      reason: 'USAGE',
+      referenceId: 'spent-before-the-reorg',
+    });
+    // Both payments' blocks and the two on top: 4 blocks deep, past CONFIRMATIONS = 2.
+    await reorg(rpc, 4);
+    await mineBlocks(rpc, 1);
+    await eventually(async () => {
+      const { rows } = await db.query("select count(*)::int as n from deposits where status = 'REORGED'");
+      return rows[0].n === 2 ? true : undefined;
+    }, 30_000);
+
+    const { code, report } = await audit(viaDatabase());
+    expect(code).toBe(1);
+    expect(report.summary.creditsReversed).toBe(1);
+    expect((report as unknown as { reversedCredits: unknown[] }).reversedCredits).toMatchObject([
+      { accountId: carolId, txHash: carolPays.txHash.toLowerCase(), amount: '3000000' },
+    ]);
+    expect(report.discrepancies).toMatchObject([
+      { kind: 'CREDIT_WITHOUT_TRANSFER', accountId: bobId, txHash: bobPays.txHash.toLowerCase() },
+    ]);
+    const markdown = await runAudit(viaDatabase().slice(0, -2));
+    expect(markdown.stdout).toContain('## Credits reversed after a reorg deeper than the confirmations');
   });
 });
 

@@ -8,6 +8,7 @@ import {
   DISCREPANCY_KINDS,
   type Discrepancy,
   formatAuditMarkdown,
+  type ReversedCredit,
 } from '@chainmeter/schema';
 import { viewerOf } from '../../context.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
@@ -143,9 +144,26 @@ const AuditSummaryRef = builder.objectRef<AuditReport['summary']>('AuditSummary'
     depositCredits: t.exposeInt('depositCredits'),
     creditsBeforeFromBlock: t.exposeInt('creditsBeforeFromBlock'),
     creditsAfterHead: t.exposeInt('creditsAfterHead'),
+    creditsReversed: t.exposeInt('creditsReversed', {
+      description:
+        'Credits whose transfer a reorg deeper than CONFIRMATIONS removed, reversed in full by ADJUSTMENTs.',
+    }),
     totalDue: t.field({ type: 'Credits', resolve: (s) => s.totalDue }),
     totalCredited: t.field({ type: 'Credits', resolve: (s) => s.totalCredited }),
     totalBalance: t.field({ type: 'Credits', resolve: (s) => s.totalBalance }),
+  }),
+});
+
+const ReversedCreditRef = builder.objectRef<ReversedCredit>('AuditReversedCredit').implement({
+  description: 'A credit whose transfer a reorg deeper than CONFIRMATIONS removed, reversed in full.',
+  fields: (t) => ({
+    accountId: t.exposeID('accountId'),
+    walletAddress: t.field({ type: 'Address', nullable: true, resolve: (r) => r.walletAddress }),
+    txHash: t.field({ type: 'Hash', resolve: (r) => r.txHash }),
+    logIndex: t.exposeInt('logIndex'),
+    blockNumber: t.field({ type: 'BigInt', resolve: (r) => r.blockNumber }),
+    seq: t.exposeInt('seq'),
+    amount: t.field({ type: 'Credits', resolve: (r) => r.amount }),
   }),
 });
 
@@ -169,6 +187,7 @@ const AuditReportRef = builder.objectRef<AuditReport>('AuditReport').implement({
       resolve: (r) => DISCREPANCY_KINDS.map((kind) => ({ kind, count: r.counts[kind] })),
     }),
     discrepancies: t.field({ type: [DiscrepancyRef], resolve: (r) => r.discrepancies }),
+    reversedCredits: t.field({ type: [ReversedCreditRef], resolve: (r) => r.reversedCredits }),
     markdown: t.string({ description: 'The report as Markdown.', resolve: (r) => formatAuditMarkdown(r) }),
   }),
 });
