@@ -199,14 +199,17 @@ builder.queryField('auditReport', (t) =>
       "The audit CLI's report, run server-side against the API's chain RPC and database. Auditor role only.",
     authScopes: { auditor: true },
     args: { fromBlock: t.arg({ type: 'BigInt', required: false }) },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       if (args.fromBlock != null && args.fromBlock < 0n)
         throw badInput('fromBlock must be >= 0', 'fromBlock');
-      return runAuditReport(ctx.em, {
+      const report = await runAuditReport(ctx.em, {
         chain: ctx.services.chain,
         config: ctx.services.config,
         fromBlock: args.fromBlock ?? undefined,
       });
+      // Feeds the audit-discrepancy alert: the latest report's counts, by kind.
+      ctx.services.metrics.recordAudit(report.counts);
+      return report;
     },
   }),
 );
