@@ -127,7 +127,10 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
   // paid on every metered call. Streams and model lists stay on the SDK (its SSE parser).
   const completionsUrl = new URL(`${options.baseUrl.replace(/\/+$/, '')}/chat/completions`);
   const transport = completionsUrl.protocol === 'https:' ? https : http;
-  const agent = new transport.Agent({ keepAlive: true });
+  // An idle socket is closed after 4 s, or 1 s before the server's `Keep-Alive: timeout=` hint (as undici
+  // does), so a request is never sent on a socket the upstream is closing (ECONNRESET, a failed call).
+  // This timeout only applies to idle sockets: a call in progress is bounded by `timeoutMs` below.
+  const agent = new transport.Agent({ keepAlive: true, timeout: 4_000 });
   const baseHeaders: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/json',

@@ -131,6 +131,16 @@ export async function applySettlement(
   return results.get(usageId) ?? { settled: false, reason: 'already settled' };
 }
 
+interface LockedRecord {
+  id: string;
+  account_id: string;
+  api_key_id: string | null;
+  hold_amount: string;
+  balance: string;
+  ledger_seq: number;
+  ledger_head: string | null;
+}
+
 export interface PendingSettlement {
   usageId: string;
   settlement: Settlement;
@@ -151,7 +161,7 @@ const LOCK_FOR_SETTLEMENT: Statement = {
    from r join l on l.id = r.account_id`,
 };
 
-/** Every write of a batch, set-based; `$24`.. (the key totals) only in the variant with keys. */
+/** Every write of a batch, set-based; `$26`.. (the key totals) only in the variant with keys. */
 function writeSettlements(withKeys: boolean): Statement {
   return {
     name: withKeys ? 'cm_write_settlements_keys' : 'cm_write_settlements',
@@ -174,7 +184,7 @@ function writeSettlements(withKeys: boolean): Statement {
        withKeys
          ? `, k as (
        update api_keys set held = api_keys.held - v.released, spent = api_keys.spent + v.spent
-       from unnest($24::uuid[], $25::bigint[], $26::bigint[]) as v(id, released, spent)
+       from unnest($26::uuid[], $27::bigint[], $28::bigint[]) as v(id, released, spent)
        where api_keys.id = v.id
        returning 1
      )`
@@ -190,7 +200,10 @@ function writeSettlements(withKeys: boolean): Statement {
        where usage_records.id = v.id
        returning 1
      )
-     select (select count(*) from e)::int as e, (select count(*) from u)::int as u`,
+     select case when (select count(*) from e) = $24::int and (select count(*) from u) = $25::int then 1
+       -- a failed cast is how plain SQL raises: the batch is rolled back, never half-written
+       else ('settlement batch wrote ' || (select count(*) from e) || ' entries and ' || (select count(*) from u)
+         || ' usage rows instead of ' || $24::int || ' and ' || $25::int)::int end as ok`,
   };
 }
 const WRITE_SETTLEMENTS = writeSettlements(false);
@@ -215,118 +228,117 @@ export async function applyChargedSettlements(
   for (const item of items) {
     if (item.settlement.userPrice <= 0n) throw new RangeError(`usage ${item.usageId}: no charge to settle`);
   }
-  return hotSql(em).transaction(async (query) => {
-    const rows = await query<{
-      id: string;
-      account_id: string;
-      api_key_id: string | null;
-      hold_amount: string;
-      balance: string;
-      ledger_seq: number;
-      ledger_head: string | null;
-    }>(LOCK_FOR_SETTLEMENT, [items.map((item) => item.usageId)]);
-    if (rows.length === 0) return results;
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    const now = new Date();
-    const accounts = new Map<
-      string,
-      { balance: bigint; seq: number; head: string | null; released: bigint }
-    >();
-    const keys = new Map<string, { released: bigint; spent: bigint }>();
-    const entries: {
-      id: string;
-      accountId: string;
-      seq: number;
-      amount: bigint;
-      balanceAfter: bigint;
-      usageId: string;
-      prevHash: string | null;
-      hash: string;
-    }[] = [];
-    const settled: PendingSettlement[] = [];
-    // In the callers' order, so each account's entries follow the order its calls were settled in.
-    for (const item of items) {
-      const row = byId.get(item.usageId);
-      if (!row) continue;
-      byId.delete(item.usageId); // a usage id given twice is settled once
-      const hold = BigInt(row.hold_amount);
-      const price = item.settlement.userPrice;
-      if (price > hold)
-        throw new RangeError(`usage ${item.usageId}: price ${price} exceeds its hold ${hold}`);
-      let account = accounts.get(row.account_id);
-      if (!account) {
-        account = { balance: BigInt(row.balance), seq: row.ledger_seq, head: row.ledger_head, released: 0n };
-        accounts.set(row.account_id, account);
+  return hotSql(em).twoSteps<LockedRecord, { ok: number }, Map<string, SettleResult>>({
+    first: { statement: LOCK_FOR_SETTLEMENT, values: [items.map((item) => item.usageId)] },
+    between: (rows) => {
+      if (rows.length === 0) return results;
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      const now = new Date();
+      const accounts = new Map<
+        string,
+        { balance: bigint; seq: number; head: string | null; released: bigint }
+      >();
+      const keys = new Map<string, { released: bigint; spent: bigint }>();
+      const entries: {
+        id: string;
+        accountId: string;
+        seq: number;
+        amount: bigint;
+        balanceAfter: bigint;
+        usageId: string;
+        prevHash: string | null;
+        hash: string;
+      }[] = [];
+      const settled: PendingSettlement[] = [];
+      // In the callers' order, so each account's entries follow the order its calls were settled in.
+      for (const item of items) {
+        const row = byId.get(item.usageId);
+        if (!row) continue;
+        byId.delete(item.usageId); // a usage id given twice is settled once
+        const hold = BigInt(row.hold_amount);
+        const price = item.settlement.userPrice;
+        if (price > hold)
+          throw new RangeError(`usage ${item.usageId}: price ${price} exceeds its hold ${hold}`);
+        let account = accounts.get(row.account_id);
+        if (!account) {
+          account = {
+            balance: BigInt(row.balance),
+            seq: row.ledger_seq,
+            head: row.ledger_head,
+            released: 0n,
+          };
+          accounts.set(row.account_id, account);
+        }
+        const fields = {
+          accountId: row.account_id,
+          seq: account.seq + 1,
+          amount: -price,
+          balanceAfter: account.balance - price,
+          reason: 'USAGE',
+          referenceId: item.usageId,
+          createdAt: now,
+        };
+        const hash = ledgerEntryHash(account.head, fields);
+        entries.push({ id: randomUUID(), usageId: item.usageId, prevHash: account.head, hash, ...fields });
+        account.balance = fields.balanceAfter;
+        account.seq = fields.seq;
+        account.head = hash;
+        account.released += hold;
+        if (row.api_key_id) {
+          const key = keys.get(row.api_key_id) ?? { released: 0n, spent: 0n };
+          key.released += hold;
+          key.spent += price;
+          keys.set(row.api_key_id, key);
+        }
+        settled.push(item);
+        results.set(item.usageId, {
+          settled: true,
+          ledgerEntryId: entries.at(-1)?.id ?? null,
+          accountId: row.account_id,
+        });
       }
-      const fields = {
-        accountId: row.account_id,
-        seq: account.seq + 1,
-        amount: -price,
-        balanceAfter: account.balance - price,
-        reason: 'USAGE',
-        referenceId: item.usageId,
-        createdAt: now,
+      const accountList = [...accounts.entries()];
+      const keyList = [...keys.entries()];
+      return {
+        statement: keyList.length > 0 ? WRITE_SETTLEMENTS_WITH_KEYS : WRITE_SETTLEMENTS,
+        values: [
+          now.toISOString(),
+          entries.map((e) => e.id),
+          entries.map((e) => e.accountId),
+          entries.map((e) => e.seq),
+          entries.map((e) => e.amount.toString()),
+          entries.map((e) => e.balanceAfter.toString()),
+          entries.map((e) => e.usageId),
+          entries.map((e) => e.prevHash),
+          entries.map((e) => e.hash),
+          accountList.map(([id]) => id),
+          accountList.map(([, a]) => a.balance.toString()),
+          accountList.map(([, a]) => a.released.toString()),
+          accountList.map(([, a]) => a.seq),
+          accountList.map(([, a]) => a.head),
+          settled.map((i) => i.usageId),
+          settled.map((i) => i.settlement.status),
+          settled.map((i) => i.settlement.promptTokens),
+          settled.map((i) => i.settlement.completionTokens),
+          settled.map((i) => i.settlement.providerCost?.toString() ?? null),
+          settled.map((i) => i.settlement.userPrice.toString()),
+          settled.map((i) => (i.settlement.latencyMs === null ? null : Math.round(i.settlement.latencyMs))),
+          settled.map((i) => i.settlement.flags.join(',')),
+          settled.map((i) => i.settlement.error),
+          entries.length,
+          settled.length,
+          ...(keyList.length > 0
+            ? [
+                keyList.map(([id]) => id),
+                keyList.map(([, k]) => k.released.toString()),
+                keyList.map(([, k]) => k.spent.toString()),
+              ]
+            : []),
+        ],
+        // The statement itself fails (and so rolls back) unless it wrote every entry and row.
+        done: () => results,
       };
-      const hash = ledgerEntryHash(account.head, fields);
-      entries.push({ id: randomUUID(), usageId: item.usageId, prevHash: account.head, hash, ...fields });
-      account.balance = fields.balanceAfter;
-      account.seq = fields.seq;
-      account.head = hash;
-      account.released += hold;
-      if (row.api_key_id) {
-        const key = keys.get(row.api_key_id) ?? { released: 0n, spent: 0n };
-        key.released += hold;
-        key.spent += price;
-        keys.set(row.api_key_id, key);
-      }
-      settled.push(item);
-      results.set(item.usageId, {
-        settled: true,
-        ledgerEntryId: entries.at(-1)?.id ?? null,
-        accountId: row.account_id,
-      });
-    }
-    const accountList = [...accounts.entries()];
-    const keyList = [...keys.entries()];
-    const counts = await query<{ e: number; u: number }>(
-      keyList.length > 0 ? WRITE_SETTLEMENTS_WITH_KEYS : WRITE_SETTLEMENTS,
-      [
-        now.toISOString(),
-        entries.map((e) => e.id),
-        entries.map((e) => e.accountId),
-        entries.map((e) => e.seq),
-        entries.map((e) => e.amount.toString()),
-        entries.map((e) => e.balanceAfter.toString()),
-        entries.map((e) => e.usageId),
-        entries.map((e) => e.prevHash),
-        entries.map((e) => e.hash),
-        accountList.map(([id]) => id),
-        accountList.map(([, a]) => a.balance.toString()),
-        accountList.map(([, a]) => a.released.toString()),
-        accountList.map(([, a]) => a.seq),
-        accountList.map(([, a]) => a.head),
-        settled.map((i) => i.usageId),
-        settled.map((i) => i.settlement.status),
-        settled.map((i) => i.settlement.promptTokens),
-        settled.map((i) => i.settlement.completionTokens),
-        settled.map((i) => i.settlement.providerCost?.toString() ?? null),
-        settled.map((i) => i.settlement.userPrice.toString()),
-        settled.map((i) => (i.settlement.latencyMs === null ? null : Math.round(i.settlement.latencyMs))),
-        settled.map((i) => i.settlement.flags.join(',')),
-        settled.map((i) => i.settlement.error),
-        ...(keyList.length > 0
-          ? [
-              keyList.map(([id]) => id),
-              keyList.map(([, k]) => k.released.toString()),
-              keyList.map(([, k]) => k.spent.toString()),
-            ]
-          : []),
-      ],
-    );
-    if (counts[0]?.e !== entries.length || counts[0]?.u !== settled.length) {
-      throw new Error(`settlement batch wrote ${JSON.stringify(counts[0])} of ${entries.length} entries`);
-    }
-    return results;
+    },
   });
 }
 

@@ -1,0 +1,89 @@
+/**
+ * `hotSql` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
+ * transactions as two inlined scripts) and PGlite (through the EntityManager): values and arrays (nulls,
+ * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrm } from '../../test/support/database.ts';
+import { hotSql, type Statement } from './hot-sql.ts';
+import { createOrm, type Orm } from './orm.ts';
+
+const ECHO: Statement = {
+  name: 'cm_test_echo',
+  text: `select $1::text as text, $2::int as n, $3::text[] as list, $4::uuid[] as ids`,
+};
+const INSERT: Statement = {
+  name: 'cm_test_insert',
+  text: `insert into hot_sql_test (label) select unnest($1::text[]) returning label`,
+};
+const COUNT: Statement = { name: 'cm_test_count', text: 'select count(*)::int as n from hot_sql_test' };
+const tricky = [`it's`, 'back\\slash', '"quoted"', 'comma,brace}{', null];
+
+const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] = [
+  ['PostgreSQL', createTestOrm],
+  [
+    'PGlite',
+    async () => {
+      const orm = await createOrm();
+      return { orm, close: () => orm.close(true) };
+    },
+  ],
+];
+
+describe.each(drivers)('hotSql on %s', (_name, open) => {
+  let orm: Orm;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ({ orm, close } = await open());
+    await orm.em.fork().execute('create table hot_sql_test (label text)');
+  });
+  afterAll(async () => close?.());
+
+  const count = async () => (await hotSql(orm.em.fork()).query<{ n: number }>(COUNT, []))[0]?.n;
+
+  it('binds values and arrays exactly', async () => {
+    const id = '6f1c1d3e-8a1b-4c5d-9e0f-112233445566';
+    const [row] = await hotSql(orm.em.fork()).query<{
+      text: string;
+      n: number;
+      list: string[];
+      ids: string[];
+    }>(ECHO, [`a 'b' \\c`, 42, tricky, [id]]);
+    expect(row).toEqual({ text: `a 'b' \\c`, n: 42, list: tricky, ids: [id] });
+  });
+
+  it('two steps commit together, with the rows of the first feeding the second', async () => {
+    const before = await count();
+    const written = await hotSql(orm.em.fork()).twoSteps<{ text: string }, { label: string }, string[]>({
+      first: { statement: ECHO, values: ['from the first step', 1, [], []] },
+      between: (rows) => ({
+        statement: INSERT,
+        values: [[rows[0]?.text, ...tricky.filter((t) => t !== null)]],
+        done: (inserted) => inserted.map((r) => r.label),
+      }),
+    });
+    expect(written).toEqual(['from the first step', `it's`, 'back\\slash', '"quoted"', 'comma,brace}{']);
+    expect(await count()).toBe((before ?? 0) + 5);
+  });
+
+  it('a failure between or in the second step writes nothing', async () => {
+    const before = await count();
+    const failing = (values: unknown[]) =>
+      hotSql(orm.em.fork()).twoSteps<{ label: string }, { label: string }, void>({
+        first: { statement: INSERT, values: [['written first']] },
+        between: () => ({ statement: ECHO, values, done: () => {} }),
+      });
+    await expect(failing(['x', 'not a number', [], []])).rejects.toThrow();
+    await expect(
+      hotSql(orm.em.fork()).twoSteps({
+        first: { statement: INSERT, values: [['written first']] },
+        between: () => {
+          throw new RangeError('refused between the steps');
+        },
+      }),
+    ).rejects.toThrow('refused between the steps');
+    expect(await count()).toBe(before);
+    // The connection went back to the pool clean: the next statement works.
+    expect(await count()).toBe(before);
+  });
+});
