@@ -50,7 +50,9 @@ export function requestObservability(
       throw error;
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      const status = failed ? 500 : c.res.status;
+      // A client that goes away (a closed tab ending an SSE subscription) is not a server failure: 499.
+      const clientGone = failed !== null && c.req.raw.signal.aborted;
+      const status = clientGone ? 499 : failed ? 500 : c.res.status;
       const route = routeOf(c, status);
       metrics.httpRequests.inc({ method: c.req.method, route, status: String(status) });
       metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
@@ -66,7 +68,7 @@ export function requestObservability(
         ...(failed ? { err: failed } : {}),
       };
       // A probe's 503 is its answer, not a failure of the API: /readyz says why in its body.
-      if (QUIET_PATHS.has(c.req.path) && !failed) log.debug(line, 'request');
+      if ((QUIET_PATHS.has(c.req.path) && !failed) || clientGone) log.debug(line, 'request');
       else if (status >= 500) log.error(line, 'request failed');
       else log.info(line, 'request');
     }
