@@ -84,8 +84,36 @@ function failure(c: Context, services: AppServices, error: unknown) {
   if (code === 'FORBIDDEN') {
     return errorResponse(c, 403, (error as Error).message, 'permission_error', 'forbidden');
   }
+  if (isDatabaseUnavailable(error)) {
+    services.logger.warn({ err: error, path: c.req.path }, 'REST request failed: database unavailable');
+    return errorResponse(
+      c,
+      503,
+      'The service is temporarily unavailable (its database cannot be reached); nothing was charged. Retry shortly.',
+      'server_error',
+      'service_unavailable',
+      null,
+      { 'retry-after': '1' },
+    );
+  }
   services.logger.error({ err: error, path: c.req.path }, 'REST request failed');
   return errorResponse(c, 500, 'Unexpected error.', 'server_error', 'internal_error');
+}
+
+/** PostgreSQL gone or restarting: connection refused/reset, or its shutdown and start-up error codes. */
+function isDatabaseUnavailable(error: unknown): boolean {
+  for (
+    let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    const code = String(e.code ?? '');
+    if (['ECONNREFUSED', 'ECONNRESET', '57P01', '57P02', '57P03'].includes(code) || code.startsWith('08'))
+      return true;
+    if (e.name === 'ConnectionException') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 /**
@@ -112,6 +140,8 @@ const unauthorized = (c: Context) =>
 export function openAiRoutes(services: AppServices): Hono {
   const app = new Hono();
   const { metering } = services;
+  // Whatever escapes a route (authenticating with the database down, say) still answers in OpenAI's shape.
+  app.onError((error, c) => failure(c, services, error));
 
   app.post(
     '/v1/chat/completions',
