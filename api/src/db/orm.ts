@@ -3,6 +3,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { PgliteDriver } from '@mikro-orm/pglite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { type AbstractSqlDriver, MikroORM, type Options, type SqlEntityManager } from '@mikro-orm/sql';
+import pg from 'pg';
 import { entities } from './entities.ts';
 import { migrationsList } from './migrations/index.ts';
 
@@ -59,7 +60,27 @@ export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
   })) as unknown as Orm;
 }
 
-/** Applies every pending migration of `migrations/index.ts`, in order. */
+/** Any constant shared by every ChainMeter process: the key of the migrations' advisory lock. */
+const MIGRATION_LOCK_KEY = 7_262_013_427;
+
+/**
+ * Applies every pending migration of `migrations/index.ts`, in order. Several API processes may start at
+ * once on a fresh PostgreSQL database: a session-level advisory lock, held on a connection of its own,
+ * lets one of them migrate while the others wait and then find nothing left to do. (PGlite has a single
+ * process by construction.)
+ */
 export async function migrateUp(orm: Orm): Promise<void> {
-  await orm.migrator.up();
+  const url = orm.config.get('clientUrl');
+  if (!url) {
+    await orm.migrator.up();
+    return;
+  }
+  const lock = new pg.Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await orm.migrator.up();
+  } finally {
+    await lock.end();
+  }
 }
