@@ -7,7 +7,7 @@
  * 1. straight to the upstream and through `POST /v1/chat/completions`, side by side in one run
  *    (interleaved rounds), at concurrency 1 and 50: latency p50/p99 of each, the added latency and the
  *    throughput ratio. The gateway path does everything a real call does: API key lookup, rate limits,
- *    hold, upstream call, settlement (the settlement runs after the answer is sent);
+ *    hold, upstream call, settlement (written before the answer leaves, so a crash cannot lose it);
  * 2. for settled completions per second, on one hot account and spread over 100 accounts: the clock
  *    stops when the last of them is settled (usage row BILLED and ledger entry written), not when the
  *    last answer arrives.
