@@ -97,6 +97,9 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     settlementRetryMs: config.llm.settlementRetryMs,
     rateLimits,
     faults: options.meteringFaults,
+    // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
+    onCharged: ({ accountId, ledgerEntryId }) =>
+      pubsubHandle.pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
   });
   let indexedHead: bigint | null = null;
   const services: AppServices = {

@@ -3,7 +3,7 @@
  * database and the real dev model server as the upstream (over HTTP, never a stub). Every charge is
  * checked to the micro-USD against the ledger, the usage rows and the API key's `spent`.
  */
-import { type MicroUsd, multiplyCeil, parseRatio } from '@chainmeter/schema';
+import { formatCredits, type MicroUsd, multiplyCeil, parseCredits, parseRatio } from '@chainmeter/schema';
 import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import {
   promptTokensUpperBound,
 } from '../src/modules/metering/pricing.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
-import { gql, gqlData, signIn } from './support/graphql.ts';
+import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -722,5 +722,24 @@ describe('rate limits', () => {
     } finally {
       await limited.close();
     }
+  });
+});
+
+describe('live balance', () => {
+  it('pushes balanceUpdated to subscribers when a call is charged, with the USAGE entry', async () => {
+    const user = await newUser(5_000_000n);
+    const balances = await subscribe<{
+      balanceUpdated: { balance: string; entry: { amount: string; reason: string } };
+    }>(api.url, 'subscription { balanceUpdated { balance entry { amount reason } } }', user.token);
+    await user.client.chat.completions.create({
+      model: DEV,
+      messages: [{ role: 'user', content: 'hi there' }],
+    });
+    const event = await balances.waitFor(() => true, 10_000);
+    const after = await account(user.accountId);
+    expect(event.balanceUpdated.entry.reason).toBe('USAGE');
+    expect(event.balanceUpdated.balance).toBe(formatCredits(after.balance as MicroUsd));
+    expect(BigInt(parseCredits(event.balanceUpdated.entry.amount))).toBe(after.balance - 5_000_000n);
+    await balances.close();
   });
 });

@@ -64,6 +64,8 @@ export interface MeteringOptions {
    */
   rateLimits?: RateLimits;
   faults?: MeteringFaults;
+  /** Called after a charge commits, with its ledger entry (to publish `balanceUpdated`). */
+  onCharged?: (charge: { accountId: string; ledgerEntryId: string }) => void;
 }
 
 /** A settled (or, after a failed settlement, to-be-settled) call as users see it. */
@@ -245,6 +247,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       attempts.delete(usageId);
       owned.delete(usageId);
       if (!result.settled) logger.debug({ usageId }, 'usage already settled');
+      else if (result.ledgerEntryId) {
+        options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
+      }
       if (settlement.status === 'NEEDS_REVIEW') {
         logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
       }
@@ -440,7 +445,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         logger.error({ err: error, usageId: id }, 'retrying an unsettled usage failed');
         return null;
       });
-      if (result?.settled) closed++;
+      if (result?.settled) {
+        closed++;
+        if (result.ledgerEntryId) {
+          options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
+        }
+      }
     }
     for (const id of await findExpiredHolds(em, now, 100, [...owned])) {
       const result = await applySettlement(orm.em.fork(), id, {
