@@ -98,6 +98,23 @@ function accountOf(accounts: Map<string, LockedAccount>, wallet: string): Locked
   return account;
 }
 
+/**
+ * The deposit columns of `rows` as the parallel arrays an `unnest(...) as t(tx_hash, log_index, block_number,
+ * block_hash, from_address, account_id, amount_token, amount)` reads.
+ */
+function depositColumns(rows: readonly TransferRow[], accounts: Map<string, LockedAccount>) {
+  return [
+    rows.map((r) => r.transfer.txHash.toLowerCase()),
+    rows.map((r) => r.transfer.logIndex),
+    rows.map((r) => r.transfer.blockNumber.toString()),
+    rows.map((r) => r.transfer.blockHash.toLowerCase()),
+    rows.map((r) => r.transfer.from),
+    rows.map((r) => accountOf(accounts, r.transfer.from).id),
+    rows.map((r) => r.transfer.value.toString()),
+    rows.map((r) => r.amount.toString()),
+  ];
+}
+
 export interface CreditOptions {
   /** Decimals of the token; USDC (6) maps one base unit to one micro-USD. */
   tokenDecimals?: number;
@@ -162,14 +179,7 @@ export async function creditConfirmedTransfers(
             now.toISOString(),
             now.toISOString(),
             now.toISOString(),
-            rows.map((r) => r.transfer.txHash.toLowerCase()),
-            rows.map((r) => r.transfer.logIndex),
-            rows.map((r) => r.transfer.blockNumber.toString()),
-            rows.map((r) => r.transfer.blockHash.toLowerCase()),
-            rows.map((r) => r.transfer.from),
-            rows.map((r) => accountOf(accounts, r.transfer.from).id),
-            rows.map((r) => r.transfer.value.toString()),
-            rows.map((r) => r.amount.toString()),
+            ...depositColumns(rows, accounts),
           ],
         );
       if (credited.length > 0) {
@@ -335,20 +345,7 @@ export async function syncPendingDeposits(
            or deposits.block_number <> excluded.block_number or deposits.block_hash <> excluded.block_hash
            or deposits.confirmations <> excluded.confirmations)
          returning id, account_id`,
-        [
-          chainId,
-          head.toString(),
-          now,
-          now,
-          rows.map((r) => r.transfer.txHash.toLowerCase()),
-          rows.map((r) => r.transfer.logIndex),
-          rows.map((r) => r.transfer.blockNumber.toString()),
-          rows.map((r) => r.transfer.blockHash.toLowerCase()),
-          rows.map((r) => r.transfer.from),
-          rows.map((r) => accountOf(accounts, r.transfer.from).id),
-          rows.map((r) => r.transfer.value.toString()),
-          rows.map((r) => r.amount.toString()),
-        ],
+        [chainId, head.toString(), now, now, ...depositColumns(rows, accounts)],
       );
       for (const row of changed)
         events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });
