@@ -340,16 +340,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return done;
   }
 
-  async function complete(
-    viewer: Viewer,
-    request: ChatRequest,
-    callOptions: CallOptions = {},
-  ): Promise<MeteredCompletion> {
-    const held = await reserve(viewer, request, false);
+  /** Calls the upstream for a held call; when it fails, settles the call charging nothing, then throws. */
+  async function callUpstream<T>(held: Hold, call: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    let answer: Awaited<ReturnType<LlmUpstream['complete']>>;
     try {
-      answer = await upstream.complete(request.upstream, { signal: callOptions.signal });
+      return await call();
     } catch (error) {
       const failure =
         error instanceof UpstreamError ? error : new UpstreamError('bad_response', String(error));
@@ -360,6 +355,17 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       );
       throw new CompletionFailedError(failure, held.requestId);
     }
+  }
+
+  async function complete(
+    viewer: Viewer,
+    request: ChatRequest,
+    callOptions: CallOptions = {},
+  ): Promise<MeteredCompletion> {
+    const held = await reserve(viewer, request, false);
+    const answer = await callUpstream(held, () =>
+      upstream.complete(request.upstream, { signal: callOptions.signal }),
+    );
     const { completion } = answer;
     const reported = completion.usage
       ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
@@ -386,20 +392,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: CallOptions = {},
   ): Promise<MeteredStream> {
     const held = await reserve(viewer, request, true);
-    const started = performance.now();
-    let opened: Awaited<ReturnType<LlmUpstream['stream']>>;
-    try {
-      opened = await upstream.stream(request.upstream, { signal: callOptions.signal });
-    } catch (error) {
-      const failure =
-        error instanceof UpstreamError ? error : new UpstreamError('bad_response', String(error));
-      await finish(
-        held,
-        { kind: 'failed', latencyMs: performance.now() - started, error: failure.message },
-        'await',
-      );
-      throw new CompletionFailedError(failure, held.requestId);
-    }
+    const opened = await callUpstream(held, () =>
+      upstream.stream(request.upstream, { signal: callOptions.signal }),
+    );
     const settled = track(
       opened.outcome.then((outcome) => {
         let result: CallResult;
