@@ -19,7 +19,7 @@ import { createPublicClient, http } from 'viem';
 import { WebSocketServer } from 'ws';
 import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
-import type { ApiConfig } from './env.ts';
+import { type ApiConfig, ConfigError } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
 import {
@@ -193,9 +193,16 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));
   }
 
-  const server = await new Promise<Server>((resolve) => {
+  const server = await new Promise<Server>((resolve, reject) => {
     const listening = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
       resolve(listening as Server),
+    ) as Server;
+    listening.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new ConfigError([`PORT: ${config.host}:${config.port} is already in use by another process`])
+          : error,
+      ),
     );
   });
   const address = server.address();

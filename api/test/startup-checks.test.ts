@@ -3,6 +3,9 @@
  * exactly what is wrong: a real `node api/src/main.ts` against a real anvil node.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
@@ -66,4 +69,22 @@ it('refuses an RPC that does not answer', () => {
   const { code, output } = start({ RPC_URL: 'http://127.0.0.1:9' });
   expect(code).toBe(1);
   expect(output).toMatch(/does not answer/);
+});
+
+it('refuses a port that is already taken, saying so', async () => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const { code, output } = start({
+      PORT: String(port),
+      DATA_DIR: mkdtempSync(path.join(tmpdir(), 'cm-port-')),
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(new RegExp(`PORT: 127\\.0\\.0\\.1:${port} is already in use`));
+    expect(output).not.toMatch(/\n\s+at /);
+  } finally {
+    blocker.close();
+  }
 });

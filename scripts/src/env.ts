@@ -3,6 +3,7 @@
  * Only what the orchestrator itself decides on is parsed here; the API validates the rest of the
  * environment (which it inherits) and refuses to start with a list of problems.
  */
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 
 const optional = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
@@ -25,6 +26,11 @@ const schema = z.object({
 });
 
 export type StartConfig = z.infer<typeof schema>;
+
+/** Loads `.env` into the environment when there is one (the processes started later inherit it). */
+export function loadDotEnv(file: string): void {
+  if (existsSync(file)) process.loadEnvFile(file);
+}
 
 export function loadStartConfig(source: Record<string, string | undefined> = process.env): StartConfig {
   // An empty variable (VAR= in a .env file) means "use the default", as if it were unset.

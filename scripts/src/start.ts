@@ -11,7 +11,7 @@ import { DEVNET_CHAIN_ID, verifyChainSetup } from '@chainmeter/schema';
 import { type Indexer, startIndexer } from './devnet/indexer.ts';
 import { type PersistentDevnet, startPersistentDevnet } from './devnet/persistent-devnet.ts';
 import { captureOutput, killGroupOnExit, stopGroup } from './devnet/process-group.ts';
-import { loadStartConfig } from './env.ts';
+import { loadDotEnv, loadStartConfig } from './env.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const API_MAIN = path.join(ROOT, 'api/src/main.ts');
@@ -20,6 +20,7 @@ const DEVNET_PORT = 8545;
 const say = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
+  loadDotEnv(path.join(ROOT, '.env'));
   const config = loadStartConfig();
   const dataDir = path.resolve(ROOT, config.DATA_DIR);
   mkdirSync(dataDir, { recursive: true });

@@ -68,6 +68,8 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     'DATABASE_SCHEMA',
     'PONDER_DATABASE_URL',
     'PONDER_PGLITE_DIR',
+    // Ponder listens on $PORT when set: that one is the API's.
+    'PORT',
   ]) {
     delete env[name];
   }
