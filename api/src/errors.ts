@@ -57,5 +57,32 @@ export const maskError: MaskError = (error, message, isDev) => {
       extensions: { code },
     });
   }
+  // Not the caller's mistake and not a bug: say plainly that it is temporary (still masked, no details).
+  if (isDatabaseUnavailable(original)) {
+    return new GraphQLError(
+      'Service temporarily unavailable: the database cannot be reached. Retry shortly.',
+      {
+        nodes: error instanceof GraphQLError ? error.nodes : undefined,
+        path: error instanceof GraphQLError ? error.path : undefined,
+        extensions: { code: 'INTERNAL_SERVER_ERROR', retryable: true },
+      },
+    );
+  }
   return defaultMaskError(error, message, isDev);
 };
+
+/** PostgreSQL gone or restarting: connection refused/reset, or its shutdown and start-up error codes. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (
+    let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    const code = String(e.code ?? '');
+    if (['ECONNREFUSED', 'ECONNRESET', '57P01', '57P02', '57P03'].includes(code) || code.startsWith('08'))
+      return true;
+    if (e.name === 'ConnectionException') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}

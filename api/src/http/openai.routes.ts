@@ -16,6 +16,7 @@ import { getCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { AppServices, Viewer } from '../context.ts';
+import { isDatabaseUnavailable } from '../errors.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
 import { CompletionFailedError, type UsageView } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
@@ -98,22 +99,6 @@ function failure(c: Context, services: AppServices, error: unknown) {
   }
   services.logger.error({ err: error, path: c.req.path }, 'REST request failed');
   return errorResponse(c, 500, 'Unexpected error.', 'server_error', 'internal_error');
-}
-
-/** PostgreSQL gone or restarting: connection refused/reset, or its shutdown and start-up error codes. */
-function isDatabaseUnavailable(error: unknown): boolean {
-  for (
-    let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
-    e && depth < 5;
-    depth++
-  ) {
-    const code = String(e.code ?? '');
-    if (['ECONNREFUSED', 'ECONNRESET', '57P01', '57P02', '57P03'].includes(code) || code.startsWith('08'))
-      return true;
-    if (e.name === 'ConnectionException') return true;
-    e = e.cause as typeof e;
-  }
-  return false;
 }
 
 /**

@@ -221,6 +221,7 @@ describe('a dependency down under a running API', () => {
     expect(read.errors?.length, 'a read fails with an error, not a hang or a wrong answer').toBeGreaterThan(
       0,
     );
+    expect(read.errors?.[0]?.message).toMatch(/temporarily unavailable: the database cannot be reached/);
     expect(read.data?.me ?? null).toBeNull();
     // Public data that needs no database is still served.
     const config = await gqlData<{ paymentConfig: { confirmations: number } }>(
