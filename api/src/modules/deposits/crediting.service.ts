@@ -5,7 +5,14 @@ import {
   tokenUnitsToMicroUsd,
   USDC_DECIMALS,
 } from '@chainmeter/schema';
-import { decodeCursor, encodeCursor, type Page, type PageArgs, pageSize } from '../../db/cursor.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  InvalidCursorError,
+  type Page,
+  type PageArgs,
+  pageSize,
+} from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
@@ -473,6 +480,8 @@ export async function listDeposits(em: Em, accountId: string, args: PageArgs = {
   let where: object = { account: accountId };
   if (args.after) {
     const [block = '', logIndex = '', id = ''] = decodeCursor(DEPOSIT_CURSOR, args.after, 3);
+    if (!/^\d+$/.test(block) || !/^\d+$/.test(logIndex))
+      throw new InvalidCursorError('invalid deposit cursor');
     const b = BigInt(block);
     const l = Number(logIndex);
     where = {
@@ -491,4 +500,56 @@ export async function listDeposits(em: Em, accountId: string, args: PageArgs = {
   const entries = rows.slice(0, first);
   const last = entries.at(-1);
   return { entries, hasNextPage: rows.length > first, endCursor: last ? depositCursor(last) : null };
+}
+
+/** The deposit fields the read path shows: entities and plain rows alike fit it. */
+export type DepositView = Pick<
+  IDeposit,
+  | 'id'
+  | 'chainId'
+  | 'txHash'
+  | 'logIndex'
+  | 'blockNumber'
+  | 'fromAddress'
+  | 'amountToken'
+  | 'amount'
+  | 'status'
+  | 'confirmations'
+  | 'creditedAt'
+>;
+
+/** Deposits by id in one statement, as plain rows (the ledger page's `deposit` field loads 100 at once). */
+export async function getDepositsByIds(em: Em, ids: readonly string[]): Promise<DepositView[]> {
+  if (ids.length === 0) return [];
+  const rows: {
+    id: string;
+    chain_id: number;
+    tx_hash: string;
+    log_index: number;
+    block_number: string;
+    from_address: string;
+    amount_token: string;
+    amount: string;
+    status: IDeposit['status'];
+    confirmations: number;
+    credited_at: Date | string | null;
+  }[] = await em.execute(
+    `select id, chain_id, tx_hash, log_index, block_number::text as block_number, from_address,
+       amount_token::text as amount_token, amount::text as amount, status, confirmations, credited_at
+     from deposits where id = any(array[?]::uuid[])`,
+    [ids],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    chainId: row.chain_id,
+    txHash: row.tx_hash,
+    logIndex: row.log_index,
+    blockNumber: BigInt(row.block_number),
+    fromAddress: row.from_address,
+    amountToken: BigInt(row.amount_token),
+    amount: BigInt(row.amount),
+    status: row.status,
+    confirmations: row.confirmations,
+    creditedAt: row.credited_at === null ? null : new Date(row.credited_at),
+  }));
 }

@@ -3,8 +3,8 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
-import { depositCursor, listDeposits } from './crediting.service.ts';
-import { DEPOSIT_STATUSES, Deposit, type IDeposit } from './deposits.entity.ts';
+import { type DepositView, depositCursor, listDeposits } from './crediting.service.ts';
+import { DEPOSIT_STATUSES, Deposit } from './deposits.entity.ts';
 
 const DepositStatusRef = builder.enumType('DepositStatus', {
   values: DEPOSIT_STATUSES,
@@ -12,7 +12,7 @@ const DepositStatusRef = builder.enumType('DepositStatus', {
     'PENDING until CONFIRMATIONS blocks are on top, then CREDITED; REORGED if the chain dropped it.',
 });
 
-export const DepositRef = builder.objectRef<IDeposit>('Deposit').implement({
+export const DepositRef = builder.objectRef<DepositView>('Deposit').implement({
   description: 'A USDC transfer to the treasury, as indexed from the chain.',
   fields: (t) => ({
     id: t.exposeID('id'),

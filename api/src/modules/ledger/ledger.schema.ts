@@ -2,14 +2,14 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
-import { Deposit, type IDeposit } from '../deposits/deposits.entity.ts';
+import { type DepositView, getDepositsByIds } from '../deposits/crediting.service.ts';
 import { DepositRef } from '../deposits/deposits.schema.ts';
-import { type ILedgerEntry, LEDGER_REASONS, LedgerEntry } from './ledger.entity.ts';
-import { ledgerCursor, listLedger } from './ledger.service.ts';
+import { LEDGER_REASONS } from './ledger.entity.ts';
+import { getLedgerEntry, type LedgerEntryView, ledgerCursor, listLedger } from './ledger.service.ts';
 
 const LedgerReasonRef = builder.enumType('LedgerReason', { values: LEDGER_REASONS });
 
-export const LedgerEntryRef = builder.objectRef<ILedgerEntry>('LedgerEntry').implement({
+export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
   description: 'One append-only ledger entry; corrections are new entries, never edits.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -25,21 +25,15 @@ export const LedgerEntryRef = builder.objectRef<ILedgerEntry>('LedgerEntry').imp
       type: DepositRef,
       nullable: true,
       description: 'The on-chain deposit a DEPOSIT entry credits.',
-      load: (ids: string[], ctx) => ctx.em.find(Deposit, { id: { $in: ids } }),
-      sort: (deposit: IDeposit) => deposit.id,
-      resolve: (entry) => depositIdOf(entry),
+      load: (ids: string[], ctx) => getDepositsByIds(ctx.em, ids),
+      sort: (deposit: DepositView) => deposit.id,
+      resolve: (entry) => entry.depositId,
     }),
     hash: t.exposeString('hash', {
       description: 'sha256 over the previous entry hash and this entry (see the audit): the hash chain link.',
     }),
   }),
 });
-
-function depositIdOf(entry: ILedgerEntry): string | null {
-  const deposit = entry.deposit as { id: string } | string | null | undefined;
-  if (!deposit) return null;
-  return typeof deposit === 'string' ? deposit : deposit.id;
-}
 
 const LedgerEntryConnection = builder.connectionObject({
   type: LedgerEntryRef,
@@ -56,7 +50,7 @@ builder.objectField(AccountRef, 'ledger', (t) =>
   }),
 );
 
-const BalanceUpdateRef = builder.objectRef<{ entry: ILedgerEntry }>('BalanceUpdate').implement({
+const BalanceUpdateRef = builder.objectRef<{ entry: LedgerEntryView }>('BalanceUpdate').implement({
   fields: (t) => ({
     balance: t.field({
       type: 'Credits',
@@ -75,10 +69,9 @@ builder.subscriptionField('balanceUpdated', (t) =>
     subscribe: (_root, _args, ctx) =>
       ctx.services.pubsub.subscribe('balanceUpdated', viewerOf(ctx).accountId),
     resolve: async (payload: { ledgerEntryId: string }, _args, ctx) => {
-      // A fresh fork per event: the subscription's own EntityManager would serve stale rows from its identity map.
-      const entry = await ctx.services.orm.em
-        .fork()
-        .findOneOrFail(LedgerEntry, { id: payload.ledgerEntryId });
+      // Read through a fresh fork, not the subscription's long-lived EntityManager.
+      const entry = await getLedgerEntry(ctx.services.orm.em.fork(), payload.ledgerEntryId);
+      if (!entry) throw new Error(`ledger entry ${payload.ledgerEntryId} not found`);
       return { entry };
     },
   }),
