@@ -241,6 +241,9 @@ describe('sessions', () => {
       '{ me { ledger(first: 1000) { edges { cursor } } } }',
       '{ me { deposits(first: -1) { edges { cursor } } } }',
       '{ me { ledger(after: "garbage") { edges { cursor } } } }',
+      // Well-formed cursors of the right kind whose positions are not numbers.
+      `{ me { ledger(after: "${Buffer.from('ledger:abc').toString('base64url')}") { edges { cursor } } } }`,
+      `{ me { deposits(after: "${Buffer.from('deposit:abc:0:x').toString('base64url')}") { edges { cursor } } } }`,
     ]) {
       const result = await gql(api.url, query, {}, token);
       expect(result.status, query).toBe(200);
