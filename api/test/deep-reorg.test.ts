@@ -132,11 +132,12 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
     });
     await reorg(platform.anvil.rpcUrl, 3);
     await mineBlocks(platform.anvil.rpcUrl, 1);
+    // One GraphQL response reads the balance and the deposits in separate statements: wait for both.
     const after = await eventually(async () => {
       const result = await gqlData<Me>(api.url, ME, {}, token);
-      return result.me.deposits.edges[0]?.node.status === 'REORGED' ? result.me : undefined;
+      const reversed = result.me.deposits.edges[0]?.node.status === 'REORGED' && result.me.balance === '0';
+      return reversed ? result.me : undefined;
     });
-    expect(after.balance).toBe('0');
     expect(after.ledger.edges[0]?.node).toEqual({ reason: 'ADJUSTMENT', amount: '-500', balanceAfter: '0' });
     await ledgerVerifies(after.id);
   });
