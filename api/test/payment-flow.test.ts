@@ -53,6 +53,10 @@ afterAll(async () => {
 
 const usdc = (whole: number) => BigInt(Math.round(whole * 1_000_000));
 
+/** `payer` sends `whole` test USDC to the treasury; resolves with the mined transfer. */
+const pay = (payer: Parameters<typeof transferUsdc>[2], whole: number) =>
+  transferUsdc(platform.anvil.rpcUrl, platform.token, payer, platform.treasury, usdc(whole));
+
 describe('a payment', () => {
   it('goes PENDING with live confirmations, then CREDITED once, pushing both subscriptions', async () => {
     const payer = devPayer(0);
@@ -67,13 +71,7 @@ describe('a payment', () => {
     }>(api.url, 'subscription { balanceUpdated { balance entry { amount reason } } }', token);
 
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(100));
-    const paid = await transferUsdc(
-      platform.anvil.rpcUrl,
-      platform.token,
-      payer,
-      platform.treasury,
-      usdc(1.5),
-    );
+    const paid = await pay(payer, 1.5);
 
     const pending = await deposits.waitFor((e) => e.depositUpdated.txHash === paid.txHash);
     expect(pending.depositUpdated).toMatchObject({ status: 'PENDING', confirmations: 0, credits: '1500' });
@@ -120,13 +118,7 @@ describe('a payment', () => {
   it('credits a wallet that paid before it ever signed in, at its first sign-in', async () => {
     const payer = devPayer(1);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
-    const paid = await transferUsdc(
-      platform.anvil.rpcUrl,
-      platform.token,
-      payer,
-      platform.treasury,
-      usdc(2.25),
-    );
+    const paid = await pay(payer, 2.25);
     await mineBlocks(platform.anvil.rpcUrl, 2);
     await eventually(async () =>
       (api.services.indexedHead() ?? 0n) >= paid.blockNumber + 2n ? true : undefined,
@@ -158,13 +150,7 @@ describe('a payment', () => {
       (api.services.indexedHead() ?? 0n) >= elsewhere.blockNumber + 3n ? true : undefined,
     );
     // A sentinel payment after them, credited, proves the worker has looked past both.
-    const sentinel = await transferUsdc(
-      platform.anvil.rpcUrl,
-      platform.token,
-      payer,
-      platform.treasury,
-      usdc(1),
-    );
+    const sentinel = await pay(payer, 1);
     await mineBlocks(platform.anvil.rpcUrl, 2);
     const me = await eventually(async () => {
       const result = await gqlData<MeResult>(api.url, ME, {}, token);
@@ -183,7 +169,7 @@ describe('a payment', () => {
       token,
     );
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
-    const paid = await transferUsdc(platform.anvil.rpcUrl, platform.token, payer, platform.treasury, usdc(3));
+    const paid = await pay(payer, 3);
     await deposits.waitFor(
       (e) => e.depositUpdated.txHash === paid.txHash && e.depositUpdated.status === 'PENDING',
     );
@@ -221,7 +207,7 @@ describe('a payment', () => {
       aliceToken,
     );
     await mintUsdc(platform.anvil.rpcUrl, platform.token, alice.address, usdc(10));
-    const paid = await transferUsdc(platform.anvil.rpcUrl, platform.token, alice, platform.treasury, usdc(4));
+    const paid = await pay(alice, 4);
     await mineBlocks(platform.anvil.rpcUrl, 2);
     await aliceEvents.waitFor(
       (e) => e.depositUpdated.txHash === paid.txHash && e.depositUpdated.status === 'CREDITED',
@@ -240,13 +226,7 @@ describe('exactly once', () => {
   it('credits nothing twice when the API restarts and replays the chain from the start', async () => {
     const payer = devPayer(7);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
-    const paid = await transferUsdc(
-      platform.anvil.rpcUrl,
-      platform.token,
-      payer,
-      platform.treasury,
-      usdc(1.25),
-    );
+    const paid = await pay(payer, 1.25);
     await mineBlocks(platform.anvil.rpcUrl, 2);
     const token = await signIn(api.url, payer, platform.chainId);
     await eventually(async () =>
@@ -278,13 +258,7 @@ describe('restarts', () => {
     const totalsBefore = await ledgerTotals(api);
     await platform.indexer.stop();
     // Paid while the indexer is down: the API keeps serving and credits it once the indexer is back.
-    const paid = await transferUsdc(
-      platform.anvil.rpcUrl,
-      platform.token,
-      payer,
-      platform.treasury,
-      usdc(0.5),
-    );
+    const paid = await pay(payer, 0.5);
     await mineBlocks(platform.anvil.rpcUrl, 2);
     expect((await gqlData<MeResult>(api.url, ME, {}, token)).me?.balance).toBe('0');
     await platform.restartIndexer();
