@@ -14,6 +14,7 @@ import { type DevModelServer, startDevModelServer } from '../src/modules/meterin
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gqlData, signIn } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
+import { UNLIMITED_RATES } from './support/platform.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const HOLD_TTL_MS = 1_000;
@@ -39,9 +40,7 @@ function config() {
     METERING_HOLD_TTL_MS: String(HOLD_TTL_MS),
     // Both replicas look for expired holds every 20 ms.
     METERING_RETRY_MS: '20',
-    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
-    RATE_LIMIT_TOKENS_PER_MINUTE: '1000000000',
-    RATE_LIMIT_IP_PER_MINUTE: '100000',
+    ...UNLIMITED_RATES,
   });
 }
 

@@ -22,6 +22,7 @@ import {
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
+import { UNLIMITED_RATES } from './support/platform.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const ORIGIN = 'http://localhost:4000';
@@ -51,9 +52,7 @@ function config(overrides: Record<string, string> = {}) {
     LLM_TIMEOUT_MS: '1000',
     PRICE_MARKUP: MARKUP,
     METERING_RETRY_MS: '50',
-    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
-    RATE_LIMIT_TOKENS_PER_MINUTE: '1000000000',
-    RATE_LIMIT_IP_PER_MINUTE: '100000',
+    ...UNLIMITED_RATES,
     ...overrides,
   });
 }

@@ -22,6 +22,7 @@ import {
   type Platform,
   spawnApiProcess,
   startPlatform,
+  UNLIMITED_RATES,
 } from '../support/platform.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -41,9 +42,7 @@ function apiEnv(): Record<string, string> {
     LLM_TIMEOUT_MS: '900',
     METERING_HOLD_TTL_MS: '1000',
     METERING_RETRY_MS: '100',
-    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
-    RATE_LIMIT_TOKENS_PER_MINUTE: '1000000000',
-    RATE_LIMIT_IP_PER_MINUTE: '100000',
+    ...UNLIMITED_RATES,
   });
 }
 

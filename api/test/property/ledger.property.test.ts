@@ -20,6 +20,7 @@ import {
   type Platform,
   spawnApiProcess,
   startPlatform,
+  UNLIMITED_RATES,
 } from '../support/platform.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -95,9 +96,7 @@ function apiEnv(): Record<string, string> {
     LLM_TIMEOUT_MS: '2000',
     METERING_HOLD_TTL_MS: '3000',
     METERING_RETRY_MS: '100',
-    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
-    RATE_LIMIT_TOKENS_PER_MINUTE: '1000000000',
-    RATE_LIMIT_IP_PER_MINUTE: '100000',
+    ...UNLIMITED_RATES,
   });
 }
 

@@ -20,6 +20,13 @@ import { type RunningApi, startApi } from '../../src/server.ts';
 
 const API_MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
+/** Rate limits out of the way, for tests that load the API on purpose (limits have their own tests). */
+export const UNLIMITED_RATES = {
+  RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
+  RATE_LIMIT_TOKENS_PER_MINUTE: '1000000000',
+  RATE_LIMIT_IP_PER_MINUTE: '100000',
+};
+
 export interface Platform {
   anvil: Anvil;
   token: Address;
