@@ -19,6 +19,7 @@ import { GRAPHQL_LIMITS, GRAPHQL_MAX_BODY_BYTES } from '../src/http/graphql-secu
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
+import { countSql } from './support/sql-counter.ts';
 
 const CHAIN_ID = 31337;
 const DEV_ORIGIN = 'http://localhost:4000';
@@ -53,18 +54,6 @@ function env(overrides: Record<string, string>) {
     METERING_RETRY_MS: '600000',
     ...overrides,
   });
-}
-
-/** Counts every SQL statement the instance sends (MikroORM logs each one through this hook). */
-function countSql(api: RunningApi): { count: number } {
-  const counter = { count: 0 };
-  const logger = api.services.orm.config.getLogger();
-  const logQuery = logger.logQuery.bind(logger);
-  logger.logQuery = (context) => {
-    counter.count++;
-    logQuery(context);
-  };
-  return counter;
 }
 
 beforeAll(async () => {

@@ -17,6 +17,7 @@ import { type RunningApi, startApi } from '../../../api/src/server.ts';
 import { type FakeIndexer, makeTransfer, startFakeIndexer } from '../../../api/test/support/fake-indexer.ts';
 import { eventually, gqlData, signIn } from '../../../api/test/support/graphql.ts';
 import { type ApiProcess, spawnApiProcess } from '../../../api/test/support/platform.ts';
+import { countSql } from '../../../api/test/support/sql-counter.ts';
 import { devAccounts } from '../devnet/accounts.ts';
 import { type Anvil, startAnvil } from '../devnet/anvil.ts';
 import { createTestDatabase, type TestDatabase } from '../devnet/postgres.ts';
@@ -160,18 +161,6 @@ export async function benchReadPath(): Promise<void> {
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   }
-}
-
-/** Counts every SQL statement the in-process API sends (MikroORM logs each one through this hook). */
-function countSql(api: RunningApi): { count: number } {
-  const counter = { count: 0 };
-  const logger = api.services.orm.config.getLogger();
-  const logQuery = logger.logQuery.bind(logger);
-  logger.logQuery = (context) => {
-    counter.count++;
-    logQuery(context);
-  };
-  return counter;
 }
 
 /** `CONCURRENCY` requests in flight until `until` is met; each must return a full page. */
