@@ -8,6 +8,7 @@ import type { Address, PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
+import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { AppMetrics } from './observability/metrics.ts';
@@ -32,6 +33,8 @@ export interface AppServices {
   metering: MeteringService;
   /** Per key, account and IP limits; shared through Redis when `REDIS_URL` is set. */
   rateLimits: RateLimits;
+  /** Who the API keys this replica authenticated lately are (metered calls check them in the hold). */
+  recentApiKeys: RecentApiKeys;
   /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
   metrics: AppMetrics;
 }

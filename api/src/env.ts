@@ -22,6 +22,10 @@ const address = z
   .refine((value) => isAddress(value, { strict: false }), 'must be an address: 0x followed by 40 hex digits')
   .transform((value) => getAddress(value));
 
+/** Steps of a metered call where a test may crash the API process (`CHAINMETER_CRASH_AT`). */
+export const CRASH_POINTS = ['after-hold', 'after-answer', 'after-settlement'] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
 const optionalAddress = z.preprocess((value) => (value === '' ? undefined : value), address.optional());
 const optionalString = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
 const optionalUrl = z.preprocess((value) => (value === '' ? undefined : value), z.url().optional());
@@ -146,6 +150,20 @@ const schema = z.object({
   METRICS_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
   /** `/readyz` answers 503 when the indexer is more than this many blocks behind the chain's head. */
   READY_MAX_INDEXER_LAG_BLOCKS: z.coerce.number().int().min(0).default(30),
+  /** Run the audit (chain RPC vs records) every this many ms and keep its metrics current; 0: never. */
+  AUDIT_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .refine((value) => value === 0 || value >= 100, 'must be 0 (off) or at least 100')
+    .default(0),
+  /** The block the scheduled audit starts from (the treasury's first payment, or the indexer's START_BLOCK). */
+  AUDIT_FROM_BLOCK: z.coerce.bigint().min(0n).default(0n),
+  /** Test only (refused unless NODE_ENV=test): the process kills itself (SIGKILL) at this step of a metered call. */
+  CHAINMETER_CRASH_AT: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(CRASH_POINTS).optional(),
+  ),
 });
 
 export interface ApiConfig {
@@ -187,6 +205,10 @@ export interface ApiConfig {
     metricsCacheMs: number;
     readyMaxIndexerLagBlocks: number;
   };
+  /** The scheduled audit: every `intervalMs` (0: off), from `fromBlock`. */
+  audit: { intervalMs: number; fromBlock: bigint };
+  /** Test only: the step of a metered call at which the process kills itself. */
+  crashAt: CrashPoint | undefined;
 }
 
 export class ConfigError extends Error {
@@ -216,6 +238,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   // `npm start` passes the devnet deployment's addresses; a standalone API must be told them.
   if (!usdcAddress) problems.push(`USDC_ADDRESS: required on chain ${env.CHAIN_ID}`);
   if (!env.TREASURY_ADDRESS) problems.push('TREASURY_ADDRESS: required');
+  if (env.CHAINMETER_CRASH_AT && env.NODE_ENV !== 'test') {
+    problems.push('CHAINMETER_CRASH_AT: a test hook that kills the process, refused unless NODE_ENV=test');
+  }
   if (env.METERING_HOLD_TTL_MS <= env.LLM_TIMEOUT_MS) {
     problems.push('METERING_HOLD_TTL_MS: must be longer than LLM_TIMEOUT_MS (a hold must outlive its call)');
   }
@@ -269,5 +294,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       metricsCacheMs: env.METRICS_CACHE_MS,
       readyMaxIndexerLagBlocks: env.READY_MAX_INDEXER_LAG_BLOCKS,
     },
+    audit: { intervalMs: env.AUDIT_INTERVAL_MS, fromBlock: env.AUDIT_FROM_BLOCK },
+    crashAt: env.CHAINMETER_CRASH_AT,
   };
 }

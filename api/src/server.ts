@@ -19,7 +19,7 @@ import { createPublicClient, http } from 'viem';
 import { WebSocketServer } from 'ws';
 import type { AppServices, GraphQLContext, SessionCookie } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
-import { type ApiConfig, ConfigError } from './env.ts';
+import { type ApiConfig, ConfigError, type CrashPoint } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
 import {
@@ -30,6 +30,8 @@ import {
   introspectionPolicy,
 } from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
+import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
+import { startAuditScheduler } from './modules/audit/audit.scheduler.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import { createIndexerClient } from './modules/deposits/indexer.client.ts';
@@ -96,7 +98,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     holdTtlMs: config.llm.holdTtlMs,
     settlementRetryMs: config.llm.settlementRetryMs,
     rateLimits,
-    faults: options.meteringFaults,
+    faults: { ...crashFaults(config.crashAt), ...options.meteringFaults },
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsubHandle.pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
@@ -110,6 +112,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     logger,
     indexedHead: () => indexedHead,
     rateLimits,
+    recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
     metrics,
   };
@@ -276,6 +279,18 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
 
   // Settles what a previous process left behind, then retries failed settlements and expired holds.
   metering.start();
+  const audits =
+    config.audit.intervalMs > 0
+      ? startAuditScheduler({
+          orm,
+          chain,
+          config,
+          metrics,
+          logger,
+          intervalMs: config.audit.intervalMs,
+          fromBlock: config.audit.fromBlock,
+        })
+      : null;
 
   const url = `http://${config.host}:${port}`;
   logger.info({ url }, 'api listening');
@@ -284,6 +299,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     port,
     services,
     close: async () => {
+      await audits?.stop();
       await worker?.stop();
       await wsServer.dispose();
       wss.close();
@@ -325,6 +341,15 @@ async function createContext(
     requestId: initial.requestId ?? null,
     log: initial.log ?? services.logger,
   };
+}
+
+/** `CHAINMETER_CRASH_AT` (tests only, see env.ts): SIGKILL of this process at that step of a metered call. */
+function crashFaults(crashAt: CrashPoint | undefined): MeteringFaults {
+  if (!crashAt) return {};
+  const crash = () => process.kill(process.pid, 'SIGKILL');
+  if (crashAt === 'after-hold') return { afterHold: crash };
+  if (crashAt === 'after-answer') return { afterAnswer: crash };
+  return { afterSettlement: crash };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
+import { hotSql } from '../src/db/hot-sql.ts';
 import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type DevModelServer, startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
@@ -20,6 +21,7 @@ import {
   promptTokensUpperBound,
 } from '../src/modules/metering/pricing.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { chunkedBody } from './support/chunked.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
@@ -37,6 +39,8 @@ let prices: PriceTable;
 /** Accounts whose calls' first settlement attempt fails (fault injection); the usage ids it failed. */
 const failFirstSettlement = new Set<string>();
 const failedOnce = new Set<string>();
+/** Accounts whose settlements wait at a gate: `reached` fires when one arrives, it goes on once `open` resolves. */
+const settlementGates = new Map<string, { reached(): void; open: Promise<void> }>();
 
 function config(overrides: Record<string, string> = {}) {
   return loadConfig({
@@ -69,6 +73,11 @@ beforeAll(async () => {
         const [row] = await api.services.orm.em
           .fork()
           .execute<{ account_id: string }[]>('select account_id from usage_records where id = ?', [usageId]);
+        const gate = row && settlementGates.get(row.account_id);
+        if (gate) {
+          gate.reached();
+          await gate.open;
+        }
         if (row && failFirstSettlement.has(row.account_id) && !failedOnce.has(usageId)) {
           failedOnce.add(usageId);
           throw new Error('injected settlement failure');
@@ -320,6 +329,72 @@ describe('REST with the official openai client', () => {
     await expectBooksAgree(user, 1_000_000n);
   });
 
+  it('checks a key this replica already knows on every call: revoked or expired, 401 and nothing held', async () => {
+    const user = await newUser(1_000_000n);
+    const revoked = await createKey(user);
+    const expiring = await createKey(user);
+    for (const key of [revoked, expiring]) {
+      await openai(key.secret).chat.completions.create({ model: DEV, messages: messages('known') });
+      // The next call takes the key from the replica's memory and checks it in the hold statement.
+      expect(api.services.recentApiKeys.claim(api.services.config, key.secret)).not.toBeNull();
+    }
+    await api.services.metering.whenIdle();
+    const before = { upstream: dev.requestCount(), rows: (await usageRows(user.accountId)).length };
+    // What another replica (or time) does: only the database knows.
+    await api.services.orm.em
+      .fork()
+      .execute('update api_keys set revoked_at = now() where id = ?', [revoked.id]);
+    await api.services.orm.em
+      .fork()
+      .execute(`update api_keys set expires_at = now() - interval '1 millisecond' where id = ?`, [
+        expiring.id,
+      ]);
+    for (const key of [revoked, expiring]) {
+      await expect(
+        openai(key.secret).chat.completions.create({ model: DEV, messages: messages('dead key') }),
+      ).rejects.toMatchObject({ status: 401, error: { type: 'authentication_error' } });
+    }
+    // Whatever else is wrong with a request, a dead key is what it is told first.
+    const badJson = await fetch(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${revoked.secret}`, 'content-type': 'application/json' },
+      body: '{ not json',
+    });
+    expect(badJson.status).toBe(401);
+    await expect(
+      openai(revoked.secret).chat.completions.create({ model: DEV, messages: [] }),
+    ).rejects.toMatchObject({ status: 401 });
+    expect(dev.requestCount()).toBe(before.upstream);
+    expect((await usageRows(user.accountId)).length).toBe(before.rows);
+    expect((await account(user.accountId)).held).toBe(0n);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('refuses a body over 4 MiB with 413, declared or streamed, charging nothing', async () => {
+    const user = await newUser(1_000_000n);
+    const before = dev.requestCount();
+    const huge = JSON.stringify({ model: DEV, messages: messages('x'.repeat(4 * 1024 * 1024)) });
+    const send = (body: BodyInit) =>
+      fetch(`${api.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+    const declared = await send(huge);
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ error: { code: 'body_too_large' } });
+    // Chunked, without content-length: the bytes are counted as they arrive.
+    const streamed = await send(chunkedBody(huge));
+    expect(streamed.status).toBe(413);
+    expect(dev.requestCount()).toBe(before);
+    expect(await usageRows(user.accountId)).toEqual([]);
+    // Just under the limit is an ordinary (billed) call.
+    const fits = await send(JSON.stringify({ model: DEV, messages: messages('y'.repeat(1024 * 1024)) }));
+    expect(fits.status).toBe(200);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
   it('refuses with 402 and never calls the upstream when the hold does not fit', async () => {
     const user = await newUser(10n);
     const before = dev.requestCount();
@@ -476,6 +551,49 @@ describe('concurrency', () => {
     await expectBooksAgree(user, initial);
   });
 
+  it('two replicas charging one account: heads go stale, settlements fall back to the lock, books agree', async () => {
+    const other = await startApi(config(), { crediting: false });
+    try {
+      const user = await newUser(10_000_000n);
+      const key = await createKey(user);
+      const clients = [api.url, other.url].map(
+        (url) => new OpenAI({ baseURL: `${url}/v1`, apiKey: key.secret, maxRetries: 0 }),
+      );
+      const [first, second] = clients as [OpenAI, OpenAI];
+      // A call on the first replica holds (its hold returns the ledger head), is answered, and its settlement
+      // waits at a gate while the second replica charges the same account: the head it knows is stale.
+      const staleBefore = api.services.metering.settlementBatches().stale;
+      let reached!: () => void;
+      const atGate = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      let open!: () => void;
+      settlementGates.set(user.accountId, { reached, open: new Promise((resolve) => (open = resolve)) });
+      const gated = first.chat.completions.create({ model: DEV, messages: messages('gated') });
+      await atGate;
+      settlementGates.delete(user.accountId);
+      for (let i = 0; i < 3; i++) {
+        await second.chat.completions.create({ model: DEV, messages: messages(`meanwhile ${i}`) });
+      }
+      await other.services.metering.whenIdle();
+      open();
+      await gated;
+      expect(api.services.metering.settlementBatches().stale).toBe(staleBefore + 1);
+      // And both at once, racing: every call billed exactly once.
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 ? first : second).chat.completions.create({ model: DEV, messages: messages(`call ${i}`) }),
+        ),
+      );
+      await other.services.metering.whenIdle();
+      const rows = await usageRows(user.accountId);
+      expect(rows.filter((row) => row.status === 'BILLED')).toHaveLength(64);
+      await expectBooksAgree(user, 10_000_000n);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("a key's spend limit holds under the same burst", async () => {
     const user = await newUser(1_000_000_000n);
     const limit = hold() * 5n;
@@ -514,7 +632,7 @@ describe('settlement', () => {
     const [row] = await usageRows(user.accountId);
     expect(failedOnce.has(row!.id)).toBe(true);
     // Settling the same record again does nothing.
-    const again = await applySettlement(api.services.orm.em.fork(), row!.id, {
+    const again = await applySettlement(hotSql(api.services.orm.em.fork()), row!.id, {
       status: 'BILLED',
       promptTokens: 1,
       completionTokens: 1,
@@ -535,7 +653,7 @@ describe('settlement', () => {
   it('releases a hold whose call never finished', async () => {
     const user = await newUser(1_000_000n);
     const past = new Date(Date.now() - 60_000);
-    await placeHold(api.services.orm.em.fork(), {
+    await placeHold(hotSql(api.services.orm.em.fork()), {
       accountId: user.accountId,
       apiKeyId: null,
       requestId: `req_crashed_${user.accountId}`,
@@ -725,6 +843,25 @@ describe('rate limits', () => {
 });
 
 describe('live balance', () => {
+  it('ends a subscription once its session signs out: one UNAUTHENTICATED error, no further events', async () => {
+    const user = await newUser(5_000_000n);
+    const key = await createKey(user);
+    const balances = await subscribe<{ balanceUpdated: { balance: string } }>(
+      api.url,
+      'subscription { balanceUpdated { balance } }',
+      user.token,
+    );
+    const call = () => openai(key.secret).chat.completions.create({ model: DEV, messages: messages('hi') });
+    await call();
+    await balances.waitFor(() => true, 10_000);
+    expect((await gql(api.url, 'mutation { signOut }', {}, user.token)).errors).toBeUndefined();
+    await call(); // the account's balance moves again: the signed-out subscriber must not see it
+    await waitFor('the subscription to end', () => balances.completed);
+    expect(balances.events).toHaveLength(1);
+    expect(balances.errors).toMatchObject([{ extensions: { code: 'UNAUTHENTICATED' } }]);
+    await balances.close();
+  });
+
   it('pushes balanceUpdated to subscribers when a call is charged, with the USAGE entry', async () => {
     const user = await newUser(5_000_000n);
     const balances = await subscribe<{

@@ -2,11 +2,14 @@
  * The embedded default: the API on PGlite (no DATABASE_URL) and Ponder on its own PGlite, running the same
  * payment flow as PostgreSQL does, through GraphQL and a subscription.
  */
+import { parseCredits } from '@chainmeter/schema';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import type { RunningApi } from '../src/server.ts';
 import { gqlData, signIn, subscribe } from './support/graphql.ts';
+import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';
 
 let platform: Platform;
@@ -51,4 +54,36 @@ it('credits a confirmed payment exactly once on embedded PGlite', async () => {
   ]);
   expect(balances.events).toHaveLength(1);
   await balances.close();
+});
+
+it('meters completions on embedded PGlite: holds, key checks and settlements keep the books exact', async () => {
+  const payer = devPayer(0); // credited 3,000 by the test above
+  const token = await signIn(api.url, payer, platform.chainId);
+  const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
+    api.url,
+    'mutation { createApiKey(input: { name: "pglite" }) { secret } }',
+    {},
+    token,
+  );
+  // The built-in dev model is the upstream (no LLM_BASE_URL). The second and third calls take the key
+  // from the replica's memory and check it in the hold; the settlements chain from the holds' heads.
+  const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: createApiKey.secret, maxRetries: 0 });
+  for (const text of ['one', 'two', 'three']) {
+    const completion = await client.chat.completions.create({
+      model: 'chainmeter-dev',
+      messages: [{ role: 'user', content: text }],
+    });
+    expect(completion.choices[0]?.message.content).toBeTruthy();
+  }
+  await api.services.metering.whenIdle();
+  const { me } = await gqlData<{
+    me: { balance: string; usage: { edges: { node: { userPrice: string; billingStatus: string } }[] } };
+  }>(api.url, '{ me { balance usage { edges { node { userPrice billingStatus } } } } }', {}, token);
+  const rows = me.usage.edges.map((edge) => edge.node);
+  expect(rows.map((row) => row.billingStatus)).toEqual(['BILLED', 'BILLED', 'BILLED']);
+  const spent = rows.reduce((sum, row) => sum + parseCredits(row.userPrice), 0n);
+  expect(spent).toBeGreaterThan(0n);
+  expect(parseCredits(me.balance)).toBe(3_000_000n - spent);
+  expect((await checkLedgerInvariants(api.services.orm.em.fork())).problems).toEqual([]);
+  expect(api.services.metering.settlementBatches()).toEqual({ guarded: 3, stale: 0 });
 });

@@ -18,6 +18,7 @@ import { ConfigError, loadConfig } from '../src/env.ts';
 import { GRAPHQL_LIMITS, GRAPHQL_MAX_BODY_BYTES } from '../src/http/graphql-security.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { chunkedBody } from './support/chunked.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { countSql } from './support/sql-counter.ts';
 
@@ -246,18 +247,7 @@ describe('hostile GraphQL documents', () => {
     expect(declared.json?.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(declared.json?.errors?.[0]?.message).toMatch(/Request body too large/);
     // Chunked, without content-length: the limit counts the bytes as they arrive.
-    const bytes = new TextEncoder().encode(huge);
-    const streamed = await post(
-      prod,
-      new ReadableStream({
-        start(controller) {
-          for (let offset = 0; offset < bytes.length; offset += 256 * 1024) {
-            controller.enqueue(bytes.subarray(offset, offset + 256 * 1024));
-          }
-          controller.close();
-        },
-      }),
-    );
+    const streamed = await post(prod, chunkedBody(huge));
     expect(streamed.status).toBe(413);
     // Just under the limit is an ordinary request.
     const fits = await post(prod, query('{ __typename }', { padding: 'x'.repeat(1024 * 1024) }));

@@ -53,6 +53,17 @@ it('lists every malformed variable at once', () => {
   expect(output).not.toMatch(/\n\s+at /); // no stack trace
 });
 
+it('refuses the crash-test hook outside NODE_ENV=test', () => {
+  for (const nodeEnv of ['production', 'development']) {
+    const { code, output } = start({ NODE_ENV: nodeEnv, CHAINMETER_CRASH_AT: 'after-hold' });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      /CHAINMETER_CRASH_AT: a test hook that kills the process, refused unless NODE_ENV=test/,
+    );
+  }
+  expect(start({ NODE_ENV: 'test', CHAINMETER_CRASH_AT: 'sometimes' }).output).toMatch(/CHAINMETER_CRASH_AT/);
+});
+
 it('refuses an RPC that serves another chain', () => {
   const { code, output } = start({ CHAIN_ID: '8453' });
   expect(code).toBe(1);

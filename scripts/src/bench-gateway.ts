@@ -12,10 +12,14 @@
  *    stops when the last of them is settled (usage row BILLED and ledger entry written), not when the
  *    last answer arrives.
  *
- * `node scripts/src/bench-gateway.ts` (or through `npm run bench`). Bounded request counts; about 30 s.
+ * `node scripts/src/bench-gateway.ts` (or through `npm run bench`). Bounded request counts; about 40 s.
+ * Another OpenAI-compatible upstream instead of the dev model: `BENCH_UPSTREAM_URL=<base URL, e.g.
+ * http://127.0.0.1:4000/v1>` and `BENCH_MODEL=<model>`; its calls are BILLED (and so counted as settled)
+ * when it sends `x-litellm-response-cost` or the model is priced in `LLM_PRICES`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createOrm, migrateUp } from '../../api/src/db/orm.ts';
@@ -25,18 +29,20 @@ import { appendLedgerEntry } from '../../api/src/modules/ledger/ledger.service.t
 import { startDevModelServer } from '../../api/src/modules/metering/dev-model.server.ts';
 import { startApi } from '../../api/src/server.ts';
 import { createTestDatabase } from './devnet/postgres.ts';
+import { loadBenchConfig } from './env.ts';
 
 const ACCOUNTS = 100;
-const SERIAL_REQUESTS = 400; // per path, concurrency 1
+const SERIAL_REQUESTS = 2_000; // per path, concurrency 1: enough samples for a steady p50
 const PARALLEL_REQUESTS = 4_000; // per path, concurrency 50
 const ROUNDS = 4; // the two paths alternate this many times, so drift hits both alike
 const SETTLE_SPREAD = 5_000;
 const SETTLE_HOT = 3_000;
-const BODY = JSON.stringify({
-  model: 'chainmeter-dev',
-  messages: [{ role: 'user', content: 'How much does this benchmark prompt cost?' }],
-  max_tokens: 32,
-});
+const requestBody = (model: string) =>
+  JSON.stringify({
+    model,
+    messages: [{ role: 'user', content: 'How much does this benchmark prompt cost?' }],
+    max_tokens: 32,
+  });
 const BALANCE = 1_000_000_000_000n; // micro-USD per account: never the limit here
 
 // ---------------------------------------------------------------- child roles
@@ -48,6 +54,7 @@ async function runUpstream(): Promise<void> {
 }
 
 async function runApi(databaseUrl: string, upstreamUrl: string): Promise<void> {
+  const prices = loadBenchConfig().LLM_PRICES;
   const api = await startApi(
     loadConfig({
       NODE_ENV: 'production',
@@ -57,6 +64,7 @@ async function runApi(databaseUrl: string, upstreamUrl: string): Promise<void> {
       TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
       DATABASE_URL: databaseUrl,
       LLM_BASE_URL: upstreamUrl,
+      ...(prices ? { LLM_PRICES: prices } : {}),
       LOG_LEVEL: 'warn',
       RATE_LIMIT_REQUESTS_PER_MINUTE: '100000000',
       RATE_LIMIT_TOKENS_PER_MINUTE: '100000000000',
@@ -105,12 +113,12 @@ function stopChild(child: Child): Promise<void> {
   });
 }
 
-async function post(url: string, authorization: string | null): Promise<number> {
+async function post(url: string, authorization: string | null, body: string): Promise<number> {
   const started = performance.now();
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
-    body: BODY,
+    body,
   });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`HTTP ${response.status} from ${url}: ${text.slice(0, 200)}`);
@@ -122,11 +130,12 @@ interface RunResult {
   elapsedMs: number;
 }
 
-/** `count` requests, `concurrency` at a time; `target(i)` picks the URL and credential of request i. */
+/** `count` requests of `body`, `concurrency` at a time; `target(i)` picks the URL and credential of request i. */
 async function load(
   count: number,
   concurrency: number,
   target: (i: number) => [string, string | null],
+  body: string,
 ): Promise<RunResult> {
   const latencies: number[] = [];
   let next = 0;
@@ -136,11 +145,22 @@ async function load(
       while (next < count) {
         const i = next++;
         const [url, authorization] = target(i);
-        latencies.push(await post(url, authorization));
+        latencies.push(await post(url, authorization, body));
       }
     }),
   );
   return { latencies, elapsedMs: performance.now() - started };
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. */
+function cpuMsOf(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
 }
 
 function percentile(samples: readonly number[], p: number): number {
@@ -163,6 +183,9 @@ function printTable(title: string, rows: Record<string, string>[]): void {
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
 export async function benchGateway(): Promise<void> {
+  const bench = loadBenchConfig();
+  const externalUpstream = bench.BENCH_UPSTREAM_URL?.replace(/\/+$/, '');
+  const body = requestBody(bench.BENCH_MODEL);
   const database = await createTestDatabase('cm_bench_gateway');
   const orm = await createOrm({ databaseUrl: database.url });
   const children: Child[] = [];
@@ -187,10 +210,15 @@ export async function benchGateway(): Promise<void> {
     }
     const hotKey = keys.pop() as string;
 
-    const upstream = await startChild(['--role=upstream']);
-    children.push(upstream);
+    let upstream: { url: string };
+    if (externalUpstream) upstream = { url: externalUpstream };
+    else {
+      const devModel = await startChild(['--role=upstream']);
+      children.push(devModel);
+      upstream = devModel;
+    }
     // BENCH_CPU_PROF=<dir>: the API process writes a V8 CPU profile there when it stops.
-    const profileDir = process.env.BENCH_CPU_PROF;
+    const profileDir = bench.BENCH_CPU_PROF;
     const api = await startChild(
       ['--role=api', database.url, upstream.url],
       profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
@@ -202,8 +230,8 @@ export async function benchGateway(): Promise<void> {
     const gateway = (i: number): [string, string | null] => [gatewayUrl, keys[i % keys.length] as string];
 
     // Warm up both paths (JIT, connection pools, the API key cache of nothing: every call looks it up).
-    await load(300, 10, direct);
-    await load(300, 10, gateway);
+    await load(300, 10, direct, body);
+    await load(300, 10, gateway, body);
 
     const overhead: Record<string, string>[] = [];
     for (const [concurrency, total] of [
@@ -212,12 +240,16 @@ export async function benchGateway(): Promise<void> {
     ] as const) {
       const d: RunResult = { latencies: [], elapsedMs: 0 };
       const g: RunResult = { latencies: [], elapsedMs: 0 };
+      let apiCpuMs = 0;
       for (let round = 0; round < ROUNDS; round++) {
         for (const [run, into] of [
           [direct, d],
           [gateway, g],
         ] as const) {
-          const result = await load(total / ROUNDS, concurrency, run);
+          const cpuBefore = cpuMsOf(api.process.pid);
+          const result = await load(total / ROUNDS, concurrency, run, body);
+          const cpuAfter = cpuMsOf(api.process.pid);
+          if (into === g && cpuBefore !== null && cpuAfter !== null) apiCpuMs += cpuAfter - cpuBefore;
           into.latencies.push(...result.latencies);
           into.elapsedMs += result.elapsedMs;
         }
@@ -235,10 +267,11 @@ export async function benchGateway(): Promise<void> {
         'direct req/s': rate(d).toFixed(0),
         'gateway req/s': rate(g).toFixed(0),
         'throughput ratio': (rate(g) / rate(d)).toFixed(2),
+        'API CPU per call': `${((apiCpuMs / g.latencies.length) * 1000).toFixed(0)} us`,
       });
     }
     printTable(
-      'Gateway overhead: the dev upstream direct vs through /v1/chat/completions (target: added p50 < 3 ms)',
+      `Gateway overhead: ${externalUpstream ?? 'the dev upstream'} direct vs through /v1/chat/completions (target: added p50 < 3 ms)`,
       overhead,
     );
 
@@ -258,7 +291,7 @@ export async function benchGateway(): Promise<void> {
     ] as const) {
       const since = new Date();
       const started = performance.now();
-      const result = await load(count, concurrency, target);
+      const result = await load(count, concurrency, target, body);
       const deadline = Date.now() + 60_000;
       let done = await settled(since);
       while (done < count && Date.now() < deadline) {

@@ -16,9 +16,19 @@ const benches: Record<string, () => Promise<void>> = {
 };
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+const unknown = only.filter((name) => !(name in benches));
+if (unknown.length > 0) {
+  console.error(`Unknown benchmark ${unknown.join(', ')}: choose from ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
+}
 for (const [name, run] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
   console.log(`\n=== ${name} ===`);
-  await run();
+  try {
+    await run();
+  } catch (error) {
+    console.error(`The ${name} benchmark could not run: ${(error as Error).message}`);
+    process.exit(2);
+  }
 }
 process.exit(0);

@@ -1,5 +1,6 @@
 /**
- * The `npm start` orchestrator's configuration: the one place in scripts/ that reads `process.env`.
+ * The configuration of `npm start` and of `npm run bench`: the one place in scripts/ that reads
+ * `process.env`.
  * Only what the orchestrator itself decides on is parsed here; the API validates the rest of the
  * environment (which it inherits) and refuses to start with a list of problems.
  */
@@ -40,6 +41,30 @@ export function loadStartConfig(source: Record<string, string | undefined> = pro
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
     throw new Error(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+const benchSchema = z.object({
+  /** Another OpenAI-compatible upstream for the gateway benchmark (its base URL, e.g. http://host/v1). */
+  BENCH_UPSTREAM_URL: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.url({ protocol: /^https?$/ }).optional(),
+  ),
+  BENCH_MODEL: z.string().min(1).default('chainmeter-dev'),
+  /** A directory: the gateway benchmark's API process writes a V8 CPU profile there. */
+  BENCH_CPU_PROF: optional,
+  /** Passed to the benchmark's API process (prices for BENCH_MODEL). */
+  LLM_PRICES: optional,
+});
+
+export type BenchConfig = z.infer<typeof benchSchema>;
+
+export function loadBenchConfig(source: Record<string, string | undefined> = process.env): BenchConfig {
+  const parsed = benchSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`Invalid benchmark configuration:\n${problems.join('\n')}`);
   }
   return parsed.data;
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../test/support/database.ts';
-import { hotSql, type Statement } from './hot-sql.ts';
+import { hotSql, hotSqlFor, type Statement } from './hot-sql.ts';
 import { createOrm, type Orm } from './orm.ts';
 
 const ECHO: Statement = {
@@ -85,5 +85,21 @@ describe.each(drivers)('hotSql on %s', (_name, open) => {
     expect(await count()).toBe(before);
     // The connection went back to the pool clean: the next statement works.
     expect(await count()).toBe(before);
+  });
+  it("hotSqlFor(orm) does the same on the ORM's own connections, for services that hold no EntityManager", async () => {
+    const sql = hotSqlFor(orm);
+    const before = await count();
+    const [row] = await sql.query<{ text: string; list: string[] }>(ECHO, ['for', 1, tricky, []]);
+    expect(row).toMatchObject({ text: 'for', list: tricky });
+    const written = await sql.twoSteps<{ text: string }, { label: string }, number>({
+      first: { statement: ECHO, values: ['two steps', 1, [], []] },
+      between: (rows) => ({
+        statement: INSERT,
+        values: [[rows[0]?.text]],
+        done: (inserted) => inserted.length,
+      }),
+    });
+    expect(written).toBe(1);
+    expect(await count()).toBe((before ?? 0) + 1);
   });
 });

@@ -17,7 +17,7 @@
  */
 import { PostgreSqlConnection } from '@mikro-orm/postgresql';
 import pg, { type Pool, type PoolClient, type QueryResult } from 'pg';
-import type { Em } from './orm.ts';
+import type { Em, Orm } from './orm.ts';
 
 /** A statement with a stable name, unique per text: PostgreSQL prepares it once per connection. */
 export interface Statement {
@@ -29,8 +29,8 @@ export type Query = <Row>(statement: Statement, values: readonly unknown[]) => P
 
 /**
  * A transaction of exactly two statements with work in between: `first` runs, `between` computes the
- * second from its rows (or returns null: nothing to write), then `second` runs and the transaction
- * commits. `check` may throw to roll back after the second statement.
+ * second from its rows (or returns a plain result: nothing to write), then the second runs and the
+ * transaction commits; its `done` maps the second's rows to the result, after the commit.
  */
 export interface TwoStepTransaction<First, Second, T> {
   first: { statement: Statement; values: readonly unknown[] };
@@ -64,6 +64,21 @@ export function hotSql(em: Em): HotSql {
     pools.set(connection, pool);
   }
   return throughPool(pool);
+}
+
+/**
+ * The hot-path executor of the ORM itself, for long-lived services that run raw statements only (the
+ * metering service): no EntityManager is held across calls. On PostgreSQL, the ORM's pg pool; on PGlite,
+ * a fresh fork of the EntityManager per statement or transaction.
+ */
+export function hotSqlFor(orm: Orm): HotSql {
+  const probe = orm.em.fork();
+  if (probe.getConnection() instanceof PostgreSqlConnection) return hotSql(probe);
+  return {
+    query: (statement, values) => throughEm(orm.em.fork()).query(statement, values),
+    transaction: (fn) => throughEm(orm.em.fork()).transaction(fn),
+    twoSteps: (steps) => throughEm(orm.em.fork()).twoSteps(steps),
+  };
 }
 
 /** `statement` with its values inlined as escaped literals (arrays as array literals), for a script. */

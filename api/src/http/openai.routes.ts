@@ -11,16 +11,17 @@
  */
 import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { getCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { AppServices, Viewer } from '../context.ts';
 import { isDatabaseUnavailable } from '../errors.ts';
+import { type ApiKeyCheck, isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
 import { CompletionFailedError, type UsageView } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
+import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -113,6 +114,34 @@ async function viewerOfRequest(c: Context, services: AppServices): Promise<Viewe
   return authenticate(services.orm.em.fork(), services.config, token);
 }
 
+/** The API key of `Authorization: Bearer`, authenticated now (and remembered in `recentApiKeys`). */
+function viewerOfApiKey(c: Context, services: AppServices): Promise<Viewer | null> {
+  const token = bearerToken(requestHeader(c, 'authorization')) ?? '';
+  return viewerFromApiKey(services.orm.em.fork(), services.config, token, new Date(), services.recentApiKeys);
+}
+
+/**
+ * The caller of a metered call. An API key this replica authenticated lately is taken from
+ * `recentApiKeys` without a lookup, with the check its hold makes that the key is still live
+ * (`keyCheck`); any other key is looked up now, and any other credential authenticated as usual. Only a
+ * POST's `Authorization` header counts (never the cookie: another site cannot spend a browser's credits).
+ */
+async function callerOfCompletion(
+  c: Context,
+  services: AppServices,
+): Promise<{ viewer: Viewer; keyCheck?: ApiKeyCheck } | null> {
+  const token = bearerToken(requestHeader(c, 'authorization'));
+  if (!token) return null;
+  if (!isApiKeySecret(token)) {
+    const viewer = await authenticate(services.orm.em.fork(), services.config, token);
+    return viewer ? { viewer } : null;
+  }
+  const claim = services.recentApiKeys.claim(services.config, token);
+  if (claim) return { viewer: claim.viewer, keyCheck: claim.check };
+  const viewer = await viewerOfApiKey(c, services);
+  return viewer ? { viewer } : null;
+}
+
 const unauthorized = (c: Context) =>
   errorResponse(
     c,
@@ -128,53 +157,56 @@ export function openAiRoutes(services: AppServices): Hono {
   // Whatever escapes a route (authenticating with the database down, say) still answers in OpenAI's shape.
   app.onError((error, c) => failure(c, services, error));
 
-  app.post(
-    '/v1/chat/completions',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        errorResponse(c, 413, 'Request body too large', 'invalid_request_error', 'body_too_large'),
-    }),
-    async (c) => {
-      const viewer = await viewerOfRequest(c, services);
-      if (!viewer) return unauthorized(c);
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return errorResponse(
-          c,
-          400,
-          'The request body is not valid JSON',
-          'invalid_request_error',
-          'invalid_json',
-        );
-      }
-      try {
-        const request = parseChatRequest(body);
-        if (!request.stream) {
-          const { completion, requestId } = await metering.complete(viewer, request, {
-            signal: c.req.raw.signal,
-            // Settled (or durably queued as UNSETTLED) before the answer leaves: an answer sent before its
-            // charge is recorded is free if the process dies in between (api/test/faults/crash-recovery).
-            settle: 'await',
-          });
-          return c.json(completion, 200, { 'x-request-id': requestId });
-        }
-        const metered = await metering.stream(viewer, request, { signal: c.req.raw.signal });
-        return new Response(sseBody(metered.chunks, request.includeUsage, metered.settled), {
-          status: 200,
-          headers: {
-            'content-type': 'text/event-stream; charset=utf-8',
-            'cache-control': 'no-cache',
-            'x-request-id': metered.requestId,
-          },
+  app.post('/v1/chat/completions', async (c) => {
+    const caller = await callerOfCompletion(c, services);
+    if (!caller) return unauthorized(c);
+    const { viewer, keyCheck } = caller;
+    /** An answer given without the hold: a key taken on trust is checked first, so a dead key gets 401. */
+    const unlessKeyDead = async (answer: () => Response): Promise<Response> => {
+      if (!keyCheck || keyCheck.verified) return answer();
+      const live = await viewerOfApiKey(c, services);
+      return live ? answer() : unauthorized(c);
+    };
+    const body = await readJsonBody(c, MAX_BODY_BYTES);
+    if (!body.ok) {
+      return unlessKeyDead(() =>
+        body.reason === 'too_large'
+          ? errorResponse(c, 413, 'Request body too large', 'invalid_request_error', 'body_too_large')
+          : errorResponse(
+              c,
+              400,
+              'The request body is not valid JSON',
+              'invalid_request_error',
+              'invalid_json',
+            ),
+      );
+    }
+    const signal = clientGoneSignal(c);
+    try {
+      const request = parseChatRequest(body.value);
+      if (!request.stream) {
+        const { completion, requestId } = await metering.complete(viewer, request, {
+          signal,
+          keyCheck,
+          // Settled (or durably queued as UNSETTLED) before the answer leaves: an answer sent before its
+          // charge is recorded is free if the process dies in between (api/test/faults/crash-recovery).
+          settle: 'await',
         });
-      } catch (error) {
-        return failure(c, services, error);
+        return c.json(completion, 200, { 'x-request-id': requestId });
       }
-    },
-  );
+      const metered = await metering.stream(viewer, request, { signal, keyCheck });
+      return new Response(sseBody(metered.chunks, request.includeUsage, metered.settled), {
+        status: 200,
+        headers: {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          'x-request-id': metered.requestId,
+        },
+      });
+    } catch (error) {
+      return unlessKeyDead(() => failure(c, services, error));
+    }
+  });
 
   app.get('/v1/models', async (c) => {
     const viewer = await viewerOfRequest(c, services);

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
+import { requestHeader } from '../http/node-request.ts';
 import type { AppMetrics } from './metrics.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -38,7 +39,7 @@ export function requestObservability(
   const { logger, metrics } = options;
   return async (c, next) => {
     const started = performance.now();
-    const requestId = requestIdOf(c.req.header(REQUEST_ID_HEADER));
+    const requestId = requestIdOf(requestHeader(c, REQUEST_ID_HEADER));
     const log = logger.child({ requestId });
     c.set('requestId', requestId);
     c.set('log', log);

@@ -7,6 +7,8 @@
  * The `model` label takes a model name only once the upstream has answered it (or when it is priced):
  * a caller cannot mint label values by sending made-up model names.
  */
+
+import { Gauge } from 'prom-client';
 import type { Viewer } from '../context.ts';
 import type { ChatRequest } from '../modules/metering/chat-request.ts';
 import {
@@ -14,7 +16,7 @@ import {
   type MeteringService,
   type UsageView,
 } from '../modules/metering/metering.service.ts';
-import type { AppMetrics } from './metrics.ts';
+import { type AppMetrics, METRIC_PREFIX } from './metrics.ts';
 
 const MAX_MODELS = 200;
 
@@ -24,6 +26,17 @@ export function instrumentMetering(
   pricedModels: Iterable<string> = [],
 ): MeteringService {
   const known = new Set<string>(pricedModels);
+  new Gauge({
+    name: `${METRIC_PREFIX}settlement_batches`,
+    help: 'Charged settlement batches since start, by path: guarded (one statement from the ledger head this process knew) or stale (the head had moved, settled through the lock)',
+    labelNames: ['path'],
+    registers: [metrics.registry],
+    collect() {
+      const batches = service.settlementBatches();
+      this.set({ path: 'guarded' }, batches.guarded);
+      this.set({ path: 'stale' }, batches.stale);
+    },
+  });
   const modelLabel = (model: string) => (known.has(model) ? model : 'other');
 
   function settled(usage: UsageView | null, request: ChatRequest, streamed: boolean): void {

@@ -167,6 +167,35 @@ interface Caller {
 
 type Outcome = { requestId: string; streamed: boolean };
 
+/** A new wallet signed in on `url`, credited `amount` micro-USD by an ADJUSTMENT; its account and session. */
+async function fundedWallet(url: string, amount: bigint): Promise<{ accountId: string; token: string }> {
+  const token = await signIn(url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
+  const { me } = await gqlData<{ me: { id: string } }>(url, '{ me { id } }', {}, token);
+  const orm = await createOrm({ databaseUrl: dbUrl });
+  try {
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: me.id,
+      amount,
+      reason: 'ADJUSTMENT',
+      referenceId: 'crash-test-setup',
+    });
+  } finally {
+    await orm.close(true);
+  }
+  return { accountId: me.id, token };
+}
+
+/** Usage records still HELD or UNSETTLED (of one account, or of all). */
+async function openCalls(accountId?: string): Promise<number> {
+  const [row] = await sql<{ n: string }>(
+    dbUrl,
+    `select count(*)::text as n from usage_records
+      where status in ('HELD', 'UNSETTLED') and ($1::uuid is null or account_id = $1::uuid)`,
+    [accountId ?? null],
+  );
+  return Number(row?.n);
+}
+
 /** One OpenAI-compatible call; resolves with the request id when the full answer arrived, else null. */
 async function callCompletion(url: string, caller: Caller, streamed: boolean): Promise<Outcome | null> {
   try {
@@ -192,31 +221,64 @@ async function callCompletion(url: string, caller: Caller, streamed: boolean): P
   }
 }
 
+describe('a crash at each step of a metered call (CHAINMETER_CRASH_AT)', () => {
+  /** What the books must say once the restarted API has recovered a call that crashed at `point`. */
+  const expected = {
+    // Nothing was asked of the upstream: the hold is released, nothing charged.
+    'after-hold': { status: 'RELEASED', entries: '0', upstreamCalls: 0 },
+    // The upstream answered but the client never got the answer: released, nothing charged.
+    'after-answer': { status: 'RELEASED', entries: '0', upstreamCalls: 1 },
+    // The charge was committed; the answer was lost with the process: billed exactly once, never twice.
+    'after-settlement': { status: 'BILLED', entries: '1', upstreamCalls: 1 },
+  } as const;
+
+  it.each(Object.keys(expected) as (keyof typeof expected)[])(
+    '%s: the call is refused to the client, and recovered once on restart',
+    async (point) => {
+      if (api) await crashApi(api);
+      api = await spawnApiProcess({ ...apiEnv(), NODE_ENV: 'test', CHAINMETER_CRASH_AT: point });
+      const { accountId, token } = await fundedWallet(api.url, 10_000_000n);
+      const upstreamBefore = dev.requestCount();
+      // A session token: the call needs no other request that could crash the process first.
+      expect(await callCompletion(api.url, { accountId, key: token }, false)).toBeNull();
+      await waitFor('the API process to die', () => api?.child.exitCode !== null || api.child.signalCode);
+      expect(dev.requestCount() - upstreamBefore).toBe(expected[point].upstreamCalls);
+      api = await spawnApiProcess(apiEnv());
+      await waitFor(
+        'the crashed call to be recovered',
+        async () => (await openCalls(accountId)) === 0,
+        20_000,
+      );
+      const records = await sql<{ status: string; entries: string; user_price: string; balance: string }>(
+        dbUrl,
+        `select u.status, count(e.id)::text as entries, u.user_price::text as user_price,
+           (select balance::text from accounts where id = u.account_id) as balance
+           from usage_records u left join ledger_entries e on e.reference_id = u.id::text and e.reason = 'USAGE'
+          where u.account_id = $1 group by u.id`,
+        [accountId],
+      );
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ status: expected[point].status, entries: expected[point].entries });
+      expect(BigInt(records[0]?.balance ?? '0')).toBe(10_000_000n - BigInt(records[0]?.user_price ?? '0'));
+      await expectLedgerSound(dbUrl);
+    },
+    60_000,
+  );
+});
+
 describe('kill -9 of the API while completions are being settled', () => {
   it('bills every answered completion exactly once and releases every other hold', async () => {
     api ??= await spawnApiProcess(apiEnv());
-    const orm = await createOrm({ databaseUrl: dbUrl });
     const callers: Caller[] = [];
-    try {
-      for (let i = 0; i < 3; i++) {
-        const token = await signIn(api.url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
-        const { me } = await gqlData<{ me: { id: string } }>(api.url, '{ me { id } }', {}, token);
-        const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
-          api.url,
-          'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
-          { input: { name: `crash ${i}` } },
-          token,
-        );
-        await appendLedgerEntry(orm.em.fork(), {
-          accountId: me.id,
-          amount: 50_000_000n,
-          reason: 'ADJUSTMENT',
-          referenceId: 'crash-test-setup',
-        });
-        callers.push({ accountId: me.id, key: createApiKey.secret });
-      }
-    } finally {
-      await orm.close(true);
+    for (let i = 0; i < 3; i++) {
+      const { accountId, token } = await fundedWallet(api.url, 50_000_000n);
+      const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
+        api.url,
+        'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+        { input: { name: `crash ${i}` } },
+        token,
+      );
+      callers.push({ accountId, key: createApiKey.secret });
     }
 
     const answered: Outcome[] = [];
@@ -242,17 +304,7 @@ describe('kill -9 of the API while completions are being settled', () => {
 
     api = await spawnApiProcess(apiEnv());
     // The restarted process settles what was left UNSETTLED and releases holds past their TTL.
-    await waitFor(
-      'every hold released or settled',
-      async () => {
-        const [row] = await sql<{ n: string }>(
-          dbUrl,
-          "select count(*)::text as n from usage_records where status in ('HELD', 'UNSETTLED')",
-        );
-        return row?.n === '0';
-      },
-      20_000,
-    );
+    await waitFor('every hold released or settled', async () => (await openCalls()) === 0, 20_000);
     expect(answered.length).toBeGreaterThan(20);
 
     const records = await sql<{

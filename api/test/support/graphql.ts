@@ -60,6 +60,8 @@ export async function signIn(apiUrl: string, account: PrivateKeyAccount, chainId
 export interface Recorder<T> {
   events: T[];
   errors: unknown[];
+  /** Whether the server ended the subscription. */
+  readonly completed: boolean;
   waitFor(predicate: (event: T) => boolean, timeoutMs?: number): Promise<T>;
   close(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export async function subscribe<T>(apiUrl: string, query: string, token?: string
   });
   const events: T[] = [];
   const errors: unknown[] = [];
+  let completed = false;
   const waiters = new Set<() => void>();
   let acknowledged!: () => void;
   const ready = new Promise<void>((resolve) => {
@@ -91,13 +94,18 @@ export async function subscribe<T>(apiUrl: string, query: string, token?: string
         errors.push(error);
         for (const wake of waiters) wake();
       },
-      complete: () => {},
+      complete: () => {
+        completed = true;
+      },
     },
   );
   await ready;
   return {
     events,
     errors,
+    get completed() {
+      return completed;
+    },
     waitFor: (predicate, timeoutMs = 30_000) =>
       new Promise<T>((resolve, reject) => {
         const check = () => {

@@ -18,6 +18,7 @@ import { appendLedgerEntry } from '../../../api/src/modules/ledger/ledger.servic
 import type { RunningApi } from '../../../api/src/server.ts';
 import { eventually, gql, gqlData } from '../../../api/test/support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from '../../../api/test/support/platform.ts';
+import { sample, scrape } from '../../../api/test/support/prometheus.ts';
 import { mineBlocks, reorg } from '../devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../devnet/token.ts';
 
@@ -564,5 +565,39 @@ describe('an audit that cannot run', () => {
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+});
+
+describe('the scheduled audit (AUDIT_INTERVAL_MS)', () => {
+  it('keeps the audit metrics current without anybody asking: a discrepancy appears, then goes', async () => {
+    const scheduled = await platform.startApi({
+      AUDIT_INTERVAL_MS: '200',
+      AUDITOR_ADDRESSES: auditor.address,
+    });
+    const mismatches = async () =>
+      sample(await scrape(scheduled.url), 'chainmeter_audit_discrepancies', { kind: 'BALANCE_MISMATCH' });
+    const ranAfter = async (time: number) => {
+      const lastRun = sample(await scrape(scheduled.url), 'chainmeter_audit_last_run_timestamp_seconds');
+      return lastRun !== undefined && lastRun * 1000 > time ? lastRun : undefined;
+    };
+    const started = Date.now();
+    await eventually(() => ranAfter(started), 30_000, 'a first scheduled run');
+    expect(await mismatches()).toBe(0);
+    // (The tests above leave other kinds behind, e.g. the deep reorg's reversal: only this kind is watched.)
+    const bobId = await accountIdOf(bob.address);
+    await db.query('update accounts set balance = balance + 5 where id = $1', [bobId]);
+    try {
+      await eventually(
+        async () => ((await mismatches()) === 1 ? true : undefined),
+        30_000,
+        'the scheduled audit to count the mismatch',
+      );
+    } finally {
+      await db.query('update accounts set balance = balance - 5 where id = $1', [bobId]);
+    }
+    const undone = Date.now();
+    await eventually(() => ranAfter(undone), 30_000, 'a run after the repair');
+    await eventually(async () => ((await mismatches()) === 0 ? true : undefined), 30_000, 'a clean run');
+    await scheduled.close();
   });
 });

@@ -2,13 +2,16 @@
  * API keys for integrators: `cm_` + 32 random bytes (base64url). The secret is returned once, at
  * creation; only its SHA-256 and a short display prefix are stored, so a database leak reveals no key.
  *
- * Authentication reads the key's row on every request (no cache), so a revocation or an expiry refuses
- * the key from the very next request on every replica. `last_used_at` is written at most once a minute
- * per key (a guarded update), so a hot key does not write on every request.
+ * Every request checks the key's row, so a revocation or an expiry refuses the key from the very next
+ * request on every replica: a lookup (`viewerFromApiKey`), or, for a metered call with a key the replica
+ * has seen, the hold statement itself (`RecentApiKeys` remembers who a key is, never whether it is live).
+ * `last_used_at` is written at most once a minute per key (a guarded update), so a hot key does not write
+ * on every request.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { MicroUsd } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
+import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
 import type { Viewer } from '../../context.ts';
 import { hotSql, type Statement } from '../../db/hot-sql.ts';
@@ -152,36 +155,109 @@ const VIEWER_FROM_API_KEY: Statement = {
  * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
  * expired. The viewer's role follows the wallet that owns the key (an auditor's keys are auditor keys).
  *
- * The hot path of every metered call, so it is ONE prepared statement and one round trip (`hotSql`), with
- * no entity hydration: the key row (by its unique hash, still live at `now`) joined to its account's wallet, and the
- * throttled `last_used_at` write as a data-modifying CTE that touches the row only when the stored value
- * is a minute old (of concurrent requests on any replica, only the first in each minute writes; the
- * others, and every request in between, write nothing and so wait for no commit). Nothing is cached: a
- * revocation or an expiry refuses the key from the very next request.
+ * ONE prepared statement and one round trip (`hotSql`), with no entity hydration: the key row (by its
+ * unique hash, still live at `now`) joined to its account's wallet, and the throttled `last_used_at`
+ * write as a data-modifying CTE that touches the row only when the stored value is a minute old (of
+ * concurrent requests on any replica, only the first in each minute writes; the others, and every
+ * request in between, write nothing and so wait for no commit). Nothing is cached here: a revocation or
+ * an expiry refuses the key from the very next request. `recent`, when given, remembers who the key is
+ * (see {@link RecentApiKeys}).
  */
 export async function viewerFromApiKey(
   em: Em,
   config: { auditorAddresses: readonly Address[] },
   secret: string,
   now = new Date(),
+  recent?: RecentApiKeys,
 ): Promise<Viewer | null> {
   if (!SECRET_PATTERN.test(secret)) return null;
+  const secretHash = hashApiKeySecret(secret);
   const rows = await hotSql(em).query<{ id: string; account_id: string; wallet_address: string }>(
     VIEWER_FROM_API_KEY,
-    [
-      hashApiKeySecret(secret),
-      now.toISOString(),
-      new Date(now.getTime() - LAST_USED_RESOLUTION_MS).toISOString(),
-    ],
+    [secretHash, now.toISOString(), lastUsedBefore(now).toISOString()],
   );
   const row = rows[0];
-  if (!row) return null;
-  return {
+  if (!row) {
+    recent?.forget(secretHash);
+    return null;
+  }
+  const key: KnownKey = {
+    apiKeyId: row.id,
     accountId: row.account_id,
     walletAddress: row.wallet_address as Address,
-    role: roleOf(config, row.wallet_address),
-    credential: { kind: 'apiKey', apiKeyId: row.id },
   };
+  recent?.remember(secretHash, key);
+  return viewerOfKey(config, key);
+}
+
+/** `last_used_at` older than this is refreshed by a request at `now`. */
+export function lastUsedBefore(now: Date): Date {
+  return new Date(now.getTime() - LAST_USED_RESOLUTION_MS);
+}
+
+/** Who a key is: what never changes about it (not whether it is still live). */
+interface KnownKey {
+  apiKeyId: string;
+  accountId: string;
+  walletAddress: Address;
+}
+
+function viewerOfKey(config: { auditorAddresses: readonly Address[] }, key: KnownKey): Viewer {
+  return {
+    accountId: key.accountId,
+    walletAddress: key.walletAddress,
+    role: roleOf(config, key.walletAddress),
+    credential: { kind: 'apiKey', apiKeyId: key.apiKeyId },
+  };
+}
+
+/**
+ * What a metered call's hold must check about a key taken from {@link RecentApiKeys}: that the key with
+ * this hash is still live (not revoked, not expired) at the hold's time. The hold sets `verified` once
+ * it has seen the key live; a call answered without reaching the hold must check the key itself first.
+ */
+export interface ApiKeyCheck {
+  secretHash: string;
+  verified: boolean;
+}
+
+/**
+ * The API keys this replica authenticated lately, by the SHA-256 of their secret: who each key is, never
+ * whether it is still live. The metered completion path uses it to skip the key lookup, one database
+ * round trip per call, because its hold statement checks in the same statement that the key is still
+ * live (see {@link ApiKeyCheck}): a revoked or expired key is still refused on its very next request, on
+ * every replica. Holds nothing secret (the hash, the ids, the wallet). Bounded: least recently used first
+ * out.
+ */
+export class RecentApiKeys {
+  readonly #keys: LRUCache<string, KnownKey>;
+
+  constructor(capacity = 10_000) {
+    this.#keys = new LRUCache({ max: capacity });
+  }
+
+  remember(secretHash: string, key: KnownKey): void {
+    this.#keys.set(secretHash, key);
+  }
+
+  forget(secretHash: string): void {
+    this.#keys.delete(secretHash);
+  }
+
+  /**
+   * The viewer `secret` was when it last authenticated here, with the check its hold must pass; null
+   * when this replica has not seen the key lately (authenticate it with {@link viewerFromApiKey}).
+   */
+  claim(
+    config: { auditorAddresses: readonly Address[] },
+    secret: string,
+  ): { viewer: Viewer; check: ApiKeyCheck } | null {
+    if (!SECRET_PATTERN.test(secret)) return null;
+    const secretHash = hashApiKeySecret(secret);
+    const key = this.#keys.get(secretHash);
+    if (!key) return null;
+    return { viewer: viewerOfKey(config, key), check: { secretHash, verified: false } };
+  }
 }
 
 /** Keys are managed by their owner in a signed-in session; a key cannot mint or revoke keys. */

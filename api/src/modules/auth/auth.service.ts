@@ -217,6 +217,24 @@ export async function viewerFromSessionToken(
   };
 }
 
+/**
+ * Whether the credential `viewer` authenticated with is still live: a session neither signed out nor
+ * expired, or an API key neither revoked nor expired.
+ */
+export async function credentialIsLive(em: Em, viewer: Viewer, now = new Date()): Promise<boolean> {
+  const rows: unknown[] =
+    viewer.credential.kind === 'session'
+      ? await em.execute('select 1 from sessions where id = ? and revoked_at is null and expires_at > ?', [
+          viewer.credential.sessionId,
+          now.toISOString(),
+        ])
+      : await em.execute(
+          'select 1 from api_keys where id = ? and revoked_at is null and (expires_at is null or expires_at > ?)',
+          [viewer.credential.apiKeyId, now.toISOString()],
+        );
+  return rows.length === 1;
+}
+
 export function roleOf(config: Pick<AuthConfig, 'auditorAddresses'>, walletAddress: string): Viewer['role'] {
   return config.auditorAddresses.includes(getAddress(walletAddress)) ? 'auditor' : 'user';
 }

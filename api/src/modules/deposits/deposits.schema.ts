@@ -3,6 +3,11 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
+import {
+  assertCredentialLive,
+  type CREDENTIAL_ENDED,
+  whileCredentialLive,
+} from '../auth/live-subscription.ts';
 import { type DepositView, depositCursor, listDeposits } from './crediting.service.ts';
 import { DEPOSIT_STATUSES, Deposit } from './deposits.entity.ts';
 
@@ -50,10 +55,12 @@ builder.subscriptionField('depositUpdated', (t) =>
       "The signed-in account's deposits: PENDING with each new confirmation, then CREDITED or REORGED.",
     authScopes: { authenticated: true },
     subscribe: (_root, _args, ctx) =>
-      ctx.services.pubsub.subscribe('depositUpdated', viewerOf(ctx).accountId),
+      whileCredentialLive(ctx, ctx.services.pubsub.subscribe('depositUpdated', viewerOf(ctx).accountId)),
     // A fresh fork per event: the subscription's own EntityManager would serve stale rows from its identity map.
-    resolve: (payload: { depositId: string }, _args, ctx) =>
-      ctx.services.orm.em.fork().findOneOrFail(Deposit, { id: payload.depositId }),
+    resolve: (payload: { depositId: string } | typeof CREDENTIAL_ENDED, _args, ctx) => {
+      assertCredentialLive(payload);
+      return ctx.services.orm.em.fork().findOneOrFail(Deposit, { id: payload.depositId });
+    },
   }),
 );
 

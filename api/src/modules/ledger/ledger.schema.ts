@@ -2,6 +2,11 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
+import {
+  assertCredentialLive,
+  type CREDENTIAL_ENDED,
+  whileCredentialLive,
+} from '../auth/live-subscription.ts';
 import { type DepositView, getDepositsByIds } from '../deposits/crediting.service.ts';
 import { DepositRef } from '../deposits/deposits.schema.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
@@ -67,8 +72,9 @@ builder.subscriptionField('balanceUpdated', (t) =>
     description: "Each change of the signed-in account's balance.",
     authScopes: { authenticated: true },
     subscribe: (_root, _args, ctx) =>
-      ctx.services.pubsub.subscribe('balanceUpdated', viewerOf(ctx).accountId),
-    resolve: async (payload: { ledgerEntryId: string }, _args, ctx) => {
+      whileCredentialLive(ctx, ctx.services.pubsub.subscribe('balanceUpdated', viewerOf(ctx).accountId)),
+    resolve: async (payload: { ledgerEntryId: string } | typeof CREDENTIAL_ENDED, _args, ctx) => {
+      assertCredentialLive(payload);
       // Read through a fresh fork, not the subscription's long-lived EntityManager.
       const entry = await getLedgerEntry(ctx.services.orm.em.fork(), payload.ledgerEntryId);
       if (!entry) throw new Error(`ledger entry ${payload.ledgerEntryId} not found`);

@@ -18,8 +18,10 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import type { Model } from 'openai/resources/models';
 import type { Logger } from 'pino';
 import type { Viewer } from '../../context.ts';
+import { hotSqlFor } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
 import { badInput } from '../../errors.ts';
+import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import type { ChatRequest } from './chat-request.ts';
@@ -31,6 +33,8 @@ import {
   extendHolds,
   findExpiredHolds,
   findUnsettled,
+  type HeldRecord,
+  LedgerHeads,
   markUnsettled,
   type PendingSettlement,
   placeHold,
@@ -46,6 +50,12 @@ const MAX_SETTLEMENT_BATCH = 500;
 export interface MeteringFaults {
   /** Called before each settlement attempt; a throw makes that attempt fail. */
   beforeSettlement?(usageId: string, attempt: number): void | Promise<void>;
+  /** Called once the hold is committed, before the upstream is called. */
+  afterHold?(usageId: string): void;
+  /** Called once the upstream has answered (or a stream has ended), before the settlement. */
+  afterAnswer?(usageId: string): void;
+  /** Called once a charged settlement is committed, before the answer is sent. */
+  afterSettlement?(usageId: string): void;
 }
 
 export interface MeteringOptions {
@@ -101,6 +111,8 @@ export interface MeteredStream {
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** The caller's API key was taken on trust (`RecentApiKeys`): the hold checks it is still live. */
+  keyCheck?: ApiKeyCheck;
   /** Settle before returning (GraphQL, which returns the usage) or in the background (REST). */
   settle?: 'await' | 'background';
 }
@@ -127,6 +139,11 @@ export interface MeteringService {
   whenIdle(): Promise<void>;
   /** Settlements still waiting in memory for a retry. */
   queuedSettlements(): number;
+  /**
+   * Charged settlement batches of this process so far: written in one guarded statement from the ledger
+   * heads it knew, and those whose head had moved (another writer) and so went through the lock.
+   */
+  settlementBatches(): { guarded: number; stale: number };
   start(): void;
   stop(): Promise<void>;
 }
@@ -135,6 +152,7 @@ interface Hold {
   usageId: string;
   requestId: string;
   hold: MicroUsd;
+  accountId: string;
   price: ModelPrice | undefined;
   createdAt: Date;
   apiKeyId: string | null;
@@ -145,6 +163,8 @@ interface Hold {
 
 export function createMeteringService(options: MeteringOptions): MeteringService {
   const { orm, upstream, prices, markup, logger } = options;
+  /** Every statement here is raw SQL (metering.store.ts), run on the ORM's connections. */
+  const sql = hotSqlFor(orm);
   const inFlight = new Set<Promise<unknown>>();
   /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
   const retryQueue = new Map<string, Settlement>();
@@ -156,6 +176,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
    * only a process that stopped beating (it died) has its holds released, one TTL after its last beat.
    */
   const owned = new Set<string>();
+  /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
+  const heads = new LedgerHeads();
   let timer: NodeJS.Timeout | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let beating: Promise<void> | null = null;
@@ -181,7 +203,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return promise;
   }
 
-  async function reserve(viewer: Viewer, request: ChatRequest, streamed: boolean): Promise<Hold> {
+  async function reserve(
+    viewer: Viewer,
+    request: ChatRequest,
+    streamed: boolean,
+    keyCheck: ApiKeyCheck | undefined,
+  ): Promise<Hold> {
     const price = prices.get(request.model);
     const holdPrice = price ?? fallbackPrice;
     if (!holdPrice) throw badInput(`The model ${request.model} has no price`, 'model');
@@ -191,7 +218,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const apiKeyId = viewer.credential.kind === 'apiKey' ? viewer.credential.apiKeyId : null;
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = new Date();
-    const usageId = await placeHold(orm.em.fork(), {
+    const { usageId, head } = await placeHold(sql, {
       accountId: viewer.accountId,
       apiKeyId,
       requestId,
@@ -200,12 +227,16 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       streamed,
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
+      keyCheck,
     });
     owned.add(usageId);
+    heads.observe(viewer.accountId, head);
+    options.faults?.afterHold?.(usageId);
     return {
       usageId,
       requestId,
       hold,
+      accountId: viewer.accountId,
       price,
       createdAt,
       apiKeyId,
@@ -233,19 +264,23 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     };
   }
 
-  /** Applies a settlement; on failure keeps it for the loop. Never throws. */
-  async function settle(usageId: string, settlement: Settlement): Promise<void> {
+  /**
+   * Applies a settlement; on failure keeps it for the loop. Never throws. `record`: the record as this
+   * process's hold wrote it (absent for records read back from the database).
+   */
+  async function settle(usageId: string, settlement: Settlement, record?: HeldRecord): Promise<void> {
     const attempt = (attempts.get(usageId) ?? 0) + 1;
     attempts.set(usageId, attempt);
     try {
       await options.faults?.beforeSettlement?.(usageId, attempt);
       const result =
         settlement.userPrice > 0n && attempt === 1
-          ? await settleInBatch(usageId, settlement)
-          : await applySettlement(orm.em.fork(), usageId, settlement);
+          ? await settleInBatch({ usageId, settlement, record })
+          : await applySettlement(sql, usageId, settlement);
       retryQueue.delete(usageId);
       attempts.delete(usageId);
       owned.delete(usageId);
+      if (result.settled && result.ledgerEntryId) options.faults?.afterSettlement?.(usageId);
       if (!result.settled) logger.debug({ usageId }, 'usage already settled');
       else if (result.ledgerEntryId) {
         options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
@@ -256,7 +291,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     } catch (error) {
       logger.error({ err: error, usageId, attempt }, 'settlement failed; it will be retried');
       try {
-        if (await markUnsettled(orm.em.fork(), usageId, settlement, String((error as Error).message))) {
+        if (await markUnsettled(sql, usageId, settlement, String((error as Error).message))) {
           retryQueue.delete(usageId);
           owned.delete(usageId);
           return;
@@ -283,9 +318,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   }[] = [];
   let batching = false;
 
-  function settleInBatch(usageId: string, settlement: Settlement): Promise<SettleResult> {
+  function settleInBatch(item: PendingSettlement): Promise<SettleResult> {
     return new Promise((resolve, reject) => {
-      batchQueue.push({ item: { usageId, settlement }, resolve, reject });
+      batchQueue.push({ item, resolve, reject });
       if (!batching) void runBatches();
     });
   }
@@ -297,8 +332,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         const batch = batchQueue.splice(0, MAX_SETTLEMENT_BATCH);
         try {
           const results = await applyChargedSettlements(
-            orm.em.fork(),
+            sql,
             batch.map((entry) => entry.item),
+            heads,
           );
           for (const entry of batch) {
             entry.resolve(results.get(entry.item.usageId) ?? { settled: false, reason: 'already settled' });
@@ -315,7 +351,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
           );
           await Promise.all(
             batch.map((entry) =>
-              applySettlement(orm.em.fork(), entry.item.usageId, entry.item.settlement).then(
+              applySettlement(sql, entry.item.usageId, entry.item.settlement).then(
                 entry.resolve,
                 entry.reject,
               ),
@@ -329,13 +365,15 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   }
 
   function finish(held: Hold, result: CallResult, mode: CallOptions['settle']): Promise<UsageView | null> {
+    if (result.kind !== 'failed') options.faults?.afterAnswer?.(held.usageId);
     const settlement = decideSettlement({ price: held.price, markup, hold: held.hold, result });
     if (settlement.completionTokens > 0) {
       options.rateLimits
         ?.record(held.viewer, { tokens: settlement.completionTokens })
         .catch((error: unknown) => logger.warn({ err: error }, 'could not record tokens for rate limits'));
     }
-    const done = track(settle(held.usageId, settlement)).then(() => view(held, settlement));
+    const record = { accountId: held.accountId, apiKeyId: held.apiKeyId, hold: held.hold };
+    const done = track(settle(held.usageId, settlement, record)).then(() => view(held, settlement));
     if (mode === 'background') return Promise.resolve(view(held, settlement));
     return done;
   }
@@ -362,7 +400,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     request: ChatRequest,
     callOptions: CallOptions = {},
   ): Promise<MeteredCompletion> {
-    const held = await reserve(viewer, request, false);
+    const held = await reserve(viewer, request, false, callOptions.keyCheck);
     const answer = await callUpstream(held, () =>
       upstream.complete(request.upstream, { signal: callOptions.signal }),
     );
@@ -391,7 +429,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     request: ChatRequest,
     callOptions: CallOptions = {},
   ): Promise<MeteredStream> {
-    const held = await reserve(viewer, request, true);
+    const held = await reserve(viewer, request, true, callOptions.keyCheck);
     const opened = await callUpstream(held, () =>
       upstream.stream(request.upstream, { signal: callOptions.signal }),
     );
@@ -434,9 +472,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await settle(usageId, settlement);
       if (!retryQueue.has(usageId)) closed++;
     }
-    const em = orm.em.fork();
-    for (const { id, settlement } of await findUnsettled(em, 100)) {
-      const result = await applySettlement(orm.em.fork(), id, settlement).catch((error: unknown) => {
+    for (const { id, settlement } of await findUnsettled(sql, 100)) {
+      const result = await applySettlement(sql, id, settlement).catch((error: unknown) => {
         logger.error({ err: error, usageId: id }, 'retrying an unsettled usage failed');
         return null;
       });
@@ -447,8 +484,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         }
       }
     }
-    for (const id of await findExpiredHolds(em, now, 100, [...owned])) {
-      const result = await applySettlement(orm.em.fork(), id, {
+    for (const id of await findExpiredHolds(sql, now, 100, [...owned])) {
+      const result = await applySettlement(sql, id, {
         status: 'RELEASED',
         promptTokens: 0,
         completionTokens: 0,
@@ -469,7 +506,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   /** One heartbeat: pushes the expiry of every record this process still holds open. */
   function beat(): void {
     if (beating || owned.size === 0) return;
-    beating = extendHolds(orm.em.fork(), [...owned], new Date(Date.now() + options.holdTtlMs))
+    beating = extendHolds(sql, [...owned], new Date(Date.now() + options.holdTtlMs))
       .then(
         () => {},
         (error: unknown) => logger.warn({ err: error }, 'could not extend the holds of in-flight calls'),
@@ -500,6 +537,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
     queuedSettlements: () => retryQueue.size,
+    settlementBatches: () => ({ ...heads.outcomes }),
     start() {
       if (timer) return;
       runLoop(); // at start-up: whatever a previous process left behind

@@ -7,13 +7,15 @@ import type { MicroUsd } from '@chainmeter/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { hotSql } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
-import { createApiKey } from '../apikeys/apikeys.service.ts';
+import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import {
   applyChargedSettlements,
   applySettlement,
   InsufficientCreditsError,
+  LedgerHeads,
   placeHold,
   type Settlement,
 } from './metering.store.ts';
@@ -44,8 +46,8 @@ async function newAccount(balance: bigint): Promise<string> {
   return row.id;
 }
 
-const hold = (accountId: string, amount: bigint, apiKeyId: string | null = null) =>
-  placeHold(orm.em.fork(), {
+const placed = (accountId: string, amount: bigint, apiKeyId: string | null = null) =>
+  placeHold(hotSql(orm.em.fork()), {
     accountId,
     apiKeyId,
     requestId: `req_${randomBytes(8).toString('hex')}`,
@@ -55,6 +57,8 @@ const hold = (accountId: string, amount: bigint, apiKeyId: string | null = null)
     now: new Date(),
     holdExpiresAt: new Date(Date.now() + 60_000),
   });
+const hold = async (accountId: string, amount: bigint, apiKeyId: string | null = null) =>
+  (await placed(accountId, amount, apiKeyId)).usageId;
 
 const billed = (price: bigint): Settlement => ({
   status: 'BILLED',
@@ -96,6 +100,39 @@ describe('holds', () => {
   });
 });
 
+describe('holds with a key check', () => {
+  it('holds for a live key and marks it verified; refuses a revoked one, or another account, holding nothing', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const { apiKey, secret } = await createApiKey(orm.em.fork(), accountId, { name: 'k' });
+    const holdWith = (check: ApiKeyCheck, account = accountId) =>
+      placeHold(hotSql(orm.em.fork()), {
+        accountId: account,
+        apiKeyId: apiKey.id,
+        requestId: `req_${randomBytes(8).toString('hex')}`,
+        model: 'chainmeter-dev',
+        hold: 100n as MicroUsd,
+        streamed: false,
+        now: new Date(),
+        holdExpiresAt: new Date(Date.now() + 60_000),
+        keyCheck: check,
+      });
+    const live = { secretHash: hashApiKeySecret(secret), verified: false };
+    await holdWith(live);
+    expect(live.verified).toBe(true);
+    const other = await newAccount(1_000_000n);
+    const wrongAccount = { secretHash: hashApiKeySecret(secret), verified: false };
+    await expect(holdWith(wrongAccount, other)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    const wrongSecret = { secretHash: hashApiKeySecret(`${secret}x`), verified: false };
+    await expect(holdWith(wrongSecret)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await orm.em.fork().execute('update api_keys set revoked_at = now() where id = ?', [apiKey.id]);
+    const revoked = { secretHash: hashApiKeySecret(secret), verified: false };
+    await expect(holdWith(revoked)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect([wrongAccount.verified, wrongSecret.verified, revoked.verified]).toEqual([false, false, false]);
+    expect(await state(accountId)).toEqual({ balance: '1000000', held: '100' });
+    expect(await state(other)).toEqual({ balance: '1000000', held: '0' });
+  });
+});
+
 describe('settlement', () => {
   it('settles a batch on one account and key in order, each record once', async () => {
     const accountId = await newAccount(1_000_000n);
@@ -105,8 +142,8 @@ describe('settlement', () => {
     const other = await newAccount(1_000_000n);
     const otherId = await hold(other, 1_000n);
     const first = ids[0] as string;
-    await applySettlement(orm.em.fork(), first, billed(100n));
-    const results = await applyChargedSettlements(orm.em.fork(), [
+    await applySettlement(hotSql(orm.em.fork()), first, billed(100n));
+    const results = await applyChargedSettlements(hotSql(orm.em.fork()), [
       ...ids.map((usageId, i) => ({ usageId, settlement: billed(BigInt(100 + i)) })),
       { usageId: otherId, settlement: billed(500n) },
       { usageId: ids[1] as string, settlement: billed(999n) }, // a duplicate: ignored
@@ -139,12 +176,13 @@ describe('settlement', () => {
     ]);
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
     // Settling again, alone or in a batch, does nothing.
-    expect(await applySettlement(orm.em.fork(), first, billed(100n))).toEqual({
+    expect(await applySettlement(hotSql(orm.em.fork()), first, billed(100n))).toEqual({
       settled: false,
       reason: 'already settled',
     });
     expect(
-      (await applyChargedSettlements(orm.em.fork(), [{ usageId: otherId, settlement: billed(5n) }])).size,
+      (await applyChargedSettlements(hotSql(orm.em.fork()), [{ usageId: otherId, settlement: billed(5n) }]))
+        .size,
     ).toBe(0);
   });
 
@@ -154,9 +192,9 @@ describe('settlement', () => {
     for (let i = 0; i < 20; i++) ids.push(await hold(accountId, 1_000n));
     const items = ids.map((usageId) => ({ usageId, settlement: billed(10n) }));
     await Promise.all([
-      applyChargedSettlements(orm.em.fork(), items),
-      applyChargedSettlements(orm.em.fork(), [...items].reverse()),
-      ...ids.map((id) => applySettlement(orm.em.fork(), id, billed(10n))),
+      applyChargedSettlements(hotSql(orm.em.fork()), items),
+      applyChargedSettlements(hotSql(orm.em.fork()), [...items].reverse()),
+      ...ids.map((id) => applySettlement(hotSql(orm.em.fork()), id, billed(10n))),
     ]);
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 200), held: '0' });
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
@@ -166,12 +204,108 @@ describe('settlement', () => {
     const accountId = await newAccount(5_000n);
     const id = await hold(accountId, 5_000n);
     expect(await state(accountId)).toEqual({ balance: '5000', held: '5000' });
-    const result = await applySettlement(orm.em.fork(), id, {
+    const result = await applySettlement(hotSql(orm.em.fork()), id, {
       ...billed(0n),
       status: 'RELEASED',
       providerCost: null,
     });
     expect(result.settled).toBe(true);
     expect(await state(accountId)).toEqual({ balance: '5000', held: '0' });
+  });
+
+  it('writes a batch in one guarded statement from the heads its holds saw', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const { apiKey } = await createApiKey(orm.em.fork(), accountId, { name: 'k' });
+    const heads = new LedgerHeads();
+    const items = [];
+    for (let i = 0; i < 3; i++) {
+      const { usageId, head } = await placed(accountId, 1_000n, apiKey.id);
+      heads.observe(accountId, head);
+      items.push({
+        usageId,
+        settlement: billed(100n),
+        record: { accountId, apiKeyId: apiKey.id, hold: 1_000n },
+      });
+    }
+    expect(heads.get(accountId)).toMatchObject({ seq: 1, balance: 1_000_000n });
+    expect((await applyChargedSettlements(hotSql(orm.em.fork()), items, heads)).size).toBe(3);
+    expect(heads.outcomes).toEqual({ guarded: 1, stale: 0 });
+    expect(heads.get(accountId)).toMatchObject({ seq: 4, balance: 1_000_000n - 300n });
+    expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 300), held: '0' });
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+    // Again: the records are settled, so the guarded statement writes nothing and the lock finds nothing.
+    expect((await applyChargedSettlements(hotSql(orm.em.fork()), items, heads)).size).toBe(0);
+    expect(heads.outcomes).toEqual({ guarded: 1, stale: 1 });
+    expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 300), held: '0' });
+  });
+
+  it('a head gone stale (a credit landed after the hold) falls back to the lock and chains right', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const heads = new LedgerHeads();
+    const { usageId, head } = await placed(accountId, 1_000n);
+    heads.observe(accountId, head);
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId,
+      amount: 50n,
+      reason: 'ADJUSTMENT',
+      referenceId: 'between the hold and the settlement',
+    });
+    const item = { usageId, settlement: billed(100n), record: { accountId, apiKeyId: null, hold: 1_000n } };
+    expect((await applyChargedSettlements(hotSql(orm.em.fork()), [item], heads)).get(usageId)).toMatchObject({
+      settled: true,
+    });
+    expect(heads.outcomes).toEqual({ guarded: 0, stale: 1 });
+    expect(heads.get(accountId)).toMatchObject({ seq: 3, balance: 1_000_050n - 100n });
+    expect(await state(accountId)).toEqual({ balance: String(1_000_050 - 100), held: '0' });
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
+  it('a record that does not match what its hold wrote is never settled by the guarded statement', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const heads = new LedgerHeads();
+    const { usageId, head } = await placed(accountId, 1_000n);
+    heads.observe(accountId, head);
+    // A wrong hold amount: the guard refuses it and the locking path uses the record's own.
+    const item = { usageId, settlement: billed(100n), record: { accountId, apiKeyId: null, hold: 2_000n } };
+    expect((await applyChargedSettlements(hotSql(orm.em.fork()), [item], heads)).size).toBe(1);
+    expect(heads.outcomes).toEqual({ guarded: 0, stale: 1 });
+    expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 100), held: '0' });
+  });
+
+  it('racing guarded batches, locked batches and single settlements charge each record once', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const heads = new LedgerHeads();
+    const items = [];
+    for (let i = 0; i < 20; i++) {
+      const { usageId, head } = await placed(accountId, 1_000n);
+      heads.observe(accountId, head);
+      items.push({ usageId, settlement: billed(10n), record: { accountId, apiKeyId: null, hold: 1_000n } });
+    }
+    await Promise.all([
+      applyChargedSettlements(hotSql(orm.em.fork()), items, heads),
+      applyChargedSettlements(hotSql(orm.em.fork()), [...items].reverse(), heads),
+      applyChargedSettlements(hotSql(orm.em.fork()), items.slice(5, 10)),
+      ...items.map((item) => applySettlement(hotSql(orm.em.fork()), item.usageId, billed(10n))),
+    ]);
+    expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 200), held: '0' });
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+});
+
+describe('LedgerHeads', () => {
+  const head = (seq: number) => ({ seq, hash: `h${seq}`, balance: BigInt(seq) });
+
+  it('keeps the newest head of each account and forgets the least recently seen first', () => {
+    const heads = new LedgerHeads(2);
+    heads.observe('a', head(5));
+    heads.observe('a', head(3)); // older: ignored
+    expect(heads.get('a')).toEqual(head(5));
+    heads.observe('b', head(1));
+    heads.observe('a', head(6)); // 'a' is now the most recent
+    heads.observe('c', head(1)); // over capacity: 'b' goes
+    expect(heads.get('b')).toBeUndefined();
+    expect(heads.get('a')).toEqual(head(6));
+    heads.forget('a');
+    expect(heads.get('a')).toBeUndefined();
   });
 });

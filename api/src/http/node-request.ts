@@ -1,0 +1,93 @@
+/**
+ * The metered call's request read straight from Node's `IncomingMessage` (`c.env.incoming` on
+ * @hono/node-server), for the one route where every call pays for it: reading the body or the abort
+ * signal through `c.req.raw` builds a whole WHATWG Request (headers object, body as a web stream) per
+ * call, which cost the API more CPU than its hold. Elsewhere (no Node request: `app.request()`), the
+ * same answers come from `c.req`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context } from 'hono';
+
+interface NodeBindings {
+  incoming?: IncomingMessage;
+  outgoing?: ServerResponse;
+}
+
+const nodeOf = (c: Context): NodeBindings => (c.env ?? {}) as NodeBindings;
+
+/** A request header (first value when repeated), case-insensitive. */
+export function requestHeader(c: Context, name: string): string | undefined {
+  const incoming = nodeOf(c).incoming;
+  if (!incoming) return c.req.header(name);
+  const value = incoming.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export type JsonBody = { ok: true; value: unknown } | { ok: false; reason: 'too_large' | 'invalid_json' };
+
+/**
+ * The body parsed as JSON, refused as `too_large` past `maxBytes` whether the size is declared
+ * (`content-length`) or not (chunked: counted as the bytes arrive, and the rest is not read).
+ */
+export async function readJsonBody(c: Context, maxBytes: number): Promise<JsonBody> {
+  const incoming = nodeOf(c).incoming;
+  let text: string;
+  if (!incoming) {
+    text = await c.req.text();
+    if (Buffer.byteLength(text) > maxBytes) return { ok: false, reason: 'too_large' };
+  } else {
+    if (Number(incoming.headers['content-length'] ?? 0) > maxBytes) return { ok: false, reason: 'too_large' };
+    const body = await readUpTo(incoming, maxBytes);
+    if (body === null) return { ok: false, reason: 'too_large' };
+    text = body.toString('utf8');
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, reason: 'invalid_json' };
+  }
+}
+
+/**
+ * The whole body, or null as soon as it passes `maxBytes`: reading stops there (the stream is paused, not
+ * destroyed, so the 413 can still be sent; @hono/node-server discards the rest once the response is out).
+ */
+function readUpTo(incoming: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      incoming.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        stop();
+        incoming.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    incoming.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
+
+/** Aborted when the client goes away before the response is complete. */
+export function clientGoneSignal(c: Context): AbortSignal {
+  const outgoing = nodeOf(c).outgoing;
+  if (!outgoing) return c.req.raw.signal;
+  const controller = new AbortController();
+  outgoing.once('close', () => {
+    if (!outgoing.writableFinished) controller.abort(new Error('client connection closed'));
+  });
+  return controller.signal;
+}
