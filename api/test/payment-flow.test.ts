@@ -51,6 +51,11 @@ afterAll(async () => {
   await platform?.close();
 });
 
+function platformDatabase() {
+  if (!platform.database) throw new Error('these tests run on PostgreSQL');
+  return platform.database;
+}
+
 const usdc = (whole: number) => BigInt(Math.round(whole * 1_000_000));
 
 /** `payer` sends `whole` test USDC to the treasury; resolves with the mined transfer. */
@@ -236,11 +241,11 @@ describe('exactly once', () => {
 
     // Restart with the crediting cursor erased: the new process replays every confirmed transfer.
     await api.close();
-    await rawSql(platform, 'delete from crediting_cursors');
+    await platformDatabase().query('delete from crediting_cursors');
     api = await platform.startApi();
     await mineBlocks(platform.anvil.rpcUrl, 1);
     await eventually(async () => {
-      const cursor = await rawSql(platform, 'select block_number from crediting_cursors');
+      const cursor = await platformDatabase().query('select block_number from crediting_cursors');
       return cursor.length > 0 && BigInt(cursor[0]?.block_number as string) >= paid.blockNumber
         ? true
         : undefined;
@@ -273,17 +278,6 @@ describe('restarts', () => {
     expect(others(totalsAfter)).toEqual(others(totalsBefore));
   });
 });
-
-async function rawSql(platform: Platform, sql: string): Promise<Record<string, unknown>[]> {
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: platform.database?.url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 /** Per account: entries, their sum and the stored balance; the invariant is sum == balance. */
 async function ledgerTotals(api: RunningApi) {

@@ -37,6 +37,12 @@ async function transfers(url: string): Promise<TransferJson[]> {
   return ((await response.json()) as { transfers: TransferJson[] }).transfers;
 }
 
+async function window(url: string, fromBlock: bigint) {
+  const response = await fetch(`${url}/chainmeter/window?fromBlock=${fromBlock}`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as { indexedTo: string; transfers: TransferJson[] };
+}
+
 it('indexes on PGlite and keeps its data across a restart', async () => {
   const usdc = await deployTestUsdc(anvil.rpcUrl);
   await mintUsdc(anvil.rpcUrl, usdc, payer.address, 10_000_000n);
@@ -70,8 +76,15 @@ it('indexes on PGlite and keeps its data across a restart', async () => {
   indexer = await startIndexer(options);
   console.info(`ponder restart (PGlite, same data directory) caught up in ${Date.now() - started} ms`);
   try {
-    await waitForIndexedBlock(indexer.url, whileDown.blockNumber);
+    const head = await waitForIndexedBlock(indexer.url, whileDown.blockNumber);
     expect((await transfers(indexer.url)).map((t) => t.value)).toEqual(['1000000', '2000000', '3000000']);
+    // The window and the block it is complete up to, read in one statement, work on PGlite too.
+    const all = await window(indexer.url, 0n);
+    expect(all.transfers.map((t) => t.value)).toEqual(['1000000', '2000000', '3000000']);
+    expect(BigInt(all.indexedTo)).toBeGreaterThanOrEqual(BigInt(head.blockNumber));
+    const empty = await window(indexer.url, BigInt(all.indexedTo) + 1n);
+    expect(empty.transfers).toEqual([]);
+    expect(BigInt(empty.indexedTo)).toBeGreaterThanOrEqual(BigInt(all.indexedTo));
   } finally {
     await indexer.stop();
   }

@@ -6,7 +6,12 @@ import { createPublicClient, getAddress, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { type Anvil, mineBlocks, reorg, setAutomine, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { type Indexer, startIndexer, waitForIndexedBlock } from '../../scripts/src/devnet/indexer.ts';
+import {
+  type Indexer,
+  serveIndexer,
+  startIndexer,
+  waitForIndexedBlock,
+} from '../../scripts/src/devnet/indexer.ts';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import {
   deployTestUsdc,
@@ -29,8 +34,18 @@ let indexer: Indexer;
 let usdc: `0x${string}`;
 let otherToken: `0x${string}`;
 
-async function getJson<T>(path: string): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${indexer.url}${path}`);
+const SCHEMA = 'indexer_test';
+const indexerOptions = () => ({
+  rpcUrl: anvil.rpcUrl,
+  chainId: 31337,
+  usdcAddress: usdc,
+  treasuryAddress: treasury,
+  databaseUrl: database.url,
+  databaseSchema: SCHEMA,
+});
+
+async function getJson<T>(path: string, base = indexer.url): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${base}${path}`);
   return { status: response.status, body: (await response.json()) as T };
 }
 
@@ -53,14 +68,7 @@ beforeAll(async () => {
     await mintUsdc(anvil.rpcUrl, otherToken, payer.address, 1_000_000_000n);
   }
   const started = Date.now();
-  indexer = await startIndexer({
-    rpcUrl: anvil.rpcUrl,
-    chainId: 31337,
-    usdcAddress: usdc,
-    treasuryAddress: treasury,
-    databaseUrl: database.url,
-    databaseSchema: 'indexer_test',
-  });
+  indexer = await startIndexer(indexerOptions());
   console.info(`ponder start (PostgreSQL) ready and caught up in ${Date.now() - started} ms`);
 });
 
@@ -197,6 +205,27 @@ describe('indexer on PostgreSQL', () => {
     expect((await transfers()).map((t) => t.value)).toEqual(['1234567', '10', '20', '30', '40']);
   });
 
+  it('after a crash recovery, claims only the blocks whose transfers survived it', async () => {
+    // A transfer inside Ponder's reorg window: its reorg table can still undo it.
+    const recent = await transferUsdc(anvil.rpcUrl, usdc, alice, treasury, 4_321n);
+    await mineBlocks(anvil.rpcUrl, 2);
+    await waitForIndexedBlock(indexer.url, recent.blockNumber + 2n);
+    const before = await transfers();
+    await indexer.stop();
+    try {
+      await checkServedAfterCrashRecovery(recent.blockNumber, before);
+    } finally {
+      // Started again, Ponder re-indexes what it reverted.
+      indexer = await startIndexer(indexerOptions());
+    }
+    expect(await transfers()).toEqual(before);
+    const window = await getJson<{ indexedTo: string; transfers: TransferJson[] }>(
+      `/chainmeter/window?fromBlock=${recent.blockNumber}`,
+    );
+    expect(window.body.transfers.map((t) => t.value)).toEqual(['4321']);
+    expect(BigInt(window.body.indexedTo)).toBeGreaterThanOrEqual(recent.blockNumber + 2n);
+  });
+
   it('answers bad query parameters with 400 and a JSON error', async () => {
     for (const path of [
       '/chainmeter/transfers?afterBlock=-1',
@@ -217,3 +246,49 @@ describe('indexer on PostgreSQL', () => {
     }
   });
 });
+
+/**
+ * Puts the stopped indexer's schema in the state Ponder's crash recovery leaves, serves it with
+ * `ponder serve`, and checks that the head and the window claim only what survived.
+ */
+async function checkServedAfterCrashRecovery(recentBlock: bigint, before: TransferJson[]) {
+  // What `ponder start` does first when it finds its schema again (Ponder's `crashRecovery`, in one
+  // transaction): revert every row its reorg table can undo and mark the app not ready, leaving
+  // `latest_checkpoint` where it was until re-indexing moves it. `ponder serve` then shows that
+  // state without indexing anything, for as long as the test needs.
+  const [undoable] = await database.query<{ first: string | null }>(
+    `select min(block_number)::text as first from "${SCHEMA}"."_reorg__transfer" where operation = 0`,
+  );
+  expect(undoable?.first).not.toBeNull();
+  const firstReverted = BigInt(undoable?.first as string);
+  expect(firstReverted).toBeLessThanOrEqual(recentBlock);
+  // Ponder drops its triggers before reverting; replica mode keeps them quiet the same way.
+  await database.query(`begin;
+    set local session_replication_role = replica;
+    delete from "${SCHEMA}"."transfer" where id in (select id from "${SCHEMA}"."_reorg__transfer" where operation = 0);
+    delete from "${SCHEMA}"."_reorg__transfer";
+    update "${SCHEMA}"."_ponder_meta" set value = jsonb_set(value, '{is_ready}', '0') where key = 'app';
+    commit;`);
+  const [checkpoint] = await database.query<{ latest: string }>(
+    `select substring(latest_checkpoint, 27, 16)::bigint::text as latest from "${SCHEMA}"."_ponder_checkpoint"`,
+  );
+  expect(BigInt(checkpoint?.latest as string)).toBeGreaterThanOrEqual(recentBlock + 2n);
+
+  const served = await serveIndexer({ ...indexerOptions(), port: indexer.port });
+  try {
+    const head = await getJson<{ blockNumber: string }>('/chainmeter/head', served.url);
+    expect(head.status).toBe(200);
+    // Not the stale latest checkpoint: only blocks whose rows are all still there.
+    expect(BigInt(head.body.blockNumber)).toBeLessThan(firstReverted);
+    const window = await getJson<{ indexedTo: string; transfers: TransferJson[] }>(
+      '/chainmeter/window?fromBlock=0',
+      served.url,
+    );
+    expect(window.status).toBe(200);
+    expect(BigInt(window.body.indexedTo)).toBe(BigInt(head.body.blockNumber));
+    const survivors = before.filter((t) => BigInt(t.blockNumber) < firstReverted);
+    expect(window.body.transfers).toEqual(survivors);
+  } finally {
+    await served.stop();
+  }
+}

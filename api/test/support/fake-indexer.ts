@@ -13,6 +13,11 @@ export interface FakeIndexer {
   transfers: IndexedTransfer[];
   /** When true every route answers 503, as a stopped indexer would (the socket stays up). */
   down: boolean;
+  /**
+   * When set, `/window` holds only the transfers up to this block and says so, as Ponder does while
+   * it re-indexes after a crash recovery that began after `/head` answered. Null: complete to the head.
+   */
+  windowIndexedTo: bigint | null;
   requests: number;
   setHead(blockNumber: bigint): void;
   close(): Promise<void>;
@@ -23,6 +28,7 @@ export async function startFakeIndexer(chainId: number): Promise<FakeIndexer> {
     head: { chainId, blockNumber: 0n, blockHash: blockHash(0n), timestamp: 1_700_000_000n },
     transfers: [] as IndexedTransfer[],
     down: false,
+    windowIndexedTo: null as bigint | null,
     requests: 0,
   };
   const server: Server = createServer((request, response) => {
@@ -60,7 +66,9 @@ export async function startFakeIndexer(chainId: number): Promise<FakeIndexer> {
       }
       case '/chainmeter/window': {
         const fromBlock = BigInt(q.get('fromBlock') ?? '0');
-        return send(200, { transfers: sorted.filter((t) => t.blockNumber >= fromBlock).slice(0, 5000) });
+        const indexedTo = state.windowIndexedTo ?? state.head.blockNumber;
+        const window = sorted.filter((t) => t.blockNumber >= fromBlock && t.blockNumber <= indexedTo);
+        return send(200, { indexedTo, transfers: window.slice(0, 5000) });
       }
       default:
         return send(404, { error: 'not found' });

@@ -1,10 +1,10 @@
 import { db, publicClients } from 'ponder:api';
 import { transfer } from 'ponder:schema';
 import { Hono } from 'hono';
-import { and, asc, eq, gt, gte, lte, or } from 'ponder';
+import { and, asc, eq, gt, lte, or } from 'ponder';
 import { CHAIN_NAME } from '../chain-name.ts';
 import { env } from '../env.ts';
-import { readIndexedHead } from './indexed-head.ts';
+import { readIndexedHead, readWindow } from './indexed-head.ts';
 import { parseTransfersQuery, parseWindowQuery, type TransferCursor } from './query-params.ts';
 import { transferToJson } from './transfer-json.ts';
 
@@ -59,17 +59,16 @@ app.get('/chainmeter/transfers', async (c) => {
   return c.json({ transfers: rows.map(transferToJson) });
 });
 
-/** Transfers at or above `fromBlock`: the ones still inside the confirmation window. */
+/**
+ * Transfers at or above `fromBlock` (the ones a reorg could still remove), with `indexedTo`: the block
+ * every transfer at or below which is in the answer, read in the same snapshot.
+ */
 app.get('/chainmeter/window', async (c) => {
   const query = parseWindowQuery(c.req.query());
   if (!query.ok) return c.json({ error: query.error }, 400);
-  const rows = await db
-    .select()
-    .from(transfer)
-    .where(gte(transfer.blockNumber, query.value.fromBlock))
-    .orderBy(asc(transfer.blockNumber), asc(transfer.logIndex))
-    .limit(query.value.limit);
-  return c.json({ transfers: rows.map(transferToJson) });
+  const window = await readWindow(db, env.chainId, query.value.fromBlock, query.value.limit);
+  if (!window) return c.json({ error: 'the indexer has not processed any block yet' }, 503);
+  return c.json({ indexedTo: window.indexedTo.toString(), transfers: window.transfers });
 });
 
 export default app;

@@ -1,13 +1,26 @@
 import type { db as ponderDb, publicClients } from 'ponder:api';
+import { transfer } from 'ponder:schema';
 import { sql } from 'ponder';
 import type { Hash } from 'viem';
 import type { CHAIN_NAME } from '../chain-name.ts';
+import { type TransferJson, transferToJson } from './transfer-json.ts';
 
 /**
- * The newest block the indexer has fully processed, from Ponder's own `_ponder_checkpoint` table
- * (what its `/status` route reads). Ponder advances it once per block, empty blocks included, in the
- * same transaction that writes that block's rows: every treasury transfer at or below this height
- * is stored (or was reorged away).
+ * How far the indexer's rows can be trusted, read from Ponder's own tables.
+ *
+ * Ponder advances `_ponder_checkpoint.latest_checkpoint` once per block, empty blocks included, in the
+ * same transaction that writes that block's rows. One exception: crash recovery. When `ponder start`
+ * finds a schema it left behind, it reverts every row newer than `safe_checkpoint` (what its reorg
+ * tables can undo) and sets `_ponder_meta.is_ready` to 0 in one transaction, but leaves
+ * `latest_checkpoint` where it was until re-indexing moves it. Until Ponder is ready again, only
+ * `safe_checkpoint` tells the truth, so the indexed block is:
+ *
+ *  - ready: the latest checkpoint's block;
+ *  - not ready (first backfill, or crash recovery): the block before the safe checkpoint's (a safe
+ *    checkpoint may stand inside its block, whose later rows were reverted).
+ *
+ * Trusting `latest_checkpoint` here once made every credit of the last 30 blocks look reorged while
+ * the indexer restarted.
  */
 export type IndexedHead = { chainId: number; blockNumber: bigint; blockHash: Hash; timestamp: bigint };
 
@@ -28,10 +41,28 @@ export function decodeCheckpointHead(checkpoint: string): {
 type Db = typeof ponderDb;
 type ChainClient = (typeof publicClients)[typeof CHAIN_NAME];
 
-// The checkpoint has no block hash; it is read from the RPC and kept while the checkpoint stands
+type CheckpointColumns = {
+  latest_checkpoint: string;
+  safe_checkpoint: string;
+  ready: number | string | null;
+};
+
+/** The status columns, for one chain; a subquery both reads below share so they agree. */
+const status = (chainId: number) => sql`SELECT c.latest_checkpoint, c.safe_checkpoint,
+    (SELECT (m.value->>'is_ready')::int FROM _ponder_meta m WHERE m.key = 'app') AS ready
+  FROM _ponder_checkpoint c WHERE c.chain_id = ${chainId} LIMIT 1`;
+
+/** The highest block whose rows are all stored (see above). */
+export function indexedBlock(row: CheckpointColumns): bigint {
+  if (Number(row.ready) === 1) return decodeCheckpointHead(row.latest_checkpoint).blockNumber;
+  const safe = decodeCheckpointHead(row.safe_checkpoint).blockNumber;
+  return safe > 0n ? safe - 1n : 0n;
+}
+
+// The checkpoint has no block hash; it is read from the RPC and kept while the block number stands
 // (briefly: a reorg can replace a block at the same height without changing the checkpoint).
 const HASH_TTL_MS = 1_000;
-let cachedHash: { checkpoint: string; hash: Hash; at: number } | undefined;
+let cachedBlock: { number: bigint; hash: Hash; timestamp: bigint; at: number } | undefined;
 
 /** `undefined` until Ponder has written its first checkpoint for this chain. */
 export async function readIndexedHead(
@@ -39,21 +70,75 @@ export async function readIndexedHead(
   client: ChainClient,
   chainId: number,
 ): Promise<IndexedHead | undefined> {
-  const result = await db.execute(
-    sql`SELECT latest_checkpoint FROM _ponder_checkpoint WHERE chain_id = ${chainId} LIMIT 1`,
-  );
-  const checkpoint = (result.rows[0] as { latest_checkpoint?: string } | undefined)?.latest_checkpoint;
-  if (checkpoint === undefined) return undefined;
-  const head = decodeCheckpointHead(checkpoint);
+  const result = await db.execute(status(chainId));
+  const row = result.rows[0] as CheckpointColumns | undefined;
+  if (row === undefined) return undefined;
+  const blockNumber = indexedBlock(row);
 
-  let blockHash =
-    cachedHash?.checkpoint === checkpoint && Date.now() - cachedHash.at < HASH_TTL_MS
-      ? cachedHash.hash
-      : undefined;
-  if (blockHash === undefined) {
-    const block = await client.getBlock({ blockNumber: head.blockNumber });
-    blockHash = block.hash;
-    cachedHash = { checkpoint, hash: blockHash, at: Date.now() };
+  if (!(cachedBlock?.number === blockNumber && Date.now() - cachedBlock.at < HASH_TTL_MS)) {
+    const block = await client.getBlock({ blockNumber });
+    cachedBlock = { number: blockNumber, hash: block.hash, timestamp: block.timestamp, at: Date.now() };
   }
-  return { ...head, blockHash };
+  return { chainId, blockNumber, blockHash: cachedBlock.hash, timestamp: cachedBlock.timestamp };
+}
+
+/** Transfers at or above a block, and the indexed block they are complete up to. */
+export type IndexedWindow = { indexedTo: bigint; transfers: TransferJson[] };
+
+type WindowRow = CheckpointColumns & {
+  id: string | null;
+  chain_id: number | null;
+  tx_hash: `0x${string}` | null;
+  log_index: number | null;
+  block_number: string | null;
+  block_hash: `0x${string}` | null;
+  from: `0x${string}` | null;
+  to: `0x${string}` | null;
+  value: string | null;
+  timestamp: string | null;
+};
+
+/**
+ * The transfers at or above `fromBlock` (ascending, at most `limit`) and the indexed block, read in ONE
+ * statement so both come from the same snapshot: a caller comparing its credits with this window can
+ * trust that every transfer at or below `indexedTo` is in it, even if Ponder restarts meanwhile.
+ * `undefined` until Ponder has written its first checkpoint for this chain.
+ */
+export async function readWindow(
+  db: Db,
+  chainId: number,
+  fromBlock: bigint,
+  limit: number,
+): Promise<IndexedWindow | undefined> {
+  const result = await db.execute(sql`WITH status AS (${status(chainId)})
+    SELECT status.*, w.id, w.chain_id::int AS chain_id, w.tx_hash, w.log_index::int AS log_index,
+      w.block_number::text AS block_number, w.block_hash, w."from", w."to", w.value::text AS value,
+      w.timestamp::text AS timestamp
+    FROM status LEFT JOIN (
+      SELECT * FROM ${transfer} WHERE block_number >= ${fromBlock.toString()}::numeric
+      ORDER BY block_number, log_index LIMIT ${limit}
+    ) w ON true
+    ORDER BY w.block_number, w.log_index`);
+  const rows = result.rows as WindowRow[];
+  const first = rows[0];
+  if (first === undefined) return undefined;
+  const transfers: TransferJson[] = [];
+  for (const row of rows) {
+    if (row.id === null) continue; // the status row alone: an empty window
+    transfers.push(
+      transferToJson({
+        id: row.id,
+        chainId: Number(row.chain_id),
+        txHash: row.tx_hash as `0x${string}`,
+        logIndex: Number(row.log_index),
+        blockNumber: BigInt(row.block_number as string),
+        blockHash: row.block_hash as `0x${string}`,
+        from: row.from as `0x${string}`,
+        to: row.to as `0x${string}`,
+        value: BigInt(row.value as string),
+        timestamp: BigInt(row.timestamp as string),
+      }),
+    );
+  }
+  return { indexedTo: indexedBlock(first), transfers };
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from './ports.ts';
@@ -59,6 +59,46 @@ export class IndexerStartError extends Error {
  * const head = await (await fetch(`${indexer.url}/chainmeter/head`)).json();
  */
 export async function startIndexer(options: StartIndexerOptions): Promise<Indexer> {
+  const ponder = await spawnPonder('start', options);
+  try {
+    const timeoutMs = options.readyTimeoutMs ?? 120_000;
+    const deadline = Date.now() + timeoutMs;
+    const port = await waitForPort(ponder, ['/ready', '/chainmeter/head'], timeoutMs);
+    const url = `http://127.0.0.1:${port}`;
+    await waitForIndexedBlock(url, await chainHead(options.rpcUrl), {
+      timeoutMs: Math.max(deadline - Date.now(), 1_000),
+    });
+    return { url, port, stop: ponder.stop, logs: ponder.logs };
+  } catch (error) {
+    await ponder.stop();
+    throw error;
+  }
+}
+
+/**
+ * Spawns `ponder serve`: Ponder's HTTP server and the `/chainmeter/*` routes over the schema a
+ * `ponder start` left in PostgreSQL, without indexing anything (so the tables stay exactly as they
+ * are). Resolves once `/health` answers. PostgreSQL only: Ponder refuses `serve` on PGlite.
+ */
+export async function serveIndexer(options: StartIndexerOptions & { databaseUrl: string }): Promise<Indexer> {
+  const ponder = await spawnPonder('serve', options);
+  try {
+    const port = await waitForPort(ponder, ['/health'], options.readyTimeoutMs ?? 60_000);
+    return { url: `http://127.0.0.1:${port}`, port, stop: ponder.stop, logs: ponder.logs };
+  } catch (error) {
+    await ponder.stop();
+    throw error;
+  }
+}
+
+type PonderProcess = {
+  child: ChildProcess;
+  logs(): string;
+  /** SIGINT, then SIGKILL after 15 s; idempotent. */
+  stop(): Promise<void>;
+};
+
+async function spawnPonder(command: 'start' | 'serve', options: StartIndexerOptions): Promise<PonderProcess> {
   const requestedPort = options.port ?? (await findFreePort());
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Ponder falls back to these when its config names no database: never let the API's leak in.
@@ -87,7 +127,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
 
   const args = [
     PONDER_BIN,
-    'start',
+    command,
     '--schema',
     options.databaseSchema ?? 'chainmeter',
     '-p',
@@ -115,20 +155,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     stopped ??= stopGroup(child, { signal: 'SIGINT', graceMs: 15_000 }).finally(forgetOnExit);
     return stopped;
   };
-
-  try {
-    const timeoutMs = options.readyTimeoutMs ?? 120_000;
-    const deadline = Date.now() + timeoutMs;
-    const port = await waitForReady(child, output.text, timeoutMs);
-    const url = `http://127.0.0.1:${port}`;
-    await waitForIndexedBlock(url, await chainHead(options.rpcUrl), {
-      timeoutMs: Math.max(deadline - Date.now(), 1_000),
-    });
-    return { url, port, stop, logs: output.text };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  return { child, logs: output.text, stop };
 }
 
 /** The port Ponder actually bound, from its "Created HTTP server" log line. */
@@ -155,11 +182,9 @@ async function answers200(url: string): Promise<boolean> {
   }
 }
 
-async function waitForReady(
-  child: { exitCode: number | null; signalCode: NodeJS.Signals | null },
-  logs: () => string,
-  timeoutMs: number,
-): Promise<number> {
+/** Waits until Ponder has bound its port and every one of `paths` answers 200 there; the port. */
+async function waitForPort(ponder: PonderProcess, paths: string[], timeoutMs: number): Promise<number> {
+  const { child, logs } = ponder;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -168,16 +193,15 @@ async function waitForReady(
       );
     }
     const port = boundPort(logs());
-    if (
-      port !== undefined &&
-      (await answers200(`http://127.0.0.1:${port}/ready`)) &&
-      (await answers200(`http://127.0.0.1:${port}/chainmeter/head`))
-    ) {
-      return port;
-    }
+    if (port !== undefined && (await everyAnswers200(port, paths))) return port;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new IndexerStartError(`ponder was not ready within ${timeoutMs} ms:\n${logs().slice(-8_000)}`);
+}
+
+async function everyAnswers200(port: number, paths: string[]): Promise<boolean> {
+  for (const path of paths) if (!(await answers200(`http://127.0.0.1:${port}${path}`))) return false;
+  return true;
 }
 
 async function chainHead(rpcUrl: string): Promise<bigint> {

@@ -4,7 +4,13 @@ import pg from 'pg';
 /** The machine's PostgreSQL (trust auth). Tests get a database of their own from it. */
 export const ADMIN_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 
-export type TestDatabase = { url: string; name: string; drop(): Promise<void> };
+export type TestDatabase = {
+  url: string;
+  name: string;
+  /** Runs one statement on a connection of its own; the rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+};
 
 /**
  * Creates a fresh, randomly named database (e.g. one per test file) and returns its URL. `drop`
@@ -21,6 +27,13 @@ export async function createTestDatabase(
   return {
     url: url.toString(),
     name,
+    query: async <T>(sql: string, params: unknown[] = []) => {
+      let rows: T[] = [];
+      await withAdmin(url.toString(), async (client) => {
+        rows = (await client.query(sql, params)).rows as T[];
+      });
+      return rows;
+    },
     drop: () =>
       withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)),
   };

@@ -312,7 +312,8 @@ export interface SyncPendingOptions extends CreditOptions {
 /**
  * Mirrors the unconfirmed window into PENDING deposits: new ones inserted (creating the sender's
  * account), confirmations and a re-mined transfer's block updated, and every PENDING deposit of the
- * chain that is no longer in the window marked REORGED. CREDITED deposits are never touched.
+ * chain at or below `head` that is no longer in the window marked REORGED (one above it is a block the
+ * indexer has not processed, or not again yet). CREDITED deposits are never touched.
  *
  * Call it after crediting everything confirmed at the same `head`: a PENDING deposit that is then
  * neither credited nor in the window is gone from the chain.
@@ -361,10 +362,10 @@ export async function syncPendingDeposits(
       const keys = present.map((r) => r.key);
       const reorged: { id: string; account_id: string }[] = await tx.execute(
         `update deposits set status = 'REORGED', updated_at = ?::timestamptz
-         where chain_id = ? and status = 'PENDING'
+         where chain_id = ? and status = 'PENDING' and block_number <= ?
            and not (tx_hash || ':' || log_index::text = any(array[?]::text[]))
          returning id, account_id`,
-        [now, chainId, keys.length > 0 ? keys : ['']],
+        [now, chainId, head.toString(), keys.length > 0 ? keys : ['']],
       );
       for (const row of reorged)
         events.push({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id });

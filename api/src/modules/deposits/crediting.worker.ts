@@ -130,23 +130,29 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     if (busy) return;
 
     // Everything Ponder can still roll back: the unconfirmed window, and the confirmed blocks below it
-    // whose credits a reorg deeper than CONFIRMATIONS could still remove.
+    // whose credits a reorg deeper than CONFIRMATIONS could still remove. Only blocks the window is
+    // complete up to are compared: while Ponder recovers from a crash its rows end below the head
+    // this round started from, and a transfer it has not re-indexed yet is not a reorged one.
     const reorgableFrom = head.blockNumber - BigInt(PONDER_FINALITY_BLOCKS - 1);
     const windowFrom = reorgableFrom > 0n ? reorgableFrom : 0n;
     const window = await indexer.window(windowFrom);
-    const windowComplete = window.length < INDEXER_MAX_LIMIT;
+    const windowHead = earlier(window.indexedTo, head.blockNumber);
+    const windowComplete = window.transfers.length < INDEXER_MAX_LIMIT;
     const outcome = await withCreditingLock(async (tx) => {
-      const pending = await syncPendingDeposits(tx, chainId, window, head.blockNumber, confirmations, {
+      const pending = await syncPendingDeposits(tx, chainId, window.transfers, windowHead, confirmations, {
         windowComplete,
       });
       if (!windowComplete) return { events: pending, reversed: [] };
-      const reversals = await reverseReorgedCredits(tx, chainId, window, { fromBlock: windowFrom, toBlock });
+      const reversals = await reverseReorgedCredits(tx, chainId, window.transfers, {
+        fromBlock: windowFrom,
+        toBlock: earlier(windowHead, toBlock),
+      });
       return { events: [...pending, ...reversals.events], reversed: reversals.reversed };
     });
     if (outcome === null) return;
     if (!windowComplete) {
       logger.warn(
-        { chainId, size: window.length },
+        { chainId, size: window.transfers.length },
         'confirmation window may be truncated: reorg detection skipped',
       );
     }
@@ -169,7 +175,8 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     }
     if (outcome.reversed.length > 0) options.onReversedCredits?.(outcome.reversed);
     await publish(outcome.events);
-    settledHead = headKey;
+    // A window behind the head is looked at again next round, whatever the head does meanwhile.
+    if (windowHead === head.blockNumber) settledHead = headKey;
   }
 
   async function runOnce(): Promise<void> {
@@ -216,4 +223,9 @@ function sameCursor(
 ): boolean {
   if (a === null || b === null) return a === b;
   return a.blockNumber === b.blockNumber && a.logIndex === b.logIndex;
+}
+
+/** The lower of two block numbers (Math.min takes no bigints). */
+function earlier(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
 }

@@ -201,6 +201,43 @@ describe('crediting', () => {
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
   });
 
+  it('takes nothing back while the indexer re-indexes after a crash, only what the chain really lost', async () => {
+    const { chainId, indexer, worker, events } = await setup(2);
+    const payer = wallet();
+    const early = makeTransfer(chainId, payer, 1_000n, 10n, 0);
+    const recent = makeTransfer(chainId, payer, 2_000n, 20n, 0);
+    const pending = makeTransfer(chainId, payer, 4_000n, 25n, 0);
+    indexer.transfers.push(early, recent, pending);
+    indexer.setHead(25n);
+    await worker.runOnce();
+    expect(await depositOf(chainId, recent.txHash)).toMatchObject({ status: 'CREDITED' });
+    expect(await depositOf(chainId, pending.txHash)).toMatchObject({ status: 'PENDING' });
+    const credited = events.length;
+
+    // Ponder restarted between this round's /head and /window: its rows now end at block 15.
+    indexer.setHead(26n);
+    indexer.windowIndexedTo = 15n;
+    await worker.runOnce();
+    expect(await depositOf(chainId, recent.txHash)).toMatchObject({ status: 'CREDITED' });
+    expect(await depositOf(chainId, pending.txHash)).toMatchObject({ status: 'PENDING' });
+    expect(events).toHaveLength(credited);
+    // The same head once the rows are back is looked at again, and is still fine.
+    indexer.windowIndexedTo = null;
+    await worker.runOnce();
+    expect(await depositOf(chainId, pending.txHash)).toMatchObject({ status: 'PENDING', confirmations: 1 });
+    expect((await getAccountByWallet(orm.em.fork(), payer))?.balance).toBe(3_000n);
+
+    // A transfer the chain really lost, in blocks the window covers: its credit is taken back.
+    indexer.transfers.splice(indexer.transfers.indexOf(recent), 1);
+    indexer.setHead(27n);
+    await worker.runOnce();
+    await worker.stop();
+    expect(await depositOf(chainId, recent.txHash)).toMatchObject({ status: 'REORGED' });
+    expect(await depositOf(chainId, pending.txHash)).toMatchObject({ status: 'CREDITED' });
+    expect((await getAccountByWallet(orm.em.fork(), payer))?.balance).toBe(5_000n);
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
   it('survives the indexer being down and credits once it is back', async () => {
     const { chainId, indexer, worker } = await setup(1);
     await worker.stop();

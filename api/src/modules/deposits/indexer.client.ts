@@ -21,6 +21,16 @@ export interface IndexedTransfer {
   timestamp: bigint;
 }
 
+/** The transfers a reorg could still remove, and how far the indexer's rows are complete. */
+export interface IndexerWindow {
+  /**
+   * Every transfer at or below this block (and at or above the window's start) is in `transfers`;
+   * read in the same snapshot. Below the head while the indexer recovers from a crash.
+   */
+  indexedTo: bigint;
+  transfers: IndexedTransfer[];
+}
+
 /** A position in the (blockNumber, logIndex) order of transfers; reads are strictly after it. */
 export interface TransferCursor {
   blockNumber: bigint;
@@ -38,7 +48,7 @@ export interface IndexerClient {
   /** Ascending, strictly after `cursor` (from the start when null), blockNumber <= toBlock, at most `limit`. */
   transfersAfter(cursor: TransferCursor | null, toBlock: bigint, limit: number): Promise<IndexedTransfer[]>;
   /** Every transfer with blockNumber >= fromBlock (the indexer caps the answer at its max limit). */
-  window(fromBlock: bigint): Promise<IndexedTransfer[]>;
+  window(fromBlock: bigint): Promise<IndexerWindow>;
 }
 
 /** The indexer's largest page; a window answer this long may be truncated. */
@@ -84,10 +94,7 @@ export function createIndexerClient(baseUrl: string, options: IndexerClientOptio
   }
 
   async function transfers(path: string, query: Record<string, string>): Promise<IndexedTransfer[]> {
-    const body = (await get(path, query)) as { transfers?: unknown };
-    if (!Array.isArray(body?.transfers))
-      throw new IndexerUnavailableError(`indexer ${path}: no transfers array`);
-    return body.transfers.map(parseTransfer);
+    return transfersOf(path, await get(path, query));
   }
 
   return {
@@ -102,8 +109,9 @@ export function createIndexerClient(baseUrl: string, options: IndexerClientOptio
       }
       return transfers('transfers', query);
     },
-    window(fromBlock) {
-      return transfers('window', { fromBlock: String(fromBlock < 0n ? 0n : fromBlock) });
+    async window(fromBlock) {
+      const body = await get('window', { fromBlock: String(fromBlock < 0n ? 0n : fromBlock) });
+      return { indexedTo: bigintField(asObject(body), 'indexedTo'), transfers: transfersOf('window', body) };
     },
   };
 }
@@ -155,6 +163,12 @@ function asObject(value: unknown): Json {
   if (typeof value !== 'object' || value === null)
     throw new IndexerUnavailableError('indexer sent a non-object');
   return value as Json;
+}
+
+function transfersOf(path: string, body: unknown): IndexedTransfer[] {
+  const list = asObject(body).transfers;
+  if (!Array.isArray(list)) throw new IndexerUnavailableError(`indexer ${path}: no transfers array`);
+  return list.map(parseTransfer);
 }
 
 export function parseHead(value: unknown): IndexerHead {
