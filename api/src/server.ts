@@ -97,6 +97,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     logger,
     holdTtlMs: config.llm.holdTtlMs,
     settlementRetryMs: config.llm.settlementRetryMs,
+    streamProgressMs: config.llm.streamProgressMs,
     rateLimits,
     faults: { ...crashFaults(config.crashAt), ...options.meteringFaults },
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
@@ -348,6 +349,7 @@ function crashFaults(crashAt: CrashPoint | undefined): MeteringFaults {
   if (!crashAt) return {};
   const crash = () => process.kill(process.pid, 'SIGKILL');
   if (crashAt === 'after-hold') return { afterHold: crash };
+  if (crashAt === 'mid-stream') return { afterProgress: crash };
   if (crashAt === 'after-answer') return { afterAnswer: crash };
   return { afterSettlement: crash };
 }

@@ -2,11 +2,22 @@
  * The embedded default: the API on PGlite (no DATABASE_URL) and Ponder on its own PGlite, running the same
  * payment flow as PostgreSQL does, through GraphQL and a subscription.
  */
-import { parseCredits } from '@chainmeter/schema';
+import { type MicroUsd, parseCredits } from '@chainmeter/schema';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
+import { hotSqlFor } from '../src/db/hot-sql.ts';
+import { getAccountByWallet } from '../src/modules/accounts/accounts.service.ts';
+import { settlementOfExpiredHold } from '../src/modules/metering/billing.ts';
+import {
+  applySettlement,
+  type ExpiredHold,
+  extendHolds,
+  findExpiredHolds,
+  placeHold,
+} from '../src/modules/metering/metering.store.ts';
+import { loadPriceTable } from '../src/modules/metering/pricing.ts';
 import type { RunningApi } from '../src/server.ts';
 import { gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
@@ -86,4 +97,40 @@ it('meters completions on embedded PGlite: holds, key checks and settlements kee
   expect(parseCredits(me.balance)).toBe(3_000_000n - spent);
   expect((await checkLedgerInvariants(api.services.orm.em.fork())).problems).toEqual([]);
   expect(api.services.metering.settlementBatches()).toEqual({ guarded: 3, stale: 0 });
+});
+
+it("records a stream's progress on embedded PGlite, and bills it once its process is gone", async () => {
+  const sql = hotSqlFor(api.services.orm);
+  const account = await getAccountByWallet(api.services.orm.em.fork(), devPayer(0).address);
+  if (!account) throw new Error('the account of the tests above');
+  const started = new Date();
+  const { usageId } = await placeHold(sql, {
+    accountId: account.id,
+    apiKeyId: null,
+    requestId: `req_pglite_${started.getTime()}`,
+    model: 'chainmeter-dev',
+    hold: 50_000n as MicroUsd,
+    streamed: true,
+    now: started,
+    holdExpiresAt: new Date(started.getTime() + 60_000),
+  });
+  // Far enough ahead that the API's own settlement loop leaves it to this test.
+  const until = new Date(started.getTime() + 120_000);
+  await extendHolds(sql, [usageId], until, [{ usageId, generatedBytes: 120, promptTokensBound: 30 }]);
+  const [expired] = (await findExpiredHolds(sql, new Date(until.getTime() + 1), 100)).filter(
+    (record) => record.id === usageId,
+  );
+  expect(expired).toMatchObject({ streamed: true, generatedBytes: 120, promptTokensBound: 30 });
+  const prices = await loadPriceTable(undefined); // the dev model's, as this API uses
+  const settlement = settlementOfExpiredHold(
+    expired as ExpiredHold,
+    prices.get('chainmeter-dev'),
+    api.services.config.priceMarkup,
+  );
+  expect(settlement).toMatchObject({ status: 'BILLED', completionTokens: 120, promptTokens: 30 });
+  const balanceBefore = account.balance;
+  expect((await applySettlement(sql, usageId, settlement)).settled).toBe(true);
+  const after = await getAccountByWallet(api.services.orm.em.fork(), devPayer(0).address);
+  expect(after?.balance).toBe(balanceBefore - settlement.userPrice);
+  expect((await checkLedgerInvariants(api.services.orm.em.fork())).problems).toEqual([]);
 });

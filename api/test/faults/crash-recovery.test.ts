@@ -32,6 +32,8 @@ const KILL_DELAYS = [0, 30, 80, 150, 250, 400, 600, 900];
 
 let platform: Platform;
 let dev: DevModelServer;
+/** A slow model: a stream runs long enough for a crash to land between its progress records. */
+let slowDev: DevModelServer;
 let dbUrl: string;
 let api: ApiProcess | undefined;
 
@@ -52,11 +54,13 @@ beforeAll(async () => {
   dbUrl = platform.database.url;
   // Streams are paced so that a kill can land in the middle of one.
   dev = await startDevModelServer({ chunkDelayMs: 3 });
+  slowDev = await startDevModelServer({ chunkDelayMs: 100 });
 });
 
 afterAll(async () => {
   if (api) await crashApi(api).catch(() => {});
   await dev?.stop();
+  await slowDev?.stop();
   await platform?.close();
 });
 
@@ -225,33 +229,50 @@ describe('a crash at each step of a metered call (CHAINMETER_CRASH_AT)', () => {
   /** What the books must say once the restarted API has recovered a call that crashed at `point`. */
   const expected = {
     // Nothing was asked of the upstream: the hold is released, nothing charged.
-    'after-hold': { status: 'RELEASED', entries: '0', upstreamCalls: 0 },
+    'after-hold': { status: 'RELEASED', entries: '0', upstreamCalls: 0, streamed: false },
+    // A stream died with its process once its progress was recorded: billed for what had been generated.
+    'mid-stream': { status: 'BILLED', entries: '1', upstreamCalls: 1, streamed: true },
     // The upstream answered but the client never got the answer: released, nothing charged.
-    'after-answer': { status: 'RELEASED', entries: '0', upstreamCalls: 1 },
+    'after-answer': { status: 'RELEASED', entries: '0', upstreamCalls: 1, streamed: false },
     // The charge was committed; the answer was lost with the process: billed exactly once, never twice.
-    'after-settlement': { status: 'BILLED', entries: '1', upstreamCalls: 1 },
+    'after-settlement': { status: 'BILLED', entries: '1', upstreamCalls: 1, streamed: false },
   } as const;
 
   it.each(Object.keys(expected) as (keyof typeof expected)[])(
     '%s: the call is refused to the client, and recovered once on restart',
     async (point) => {
       if (api) await crashApi(api);
-      api = await spawnApiProcess({ ...apiEnv(), NODE_ENV: 'test', CHAINMETER_CRASH_AT: point });
+      const { streamed } = expected[point];
+      const upstream = streamed ? slowDev : dev;
+      api = await spawnApiProcess({
+        ...apiEnv(),
+        NODE_ENV: 'test',
+        CHAINMETER_CRASH_AT: point,
+        LLM_BASE_URL: upstream.baseUrl,
+        METERING_STREAM_PROGRESS_MS: '20',
+      });
       const { accountId, token } = await fundedWallet(api.url, 10_000_000n);
-      const upstreamBefore = dev.requestCount();
+      const upstreamBefore = upstream.requestCount();
       // A session token: the call needs no other request that could crash the process first.
-      expect(await callCompletion(api.url, { accountId, key: token }, false)).toBeNull();
+      expect(await callCompletion(api.url, { accountId, key: token }, streamed)).toBeNull();
       await waitFor('the API process to die', () => api?.child.exitCode !== null || api.child.signalCode);
-      expect(dev.requestCount() - upstreamBefore).toBe(expected[point].upstreamCalls);
+      expect(upstream.requestCount() - upstreamBefore).toBe(expected[point].upstreamCalls);
       api = await spawnApiProcess(apiEnv());
       await waitFor(
         'the crashed call to be recovered',
         async () => (await openCalls(accountId)) === 0,
         20_000,
       );
-      const records = await sql<{ status: string; entries: string; user_price: string; balance: string }>(
+      const records = await sql<{
+        status: string;
+        entries: string;
+        user_price: string;
+        balance: string;
+        flags: string[];
+        completion_tokens: number;
+      }>(
         dbUrl,
-        `select u.status, count(e.id)::text as entries, u.user_price::text as user_price,
+        `select u.status, count(e.id)::text as entries, u.user_price::text as user_price, u.flags, u.completion_tokens,
            (select balance::text from accounts where id = u.account_id) as balance
            from usage_records u left join ledger_entries e on e.reference_id = u.id::text and e.reason = 'USAGE'
           where u.account_id = $1 group by u.id`,
@@ -260,6 +281,11 @@ describe('a crash at each step of a metered call (CHAINMETER_CRASH_AT)', () => {
       expect(records).toHaveLength(1);
       expect(records[0]).toMatchObject({ status: expected[point].status, entries: expected[point].entries });
       expect(BigInt(records[0]?.balance ?? '0')).toBe(10_000_000n - BigInt(records[0]?.user_price ?? '0'));
+      if (point === 'mid-stream') {
+        expect(records[0]?.flags).toEqual(['STREAM_INTERRUPTED', 'USAGE_ESTIMATED']);
+        expect(records[0]?.completion_tokens).toBeGreaterThan(0);
+        expect(BigInt(records[0]?.user_price ?? '0')).toBeGreaterThan(0n);
+      }
       await expectLedgerSound(dbUrl);
     },
     60_000,

@@ -60,11 +60,22 @@ export async function stopGroup(
   }
 }
 
+const groupsToKill = new Set<number>();
+let exitHookInstalled = false;
+
 /** Last-resort cleanup when the parent exits without calling stop (a crashed test, Ctrl-C). */
 export function killGroupOnExit(pid: number): () => void {
-  const kill = () => signalGroup(pid, 'SIGKILL');
-  process.once('exit', kill);
-  return () => process.off('exit', kill);
+  if (!exitHookInstalled) {
+    // One listener for every group: a test file that spawns many processes must not pile them up.
+    process.once('exit', () => {
+      for (const group of groupsToKill) signalGroup(group, 'SIGKILL');
+    });
+    exitHookInstalled = true;
+  }
+  groupsToKill.add(pid);
+  return () => {
+    groupsToKill.delete(pid);
+  };
 }
 
 /** Keeps the last `limit` characters of a child's output, for error messages and debugging. */

@@ -3,6 +3,7 @@ import { Migration20261124000000_ledger } from './Migration20261124000000_ledger
 import { Migration20261124010000_auth } from './Migration20261124010000_auth.ts';
 import { Migration20261124020000_apikeys } from './Migration20261124020000_apikeys.ts';
 import { Migration20261124030000_metering } from './Migration20261124030000_metering.ts';
+import { Migration20261124040000_stream_progress } from './Migration20261124040000_stream_progress.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -13,4 +14,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261124010000_auth', class: Migration20261124010000_auth },
   { name: 'Migration20261124020000_apikeys', class: Migration20261124020000_apikeys },
   { name: 'Migration20261124030000_metering', class: Migration20261124030000_metering },
+  { name: 'Migration20261124040000_stream_progress', class: Migration20261124040000_stream_progress },
 ];

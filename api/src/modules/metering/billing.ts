@@ -17,9 +17,12 @@
  *   least one byte), prompt tokens = the hold's upper bound for the messages; flagged `USAGE_ESTIMATED`.
  *   It stays within the hold, because the hold is computed from the same bounds. Nothing generated: nothing
  *   charged.
+ * - A call whose process died (its hold expired): released, unless it was a stream whose heartbeat had
+ *   recorded generated text; that is billed like a cut stream for what was recorded, flagged
+ *   `STREAM_INTERRUPTED` (text generated after the last beat is not billed).
  */
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
-import type { Settlement } from './metering.store.ts';
+import type { ExpiredHold, Settlement } from './metering.store.ts';
 import { costFromHeader, costFromUsage, type ModelPrice, userPrice } from './pricing.ts';
 
 export type CallResult =
@@ -123,4 +126,39 @@ function released(
     flags,
     error,
   };
+}
+
+/** The settlement of a hold whose process died mid-call (see the module comment). */
+export function settlementOfExpiredHold(
+  expired: ExpiredHold,
+  price: ModelPrice | undefined,
+  markup: Ratio,
+): Settlement {
+  if (!expired.streamed || expired.generatedBytes === 0 || expired.promptTokensBound === null) {
+    return {
+      ...released(
+        0,
+        0,
+        0,
+        ['HOLD_EXPIRED'],
+        'the call never finished (process stopped mid-call?): hold released',
+      ),
+      latencyMs: null,
+    };
+  }
+  const latencyMs = (expired.progressAt ?? expired.createdAt).getTime() - expired.createdAt.getTime();
+  return decideSettlement({
+    price,
+    markup,
+    hold: expired.hold,
+    result: {
+      kind: 'answered',
+      usage: null,
+      generatedBytes: expired.generatedBytes,
+      promptTokensBound: expired.promptTokensBound,
+      costHeader: null,
+      latencyMs,
+      flags: ['STREAM_INTERRUPTED'],
+    },
+  });
 }

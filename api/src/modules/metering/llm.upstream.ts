@@ -91,6 +91,8 @@ export interface UpstreamStream {
   outcome: Promise<StreamOutcome>;
   /** Stops the upstream generation, e.g. when the client disconnected. */
   cancel(): void;
+  /** UTF-8 bytes of text generated so far (the heartbeat records it: see the stream-progress migration). */
+  generatedBytes(): number;
 }
 
 export interface LlmUpstream {
@@ -322,6 +324,7 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
         requestId: opened.response.headers.get('x-request-id'),
         outcome,
         cancel: () => stop.abort(),
+        generatedBytes: () => Buffer.byteLength(state.content),
       };
     },
 

@@ -36,6 +36,10 @@ export const UsageRecord = defineEntity({
     settleAttempts: p.integer().default(0),
     createdAt: p.datetime(),
     holdExpiresAt: p.datetime(),
+    /** A stream's generated UTF-8 bytes as of its process's last heartbeat (billed if the process dies). */
+    generatedBytes: p.bigint().default(0),
+    promptTokensBound: p.integer().nullable(),
+    progressAt: p.datetime().nullable(),
     settledAt: p.datetime().nullable(),
   },
 });

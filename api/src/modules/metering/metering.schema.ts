@@ -47,7 +47,8 @@ export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
     }),
     latencyMs: t.exposeInt('latencyMs', { nullable: true, description: "The upstream's answer time." }),
     flags: t.exposeStringList('flags', {
-      description: 'Billing notes, e.g. USAGE_ESTIMATED (a stream cut short), CLIENT_DISCONNECTED, UNPRICED.',
+      description:
+        'Billing notes, e.g. USAGE_ESTIMATED (a stream cut short), CLIENT_DISCONNECTED, STREAM_INTERRUPTED (its API process stopped; billed as of its last progress record), UNPRICED.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

@@ -14,6 +14,8 @@ import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import {
   applyChargedSettlements,
   applySettlement,
+  extendHolds,
+  findExpiredHolds,
   InsufficientCreditsError,
   LedgerHeads,
   placeHold,
@@ -289,6 +291,54 @@ describe('settlement', () => {
     ]);
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 200), held: '0' });
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+});
+
+describe('heartbeat', () => {
+  it("records a stream's progress, never backwards, and an expired hold carries it", async () => {
+    const accountId = await newAccount(1_000_000n);
+    const sql = hotSql(orm.em.fork());
+    const stream = await placeHold(sql, {
+      accountId,
+      apiKeyId: null,
+      requestId: `req_${randomBytes(8).toString('hex')}`,
+      model: 'chainmeter-dev',
+      hold: 5_000n as MicroUsd,
+      streamed: true,
+      now: new Date(),
+      holdExpiresAt: new Date(Date.now() + 60_000),
+    });
+    const plain = await hold(accountId, 1_000n);
+    const until = new Date(Date.now() + 120_000);
+    const progress = (generatedBytes: number) => [
+      { usageId: stream.usageId, generatedBytes, promptTokensBound: 40 },
+    ];
+    expect(await extendHolds(sql, [stream.usageId, plain], until, progress(300))).toBe(2);
+    // A late beat with less (the writes of two beats crossed) changes nothing.
+    expect(await extendHolds(sql, [stream.usageId], until, progress(100))).toBe(1);
+
+    const expired = await findExpiredHolds(sql, new Date(until.getTime() + 1), 10_000);
+    const byId = new Map(expired.map((record) => [record.id, record]));
+    expect(byId.get(stream.usageId)).toMatchObject({
+      streamed: true,
+      hold: 5_000n,
+      generatedBytes: 300,
+      promptTokensBound: 40,
+    });
+    expect(byId.get(stream.usageId)?.progressAt).toBeInstanceOf(Date);
+    expect(byId.get(plain)).toMatchObject({
+      streamed: false,
+      generatedBytes: 0,
+      promptTokensBound: null,
+      progressAt: null,
+    });
+    // Not yet expired, or in flight here: not returned.
+    expect((await findExpiredHolds(sql, new Date(), 10_000)).map((r) => r.id)).not.toContain(plain);
+    const excluded = await findExpiredHolds(sql, new Date(until.getTime() + 1), 10_000, [plain]);
+    expect(excluded.map((r) => r.id)).not.toContain(plain);
+    const release: Settlement = { ...billed(0n), status: 'RELEASED', providerCost: null };
+    for (const id of [stream.usageId, plain]) await applySettlement(sql, id, release);
+    expect(await state(accountId)).toEqual({ balance: '1000000', held: '0' });
   });
 });
 

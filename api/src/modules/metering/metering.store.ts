@@ -630,6 +630,20 @@ const FIND_UNSETTLED: Statement = {
    order by hold_expires_at limit $1`,
 };
 
+/** A hold whose call never finished, with how far its stream had got by its process's last beat. */
+export interface ExpiredHold {
+  id: string;
+  model: string;
+  hold: MicroUsd;
+  streamed: boolean;
+  /** UTF-8 bytes a stream had generated at its last beat (0: nothing recorded). */
+  generatedBytes: number;
+  promptTokensBound: number | null;
+  createdAt: Date;
+  /** When `generatedBytes` last grew; null when it never did. */
+  progressAt: Date | null;
+}
+
 /**
  * Holds whose call never finished (the process died mid-call): still HELD past their expiry. `exclude`:
  * the caller's own in-flight records, never released under a call that is still running (their
@@ -640,34 +654,80 @@ export async function findExpiredHolds(
   now: Date,
   limit: number,
   exclude: readonly string[] = [],
-): Promise<string[]> {
-  const rows = await sql.query<{ id: string }>(FIND_EXPIRED_HOLDS, [now.toISOString(), limit, exclude]);
-  return rows.map((row) => row.id);
+): Promise<ExpiredHold[]> {
+  const rows = await sql.query<{
+    id: string;
+    model: string;
+    hold_amount: string;
+    streamed: boolean;
+    generated_bytes: string;
+    prompt_tokens_bound: number | null;
+    created_at: Date | string;
+    progress_at: Date | string | null;
+  }>(FIND_EXPIRED_HOLDS, [now.toISOString(), limit, exclude]);
+  return rows.map((row) => ({
+    id: row.id,
+    model: row.model,
+    hold: BigInt(row.hold_amount) as MicroUsd,
+    streamed: row.streamed,
+    generatedBytes: Number(row.generated_bytes),
+    promptTokensBound: row.prompt_tokens_bound,
+    createdAt: new Date(row.created_at),
+    progressAt: row.progress_at === null ? null : new Date(row.progress_at),
+  }));
 }
 
 const FIND_EXPIRED_HOLDS: Statement = {
   name: 'cm_find_expired_holds',
-  text: `select id from usage_records
+  text: `select id, model, hold_amount::text as hold_amount, streamed, generated_bytes::text as generated_bytes,
+     prompt_tokens_bound, created_at, progress_at
+   from usage_records
    where status = 'HELD' and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
    order by hold_expires_at limit $2`,
 };
 
+/** How far one in-flight stream has got (see the stream-progress migration). */
+export interface StreamProgress {
+  usageId: string;
+  generatedBytes: number;
+  promptTokensBound: number;
+}
+
 /**
  * The heartbeat of in-flight calls: moves the expiry of these HELD records to `until`, so that no
- * process (this one or another replica) takes a call that is still running for an abandoned one. A
- * process that dies stops beating, and its holds expire one TTL later. Returns how many were extended.
+ * process (this one or another replica) takes a call that is still running for an abandoned one, and
+ * records how far each stream in `progress` has got (never backwards). A process that dies stops
+ * beating, and its holds expire one TTL later. Returns how many records were extended.
  */
-export async function extendHolds(sql: HotSql, usageIds: readonly string[], until: Date): Promise<number> {
+export async function extendHolds(
+  sql: HotSql,
+  usageIds: readonly string[],
+  until: Date,
+  progress: readonly StreamProgress[] = [],
+): Promise<number> {
   if (usageIds.length === 0) return 0;
-  const rows = await sql.query<{ n: number }>(EXTEND_HOLDS, [usageIds, until.toISOString()]);
+  const rows = await sql.query<{ n: number }>(EXTEND_HOLDS, [
+    usageIds,
+    until.toISOString(),
+    progress.map((p) => p.usageId),
+    progress.map((p) => p.generatedBytes),
+    progress.map((p) => p.promptTokensBound),
+    new Date().toISOString(),
+  ]);
   return rows[0]?.n ?? 0;
 }
 
 const EXTEND_HOLDS: Statement = {
   name: 'cm_extend_holds',
-  text: `with x as (
-     update usage_records set hold_expires_at = greatest(hold_expires_at, $2::timestamptz)
-     where id = any($1::uuid[]) and status = 'HELD'
+  text: `with p as (
+     select * from unnest($3::uuid[], $4::bigint[], $5::int[]) as p(id, bytes, bound)
+   ), x as (
+     update usage_records u set hold_expires_at = greatest(u.hold_expires_at, $2::timestamptz),
+       generated_bytes = greatest(u.generated_bytes, coalesce(p.bytes, 0)),
+       prompt_tokens_bound = coalesce(p.bound, u.prompt_tokens_bound),
+       progress_at = case when p.bytes > u.generated_bytes then $6::timestamptz else u.progress_at end
+     from (select unnest($1::uuid[]) as id) ids left join p on p.id = ids.id
+     where u.id = ids.id and u.status = 'HELD'
      returning 1
    )
    select count(*)::int as n from x`,
