@@ -840,6 +840,33 @@ describe('rate limits', () => {
       await limited.close();
     }
   });
+
+  it("does not count a dead key's refused call against its account's budget", async () => {
+    const limited = await startApi(config({ RATE_LIMIT_REQUESTS_PER_MINUTE: '2' }), { crediting: false });
+    try {
+      const user = await newUser(1_000_000n);
+      const key = await createKey(user);
+      const keyClient = new OpenAI({ baseURL: `${limited.url}/v1`, apiKey: key.secret, maxRetries: 0 });
+      await keyClient.chat.completions.create({ model: DEV, messages: messages('1') }); // 1 of 2
+      await limited.services.orm.em
+        .fork()
+        .execute('update api_keys set revoked_at = now() where id = ?', [key.id]);
+      // Remembered by the replica, found dead by the hold: 401, and the account's point is given back.
+      const dead = await keyClient.chat.completions
+        .create({ model: DEV, messages: messages('dead') })
+        .catch((e) => e);
+      expect(dead.status).toBe(401);
+      const session = new OpenAI({ baseURL: `${limited.url}/v1`, apiKey: user.token, maxRetries: 0 });
+      await session.chat.completions.create({ model: DEV, messages: messages('2') }); // 2 of 2
+      const over = await session.chat.completions
+        .create({ model: DEV, messages: messages('3') })
+        .catch((e) => e);
+      expect(over.status).toBe(429);
+      expect(over.error).toMatchObject({ type: 'rate_limit_error' });
+    } finally {
+      await limited.close();
+    }
+  });
 });
 
 describe('live balance', () => {

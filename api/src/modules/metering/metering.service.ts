@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { Viewer } from '../../context.ts';
 import { hotSqlFor } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
-import { badInput } from '../../errors.ts';
+import { badInput, ExpectedError } from '../../errors.ts';
 import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement, settlementOfExpiredHold } from './billing.ts';
@@ -229,7 +229,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     if (!holdPrice) throw badInput(`The model ${request.model} has no price`, 'model');
     const hold = estimateHold(holdPrice, request.holdMessages, request.maxTokens, markup);
     const promptBound = Number(promptTokensUpperBound(request.holdMessages));
-    await options.rateLimits?.consume(viewer, { requests: 1, tokens: promptBound });
+    const limited = { requests: 1, tokens: promptBound };
+    await options.rateLimits?.consume(viewer, limited);
     const apiKeyId = viewer.credential.kind === 'apiKey' ? viewer.credential.apiKeyId : null;
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = new Date();
@@ -243,6 +244,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
       keyCheck,
+    }).catch(async (error: unknown) => {
+      // The hold found the key dead: that request is nobody's, it must not use the account's budget.
+      if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
+        await options.rateLimits?.giveBack(viewer, limited);
+      }
+      throw error;
     });
     owned.set(usageId, null);
     heads.observe(viewer.accountId, head);

@@ -87,6 +87,11 @@ export interface RateLimits {
    * bucket may go over its budget, and then the viewer's next `consume` is refused until it drains.
    */
   record(viewer: RateLimitedViewer, usage: RateLimitUsage): Promise<void>;
+  /**
+   * Gives back what `consume` counted for a call that turned out not to be the viewer's to count (an API
+   * key found revoked or expired only after its limits were taken). Never throws.
+   */
+  giveBack(viewer: RateLimitedViewer, usage: RateLimitUsage): Promise<void>;
   /** One call of `action` from `ip`; throws `RateLimitedError` past `ipActionsPerMinute`. */
   consumeIp(ip: string | null, action: IpAction): Promise<void>;
   close(): Promise<void>;
@@ -172,20 +177,28 @@ export async function createRateLimits(
     return buckets;
   };
 
+  /** Adds (`penalty`) or removes (`reward`) `usage` on each of the viewer's buckets; logs, never throws. */
+  const adjust = async (viewer: RateLimitedViewer, usage: RateLimitUsage, change: 'penalty' | 'reward') => {
+    await Promise.all(
+      bucketsOf(viewer, usage)
+        .filter((bucket) => bucket.points > 0)
+        .map((bucket) =>
+          bucket.limiter[change](bucket.key, bucket.points).catch((error: unknown) => {
+            options.logger?.warn({ err: String(error), limit: bucket.name }, `rate-limit ${change} failed`);
+          }),
+        ),
+    );
+  };
+
   return {
     async consume(viewer, usage) {
       await consumeAll(bucketsOf(viewer, usage));
     },
     async record(viewer, usage) {
-      await Promise.all(
-        bucketsOf(viewer, usage)
-          .filter((bucket) => bucket.points > 0)
-          .map((bucket) =>
-            bucket.limiter.penalty(bucket.key, bucket.points).catch((error: unknown) => {
-              options.logger?.warn({ err: String(error), limit: bucket.name }, 'rate-limit record failed');
-            }),
-          ),
-      );
+      await adjust(viewer, usage, 'penalty');
+    },
+    async giveBack(viewer, usage) {
+      await adjust(viewer, usage, 'reward');
     },
     async consumeIp(ip, action) {
       await consumeAll([

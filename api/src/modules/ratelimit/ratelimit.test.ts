@@ -92,6 +92,23 @@ describe('in memory', () => {
     await refusal(limits.consume(keyViewer(accountId, 'third'), { requests: 1 }));
   });
 
+  it('gives back what a call took, on every bucket it took from', async () => {
+    const limits = await open(config({ requestsPerMinute: 2, accountRequestsPerMinute: 3 }));
+    const accountId = randomUUID();
+    const dead = keyViewer(accountId, 'dead');
+    await limits.consume(dead, { requests: 2 });
+    await refusal(limits.consume(dead, { requests: 1 }));
+    await limits.giveBack(dead, { requests: 2 });
+    // Both the key's and the account's budgets are whole again.
+    await limits.consume(dead, { requests: 2 });
+    await limits.giveBack(dead, { requests: 2 });
+    await limits.consume(keyViewer(accountId, 'other'), { requests: 2 });
+    await limits.consume(sessionViewer(accountId), { requests: 1 });
+    expect((await refusal(limits.consume(sessionViewer(accountId), { requests: 1 }))).limit).toBe(
+      'account.requests',
+    );
+  });
+
   it('tokens: recorded usage may overshoot, and then the next call is refused', async () => {
     const limits = await open(config());
     const viewer = keyViewer(randomUUID());
@@ -145,6 +162,12 @@ describe('with Redis', () => {
     const other = keyViewer(randomUUID());
     await a.record(other, { tokens: 1_200 });
     expect((await refusal(b.consume(other, { requests: 1 }))).limit).toBe('apiKey.tokens');
+    // What one replica gives back, the other can use.
+    const third = keyViewer(randomUUID());
+    for (let i = 0; i < 5; i++) await a.consume(third, { requests: 1 });
+    await refusal(b.consume(third, { requests: 1 }));
+    await a.giveBack(third, { requests: 1 });
+    await b.consume(third, { requests: 1 });
     // Per IP too.
     for (let i = 0; i < 3; i++) await (i % 2 ? a : b).consumeIp('192.0.2.7', 'signIn');
     await refusal(a.consumeIp('192.0.2.7', 'signIn'));
