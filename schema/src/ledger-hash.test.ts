@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type ChainedLedgerEntry,
   canonicalLedgerEntry,
+  chainLedgerEntry,
   GENESIS_LEDGER_HASH,
+  type LedgerHead,
   ledgerEntryHash,
   type StoredLedgerEntry,
   verifyLedgerChain,
@@ -95,5 +98,21 @@ describe('verifyLedgerChain', () => {
     expect(verifyLedgerChain(entries.filter((e) => e.seq !== 2))).toBe(3);
     const negative = chain([1n, -2n]);
     expect(verifyLedgerChain(negative)).toBe(2);
+  });
+});
+
+describe('chainLedgerEntry', () => {
+  it('chains seq, balance and hash from a head, exactly as the verifier expects', () => {
+    const expected = chain([5_000_000n, -1_234n, -42n]);
+    let head: LedgerHead = { seq: 0, hash: null, balance: 0n };
+    const entries: ChainedLedgerEntry[] = [];
+    for (const { amount, reason, referenceId, createdAt } of expected) {
+      const next = chainLedgerEntry(head, { accountId, amount, reason, referenceId, createdAt });
+      entries.push(next.entry);
+      head = next.head;
+    }
+    expect(entries).toEqual(expected);
+    expect(head).toEqual({ seq: 3, hash: expected[2]?.hash, balance: 4_998_724n });
+    expect(verifyLedgerChain(entries)).toBeNull();
   });
 });

@@ -56,6 +56,44 @@ export function ledgerEntryHash(prevHash: string | null, entry: LedgerHashFields
   return sha256(stringToBytes(canonicalLedgerEntry(prevHash, entry))).slice(2);
 }
 
+/** An account's ledger head: its last entry's seq and hash (0 and null before the first) and balance. */
+export interface LedgerHead {
+  seq: number;
+  hash: string | null;
+  balance: bigint;
+}
+
+/** An entry chained after a head: its hashed fields, the hash it links to and its own hash. */
+export interface ChainedLedgerEntry extends LedgerHashFields {
+  prevHash: string | null;
+  hash: string;
+}
+
+/**
+ * The entry that follows `head` (seq + 1, balance + amount, linked to and hashed from the head) and the
+ * head it leaves: the one way every writer chains an entry, one at a time or a whole batch in memory.
+ * The balance check (never below zero) is the writer's, and the database's.
+ *
+ * @example
+ * const { entry, head: next } = chainLedgerEntry(head, { accountId, amount: -1234n, reason: 'USAGE',
+ *   referenceId: usageId, createdAt: new Date() });
+ */
+export function chainLedgerEntry(
+  head: LedgerHead,
+  next: Omit<LedgerHashFields, 'seq' | 'balanceAfter'>,
+): { entry: ChainedLedgerEntry; head: LedgerHead } {
+  const fields: LedgerHashFields = {
+    ...next,
+    seq: head.seq + 1,
+    balanceAfter: head.balance + next.amount,
+  };
+  const hash = ledgerEntryHash(head.hash, fields);
+  return {
+    entry: { ...fields, prevHash: head.hash, hash },
+    head: { seq: fields.seq, hash, balance: fields.balanceAfter },
+  };
+}
+
 export interface StoredLedgerEntry extends LedgerHashFields {
   /** null, undefined or 64 zeros for the first entry of an account. */
   prevHash?: string | null;

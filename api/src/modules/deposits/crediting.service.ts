@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type ChainedLedgerEntry,
+  chainLedgerEntry,
   isCreditableTransfer,
-  ledgerEntryHash,
+  type LedgerHead,
   tokenUnitsToMicroUsd,
   USDC_DECIMALS,
 } from '@chainmeter/schema';
@@ -63,9 +65,7 @@ function prepare(
 
 interface LockedAccount {
   id: string;
-  balance: bigint;
-  seq: number;
-  head: string | null;
+  ledger: LedgerHead;
 }
 
 /**
@@ -94,7 +94,7 @@ async function lockAccounts(tx: Em, wallets: readonly string[]): Promise<Map<str
   return new Map(
     rows.map((row) => [
       row.wallet_address,
-      { id: row.id, balance: BigInt(row.balance), seq: row.ledger_seq, head: row.ledger_head },
+      { id: row.id, ledger: { seq: row.ledger_seq, hash: row.ledger_head, balance: BigInt(row.balance) } },
     ]),
   );
 }
@@ -191,39 +191,24 @@ export async function creditConfirmedTransfers(
         );
       if (credited.length > 0) {
         const creditedRows = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d]));
-        const entries: {
-          id: string;
-          accountId: string;
-          seq: number;
-          amount: bigint;
-          balanceAfter: bigint;
-          depositId: string;
-          reason: 'DEPOSIT' | 'ADJUSTMENT';
-          prevHash: string | null;
-          hash: string;
-        }[] = [];
+        const entries: (ChainedLedgerEntry & { id: string; depositId: string })[] = [];
         // In chain order, so each account's ledger follows the order its payments were mined in.
         for (const row of rows) {
           const creditedRow = creditedRows.get(row.key);
           if (!creditedRow) continue;
           const depositId = creditedRow.id;
           const account = accountOf(accounts, row.transfer.from);
-          const fields = {
+          const chained = chainLedgerEntry(account.ledger, {
             accountId: account.id,
-            seq: account.seq + 1,
             amount: row.amount,
-            balanceAfter: account.balance + row.amount,
             // A deposit credited before, reversed by a deep reorg and now mined again: its DEPOSIT entry
             // exists, so the credit that undoes the reversal is an ADJUSTMENT referencing the deposit.
-            reason: creditedRow.recredit ? ('ADJUSTMENT' as const) : ('DEPOSIT' as const),
+            reason: creditedRow.recredit ? 'ADJUSTMENT' : 'DEPOSIT',
             referenceId: depositId,
             createdAt: now,
-          };
-          const hash = ledgerEntryHash(account.head, fields);
-          entries.push({ id: randomUUID(), depositId, prevHash: account.head, hash, ...fields });
-          account.seq = fields.seq;
-          account.balance = fields.balanceAfter;
-          account.head = hash;
+          });
+          entries.push({ ...chained.entry, id: randomUUID(), depositId });
+          account.ledger = chained.head;
           events.push({ type: 'depositUpdated', accountId: account.id, depositId });
         }
         await tx.execute(
@@ -256,9 +241,9 @@ export async function creditConfirmedTransfers(
            where a.id = v.id`,
           [
             changed.map((a) => a.id),
-            changed.map((a) => a.balance.toString()),
-            changed.map((a) => a.seq),
-            changed.map((a) => a.head ?? ''),
+            changed.map((a) => a.ledger.balance.toString()),
+            changed.map((a) => a.ledger.seq),
+            changed.map((a) => a.ledger.hash ?? ''),
           ],
         );
         // The newest entry of each account is enough for a balance notification.

@@ -1,4 +1,4 @@
-import { ledgerEntryHash } from '@chainmeter/schema';
+import { chainLedgerEntry } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import {
   decodeCursor,
@@ -64,35 +64,35 @@ export async function appendLedgerEntry(em: Em, params: AppendLedgerEntryParamet
       { id: params.accountId },
       { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
     );
-    const balanceAfter = account.balance + params.amount;
-    if (balanceAfter < 0n) throw new InsufficientBalanceError(account.id, account.balance, params.amount);
-    const prevHash = account.ledgerHead ?? null;
-    const fields = {
-      accountId: account.id,
-      seq: account.ledgerSeq + 1,
-      amount: params.amount,
-      balanceAfter,
-      reason: params.reason,
-      referenceId: params.referenceId,
-      // Millisecond precision, as the hash encodes it; a timestamptz keeps it exactly.
-      createdAt: new Date(),
-    };
-    const hash = ledgerEntryHash(prevHash, fields);
+    const { entry: chained } = chainLedgerEntry(
+      { seq: account.ledgerSeq, hash: account.ledgerHead ?? null, balance: account.balance },
+      {
+        accountId: account.id,
+        amount: params.amount,
+        reason: params.reason,
+        referenceId: params.referenceId,
+        // Millisecond precision, as the hash encodes it; a timestamptz keeps it exactly.
+        createdAt: new Date(),
+      },
+    );
+    if (chained.balanceAfter < 0n) {
+      throw new InsufficientBalanceError(account.id, account.balance, params.amount);
+    }
     const entry = tx.create(LedgerEntry, {
       account,
-      seq: fields.seq,
-      amount: fields.amount,
-      balanceAfter,
-      reason: fields.reason,
-      referenceId: fields.referenceId,
+      seq: chained.seq,
+      amount: chained.amount,
+      balanceAfter: chained.balanceAfter,
+      reason: params.reason,
+      referenceId: chained.referenceId,
       deposit: params.depositId ? tx.getReference(Deposit, params.depositId) : null,
-      createdAt: fields.createdAt,
-      prevHash,
-      hash,
+      createdAt: chained.createdAt,
+      prevHash: chained.prevHash,
+      hash: chained.hash,
     });
-    account.balance = balanceAfter;
-    account.ledgerSeq = fields.seq;
-    account.ledgerHead = hash;
+    account.balance = chained.balanceAfter;
+    account.ledgerSeq = chained.seq;
+    account.ledgerHead = chained.hash;
     await tx.flush();
     return entry;
   });

@@ -12,14 +12,19 @@
  * cannot deadlock.
  *
  * The USAGE ledger entry keeps the ledger's invariants exactly as `appendLedgerEntry` does: the account
- * row is locked, seq + 1, balance_after = balance + amount (>= 0, also a CHECK), and the hash chain is
- * `ledgerEntryHash` from @chainmeter/schema, the one implementation of the hash.
+ * row is locked, seq + 1, balance_after = balance + amount (>= 0, also a CHECK), and the entry is
+ * chained by `chainLedgerEntry` from @chainmeter/schema, the one implementation of the chain and its hash.
  * Each takes a `HotSql` executor (db/hot-sql.ts): on PostgreSQL, statements prepared once per connection
  * on the ORM's pg pool, values bound as parameters; on PGlite or inside a caller's transaction, through
  * the EntityManager. No entity is loaded: nothing touches an identity map.
  */
 import { randomUUID } from 'node:crypto';
-import { ledgerEntryHash, type MicroUsd } from '@chainmeter/schema';
+import {
+  type ChainedLedgerEntry,
+  chainLedgerEntry,
+  type LedgerHead,
+  type MicroUsd,
+} from '@chainmeter/schema';
 import { LRUCache } from 'lru-cache';
 import type { HotSql, Statement } from '../../db/hot-sql.ts';
 import { unauthenticated } from '../../errors.ts';
@@ -171,16 +176,6 @@ export async function applySettlement(
   if (settlement.userPrice === 0n) return settleWithoutCharge(sql, usageId, settlement);
   const results = await applyChargedSettlements(sql, [{ usageId, settlement }]);
   return results.get(usageId) ?? { settled: false, reason: 'already settled' };
-}
-
-/**
- * What this process knows of an account's ledger at one moment: the seq and hash of its last entry and
- * the balance after it. A seq names one state of the ledger, so two heads with the same seq are equal.
- */
-export interface LedgerHead {
-  seq: number;
-  hash: string | null;
-  balance: bigint;
 }
 
 /**
@@ -353,16 +348,7 @@ function planSettlements(
   const results = new Map<string, SettleResult>();
   const accounts = new Map<string, { from: number; head: LedgerHead; released: bigint }>();
   const keys = new Map<string, { released: bigint; spent: bigint }>();
-  const entries: {
-    id: string;
-    accountId: string;
-    seq: number;
-    amount: bigint;
-    balanceAfter: bigint;
-    usageId: string;
-    prevHash: string | null;
-    hash: string;
-  }[] = [];
+  const entries: (ChainedLedgerEntry & { id: string; usageId: string })[] = [];
   const settled: (PendingSettlement & { record: HeldRecord })[] = [];
   for (const item of items) {
     const record = results.has(item.usageId) ? undefined : recordOf(item.usageId);
@@ -377,19 +363,16 @@ function planSettlements(
       account = { from: head.seq, head, released: 0n };
       accounts.set(record.accountId, account);
     }
-    const fields = {
+    const chained = chainLedgerEntry(account.head, {
       accountId: record.accountId,
-      seq: account.head.seq + 1,
       amount: -price,
-      balanceAfter: account.head.balance - price,
       reason: 'USAGE',
       referenceId: item.usageId,
       createdAt: now,
-    };
-    const hash = ledgerEntryHash(account.head.hash, fields);
+    });
     const entryId = randomUUID();
-    entries.push({ id: entryId, usageId: item.usageId, prevHash: account.head.hash, hash, ...fields });
-    account.head = { seq: fields.seq, hash, balance: fields.balanceAfter };
+    entries.push({ ...chained.entry, id: entryId, usageId: item.usageId });
+    account.head = chained.head;
     account.released += record.hold;
     if (record.apiKeyId) {
       const key = keys.get(record.apiKeyId) ?? { released: 0n, spent: 0n };
