@@ -20,7 +20,7 @@ import { inTransaction } from '../../db/transaction.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { roleOf } from '../auth/auth.service.ts';
-import { ApiKey, type IApiKey } from './apikeys.entity.ts';
+import { ApiKey, type IApiKey, liveApiKeySql, liveApiKeyWhere } from './apikeys.entity.ts';
 
 export const API_KEY_PREFIX = 'cm_';
 /** Random bytes in a secret: 256 bits. */
@@ -141,8 +141,7 @@ const VIEWER_FROM_API_KEY: Statement = {
   text: `with k as (
      select api_keys.id, api_keys.account_id, accounts.wallet_address
      from api_keys join accounts on accounts.id = api_keys.account_id
-     where api_keys.secret_hash = $1 and api_keys.revoked_at is null
-       and (api_keys.expires_at is null or api_keys.expires_at > $2::timestamptz)
+     where api_keys.secret_hash = $1 and ${liveApiKeySql('$2')}
    ), used as (
      update api_keys set last_used_at = $2::timestamptz
      where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
@@ -268,11 +267,7 @@ export function assertCanManageKeys(viewer: Viewer): void {
 }
 
 function liveKeysOf(accountId: string, now: Date) {
-  return {
-    account: accountId,
-    revokedAt: null,
-    $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
-  };
+  return { account: accountId, ...liveApiKeyWhere(now) };
 }
 
 const keyNotFound = () => notFound('No such API key');

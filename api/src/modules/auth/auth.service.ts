@@ -24,6 +24,7 @@ import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
 import type { IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
+import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
 import { Session, SiweNonce } from './auth.entity.ts';
 
 /** How long a challenge may be answered. */
@@ -228,10 +229,10 @@ export async function credentialIsLive(em: Em, viewer: Viewer, now = new Date())
           viewer.credential.sessionId,
           now.toISOString(),
         ])
-      : await em.execute(
-          'select 1 from api_keys where id = ? and revoked_at is null and (expires_at is null or expires_at > ?)',
-          [viewer.credential.apiKeyId, now.toISOString()],
-        );
+      : await em.execute(`select 1 from api_keys where id = ? and ${liveApiKeySql('?')}`, [
+          viewer.credential.apiKeyId,
+          now.toISOString(),
+        ]);
   return rows.length === 1;
 }
 

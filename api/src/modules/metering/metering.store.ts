@@ -28,6 +28,7 @@ import {
 import { LRUCache } from 'lru-cache';
 import type { HotSql, Statement } from '../../db/hot-sql.ts';
 import { unauthenticated } from '../../errors.ts';
+import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
 import { type ApiKeyCheck, lastUsedBefore } from '../apikeys/apikeys.service.ts';
 import type { BillingStatus } from './metering.entity.ts';
 
@@ -70,7 +71,7 @@ const PLACE_HOLD: Statement = {
   text: `with live_key as (
      select 1 from api_keys
      where $10::text is not null and id = $3::uuid and account_id = $2::uuid and secret_hash = $10::text
-       and revoked_at is null and (expires_at is null or expires_at > $8::timestamptz)
+       and ${liveApiKeySql('$8')}
    ), a as (
      update accounts set held = held + $1::bigint
      where id = $2::uuid and balance - held >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
