@@ -8,9 +8,11 @@
  * 3. Decide the settlement (`billing.ts`) and apply it exactly once (`metering.store.ts`). A settlement
  *    that fails never blocks or fails the answer: it is kept on the record (UNSETTLED) or, if even that
  *    fails, in memory, and the settlement loop retries it; the loop also settles what a crashed process
- *    left UNSETTLED and releases holds whose call never finished (HELD past `hold_expires_at`).
+ *    left UNSETTLED and closes holds whose call never finished (HELD past `hold_expires_at`): released,
+ *    or, for a stream with recorded progress, billed for what it had generated.
  * 4. While a call runs (a stream may run for longer than the hold TTL), a heartbeat keeps pushing its
- *    record's `hold_expires_at` forward, so only the holds of a process that died ever expire.
+ *    record's `hold_expires_at` forward, so only the holds of a process that died ever expire, and
+ *    records how much text each stream has generated.
  */
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
@@ -186,9 +188,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   const attempts = new Map<string, number>();
   /**
    * Records this process holds open: from the hold until the settlement is written (or recorded as
-   * UNSETTLED, which the expiry never touches). Their expiry is pushed forward every third of the TTL
-   * (the heartbeat), so a call that outlives `holdTtlMs` (a long stream) keeps its hold on every replica;
-   * only a process that stopped beating (it died) has its holds released, one TTL after its last beat.
+   * UNSETTLED, which the expiry never touches), with the stream being served, if any. Their expiry is
+   * pushed forward by the heartbeat (every third of the TTL or `streamProgressMs`, whichever is shorter),
+   * which also records each stream's progress, so a call that outlives `holdTtlMs` (a long stream) keeps
+   * its hold on every replica; only a process that stopped beating (it died) has its holds expire, one
+   * TTL after its last beat: released, or billed for the progress recorded.
    */
   const owned = new Map<string, OpenStream | null>();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
@@ -528,7 +532,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return closed;
   }
 
-  /** One heartbeat: pushes the expiry of every record this process still holds open, and records streams' progress. */
+  /** One heartbeat: pushes the expiry of every record this process holds open; records streams' progress. */
   function beat(): void {
     if (beating || owned.size === 0) return;
     const progress: StreamProgress[] = [];
