@@ -18,6 +18,7 @@ import {
   findExpiredHolds,
   InsufficientCreditsError,
   LedgerHeads,
+  type PlaceHoldParameters,
   placeHold,
   type Settlement,
 } from './metering.store.ts';
@@ -48,16 +49,21 @@ async function newAccount(balance: bigint): Promise<string> {
   return row.id;
 }
 
-const placed = (accountId: string, amount: bigint, apiKeyId: string | null = null) =>
+const placed = (
+  accountId: string,
+  amount: bigint,
+  apiKeyId: string | null = null,
+  more: Pick<PlaceHoldParameters, 'streamed' | 'keyCheck'> = { streamed: false },
+) =>
   placeHold(hotSql(orm.em.fork()), {
     accountId,
     apiKeyId,
     requestId: `req_${randomBytes(8).toString('hex')}`,
     model: 'chainmeter-dev',
     hold: amount as MicroUsd,
-    streamed: false,
     now: new Date(),
     holdExpiresAt: new Date(Date.now() + 60_000),
+    ...more,
   });
 const hold = async (accountId: string, amount: bigint, apiKeyId: string | null = null) =>
   (await placed(accountId, amount, apiKeyId)).usageId;
@@ -107,17 +113,7 @@ describe('holds with a key check', () => {
     const accountId = await newAccount(1_000_000n);
     const { apiKey, secret } = await createApiKey(orm.em.fork(), accountId, { name: 'k' });
     const holdWith = (check: ApiKeyCheck, account = accountId) =>
-      placeHold(hotSql(orm.em.fork()), {
-        accountId: account,
-        apiKeyId: apiKey.id,
-        requestId: `req_${randomBytes(8).toString('hex')}`,
-        model: 'chainmeter-dev',
-        hold: 100n as MicroUsd,
-        streamed: false,
-        now: new Date(),
-        holdExpiresAt: new Date(Date.now() + 60_000),
-        keyCheck: check,
-      });
+      placed(account, 100n, apiKey.id, { streamed: false, keyCheck: check });
     const live = { secretHash: hashApiKeySecret(secret), verified: false };
     await holdWith(live);
     expect(live.verified).toBe(true);
@@ -298,16 +294,7 @@ describe('heartbeat', () => {
   it("records a stream's progress, never backwards, and an expired hold carries it", async () => {
     const accountId = await newAccount(1_000_000n);
     const sql = hotSql(orm.em.fork());
-    const stream = await placeHold(sql, {
-      accountId,
-      apiKeyId: null,
-      requestId: `req_${randomBytes(8).toString('hex')}`,
-      model: 'chainmeter-dev',
-      hold: 5_000n as MicroUsd,
-      streamed: true,
-      now: new Date(),
-      holdExpiresAt: new Date(Date.now() + 60_000),
-    });
+    const stream = await placed(accountId, 5_000n, null, { streamed: true });
     const plain = await hold(accountId, 1_000n);
     const until = new Date(Date.now() + 120_000);
     const progress = (generatedBytes: number) => [
