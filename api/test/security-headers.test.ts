@@ -191,7 +191,8 @@ describe('the API', () => {
 
 describe('/metrics', () => {
   it('is refused in production without METRICS_TOKEN, whatever the request carries, with a warning at start', async () => {
-    for (const headers of [{}, { authorization: 'Bearer anything-0123456789' }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer anything-0123456789' }];
+    for (const headers of attempts) {
       const response = await fetch(`${prod.url}/metrics`, { headers });
       expect(response.status).toBe(403);
       const body = await response.text();
