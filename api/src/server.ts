@@ -30,6 +30,7 @@ import {
   introspectionPolicy,
 } from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
+import { securityHeaders } from './http/security-headers.ts';
 import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import { startAuditScheduler } from './modules/audit/audit.scheduler.ts';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
@@ -42,9 +43,10 @@ import { loadPriceTable } from './modules/metering/pricing.ts';
 import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { graphqlMetricsPlugins } from './observability/graphql.ts';
 import { type RequestVariables, requestObservability } from './observability/http.ts';
-import { createLogger, sameSecret } from './observability/logger.ts';
+import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
+import { metricsRoute } from './observability/metrics-route.ts';
 import { createPlatformProbe } from './observability/platform-probe.ts';
 import { checkReadiness } from './observability/readiness.ts';
 import { createAppPubSub } from './pubsub.ts';
@@ -162,6 +164,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
 
   const app = new Hono<{ Variables: RequestVariables }>();
   app.use('*', requestObservability({ logger, metrics }));
+  app.use('*', securityHeaders(config));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const readiness = await checkReadiness({
@@ -171,14 +174,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     });
     return c.json(readiness, readiness.ready ? 200 : 503);
   });
-  app.get('/metrics', async (c) => {
-    const token = config.observability.metricsToken;
-    if (token && !sameSecret(bearerToken(c.req.header('authorization')), token)) {
-      return c.json({ error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' }, 401);
-    }
-    const { contentType, body } = await metrics.render();
-    return c.body(body, 200, { 'content-type': contentType, 'cache-control': 'no-store' });
-  });
+  app.get('/metrics', metricsRoute({ config, metrics, logger }));
   app.route('/', openAiRoutes(services));
   app.use('/graphql', graphqlBodyLimit());
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>

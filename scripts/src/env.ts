@@ -1,11 +1,17 @@
 /**
- * The configuration of `npm start` and of `npm run bench`: the one place in scripts/ that reads
+ * The configuration of `npm start`, `npm run bench` and `npm run audit`: the one place in scripts/ that reads
  * `process.env`.
  * Only what the orchestrator itself decides on is parsed here; the API validates the rest of the
  * environment (which it inherits) and refuses to start with a list of problems.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
+import { getAddress, isAddress } from 'viem';
 import { z } from 'zod';
+
+/** The repository's `.env`, which `npm start` loads and `npm run audit` reads. */
+export const ROOT_DOT_ENV = fileURLToPath(new URL('../../.env', import.meta.url));
 
 const optional = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
 
@@ -67,6 +73,67 @@ export function loadBenchConfig(source: Record<string, string | undefined> = pro
     throw new Error(`Invalid benchmark configuration:\n${problems.join('\n')}`);
   }
   return parsed.data;
+}
+
+const optionalNumber = (schema: z.ZodNumber) =>
+  z.preprocess((value) => (value === '' ? undefined : value), z.coerce.number().pipe(schema).optional());
+
+const optionalAddress = z.preprocess(
+  (value) => (value === '' ? undefined : value),
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => isAddress(value, { strict: false }),
+      'must be an address: 0x followed by 40 hex digits',
+    )
+    .transform((value) => getAddress(value))
+    .optional(),
+);
+
+/**
+ * What the audit CLI takes from the platform's own environment (the same variables, read the same way as
+ * the API reads them): the chain, the token, the treasury, the confirmations, the database, the port.
+ */
+const auditSchema = z.object({
+  RPC_URL: z.preprocess((value) => (value === '' ? undefined : value), z.url().optional()),
+  CHAIN_ID: optionalNumber(z.number().int().positive()),
+  USDC_ADDRESS: optionalAddress,
+  TREASURY_ADDRESS: optionalAddress,
+  CONFIRMATIONS: optionalNumber(z.number().int().min(0).max(1_000)),
+  DATABASE_URL: optional,
+  PORT: optionalNumber(z.number().int().min(1).max(65_535)),
+});
+
+export type AuditEnv = z.infer<typeof auditSchema>;
+
+/** Parses the audit's variables; throws an Error that lists every problem, by variable. */
+export function loadAuditEnv(source: Record<string, string | undefined>): AuditEnv {
+  const parsed = auditSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
+    throw new Error(`invalid environment (or .env):\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The audit's environment as `npm start` would see it: the process's variables over those of the `.env`
+ * file (`envFile`, else the repository's `.env` when there is one; a named file must exist).
+ */
+export function auditEnvironment(envFile: string | undefined): AuditEnv {
+  const file = envFile ?? ROOT_DOT_ENV;
+  let fromFile: Record<string, string | undefined> = {};
+  if (envFile !== undefined || existsSync(file)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new Error(`cannot read the env file ${file}: ${(error as Error).message}`);
+    }
+    fromFile = parseEnv(text);
+  }
+  return loadAuditEnv({ ...fromFile, ...process.env });
 }
 
 /** The environment the orchestrator hands to the processes it starts (they validate it themselves). */

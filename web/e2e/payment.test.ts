@@ -32,6 +32,14 @@ describe('web client: payment journey in a real browser', () => {
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.on('pageerror', (error) => pageErrors.push(String(error)));
+    // The API serves the page under its Content-Security-Policy: anything the policy blocks is recorded.
+    await page.addInitScript(() => {
+      const seen: string[] = [];
+      (globalThis as { __cspViolations?: string[] }).__cspViolations = seen;
+      document.addEventListener('securitypolicyviolation', (event) =>
+        seen.push(`${event.effectiveDirective} blocked ${event.blockedURI}`),
+      );
+    });
     page.setDefaultTimeout(20_000);
   }, 180_000);
 
@@ -43,13 +51,22 @@ describe('web client: payment journey in a real browser', () => {
     }
   });
 
+  afterEach(async () => {
+    const violations = await page.evaluate(
+      () => (globalThis as { __cspViolations?: string[] }).__cspViolations ?? [],
+    );
+    expect(violations).toEqual([]);
+  });
+
   afterAll(async () => {
     await browser?.close();
     await platform?.close();
   });
 
   it('signs in with the dev wallet, buys credits and sees them credited live', async () => {
-    await page.goto(`${origin}/?rpc=${encodeURIComponent(platform.anvil.rpcUrl)}`);
+    const served = await page.goto(`${origin}/?rpc=${encodeURIComponent(platform.anvil.rpcUrl)}`);
+    // The page runs under the API's policy (api/src/http/security-headers.ts).
+    expect(await served?.headerValue('content-security-policy')).toMatch(/script-src 'self';/);
     await page.getByRole('heading', { name: 'Pay for AI with USDC' }).waitFor();
     await page.screenshot({ path: screenshotPath('01-connect') });
 

@@ -8,6 +8,8 @@ import {
   type AuditReport,
   accountProofFromJson,
   auditReportToJson,
+  BASE_CHAIN_ID,
+  BASE_USDC_ADDRESS,
   checkAudit,
   defaultConfirmations,
   fetchTreasuryTransfers,
@@ -16,6 +18,7 @@ import {
   TransferScanError,
 } from '@chainmeter/schema';
 import { type Address, createPublicClient, getAddress, http, type PublicClient } from 'viem';
+import type { AuditEnv } from '../env.ts';
 import { AUDIT_USAGE, type AuditOptions, parseAuditOptions, UsageError } from './audit-options.ts';
 import {
   AuditRunError,
@@ -34,10 +37,18 @@ export const EXIT_CONSISTENT = 0;
 export const EXIT_DISCREPANCIES = 1;
 export const EXIT_COULD_NOT_RUN = 2;
 
-export async function runAuditCommand(argv: readonly string[], io: AuditIo): Promise<number> {
+/**
+ * `environment` gives the platform's variables (`auditEnvironment` for the real command); without it only the
+ * options count.
+ */
+export async function runAuditCommand(
+  argv: readonly string[],
+  io: AuditIo,
+  environment?: (envFile: string | undefined) => AuditEnv,
+): Promise<number> {
   let options: AuditOptions;
   try {
-    options = parseAuditOptions(argv);
+    options = parseAuditOptions(argv, environment);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.stderr(`audit: ${error.message}\n\n${AUDIT_USAGE}`);
@@ -105,12 +116,21 @@ async function connectRpc(
   }
 }
 
-/** token, treasury, confirmations: the options first, else the API's public paymentConfig. */
+/**
+ * token, treasury, confirmations: the options first, then the platform's environment (both in `options`; on
+ * Base the token defaults to Circle's USDC as on the platform), and only what is still unknown from the
+ * API's public paymentConfig. With both addresses known no API is asked: confirmations default as on the
+ * platform.
+ */
 async function platformConfig(options: AuditOptions, chainId: number): Promise<PaymentConfig> {
-  if (options.token && options.treasury) {
+  if (options.chainId !== undefined && options.chainId !== chainId) {
+    throw new AuditRunError(`the RPC serves chain ${chainId}, but CHAIN_ID is ${options.chainId}`);
+  }
+  const token = options.token ?? (chainId === BASE_CHAIN_ID ? getAddress(BASE_USDC_ADDRESS) : undefined);
+  if (token && options.treasury) {
     return {
       chainId,
-      tokenAddress: options.token,
+      tokenAddress: token,
       treasuryAddress: options.treasury,
       confirmations: options.confirmations ?? defaultConfirmations(chainId),
     };
@@ -121,7 +141,7 @@ async function platformConfig(options: AuditOptions, chainId: number): Promise<P
   } catch (error) {
     if (options.databaseUrl && error instanceof AuditRunError) {
       throw new AuditRunError(
-        `${error.message}; with --database and no reachable API, give --token and --treasury (and --confirmations)`,
+        `${error.message}; with --database and no reachable API, set USDC_ADDRESS and TREASURY_ADDRESS (and CONFIRMATIONS) as for the platform, in the environment or .env, or give --token and --treasury (and --confirmations)`,
       );
     }
     throw error;
@@ -133,7 +153,7 @@ async function platformConfig(options: AuditOptions, chainId: number): Promise<P
   }
   return {
     chainId,
-    tokenAddress: options.token ?? config.tokenAddress,
+    tokenAddress: token ?? config.tokenAddress,
     treasuryAddress: options.treasury ?? config.treasuryAddress,
     confirmations: options.confirmations ?? config.confirmations,
   };

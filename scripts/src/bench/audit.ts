@@ -28,11 +28,11 @@ import { createOrm, migrateUp } from '../../../api/src/db/orm.ts';
 import { loadConfig } from '../../../api/src/env.ts';
 import { findOrCreateAccount } from '../../../api/src/modules/accounts/accounts.service.ts';
 import { createApiKey } from '../../../api/src/modules/apikeys/apikeys.service.ts';
-import { creditConfirmedTransfers } from '../../../api/src/modules/deposits/crediting.service.ts';
 import { startApi } from '../../../api/src/server.ts';
 import { readRecordsFromDatabase } from '../audit/platform-records.ts';
 import { devAccounts } from '../devnet/accounts.ts';
 import { mineBlocks, setAutomine, startAnvil } from '../devnet/anvil.ts';
+import { creditTreasuryTransfers } from '../devnet/credit-from-chain.ts';
 import { createTestDatabase } from '../devnet/postgres.ts';
 import { deployTestUsdc } from '../devnet/token.ts';
 import { printTable } from './stats.ts';
@@ -143,26 +143,9 @@ export async function benchAudit(): Promise<void> {
 
     // Credit them through the API's crediting service, from the chain's own logs.
     const creditStarted = performance.now();
-    const onChain = await fetchTreasuryTransfers(client, {
-      chainId: 31337,
-      token,
-      treasury,
-      fromBlock: 0n,
-      toBlock: head,
-    });
+    const onChain = await creditTreasuryTransfers(orm.em, client, { chainId: 31337, token, treasury, head });
     if (onChain.length !== TRANSFERS)
       throw new Error(`expected ${TRANSFERS} transfers, found ${onChain.length}`);
-    for (let i = 0; i < onChain.length; i += 5_000) {
-      const batch = onChain.slice(i, i + 5_000).map((t) => ({
-        ...t,
-        txHash: t.txHash as Hash,
-        blockHash: t.blockHash as Hash,
-        from: t.from as Address,
-        to: treasury,
-        timestamp: 0n,
-      }));
-      await creditConfirmedTransfers(orm.em.fork(), 31337, batch, head);
-    }
     const credited = seconds(creditStarted);
 
     // The audit's phases, in-process, database path.

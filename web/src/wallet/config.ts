@@ -3,7 +3,7 @@
  * are never baked into the bundle. Injected wallets (MetaMask, the Coinbase Wallet extension, any
  * EIP-6963 wallet) always; the dev wallet only on the local chain.
  */
-import { DEVNET_CHAIN_ID, DEVNET_RPC_URL } from '@chainmeter/schema';
+import { browserRpcUrl, DEVNET_CHAIN_ID } from '@chainmeter/schema';
 import { type Chain, defineChain } from 'viem';
 import { base, baseSepolia, foundry } from 'viem/chains';
 import { type Config, createConfig, http } from 'wagmi';
@@ -14,19 +14,64 @@ const devnet = { ...foundry, name: 'the local devnet (anvil)' } as const satisfi
 const KNOWN_CHAINS: readonly Chain[] = [base, baseSepolia, devnet];
 const rpcOverrideKey = (chainId: number) => `chainmeter.rpcUrl.${chainId}`;
 
+/** The part of `localStorage` the RPC choice uses. */
+export type RpcOverrideStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+
+export interface RpcChoice {
+  /** The RPC the page reads the chain through (and the dev wallet sends through). */
+  url: string;
+  /** Why an override (a `?rpc=`, or one remembered on a real chain) was ignored, to say so; else null. */
+  refusal: string | null;
+}
+
 /**
- * The RPC the page reads the chain through (and the dev wallet sends through). On the devnet that is
- * anvil, by default the `npm start` one; `?rpc=<url>` points the page at another (remembered).
+ * Picks the RPC for `chainId`. Only the local devnet (chain 31337, no real money) lets `?rpc=<url>` point
+ * the page at another node, remembered per chain: tests and `npm start` setups run anvil on other ports.
+ * On every other chain a link's `?rpc=` is refused, and so is one remembered before this rule existed,
+ * which is also forgotten: a phishing link must not make the page read balances, confirmations or
+ * transaction receipts from a hostile RPC.
+ *
+ * @example
+ * chooseRpcUrl(8453, '?rpc=https://evil.example', localStorage)
+ * // { url: 'https://mainnet.base.org', refusal: 'ignored the RPC override "https://evil.example": ...' }
  */
-export function chainRpcUrl(chain: Chain): string {
-  const fromQuery = new URLSearchParams(globalThis.location?.search ?? '').get('rpc');
-  if (fromQuery && /^https?:\/\//.test(fromQuery)) {
-    globalThis.localStorage?.setItem(rpcOverrideKey(chain.id), fromQuery);
-    return fromQuery;
+export function chooseRpcUrl(
+  chainId: number,
+  search: string,
+  store: RpcOverrideStore | undefined,
+): RpcChoice {
+  const fromQuery = new URLSearchParams(search).get('rpc');
+  const key = rpcOverrideKey(chainId);
+  const fallback = browserRpcUrl(chainId);
+  if (chainId !== DEVNET_CHAIN_ID) {
+    const remembered = store?.getItem(key) ?? null;
+    if (remembered !== null) store?.removeItem(key);
+    const override = fromQuery ?? remembered;
+    return {
+      url: fallback,
+      refusal:
+        override === null
+          ? null
+          : `ignored the RPC override "${override}": only the local devnet (chain ${DEVNET_CHAIN_ID}) may be read through another RPC; chain ${chainId} is read through ${fallback}`,
+    };
   }
-  const remembered = globalThis.localStorage?.getItem(rpcOverrideKey(chain.id));
-  if (remembered) return remembered;
-  return chain.rpcUrls.default.http[0] ?? DEVNET_RPC_URL;
+  if (fromQuery && /^https?:\/\//.test(fromQuery)) {
+    store?.setItem(key, fromQuery);
+    return { url: fromQuery, refusal: null };
+  }
+  const url = store?.getItem(key) || fallback;
+  return {
+    url,
+    refusal:
+      fromQuery === null ? null : `ignored ?rpc="${fromQuery}": not an http(s) URL; reading through ${url}`,
+  };
+}
+
+/** `chooseRpcUrl` for this page's address and storage; a refused override is reported in the console. */
+export function chainRpcUrl(chain: Chain): string {
+  const choice = chooseRpcUrl(chain.id, globalThis.location?.search ?? '', globalThis.localStorage);
+  if (choice.refusal !== null) console.warn(`ChainMeter: ${choice.refusal}`);
+  return choice.url;
 }
 
 export function chainFor(chainId: number): Chain {
@@ -36,7 +81,7 @@ export function chainFor(chainId: number): Chain {
       id: chainId,
       name: `Chain ${chainId}`,
       nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-      rpcUrls: { default: { http: [DEVNET_RPC_URL] } },
+      rpcUrls: { default: { http: [browserRpcUrl(chainId)] } },
     })
   );
 }
