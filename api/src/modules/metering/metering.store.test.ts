@@ -378,10 +378,10 @@ describe('the expiry sweep against a live heartbeat', () => {
     // Both calls keep their holds, untouched: no release under a running call, no charge.
     const statuses = await orm.em
       .fork()
-      .execute<{ status: string }[]>(
-        'select status from usage_records where id in (?, ?)',
-        [plain.usageId, stream.usageId],
-      );
+      .execute<{ status: string }[]>('select status from usage_records where id in (?, ?)', [
+        plain.usageId,
+        stream.usageId,
+      ]);
     expect(statuses.map((row) => row.status)).toEqual(['HELD', 'HELD']);
     expect(await state(accountId)).toEqual({ balance: '1000000', held: '10000' });
 
