@@ -63,6 +63,13 @@ const schema = z.object({
   LLM_BASE_URL: optionalUrl,
   LLM_API_KEY: optionalString,
   LLM_PRICES: optionalString,
+  /** How often the upstream's prices (LiteLLM `GET /model/info`) are read again. */
+  LLM_PRICES_REFRESH_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(24 * 3_600_000)
+    .default(5 * 60_000),
   /** Upstream answer timeout (and, streaming, the longest silence between chunks). */
   LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /**
@@ -191,6 +198,7 @@ export interface ApiConfig {
     baseUrl: string | undefined;
     apiKey: string | undefined;
     pricesPath: string | undefined;
+    pricesRefreshMs: number;
     timeoutMs: number;
     holdTtlMs: number;
     settlementRetryMs: number;
@@ -272,6 +280,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       baseUrl: env.LLM_BASE_URL,
       apiKey: env.LLM_API_KEY,
       pricesPath: env.LLM_PRICES,
+      pricesRefreshMs: env.LLM_PRICES_REFRESH_MS,
       timeoutMs: env.LLM_TIMEOUT_MS,
       holdTtlMs: env.METERING_HOLD_TTL_MS,
       settlementRetryMs: env.METERING_RETRY_MS,

@@ -37,9 +37,10 @@ import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 import { startCreditingWorker } from './modules/deposits/crediting.worker.ts';
 import { createIndexerClient } from './modules/deposits/indexer.client.ts';
 import { type DevModelServer, startDevModelServer } from './modules/metering/dev-model.server.ts';
-import { createLlmUpstream } from './modules/metering/llm.upstream.ts';
+import { createLlmUpstream, type LlmUpstream } from './modules/metering/llm.upstream.ts';
 import { createMeteringService, type MeteringFaults } from './modules/metering/metering.service.ts';
-import { loadPriceTable } from './modules/metering/pricing.ts';
+import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
+import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { graphqlMetricsPlugins } from './observability/graphql.ts';
 import { type RequestVariables, requestObservability } from './observability/http.ts';
@@ -76,6 +77,18 @@ export interface StartApiOptions {
 
 export async function startApi(config: ApiConfig, options: StartApiOptions = {}): Promise<RunningApi> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // Without LLM_BASE_URL the built-in dev model serves on loopback, so credits can be spent offline.
+  const devModel: DevModelServer | null = config.llm.baseUrl ? null : await startDevModelServer();
+  const upstream = createLlmUpstream({
+    baseUrl: config.llm.baseUrl ?? (devModel as DevModelServer).baseUrl,
+    apiKey: config.llm.apiKey,
+    timeoutMs: config.llm.timeoutMs,
+  });
+  // First, before anything else is opened: without prices nothing can be billed, so the API refuses to start.
+  const prices = await loadPrices(config, upstream, logger).catch(async (error: unknown) => {
+    await devModel?.stop();
+    throw error;
+  });
   const metrics = createAppMetrics();
   const orm = await createOrm({
     databaseUrl: config.databaseUrl,
@@ -85,16 +98,10 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
   const pubsubHandle = createAppPubSub(config.redisUrl, logger);
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
-  // Without LLM_BASE_URL the built-in dev model serves on loopback, so credits can be spent offline.
-  const devModel: DevModelServer | null = config.llm.baseUrl ? null : await startDevModelServer();
   const metering = createMeteringService({
     orm,
-    upstream: createLlmUpstream({
-      baseUrl: config.llm.baseUrl ?? (devModel as DevModelServer).baseUrl,
-      apiKey: config.llm.apiKey,
-      timeoutMs: config.llm.timeoutMs,
-    }),
-    prices: await loadPriceTable(config.llm.pricesPath),
+    upstream,
+    prices,
     markup: config.priceMarkup,
     logger,
     holdTtlMs: config.llm.holdTtlMs,
@@ -338,6 +345,26 @@ async function createContext(
     requestId: initial.requestId ?? null,
     log: initial.log ?? services.logger,
   };
+}
+
+/** The upstream's prices (LiteLLM `/model/info`) under the `LLM_PRICES` overrides; refuses when there are none. */
+async function loadPrices(config: ApiConfig, upstream: LlmUpstream, logger: Logger): Promise<PriceBook> {
+  let overrides: PriceTable = new Map();
+  if (config.llm.pricesPath) {
+    try {
+      overrides = await loadPriceTable(config.llm.pricesPath);
+    } catch (error) {
+      if (error instanceof PriceTableError) throw new ConfigError([`LLM_PRICES: ${error.message}`]);
+      throw error;
+    }
+  }
+  return loadPriceBook({
+    fetchModelInfo: () => upstream.modelInfo(),
+    overrides,
+    upstreamName: config.llm.baseUrl ? `the upstream ${config.llm.baseUrl}` : 'the built-in dev model',
+    refreshMs: config.llm.pricesRefreshMs,
+    logger,
+  });
 }
 
 /** `CHAINMETER_CRASH_AT` (tests only, see env.ts): SIGKILL of this process at that step of a metered call. */

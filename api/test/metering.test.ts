@@ -1,25 +1,27 @@
 /**
  * Metered completions end to end: the official `openai` client against `/v1`, GraphQL, a real PostgreSQL
- * database and the real dev model server as the upstream (over HTTP, never a stub). Every charge is
- * checked to the micro-USD against the ledger, the usage rows and the API key's `spent`.
+ * database and the real dev model server as the upstream (over HTTP, never a stub): it behaves like a
+ * LiteLLM proxy (prices in `GET /model/info`, `x-litellm-response-cost` on answers, none on streams).
+ * Every charge is checked to the micro-USD against the ledger, the usage rows and the API key's `spent`,
+ * with figures worked out by hand here, never with the pricing functions under test.
  */
-import { formatCredits, type MicroUsd, multiplyCeil, parseCredits, parseRatio } from '@chainmeter/schema';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { hotSql } from '../src/db/hot-sql.ts';
-import { loadConfig } from '../src/env.ts';
+import { ConfigError, loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
-import { type DevModelServer, startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
-import { applySettlement, placeHold } from '../src/modules/metering/metering.store.ts';
 import {
-  costFromUsage,
-  estimateHold,
-  loadPriceTable,
-  type PriceTable,
-  promptTokensUpperBound,
-} from '../src/modules/metering/pricing.ts';
+  DEV_MODEL_PRICES,
+  type DevModelServer,
+  startDevModelServer,
+} from '../src/modules/metering/dev-model.server.ts';
+import { applySettlement, extendHolds, placeHold } from '../src/modules/metering/metering.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
@@ -29,13 +31,11 @@ import { waitFor } from './support/wait-for.ts';
 
 const ORIGIN = 'http://localhost:4000';
 const MARKUP = '1.5';
-const markup = parseRatio(MARKUP);
 const DEV = 'chainmeter-dev';
 
 let database: TestDatabase;
 let dev: DevModelServer;
 let api: RunningApi;
-let prices: PriceTable;
 /** Accounts whose calls' first settlement attempt fails (fault injection); the usage ids it failed. */
 const failFirstSettlement = new Set<string>();
 const failedOnce = new Set<string>();
@@ -65,7 +65,7 @@ beforeAll(async () => {
   database = await createTestDatabase('cm_metering');
   // Streams are paced (5 ms a chunk) so a client can leave one half-way; other answers are immediate.
   dev = await startDevModelServer({ chunkDelayMs: 5 });
-  prices = await loadPriceTable(undefined);
+  // No LLM_PRICES: the prices are the upstream's own, read from its /model/info.
   api = await startApi(config(), {
     crediting: false,
     meteringFaults: {
@@ -147,6 +147,7 @@ async function account(accountId: string): Promise<AccountRow> {
 interface UsageRow {
   id: string;
   request_id: string;
+  model: string;
   status: string;
   prompt_tokens: number;
   completion_tokens: number;
@@ -159,7 +160,7 @@ interface UsageRow {
 
 async function usageRows(accountId: string): Promise<UsageRow[]> {
   return api.services.orm.em.fork().execute<UsageRow[]>(
-    `select id, request_id, status, prompt_tokens, completion_tokens, provider_cost::text as provider_cost,
+    `select id, request_id, model, status, prompt_tokens, completion_tokens, provider_cost::text as provider_cost,
        user_price::text as user_price, hold_amount::text as hold_amount, api_key_id, flags
      from usage_records where account_id = ? order by created_at, id`,
     [accountId],
@@ -176,10 +177,14 @@ async function usageEntries(accountId: string): Promise<{ amount: bigint; refere
   return rows.map((row) => ({ amount: BigInt(row.amount), referenceId: row.reference_id }));
 }
 
-const expectedPrice = (model: string, promptTokens: number, completionTokens: number) => {
-  const price = prices.get(model);
-  if (!price) throw new Error(`no price for ${model}`);
-  return multiplyCeil(costFromUsage(price, { promptTokens, completionTokens }), markup);
+/**
+ * What a call to a $0.15 / $0.60 per million tokens model (the dev model's published price) is charged at
+ * markup 1.5, worked by hand in integers: provider cost = 0.15 micro-USD per prompt token + 0.60 per
+ * completion token, rounded up to the micro-USD; user price = cost x 3 / 2, rounded up.
+ */
+const devCharge = (promptTokens: number, completionTokens: number) => {
+  const cost = Math.ceil((15 * promptTokens + 60 * completionTokens) / 100);
+  return BigInt(Math.ceil((cost * 3) / 2));
 };
 
 const messages = (text: string) => [{ role: 'user' as const, content: text }];
@@ -212,25 +217,22 @@ describe('REST with the official openai client', () => {
     expect(completion.choices[0]?.message.content).toMatch(/^Echo: Hello metered world/);
     const requestId = response.headers.get('x-request-id');
     expect(requestId).toMatch(/^req_/);
-    const usage = completion.usage;
-    if (!usage) throw new Error('no usage');
+    // The dev model's deterministic answer to this prompt: 13 prompt and 26 completion tokens.
+    expect(completion.usage).toMatchObject({ prompt_tokens: 13, completion_tokens: 26 });
     await api.services.metering.whenIdle();
     const [row] = await usageRows(user.accountId);
     if (!row) throw new Error('no usage row');
-    const price = expectedPrice(DEV, usage.prompt_tokens, usage.completion_tokens);
+    // Its cost header: 13 x 0.15 + 26 x 0.60 = 17.55 micro-USD, rounded up: 18; x 1.5 = 27.
     expect(row).toMatchObject({
       request_id: requestId,
       status: 'BILLED',
-      prompt_tokens: usage.prompt_tokens,
-      completion_tokens: usage.completion_tokens,
-      provider_cost: costFromUsage(prices.get(DEV)!, {
-        promptTokens: usage.prompt_tokens,
-        completionTokens: usage.completion_tokens,
-      }).toString(),
-      user_price: price.toString(),
+      prompt_tokens: 13,
+      completion_tokens: 26,
+      provider_cost: '18',
+      user_price: '27',
       api_key_id: null,
     });
-    expect((await account(user.accountId)).balance).toBe(1_000_000n - price);
+    expect((await account(user.accountId)).balance).toBe(1_000_000n - 27n);
     await expectBooksAgree(user, 1_000_000n);
   });
 
@@ -254,11 +256,15 @@ describe('REST with the official openai client', () => {
     if (!usage) throw new Error('no usage chunk');
     await api.services.metering.whenIdle();
     const [row] = await usageRows(user.accountId);
+    // No cost header on a stream: its usage chunk (12 + 12 tokens) at the published price,
+    // 12 x 0.15 + 12 x 0.60 = 9 micro-USD; x 1.5 = 13.5, rounded up: 14.
+    expect(usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 12 });
     expect(row).toMatchObject({
       status: 'BILLED',
-      prompt_tokens: usage.prompt_tokens,
-      completion_tokens: usage.completion_tokens,
-      user_price: expectedPrice(DEV, usage.prompt_tokens, usage.completion_tokens).toString(),
+      prompt_tokens: 12,
+      completion_tokens: 12,
+      provider_cost: '9',
+      user_price: '14',
       api_key_id: keyId,
     });
     const [spent] = await api.services.orm.em
@@ -286,11 +292,13 @@ describe('REST with the official openai client', () => {
     expect((await usageRows(user.accountId))[0]?.status).toBe('BILLED');
   });
 
-  it('lists the models', async () => {
+  it('lists the models that can be billed, and only those', async () => {
     const user = await newUser(0n);
     const models = [];
     for await (const model of user.client.models.list()) models.push(model.id);
-    expect(models).toContain(DEV);
+    expect(models).toEqual(expect.arrayContaining([DEV, 'chainmeter-dev-large', 'dev-reasoning']));
+    // The upstream serves it, but publishes no price for it.
+    expect(models).not.toContain('dev-unpriced');
   });
 
   it('answers errors in OpenAI shape with the right status', async () => {
@@ -324,7 +332,8 @@ describe('REST with the official openai client', () => {
     await expect(
       user.client.chat.completions.create({ model: 'no-such-model', messages: messages('x') }),
     ).rejects.toMatchObject({
-      status: 404,
+      status: 400,
+      error: { code: 'model_not_priced', param: 'model' },
     });
     await expectBooksAgree(user, 1_000_000n);
   });
@@ -409,7 +418,7 @@ describe('REST with the official openai client', () => {
     expect(await account(user.accountId)).toEqual({ balance: 10n, held: 0n });
   });
 
-  it('charges nothing when the upstream fails (500), times out or answers empty', async () => {
+  it('charges nothing when the upstream fails (500) or times out before any output', async () => {
     const user = await newUser(1_000_000n);
     await expect(
       user.client.chat.completions.create({ model: 'dev-error-500', messages: messages('x') }),
@@ -421,12 +430,9 @@ describe('REST with the official openai client', () => {
     ).rejects.toMatchObject({
       status: 504,
     });
-    const empty = await user.client.chat.completions.create({ model: 'dev-empty', messages: messages('x') });
-    expect(empty.choices[0]?.message.content).toBe('');
     await api.services.metering.whenIdle();
     const rows = await usageRows(user.accountId);
     expect(rows.map((row) => [row.status, row.user_price])).toEqual([
-      ['RELEASED', '0'],
       ['RELEASED', '0'],
       ['RELEASED', '0'],
     ]);
@@ -434,49 +440,17 @@ describe('REST with the official openai client', () => {
     await expectBooksAgree(user, 1_000_000n);
   });
 
-  it('prices a call without a cost header from the table, and flags an unknown price NEEDS_REVIEW', async () => {
+  it("prices a call without a cost header at the upstream's published price", async () => {
     const user = await newUser(1_000_000n);
     const priced = await user.client.chat.completions.create({
       model: 'dev-no-cost',
       messages: messages('no header'),
     });
-    const unpriced = await user.client.chat.completions.create({
-      model: 'dev-unpriced',
-      messages: messages('no price'),
-    });
+    expect(priced.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 25 });
     await api.services.metering.whenIdle();
-    const [first, second] = await usageRows(user.accountId);
-    expect(first).toMatchObject({
-      status: 'BILLED',
-      user_price: expectedPrice(
-        'dev-no-cost',
-        priced.usage!.prompt_tokens,
-        priced.usage!.completion_tokens,
-      ).toString(),
-    });
-    expect(second).toMatchObject({
-      status: 'NEEDS_REVIEW',
-      provider_cost: null,
-      user_price: '0',
-      prompt_tokens: unpriced.usage!.prompt_tokens,
-      completion_tokens: unpriced.usage!.completion_tokens,
-      flags: ['UNPRICED'],
-    });
-    const now = new Date();
-    const { me } = await gqlData<{
-      me: { usageSummary: { key: string; requests: number; needsReview: number }[] };
-    }>(
-      api.url,
-      `query($from: DateTime!, $to: DateTime!) { me { usageSummary(from: $from, to: $to, groupBy: MODEL) { key requests needsReview } } }`,
-      {
-        from: new Date(now.getTime() - 60_000).toISOString(),
-        to: new Date(now.getTime() + 60_000).toISOString(),
-      },
-      user.token,
-    );
-    expect(me.usageSummary).toEqual([
-      { key: 'dev-no-cost', requests: 1, needsReview: 0 },
-      { key: 'dev-unpriced', requests: 1, needsReview: 1 },
+    // 10 x 0.15 + 25 x 0.60 = 16.5 micro-USD, rounded up: 17; x 1.5 = 25.5, rounded up: 26.
+    expect(await usageRows(user.accountId)).toMatchObject([
+      { status: 'BILLED', provider_cost: '17', user_price: '26', flags: [] },
     ]);
     await expectBooksAgree(user, 1_000_000n);
   });
@@ -503,15 +477,11 @@ describe('REST with the official openai client', () => {
     if (!row) throw new Error('no usage row');
     expect(row.status).toBe('BILLED');
     expect(row.flags).toEqual(expect.arrayContaining(['CLIENT_DISCONNECTED', 'USAGE_ESTIMATED']));
-    // Conservative estimate: the prompt's byte bound, and one token per generated byte.
-    const promptBound = Number(
-      promptTokensUpperBound(
-        messages('a long enough prompt to get many chunks back from the dev model please'),
-      ),
-    );
-    expect(row.prompt_tokens).toBe(promptBound);
+    // Conservative estimate: the prompt's byte bound (8 per request + 8 per message + 4 bytes of "user"
+    // + the 70 bytes of the text = 90 tokens), and one token per generated byte.
+    expect(row.prompt_tokens).toBe(90);
     expect(row.completion_tokens).toBeGreaterThan(0);
-    expect(BigInt(row.user_price)).toBe(expectedPrice(DEV, row.prompt_tokens, row.completion_tokens));
+    expect(BigInt(row.user_price)).toBe(devCharge(90, row.completion_tokens));
     expect(BigInt(row.user_price)).toBeLessThanOrEqual(BigInt(row.hold_amount));
     await expectBooksAgree(user, 1_000_000n);
   });
@@ -520,7 +490,9 @@ describe('REST with the official openai client', () => {
 describe('concurrency', () => {
   const burstMessages = messages('burst');
   const maxTokens = 16;
-  const hold = () => estimateHold(prices.get(DEV)!, burstMessages, maxTokens, markup);
+  // The hold of one burst call: prompt bound 8 + 8 + 4 ("user") + 5 ("burst") = 25 tokens, output 16:
+  // 25 x 0.15 + 16 x 0.60 = 13.35 micro-USD, rounded up: 14; x 1.5 = 21.
+  const hold = () => 21n;
 
   async function burst(client: OpenAI, n: number) {
     return Promise.all(
@@ -644,9 +616,9 @@ describe('settlement', () => {
     });
     expect(again).toEqual({ settled: false, reason: 'already settled' });
     expect(await usageEntries(user.accountId)).toHaveLength(1);
-    expect(BigInt(row!.user_price)).toBe(
-      expectedPrice(DEV, data.usage!.prompt_tokens, data.usage!.completion_tokens),
-    );
+    // 10 prompt + 14 completion tokens: 10 x 0.15 + 14 x 0.60 = 9.9, rounded up: 10; x 1.5 = 15.
+    expect(data.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 14 });
+    expect(row!.user_price).toBe('15');
     await expectBooksAgree(user, 1_000_000n);
   });
 
@@ -691,8 +663,10 @@ describe('GraphQL, usage history and export', () => {
     expect(createCompletion.content).toMatch(/^Echo: graphql hello/);
     const { usage } = createCompletion;
     expect(usage.billingStatus).toBe('BILLED');
-    const price = expectedPrice(DEV, usage.promptTokens, usage.completionTokens);
-    expect(usage.userPrice).toBe((Number(price) / 1000).toString());
+    // 11 prompt + 15 completion tokens: 11 x 0.15 + 15 x 0.60 = 10.65, rounded up: 11 micro-USD;
+    // x 1.5 = 16.5, rounded up: 17 micro-USD = 0.017 credits.
+    expect(usage).toMatchObject({ promptTokens: 11, completionTokens: 15 });
+    expect(usage.userPrice).toBe('0.017');
     for (let i = 0; i < 3; i++) {
       await openai(key.secret).chat.completions.create({
         model: 'chainmeter-dev-large',
@@ -904,5 +878,307 @@ describe('live balance', () => {
     expect(event.balanceUpdated.balance).toBe(formatCredits(after.balance as MicroUsd));
     expect(BigInt(parseCredits(event.balanceUpdated.entry.amount))).toBe(after.balance - 5_000_000n);
     await balances.close();
+  });
+});
+
+describe('billing rules: an answered call is never free when the provider billed it', () => {
+  /** Reads a stream to its end; returns the usage chunk and everything generated, by field. */
+  async function readStream(client: OpenAI, model: string, text: string, maxTokens?: number) {
+    const stream = await client.chat.completions.create({
+      model,
+      messages: messages(text),
+      max_tokens: maxTokens,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    const generated = { content: '', reasoning: '', toolArguments: '' };
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta as
+        | (OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string })
+        | undefined;
+      generated.content += delta?.content ?? '';
+      generated.reasoning += delta?.reasoning_content ?? '';
+      generated.toolArguments += delta?.tool_calls?.[0]?.function?.arguments ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    return { usage, generated };
+  }
+
+  it('refuses a model without a price before any hold and without calling the upstream', async () => {
+    const user = await newUser(1_000_000n);
+    const before = dev.requestCount();
+    for (const stream of [false, true]) {
+      const response = await fetch(`${api.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'dev-unpriced', messages: messages('free lunch?'), stream }),
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: {
+          message: expect.stringMatching(/dev-unpriced has no price/),
+          type: 'invalid_request_error',
+          param: 'model',
+          code: 'model_not_priced',
+        },
+      });
+    }
+    const graphql = await gql(
+      api.url,
+      `mutation { createCompletion(input: { model: "dev-unpriced", messages: [{ role: "user", content: "hi" }] }) { id } }`,
+      {},
+      user.token,
+    );
+    expect(graphql.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(graphql.errors?.[0]?.message).toMatch(/dev-unpriced has no price/);
+    expect(dev.requestCount()).toBe(before);
+    expect(await usageRows(user.accountId)).toEqual([]);
+    expect(await account(user.accountId)).toEqual({ balance: 1_000_000n, held: 0n });
+  });
+
+  it('bills a reasoning-only answer (empty content, 400 completion tokens) at cost x markup', async () => {
+    const user = await newUser(1_000_000n);
+    const { data, response } = await user.client.chat.completions
+      .create({ model: 'dev-reasoning', messages: messages('think hard'), max_tokens: 400 })
+      .withResponse();
+    expect(data.choices[0]?.message).toMatchObject({ content: '', reasoning_content: expect.any(String) });
+    expect(data.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 400 });
+    expect(response.headers.get('x-request-id')).toMatch(/^req_/);
+    await api.services.metering.whenIdle();
+    // Its cost header: 10 x 0.15 + 400 x 0.60 = 241.5 micro-USD, rounded up: 242; x 1.5 = 363.
+    expect(await usageRows(user.accountId)).toMatchObject([
+      {
+        status: 'BILLED',
+        prompt_tokens: 10,
+        completion_tokens: 400,
+        provider_cost: '242',
+        user_price: '363',
+      },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('bills a prompt-only answer (60,000 prompt tokens, 0 completion tokens, finish_reason stop)', async () => {
+    const user = await newUser(1_000_000n);
+    // 59,993 tokens of 4 characters, + 4 for the message, + 3 for the request = 60,000 prompt tokens.
+    const answer = await user.client.chat.completions.create({
+      model: 'dev-empty',
+      messages: messages('x'.repeat(4 * 59_993)),
+    });
+    expect(answer.choices[0]).toMatchObject({ finish_reason: 'stop', message: { content: '' } });
+    expect(answer.usage).toMatchObject({ prompt_tokens: 60_000, completion_tokens: 0 });
+    await api.services.metering.whenIdle();
+    // Its cost header: 60,000 x 0.15 = 9,000 micro-USD ($0.009); x 1.5 = 13,500.
+    expect(await usageRows(user.accountId)).toMatchObject([
+      {
+        status: 'BILLED',
+        prompt_tokens: 60_000,
+        completion_tokens: 0,
+        provider_cost: '9000',
+        user_price: '13500',
+      },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('bills a streamed reasoning-only answer from its usage chunk', async () => {
+    const user = await newUser(1_000_000n);
+    const { usage, generated } = await readStream(user.client, 'dev-reasoning', 'think hard', 400);
+    expect(generated.content).toBe('');
+    expect(generated.reasoning.length).toBeGreaterThan(0);
+    expect(usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 400 });
+    await api.services.metering.whenIdle();
+    // No cost header on a stream: 10 x 0.15 + 400 x 0.60 = 241.5, rounded up: 242; x 1.5 = 363.
+    expect(await usageRows(user.accountId)).toMatchObject([
+      { status: 'BILLED', provider_cost: '242', user_price: '363', flags: [] },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('bills a tool-call-only answer, streamed or not', async () => {
+    const user = await newUser(1_000_000n);
+    const answer = await user.client.chat.completions.create({
+      model: 'dev-tool-call',
+      messages: messages('call a tool'),
+    });
+    expect(answer.choices[0]).toMatchObject({ finish_reason: 'tool_calls', message: { content: null } });
+    expect(answer.choices[0]?.message.tool_calls).toHaveLength(1);
+    expect(answer.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 24 });
+    const streamed = await readStream(user.client, 'dev-tool-call', 'call a tool');
+    expect(streamed.generated.content).toBe('');
+    expect(streamed.generated.toolArguments).toMatch(/^\{"query":/);
+    await api.services.metering.whenIdle();
+    // 10 x 0.15 + 24 x 0.60 = 15.9 micro-USD, rounded up: 16; x 1.5 = 24 (header or usage chunk alike).
+    expect(await usageRows(user.accountId)).toMatchObject([
+      { status: 'BILLED', provider_cost: '16', user_price: '24' },
+      { status: 'BILLED', provider_cost: '16', user_price: '24' },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('bills a stream the upstream broke off for everything it had produced', async () => {
+    const user = await newUser(1_000_000n);
+    const stream = await user.client.chat.completions.create({
+      model: 'dev-cut',
+      messages: messages('cut me'),
+      stream: true,
+    });
+    let content = '';
+    const broke = await (async () => {
+      for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
+    })().catch((error: unknown) => error);
+    // Three chunks, "Echo" + ":" + " cut" (9 bytes), then the upstream closed the connection.
+    expect(content).toBe('Echo: cut');
+    expect(String((broke as Error)?.message)).toMatch(/only the part generated before the break is billed/);
+    await api.services.metering.whenIdle();
+    // No usage: prompt bound 8 + 8 + 4 ("user") + 6 ("cut me") = 26 tokens, completion 9 (one per byte):
+    // 26 x 0.15 + 9 x 0.60 = 9.3 micro-USD, rounded up: 10; x 1.5 = 15.
+    expect(await usageRows(user.accountId)).toMatchObject([
+      {
+        status: 'BILLED',
+        prompt_tokens: 26,
+        completion_tokens: 9,
+        provider_cost: '10',
+        user_price: '15',
+        flags: ['UPSTREAM_CUT', 'USAGE_ESTIMATED'],
+      },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('charges a call that was answered and can no longer be priced its hold, flagged NEEDS_REVIEW', async () => {
+    const user = await newUser(1_000_000n);
+    const sql = hotSql(api.services.orm.em.fork());
+    const now = new Date();
+    // A stream of a model that has since lost its price, whose process died after its progress was recorded.
+    const { usageId } = await placeHold(sql, {
+      accountId: user.accountId,
+      apiKeyId: null,
+      requestId: `req_retired_${user.accountId}`,
+      model: 'retired-model',
+      hold: 5_000n as MicroUsd,
+      streamed: true,
+      now,
+      holdExpiresAt: new Date(now.getTime() + 60_000),
+    });
+    await extendHolds(sql, [usageId], now, [{ usageId, generatedBytes: 300, promptTokensBound: 40 }]);
+    await api.services.orm.em
+      .fork()
+      .execute(`update usage_records set hold_expires_at = now() - interval '1 second' where id = ?`, [
+        usageId,
+      ]);
+    await waitFor('the expired hold to be settled', async () => (await account(user.accountId)).held === 0n);
+    expect(await usageRows(user.accountId)).toMatchObject([
+      {
+        status: 'NEEDS_REVIEW',
+        provider_cost: null,
+        user_price: '5000',
+        flags: ['STREAM_INTERRUPTED', 'USAGE_ESTIMATED', 'UNPRICED'],
+      },
+    ]);
+    await expectBooksAgree(user, 1_000_000n);
+  });
+
+  it('bills by LLM_PRICES over the upstream per model, and picks up prices the upstream publishes later', async () => {
+    // This upstream publishes a price for chainmeter-dev only, at first.
+    const upstream = await startDevModelServer({ prices: { [DEV]: DEV_MODEL_PRICES[DEV]! } });
+    const dir = await mkdtemp(join(tmpdir(), 'cm-prices-'));
+    const file = join(dir, 'prices.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        'dev-unpriced': { inputPerMTok: '1', outputPerMTok: '2' },
+        [DEV]: { inputPerMTok: '10', outputPerMTok: '20' },
+      }),
+    );
+    const other = await startApi(
+      config({ LLM_BASE_URL: upstream.baseUrl, LLM_PRICES: file, LLM_PRICES_REFRESH_MS: '100' }),
+      { crediting: false },
+    );
+    try {
+      const user = await newUser(1_000_000n);
+      const client = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: user.token, maxRetries: 0 });
+      const listed = async () => {
+        const ids: string[] = [];
+        for await (const model of client.models.list()) ids.push(model.id);
+        return ids.sort();
+      };
+      expect(await listed()).toEqual([DEV, 'dev-unpriced']);
+      // Streams carry no cost header: billed at the LLM_PRICES price, which wins over the upstream's.
+      const overridden = await readStream(client, DEV, 'override me', 8);
+      expect(overridden.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 8 });
+      // dev-unpriced has no price upstream and no cost header: priced by LLM_PRICES alone.
+      const unpriced = await client.chat.completions.create({
+        model: 'dev-unpriced',
+        messages: messages('hi'),
+      });
+      expect(unpriced.usage).toMatchObject({ prompt_tokens: 8 });
+      const completion = unpriced.usage?.completion_tokens ?? 0;
+      await expect(
+        client.chat.completions.create({ model: 'chainmeter-dev-large', messages: messages('not yet') }),
+      ).rejects.toMatchObject({ status: 400, error: { code: 'model_not_priced' } });
+
+      upstream.publishPrices(DEV_MODEL_PRICES);
+      await waitFor('the new upstream price to be read', async () =>
+        (await listed()).includes('chainmeter-dev-large'),
+      );
+      const large = await client.chat.completions.create({
+        model: 'chainmeter-dev-large',
+        messages: messages('now priced'),
+        max_tokens: 4,
+      });
+      expect(large.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 4 });
+      await other.services.metering.whenIdle();
+      expect(await usageRows(user.accountId)).toMatchObject([
+        // 10 x $10/M + 8 x $20/M = 100 + 160 = 260 micro-USD; x 1.5 = 390.
+        { model: DEV, provider_cost: '260', user_price: '390' },
+        // 8 x $1/M + c x $2/M = 8 + 2c micro-USD; x 1.5.
+        {
+          model: 'dev-unpriced',
+          provider_cost: String(8 + 2 * completion),
+          user_price: String(Math.ceil(((8 + 2 * completion) * 3) / 2)),
+        },
+        // Its cost header: 10 x $3/M + 4 x $15/M = 30 + 60 = 90 micro-USD; x 1.5 = 135.
+        { model: 'chainmeter-dev-large', provider_cost: '90', user_price: '135' },
+      ]);
+    } finally {
+      await other.close();
+      await upstream.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start against an upstream that publishes no prices, unless LLM_PRICES is set', async () => {
+    const plain = await startDevModelServer({ modelInfo: false });
+    const dir = await mkdtemp(join(tmpdir(), 'cm-prices-'));
+    try {
+      const error = await startApi(config({ LLM_BASE_URL: plain.baseUrl }), { crediting: false }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems).toEqual([
+        expect.stringMatching(
+          /^LLM_PRICES: required, because the upstream http:\/\/127\.0\.0\.1:\d+\/v1 publishes no prices/,
+        ),
+      ]);
+      const file = join(dir, 'prices.json');
+      await writeFile(file, JSON.stringify({ [DEV]: { inputPerMTok: '0.15', outputPerMTok: '0.60' } }));
+      const priced = await startApi(config({ LLM_BASE_URL: plain.baseUrl, LLM_PRICES: file }), {
+        crediting: false,
+      });
+      try {
+        const user = await newUser(0n);
+        const client = new OpenAI({ baseURL: `${priced.url}/v1`, apiKey: user.token, maxRetries: 0 });
+        const ids: string[] = [];
+        for await (const model of client.models.list()) ids.push(model.id);
+        expect(ids).toEqual([DEV]);
+      } finally {
+        await priced.close();
+      }
+    } finally {
+      await plain.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -17,7 +17,6 @@ import {
   findExpiredHolds,
   placeHold,
 } from '../src/modules/metering/metering.store.ts';
-import { loadPriceTable } from '../src/modules/metering/pricing.ts';
 import type { RunningApi } from '../src/server.ts';
 import { gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
@@ -121,15 +120,30 @@ it("records a stream's progress on embedded PGlite, and bills it once its proces
     (record) => record.id === usageId,
   );
   expect(expired).toMatchObject({ streamed: true, generatedBytes: 120, promptTokensBound: 30 });
-  const prices = await loadPriceTable(undefined); // the dev model's, as this API uses
+  // The dev model publishes $0.15 and $0.60 per million tokens (x 10^12 here), as this API reads them.
+  const devPrice = {
+    model: 'chainmeter-dev',
+    inputPerMTok: 150_000_000_000n,
+    outputPerMTok: 600_000_000_000n,
+  };
   const settlement = settlementOfExpiredHold(
     expired as ExpiredHold,
-    prices.get('chainmeter-dev'),
+    devPrice,
     api.services.config.priceMarkup,
   );
-  expect(settlement).toMatchObject({ status: 'BILLED', completionTokens: 120, promptTokens: 30 });
+  // 30 x 0.15 + 120 x 0.60 = 76.5, rounded up: 77 micro-USD; x 2.0 (the default markup) = 154.
+  expect(settlement).toMatchObject({
+    status: 'BILLED',
+    completionTokens: 120,
+    promptTokens: 30,
+    providerCost: 77n,
+    userPrice: 154n,
+  });
   const balanceBefore = account.balance;
-  expect((await applySettlement(sql, usageId, settlement)).settled).toBe(true);
+  // Settled as the expiry sweep does, re-checking the expiry in the statement (PGlite runs it too).
+  expect((await applySettlement(sql, usageId, settlement, { expiredAt: new Date() })).settled).toBe(false);
+  const sweptAt = new Date(until.getTime() + 1);
+  expect((await applySettlement(sql, usageId, settlement, { expiredAt: sweptAt })).settled).toBe(true);
   const after = await getAccountByWallet(api.services.orm.em.fork(), devPayer(0).address);
   expect(after?.balance).toBe(balanceBefore - settlement.userPrice);
   expect((await checkLedgerInvariants(api.services.orm.em.fork())).problems).toEqual([]);

@@ -2,15 +2,17 @@
  * Every start validates its configuration against the chain before serving, and refuses with a list of
  * exactly what is wrong: a real `node api/src/main.ts` against a real anvil node.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
 import { deployTestUsdc } from '../../scripts/src/devnet/token.ts';
+import { startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
 
 const API_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 let anvil: Anvil;
@@ -25,22 +27,39 @@ afterAll(async () => {
   await anvil?.stop();
 });
 
+const startEnv = (env: Record<string, string>) => ({
+  PATH: process.env.PATH,
+  PORT: '0',
+  RPC_URL: anvil.rpcUrl,
+  CHAIN_ID: '31337',
+  USDC_ADDRESS: token,
+  TREASURY_ADDRESS: devAccounts.treasury.address,
+  LOG_LEVEL: 'silent',
+  ...env,
+});
+
 function start(env: Record<string, string>) {
   const result = spawnSync(process.execPath, [API_MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      PORT: '0',
-      RPC_URL: anvil.rpcUrl,
-      CHAIN_ID: '31337',
-      USDC_ADDRESS: token,
-      TREASURY_ADDRESS: devAccounts.treasury.address,
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
+    env: startEnv(env),
     encoding: 'utf8',
     timeout: 30_000,
   });
   return { code: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+/** As `start`, without blocking this process (a server in it must answer the API while it starts). */
+async function startAsync(env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [API_MAIN], {
+      env: startEnv(env),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { code: 0, output: `${stdout}${stderr}` };
+  } catch (error) {
+    const failed = error as { code?: unknown; stdout?: string; stderr?: string };
+    return { code: failed.code, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+  }
 }
 
 it('lists every malformed variable at once', () => {
@@ -98,4 +117,36 @@ it('refuses a port that is already taken, saying so', async () => {
   } finally {
     blocker.close();
   }
+});
+
+it('refuses an LLM upstream that publishes no prices when LLM_PRICES is not set, saying so', async () => {
+  // An OpenAI-compatible upstream that is not LiteLLM: no GET /model/info.
+  const upstream = await startDevModelServer({ modelInfo: false });
+  try {
+    const { code, output } = await startAsync({
+      LLM_BASE_URL: upstream.baseUrl,
+      DATA_DIR: mkdtempSync(path.join(tmpdir(), 'cm-prices-')),
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(/refused to start/);
+    expect(output).toMatch(
+      new RegExp(`LLM_PRICES: required, because the upstream ${upstream.baseUrl} publishes no prices`),
+    );
+    expect(output).not.toMatch(/\n\s+at /); // no stack trace
+  } finally {
+    await upstream.stop();
+  }
+  const unreachable = await startAsync({ LLM_BASE_URL: 'http://127.0.0.1:9/v1' });
+  expect(unreachable.code).toBe(1);
+  expect(unreachable.output).toMatch(
+    /LLM_BASE_URL: cannot read the prices of the upstream http:\/\/127\.0\.0\.1:9\/v1/,
+  );
+  expect(unreachable.output).not.toMatch(/\n\s+at /);
+  const badTable = await startAsync({
+    LLM_BASE_URL: 'http://127.0.0.1:9/v1',
+    LLM_PRICES: '/nonexistent/prices.json',
+  });
+  expect(badTable.code).toBe(1);
+  expect(badTable.output).toMatch(/LLM_PRICES: cannot read LLM_PRICES file \/nonexistent\/prices\.json/);
+  expect(badTable.output).not.toMatch(/\n\s+at /);
 });

@@ -7,7 +7,9 @@
  * The official `openai` client works unchanged with `baseURL: <origin>/v1` and an API key (or a session
  * token) as its `apiKey`. Errors use OpenAI's shape `{ error: { message, type, param, code } }`:
  * 400 bad input, 401 no or bad credential, 402 insufficient credits, 429 rate limited (with
- * `Retry-After`), 502 upstream failure, 504 upstream timeout. A credential never appears in an error.
+ * `Retry-After`), 502 upstream failure, 504 upstream timeout. A model without a price is a 400 with
+ * `code: "model_not_priced"` (the upstream is not called); `GET /v1/models` lists only the models that
+ * can be billed. A credential never appears in an error.
  */
 import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { type Context, Hono } from 'hono';
@@ -18,7 +20,11 @@ import type { AppServices, Viewer } from '../context.ts';
 import { isDatabaseUnavailable } from '../errors.ts';
 import { type ApiKeyCheck, isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
-import { CompletionFailedError, type UsageView } from '../modules/metering/metering.service.ts';
+import {
+  CompletionFailedError,
+  MODEL_NOT_PRICED,
+  type UsageView,
+} from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
@@ -58,14 +64,15 @@ function failure(c: Context, services: AppServices, error: unknown) {
     return errorResponse(c, 502, error.message, 'upstream_error', 'upstream_unavailable', null, headers);
   }
   if (code === 'BAD_USER_INPUT') {
-    const field = (error as { extensions?: { field?: unknown } }).extensions?.field;
+    const extensions = (error as { extensions?: { field?: unknown; reason?: unknown } }).extensions;
     return errorResponse(
       c,
       400,
       (error as Error).message,
       'invalid_request_error',
-      'invalid_request',
-      typeof field === 'string' ? field : null,
+      // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
+      extensions?.reason === MODEL_NOT_PRICED ? MODEL_NOT_PRICED : 'invalid_request',
+      typeof extensions?.field === 'string' ? extensions.field : null,
     );
   }
   if (code === 'INSUFFICIENT_CREDITS') {
@@ -288,7 +295,7 @@ const encoder = new TextEncoder();
 function sseBody(
   chunks: AsyncIterable<ChatCompletionChunk>,
   includeUsage: boolean,
-  settled: Promise<unknown>,
+  settled: Promise<UsageView | null>,
 ): ReadableStream<Uint8Array> {
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
@@ -298,8 +305,12 @@ function sseBody(
         try {
           next = await iterator.next();
         } catch (error) {
-          // The upstream broke off mid-answer: nothing is charged; tell the client in OpenAI's shape.
-          const message = `${(error as Error).message}; nothing was charged`;
+          // The upstream broke off mid-answer: billed for what it had generated (nothing, if it had not
+          // generated anything); tell the client which, in OpenAI's shape.
+          const usage = await settled.catch(() => null);
+          const message = `${(error as Error).message}; ${
+            usage ? 'only the part generated before the break is billed' : 'nothing was charged'
+          }`;
           controller.enqueue(
             encoder.encode(
               `data: ${JSON.stringify({ error: { message, type: 'upstream_error', param: null, code: 'upstream_unavailable' } })}\n\n`,

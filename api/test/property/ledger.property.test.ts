@@ -1,6 +1,6 @@
 /**
  * Property: whatever the order of deposits, blocks, shallow reorgs (below CONFIRMATIONS), crediting
- * replays (cursor reset), metered completions (answered, upstream failure, empty) and kill -9 restarts of
+ * replays (cursor reset), metered completions (answered, upstream failure, prompt-only) and kill -9 restarts of
  * the API, the DESIGN.md "Ledger" invariants hold after every step and each balance equals a simple
  * model: the sum of its confirmed, still-on-chain transfers minus what its answered calls were billed.
  * Real anvil, Ponder, PostgreSQL, API process and dev model server; fast-check drives the sequences.
@@ -198,13 +198,14 @@ async function apply(step: Action): Promise<void> {
       });
       const requestId = response.headers.get('x-request-id');
       const body = (await response.json()) as { choices?: { message?: { content?: string } }[] };
-      const answered = response.status === 200 && Boolean(body.choices?.[0]?.message?.content);
+      // dev-empty answers a prompt-only completion (no content, finish_reason "stop"): billed, like any answer.
+      const answered = response.status === 200 && body.choices?.[0]?.message?.content !== undefined;
       if (response.status === 402) seen.insufficient++;
       else if (!answered) seen.failedCalls++;
-      if (step.model === 'chainmeter-dev' && response.status !== 402) {
-        expect(answered, `a chainmeter-dev call answers (${response.status})`).toBe(true);
+      if (step.model !== 'dev-error-500' && response.status !== 402) {
+        expect(answered, `a ${step.model} call answers (${response.status})`).toBe(true);
       }
-      if (step.model !== 'chainmeter-dev') expect(answered, `${step.model} answers nothing`).toBe(false);
+      if (step.model === 'dev-error-500') expect(answered, `${step.model} answers nothing`).toBe(false);
       const [after] = await sql<{ n: string }>(
         dbUrl,
         "select count(*)::text as n from ledger_entries where reason = 'USAGE'",

@@ -4,7 +4,7 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
-/** BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown (charged 0) or above the hold (charged the hold); an operator settles it. */
+/** BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it. */
 export type BillingStatus =
   | 'BILLED'
   | 'NEEDS_REVIEW';

@@ -3,7 +3,10 @@
  * `LLM_BASE_URL` is unset, and every metering test uses it as the upstream, so the gateway is always
  * exercised over real HTTP with the official client's wire format.
  *
- * Routes: `GET /v1/models` and `POST /v1/chat/completions` (streaming included).
+ * Routes: `GET /v1/models`, `POST /v1/chat/completions` (streaming included) and, like LiteLLM,
+ * `GET /v1/model/info` (also `/model/info`): each model's `model_info.input_cost_per_token` and
+ * `output_cost_per_token` in USD per token (JSON numbers), null for a model without a price. That is
+ * where the API reads the dev model's prices, exactly as it reads a LiteLLM proxy's.
  *
  * Deterministic answers: the reply is `Echo: ` followed by the first 48 tokens of the last user
  * message, then 4 to 11 filler words picked by a hash of the request; the same request always gets
@@ -23,8 +26,14 @@
  * - `dev-error-500`: HTTP 500 with an OpenAI error body.
  * - `dev-slow`: answers after `x-dev-delay-ms` milliseconds (request header), default 5000.
  * - `dev-no-cost`: a normal answer without the cost header (priced in the dev table).
- * - `dev-empty`: an empty completion, 0 completion tokens.
- * - `dev-unpriced`: no cost header, and the model is absent from the dev price table.
+ * - `dev-empty`: a prompt-only answer: no content, 0 completion tokens, finish_reason "stop", a cost header
+ *   for the prompt (so it is billed: the provider bills the prompt).
+ * - `dev-unpriced`: no cost header, and no price in `/model/info` (so the API refuses to call it).
+ * - `dev-reasoning`: a reasoning model that thinks until its output limit and never answers: all output in
+ *   `reasoning_content` (streamed as `delta.reasoning_content`), `content` empty, finish_reason "length",
+ *   `max_tokens` (64 when unset) completion tokens, all of them reasoning tokens.
+ * - `dev-tool-call`: answers with one tool call and no content (finish_reason "tool_calls"); completion
+ *   tokens = tokens of the function's name and arguments. Streamed as `delta.tool_calls` pieces.
  * - `dev-cut`: a stream that breaks off (connection closed mid-body) after 3 content chunks, without
  *   finish_reason, usage or `[DONE]`; non-streaming, the connection is destroyed before any answer.
  * Any stream may be slowed with the request header `x-dev-chunk-delay-ms` (between chunks), which is
@@ -54,9 +63,12 @@ export const DEV_MODEL_PRICES: PriceTableJson = {
   'dev-no-cost': devPrice,
   'dev-empty': devPrice,
   'dev-cut': devPrice,
+  'dev-reasoning': devPrice,
+  'dev-tool-call': devPrice,
 };
 
 const SERVED_MODELS = [...Object.keys(DEV_MODEL_PRICES), 'dev-unpriced'];
+const REASONING_DEFAULT_TOKENS = 64;
 const NO_COST_HEADER = new Set(['dev-no-cost', 'dev-unpriced']);
 const DEFAULT_SLOW_MS = 5_000;
 const CUT_AFTER_CHUNKS = 3;
@@ -86,6 +98,10 @@ export interface DevModelServerOptions {
    * streams that reach it through a gateway (which does not forward test headers). Default 0.
    */
   chunkDelayMs?: number;
+  /** The prices it publishes (`/model/info`) and bills (cost header); default {@link DEV_MODEL_PRICES}. */
+  prices?: PriceTableJson;
+  /** False: no `/model/info` (404), like an OpenAI-compatible upstream that is not LiteLLM. Default true. */
+  modelInfo?: boolean;
 }
 
 export interface DevModelServer {
@@ -97,6 +113,8 @@ export interface DevModelServer {
   requestCount(): number;
   /** Streams still generating: drops to 0 soon after their clients disconnect. */
   activeStreams(): number;
+  /** Publishes another price table from now on (`/model/info` and the cost header), as a LiteLLM edit would. */
+  publishPrices(prices: PriceTableJson): void;
 }
 
 interface ChatBody {
@@ -119,6 +137,7 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
   let requests = 0;
   let streaming = 0;
   let sequence = 0;
+  let prices = options.prices ?? DEV_MODEL_PRICES;
 
   const server = createServer((req, res) => {
     requests += 1;
@@ -139,6 +158,14 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
         object: 'list',
         data: SERVED_MODELS.map((id) => ({ id, object: 'model', created: CREATED, owned_by: 'chainmeter' })),
       });
+      return;
+    }
+    if (
+      req.method === 'GET' &&
+      (path === '/v1/model/info' || path === '/model/info') &&
+      options.modelInfo !== false
+    ) {
+      sendRaw(res, 200, modelInfoJson(prices));
       return;
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
@@ -190,11 +217,16 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
       prompt_tokens: promptTokens(body.messages),
       completion_tokens: reply.tokens.length,
       total_tokens: promptTokens(body.messages) + reply.tokens.length,
+      ...(reply.kind === 'reasoning'
+        ? { completion_tokens_details: { reasoning_tokens: reply.tokens.length } }
+        : {}),
     };
     const headers: Record<string, string> = { 'x-request-id': `req-dev-${sequence}` };
 
     if (!body.stream) {
-      if (!NO_COST_HEADER.has(body.model)) headers['x-litellm-response-cost'] = devCostUsd(body.model, usage);
+      if (!NO_COST_HEADER.has(body.model)) {
+        headers['x-litellm-response-cost'] = devCostUsd(prices[body.model], usage);
+      }
       sendJson(
         res,
         200,
@@ -206,7 +238,7 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
           choices: [
             {
               index: 0,
-              message: { role: 'assistant', content: reply.tokens.join(''), refusal: null },
+              message: replyMessage(reply),
               logprobs: null,
               finish_reason: reply.finishReason,
             },
@@ -253,7 +285,7 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
         choices,
         ...(body.includeUsage ? { usage } : {}),
       })}\n\n`;
-    const delta = (content: Record<string, string>, finishReason: string | null = null) => ({
+    const delta = (content: Record<string, unknown>, finishReason: string | null = null) => ({
       index: 0,
       delta: content,
       logprobs: null,
@@ -262,9 +294,25 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
 
     if (!(await send(res, chunk([delta({ role: 'assistant', content: '' })])))) return;
     let sent = 0;
-    for (const piece of answer.reply.tokens) {
+    const { reply } = answer;
+    if (reply.kind === 'tool_call') {
+      const start = {
+        index: 0,
+        id: reply.callId,
+        type: 'function',
+        function: { name: reply.name, arguments: '' },
+      };
+      if (!(await send(res, chunk([delta({ tool_calls: [start] })])))) return;
+    }
+    const piece = (text: string): Record<string, unknown> =>
+      reply.kind === 'reasoning'
+        ? { reasoning_content: text }
+        : reply.kind === 'tool_call'
+          ? { tool_calls: [{ index: 0, function: { arguments: text } }] }
+          : { content: text };
+    for (const token of reply.kind === 'tool_call' ? devTokens(reply.arguments) : reply.tokens) {
       if (!(await waitUnlessClosed(res, delay))) return;
-      if (!(await send(res, chunk([delta({ content: piece })])))) return;
+      if (!(await send(res, chunk([delta(piece(token))])))) return;
       sent += 1;
       if (body.model === 'dev-cut' && sent >= CUT_AFTER_CHUNKS) {
         // Closing the socket (not the response) flushes what was written, then ends mid-body.
@@ -292,6 +340,9 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
     port,
     requestCount: () => requests,
     activeStreams: () => streaming,
+    publishPrices: (table) => {
+      prices = table;
+    },
     stop: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -300,13 +351,60 @@ export async function startDevModelServer(options: DevModelServerOptions = {}): 
   };
 }
 
-interface Reply {
-  tokens: string[];
-  finishReason: 'stop' | 'length';
+type Reply =
+  | { kind: 'content' | 'reasoning'; tokens: string[]; finishReason: 'stop' | 'length' }
+  | {
+      kind: 'tool_call';
+      /** Tokens of the name and the arguments: the completion tokens. */
+      tokens: string[];
+      finishReason: 'tool_calls';
+      callId: string;
+      name: string;
+      arguments: string;
+    };
+
+function replyMessage(reply: Reply): Record<string, unknown> {
+  if (reply.kind === 'reasoning') {
+    return { role: 'assistant', content: '', reasoning_content: reply.tokens.join(''), refusal: null };
+  }
+  if (reply.kind === 'tool_call') {
+    return {
+      role: 'assistant',
+      content: null,
+      refusal: null,
+      tool_calls: [
+        { id: reply.callId, type: 'function', function: { name: reply.name, arguments: reply.arguments } },
+      ],
+    };
+  }
+  return { role: 'assistant', content: reply.tokens.join(''), refusal: null };
 }
 
 function generateReply(body: ChatBody): Reply {
-  if (body.model === 'dev-empty') return { tokens: [], finishReason: 'stop' };
+  if (body.model === 'dev-empty') return { kind: 'content', tokens: [], finishReason: 'stop' };
+  const answer = contentReply(body);
+  if (body.model === 'dev-reasoning') {
+    // Thinks (the echo reply, over and over) until its output limit, and never gets to answer.
+    const limit = body.maxTokens ?? REASONING_DEFAULT_TOKENS;
+    const tokens = Array.from({ length: limit }, (_, i) => answer.tokens[i % answer.tokens.length] ?? ' x');
+    return { kind: 'reasoning', tokens, finishReason: 'length' };
+  }
+  if (body.model === 'dev-tool-call') {
+    const name = 'lookup_balance';
+    const args = JSON.stringify({ query: answer.tokens.join('').trim() });
+    return {
+      kind: 'tool_call',
+      tokens: devTokens(name + args),
+      finishReason: 'tool_calls',
+      callId: `call_dev_${createHash('sha256').update(args).digest('hex').slice(0, 12)}`,
+      name,
+      arguments: args,
+    };
+  }
+  return answer;
+}
+
+function contentReply(body: ChatBody): Reply & { kind: 'content' } {
   const lastUser = [...body.messages].reverse().find((message) => message.role === 'user');
   const echo = devTokens(lastUser ? messageText(lastUser.content) : '')
     .slice(0, ECHO_TOKENS)
@@ -319,9 +417,9 @@ function generateReply(body: ChatBody): Reply {
   const filler = Array.from({ length: fillerCount }, (_, i) => FILLER[(digest[i + 1] ?? 0) % FILLER.length]);
   const tokens = devTokens(`Echo: ${echo} ${filler.join(' ')}`.replace(/\s+/g, ' '));
   if (body.maxTokens !== null && tokens.length > body.maxTokens) {
-    return { tokens: tokens.slice(0, body.maxTokens), finishReason: 'length' };
+    return { kind: 'content', tokens: tokens.slice(0, body.maxTokens), finishReason: 'length' };
   }
-  return { tokens, finishReason: 'stop' };
+  return { kind: 'content', tokens, finishReason: 'stop' };
 }
 
 function promptTokens(messages: ChatBody['messages']): number {
@@ -342,14 +440,40 @@ function messageText(content: unknown): string {
 }
 
 /** Exact USD: tokens x USD-per-million-tokens / 10^6, as a plain decimal string (no rounding). */
-function devCostUsd(model: string, usage: { prompt_tokens: number; completion_tokens: number }): string {
-  const price = DEV_MODEL_PRICES[model];
+function devCostUsd(
+  price: PriceTableJson[string] | undefined,
+  usage: { prompt_tokens: number; completion_tokens: number },
+): string {
   if (!price) return '0';
   const scale = 12;
   const perMTok =
     BigInt(usage.prompt_tokens) * parseDecimal(price.inputPerMTok, scale) +
     BigInt(usage.completion_tokens) * parseDecimal(price.outputPerMTok, scale);
   return formatDecimal(perMTok, scale + 6);
+}
+
+/**
+ * LiteLLM's `/model/info` answer for the served models: USD per token as JSON numbers (as LiteLLM writes
+ * them, e.g. 1.5e-07), null without a price. Prices of at most 15 significant digits print exactly.
+ */
+function modelInfoJson(prices: PriceTableJson): string {
+  const perToken = (perMTok: string) => Number(formatDecimal(parseDecimal(perMTok, 12), 18));
+  return JSON.stringify({
+    data: SERVED_MODELS.map((model) => {
+      const price = prices[model];
+      return {
+        model_name: model,
+        litellm_params: { model: `chainmeter/${model}` },
+        model_info: {
+          id: `dev-${model}`,
+          mode: 'chat',
+          litellm_provider: 'chainmeter',
+          input_cost_per_token: price ? perToken(price.inputPerMTok) : null,
+          output_cost_per_token: price ? perToken(price.outputPerMTok) : null,
+        },
+      };
+    }),
+  });
 }
 
 function parseChatBody(raw: string): ChatBody | string {
@@ -444,7 +568,15 @@ function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
+  sendRaw(res, status, JSON.stringify(body), headers);
+}
+
+function sendRaw(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),

@@ -74,8 +74,13 @@ export interface StreamOutcome {
   /** From the final `include_usage` chunk; null when the stream ended before it. */
   usage: CompletionUsage | null;
   finishReason: string | null;
-  /** Everything generated, so a stream without usage can still be bounded and billed. */
+  /** The generated `content` text. */
   content: string;
+  /**
+   * UTF-8 bytes of everything generated (content, reasoning, refusal, tool calls: {@link outputBytes}), so
+   * a stream without usage can still be bounded and billed.
+   */
+  generatedBytes: number;
   chunkCount: number;
   error: UpstreamError | null;
   /** From the call to the end of the stream. */
@@ -91,7 +96,10 @@ export interface UpstreamStream {
   outcome: Promise<StreamOutcome>;
   /** Stops the upstream generation, e.g. when the client disconnected. */
   cancel(): void;
-  /** UTF-8 bytes of text generated so far (the heartbeat records it: see the stream-progress migration). */
+  /**
+   * UTF-8 bytes of output generated so far, every field counted (the heartbeat records it: see the
+   * stream-progress migration).
+   */
   generatedBytes(): number;
 }
 
@@ -99,6 +107,11 @@ export interface LlmUpstream {
   complete(request: UpstreamChatRequest, options?: CallOptions): Promise<UpstreamCompletion>;
   stream(request: UpstreamChatRequest, options?: CallOptions): Promise<UpstreamStream>;
   listModels(options?: CallOptions): Promise<Model[]>;
+  /**
+   * The body of LiteLLM's `GET /model/info` (prices per model, see `price-book.ts`), or null when the
+   * upstream has no such route (404, 405: not LiteLLM). Throws an {@link UpstreamError} when unreachable.
+   */
+  modelInfo(options?: CallOptions): Promise<string | null>;
 }
 
 /**
@@ -264,6 +277,7 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
         usage: null,
         finishReason: null,
         content: '',
+        generatedBytes: 0,
         chunkCount: 0,
       };
       const finish = (status: StreamOutcome['status'], error: UpstreamError | null) => {
@@ -281,7 +295,10 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
             state.chunkCount += 1;
             if (chunk.usage) state.usage = chunk.usage;
             const choice = chunk.choices?.[0];
-            if (choice?.delta?.content) state.content += choice.delta.content;
+            if (choice?.delta) {
+              if (typeof choice.delta.content === 'string') state.content += choice.delta.content;
+              state.generatedBytes += outputBytes(choice.delta);
+            }
             if (choice?.finish_reason) state.finishReason = choice.finish_reason;
             yield chunk;
             armIdleTimer();
@@ -324,8 +341,34 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
         requestId: opened.response.headers.get('x-request-id'),
         outcome,
         cancel: () => stop.abort(),
-        generatedBytes: () => Buffer.byteLength(state.content),
+        generatedBytes: () => state.generatedBytes,
       };
+    },
+
+    async modelInfo({ signal } = {}) {
+      // LiteLLM serves it beside /v1/models (and at the root): the SDK's baseURL + /model/info.
+      const url = `${options.baseUrl.replace(/\/+$/, '')}/model/info`;
+      const timeout = AbortSignal.timeout(options.timeoutMs);
+      let response: Response;
+      let body: string;
+      try {
+        response = await fetch(url, {
+          headers: { accept: 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+        body = await response.text();
+      } catch (error) {
+        if (timeout.aborted) throw new UpstreamError('timeout', 'upstream did not answer in time');
+        const code = (error as { cause?: { code?: unknown } }).cause?.code;
+        throw new UpstreamError(
+          'unavailable',
+          `upstream unreachable: ${typeof code === 'string' ? code : 'connection failed'}`,
+          { cause: error },
+        );
+      }
+      if (response.status === 404 || response.status === 405) return null;
+      if (response.status >= 400) throw statusError(response.status, body, apiKey);
+      return body;
     },
 
     async listModels({ signal } = {}) {
@@ -338,6 +381,42 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
       }
     },
   };
+}
+
+/**
+ * UTF-8 bytes of everything a message (or a stream's delta) generated: content, reasoning
+ * (`reasoning_content` as DeepSeek and LiteLLM name it, `reasoning` as OpenRouter and vLLM do), refusal,
+ * tool and function calls (names and arguments) and audio transcripts. Billing counts all of it as
+ * generated output (billing.ts): a reasoning model's answer with empty `content` is not empty.
+ * @example outputBytes({ content: '', reasoning_content: 'hmm' }) // 3
+ */
+export function outputBytes(part: unknown): number {
+  if (!part || typeof part !== 'object') return 0;
+  const fields = part as Record<string, unknown>;
+  let bytes = 0;
+  for (const field of ['content', 'reasoning_content', 'reasoning', 'refusal'])
+    bytes += textBytes(fields[field]);
+  if (Array.isArray(fields.tool_calls)) {
+    for (const call of fields.tool_calls)
+      bytes += functionBytes((call as { function?: unknown } | null)?.function);
+  }
+  bytes += functionBytes(fields.function_call);
+  bytes += textBytes((fields.audio as { transcript?: unknown } | null | undefined)?.transcript);
+  return bytes;
+}
+
+function textBytes(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  if (Array.isArray(value)) {
+    return value.reduce<number>((sum, part) => sum + textBytes((part as { text?: unknown } | null)?.text), 0);
+  }
+  return 0;
+}
+
+function functionBytes(call: unknown): number {
+  if (!call || typeof call !== 'object') return 0;
+  const { name, arguments: args } = call as { name?: unknown; arguments?: unknown };
+  return textBytes(name) + textBytes(args);
 }
 
 function headerValue(value: string | string[] | undefined): string | null {

@@ -14,7 +14,7 @@ import { listUsage, summarizeUsage, USAGE_GROUP_BY, type UsageBucket, usageCurso
 const BillingStatusRef = builder.enumType('BillingStatus', {
   values: BILLING_STATUSES,
   description:
-    'BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown (charged 0) or above the hold (charged the hold); an operator settles it.',
+    'BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it.',
 });
 
 export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
@@ -48,7 +48,7 @@ export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
     latencyMs: t.exposeInt('latencyMs', { nullable: true, description: "The upstream's answer time." }),
     flags: t.exposeStringList('flags', {
       description:
-        'Billing notes, e.g. USAGE_ESTIMATED (a stream cut short), CLIENT_DISCONNECTED, STREAM_INTERRUPTED (its API process stopped; billed as of its last progress record), UNPRICED.',
+        'Billing notes, e.g. USAGE_ESTIMATED (a stream cut short), CLIENT_DISCONNECTED, UPSTREAM_CUT (the upstream broke off mid-answer; billed for what it generated), STREAM_INTERRUPTED (its API process stopped; billed as of its last progress record), UNPRICED.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -94,7 +94,7 @@ builder.mutationField('createCompletion', (t) =>
     type: CompletionRef,
     authScopes: { authenticated: true },
     description:
-      'Calls the model and bills the signed-in account: a hold first (INSUFFICIENT_CREDITS without calling the model when it does not fit), then provider cost x markup.',
+      'Calls the model and bills the signed-in account: a hold first (INSUFFICIENT_CREDITS without calling the model when it does not fit; BAD_USER_INPUT for a model without a price), then provider cost x markup.',
     args: { input: t.arg({ type: CompletionInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
       const request = parseChatRequest({
@@ -106,7 +106,7 @@ builder.mutationField('createCompletion', (t) =>
       try {
         const result = await ctx.services.metering.complete(viewerOf(ctx), request, { settle: 'await' });
         if (!result.usage) {
-          throw new GraphQLError('The model returned an empty completion; nothing was charged', {
+          throw new GraphQLError('The model generated nothing and did not finish; nothing was charged', {
             extensions: { reason: 'EMPTY_COMPLETION', requestId: result.requestId },
           });
         }

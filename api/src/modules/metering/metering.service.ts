@@ -1,7 +1,8 @@
 /**
  * Metered completions: hold, call, settle (DESIGN.md "Metering LLM calls").
  *
- * 1. Validate; estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
+ * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
+ *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
  *    so the bound holds); take the rate limits; place the hold and write the durable record in one
  *    statement, or refuse with INSUFFICIENT_CREDITS without calling the upstream.
  * 2. Call the upstream once (never retried: a billed call runs at most once).
@@ -22,12 +23,12 @@ import type { Logger } from 'pino';
 import type { Viewer } from '../../context.ts';
 import { hotSqlFor } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
-import { badInput, ExpectedError } from '../../errors.ts';
+import { ExpectedError } from '../../errors.ts';
 import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement, settlementOfExpiredHold } from './billing.ts';
 import type { ChatRequest } from './chat-request.ts';
-import { type LlmUpstream, UpstreamError } from './llm.upstream.ts';
+import { type LlmUpstream, outputBytes, UpstreamError } from './llm.upstream.ts';
 import type { BillingStatus } from './metering.entity.ts';
 import {
   applyChargedSettlements,
@@ -44,7 +45,8 @@ import {
   type SettleResult,
   type StreamProgress,
 } from './metering.store.ts';
-import { estimateHold, type ModelPrice, type PriceTable, promptTokensUpperBound } from './pricing.ts';
+import type { PriceBook } from './price-book.ts';
+import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 
 /** Charged settlements written in one transaction at most. */
 const MAX_SETTLEMENT_BATCH = 500;
@@ -66,7 +68,8 @@ export interface MeteringFaults {
 export interface MeteringOptions {
   orm: Orm;
   upstream: LlmUpstream;
-  prices: PriceTable;
+  /** The prices of the models that can be billed; the service refreshes it while started. */
+  prices: PriceBook;
   markup: Ratio;
   logger: Logger;
   /** How long a hold may stay without its call finishing before the settlement loop releases it. */
@@ -108,7 +111,7 @@ export interface UsageView {
 export interface MeteredCompletion {
   requestId: string;
   completion: ChatCompletion;
-  /** Null when nothing was charged (an empty completion). */
+  /** Null when nothing was charged (nothing generated and the answer did not finish). */
   usage: UsageView | null;
 }
 
@@ -128,6 +131,18 @@ export interface CallOptions {
   settle?: 'await' | 'background';
 }
 
+/** `extensions.reason` of the BAD_USER_INPUT a model without a price is refused with (REST: its `code`). */
+export const MODEL_NOT_PRICED = 'model_not_priced';
+
+/** A call to a model that cannot be billed: refused before anything is held or sent upstream. */
+export function modelNotPriced(model: string): ExpectedError {
+  return new ExpectedError(
+    'BAD_USER_INPUT',
+    `The model ${model} has no price, so it cannot be billed: call one of GET /v1/models`,
+    { field: 'model', reason: MODEL_NOT_PRICED },
+  );
+}
+
 /** The upstream failed: nothing was charged. */
 export class CompletionFailedError extends Error {
   override name = 'CompletionFailedError';
@@ -143,6 +158,7 @@ export class CompletionFailedError extends Error {
 export interface MeteringService {
   complete(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredCompletion>;
   stream(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredStream>;
+  /** The upstream's models that can be billed (priced). */
   listModels(): Promise<Model[]>;
   /** One round of the settlement loop; returns how many records it closed. */
   settleOutstanding(now?: Date): Promise<number>;
@@ -170,7 +186,8 @@ interface Hold {
   requestId: string;
   hold: MicroUsd;
   accountId: string;
-  price: ModelPrice | undefined;
+  /** The price the call is held and billed at (a later refresh does not change it). */
+  price: ModelPrice;
   createdAt: Date;
   apiKeyId: string | null;
   model: string;
@@ -202,17 +219,6 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   let beating: Promise<void> | null = null;
   let loopRunning: Promise<number> | null = null;
 
-  /** The most expensive rate in the table: the hold of a model without a price (settled NEEDS_REVIEW). */
-  const fallbackPrice: ModelPrice | undefined = (() => {
-    let input = -1n;
-    let output = -1n;
-    for (const price of prices.values()) {
-      if (price.inputPerMTok > input) input = price.inputPerMTok;
-      if (price.outputPerMTok > output) output = price.outputPerMTok;
-    }
-    return input < 0n ? undefined : { model: '*', inputPerMTok: input, outputPerMTok: output };
-  })();
-
   function track<T>(promise: Promise<T>): Promise<T> {
     inFlight.add(promise);
     promise.then(
@@ -228,10 +234,10 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     streamed: boolean,
     keyCheck: ApiKeyCheck | undefined,
   ): Promise<Hold> {
+    // Before anything is counted, held or sent: a call that cannot be billed is never made.
     const price = prices.get(request.model);
-    const holdPrice = price ?? fallbackPrice;
-    if (!holdPrice) throw badInput(`The model ${request.model} has no price`, 'model');
-    const hold = estimateHold(holdPrice, request.holdMessages, request.maxTokens, markup);
+    if (!price) throw modelNotPriced(request.model);
+    const hold = estimateHold(price, request.holdMessages, request.maxTokens, markup);
     const promptBound = Number(promptTokensUpperBound(request.holdMessages));
     const limited = { requests: 1, tokens: promptBound };
     await options.rateLimits?.consume(viewer, limited);
@@ -431,21 +437,21 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       upstream.complete(request.upstream, { signal: callOptions.signal }),
     );
     const { completion } = answer;
-    const reported = completion.usage
-      ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
-      : null;
-    const content = completion.choices[0]?.message?.content ?? '';
-    const result: CallResult =
-      content.length === 0 || reported?.completionTokens === 0
-        ? { kind: 'empty', latencyMs: answer.latencyMs, usage: reported }
-        : {
-            kind: 'answered',
-            usage: reported,
-            generatedBytes: Buffer.byteLength(content),
-            promptTokensBound: held.promptBound,
-            costHeader: answer.costHeader,
-            latencyMs: answer.latencyMs,
-          };
+    const choice = completion.choices[0];
+    const result: CallResult = {
+      kind: 'answered',
+      usage: completion.usage
+        ? {
+            promptTokens: completion.usage.prompt_tokens,
+            completionTokens: completion.usage.completion_tokens,
+          }
+        : null,
+      generatedBytes: outputBytes(choice?.message),
+      finishReason: choice?.finish_reason ?? null,
+      promptTokensBound: held.promptBound,
+      costHeader: answer.costHeader,
+      latencyMs: answer.latencyMs,
+    };
     const usage = await finish(held, result, callOptions.settle ?? 'await');
     return { requestId: held.requestId, completion, usage };
   }
@@ -464,31 +470,30 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     }
     const settled = track(
       opened.outcome.then((outcome) => {
-        let result: CallResult;
-        if (outcome.status === 'failed') {
-          result = {
-            kind: 'failed',
-            latencyMs: outcome.latencyMs,
-            error: outcome.error?.message ?? 'stream failed',
-          };
-        } else {
-          const usage = outcome.usage
-            ? { promptTokens: outcome.usage.prompt_tokens, completionTokens: outcome.usage.completion_tokens }
-            : null;
-          const generatedBytes = Buffer.byteLength(outcome.content);
-          result =
-            outcome.status === 'complete' && (generatedBytes === 0 || usage?.completionTokens === 0)
-              ? { kind: 'empty', latencyMs: outcome.latencyMs, usage }
-              : {
-                  kind: 'answered',
-                  usage,
-                  generatedBytes,
-                  promptTokensBound: held.promptBound,
-                  costHeader: outcome.status === 'complete' ? opened.costHeader : null,
-                  latencyMs: outcome.latencyMs,
-                  flags: outcome.status === 'aborted' ? ['CLIENT_DISCONNECTED'] : [],
-                };
-        }
+        const failed = outcome.status === 'failed';
+        const error = failed ? (outcome.error?.message ?? 'stream failed') : null;
+        // A stream that broke off is billed for what it produced; only one that produced nothing is free.
+        const result: CallResult =
+          failed && outcome.generatedBytes === 0 && !outcome.usage
+            ? { kind: 'failed', latencyMs: outcome.latencyMs, error: error as string }
+            : {
+                kind: 'answered',
+                usage: outcome.usage
+                  ? {
+                      promptTokens: outcome.usage.prompt_tokens,
+                      completionTokens: outcome.usage.completion_tokens,
+                    }
+                  : null,
+                generatedBytes: outcome.generatedBytes,
+                finishReason: outcome.finishReason,
+                promptTokensBound: held.promptBound,
+                // A cost header (LiteLLM sends none on streams) would describe the whole answer only.
+                costHeader: outcome.status === 'complete' ? opened.costHeader : null,
+                latencyMs: outcome.latencyMs,
+                flags:
+                  outcome.status === 'aborted' ? ['CLIENT_DISCONNECTED'] : failed ? ['UPSTREAM_CUT'] : [],
+                error,
+              };
         return finish(held, result, 'await');
       }),
     );
@@ -515,7 +520,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     }
     for (const expired of await findExpiredHolds(sql, now, 100, [...owned.keys()])) {
       const settlement = settlementOfExpiredHold(expired, prices.get(expired.model), markup);
-      const result = await applySettlement(sql, expired.id, settlement);
+      // Re-checked in the settling statement: a live replica may have extended the hold since it was read.
+      const result = await applySettlement(sql, expired.id, settlement, { expiredAt: now });
       if (result.settled) {
         closed++;
         if (result.ledgerEntryId) {
@@ -569,7 +575,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   return {
     complete,
     stream,
-    listModels: () => upstream.listModels(),
+    listModels: async () =>
+      (await upstream.listModels()).filter((model) => prices.get(model.id) !== undefined),
     settleOutstanding,
     whenIdle: async () => {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
@@ -578,6 +585,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     settlementBatches: () => ({ ...heads.outcomes }),
     start() {
       if (timer) return;
+      prices.start();
       runLoop(); // at start-up: whatever a previous process left behind
       timer = setInterval(runLoop, options.settlementRetryMs);
       timer.unref();
@@ -595,6 +603,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
       await loopRunning;
       await beating;
+      await prices.stop();
     },
   };
 }

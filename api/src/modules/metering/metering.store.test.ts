@@ -329,6 +329,75 @@ describe('heartbeat', () => {
   });
 });
 
+describe('the expiry sweep against a live heartbeat', () => {
+  it('never releases or bills a hold that a heartbeat extended after the sweep read it', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const sql = hotSql(orm.em.fork());
+    const sweepAt = new Date();
+    const past = new Date(sweepAt.getTime() - 60_000);
+    const expiredHold = (streamed: boolean) =>
+      placeHold(sql, {
+        accountId,
+        apiKeyId: null,
+        requestId: `req_${randomBytes(8).toString('hex')}`,
+        model: 'chainmeter-dev',
+        hold: 5_000n as MicroUsd,
+        streamed,
+        now: past,
+        holdExpiresAt: new Date(past.getTime() + 1_000),
+      });
+    const plain = await expiredHold(false);
+    const stream = await expiredHold(true);
+    // The stream's last beat before its expiry recorded 300 bytes (the expiry stays in the past).
+    await extendHolds(sql, [stream.usageId], past, [
+      { usageId: stream.usageId, generatedBytes: 300, promptTokensBound: 40 },
+    ]);
+
+    // 1. The sweep reads both holds as expired...
+    const seen = (await findExpiredHolds(sql, sweepAt, 10_000)).map((record) => record.id);
+    expect(seen).toEqual(expect.arrayContaining([plain.usageId, stream.usageId]));
+    // 2. ...then the heartbeat of the replica still running both calls extends them...
+    const extendedTo = new Date(sweepAt.getTime() + 60_000);
+    expect(await extendHolds(sql, [plain.usageId, stream.usageId], extendedTo)).toBe(2);
+    // 3. ...and the sweep settles what it read: a release, and a charge for the stream's progress.
+    const release: Settlement = {
+      ...billed(0n),
+      status: 'RELEASED',
+      providerCost: null,
+      flags: ['HOLD_EXPIRED'],
+    };
+    const charge: Settlement = { ...billed(900n), flags: ['STREAM_INTERRUPTED', 'USAGE_ESTIMATED'] };
+    expect(await applySettlement(sql, plain.usageId, release, { expiredAt: sweepAt })).toEqual({
+      settled: false,
+      reason: 'already settled',
+    });
+    expect(await applySettlement(sql, stream.usageId, charge, { expiredAt: sweepAt })).toEqual({
+      settled: false,
+      reason: 'already settled',
+    });
+    // Both calls keep their holds, untouched: no release under a running call, no charge.
+    const statuses = await orm.em
+      .fork()
+      .execute<{ status: string }[]>('select status from usage_records where id in (?, ?)', [
+        plain.usageId,
+        stream.usageId,
+      ]);
+    expect(statuses.map((row) => row.status)).toEqual(['HELD', 'HELD']);
+    expect(await state(accountId)).toEqual({ balance: '1000000', held: '10000' });
+
+    // Once the heartbeat stops and the extended holds expire, the sweep closes them.
+    const later = new Date(extendedTo.getTime() + 1);
+    expect(await applySettlement(sql, plain.usageId, release, { expiredAt: later })).toMatchObject({
+      settled: true,
+    });
+    expect(await applySettlement(sql, stream.usageId, charge, { expiredAt: later })).toMatchObject({
+      settled: true,
+    });
+    expect(await state(accountId)).toEqual({ balance: '999100', held: '0' }); // 1,000,000 - 900
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+});
+
 describe('LedgerHeads', () => {
   const head = (seq: number) => ({ seq, hash: `h${seq}`, balance: BigInt(seq) });
 

@@ -163,6 +163,15 @@ export type SettleResult =
   | { settled: true; ledgerEntryId: string | null; accountId: string }
   | { settled: false; reason: 'already settled' };
 
+export interface SettleOptions {
+  /**
+   * Settle only a hold still HELD and expired at this time (the expiry sweep), checked in the statement that
+   * locks or writes the record: a hold whose heartbeat (a live replica's) extended it after the sweep read
+   * it is left alone, never released or billed under its running call.
+   */
+  expiredAt?: Date;
+}
+
 /**
  * Settles a held (or UNSETTLED) call exactly once: the guarded transition out of HELD/UNSETTLED locks
  * the record, so a second settlement (a retry racing the first, another replica) finds nothing to do.
@@ -173,9 +182,10 @@ export async function applySettlement(
   sql: HotSql,
   usageId: string,
   settlement: Settlement,
+  options: SettleOptions = {},
 ): Promise<SettleResult> {
-  if (settlement.userPrice === 0n) return settleWithoutCharge(sql, usageId, settlement);
-  const results = await applyChargedSettlements(sql, [{ usageId, settlement }]);
+  if (settlement.userPrice === 0n) return settleWithoutCharge(sql, usageId, settlement, options);
+  const results = await applyChargedSettlements(sql, [{ usageId, settlement }], undefined, options);
   return results.get(usageId) ?? { settled: false, reason: 'already settled' };
 }
 
@@ -240,6 +250,7 @@ const LOCK_FOR_SETTLEMENT: Statement = {
   text: `with r as (
      update usage_records set settle_attempts = settle_attempts + 1
      where id in (select id from usage_records where id = any($1::uuid[]) and status in ('HELD', 'UNSETTLED')
+       and ($2::timestamptz is null or (status = 'HELD' and hold_expires_at < $2::timestamptz))
        order by id for update)
      returning id, account_id, api_key_id, hold_amount
    ), l as (
@@ -446,6 +457,7 @@ export async function applyChargedSettlements(
   sql: HotSql,
   items: readonly PendingSettlement[],
   heads?: LedgerHeads,
+  options: SettleOptions = {},
 ): Promise<Map<string, SettleResult>> {
   if (items.length === 0) return new Map();
   for (const item of items) {
@@ -456,7 +468,10 @@ export async function applyChargedSettlements(
     return plan.results;
   };
   const records = new Map(items.map((item) => [item.usageId, item.record]));
-  const known = heads && items.every((item) => item.record && heads.get(item.record.accountId) !== undefined);
+  const known =
+    heads &&
+    options.expiredAt === undefined &&
+    items.every((item) => item.record && heads.get(item.record.accountId) !== undefined);
   if (known) {
     const plan = planSettlements(
       items,
@@ -474,7 +489,10 @@ export async function applyChargedSettlements(
     for (const accountId of plan.heads.keys()) heads.forget(accountId);
   }
   return sql.twoSteps<LockedRecord, { applied: number }, Map<string, SettleResult>>({
-    first: { statement: LOCK_FOR_SETTLEMENT, values: [items.map((item) => item.usageId)] },
+    first: {
+      statement: LOCK_FOR_SETTLEMENT,
+      values: [items.map((item) => item.usageId), options.expiredAt?.toISOString() ?? null],
+    },
     between: (rows) => {
       if (rows.length === 0) return new Map();
       const locked = new Map(rows.map((row) => [row.id, row]));
@@ -516,6 +534,7 @@ const SETTLE_WITHOUT_CHARGE: Statement = {
        flags = coalesce(string_to_array(nullif($7, ''), ','), '{}'), error = $8, outcome = null,
        settled_at = $9::timestamptz
      where id = $10::uuid and status in ('HELD', 'UNSETTLED')
+       and ($11::timestamptz is null or (status = 'HELD' and hold_expires_at < $11::timestamptz))
      returning account_id, api_key_id, hold_amount
    ), a as (
      update accounts set held = accounts.held - r.hold_amount from r where accounts.id = r.account_id returning 1
@@ -526,7 +545,12 @@ const SETTLE_WITHOUT_CHARGE: Statement = {
 };
 
 /** Release the hold and close the record, with no ledger entry: one statement. */
-async function settleWithoutCharge(sql: HotSql, usageId: string, s: Settlement): Promise<SettleResult> {
+async function settleWithoutCharge(
+  sql: HotSql,
+  usageId: string,
+  s: Settlement,
+  options: SettleOptions,
+): Promise<SettleResult> {
   const rows = await sql.query<{ account_id: string }>(SETTLE_WITHOUT_CHARGE, [
     s.status,
     s.promptTokens,
@@ -538,6 +562,7 @@ async function settleWithoutCharge(sql: HotSql, usageId: string, s: Settlement):
     s.error,
     new Date().toISOString(),
     usageId,
+    options.expiredAt?.toISOString() ?? null,
   ]);
   const row = rows[0];
   if (!row) return { settled: false, reason: 'already settled' };
@@ -631,7 +656,9 @@ export interface ExpiredHold {
 /**
  * Holds whose call never finished (the process died mid-call): still HELD past their expiry. `exclude`:
  * the caller's own in-flight records, never released under a call that is still running (their
- * expiry is refreshed by `extendHolds`, this is the second line of defence).
+ * expiry is refreshed by `extendHolds`, this is the second line of defence). What this reads may be stale
+ * by the time it is settled (another replica's heartbeat may extend a hold in between): settle each with
+ * `applySettlement(..., { expiredAt: now })`, which checks the expiry again in its own statement.
  */
 export async function findExpiredHolds(
   sql: HotSql,

@@ -5,7 +5,7 @@ import { type MicroUsd, parseRatio } from '@chainmeter/schema';
 import fc from 'fast-check';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevModelServer, startDevModelServer } from './dev-model.server.ts';
+import { DEV_MODEL_PRICES, type DevModelServer, startDevModelServer } from './dev-model.server.ts';
 import {
   costFromHeader,
   costFromUsage,
@@ -15,6 +15,7 @@ import {
   type ModelPrice,
   type PriceTable,
   parsePriceTable,
+  priceFromUsdPerToken,
   promptTokensUpperBound,
   userPrice,
 } from './pricing.ts';
@@ -25,7 +26,7 @@ let large: ModelPrice;
 let tempDir: string;
 
 beforeAll(async () => {
-  devTable = await loadPriceTable(undefined);
+  devTable = parsePriceTable(DEV_MODEL_PRICES, 'the dev price table');
   dev = devTable.get('chainmeter-dev') as ModelPrice;
   large = devTable.get('chainmeter-dev-large') as ModelPrice;
   tempDir = await mkdtemp(join(tmpdir(), 'chainmeter-prices-'));
@@ -35,7 +36,7 @@ afterAll(() => rm(tempDir, { recursive: true, force: true }));
 const micro = (value: bigint) => value as MicroUsd;
 
 describe('loadPriceTable', () => {
-  it('defaults to the dev model prices', () => {
+  it('reads the dev model prices (decimal strings) exactly', () => {
     expect(dev).toEqual({
       model: 'chainmeter-dev',
       inputPerMTok: 150_000_000_000n,
@@ -90,6 +91,29 @@ describe('loadPriceTable', () => {
     await writeFile(notJson, '{ nope');
     await expect(loadPriceTable(notJson)).rejects.toThrow(/not valid JSON/);
     expect(() => parsePriceTable([1, 2])).toThrow(/JSON object keyed by model name/);
+  });
+});
+
+describe('priceFromUsdPerToken', () => {
+  it("reads LiteLLM's USD-per-token numbers from their text, exactly", () => {
+    // $0.15 per million tokens = 1.5e-07 USD per token; stored as USD/MTok x 10^12 = 150,000,000,000.
+    expect(priceFromUsdPerToken('1.5e-07')).toBe(150_000_000_000n);
+    expect(priceFromUsdPerToken('1.5E-7')).toBe(150_000_000_000n);
+    expect(priceFromUsdPerToken('0.00000015')).toBe(150_000_000_000n);
+    // $15 per million = 1.5e-05 per token; $3 = 3e-06; free = 0.
+    expect(priceFromUsdPerToken('1.5e-05')).toBe(15_000_000_000_000n);
+    expect(priceFromUsdPerToken('3e-06')).toBe(3_000_000_000_000n);
+    expect(priceFromUsdPerToken('0.0')).toBe(0n);
+    // Float noise (digits past the 15th significant one) is dropped: 3.0000000000000004e-06 is $3/MTok.
+    expect(priceFromUsdPerToken('3.0000000000000004e-06')).toBe(3_000_000_000_000n);
+    // Finer than 10^-18 USD per token: rounded up, never below the upstream's price.
+    expect(priceFromUsdPerToken('1e-19')).toBe(1n);
+  });
+
+  it('refuses what is not a non-negative number', () => {
+    for (const text of ['', '-1e-06', 'nan', 'None', '1e-06x', '.']) {
+      expect(priceFromUsdPerToken(text), text).toBeNull();
+    }
   });
 });
 

@@ -5,7 +5,6 @@
 import { readFile } from 'node:fs/promises';
 import { divCeil, type MicroUsd, multiplyCeil, parseDecimal, type Ratio } from '@chainmeter/schema';
 import { z } from 'zod';
-import { DEV_MODEL_PRICES, type PriceTableJson } from './dev-model.server.ts';
 
 /** Prices keep up to 12 fractional digits of USD per million tokens, exactly. */
 const PRICE_DECIMALS = 12;
@@ -75,11 +74,11 @@ export function parsePriceTable(json: unknown, source = 'price table'): PriceTab
 }
 
 /**
- * Loads `LLM_PRICES`: a path to the JSON table, or undefined for the dev model's prices.
- * @example const prices = await loadPriceTable(env.LLM_PRICES);
+ * Loads an `LLM_PRICES` file (the JSON table). There is no default table: prices come from the upstream
+ * (see `price-book.ts`), and this file only overrides them per model.
+ * @example const overrides = await loadPriceTable(env.LLM_PRICES);
  */
-export async function loadPriceTable(path: string | undefined): Promise<PriceTable> {
-  if (path === undefined) return parsePriceTable(DEV_MODEL_PRICES as PriceTableJson, 'dev price table');
+export async function loadPriceTable(path: string): Promise<PriceTable> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -111,28 +110,28 @@ export function costFromUsage(price: ModelPrice, usage: TokenUsage): MicroUsd {
 }
 
 /** Decimal (optionally with an exponent, as Python prints small floats: "4.2e-05"). */
-const HEADER_NUMBER = /^\+?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/;
+const DECIMAL_TEXT = /^\+?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/;
 /** A float has at most 17 significant digits, and the last one or two are binary noise. */
 const FLOAT_SIGNIFICANT_DIGITS = 15;
-/** 10^40 micro-USD is no real cost; the cap only keeps absurd exponents from building huge numbers. */
-const MAX_MICRO_USD_EXPONENT = 40;
+/** 10^40 units is no real cost or price; the cap only keeps absurd exponents from building huge numbers. */
+const MAX_RESULT_DIGITS = 40;
 
 /**
- * Provider cost from the `x-litellm-response-cost` header (USD), rounded up to the micro-USD.
- * LiteLLM writes Python's `str(float)`, so "4.2e-05" and "0.30000000000000004" occur: digits beyond the
- * 15th significant one are float noise and are rounded off before rounding up, so noise never adds a
- * micro-USD. Anything else (missing, "None", "nan", negative, absurd) gives null, never NaN.
- * @example costFromHeader('0.000042') // 42n
+ * `text` (a non-negative decimal, optionally with an exponent) x 10^shift, rounded up to an integer, exactly:
+ * the digits are read from the text, never through a float. Upstreams written in Python print floats
+ * (`str(float)`, `json.dumps`), so "4.2e-05" and "0.30000000000000004" occur: digits beyond the 15th
+ * significant one are float noise and are rounded off (half up) before rounding up, so noise never adds a
+ * unit. Anything else (empty, "None", "nan", negative, absurd) gives null, never NaN.
+ * @example scaledDecimalCeil('1.5e-07', 18) // 150000000000n
  */
-export function costFromHeader(header: string | null | undefined): MicroUsd | null {
-  if (header == null) return null;
-  const match = HEADER_NUMBER.exec(header.trim());
+export function scaledDecimalCeil(text: string, shift: number): bigint | null {
+  const match = DECIMAL_TEXT.exec(text.trim());
   if (!match) return null;
   const [, whole = '', fraction = '', exponentText = '0'] = match;
   if (whole === '' && fraction === '') return null;
   const exponent = Number(exponentText);
 
-  // value = digits x 10^(exponent - fraction.length), in USD.
+  // value = digits x 10^(exponent - fraction.length)
   let digits = (whole + fraction).replace(/^0+/, '');
   let power = exponent - fraction.length;
   if (digits.length > FLOAT_SIGNIFICANT_DIGITS) {
@@ -143,10 +142,30 @@ export function costFromHeader(header: string | null | undefined): MicroUsd | nu
     power += drop;
   }
   const value = BigInt(digits || '0');
-  // micro-USD = value x 10^(power + 6)
-  const shift = power + 6;
-  if (value !== 0n && shift + digits.length > MAX_MICRO_USD_EXPONENT) return null;
-  return (shift >= 0 ? value * 10n ** BigInt(shift) : divCeil(value, 10n ** BigInt(-shift))) as MicroUsd;
+  // result = value x 10^(power + shift)
+  const scale = power + shift;
+  if (value !== 0n && scale + digits.length > MAX_RESULT_DIGITS) return null;
+  return scale >= 0 ? value * 10n ** BigInt(scale) : divCeil(value, 10n ** BigInt(-scale));
+}
+
+/**
+ * Provider cost from the `x-litellm-response-cost` header (USD), rounded up to the micro-USD; float noise
+ * is dropped first (see {@link scaledDecimalCeil}). Missing or not a number: null.
+ * @example costFromHeader('0.000042') // 42n
+ */
+export function costFromHeader(header: string | null | undefined): MicroUsd | null {
+  if (header == null) return null;
+  return scaledDecimalCeil(header, 6) as MicroUsd | null;
+}
+
+/**
+ * A price in USD per token (LiteLLM's `input_cost_per_token`, as the JSON number's text) in the
+ * {@link ModelPrice} scale: USD per million tokens x 10^12 = USD per token x 10^18. Exact for any price
+ * with at most 18 decimals (every real one); finer ones round up, so a price is never below the upstream's.
+ * @example priceFromUsdPerToken('1.5e-07') // 150000000000n, i.e. $0.15 per million tokens
+ */
+export function priceFromUsdPerToken(text: string): bigint | null {
+  return scaledDecimalCeil(text, PRICE_DECIMALS + 6);
 }
 
 /**
