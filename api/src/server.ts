@@ -22,12 +22,15 @@ import { createOrm, migrateUp } from './db/orm.ts';
 import { type ApiConfig, ConfigError, type CrashPoint } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
+import { cookieNotAccepted, isPreflighted } from './http/csrf.ts';
 import {
   corsPolicy,
   GRAPHQL_MAX_BODY_BYTES,
   graphqlArmor,
   graphqlBodyLimit,
   introspectionPolicy,
+  variableCostErrors,
+  variableCostLimit,
 } from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
 import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
@@ -39,7 +42,8 @@ import { type DevModelServer, startDevModelServer } from './modules/metering/dev
 import { createLlmUpstream } from './modules/metering/llm.upstream.ts';
 import { createMeteringService, type MeteringFaults } from './modules/metering/metering.service.ts';
 import { loadPriceTable } from './modules/metering/pricing.ts';
-import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { clientIpOf, TrustedProxies } from './modules/ratelimit/client-ip.ts';
+import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { graphqlMetricsPlugins } from './observability/graphql.ts';
 import { type RequestVariables, requestObservability } from './observability/http.ts';
 import { createLogger, sameSecret } from './observability/logger.ts';
@@ -83,6 +87,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
   const pubsubHandle = createAppPubSub(config.redisUrl, logger);
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
   // Without LLM_BASE_URL the built-in dev model serves on loopback, so credits can be spent offline.
   const devModel: DevModelServer | null = config.llm.baseUrl ? null : await startDevModelServer();
   const metering = createMeteringService({
@@ -154,6 +159,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     plugins: [
       useCookies(),
       graphqlArmor(config),
+      variableCostLimit(config, schema),
       ...introspectionPolicy(config),
       ...graphqlMetricsPlugins(metrics),
     ],
@@ -183,11 +189,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   app.use('/graphql', graphqlBodyLimit());
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
     yoga.fetch(c.req.raw, {
-      clientIp: clientIpOf(
-        getConnInfo(c).remote.address,
-        c.req.header('x-forwarded-for'),
-        config.trustedProxyHops,
-      ),
+      clientIp: clientIpOf(getConnInfo(c).remote.address, c.req.header('x-forwarded-for'), trustedProxies),
       requestId: c.get('requestId'),
       log: c.get('log'),
     }),
@@ -235,7 +237,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
           clientIp: clientIpOf(
             ctx.extra.request.socket.remoteAddress,
             headerValue(ctx.extra.request.headers['x-forwarded-for']),
-            config.trustedProxyHops,
+            trustedProxies,
           ),
         });
         let document: ReturnType<typeof parse>;
@@ -248,6 +250,8 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         }
         const errors = validate(envelopedSchema, document);
         if (errors.length > 0) return errors;
+        const costErrors = variableCostErrors(config, envelopedSchema, document, payload.variables);
+        if (costErrors.length > 0) return [...costErrors];
         return {
           schema: envelopedSchema,
           operationName: payload.operationName,
@@ -331,13 +335,21 @@ async function createContext(
   let token = bearerToken(initial.connectionParams?.authorization);
   if (!token && request) {
     token = bearerToken(request.headers.get('authorization'));
-    if (!token && request.cookieStore) token = (await request.cookieStore.get(SESSION_COOKIE))?.value ?? null;
+    if (!token && request.cookieStore) {
+      token = (await request.cookieStore.get(SESSION_COOKIE))?.value ?? null;
+      // A cross-site page can make the browser send the cookie on a form, text/plain body or GET (http/csrf.ts).
+      if (token && !isPreflighted(request.headers)) throw cookieNotAccepted();
+    }
   }
   return {
     em,
     viewer: await authenticate(em, services.config, token),
     services,
-    sessionCookie: request?.cookieStore ? sessionCookie(request.cookieStore, services.config) : null,
+    // Only a preflighted request may receive the cookie: no signing a browser in from another site.
+    sessionCookie:
+      request?.cookieStore && isPreflighted(request.headers)
+        ? sessionCookie(request.cookieStore, services.config)
+        : null,
     clientIp: initial.clientIp ?? null,
     requestId: initial.requestId ?? null,
     log: initial.log ?? services.logger,

@@ -11,8 +11,18 @@
  * - a request body cap (HTTP and graphql-ws messages); batched (array) bodies are refused (yoga's default).
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
-import type { GraphQLError, ValidationContext } from 'graphql';
+import {
+  type DocumentNode,
+  type GraphQLError,
+  type GraphQLSchema,
+  Kind,
+  parse,
+  type ValidationContext,
+  validate,
+  visit,
+} from 'graphql';
 import type { Plugin, YogaServerOptions } from 'graphql-yoga';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -40,13 +50,24 @@ function rejectAsBadInput(context: ValidationContext | null, error: GraphQLError
   context?.reportError(error);
 }
 
+/** The armor cost rule's options: the literal check at validation and the variable check below share them. */
+function costLimitOptions(config: Pick<ApiConfig, 'env'>) {
+  return {
+    exposeLimits: config.env !== 'production',
+    onReject: [rejectAsBadInput],
+    propagateOnRejection: false,
+    maxCost: GRAPHQL_LIMITS.cost,
+    errorMessage: 'Query too expensive.',
+  };
+}
+
 export function graphqlArmor(config: Pick<ApiConfig, 'env'>): Plugin {
   const exposeLimits = config.env !== 'production';
   const validationRule = { exposeLimits, onReject: [rejectAsBadInput], propagateOnRejection: false };
   return EnvelopArmorPlugin({
     maxDepth: { ...validationRule, n: GRAPHQL_LIMITS.depth, errorMessage: 'Query too deep.' },
     maxAliases: { ...validationRule, n: GRAPHQL_LIMITS.aliases, errorMessage: 'Too many aliases.' },
-    costLimit: { ...validationRule, maxCost: GRAPHQL_LIMITS.cost, errorMessage: 'Query too expensive.' },
+    costLimit: costLimitOptions(config),
     maxDirectives: { ...validationRule, n: GRAPHQL_LIMITS.directives, errorMessage: 'Too many directives.' },
     maxTokens: {
       exposeLimits,
@@ -95,4 +116,67 @@ export function graphqlBodyLimit(): MiddlewareHandler {
         413,
       ),
   });
+}
+
+/** `first: $n` or `last: $n` somewhere in the text: only then can variables change the cost. */
+const PAGE_SIZE_VARIABLE = /\b(?:first|last)\s*:\s*\$/;
+
+/**
+ * The cost limit with the variables' values: armor's cost rule multiplies a list's cost by `first` (or
+ * `last`) only when it is a literal, and validation (cached per document by yoga) never sees variables,
+ * so `ledger(first: $n)` would cost as `first: 1`. This inlines each `first`/`last` variable's value (or
+ * its default) as the literal it stands for and runs the same rule, with the same limit and message, on
+ * the result. Returns the refusal (BAD_USER_INPUT), or an empty list when the operation fits.
+ */
+export function variableCostErrors(
+  config: Pick<ApiConfig, 'env'>,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variables: Record<string, unknown> | null | undefined,
+): readonly GraphQLError[] {
+  let inlined = false;
+  const withValues = visit(document, {
+    OperationDefinition(operation) {
+      const values = new Map<string, unknown>();
+      for (const definition of operation.variableDefinitions ?? []) {
+        const name = definition.variable.name.value;
+        if (variables && Object.hasOwn(variables, name)) values.set(name, variables[name]);
+        else if (definition.defaultValue?.kind === Kind.INT) values.set(name, definition.defaultValue.value);
+      }
+      return visit(operation, {
+        Argument(argument) {
+          if (argument.name.value !== 'first' && argument.name.value !== 'last') return undefined;
+          if (argument.value.kind !== Kind.VARIABLE) return undefined;
+          const value = values.get(argument.value.name.value);
+          const text = typeof value === 'number' && Number.isInteger(value) ? String(value) : value;
+          // Anything but an integer is refused by Int's own coercion before a resolver runs.
+          if (typeof text !== 'string' || !/^-?\d+$/.test(text)) return undefined;
+          inlined = true;
+          return { ...argument, value: { kind: Kind.INT, value: text } };
+        },
+      });
+    },
+  });
+  if (!inlined) return [];
+  return validate(schema, withValues, [costLimitRule(costLimitOptions(config))]);
+}
+
+/**
+ * {@link variableCostErrors} on GraphQL over HTTP, before the document is executed and before the
+ * request is authenticated (graphql-ws calls it in its own onSubscribe, server.ts).
+ */
+export function variableCostLimit(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
+  return {
+    onParams({ params, setResult }) {
+      if (!params.query || !params.variables || !PAGE_SIZE_VARIABLE.test(params.query)) return;
+      let document: DocumentNode;
+      try {
+        document = parse(params.query, { maxTokens: GRAPHQL_LIMITS.tokens });
+      } catch {
+        return; // yoga's own parse answers it, with the token limit's message
+      }
+      const errors = variableCostErrors(config, schema, document, params.variables);
+      if (errors.length > 0) setResult({ errors: [...errors] });
+    },
+  };
 }

@@ -3,6 +3,22 @@ import { getAddress, type Hex, isAddress, isHex } from 'viem';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
 
+/** The largest magnitude a bigint column holds: micro-USD amounts are stored there. */
+const INT8_MAX = 9_223_372_036_854_775_807n;
+const MAX_CREDITS = formatCredits(INT8_MAX as MicroUsd);
+const UINT256_LIMIT = 2n ** 256n;
+/** Date, time (seconds and fraction optional), and a required offset: Z or +hh:mm. */
+const ISO_DATE_TIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** The calendar date written in the text is the date parsed (in the text's own offset). */
+function sameCalendarDay(written: string, date: Date, offset: string): boolean {
+  const minutes =
+    offset.toUpperCase() === 'Z'
+      ? 0
+      : (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
+  return new Date(date.getTime() + minutes * 60_000).toISOString().slice(0, 10) === written;
+}
+
 // Inputs arrive as strings; a malformed one is the caller's mistake (BAD_USER_INPUT), never a 500.
 function expectString(value: unknown, scalar: string): string {
   if (typeof value !== 'string') throw badInput(`${scalar} must be a string`);
@@ -14,12 +30,18 @@ builder.scalarType('Credits', {
     'An exact amount of credits as a decimal string with up to 3 fractional digits (1 credit = $0.001 = 1,000 micro-USD), e.g. "1500", "0.042", "-2.5".',
   serialize: (value) => formatCredits(value as MicroUsd),
   parseValue: (value) => {
+    let amount: MicroUsd;
     try {
-      return parseCredits(expectString(value, 'Credits'));
+      amount = parseCredits(expectString(value, 'Credits'));
     } catch (error) {
       if (error instanceof MoneyFormatError) throw badInput(`Credits: ${error.message}`);
       throw error;
     }
+    // Every amount is stored as micro-USD in a bigint column: a larger one is no amount anyone holds.
+    if (amount > INT8_MAX || amount < -INT8_MAX) {
+      throw badInput(`Credits: "${value}" is out of range (at most ${MAX_CREDITS} in absolute value)`);
+    }
+    return amount;
   },
 });
 
@@ -50,8 +72,11 @@ builder.scalarType('BigInt', {
   serialize: (value) => value.toString(),
   parseValue: (value) => {
     const text = expectString(value, 'BigInt');
-    if (!/^-?\d{1,78}$/.test(text)) throw badInput(`"${text}" is not an integer`);
-    return BigInt(text);
+    if (!/^-?\d{1,78}$/.test(text)) throw badInput(`"${text}" is not an integer of at most 78 digits`);
+    const integer = BigInt(text);
+    // Token amounts and block numbers are uint256 at most on chain.
+    if (integer >= UINT256_LIMIT || integer <= -UINT256_LIMIT) throw badInput(`"${text}" is out of range`);
+    return integer;
   },
 });
 
@@ -60,9 +85,18 @@ builder.scalarType('DateTime', {
   serialize: (value) => value.toISOString(),
   parseValue: (value) => {
     const text = expectString(value, 'DateTime');
+    const parts = ISO_DATE_TIME.exec(text);
     const date = new Date(text);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(date.getTime())) {
-      throw badInput(`"${text}" is not an ISO-8601 date-time`);
+    // Date would roll 2026-02-31 over to March 3 and read a time without offset as local time.
+    if (
+      !parts ||
+      Number.isNaN(date.getTime()) ||
+      !sameCalendarDay(parts[1] as string, date, parts[2] as string) ||
+      date.getUTCFullYear() < 1
+    ) {
+      throw badInput(
+        `"${text}" is not an ISO-8601 date-time with an offset, years 0001 to 9999 (e.g. "2026-11-24T05:45:12Z")`,
+      );
     }
     return date;
   },
