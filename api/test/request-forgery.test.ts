@@ -12,7 +12,7 @@
  * Wallet signatures are verified locally, so no chain is needed (RPC_URL is a closed port).
  */
 import { randomUUID } from 'node:crypto';
-import { getAddress, type PrivateKeyAccount } from 'viem';
+import type { PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
@@ -278,3 +278,293 @@ async function readFirstEvent(response: Response): Promise<string> {
   }
   return text;
 }
+
+const cursor = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
+
+describe('bad input is BAD_USER_INPUT with a message, never a masked 500', () => {
+  interface Case {
+    document: string;
+    variables?: Record<string, unknown>;
+    /** The caller: a user's session (default) or the auditor's. */
+    as?: 'user' | 'auditor';
+  }
+
+  it('for every scalar, cursor and page size out of range', async () => {
+    const user = await signInWithCookie(newWallet());
+    const auditorSession = await signInWithCookie(auditor);
+    const uuid = randomUUID();
+    const createKey = (input: Record<string, unknown>): Case => ({
+      document: 'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+      variables: { input: { name: 'bad', ...input } },
+    });
+    const page = (field: string, args: string): Case => ({
+      document: `{ me { ${field}(${args}) { edges { cursor } } } }`,
+    });
+    const complete = (input: Record<string, unknown>): Case => ({
+      document: 'mutation($input: CompletionInput!) { createCompletion(input: $input) { id } }',
+      variables: {
+        input: { model: 'chainmeter-dev', messages: [{ role: 'user', content: 'hi' }], ...input },
+      },
+    });
+    const cases: Record<string, Case> = {
+      // 2^63 micro-USD = 9,223,372,036,854,775.808 credits: one micro-USD more than a bigint column holds.
+      'spendLimit 2^63 micro-USD': createKey({ spendLimit: '9223372036854775.808' }),
+      'spendLimit 10^23 credits': createKey({ spendLimit: '99999999999999999999999' }),
+      'spendLimit below -(2^63 - 1)': createKey({ spendLimit: '-9223372036854775.808' }),
+      'expiresAt February 31st': createKey({ expiresAt: '2099-02-31T00:00:00Z' }),
+      'expiresAt without an offset': createKey({ expiresAt: '2099-01-01T00:00:00' }),
+      'expiresAt year 0': createKey({ expiresAt: '0000-01-01T00:00:00Z' }),
+      'expiresAt six-digit year': createKey({ expiresAt: '+275760-09-13T00:00:00Z' }),
+      'usage filter from year 0': {
+        document: '{ me { usage(filter: { from: "0000-12-31T00:00:00Z" }) { edges { cursor } } } }',
+      },
+      'usageSummary to 24:00 of day 32': {
+        document:
+          '{ me { usageSummary(from: "2026-01-01T00:00:00Z", to: "2026-01-32T00:00:00Z", groupBy: DAY) { key } } }',
+      },
+      'ledger first 101': page('ledger', 'first: 101'),
+      'ledger first -1': page('ledger', 'first: -1'),
+      'usage first 2^31 - 1': page('usage', 'first: 2147483647'),
+      // seq is an integer column: 9,999,999,999 > 2,147,483,647.
+      'ledger cursor past int4': page('ledger', `after: "${cursor('ledger:9999999999')}"`),
+      'ledger cursor negative': page('ledger', `after: "${cursor('ledger:-5')}"`),
+      'ledger cursor not base64': page('ledger', 'after: "%%%"'),
+      // block_number is a bigint column: 10^20 > 2^63 - 1.
+      'deposit cursor past int8': page(
+        'deposits',
+        `after: "${cursor(`deposit:100000000000000000000:0:${uuid}`)}"`,
+      ),
+      'deposit cursor log index past int4': page(
+        'deposits',
+        `after: "${cursor(`deposit:1:9999999999:${uuid}`)}"`,
+      ),
+      'deposit cursor id not a uuid': page('deposits', `after: "${cursor('deposit:1:0:not-a-uuid')}"`),
+      'deposit cursor of another kind': page('deposits', `after: "${cursor('ledger:5')}"`),
+      // -8,640,000,000,000,000 ms is a valid JS date in the year -271821: no database holds it.
+      'usage cursor year -271821': page('usage', `after: "${cursor(`usage:-8640000000000000:${uuid}`)}"`),
+      'usage cursor id not a uuid': page('usage', `after: "${cursor('usage:0:x')}"`),
+      'audit entry cursor past int4': {
+        document: `{ audit { ledgerEntries(after: "${cursor(`audit-entry:${uuid}:9999999999`)}") { edges { cursor } } } }`,
+        as: 'auditor',
+      },
+      'audit accounts first 10^6': {
+        document: '{ audit { accounts(first: 1000000) { edges { cursor } } } }',
+        as: 'auditor',
+      },
+      'maxTokens 0': complete({ maxTokens: 0 }),
+      'maxTokens -1': complete({ maxTokens: -1 }),
+      'maxTokens 2^31 - 1': complete({ maxTokens: 2147483647 }),
+      'temperature -1': complete({ temperature: -1 }),
+      'temperature 1e308': complete({ temperature: 1e308 }),
+      'accountProof of a short address': { document: '{ accountProof(walletAddress: "0x12") { json } }' },
+      'siweChallenge on chain -1': {
+        document: `mutation { siweChallenge(address: "${newWallet().address}", chainId: -1) }`,
+      },
+    };
+    const failures: string[] = [];
+    for (const [name, { document, variables, as }] of Object.entries(cases)) {
+      const token = as === 'auditor' ? auditorSession.token : user.token;
+      const result = await gql(api.url, document, variables, token);
+      const error = result.errors?.[0];
+      const ok =
+        result.status < 500 &&
+        error?.extensions?.code === 'BAD_USER_INPUT' &&
+        !/Unexpected error/.test(error.message) &&
+        error.message.length > 10;
+      if (!ok) failures.push(`${name}: ${result.status} ${JSON.stringify(result.errors ?? result.data)}`);
+    }
+    expect(failures).toEqual([]);
+    // None of the refused createApiKey calls made a key.
+    expect(await keyNames(user.token)).toEqual([]);
+  });
+
+  it('accepts the extremes that do fit', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    // 2^63 - 1 micro-USD, the largest bigint, is 9,223,372,036,854,775.807 credits.
+    const { createApiKey } = await gqlData<{
+      createApiKey: { apiKey: { spendLimit: string; expiresAt: string } };
+    }>(
+      api.url,
+      'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { spendLimit expiresAt } } }',
+      {
+        input: {
+          name: 'max',
+          spendLimit: '9223372036854775.807',
+          expiresAt: '9999-12-31T23:59:59.999+00:00',
+        },
+      },
+      token,
+    );
+    expect(createApiKey.apiKey).toEqual({
+      spendLimit: '9223372036854775.807',
+      expiresAt: '9999-12-31T23:59:59.999Z',
+    });
+    // An offset is read as such: 23:30 at -02:00 is 01:30 UTC on the next day.
+    const summary = await gqlData<{ me: { usageSummary: unknown[] } }>(
+      api.url,
+      '{ me { usageSummary(from: "0001-01-01T00:00:00Z", to: "2026-12-31T23:30:00-02:00", groupBy: DAY) { key } } }',
+      {},
+      token,
+    );
+    expect(summary.me.usageSummary).toEqual([]);
+  });
+});
+
+describe('the cost limit counts first: $n exactly like the literal', () => {
+  const LEDGER_FIELDS =
+    'edges { cursor node { id amount balanceAfter reason createdAt hash deposit { id chainId txHash logIndex blockNumber from amountToken credits status confirmations creditedAt } } } pageInfo { hasNextPage endCursor }';
+  /** Twelve aliased `me { ledger(first: N) {...} }`: over the limit at N = 100 (security.test.ts, literal). */
+  const costly = (first: string) =>
+    Array.from({ length: 12 }, (_, i) => `m${i}: me { ledger(first: ${first}) { ${LEDGER_FIELDS} } }`).join(
+      ' ',
+    );
+
+  it('refuses a huge or merely large $n before anything runs, with the literal message', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    for (const n of [100, 2147483647]) {
+      const literal = await gql(api.url, `{ ${costly(String(n))} }`, {}, token);
+      const literalError = literal.errors?.[0];
+      expect(literalError?.message).toMatch(/Query Cost limit of 25000 exceeded/);
+      const before = sqlCount.count;
+      const variable = await gql(api.url, `query($n: Int) { ${costly('$n')} }`, { n }, token);
+      // Refused before authentication: no SQL at all.
+      expect(sqlCount.count - before, `n = ${n}`).toBe(0);
+      expect(variable.data ?? null, JSON.stringify(variable)).toBeNull();
+      expect(variable.errors?.[0]?.message, `n = ${n}`).toBe(literalError?.message);
+      expect(variable.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    // A default value counts too.
+    const defaulted = await gql(api.url, `query($n: Int = 100) { ${costly('$n')} }`, {}, token);
+    expect(defaulted.errors?.[0]?.message).toMatch(/Query Cost limit of 25000 exceeded/);
+    // The same document with a small $n runs.
+    const small = await gql(api.url, `query($n: Int) { ${costly('$n')} }`, { n: 1 }, token);
+    expect(small.errors, JSON.stringify(small.errors)).toBeUndefined();
+  });
+});
+
+describe('X-Forwarded-For is believed only from a TRUSTED_PROXIES peer', () => {
+  /** siweChallenge calls from this test's loopback socket, each claiming another client in X-Forwarded-For. */
+  async function challengeCodes(instance: RunningApi, calls: number): Promise<(string | undefined)[]> {
+    const codes: (string | undefined)[] = [];
+    for (let i = 0; i < calls; i++) {
+      const response = await fetch(`${instance.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': `203.0.113.${i + 1}` },
+        body: JSON.stringify({
+          query: CHALLENGE,
+          variables: { address: newWallet().address, chainId: CHAIN_ID },
+        }),
+      });
+      const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
+      codes.push(body.errors?.[0]?.extensions?.code);
+    }
+    return codes;
+  }
+
+  it('unset: a spoofed X-Forwarded-For does not escape the per-IP limit', async () => {
+    // IP_LIMIT (3) calls per minute from 127.0.0.1, whatever each one claims to be.
+    expect(await challengeCodes(untrusted, IP_LIMIT + 2)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      'RATE_LIMITED',
+      'RATE_LIMITED',
+    ]);
+  });
+
+  it('with 127.0.0.1/32 trusted, each forwarded client has its own budget', async () => {
+    expect(await challengeCodes(trusted, IP_LIMIT + 2)).toEqual(Array(IP_LIMIT + 2).fill(undefined));
+  });
+
+  it('validates TRUSTED_PROXIES and refuses the removed TRUSTED_PROXY_HOPS', () => {
+    expect(env({ TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8, 192.0.2.7' }).trustedProxies).toEqual([
+      '10.0.0.0/8',
+      'fd00::/8',
+      '192.0.2.7',
+    ]);
+    expect(() => env({ TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(
+      /TRUSTED_PROXIES: "10.0.0.0\/33" is not a CIDR/,
+    );
+    expect(() => env({ TRUSTED_PROXY_HOPS: '1' })).toThrow(ConfigError);
+    expect(() => env({ TRUSTED_PROXY_HOPS: '1' })).toThrow(/TRUSTED_PROXY_HOPS: removed.*TRUSTED_PROXIES/);
+  });
+});
+
+describe('a prompt larger than the per-minute token budget', () => {
+  // 10,000 bytes of prompt bound at least 2,500 tokens (4 bytes a token at best), over TOKENS_PER_MINUTE (2,000).
+  const HUGE = 'word '.repeat(2_000);
+
+  it('is a 400 in OpenAI shape on REST, every time (not a 429 that never clears)', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const answer = await send(`${api.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chainmeter-dev', messages: [{ role: 'user', content: HUGE }] }),
+      });
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.headers.get('retry-after')).toBeNull();
+      const error = (answer.json as unknown as { error: Record<string, unknown> }).error;
+      expect(error.type).toBe('invalid_request_error');
+      expect(error.param).toBe('messages');
+      expect(error.message).toMatch(/more than the 2000 tokens per minute .* could never pass/);
+    }
+  });
+
+  it('is BAD_USER_INPUT on GraphQL', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    const result = await gql(
+      api.url,
+      'mutation($input: CompletionInput!) { createCompletion(input: $input) { id } }',
+      { input: { model: 'chainmeter-dev', messages: [{ role: 'user', content: HUGE }] } },
+      token,
+    );
+    expect(result.errors?.[0]?.extensions?.code, JSON.stringify(result.errors)).toBe('BAD_USER_INPUT');
+    expect(result.errors?.[0]?.message).toMatch(/tokens per minute/);
+  });
+});
+
+describe('only a key created with the AUDITOR scope reads other accounts', () => {
+  const AUDIT_READ = '{ audit { accounts(first: 1) { edges { cursor } } } }';
+  const CREATE =
+    'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }';
+
+  it("an auditor's ordinary key reads its own account only; an AUDITOR key reads every account", async () => {
+    const { token } = await signInWithCookie(auditor);
+    // The audit query itself works for the auditor's session.
+    expect((await gql(api.url, AUDIT_READ, {}, token)).errors).toBeUndefined();
+    const plain = await gqlData<{ createApiKey: { secret: string } }>(
+      api.url,
+      CREATE,
+      { input: { name: 'integration' } },
+      token,
+    );
+    const refused = await gql(api.url, AUDIT_READ, {}, plain.createApiKey.secret);
+    expect(refused.errors?.[0]?.extensions?.code, JSON.stringify(refused)).toBe('FORBIDDEN');
+    const scoped = await gqlData<{ createApiKey: { secret: string } }>(
+      api.url,
+      CREATE,
+      { input: { name: 'audit', scope: 'AUDITOR' } },
+      token,
+    );
+    expect((await gql(api.url, AUDIT_READ, {}, scoped.createApiKey.secret)).errors).toBeUndefined();
+    const listed = await gqlData<{ me: { apiKeys: { name: string; scope: string }[] } }>(
+      api.url,
+      '{ me { apiKeys { name scope } } }',
+      {},
+      token,
+    );
+    expect(listed.me.apiKeys.map((key) => `${key.name}:${key.scope}`).sort()).toEqual([
+      'audit:AUDITOR',
+      'integration:ACCOUNT',
+    ]);
+  });
+
+  it('refuses the AUDITOR scope to a wallet without the role', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    const result = await gql(api.url, CREATE, { input: { name: 'sneaky', scope: 'AUDITOR' } }, token);
+    expect(result.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(result.errors?.[0]?.message).toMatch(/auditor role/);
+    expect(await keyNames(token)).toEqual([]);
+  });
+});
