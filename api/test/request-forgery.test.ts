@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
-import { gql, gqlData } from './support/graphql.ts';
+import { gql, gqlData, subscribe } from './support/graphql.ts';
 import { countSql } from './support/sql-counter.ts';
 
 const CHAIN_ID = 31337;
@@ -439,6 +439,16 @@ describe('the cost limit counts first: $n exactly like the literal', () => {
     // The same document with a small $n runs.
     const small = await gql(api.url, `query($n: Int) { ${costly('$n')} }`, { n: 1 }, token);
     expect(small.errors, JSON.stringify(small.errors)).toBeUndefined();
+  });
+
+  it('refuses it over graphql-ws too, before the operation runs', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    const refused = await subscribe(api.url, `query($n: Int) { ${costly('$n')} }`, token, { n: 100 });
+    await expect(refused.waitFor(() => true, 10_000)).rejects.toThrow(
+      /Query Cost limit of 25000 exceeded.*BAD_USER_INPUT/,
+    );
+    expect(refused.events).toEqual([]);
+    await refused.close();
   });
 });
 
