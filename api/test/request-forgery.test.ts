@@ -378,6 +378,23 @@ describe('bad input is BAD_USER_INPUT with a message, never a masked 500', () =>
     expect(await keyNames(user.token)).toEqual([]);
   });
 
+  it("REST: the usage export's from and to, the same way (400, never a broken stream)", async () => {
+    const { token } = await signInWithCookie(newWallet());
+    for (const from of ['-271821-04-20T00:00:00Z', '2026-02-31', '2026-11-01T00:00:00', 'yesterday']) {
+      const answer = await send(`${api.url}/v1/usage/export?format=json&from=${encodeURIComponent(from)}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(answer.status, `${from}: ${answer.text}`).toBe(400);
+      expect(answer.text).toMatch(/ISO-8601/);
+    }
+    for (const from of ['2026-11-01', '2026-11-01T00:00:00+01:00', '0001-01-01T00:00:00Z']) {
+      const answer = await send(`${api.url}/v1/usage/export?format=json&from=${encodeURIComponent(from)}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(answer.json, from).toEqual([]);
+    }
+  });
+
   it('accepts the extremes that do fit', async () => {
     const { token } = await signInWithCookie(newWallet());
     // 2^63 - 1 micro-USD, the largest bigint, is 9,223,372,036,854,775.807 credits.

@@ -1,23 +1,13 @@
 import { formatCredits, type MicroUsd, MoneyFormatError, parseCredits } from '@chainmeter/schema';
 import { getAddress, type Hex, isAddress, isHex } from 'viem';
+import { INT8_MAX } from '../db/cursor.ts';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
+import { parseDateTime } from './date-time.ts';
 
-/** The largest magnitude a bigint column holds: micro-USD amounts are stored there. */
-const INT8_MAX = 9_223_372_036_854_775_807n;
+/** Micro-USD amounts are stored in bigint columns: no larger amount exists. */
 const MAX_CREDITS = formatCredits(INT8_MAX as MicroUsd);
 const UINT256_LIMIT = 2n ** 256n;
-/** Date, time (seconds and fraction optional), and a required offset: Z or +hh:mm. */
-const ISO_DATE_TIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
-
-/** The calendar date written in the text is the date parsed (in the text's own offset). */
-function sameCalendarDay(written: string, date: Date, offset: string): boolean {
-  const minutes =
-    offset.toUpperCase() === 'Z'
-      ? 0
-      : (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
-  return new Date(date.getTime() + minutes * 60_000).toISOString().slice(0, 10) === written;
-}
 
 // Inputs arrive as strings; a malformed one is the caller's mistake (BAD_USER_INPUT), never a 500.
 function expectString(value: unknown, scalar: string): string {
@@ -85,15 +75,8 @@ builder.scalarType('DateTime', {
   serialize: (value) => value.toISOString(),
   parseValue: (value) => {
     const text = expectString(value, 'DateTime');
-    const parts = ISO_DATE_TIME.exec(text);
-    const date = new Date(text);
-    // Date would roll 2026-02-31 over to March 3 and read a time without offset as local time.
-    if (
-      !parts ||
-      Number.isNaN(date.getTime()) ||
-      !sameCalendarDay(parts[1] as string, date, parts[2] as string) ||
-      date.getUTCFullYear() < 1
-    ) {
+    const date = parseDateTime(text);
+    if (!date) {
       throw badInput(
         `"${text}" is not an ISO-8601 date-time with an offset, years 0001 to 9999 (e.g. "2026-11-24T05:45:12Z")`,
       );
