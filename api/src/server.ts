@@ -29,8 +29,9 @@ import {
   graphqlArmor,
   graphqlBodyLimit,
   introspectionPolicy,
+  nulCharacterErrors,
   variableCostErrors,
-  variableCostLimit,
+  variableInputLimits,
 } from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
 import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
@@ -159,7 +160,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     plugins: [
       useCookies(),
       graphqlArmor(config),
-      variableCostLimit(config, schema),
+      variableInputLimits(config, schema),
       ...introspectionPolicy(config),
       ...graphqlMetricsPlugins(metrics),
     ],
@@ -250,8 +251,11 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         }
         const errors = validate(envelopedSchema, document);
         if (errors.length > 0) return errors;
-        const costErrors = variableCostErrors(config, envelopedSchema, document, payload.variables);
-        if (costErrors.length > 0) return [...costErrors];
+        const inputErrors = [
+          ...nulCharacterErrors(payload.query, payload.variables),
+          ...variableCostErrors(config, envelopedSchema, document, payload.variables),
+        ];
+        if (inputErrors.length > 0) return inputErrors;
         return {
           schema: envelopedSchema,
           operationName: payload.operationName,

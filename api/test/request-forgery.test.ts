@@ -357,6 +357,15 @@ describe('bad input is BAD_USER_INPUT with a message, never a masked 500', () =>
       'temperature -1': complete({ temperature: -1 }),
       'temperature 1e308': complete({ temperature: 1e308 }),
       'accountProof of a short address': { document: '{ accountProof(walletAddress: "0x12") { json } }' },
+      // PostgreSQL text cannot hold a NUL character.
+      'key name with a NUL': createKey({ name: 'a\u0000b' }),
+      'usage filter model with a NUL': {
+        document: '{ me { usage(filter: { model: "a\\u0000b" }) { edges { cursor } } } }',
+      },
+      'usage filter apiKeyId not an id': {
+        document: '{ me { usage(filter: { apiKeyId: "x" }) { edges { cursor } } } }',
+      },
+      'completion model with a NUL': complete({ model: 'chainmeter-dev\u0000' }),
       'siweChallenge on chain -1': {
         document: `mutation { siweChallenge(address: "${newWallet().address}", chainId: -1) }`,
       },
@@ -393,6 +402,17 @@ describe('bad input is BAD_USER_INPUT with a message, never a masked 500', () =>
       });
       expect(answer.json, from).toEqual([]);
     }
+  });
+
+  it('REST: a model id with a NUL character is a 400, not a failed usage write', async () => {
+    const { token } = await signInWithCookie(newWallet());
+    const answer = await send(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chainmeter-dev\u0000', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.text).toMatch(/'model' is required/);
   });
 
   it('accepts the extremes that do fit', async () => {

@@ -27,6 +27,7 @@ import type { Plugin, YogaServerOptions } from 'graphql-yoga';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ApiConfig } from '../env.ts';
+import { badInput } from '../errors.ts';
 
 /** The largest GraphQL request body (HTTP) or graphql-ws message accepted; the same cap as `/v1`. */
 export const GRAPHQL_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -162,12 +163,45 @@ export function variableCostErrors(
 }
 
 /**
- * {@link variableCostErrors} on GraphQL over HTTP, before the document is executed and before the
- * request is authenticated (graphql-ws calls it in its own onSubscribe, server.ts).
+ * PostgreSQL `text` cannot hold U+0000, so a string carrying it fails the statement it reaches, as a
+ * masked error. Refused up front as bad input, in the variables and in the document's string literals.
  */
-export function variableCostLimit(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
+export function nulCharacterErrors(query: string | null | undefined, variables: unknown): GraphQLError[] {
+  let found = holdsNul(variables, 0);
+  // Only a raw NUL or a unicode escape can put one in a literal: parse only then.
+  if (!found && query && (query.includes('\u0000') || /\\u/i.test(query))) {
+    try {
+      visit(parse(query, { maxTokens: GRAPHQL_LIMITS.tokens }), {
+        StringValue(node) {
+          if (node.value.includes('\u0000')) found = true;
+        },
+      });
+    } catch {
+      // yoga's own parse answers a document that does not parse
+    }
+  }
+  return found ? [badInput('Text may not contain the NUL character (U+0000)')] : [];
+}
+
+function holdsNul(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object' || depth > 64) return false;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000') || holdsNul(item, depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
+ * {@link nulCharacterErrors} and {@link variableCostErrors} on GraphQL over HTTP, before the document is
+ * executed and before the request is authenticated (graphql-ws calls them in its own onSubscribe,
+ * server.ts).
+ */
+export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
   return {
     onParams({ params, setResult }) {
+      const nul = nulCharacterErrors(params.query, params.variables);
+      if (nul.length > 0) return setResult({ errors: nul });
       if (!params.query || !params.variables || !PAGE_SIZE_VARIABLE.test(params.query)) return;
       let document: DocumentNode;
       try {
