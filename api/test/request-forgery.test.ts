@@ -470,9 +470,15 @@ describe('the cost limit counts first: $n exactly like the literal', () => {
       expect(variable.errors?.[0]?.message, `n = ${n}`).toBe(literalError?.message);
       expect(variable.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     }
-    // A default value counts too.
+    // A default value counts too, with an empty or an absent variables object.
     const defaulted = await gql(api.url, `query($n: Int = 100) { ${costly('$n')} }`, {}, token);
     expect(defaulted.errors?.[0]?.message).toMatch(/Query Cost limit of 25000 exceeded/);
+    const noVariables = await send(`${api.url}/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `query($n: Int = 100) { ${costly('$n')} }` }),
+    });
+    expect(noVariables.json?.errors?.[0]?.message).toMatch(/Query Cost limit of 25000 exceeded/);
     // The same document with a small $n runs.
     const small = await gql(api.url, `query($n: Int) { ${costly('$n')} }`, { n: 1 }, token);
     expect(small.errors, JSON.stringify(small.errors)).toBeUndefined();

@@ -26,6 +26,7 @@ import {
 import type { Plugin, YogaServerOptions } from 'graphql-yoga';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { LRUCache } from 'lru-cache';
 import type { ApiConfig } from '../env.ts';
 import { badInput } from '../errors.ts';
 
@@ -120,7 +121,7 @@ export function graphqlBodyLimit(): MiddlewareHandler {
 }
 
 /** `first: $n` or `last: $n` somewhere in the text: only then can variables change the cost. */
-const PAGE_SIZE_VARIABLE = /\b(?:first|last)\s*:\s*\$/;
+const PAGE_SIZE_VARIABLE = /\b(?:first|last)\s*:\s*\$([_A-Za-z][_0-9A-Za-z]*)/g;
 
 /**
  * The cost limit with the variables' values: armor's cost rule multiplies a list's cost by `first` (or
@@ -198,18 +199,30 @@ function holdsNul(value: unknown, depth: number): boolean {
  * server.ts).
  */
 export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
+  // The web client pages with `first: $first`: one verdict per document and page sizes, not a parse per request.
+  const verdicts = new LRUCache<string, readonly GraphQLError[]>({ max: 1_000 });
   return {
     onParams({ params, setResult }) {
       const nul = nulCharacterErrors(params.query, params.variables);
       if (nul.length > 0) return setResult({ errors: nul });
-      if (!params.query || !params.variables || !PAGE_SIZE_VARIABLE.test(params.query)) return;
-      let document: DocumentNode;
-      try {
-        document = parse(params.query, { maxTokens: GRAPHQL_LIMITS.tokens });
-      } catch {
-        return; // yoga's own parse answers it, with the token limit's message
+      const { query } = params;
+      // No variables at all still leaves their defaults (`$n: Int = 1000`).
+      const variables = params.variables ?? {};
+      if (!query) return;
+      const pageSizes = [...query.matchAll(PAGE_SIZE_VARIABLE)].map(([, name]) => variables[name as string]);
+      if (pageSizes.length === 0) return;
+      const key = `${JSON.stringify(pageSizes)}\n${query}`;
+      let errors = verdicts.get(key);
+      if (!errors) {
+        let document: DocumentNode;
+        try {
+          document = parse(query, { maxTokens: GRAPHQL_LIMITS.tokens });
+        } catch {
+          return; // yoga's own parse answers it, with the token limit's message
+        }
+        errors = variableCostErrors(config, schema, document, variables);
+        verdicts.set(key, errors);
       }
-      const errors = variableCostErrors(config, schema, document, params.variables);
       if (errors.length > 0) setResult({ errors: [...errors] });
     },
   };
