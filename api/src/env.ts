@@ -14,6 +14,7 @@ import {
 } from '@chainmeter/schema';
 import { type Address, getAddress, isAddress } from 'viem';
 import { z } from 'zod';
+import { parseCidr } from './modules/ratelimit/client-ip.ts';
 import type { RateLimitConfig } from './modules/ratelimit/ratelimit.service.ts';
 
 const address = z
@@ -29,6 +30,23 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 const optionalAddress = z.preprocess((value) => (value === '' ? undefined : value), address.optional());
 const optionalString = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
 const optionalUrl = z.preprocess((value) => (value === '' ? undefined : value), z.url().optional());
+
+/** A comma-separated list, each item checked (`parse` returns null for a bad one); every bad item is reported. */
+function commaSeparated<T>(parse: (part: string) => T | null, problem: (part: string) => string) {
+  return z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const out: T[] = [];
+      for (const part of value.split(',').map((item) => item.trim())) {
+        if (!part) continue;
+        const parsed = parse(part);
+        if (parsed === null) ctx.addIssue({ code: 'custom', message: problem(part) });
+        else out.push(parsed);
+      }
+      return out;
+    });
+}
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -93,21 +111,10 @@ const schema = z.object({
     .string()
     .default('2.0')
     .refine((value) => /^\d+(\.\d+)?$/.test(value) && Number(value) >= 1, 'must be a decimal number >= 1'),
-  AUDITOR_ADDRESSES: z
-    .string()
-    .default('')
-    .transform((value, ctx) => {
-      const out: Address[] = [];
-      for (const part of value.split(',').map((item) => item.trim())) {
-        if (!part) continue;
-        if (!isAddress(part, { strict: false })) {
-          ctx.addIssue({ code: 'custom', message: `"${part}" is not an address` });
-          continue;
-        }
-        out.push(getAddress(part));
-      }
-      return out;
-    }),
+  AUDITOR_ADDRESSES: commaSeparated(
+    (part) => (isAddress(part, { strict: false }) ? getAddress(part) : null),
+    (part) => `"${part}" is not an address`,
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Per API key (and, unless the ACCOUNT variants are set, per account): requests per minute. */
   RATE_LIMIT_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(600),
@@ -123,8 +130,16 @@ const schema = z.object({
   ),
   /** Per client IP: siweChallenge/signIn calls per minute, and key-management calls per minute. */
   RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(1).default(30),
-  /** Reverse proxies in front of the API whose X-Forwarded-For entry is trusted for the client IP. */
-  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /**
+   * CIDRs (comma-separated, IPv4 and IPv6) of the reverse proxies in front of the API: X-Forwarded-For is
+   * believed only from a socket peer inside one of them. None by default.
+   */
+  TRUSTED_PROXIES: commaSeparated(
+    (part) => (parseCidr(part) ? part : null),
+    (part) => `"${part}" is not a CIDR such as 10.0.0.0/8 or fd00::/8`,
+  ),
+  /** Replaced by TRUSTED_PROXIES: read only to refuse a start that still relies on it. */
+  TRUSTED_PROXY_HOPS: optionalString,
   /** GraphQL introspection: unset means on in development and test, off in production. */
   GRAPHQL_INTROSPECTION: z.preprocess(
     (value) => (value === '' ? undefined : value),
@@ -208,7 +223,8 @@ export interface ApiConfig {
   auditorAddresses: Address[];
   logLevel: string;
   rateLimits: RateLimitConfig;
-  trustedProxyHops: number;
+  /** CIDRs of the reverse proxies whose X-Forwarded-For is believed (`TRUSTED_PROXIES`). */
+  trustedProxies: string[];
   /** GraphQL hardening choices that differ by deployment (see docs/security.md). */
   security: {
     introspection: boolean;
@@ -255,6 +271,13 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.CHAINMETER_CRASH_AT && env.NODE_ENV !== 'test') {
     problems.push('CHAINMETER_CRASH_AT: a test hook that kills the process, refused unless NODE_ENV=test');
   }
+  if (env.TRUSTED_PROXY_HOPS !== undefined && env.TRUSTED_PROXY_HOPS !== '0') {
+    // A count of hops believed X-Forwarded-For from any peer; silently ignoring it would key every
+    // client behind the proxy on the proxy's address.
+    problems.push(
+      'TRUSTED_PROXY_HOPS: removed; list the proxies in front of the API as TRUSTED_PROXIES (CIDRs, e.g. 10.0.0.0/8)',
+    );
+  }
   if (env.METERING_HOLD_TTL_MS <= env.LLM_TIMEOUT_MS) {
     problems.push('METERING_HOLD_TTL_MS: must be longer than LLM_TIMEOUT_MS (a hold must outlive its call)');
   }
@@ -298,7 +321,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       ipActionsPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
       keyPrefix: 'cm:rl',
     },
-    trustedProxyHops: env.TRUSTED_PROXY_HOPS,
+    trustedProxies: env.TRUSTED_PROXIES,
     security: {
       introspection: env.GRAPHQL_INTROSPECTION
         ? env.GRAPHQL_INTROSPECTION === 'true'

@@ -22,12 +22,16 @@ import { createOrm, migrateUp } from './db/orm.ts';
 import { type ApiConfig, ConfigError, type CrashPoint } from './env.ts';
 import { maskError } from './errors.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './http/authenticate.ts';
+import { cookieNotAccepted, isPreflighted } from './http/csrf.ts';
 import {
   corsPolicy,
   GRAPHQL_MAX_BODY_BYTES,
   graphqlArmor,
   graphqlBodyLimit,
   introspectionPolicy,
+  nulCharacterErrors,
+  variableCostErrors,
+  variableInputLimits,
 } from './http/graphql-security.ts';
 import { openAiRoutes } from './http/openai.routes.ts';
 import { securityHeaders } from './http/security-headers.ts';
@@ -41,7 +45,8 @@ import { createLlmUpstream, type LlmUpstream } from './modules/metering/llm.upst
 import { createMeteringService, type MeteringFaults } from './modules/metering/metering.service.ts';
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
-import { clientIpOf, createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { clientIpOf, TrustedProxies } from './modules/ratelimit/client-ip.ts';
+import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { graphqlMetricsPlugins } from './observability/graphql.ts';
 import { type RequestVariables, requestObservability } from './observability/http.ts';
 import { createLogger } from './observability/logger.ts';
@@ -98,6 +103,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
   const pubsubHandle = createAppPubSub(config.redisUrl, logger);
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
   const metering = createMeteringService({
     orm,
     upstream,
@@ -163,6 +169,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
     plugins: [
       useCookies(),
       graphqlArmor(config),
+      variableInputLimits(config, schema),
       ...introspectionPolicy(config),
       ...graphqlMetricsPlugins(metrics),
     ],
@@ -186,11 +193,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
   app.use('/graphql', graphqlBodyLimit());
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
     yoga.fetch(c.req.raw, {
-      clientIp: clientIpOf(
-        getConnInfo(c).remote.address,
-        c.req.header('x-forwarded-for'),
-        config.trustedProxyHops,
-      ),
+      clientIp: clientIpOf(getConnInfo(c).remote.address, c.req.header('x-forwarded-for'), trustedProxies),
       requestId: c.get('requestId'),
       log: c.get('log'),
     }),
@@ -238,7 +241,7 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
           clientIp: clientIpOf(
             ctx.extra.request.socket.remoteAddress,
             headerValue(ctx.extra.request.headers['x-forwarded-for']),
-            config.trustedProxyHops,
+            trustedProxies,
           ),
         });
         let document: ReturnType<typeof parse>;
@@ -251,6 +254,11 @@ export async function startApi(config: ApiConfig, options: StartApiOptions = {})
         }
         const errors = validate(envelopedSchema, document);
         if (errors.length > 0) return errors;
+        const inputErrors = [
+          ...nulCharacterErrors(payload.query, payload.variables),
+          ...variableCostErrors(config, envelopedSchema, document, payload.variables),
+        ];
+        if (inputErrors.length > 0) return inputErrors;
         return {
           schema: envelopedSchema,
           operationName: payload.operationName,
@@ -334,13 +342,21 @@ async function createContext(
   let token = bearerToken(initial.connectionParams?.authorization);
   if (!token && request) {
     token = bearerToken(request.headers.get('authorization'));
-    if (!token && request.cookieStore) token = (await request.cookieStore.get(SESSION_COOKIE))?.value ?? null;
+    if (!token && request.cookieStore) {
+      token = (await request.cookieStore.get(SESSION_COOKIE))?.value ?? null;
+      // A cross-site page can make the browser send the cookie on a form, text/plain body or GET (http/csrf.ts).
+      if (token && !isPreflighted(request.headers)) throw cookieNotAccepted();
+    }
   }
   return {
     em,
     viewer: await authenticate(em, services.config, token),
     services,
-    sessionCookie: request?.cookieStore ? sessionCookie(request.cookieStore, services.config) : null,
+    // Only a preflighted request may receive the cookie: no signing a browser in from another site.
+    sessionCookie:
+      request?.cookieStore && isPreflighted(request.headers)
+        ? sessionCookie(request.cookieStore, services.config)
+        : null,
     clientIp: initial.clientIp ?? null,
     requestId: initial.requestId ?? null,
     log: initial.log ?? services.logger,

@@ -41,7 +41,8 @@ function replicaConfig(
     REDIS_URL,
     RATE_LIMIT_IP_PER_MINUTE: String(IP_LIMIT),
     RATE_LIMIT_REQUESTS_PER_MINUTE: '4',
-    TRUSTED_PROXY_HOPS: '1',
+    // The tests stand in for the load balancer on loopback: its X-Forwarded-For names the client.
+    TRUSTED_PROXIES: '127.0.0.1/32,::1/128',
     LOG_LEVEL: 'silent',
     ...env,
   });

@@ -28,6 +28,7 @@ interface ApiKeyRow {
   expiresAt: string | null;
   spendLimit: string | null;
   spent: string;
+  scope: 'ACCOUNT' | 'AUDITOR';
 }
 
 const MIME: Record<string, string> = {
@@ -150,6 +151,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
               expiresAt: null,
               spendLimit: args.input.spendLimit ?? null,
               spent: '0',
+              scope: 'ACCOUNT',
             };
             apiKeys.push(key);
             return { apiKey: key, secret: `${key.prefix}_secret_${'x'.repeat(32)}` };
@@ -173,7 +175,15 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
   const dist = path.join(WEB, 'dist');
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/graphql') return void yoga(req, res);
+    if (url.pathname === '/graphql') {
+      // Like the real API (api/src/http/csrf.ts): the session rides only requests a browser preflights.
+      const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+      if (!req.headers['x-graphql-yoga-csrf'] && contentType !== 'application/json') {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ errors: [{ message: 'CSRF header or JSON body required' }] }));
+      }
+      return void yoga(req, res);
+    }
     if (url.pathname === '/v1/models') {
       res.setHeader('content-type', 'application/json');
       return void res.end(

@@ -11,12 +11,24 @@
  * - a request body cap (HTTP and graphql-ws messages); batched (array) bodies are refused (yoga's default).
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
-import type { GraphQLError, ValidationContext } from 'graphql';
+import {
+  type DocumentNode,
+  type GraphQLError,
+  type GraphQLSchema,
+  Kind,
+  parse,
+  type ValidationContext,
+  validate,
+  visit,
+} from 'graphql';
 import type { Plugin, YogaServerOptions } from 'graphql-yoga';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { LRUCache } from 'lru-cache';
 import type { ApiConfig } from '../env.ts';
+import { badInput } from '../errors.ts';
 
 /** The largest GraphQL request body (HTTP) or graphql-ws message accepted; the same cap as `/v1`. */
 export const GRAPHQL_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -40,13 +52,24 @@ function rejectAsBadInput(context: ValidationContext | null, error: GraphQLError
   context?.reportError(error);
 }
 
+/** The armor cost rule's options: the literal check at validation and the variable check below share them. */
+function costLimitOptions(config: Pick<ApiConfig, 'env'>) {
+  return {
+    exposeLimits: config.env !== 'production',
+    onReject: [rejectAsBadInput],
+    propagateOnRejection: false,
+    maxCost: GRAPHQL_LIMITS.cost,
+    errorMessage: 'Query too expensive.',
+  };
+}
+
 export function graphqlArmor(config: Pick<ApiConfig, 'env'>): Plugin {
   const exposeLimits = config.env !== 'production';
   const validationRule = { exposeLimits, onReject: [rejectAsBadInput], propagateOnRejection: false };
   return EnvelopArmorPlugin({
     maxDepth: { ...validationRule, n: GRAPHQL_LIMITS.depth, errorMessage: 'Query too deep.' },
     maxAliases: { ...validationRule, n: GRAPHQL_LIMITS.aliases, errorMessage: 'Too many aliases.' },
-    costLimit: { ...validationRule, maxCost: GRAPHQL_LIMITS.cost, errorMessage: 'Query too expensive.' },
+    costLimit: costLimitOptions(config),
     maxDirectives: { ...validationRule, n: GRAPHQL_LIMITS.directives, errorMessage: 'Too many directives.' },
     maxTokens: {
       exposeLimits,
@@ -95,4 +118,112 @@ export function graphqlBodyLimit(): MiddlewareHandler {
         413,
       ),
   });
+}
+
+/** `first: $n` or `last: $n` somewhere in the text: only then can variables change the cost. */
+const PAGE_SIZE_VARIABLE = /\b(?:first|last)\s*:\s*\$([_A-Za-z][_0-9A-Za-z]*)/g;
+
+/**
+ * The cost limit with the variables' values: armor's cost rule multiplies a list's cost by `first` (or
+ * `last`) only when it is a literal, and validation (cached per document by yoga) never sees variables,
+ * so `ledger(first: $n)` would cost as `first: 1`. This inlines each `first`/`last` variable's value (or
+ * its default) as the literal it stands for and runs the same rule, with the same limit and message, on
+ * the result. Returns the refusal (BAD_USER_INPUT), or an empty list when the operation fits.
+ */
+export function variableCostErrors(
+  config: Pick<ApiConfig, 'env'>,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variables: Record<string, unknown> | null | undefined,
+): readonly GraphQLError[] {
+  let inlined = false;
+  const withValues = visit(document, {
+    OperationDefinition(operation) {
+      const values = new Map<string, unknown>();
+      for (const definition of operation.variableDefinitions ?? []) {
+        const name = definition.variable.name.value;
+        if (variables && Object.hasOwn(variables, name)) values.set(name, variables[name]);
+        else if (definition.defaultValue?.kind === Kind.INT) values.set(name, definition.defaultValue.value);
+      }
+      return visit(operation, {
+        Argument(argument) {
+          if (argument.name.value !== 'first' && argument.name.value !== 'last') return undefined;
+          if (argument.value.kind !== Kind.VARIABLE) return undefined;
+          const value = values.get(argument.value.name.value);
+          const text = typeof value === 'number' && Number.isInteger(value) ? String(value) : value;
+          // Anything but an integer is refused by Int's own coercion before a resolver runs.
+          if (typeof text !== 'string' || !/^-?\d+$/.test(text)) return undefined;
+          inlined = true;
+          return { ...argument, value: { kind: Kind.INT, value: text } };
+        },
+      });
+    },
+  });
+  if (!inlined) return [];
+  return validate(schema, withValues, [costLimitRule(costLimitOptions(config))]);
+}
+
+/**
+ * PostgreSQL `text` cannot hold U+0000, so a string carrying it fails the statement it reaches, as a
+ * masked error. Refused up front as bad input, in the variables and in the document's string literals.
+ */
+export function nulCharacterErrors(query: string | null | undefined, variables: unknown): GraphQLError[] {
+  let found = holdsNul(variables, 0);
+  // Only a raw NUL or a unicode escape can put one in a literal: parse only then.
+  if (!found && query && (query.includes('\u0000') || /\\u/i.test(query))) {
+    try {
+      visit(parse(query, { maxTokens: GRAPHQL_LIMITS.tokens }), {
+        StringValue(node) {
+          if (node.value.includes('\u0000')) found = true;
+        },
+      });
+    } catch {
+      // yoga's own parse answers a document that does not parse
+    }
+  }
+  return found ? [badInput('Text may not contain the NUL character (U+0000)')] : [];
+}
+
+function holdsNul(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object' || depth > 64) return false;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000') || holdsNul(item, depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
+ * {@link nulCharacterErrors} and {@link variableCostErrors} on GraphQL over HTTP, before the document is
+ * executed and before the request is authenticated (graphql-ws calls them in its own onSubscribe,
+ * server.ts).
+ */
+export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
+  // The web client pages with `first: $first`: one verdict per document and page sizes, not a parse per request.
+  const verdicts = new LRUCache<string, readonly GraphQLError[]>({ max: 1_000 });
+  return {
+    onParams({ params, setResult }) {
+      const nul = nulCharacterErrors(params.query, params.variables);
+      if (nul.length > 0) return setResult({ errors: nul });
+      const { query } = params;
+      // No variables at all still leaves their defaults (`$n: Int = 1000`).
+      const variables = params.variables ?? {};
+      if (!query) return;
+      const pageSizes = [...query.matchAll(PAGE_SIZE_VARIABLE)].map(([, name]) => variables[name as string]);
+      if (pageSizes.length === 0) return;
+      const key = `${JSON.stringify(pageSizes)}\n${query}`;
+      let errors = verdicts.get(key);
+      if (!errors) {
+        let document: DocumentNode;
+        try {
+          document = parse(query, { maxTokens: GRAPHQL_LIMITS.tokens });
+        } catch {
+          return; // yoga's own parse answers it, with the token limit's message
+        }
+        errors = variableCostErrors(config, schema, document, variables);
+        verdicts.set(key, errors);
+      }
+      if (errors.length > 0) setResult({ errors: [...errors] });
+    },
+  };
 }

@@ -26,6 +26,7 @@ import {
   type UsageView,
 } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
+import { parseDateTime } from '../schema/date-time.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 
@@ -249,7 +250,7 @@ export function openAiRoutes(services: AppServices): Hono {
       return errorResponse(
         c,
         400,
-        "'from' and 'to' must be ISO-8601 dates, e.g. 2026-11-01T00:00:00Z",
+        "'from' and 'to' must be ISO-8601 dates (years 0001 to 9999), e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
         'invalid_request_error',
         'invalid_request',
         from === 'invalid' ? 'from' : 'to',
@@ -281,8 +282,7 @@ export function openAiRoutes(services: AppServices): Hono {
 
 function parseDate(value: string | undefined): Date | null | 'invalid' {
   if (value === undefined || value === '') return null;
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? 'invalid' : date;
+  return parseDateTime(value, { dateOnly: true }) ?? 'invalid';
 }
 
 const encoder = new TextEncoder();

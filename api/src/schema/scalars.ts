@@ -1,7 +1,13 @@
 import { formatCredits, type MicroUsd, MoneyFormatError, parseCredits } from '@chainmeter/schema';
 import { getAddress, type Hex, isAddress, isHex } from 'viem';
+import { INT8_MAX } from '../db/cursor.ts';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
+import { parseDateTime } from './date-time.ts';
+
+/** Micro-USD amounts are stored in bigint columns: no larger amount exists. */
+const MAX_CREDITS = formatCredits(INT8_MAX as MicroUsd);
+const UINT256_LIMIT = 2n ** 256n;
 
 // Inputs arrive as strings; a malformed one is the caller's mistake (BAD_USER_INPUT), never a 500.
 function expectString(value: unknown, scalar: string): string {
@@ -14,12 +20,18 @@ builder.scalarType('Credits', {
     'An exact amount of credits as a decimal string with up to 3 fractional digits (1 credit = $0.001 = 1,000 micro-USD), e.g. "1500", "0.042", "-2.5".',
   serialize: (value) => formatCredits(value as MicroUsd),
   parseValue: (value) => {
+    let amount: MicroUsd;
     try {
-      return parseCredits(expectString(value, 'Credits'));
+      amount = parseCredits(expectString(value, 'Credits'));
     } catch (error) {
       if (error instanceof MoneyFormatError) throw badInput(`Credits: ${error.message}`);
       throw error;
     }
+    // Every amount is stored as micro-USD in a bigint column: a larger one is no amount anyone holds.
+    if (amount > INT8_MAX || amount < -INT8_MAX) {
+      throw badInput(`Credits: "${value}" is out of range (at most ${MAX_CREDITS} in absolute value)`);
+    }
+    return amount;
   },
 });
 
@@ -50,8 +62,11 @@ builder.scalarType('BigInt', {
   serialize: (value) => value.toString(),
   parseValue: (value) => {
     const text = expectString(value, 'BigInt');
-    if (!/^-?\d{1,78}$/.test(text)) throw badInput(`"${text}" is not an integer`);
-    return BigInt(text);
+    if (!/^-?\d{1,78}$/.test(text)) throw badInput(`"${text}" is not an integer of at most 78 digits`);
+    const integer = BigInt(text);
+    // Token amounts and block numbers are uint256 at most on chain.
+    if (integer >= UINT256_LIMIT || integer <= -UINT256_LIMIT) throw badInput(`"${text}" is out of range`);
+    return integer;
   },
 });
 
@@ -60,9 +75,11 @@ builder.scalarType('DateTime', {
   serialize: (value) => value.toISOString(),
   parseValue: (value) => {
     const text = expectString(value, 'DateTime');
-    const date = new Date(text);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(date.getTime())) {
-      throw badInput(`"${text}" is not an ISO-8601 date-time`);
+    const date = parseDateTime(text);
+    if (!date) {
+      throw badInput(
+        `"${text}" is not an ISO-8601 date-time with an offset, years 0001 to 9999 (e.g. "2026-11-24T05:45:12Z")`,
+      );
     }
     return date;
   },

@@ -66,7 +66,12 @@ export interface Recorder<T> {
   close(): Promise<void>;
 }
 
-export async function subscribe<T>(apiUrl: string, query: string, token?: string): Promise<Recorder<T>> {
+export async function subscribe<T>(
+  apiUrl: string,
+  query: string,
+  token?: string,
+  variables?: Record<string, unknown>,
+): Promise<Recorder<T>> {
   const client = createClient({
     url: `${apiUrl.replace(/^http/, 'ws')}/graphql`,
     connectionParams: token ? { authorization: `Bearer ${token}` } : {},
@@ -83,7 +88,7 @@ export async function subscribe<T>(apiUrl: string, query: string, token?: string
   });
   client.on('connected', () => acknowledged());
   const dispose = client.subscribe<T>(
-    { query },
+    { query, variables },
     {
       next: (value) => {
         if (value.errors) errors.push(...value.errors);

@@ -185,7 +185,7 @@ beforeAll(async () => {
     referenceId: 'adj-1',
   });
   const auditorAccount = await findOrCreateAccount(em, auditor.address);
-  auditorKey = (await createApiKey(em, auditorAccount.id, { name: 'audit' })).secret;
+  auditorKey = (await createApiKey(em, auditorAccount.id, { name: 'audit', scope: 'AUDITOR' })).secret;
   userKey = (await createApiKey(em, await accountIdOf(bob.address), { name: 'bob' })).secret;
 });
 

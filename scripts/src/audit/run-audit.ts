@@ -162,7 +162,7 @@ async function platformConfig(options: AuditOptions, chainId: number): Promise<P
 async function auditPlatform(options: AuditOptions, io: AuditIo): Promise<AuditReport> {
   if (!options.databaseUrl && !options.key) {
     throw new AuditRunError(
-      `no auditor API key. Reading the records of ${options.apiOrigin} needs --key cm_... : sign in to the web client with a wallet listed in the API's AUDITOR_ADDRESSES, create an API key there (or with the createApiKey mutation), and pass it. Operators may read the database instead with --database <url>.`,
+      `no auditor API key. Reading the records of ${options.apiOrigin} needs --key cm_... : sign in with a wallet listed in the API's AUDITOR_ADDRESSES, create a key with the auditor scope (mutation createApiKey(input: { name: "audit", scope: AUDITOR })), and pass it. Operators may read the database instead with --database <url>.`,
     );
   }
   const log = progress(options, io);

@@ -215,7 +215,7 @@ export async function benchAudit(): Promise<void> {
     try {
       const em = orm.em.fork();
       const account = await findOrCreateAccount(em, auditor.address);
-      const { secret } = await createApiKey(em, account.id, { name: 'bench' });
+      const { secret } = await createApiKey(em, account.id, { name: 'bench', scope: 'AUDITOR' });
       const apiStarted = performance.now();
       const viaApi = await runCli(['--rpc', rpc, '--api', api.url, '--key', secret]);
       apiSeconds = seconds(apiStarted);

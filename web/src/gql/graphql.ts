@@ -4,6 +4,11 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+/** ACCOUNT: the key acts for its own account only. AUDITOR: it may also read every account's records (read-only); only a wallet with the auditor role may create one, and it loses that power when the wallet loses the role. */
+export type ApiKeyScope =
+  | 'ACCOUNT'
+  | 'AUDITOR';
+
 /** BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it. */
 export type BillingStatus =
   | 'BILLED'
@@ -27,6 +32,8 @@ export type CreateApiKeyInput = {
   expiresAt?: string | null | undefined;
   /** 1 to 100 characters. */
   name: string;
+  /** Default ACCOUNT. AUDITOR (read every account) only from the session of a wallet with the auditor role. */
+  scope?: ApiKeyScope | null | undefined;
   /** Optional: the most the key may ever spend. */
   spendLimit?: string | null | undefined;
 };

@@ -3,6 +3,13 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 import { Account } from '../accounts/accounts.entity.ts';
 
 /**
+ * What a key may read: `ACCOUNT`, its own account; `AUDITOR`, every account (read-only), and only while
+ * the wallet that owns it has the auditor role. Only an auditor wallet may create an `AUDITOR` key.
+ */
+export const API_KEY_SCOPES = ['ACCOUNT', 'AUDITOR'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/**
  * An integrator's API key. The secret (`cm_` + random) is shown once at creation; only its SHA-256 hex
  * (`secretHash`) and a display `prefix` (e.g. `cm_AbCd1234`) are stored.
  *
@@ -31,6 +38,7 @@ export const ApiKey = defineEntity({
     lastUsedAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),
     expiresAt: p.datetime().nullable(),
+    scope: p.enum(API_KEY_SCOPES).columnType('text').default('ACCOUNT'),
     spendLimit: p.bigint().nullable(),
     spent: p.bigint().default(0),
     held: p.bigint().default(0),

@@ -2,7 +2,7 @@ import { viewerOf } from '../../context.ts';
 import { forbidden } from '../../errors.ts';
 import { builder } from '../../schema/builder.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
-import type { IApiKey } from './apikeys.entity.ts';
+import { API_KEY_SCOPES, type IApiKey } from './apikeys.entity.ts';
 import {
   assertCanManageKeys,
   type CreatedApiKey,
@@ -10,6 +10,12 @@ import {
   listApiKeys,
   revokeApiKey,
 } from './apikeys.service.ts';
+
+const ApiKeyScopeRef = builder.enumType('ApiKeyScope', {
+  values: API_KEY_SCOPES,
+  description:
+    "ACCOUNT: the key acts for its own account only. AUDITOR: it may also read every account's records (read-only); only a wallet with the auditor role may create one, and it loses that power when the wallet loses the role.",
+});
 
 export const ApiKeyRef = builder.objectRef<IApiKey>('ApiKey').implement({
   description:
@@ -27,6 +33,7 @@ export const ApiKeyRef = builder.objectRef<IApiKey>('ApiKey').implement({
       description: 'Last authenticated request, to the minute.',
     }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
+    scope: t.field({ type: ApiKeyScopeRef, resolve: (apiKey) => apiKey.scope }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
     spendLimit: t.field({
       type: 'Credits',
@@ -55,6 +62,11 @@ const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
     name: t.string({ required: true, description: '1 to 100 characters.' }),
     spendLimit: t.field({ type: 'Credits', description: 'Optional: the most the key may ever spend.' }),
     expiresAt: t.field({ type: 'DateTime', description: 'Optional: the key stops working at this time.' }),
+    scope: t.field({
+      type: ApiKeyScopeRef,
+      description:
+        'Default ACCOUNT. AUDITOR (read every account) only from the session of a wallet with the auditor role.',
+    }),
   }),
 });
 
@@ -68,8 +80,12 @@ builder.mutationFields((t) => ({
       await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'apiKeys');
       const viewer = viewerOf(ctx);
       assertCanManageKeys(viewer);
+      if (input.scope === 'AUDITOR' && viewer.role !== 'auditor') {
+        throw forbidden('Only a wallet with the auditor role may create an AUDITOR key');
+      }
       return createApiKey(ctx.em, viewer.accountId, {
         name: input.name,
+        scope: input.scope ?? 'ACCOUNT',
         spendLimit: input.spendLimit ?? null,
         expiresAt: input.expiresAt ?? null,
       });

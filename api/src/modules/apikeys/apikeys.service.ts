@@ -20,7 +20,7 @@ import { inTransaction } from '../../db/transaction.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { roleOf } from '../auth/auth.service.ts';
-import { ApiKey, type IApiKey, liveApiKeySql, liveApiKeyWhere } from './apikeys.entity.ts';
+import { ApiKey, type ApiKeyScope, type IApiKey, liveApiKeySql, liveApiKeyWhere } from './apikeys.entity.ts';
 
 export const API_KEY_PREFIX = 'cm_';
 /** Random bytes in a secret: 256 bits. */
@@ -36,6 +36,8 @@ export const LAST_USED_RESOLUTION_MS = 60_000;
 
 export interface CreateApiKeyInput {
   name: string;
+  /** `AUDITOR` only for an auditor's session (the schema checks the role); default `ACCOUNT`. */
+  scope?: ApiKeyScope;
   spendLimit?: MicroUsd | bigint | null;
   expiresAt?: Date | null;
 }
@@ -105,6 +107,7 @@ export async function createApiKey(
       lastUsedAt: null,
       revokedAt: null,
       expiresAt,
+      scope: input.scope ?? 'ACCOUNT',
       spendLimit,
       spent: 0n,
       held: 0n,
@@ -139,7 +142,7 @@ export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]>
 const VIEWER_FROM_API_KEY: Statement = {
   name: 'cm_viewer_from_api_key',
   text: `with k as (
-     select api_keys.id, api_keys.account_id, accounts.wallet_address
+     select api_keys.id, api_keys.account_id, api_keys.scope, accounts.wallet_address
      from api_keys join accounts on accounts.id = api_keys.account_id
      where api_keys.secret_hash = $1 and ${liveApiKeySql('$2')}
    ), used as (
@@ -147,12 +150,13 @@ const VIEWER_FROM_API_KEY: Statement = {
      where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
      returning 1
    )
-   select id, account_id, wallet_address from k`,
+   select id, account_id, scope, wallet_address from k`,
 };
 
 /**
  * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
- * expired. The viewer's role follows the wallet that owns the key (an auditor's keys are auditor keys).
+ * expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
+ * the auditor role; any other key, an auditor's included, reads its own account only.
  *
  * ONE prepared statement and one round trip (`hotSql`), with no entity hydration: the key row (by its
  * unique hash, still live at `now`) joined to its account's wallet, and the throttled `last_used_at`
@@ -171,10 +175,12 @@ export async function viewerFromApiKey(
 ): Promise<Viewer | null> {
   if (!SECRET_PATTERN.test(secret)) return null;
   const secretHash = hashApiKeySecret(secret);
-  const rows = await hotSql(em).query<{ id: string; account_id: string; wallet_address: string }>(
-    VIEWER_FROM_API_KEY,
-    [secretHash, now.toISOString(), lastUsedBefore(now).toISOString()],
-  );
+  const rows = await hotSql(em).query<{
+    id: string;
+    account_id: string;
+    scope: ApiKeyScope;
+    wallet_address: string;
+  }>(VIEWER_FROM_API_KEY, [secretHash, now.toISOString(), lastUsedBefore(now).toISOString()]);
   const row = rows[0];
   if (!row) {
     recent?.forget(secretHash);
@@ -183,6 +189,7 @@ export async function viewerFromApiKey(
   const key: KnownKey = {
     apiKeyId: row.id,
     accountId: row.account_id,
+    scope: row.scope,
     walletAddress: row.wallet_address as Address,
   };
   recent?.remember(secretHash, key);
@@ -198,6 +205,7 @@ export function lastUsedBefore(now: Date): Date {
 interface KnownKey {
   apiKeyId: string;
   accountId: string;
+  scope: ApiKeyScope;
   walletAddress: Address;
 }
 
@@ -205,7 +213,8 @@ function viewerOfKey(config: { auditorAddresses: readonly Address[] }, key: Know
   return {
     accountId: key.accountId,
     walletAddress: key.walletAddress,
-    role: roleOf(config, key.walletAddress),
+    // Both: the key asked for the auditor scope, and its wallet is (still) an auditor.
+    role: key.scope === 'AUDITOR' ? roleOf(config, key.walletAddress) : 'user',
     credential: { kind: 'apiKey', apiKeyId: key.apiKeyId },
   };
 }

@@ -172,10 +172,20 @@ describe('viewerFromApiKey', () => {
     });
   });
 
-  it("gives an auditor's keys the auditor role", async () => {
+  it('gives the auditor role only to an AUDITOR-scoped key of a wallet that is an auditor', async () => {
     const accountId = await newAccount(AUDITOR);
-    const { secret } = await createApiKey(fork(), accountId, { name: 'audit' });
-    expect((await viewerFromApiKey(fork(), config, secret))?.role).toBe('auditor');
+    const scoped = await createApiKey(fork(), accountId, { name: 'audit', scope: 'AUDITOR' });
+    expect(scoped.apiKey.scope).toBe('AUDITOR');
+    expect((await viewerFromApiKey(fork(), config, scoped.secret))?.role).toBe('auditor');
+    // The same wallet's ordinary key reads its own account only (issue 9, item 11).
+    const plain = await createApiKey(fork(), accountId, { name: 'integration' });
+    expect(plain.apiKey.scope).toBe('ACCOUNT');
+    expect((await viewerFromApiKey(fork(), config, plain.secret))?.role).toBe('user');
+    // A wallet removed from AUDITOR_ADDRESSES takes the role away from its AUDITOR key too.
+    expect((await viewerFromApiKey(fork(), { auditorAddresses: [] }, scoped.secret))?.role).toBe('user');
+    // Not an auditor wallet: the scope alone gives nothing.
+    const other = await createApiKey(fork(), await newAccount(), { name: 'x', scope: 'AUDITOR' });
+    expect((await viewerFromApiKey(fork(), config, other.secret))?.role).toBe('user');
   });
 
   it('refuses malformed, unknown and expired secrets', async () => {

@@ -23,7 +23,14 @@ import {
 } from '@chainmeter/schema';
 import { IsolationLevel } from '@mikro-orm/core';
 import type { Address, PublicClient } from 'viem';
-import { decodeCursor, encodeCursor, InvalidCursorError, type Page, type PageArgs } from '../../db/cursor.ts';
+import {
+  cursorInteger,
+  decodeCursor,
+  encodeCursor,
+  InvalidCursorError,
+  type Page,
+  type PageArgs,
+} from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import type { ApiConfig } from '../../env.ts';
 
@@ -73,10 +80,9 @@ export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Pag
   let where = '';
   let params: unknown[] = [first + 1];
   if (args.after) {
-    const [accountId = '', seq = ''] = decodeUuid(ENTRY_CURSOR, args.after, 2);
-    if (!/^\d{1,10}$/.test(seq)) throw new InvalidCursorError(`invalid ${ENTRY_CURSOR} cursor`);
+    const [accountId = '', seq] = decodeUuid(ENTRY_CURSOR, args.after, 2);
     where = 'where (e.account_id, e.seq) > (?::uuid, ?::int)';
-    params = [accountId, Number(seq), first + 1];
+    params = [accountId, cursorInteger(ENTRY_CURSOR, seq), first + 1];
   }
   const rows: AuditEntryRow[] = await em.execute(
     `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} ${where} order by e.account_id, e.seq limit ?`,

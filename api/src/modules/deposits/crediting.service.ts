@@ -8,9 +8,11 @@ import {
   USDC_DECIMALS,
 } from '@chainmeter/schema';
 import {
+  cursorBigint,
+  cursorInteger,
+  cursorUuid,
   decodeCursor,
   encodeCursor,
-  InvalidCursorError,
   type Page,
   type PageArgs,
   pageSize,
@@ -465,11 +467,10 @@ export async function listDeposits(em: Em, accountId: string, args: PageArgs = {
   const first = pageSize(args.first);
   let where: object = { account: accountId };
   if (args.after) {
-    const [block = '', logIndex = '', id = ''] = decodeCursor(DEPOSIT_CURSOR, args.after, 3);
-    if (!/^\d+$/.test(block) || !/^\d+$/.test(logIndex))
-      throw new InvalidCursorError('invalid deposit cursor');
-    const b = BigInt(block);
-    const l = Number(logIndex);
+    const [block, logIndex, rawId] = decodeCursor(DEPOSIT_CURSOR, args.after, 3);
+    const b = cursorBigint(DEPOSIT_CURSOR, block);
+    const l = cursorInteger(DEPOSIT_CURSOR, logIndex);
+    const id = cursorUuid(DEPOSIT_CURSOR, rawId);
     where = {
       account: accountId,
       $or: [

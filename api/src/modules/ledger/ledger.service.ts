@@ -1,9 +1,9 @@
 import { chainLedgerEntry } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import {
+  cursorInteger,
   decodeCursor,
   encodeCursor,
-  InvalidCursorError,
   type Page,
   type PageArgs,
   pageSize,
@@ -162,8 +162,9 @@ export async function listLedger(
   args: PageArgs = {},
 ): Promise<Page<LedgerEntryView>> {
   const first = pageSize(args.first);
-  const before = args.after ? Number(decodeCursor(LEDGER_CURSOR, args.after, 1)[0]) : null;
-  if (before !== null && !Number.isSafeInteger(before)) throw new InvalidCursorError('invalid ledger cursor');
+  const before = args.after
+    ? cursorInteger(LEDGER_CURSOR, decodeCursor(LEDGER_CURSOR, args.after, 1)[0])
+    : null;
   const rows: LedgerRow[] = await em.execute(
     `select ${VIEW_COLUMNS} from ledger_entries
      where account_id = ?${before === null ? '' : ' and seq < ?'} order by seq desc limit ?`,

@@ -71,7 +71,13 @@ function contentText(content: unknown, index: number): string {
 export function parseChatRequest(body: unknown): ChatRequest {
   if (!isObject(body)) throw badInput('The request body must be a JSON object');
   const model = body.model;
-  if (typeof model !== 'string' || model.length === 0 || model.length > MAX_MODEL_NAME) {
+  // The model is recorded on the usage row: a NUL character would fail that write (PostgreSQL text).
+  if (
+    typeof model !== 'string' ||
+    model.length === 0 ||
+    model.length > MAX_MODEL_NAME ||
+    model.includes('\u0000')
+  ) {
     throw badInput("'model' is required: a model id from GET /v1/models", 'model');
   }
   const messages = body.messages;

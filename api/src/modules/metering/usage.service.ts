@@ -4,9 +4,10 @@
  * Every query is scoped by the account id the caller passes: the resolvers pass the viewer's own.
  */
 import {
+  cursorTime,
+  cursorUuid,
   decodeCursor,
   encodeCursor,
-  InvalidCursorError,
   type Page,
   type PageArgs,
   pageSize,
@@ -101,11 +102,7 @@ export function usageCursor(usage: Pick<UsageView, 'createdAt' | 'id'>): string 
 
 function decodeUsageCursor(cursor: string): { createdAt: Date; id: string } {
   const [millis, id] = decodeCursor(USAGE_CURSOR, cursor, 2);
-  const createdAt = new Date(Number(millis));
-  if (Number.isNaN(createdAt.getTime()) || !id || !UUID.test(id)) {
-    throw new InvalidCursorError('invalid usage cursor');
-  }
-  return { createdAt, id };
+  return { createdAt: cursorTime(USAGE_CURSOR, millis), id: cursorUuid(USAGE_CURSOR, id) };
 }
 
 /** An account's usage, newest first. */

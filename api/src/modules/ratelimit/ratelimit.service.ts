@@ -21,7 +21,7 @@ import {
   RateLimiterRes,
 } from 'rate-limiter-flexible';
 import type { Viewer } from '../../context.ts';
-import { ExpectedError } from '../../errors.ts';
+import { badInput, ExpectedError } from '../../errors.ts';
 
 const WINDOW_SECONDS = 60;
 /** How long a start waits for Redis before counting in memory (it keeps reconnecting meanwhile). */
@@ -192,7 +192,9 @@ export async function createRateLimits(
 
   return {
     async consume(viewer, usage) {
-      await consumeAll(bucketsOf(viewer, usage));
+      const buckets = bucketsOf(viewer, usage);
+      assertCanEverFit(buckets);
+      await consumeAll(buckets);
     },
     async record(viewer, usage) {
       await adjust(viewer, usage, 'penalty');
@@ -209,6 +211,24 @@ export async function createRateLimits(
       redis?.disconnect();
     },
   };
+}
+
+/**
+ * A call that counts more than a bucket's whole budget would be refused every minute, forever: that is
+ * not "retry later" (429) but a request that must change (BAD_USER_INPUT, REST 400), said as such.
+ */
+function assertCanEverFit(buckets: Bucket[]): void {
+  for (const bucket of buckets) {
+    if (bucket.points <= bucket.limiter.points) continue;
+    const [owner, kind] = bucket.name.split('.') as [string, string];
+    const whose = owner === 'apiKey' ? 'this API key' : 'this account';
+    throw badInput(
+      kind === 'tokens'
+        ? `The request may count up to ${bucket.points} tokens (its prompt's size bounds them), more than the ${bucket.limiter.points} tokens per minute ${whose} may use (${bucket.name}): it could never pass. Send a shorter prompt.`
+        : `The request counts ${bucket.points} ${kind}, more than the ${bucket.limiter.points} per minute ${whose} may make (${bucket.name}): it could never pass.`,
+      'messages',
+    );
+  }
 }
 
 /**
@@ -267,29 +287,4 @@ function nonNegative(value: number | undefined): number {
     throw new TypeError(`rate-limit usage must be a non-negative integer, got ${value}`);
   }
   return value;
-}
-
-/**
- * The client's IP: the socket's peer, or, behind `trustedProxyHops` reverse proxies (load balancers),
- * the address that many hops from the right of `X-Forwarded-For`. Entries further left are written by
- * the client and cannot be trusted.
- */
-export function clientIpOf(
-  socketAddress: string | undefined,
-  forwardedFor: string | null | undefined,
-  trustedProxyHops: number,
-): string | null {
-  if (trustedProxyHops > 0 && forwardedFor) {
-    const hops = forwardedFor
-      .split(',')
-      .map((part) => part.trim())
-      .filter(Boolean);
-    const candidate = hops[hops.length - trustedProxyHops];
-    if (candidate) return normalizeIp(candidate);
-  }
-  return socketAddress ? normalizeIp(socketAddress) : null;
-}
-
-function normalizeIp(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice('::ffff:'.length) : ip;
 }

@@ -4,8 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { clientIpOf, parseCidr, TrustedProxies } from './client-ip.ts';
 import {
-  clientIpOf,
   createRateLimits,
   type RateLimitConfig,
   RateLimitedError,
@@ -122,9 +122,19 @@ describe('in memory', () => {
     await refusal(limits.consume(viewer, {}));
   });
 
-  it('refuses a consume larger than the whole budget', async () => {
+  it('refuses a consume larger than the whole budget as bad input, not "retry later"', async () => {
     const limits = await open(config());
-    await refusal(limits.consume(keyViewer(randomUUID()), { tokens: 1_001 }));
+    const viewer = keyViewer(randomUUID());
+    // 1,001 tokens against 1,000 per minute: no minute would ever let it through.
+    const error = await limits.consume(viewer, { tokens: 1_001 }).then(
+      () => null,
+      (failure: unknown) => failure,
+    );
+    expect(error).not.toBeInstanceOf(RateLimitedError);
+    expect((error as { code?: string }).code).toBe('BAD_USER_INPUT');
+    expect((error as Error).message).toMatch(/up to 1001 tokens.*1000 tokens per minute.*could never pass/);
+    // It counted nothing: the whole budget is still there.
+    await limits.consume(viewer, { tokens: 1_000 });
   });
 
   it('rejects nonsense usage as a programming error', async () => {
@@ -183,17 +193,37 @@ describe('with Redis', () => {
 });
 
 describe('clientIpOf', () => {
-  it('uses the socket address unless proxies are trusted', () => {
-    expect(clientIpOf('::ffff:10.1.2.3', '6.6.6.6', 0)).toBe('10.1.2.3');
-    expect(clientIpOf('10.1.2.3', undefined, 1)).toBe('10.1.2.3');
-    expect(clientIpOf(undefined, null, 0)).toBeNull();
+  const none = new TrustedProxies([]);
+  const lb = new TrustedProxies(['10.0.0.0/24', 'fd00::/8']);
+
+  it('uses the socket address when no proxy is trusted, whatever X-Forwarded-For says', () => {
+    expect(clientIpOf('::ffff:10.1.2.3', '6.6.6.6', none)).toBe('10.1.2.3');
+    expect(clientIpOf('10.0.0.5', '6.6.6.6', none)).toBe('10.0.0.5');
+    expect(clientIpOf(undefined, null, none)).toBeNull();
   });
 
-  it('takes the entry the trusted proxies appended, not what the client wrote', () => {
-    // The client forged "1.1.1.1"; the one trusted proxy appended the real peer 203.0.113.9.
-    expect(clientIpOf('10.0.0.5', '1.1.1.1, 203.0.113.9', 1)).toBe('203.0.113.9');
-    expect(clientIpOf('10.0.0.5', '1.1.1.1, 203.0.113.9, 10.0.0.4', 2)).toBe('203.0.113.9');
-    // Fewer entries than hops: fall back to the socket.
-    expect(clientIpOf('10.0.0.5', '203.0.113.9', 2)).toBe('10.0.0.5');
+  it('believes X-Forwarded-For only from a peer inside a trusted CIDR', () => {
+    // A peer outside 10.0.0.0/24 forging the header is itself the client.
+    expect(clientIpOf('10.0.1.5', '203.0.113.9', lb)).toBe('10.0.1.5');
+    expect(clientIpOf('::ffff:10.0.0.5', '203.0.113.9', lb)).toBe('203.0.113.9');
+    expect(clientIpOf('fd00::7', '2001:db8::1', lb)).toBe('2001:db8::1');
+    expect(clientIpOf('10.0.0.5', undefined, lb)).toBe('10.0.0.5');
+  });
+
+  it('walks the chain from the right, skipping trusted proxies, and never reads what the client wrote', () => {
+    // The client forged "1.1.1.1"; proxy 10.0.0.4 appended the real peer 203.0.113.9, then 10.0.0.5 appended 10.0.0.4.
+    expect(clientIpOf('10.0.0.5', '1.1.1.1, 203.0.113.9, 10.0.0.4', lb)).toBe('203.0.113.9');
+    // Every hop trusted: the leftmost is the furthest we can name.
+    expect(clientIpOf('10.0.0.5', '10.0.0.9, 10.0.0.4', lb)).toBe('10.0.0.9');
+    // Garbage handed over by a trusted proxy: the proxy that handed it over is the last named hop.
+    expect(clientIpOf('10.0.0.5', 'nonsense, 10.0.0.4', lb)).toBe('10.0.0.4');
+  });
+
+  it('parses CIDRs of both families, and refuses what is not one', () => {
+    expect(parseCidr('10.0.0.0/8')).toEqual({ address: '10.0.0.0', prefix: 8, family: 'ipv4' });
+    expect(parseCidr('2001:db8::/32')).toEqual({ address: '2001:db8::', prefix: 32, family: 'ipv6' });
+    expect(parseCidr('127.0.0.1')).toEqual({ address: '127.0.0.1', prefix: 32, family: 'ipv4' });
+    for (const bad of ['10.0.0.0/33', '::/129', 'localhost', '10.0.0/8', '10.0.0.0/8/1', '10.0.0.0/x', ''])
+      expect(parseCidr(bad), bad).toBeNull();
   });
 });
