@@ -287,7 +287,8 @@ export async function creditConfirmedTransfers(
           // deposit first: one ADJUSTMENT per deposit paid, referencing it.
           for (const debtor of owed.get(account.id) ?? []) {
             if (credit === 0n || account.debt === 0n) break;
-            let paid = debtor.owed < credit ? debtor.owed : credit;
+            let paid = debtor.owed;
+            if (credit < paid) paid = credit;
             if (account.debt < paid) paid = account.debt;
             if (paid === 0n) continue;
             append(account, -paid, 'ADJUSTMENT', debtor.depositId);
