@@ -38,10 +38,10 @@ export interface TransferCursor {
 }
 
 /**
- * The largest `afterLogIndex` the indexer accepts: a cursor (block, this) is the end of that block, so
- * reads resume at the start of the next one.
+ * The largest `afterLogIndex` the indexer accepts (nine digits), far above any real log index: a cursor
+ * (block, this) is the end of that block, so reads resume at the start of the next one.
  */
-export const END_OF_BLOCK_LOG_INDEX = 1_000_000_000;
+export const END_OF_BLOCK_LOG_INDEX = 999_999_999;
 
 /** The indexer did not answer, or answered with something that is not its contract. Retryable. */
 export class IndexerUnavailableError extends Error {
