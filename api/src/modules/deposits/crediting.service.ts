@@ -474,7 +474,8 @@ export interface ReversedCredit {
  * takes the amount back, as far as the account's available balance (balance minus what in-flight calls
  * hold) allows; the rest is added to the account's `debt`, which its next credits pay first (the caller
  * alerts too). If the transfer is mined again later, `creditConfirmedTransfers` gives back what was taken
- * and cancels what is still owed for it.
+ * and cancels what is still owed for it. A credited transfer that the reorg mined again in another block
+ * keeps its credit; its deposit record moves to that block.
  *
  * `indexed` must be every transfer the indexer has at or above `fromBlock` (a complete window); only
  * CREDITED deposits in [fromBlock, toBlock], where the indexer's view is settled, are compared.
@@ -487,8 +488,8 @@ export async function reverseReorgedCredits(
   options: CreditOptions = {},
 ): Promise<{ events: CreditingEvent[]; reversed: ReversedCredit[] }> {
   if (range.toBlock < range.fromBlock) return { events: [], reversed: [] };
-  const present = new Set(
-    prepare(chainId, indexed, options.tokenDecimals ?? USDC_DECIMALS).map((r) => r.key),
+  const present = new Map(
+    prepare(chainId, indexed, options.tokenDecimals ?? USDC_DECIMALS).map((r) => [r.key, r.transfer]),
   );
   return inTransaction(em, async (tx) => {
     const credited: {
@@ -497,23 +498,33 @@ export async function reverseReorgedCredits(
       tx_hash: string;
       log_index: number;
       block_number: string;
+      block_hash: string;
       amount: string;
     }[] = await tx.execute(
-      `select id, account_id, tx_hash, log_index, block_number::text, amount::text from deposits
+      `select id, account_id, tx_hash, log_index, block_number::text, block_hash, amount::text from deposits
        where chain_id = ? and status = 'CREDITED' and block_number between ? and ?
        order by block_number, log_index`,
       [chainId, range.fromBlock.toString(), range.toBlock.toString()],
     );
     const events: CreditingEvent[] = [];
     const reversed: ReversedCredit[] = [];
+    const moved: { id: string; accountId: string; transfer: IndexedTransfer }[] = [];
     for (const deposit of credited) {
-      if (present.has(logKey(deposit.tx_hash, deposit.log_index))) continue;
-      const moved: unknown[] = await tx.execute(
+      const transfer = present.get(logKey(deposit.tx_hash, deposit.log_index));
+      if (transfer) {
+        // Still on chain, but mined again in another block by the reorg: the credit stands, the record
+        // follows the chain.
+        if (transfer.blockHash.toLowerCase() !== deposit.block_hash.toLowerCase()) {
+          moved.push({ id: deposit.id, accountId: deposit.account_id, transfer });
+        }
+        continue;
+      }
+      const reorged: unknown[] = await tx.execute(
         `update deposits set status = 'REORGED', confirmations = 0, credited_at = null, updated_at = now()
          where id = ? and status = 'CREDITED' returning id`,
         [deposit.id],
       );
-      if (moved.length === 0) continue;
+      if (reorged.length === 0) continue;
       const [account] = await tx.execute<{ balance: string; held: string }[]>(
         'select balance::text, held::text from accounts where id = ? for update',
         [deposit.account_id],
@@ -548,6 +559,19 @@ export async function reverseReorgedCredits(
         reversed: taken,
         shortfall: amount - taken,
       });
+    }
+    if (moved.length > 0) {
+      await tx.execute(
+        `update deposits d set block_number = t.block_number, block_hash = t.block_hash, updated_at = now()
+         from unnest(array[?]::uuid[], array[?]::bigint[], array[?]::text[]) as t(id, block_number, block_hash)
+         where d.id = t.id and d.status = 'CREDITED'`,
+        [
+          moved.map((m) => m.id),
+          moved.map((m) => m.transfer.blockNumber.toString()),
+          moved.map((m) => m.transfer.blockHash.toLowerCase()),
+        ],
+      );
+      for (const m of moved) events.push({ type: 'depositUpdated', accountId: m.accountId, depositId: m.id });
     }
     return { events, reversed };
   });

@@ -474,6 +474,12 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
     expect((await ledgerOf(aliceAccount.id)).map((e) => e[0])).toEqual(['DEPOSIT']);
     expect((await ledgerOf(bobAccount.id)).map((e) => e[0])).toEqual(['DEPOSIT']);
     expect(await getCreditingCursor(em, chainId)).toEqual({ blockNumber: 11n, logIndex: 0 });
+    // Alice's credit stands; its record follows her transfer to block 11.
+    expect(await depositOf(chainId, alicePaid.txHash)).toMatchObject({
+      status: 'CREDITED',
+      blockNumber: 11n,
+      blockHash: blockHash(11n, 1),
+    });
     expect((await auditOf(chainId, indexer, [alice, bob])).discrepancies).toEqual([]);
     expect((await checkLedgerInvariants(em)).problems).toEqual([]);
   });
