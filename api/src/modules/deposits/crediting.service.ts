@@ -578,6 +578,57 @@ export async function reverseReorgedCredits(
 }
 
 /**
+ * Pays accounts' debts from what they hold and may spend (balance minus what calls in flight hold). A deep
+ * reorg's reversal takes all that is available and leaves the rest as a debt, so an indebted account has
+ * nothing to spend until money comes in; but a call in flight may end cheaper than its hold, and what the
+ * hold releases is the account's again. It pays the debt first: one ADJUSTMENT per deposit owed for,
+ * referencing it, oldest first. Call it holding the crediting lock (crediting is the only writer of debt).
+ */
+export async function payDebtsFromBalance(em: Em): Promise<CreditingEvent[]> {
+  return inTransaction(em, async (tx) => {
+    const accounts: { id: string; spendable: string; debt: string }[] = await tx.execute(
+      `select id, (balance - held)::text as spendable, debt::text as debt from accounts
+       where debt > 0 and balance > held order by id for update`,
+    );
+    if (accounts.length === 0) return [];
+    const owed = await owedDeposits(
+      tx,
+      accounts.map((a) => a.id),
+    );
+    const events: CreditingEvent[] = [];
+    for (const account of accounts) {
+      let spendable = BigInt(account.spendable);
+      let debt = BigInt(account.debt);
+      let paidTotal = 0n;
+      let last: string | null = null;
+      for (const debtor of owed.get(account.id) ?? []) {
+        if (spendable === 0n || debt === 0n) break;
+        let paid = debtor.owed;
+        if (spendable < paid) paid = spendable;
+        if (debt < paid) paid = debt;
+        const entry = await appendLedgerEntry(tx, {
+          accountId: account.id,
+          amount: -paid,
+          reason: 'ADJUSTMENT',
+          referenceId: debtor.depositId,
+        });
+        last = entry.id;
+        spendable -= paid;
+        debt -= paid;
+        paidTotal += paid;
+      }
+      if (paidTotal === 0n) continue;
+      await tx.execute('update accounts set debt = debt - ? where id = ?', [
+        paidTotal.toString(),
+        account.id,
+      ]);
+      if (last) events.push({ type: 'balanceUpdated', accountId: account.id, ledgerEntryId: last });
+    }
+    return events;
+  });
+}
+
+/**
  * Moves the chain's cursor back below transfers it passed without crediting them. The cursor only moves
  * forward while crediting, but a reorg deeper than CONFIRMATIONS can put transfers (a payment mined again,
  * or a new one) at positions it has already passed; `transfersAfter` would never return them. Every

@@ -4,6 +4,7 @@ import {
   type CreditingEvent,
   creditConfirmedTransfers,
   getCreditingCursor,
+  payDebtsFromBalance,
   type ReversedCredit,
   reverseReorgedCredits,
   rewindCursorBelowUncredited,
@@ -146,9 +147,15 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
       if (!windowComplete) return { events: pending, reversed: [], rewound: null };
       const settled = { fromBlock: windowFrom, toBlock: earlier(windowHead, toBlock) };
       const reversals = await reverseReorgedCredits(tx, chainId, window.transfers, settled);
+      // What holds released since is the indebted accounts' again: it pays their debts first.
+      const payments = await payDebtsFromBalance(tx);
       // A deep reorg may also have put transfers where the cursor has already been.
       const rewound = await rewindCursorBelowUncredited(tx, chainId, window.transfers, settled);
-      return { events: [...pending, ...reversals.events], reversed: reversals.reversed, rewound };
+      return {
+        events: [...pending, ...reversals.events, ...payments],
+        reversed: reversals.reversed,
+        rewound,
+      };
     });
     if (outcome === null) return;
     if (!windowComplete) {

@@ -445,6 +445,51 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
   });
 
+  it('pays a debt from what a call in flight gives back when it ends cheaper than its hold', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const payer = wallet();
+    const paid = makeTransfer(chainId, payer, 1_000n, 10n, 0);
+    indexer.transfers.push(paid);
+    indexer.setHead(12n);
+    await worker.runOnce();
+    const account = (await getAccountByWallet(orm.em.fork(), payer))!;
+    const deposit = (await depositOf(chainId, paid.txHash))!;
+    // A call in flight holds 600 of the 1,000 (as placeHold leaves it).
+    await orm.em.fork().execute('update accounts set held = 600 where id = ?', [account.id]);
+    // The reorg can take only the 400 not held: 600 owed.
+    indexer.transfers.splice(0, 1);
+    indexer.setHead(13n);
+    await worker.runOnce();
+    let now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.held, now.debt]).toEqual([600n, 600n, 600n]);
+
+    // The call ends costing 100: the hold is released and 100 charged (as settlement leaves it), 500 of
+    // the hold is the account's again, and pays the debt before anything else: 600 - 100 - 500 = 0, and
+    // 100 still owed.
+    await orm.em.fork().execute('update accounts set held = 0 where id = ?', [account.id]);
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: account.id,
+      amount: -100n,
+      reason: 'USAGE',
+      referenceId: 'the-call',
+    });
+    indexer.setHead(14n);
+    await worker.runOnce();
+    await worker.stop();
+    now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.held, now.debt]).toEqual([0n, 0n, 100n]);
+    expect(await ledgerOf(account.id)).toEqual([
+      ['DEPOSIT', 1_000n, 1_000n, deposit.id],
+      ['ADJUSTMENT', -400n, 600n, deposit.id],
+      ['USAGE', -100n, 500n, 'the-call'],
+      ['ADJUSTMENT', -500n, 0n, deposit.id],
+    ]);
+    const audit = await auditOf(chainId, indexer, [payer]);
+    expect(audit.discrepancies).toEqual([]);
+    expect(audit.reversedCredits).toMatchObject([{ amount: 1_000n, owed: 100n }]);
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
   it('moves the cursor back to credit a new payment the reorg put below it', async () => {
     const { chainId, indexer, worker } = await setup(2);
     const alice = wallet();
