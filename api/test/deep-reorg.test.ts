@@ -17,7 +17,7 @@ import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';
 
 const ME = `{ me { id balance debt deposits { edges { node { txHash logIndex blockNumber status } } }
-  ledger(first: 20) { edges { node { amount reason balanceAfter } } } } }`;
+  ledger(first: 20) { edges { node { amount reason balanceAfter deposit { txHash } } } } } }`;
 interface Me {
   me: {
     id: string;
@@ -26,7 +26,11 @@ interface Me {
     deposits: {
       edges: { node: { txHash: string; logIndex: number; blockNumber: string; status: string } }[];
     };
-    ledger: { edges: { node: { amount: string; reason: string; balanceAfter: string } }[] };
+    ledger: {
+      edges: {
+        node: { amount: string; reason: string; balanceAfter: string; deposit: { txHash: string } | null };
+      }[];
+    };
   };
 }
 
@@ -162,7 +166,11 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       const reversed = result.me.deposits.edges[0]?.node.status === 'REORGED' && result.me.balance === '0';
       return reversed ? result.me : undefined;
     });
-    expect(after.ledger.edges[0]?.node).toEqual({ reason: 'ADJUSTMENT', amount: '-500', balanceAfter: '0' });
+    expect(after.ledger.edges[0]?.node).toMatchObject({
+      reason: 'ADJUSTMENT',
+      amount: '-500',
+      balanceAfter: '0',
+    });
     // 2,000 credited - 500 taken back = the 1,500 spent, owed.
     expect(after.debt).toBe('1500');
     await ledgerVerifies(after.id);
@@ -202,6 +210,7 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       reason: 'ADJUSTMENT',
       amount: '-0.15',
       balanceAfter: '0',
+      deposit: { txHash },
     });
     const owing = await auditReport();
     expect(owing.discrepancies).toEqual([]);
@@ -223,6 +232,13 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       ['ADJUSTMENT', '-0.15', '0'],
       ['USAGE', '-0.35', '0.15'],
       ['DEPOSIT', '0.5', '0.5'],
+    ]);
+    // Every correction names the deposit it corrects.
+    expect(recredited.ledger.edges.map((e) => e.node.deposit?.txHash ?? null)).toEqual([
+      txHash,
+      txHash,
+      null,
+      txHash,
     ]);
     await ledgerVerifies(recredited.id);
     expect(await auditReport()).toMatchObject({ consistent: true, discrepancies: [] });
