@@ -232,7 +232,8 @@ export async function creditConfirmedTransfers(
          where deposits.status <> 'CREDITED'
          returning id, tx_hash, log_index,
            exists (select 1 from ledger_entries l where l.deposit_id = deposits.id) as recredit,
-           ${creditedNetSql('deposits')}::text as credited_net`,
+           case when exists (select 1 from ledger_entries l where l.deposit_id = deposits.id)
+             then ${creditedNetSql('deposits')} else 0 end::text as credited_net`,
         [
           chainId,
           head.toString(),
