@@ -1,36 +1,46 @@
 /**
  * A reorg deeper than CONFIRMATIONS (but inside Ponder's 30-block window) removes a transfer that was
- * already credited: the ledger is never edited, a compensating ADJUSTMENT takes the credit back, the deposit
- * turns REORGED, and subscribers hear both. If the same transfer is mined again it is credited again.
- * Real anvil (`anvil_reorg`), real Ponder, real PostgreSQL.
+ * already credited: the ledger is never edited, a compensating ADJUSTMENT takes the credit back as far as
+ * the account holds it (the rest is a debt its next credits pay), the deposit turns REORGED, and
+ * subscribers hear both. If the same transfer is mined again it gives back what was taken, never more; a
+ * transfer the reorg put below the crediting cursor is still credited. The auditor's report stays clean.
+ * Real anvil (`anvil_reorg`, `evm_snapshot`/`evm_revert`), real Ponder, real PostgreSQL.
  */
 import { usdcAbi, verifyLedgerChain } from '@chainmeter/schema';
-import { createPublicClient, encodeFunctionData, type Hex, http } from 'viem';
+import { createPublicClient, encodeFunctionData, type Hex, http, keccak256 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, reorg } from '../../scripts/src/devnet/anvil.ts';
+import { mineBlocks, reorg, revert, snapshot } from '../../scripts/src/devnet/anvil.ts';
 import { mintUsdc } from '../../scripts/src/devnet/token.ts';
 import { appendLedgerEntry, listAllLedgerEntries } from '../src/modules/ledger/ledger.service.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';
 
-const ME = `{ me { id balance deposits { edges { node { txHash logIndex status } } }
-  ledger(first: 20) { edges { node { amount reason balanceAfter } } } } }`;
+const ME = `{ me { id balance debt deposits { edges { node { txHash logIndex blockNumber status } } }
+  ledger(first: 20) { edges { node { amount reason balanceAfter deposit { txHash } } } } } }`;
 interface Me {
   me: {
     id: string;
     balance: string;
-    deposits: { edges: { node: { txHash: string; logIndex: number; status: string } }[] };
-    ledger: { edges: { node: { amount: string; reason: string; balanceAfter: string } }[] };
+    debt: string;
+    deposits: {
+      edges: { node: { txHash: string; logIndex: number; blockNumber: string; status: string } }[];
+    };
+    ledger: {
+      edges: {
+        node: { amount: string; reason: string; balanceAfter: string; deposit: { txHash: string } | null };
+      }[];
+    };
   };
 }
 
 let platform: Platform;
 let api: RunningApi;
+const auditor = devPayer(7);
 
 beforeAll(async () => {
   platform = await startPlatform({ confirmations: 2 });
-  api = await platform.startApi();
+  api = await platform.startApi({ AUDITOR_ADDRESSES: auditor.address });
 });
 
 afterAll(async () => {
@@ -56,6 +66,24 @@ async function send(raw: Hex): Promise<bigint> {
   const client = createPublicClient({ transport: http(platform.anvil.rpcUrl), pollingInterval: 50 });
   const hash = await client.sendRawTransaction({ serializedTransaction: raw });
   return (await client.waitForTransactionReceipt({ hash })).blockNumber;
+}
+
+/** The auditor's report over GraphQL: the chain read through the RPC against every account's records. */
+async function auditReport() {
+  const token = await signIn(api.url, auditor, platform.chainId);
+  const { auditReport } = await gqlData<{
+    auditReport: {
+      consistent: boolean;
+      discrepancies: { kind: string; message: string }[];
+      reversedCredits: { txHash: string; amount: string; owed: string }[];
+    };
+  }>(
+    api.url,
+    '{ auditReport { consistent discrepancies { kind message } reversedCredits { txHash amount owed } } }',
+    {},
+    token,
+  );
+  return auditReport;
 }
 
 async function ledgerVerifies(accountId: string): Promise<void> {
@@ -113,7 +141,7 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
     await deposits.close();
   });
 
-  it('takes back only what the account still has (the rest is a logged shortfall)', async () => {
+  it('takes back only what the account still has: the rest is a debt', async () => {
     const payer = devPayer(1);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, 10_000_000n);
     const token = await signIn(api.url, payer, platform.chainId);
@@ -138,7 +166,162 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       const reversed = result.me.deposits.edges[0]?.node.status === 'REORGED' && result.me.balance === '0';
       return reversed ? result.me : undefined;
     });
-    expect(after.ledger.edges[0]?.node).toEqual({ reason: 'ADJUSTMENT', amount: '-500', balanceAfter: '0' });
+    expect(after.ledger.edges[0]?.node).toMatchObject({
+      reason: 'ADJUSTMENT',
+      amount: '-500',
+      balanceAfter: '0',
+    });
+    // 2,000 credited - 500 taken back = the 1,500 spent, owed.
+    expect(after.debt).toBe('1500');
     await ledgerVerifies(after.id);
+  });
+
+  it('re-credits a re-mined transfer with only what was taken back: what had been spent was a debt', async () => {
+    const payer = devPayer(2);
+    await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, 10_000_000n);
+    const token = await signIn(api.url, payer, platform.chainId);
+    // 500 token units = 500 micro-USD = 0.5 credits.
+    const raw = await signedPayment(2, 500n);
+    const txHash = keccak256(raw);
+    await send(raw);
+    await mineBlocks(platform.anvil.rpcUrl, 2);
+    const credited = await eventually(async () => {
+      const { me } = await gqlData<Me>(api.url, ME, {}, token);
+      return me.balance === '0.5' ? me : undefined;
+    });
+    // Spent 350 micro-USD of it (as an LLM call would): 150 left.
+    await appendLedgerEntry(api.services.orm.em.fork(), {
+      accountId: credited.id,
+      amount: -350n,
+      reason: 'USAGE',
+      referenceId: 'spent-before-the-reorg',
+    });
+
+    // 3 blocks deep, past CONFIRMATIONS = 2: the reversal takes the 150 left, the 350 spent is owed.
+    await reorg(platform.anvil.rpcUrl, 3);
+    await mineBlocks(platform.anvil.rpcUrl, 1);
+    const reversed = await eventually(async () => {
+      const { me } = await gqlData<Me>(api.url, ME, {}, token);
+      const done = me.deposits.edges[0]?.node.status === 'REORGED' && me.balance === '0';
+      return done ? me : undefined;
+    });
+    expect(reversed.debt).toBe('0.35');
+    expect(reversed.ledger.edges[0]?.node).toEqual({
+      reason: 'ADJUSTMENT',
+      amount: '-0.15',
+      balanceAfter: '0',
+      deposit: { txHash },
+    });
+    const owing = await auditReport();
+    expect(owing.discrepancies).toEqual([]);
+    expect(owing.reversedCredits).toContainEqual({ txHash, amount: '0.5', owed: '0.35' });
+
+    // The same transaction mined again: 150 comes back and the 350 owed is cancelled. 500 paid - 350
+    // spent = 150, not 500.
+    await send(raw);
+    await mineBlocks(platform.anvil.rpcUrl, 2);
+    await eventually(async () => {
+      const { me } = await gqlData<Me>(api.url, ME, {}, token);
+      return me.deposits.edges[0]?.node.status === 'CREDITED' ? me : undefined;
+    });
+    // Read again: one response reads the deposits after the balance, and the credit may land between.
+    const recredited = (await gqlData<Me>(api.url, ME, {}, token)).me;
+    expect([recredited.balance, recredited.debt]).toEqual(['0.15', '0']);
+    expect(recredited.ledger.edges.map((e) => [e.node.reason, e.node.amount, e.node.balanceAfter])).toEqual([
+      ['ADJUSTMENT', '0.15', '0.15'],
+      ['ADJUSTMENT', '-0.15', '0'],
+      ['USAGE', '-0.35', '0.15'],
+      ['DEPOSIT', '0.5', '0.5'],
+    ]);
+    // Every correction names the deposit it corrects.
+    expect(recredited.ledger.edges.map((e) => e.node.deposit?.txHash ?? null)).toEqual([
+      txHash,
+      txHash,
+      null,
+      txHash,
+    ]);
+    await ledgerVerifies(recredited.id);
+    expect(await auditReport()).toMatchObject({ consistent: true, discrepancies: [] });
+  });
+
+  it('credits a new payment and a re-mined one that a deep reorg put below the crediting cursor', async () => {
+    const rpcUrl = platform.anvil.rpcUrl;
+    const client = createPublicClient({ transport: http(rpcUrl) });
+    const alice = devPayer(3);
+    const bob = devPayer(4);
+    await mintUsdc(rpcUrl, platform.token, alice.address, 10_000_000n);
+    await mintUsdc(rpcUrl, platform.token, bob.address, 10_000_000n);
+    const aliceToken = await signIn(api.url, alice, platform.chainId);
+    const bobToken = await signIn(api.url, bob, platform.chainId);
+
+    // Old chain: three empty blocks, then Alice pays 3 USDC, credited at 2 confirmations. The crediting
+    // cursor is now at her transfer, block S + 4.
+    const fork = await snapshot(rpcUrl);
+    const forkBlock = await client.getBlockNumber({ cacheTime: 0 });
+    await mineBlocks(rpcUrl, 3);
+    const aliceRaw = await signedPayment(3, 3_000_000n);
+    const oldBlock = await send(aliceRaw);
+    await mineBlocks(rpcUrl, 2);
+    const oldHead = await client.getBlockNumber({ cacheTime: 0 });
+    await eventually(async () => {
+      const { me } = await gqlData<Me>(api.url, ME, {}, aliceToken);
+      return me.balance === '3000' ? me : undefined;
+    });
+
+    // The reorg: back to S, Bob pays 1 USDC in S + 1, Alice's same transaction is mined again in S + 2:
+    // both below the old cursor. Then the new chain outgrows the old one (S + 6) by 3 > CONFIRMATIONS
+    // blocks; 6 blocks deep in all, inside Ponder's 30.
+    await revert(rpcUrl, fork);
+    const bobBlock = await send(await signedPayment(4, 1_000_000n));
+    const aliceBlock = await send(aliceRaw);
+    expect([bobBlock, aliceBlock]).toEqual([forkBlock + 1n, forkBlock + 2n]);
+    expect(aliceBlock).toBeLessThan(oldBlock);
+    await mineBlocks(rpcUrl, Number(oldHead + 3n - aliceBlock));
+
+    // Bob: 1 USDC = 1,000 credits, once.
+    const bobMe = await eventually(
+      async () => {
+        const { me } = await gqlData<Me>(api.url, ME, {}, bobToken);
+        return me.balance === '1000' ? me : undefined;
+      },
+      30_000,
+      "Bob's payment below the old cursor to be credited",
+    );
+    expect(bobMe.ledger.edges.map((e) => [e.node.reason, e.node.amount])).toEqual([['DEPOSIT', '1000']]);
+    expect(bobMe.deposits.edges.map((e) => e.node.status)).toEqual(['CREDITED']);
+    // Alice: 3 USDC = 3,000 credits, one DEPOSIT, her deposit CREDITED in the block her transaction is in
+    // now. Ponder reverts its rows on a reorg before it moves its checkpoint (ponder's runtime/omnichain.ts,
+    // case "reorg"), so for a moment its window can look complete to the old head without her transfer:
+    // crediting may then take her credit back and give it back once the window has it again, below the
+    // cursor. Either way she ends with 3,000 and no debt, and every correction cancels out.
+    await eventually(
+      async () => {
+        const { me } = await gqlData<Me>(api.url, ME, {}, aliceToken);
+        const deposit = me.deposits.edges[0]?.node;
+        return deposit?.status === 'CREDITED' && deposit.blockNumber === String(aliceBlock) ? me : undefined;
+      },
+      30_000,
+      "Alice's deposit to follow her transaction",
+    );
+    const aliceMe = (await gqlData<Me>(api.url, ME, {}, aliceToken)).me;
+    expect([aliceMe.balance, aliceMe.debt]).toEqual(['3000', '0']);
+    const aliceEntries = aliceMe.ledger.edges.map((e) => e.node);
+    expect(aliceEntries.filter((e) => e.reason === 'DEPOSIT').map((e) => e.amount)).toEqual(['3000']);
+    const adjustments = aliceEntries.filter((e) => e.reason === 'ADJUSTMENT').map((e) => e.amount);
+    expect(adjustments.filter((a) => a !== '3000' && a !== '-3000')).toEqual([]);
+    expect(adjustments.filter((a) => a === '3000')).toHaveLength(
+      adjustments.filter((a) => a === '-3000').length,
+    );
+    await ledgerVerifies(bobMe.id);
+    await ledgerVerifies(aliceMe.id);
+    const audit = await eventually(
+      async () => {
+        const report = await auditReport();
+        return report.consistent ? report : undefined;
+      },
+      30_000,
+      'a clean audit',
+    );
+    expect(audit.discrepancies).toEqual([]);
   });
 });

@@ -14,6 +14,8 @@ export interface DepositReferenceJson {
   from: string;
   amountToken: string;
   amountMicroUsd: string;
+  /** CREDITED, or REORGED / PENDING after a reorg deeper than CONFIRMATIONS took the credit back. */
+  status: string;
 }
 
 export interface AuditLedgerEntryJson {
@@ -34,6 +36,8 @@ export interface AuditAccountJson {
   accountId: string;
   walletAddress: string;
   balanceMicroUsd: string;
+  /** What deep reorgs left the account owing. */
+  debtMicroUsd: string;
   ledgerSeq: number;
   ledgerHead: string | null;
 }
@@ -66,6 +70,7 @@ function depositToJson(deposit: DepositReference): DepositReferenceJson {
     from: deposit.from,
     amountToken: deposit.amountToken.toString(),
     amountMicroUsd: deposit.amount.toString(),
+    status: deposit.status,
   };
 }
 
@@ -74,6 +79,7 @@ export function accountToJson(account: AuditAccount): AuditAccountJson {
     accountId: account.accountId,
     walletAddress: account.walletAddress,
     balanceMicroUsd: account.balance.toString(),
+    debtMicroUsd: account.debt.toString(),
     ledgerSeq: account.ledgerSeq,
     ledgerHead: account.ledgerHead,
   };
@@ -139,6 +145,8 @@ export function ledgerEntryFromJson(value: unknown, where = 'ledger entry'): Aud
       from: str(d, 'from', w),
       amountToken: big(d, 'amountToken', w),
       amount: big(d, 'amountMicroUsd', w),
+      // Documents written before deep-reorg debts carry no status: their deposits were CREDITED.
+      status: d.status === undefined ? 'CREDITED' : str(d, 'status', w),
     };
   }
   return {
@@ -161,17 +169,26 @@ export function accountFromJson(value: unknown, where = 'account'): AuditAccount
     accountId: str(record, 'accountId', where),
     walletAddress: str(record, 'walletAddress', where),
     balance: big(record, 'balanceMicroUsd', where),
+    // Documents written before deep-reorg debts carry none: the account owed nothing.
+    debt: record.debtMicroUsd === undefined ? 0n : big(record, 'debtMicroUsd', where),
     ledgerSeq: int(record, 'ledgerSeq', where),
     ledgerHead: nullableStr(record, 'ledgerHead', where),
   };
 }
 
-function summaryToJson({ totalDue, totalCredited, totalBalance, ...counts }: AuditReport['summary']) {
+function summaryToJson({
+  totalDue,
+  totalCredited,
+  totalBalance,
+  totalDebt,
+  ...counts
+}: AuditReport['summary']) {
   return {
     ...counts,
     totalDueMicroUsd: totalDue.toString(),
     totalCreditedMicroUsd: totalCredited.toString(),
     totalBalanceMicroUsd: totalBalance.toString(),
+    totalDebtMicroUsd: totalDebt.toString(),
   };
 }
 
@@ -191,6 +208,7 @@ export function auditReportToJson(report: AuditReport) {
       ...r,
       blockNumber: r.blockNumber.toString(),
       amount: r.amount.toString(),
+      owed: r.owed.toString(),
     })),
     discrepancies: report.discrepancies.map((d) => ({
       ...d,

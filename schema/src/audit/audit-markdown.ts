@@ -29,6 +29,7 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| due on chain (credits) | ${credits(s.totalDue)} |`,
     `| credited (credits) | ${credits(s.totalCredited)} |`,
     `| total balance (credits) | ${credits(s.totalBalance)} |`,
+    `| owed after deep reorgs (credits) | ${credits(s.totalDebt)} |`,
     '',
     '| discrepancy | count |',
     '| --- | --- |',
@@ -39,11 +40,11 @@ export function formatAuditMarkdown(report: AuditReport): string {
       '',
       '## Credits reversed after a reorg deeper than the confirmations (not discrepancies)',
       '',
-      '| account | wallet | transaction | log | block | entry | credits reversed |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
+      '| account | wallet | transaction | log | block | entry | credits | still owed |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
       ...report.reversedCredits.map(
         (r) =>
-          `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} |`,
+          `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} | ${credits(r.owed)} |`,
       ),
     );
   }

@@ -7,12 +7,12 @@
 import type { AuditAccount, AuditLedgerEntry } from './audit-types.ts';
 
 export const AUDIT_ACCOUNT_COLUMNS =
-  'a.id, a.wallet_address, a.balance::text as balance, a.ledger_seq, a.ledger_head';
+  'a.id, a.wallet_address, a.balance::text as balance, a.debt::text as debt, a.ledger_seq, a.ledger_head';
 
 export const AUDIT_ENTRY_COLUMNS = `e.account_id, e.seq, e.amount::text as amount, e.balance_after::text as balance_after,
   e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, d.chain_id, d.tx_hash, d.log_index,
   d.block_number::text as block_number, d.from_address, d.amount_token::text as amount_token,
-  d.amount::text as deposit_amount`;
+  d.amount::text as deposit_amount, d.status as deposit_status`;
 
 /** ledger_entries e joined to their deposit d (the DEPOSIT entries' chain reference). */
 export const AUDIT_ENTRY_FROM = 'ledger_entries e left join deposits d on d.id = e.deposit_id';
@@ -24,6 +24,7 @@ export interface AuditAccountRow {
   id: string;
   wallet_address: string;
   balance: string;
+  debt: string;
   ledger_seq: number;
   ledger_head: string | null;
 }
@@ -45,6 +46,7 @@ export interface AuditEntryRow {
   from_address: string | null;
   amount_token: string | null;
   deposit_amount: string | null;
+  deposit_status: string | null;
 }
 
 export function auditAccountFromRow(row: AuditAccountRow): AuditAccount {
@@ -52,6 +54,7 @@ export function auditAccountFromRow(row: AuditAccountRow): AuditAccount {
     accountId: row.id,
     walletAddress: row.wallet_address,
     balance: BigInt(row.balance),
+    debt: BigInt(row.debt),
     ledgerSeq: Number(row.ledger_seq),
     ledgerHead: row.ledger_head,
   };
@@ -79,6 +82,7 @@ export function auditEntryFromRow(row: AuditEntryRow): AuditLedgerEntry {
             from: row.from_address ?? '',
             amountToken: BigInt(row.amount_token ?? '0'),
             amount: BigInt(row.deposit_amount ?? '0'),
+            status: row.deposit_status ?? '',
           },
   };
 }

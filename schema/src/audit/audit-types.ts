@@ -42,6 +42,11 @@ export interface DepositReference {
   amountToken: bigint;
   /** micro-USD the platform recorded on the deposit. */
   amount: bigint;
+  /**
+   * The deposit's status as the platform recorded it: CREDITED, or (after a reorg deeper than
+   * CONFIRMATIONS took the credit back) REORGED, or PENDING again once the transfer is mined again.
+   */
+  status: string;
 }
 
 export interface AuditLedgerEntry extends StoredLedgerEntry {
@@ -55,6 +60,11 @@ export interface AuditAccount {
   walletAddress: string;
   /** micro-USD. */
   balance: bigint;
+  /**
+   * micro-USD a reorg deeper than CONFIRMATIONS took back and the account could not pay: the sum, over its
+   * deposits that are not CREDITED, of their DEPOSIT entry and the ADJUSTMENTs referencing them.
+   */
+  debt: bigint;
   /** Number of entries the account says it has (the newest seq). */
   ledgerSeq: number;
   /** Hash of the newest entry; null before the first. */
@@ -118,15 +128,20 @@ export interface AuditSummary {
   /** DEPOSIT credits of transfers in blocks after `head` (credited while the audit ran; not matched). */
   creditsAfterHead: number;
   /** DEPOSIT credits whose transfer is gone (a reorg deeper than CONFIRMATIONS) and that ADJUSTMENT
-   * entries referencing the deposit reversed in full. */
+   * entries referencing the deposit reversed, in full or up to what the account still owes for it. */
   creditsReversed: number;
   /** micro-USD. */
   totalDue: bigint;
   totalCredited: bigint;
   totalBalance: bigint;
+  /** micro-USD the accounts owe after deep reorgs (the sum of their stored debts). */
+  totalDebt: bigint;
 }
 
-/** A credit whose transfer a deep reorg removed, reversed in full by ADJUSTMENTs: reported, not a discrepancy. */
+/**
+ * A credit whose transfer a deep reorg removed, reversed by ADJUSTMENTs in full or up to what the account
+ * still owes for it (`owed`, part of its debt): reported, not a discrepancy.
+ */
 export interface ReversedCredit {
   accountId: string;
   walletAddress: string | null;
@@ -134,8 +149,10 @@ export interface ReversedCredit {
   logIndex: number;
   blockNumber: bigint;
   seq: number;
-  /** micro-USD credited, then reversed. */
+  /** micro-USD credited. */
   amount: bigint;
+  /** micro-USD of it not taken back yet: owed by the account (0 when reversed in full). */
+  owed: bigint;
 }
 
 export interface AuditReport extends AuditScope {

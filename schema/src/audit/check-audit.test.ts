@@ -24,7 +24,8 @@ function transfer(n: number, from: string, value: bigint, blockNumber = BigInt(n
 function ledger(
   accountId: string,
   wallet: string,
-  items: ({ deposit: ChainTransfer } | { amount: bigint; referenceId?: string })[],
+  items: ({ deposit: ChainTransfer; status?: string } | { amount: bigint; referenceId?: string })[],
+  debt = 0n,
 ): { account: AuditAccount; entries: AuditLedgerEntry[] } {
   const entries: AuditLedgerEntry[] = [];
   let prevHash: string | null = null;
@@ -52,13 +53,21 @@ function ledger(
             from: item.deposit.from,
             amountToken: item.deposit.value,
             amount: item.deposit.value,
+            status: item.status ?? 'CREDITED',
           }
         : null;
     entries.push({ ...fields, prevHash, hash, deposit });
     prevHash = hash;
   }
   return {
-    account: { accountId, walletAddress: wallet, balance, ledgerSeq: entries.length, ledgerHead: prevHash },
+    account: {
+      accountId,
+      walletAddress: wallet,
+      balance,
+      debt,
+      ledgerSeq: entries.length,
+      ledgerHead: prevHash,
+    },
     entries,
   };
 }
@@ -229,6 +238,126 @@ describe('checkAudit', () => {
     expect(
       checkAudit(withAlice([{ deposit: t1 }, { amount: -5_000n, referenceId: 'ref-0' }], [t1])).discrepancies,
     ).toMatchObject([{ kind: 'AMOUNT_MISMATCH', expected: '5000', actual: '0' }]);
+  });
+
+  describe('a credit taken back by a deep reorg while part of it was spent', () => {
+    // Alice paid 500 micro-USD (t1) and spent 350. A deep reorg removed t1: the reversal took the 150 she
+    // still had (500 - 350) and left a debt of 350. Her DEPOSIT is entry ref-0.
+    const t1 = transfer(1, ALICE, 500n);
+    const base = scenario();
+    const audit = (
+      items: Parameters<typeof ledger>[2],
+      debt: bigint,
+      transfers: ChainTransfer[],
+      extra: { accounts?: AuditAccount[]; entries?: AuditLedgerEntry[] } = {},
+    ) => {
+      const alice = ledger('a', ALICE, items, debt);
+      return checkAudit({
+        ...base,
+        transfers,
+        accounts: [alice.account, ...(extra.accounts ?? [])],
+        entries: [...alice.entries, ...(extra.entries ?? [])],
+      });
+    };
+    const reversed = (status: string) => [
+      { deposit: t1, status },
+      { amount: -350n },
+      { amount: -150n, referenceId: 'ref-0' },
+    ];
+
+    it('accepts every legitimate step: reversed with a debt, mined again, credited again, debt paid', () => {
+      // Gone: the DEPOSIT (+500) and the reversal (-150) leave 350 owed, which is her stored debt.
+      const gone = audit(reversed('REORGED'), 350n, []);
+      expect(gone.discrepancies).toEqual([]);
+      expect(gone.reversedCredits).toMatchObject([{ txHash: tx(1), amount: 500n, owed: 350n }]);
+      expect(gone.summary).toMatchObject({ creditsReversed: 1, totalDebt: 350n, totalBalance: 0n });
+      // Mined again in block 9, with 1 confirmation at head 10 of the 2 required: still owed, not yet due.
+      const remined = { ...t1, blockNumber: 9n };
+      expect(audit(reversed('PENDING'), 350n, [remined]).discrepancies).toEqual([]);
+      // Credited again: +150 gives back what was taken, the 350 owed is cancelled. Balance 500 - 350 - 150
+      // + 150 = 150 = what she paid minus what she spent; the credit sums to 500 - 150 + 150 = 500.
+      const recredited = audit(
+        [
+          { deposit: t1 },
+          { amount: -350n },
+          { amount: -150n, referenceId: 'ref-0' },
+          { amount: 150n, referenceId: 'ref-0' },
+        ],
+        0n,
+        [t1],
+      );
+      expect(recredited.discrepancies).toEqual([]);
+      expect(recredited.summary).toMatchObject({ transfersCredited: 1, totalBalance: 150n, totalDebt: 0n });
+      // Or, still gone, a new payment t2 of 1,000 pays the debt first (-350 referencing ref-0): balance
+      // 0 + 1,000 - 350 = 650; t1 now nets 500 - 150 - 350 = 0.
+      const t2 = transfer(2, ALICE, 1_000n);
+      const paid = [...reversed('REORGED'), { deposit: t2 }, { amount: -350n, referenceId: 'ref-0' }];
+      const settled = audit(paid, 0n, [t2]);
+      expect(settled.discrepancies).toEqual([]);
+      expect(settled.reversedCredits).toMatchObject([{ owed: 0n }]);
+      expect(settled.summary.totalBalance).toBe(650n);
+      // t1 mined again after that: it gives back all 500 (taken 150 + paid 350): 650 + 500 = 1,150 =
+      // 1,500 paid - 350 spent.
+      const back = audit([{ deposit: t1 }, ...paid.slice(1), { amount: 500n, referenceId: 'ref-0' }], 0n, [
+        t1,
+        t2,
+      ]);
+      expect(back.discrepancies).toEqual([]);
+      expect(back.summary.totalBalance).toBe(1_150n);
+    });
+
+    it('names a re-credit of the full amount after a partial reversal (credits 350 that were never paid)', () => {
+      const report = audit(
+        [
+          { deposit: t1 },
+          { amount: -350n },
+          { amount: -150n, referenceId: 'ref-0' },
+          { amount: 500n, referenceId: 'ref-0' },
+        ],
+        0n,
+        [t1],
+      );
+      // 500 - 150 + 500 = 850 credited for a transfer of 500.
+      expect(report.discrepancies).toMatchObject([
+        { kind: 'AMOUNT_MISMATCH', expected: '500', actual: '850' },
+      ]);
+    });
+
+    it('names an ADJUSTMENT in another account that references the deposit', () => {
+      const t3 = transfer(3, BOB, 7_000n);
+      // Bob's own deposit is ref-0 of his ledger too: give his stray credit another deposit's id.
+      const bob = ledger('b', BOB, [{ deposit: t3 }, { amount: 500n, referenceId: 'alice-deposit' }]);
+      const alice = ledger('a', ALICE, [{ deposit: t1 }]);
+      const aliceDeposit = { ...(alice.entries[0] as AuditLedgerEntry), referenceId: 'alice-deposit' };
+      aliceDeposit.hash = ledgerEntryHash(null, aliceDeposit);
+      const report = checkAudit({
+        ...base,
+        transfers: [t1, t3],
+        accounts: [{ ...alice.account, ledgerHead: aliceDeposit.hash }, bob.account],
+        entries: [aliceDeposit, ...bob.entries],
+      });
+      expect(report.discrepancies).toMatchObject([
+        { kind: 'AMOUNT_MISMATCH', accountId: 'a', expected: '500', actual: '1000' },
+      ]);
+    });
+
+    it('names a forgiven debt, an over-credit of a gone deposit, and one never credited again', () => {
+      // The stored debt set to 0 while 350 is still owed.
+      expect(audit(reversed('REORGED'), 0n, []).discrepancies).toMatchObject([
+        { kind: 'BALANCE_MISMATCH', accountId: 'a', expected: '350', actual: '0' },
+      ]);
+      // Gone, and an extra +200 referencing it: 500 - 150 + 200 = 550, more than was ever paid.
+      const over = audit([...reversed('REORGED'), { amount: 200n, referenceId: 'ref-0' }], 550n, []);
+      expect(over.discrepancies).toMatchObject([{ kind: 'AMOUNT_MISMATCH', expected: '0', actual: '550' }]);
+      // Gone and marked CREDITED with only part reversed: credits without a transfer.
+      expect(audit(reversed('CREDITED'), 0n, []).discrepancies).toMatchObject([
+        { kind: 'CREDIT_WITHOUT_TRANSFER', actual: '350' },
+      ]);
+      // Mined again and due (block 1, head 10) but left REORGED: the transfer is not credited.
+      expect(audit(reversed('REORGED'), 350n, [t1]).discrepancies).toMatchObject([
+        { kind: 'TRANSFER_NOT_CREDITED', txHash: tx(1), expected: '500' },
+      ]);
+    });
   });
 
   it('round-trips entries and proofs through JSON', () => {

@@ -24,16 +24,25 @@ const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase(
  * The audit itself, a pure function: every credit re-derived from the chain's transfers, every
  * account's hash chain and balance recomputed. Used as-is by the CLI and by the API's `auditReport`.
  *
+ * A deposit's credit is its DEPOSIT entry plus every ADJUSTMENT, in any account, whose referenceId is the
+ * deposit's id (the DEPOSIT entry's referenceId): after a reorg deeper than CONFIRMATIONS, the reversal
+ * (negative, up to what the account held), payments of the debt it left (negative) and the re-credit when
+ * the transfer is mined again (positive). While its transfer is on chain and its deposit CREDITED, a
+ * credit must sum to the transfer's amount; once the transfer is gone, to 0, or (deposit not CREDITED) to
+ * what the account still owes for it, which is part of the account's stored debt.
+ *
  * - CREDIT_WITHOUT_TRANSFER: a DEPOSIT entry whose log is not a creditable Transfer to the treasury on
- *   this chain (unless ADJUSTMENTs referencing its deposit reversed it in full: `creditsReversed`), or
- *   whose transfer was paid by another wallet than the credited account's.
+ *   this chain (unless ADJUSTMENTs referencing its deposit reversed it, in full or down to a debt:
+ *   `creditsReversed`), or whose transfer was paid by another wallet than the credited account's.
  * - TRANSFER_NOT_CREDITED: a creditable transfer with `confirmations` blocks on top and no credit to its
- *   sender.
- * - AMOUNT_MISMATCH: the credit, net of ADJUSTMENTs referencing its deposit (or the deposit record),
- *   differs from the transferred value.
+ *   sender (a deposit taken back by a deep reorg and not credited again counts as none).
+ * - AMOUNT_MISMATCH: a credit (DEPOSIT entry and the ADJUSTMENTs referencing its deposit) that does not sum
+ *   to the transferred value while the transfer is on chain, or that sums to less than 0 or more than the
+ *   deposit once it is gone, or a deposit record that differs from the transfer.
  * - DUPLICATE_CREDIT: a second credit of one log.
- * - BALANCE_MISMATCH: a stored balance that is not the sum of the account's entries, or a balanceAfter
- *   that does not follow from the previous one.
+ * - BALANCE_MISMATCH: a stored balance that is not the sum of the account's entries, a balanceAfter that
+ *   does not follow from the previous one, or a stored debt that is not what the account's deposits taken
+ *   back by deep reorgs still owe.
  * - HASH_CHAIN_BROKEN: a hash that does not recompute, a prevHash that does not link, a missing seq, or
  *   a stored ledger head that is not the newest entry's hash.
  *
@@ -78,13 +87,23 @@ export function checkAudit(input: AuditInput): AuditReport {
         accountId,
         walletAddress: '',
         balance: 0n,
+        debt: 0n,
         ledgerSeq: 0,
         ledgerHead: null,
       });
     }
   }
 
+  // What each deposit's credit was corrected by: ADJUSTMENTs keyed by the deposit id they reference, in
+  // whichever account they are (one that corrects another account's deposit shows as a mismatch there).
+  const corrections = new Map<string, bigint>();
+  for (const entry of input.entries) {
+    if (entry.reason !== 'ADJUSTMENT') continue;
+    corrections.set(entry.referenceId, (corrections.get(entry.referenceId) ?? 0n) + entry.amount);
+  }
+
   let totalBalance = 0n;
+  let totalDebt = 0n;
   let depositCredits = 0;
   let creditsBeforeFromBlock = 0;
   let creditsAfterHead = 0;
@@ -123,7 +142,10 @@ export function checkAudit(input: AuditInput): AuditReport {
       seq: entry?.seq ?? null,
     });
     const snapshot = snapshotIds.has(account.accountId);
-    if (snapshot) totalBalance += account.balance;
+    if (snapshot) {
+      totalBalance += account.balance;
+      totalDebt += account.debt;
+    }
 
     // Hash chain and running balance. After a break the walk resynchronises on the stored values, so
     // one tampered entry is reported once, not once per entry after it.
@@ -195,17 +217,12 @@ export function checkAudit(input: AuditInput): AuditReport {
       }
     }
 
-    // Credits against the chain. An ADJUSTMENT whose referenceId is a deposit id corrects that deposit's
-    // credit: the reversal after a reorg deeper than CONFIRMATIONS removed its transfer (negative), and the
-    // re-credit when the transfer is mined again (positive). A credit counts net of them.
-    const corrections = new Map<string, bigint>();
-    for (const entry of entries) {
-      if (entry.reason !== 'ADJUSTMENT') continue;
-      corrections.set(entry.referenceId, (corrections.get(entry.referenceId) ?? 0n) + entry.amount);
-    }
+    // Credits against the chain, each net of the ADJUSTMENTs referencing its deposit.
+    let owedByDeposits = 0n;
     for (const entry of entries) {
       if (entry.reason !== 'DEPOSIT') continue;
       const corrected = corrections.get(entry.referenceId) ?? 0n;
+      const net = entry.amount + corrected;
       depositCredits++;
       totalCredited += entry.amount;
       const deposit = entry.deposit;
@@ -239,6 +256,9 @@ export function checkAudit(input: AuditInput): AuditReport {
         });
         continue;
       }
+      // A deposit that is not CREDITED keeps what was not taken back as the account's debt.
+      const taken = deposit.status !== 'CREDITED';
+      if (taken) owedByDeposits += net;
       if (deposit.blockNumber < input.fromBlock) {
         creditsBeforeFromBlock++;
         continue;
@@ -250,8 +270,9 @@ export function checkAudit(input: AuditInput): AuditReport {
       }
       const transfer = transfers.get(key);
       if (!transfer) {
-        if (corrected === -entry.amount) {
-          // Reversed in full (a deep reorg): reported in the summary, not a discrepancy.
+        if (net === 0n || (taken && net > 0n && net <= entry.amount)) {
+          // Reversed after a deep reorg, in full or down to a debt (checked against the stored debt below):
+          // reported in the summary, not a discrepancy.
           creditsReversed++;
           reversedCredits.push({
             accountId: account.accountId,
@@ -261,6 +282,17 @@ export function checkAudit(input: AuditInput): AuditReport {
             blockNumber: deposit.blockNumber,
             seq: entry.seq,
             amount: entry.amount,
+            owed: net,
+          });
+          continue;
+        }
+        if (net < 0n || net > entry.amount) {
+          report({
+            kind: 'AMOUNT_MISMATCH',
+            ...at(entry),
+            expected: '0',
+            actual: net.toString(),
+            message: `the transfer ${deposit.txHash}#${deposit.logIndex} is gone from the chain, and its credit of ${entry.amount} nets to ${net} micro-USD with the ADJUSTMENTs referencing it`,
           });
           continue;
         }
@@ -284,6 +316,11 @@ export function checkAudit(input: AuditInput): AuditReport {
         continue;
       }
       const due = tokenUnitsToMicroUsd(transfer.value, decimals);
+      if (taken && entry.amount === due && net >= 0n && net <= due) {
+        // Taken back by a deep reorg and mined again, not credited again yet: owed until then. Left
+        // unmatched, so once it is due it is reported as TRANSFER_NOT_CREDITED below.
+        continue;
+      }
       if (entry.amount !== due) {
         report({
           kind: 'AMOUNT_MISMATCH',
@@ -292,13 +329,13 @@ export function checkAudit(input: AuditInput): AuditReport {
           actual: entry.amount.toString(),
           message: `credited ${entry.amount} micro-USD for a transfer of ${transfer.value} token units (${due} micro-USD)`,
         });
-      } else if (corrected !== 0n) {
+      } else if (net !== due) {
         report({
           kind: 'AMOUNT_MISMATCH',
           ...at(entry),
           expected: due.toString(),
-          actual: (entry.amount + corrected).toString(),
-          message: `the credit of ${transfer.txHash}#${transfer.logIndex} was adjusted by ${corrected} micro-USD, but the transfer is on chain`,
+          actual: net.toString(),
+          message: `the transfer ${transfer.txHash}#${transfer.logIndex} is on chain, but its DEPOSIT entry and the ADJUSTMENTs referencing it sum to ${net} micro-USD, not ${due}`,
         });
       } else if (deposit.amountToken !== transfer.value || deposit.amount !== due) {
         report({
@@ -310,6 +347,16 @@ export function checkAudit(input: AuditInput): AuditReport {
         });
       }
       matched.add(key);
+    }
+    // Entries newer than the account snapshot may have changed the debt since it was read: the next audit.
+    if (snapshot && !entries.some((e) => e.seq > account.ledgerSeq) && owedByDeposits !== account.debt) {
+      report({
+        kind: 'BALANCE_MISMATCH',
+        ...at(null),
+        expected: owedByDeposits.toString(),
+        actual: account.debt.toString(),
+        message: `stored debt ${account.debt} is not what the account's deposits taken back by deep reorgs still owe (${owedByDeposits})`,
+      });
     }
   }
 
@@ -369,6 +416,7 @@ export function checkAudit(input: AuditInput): AuditReport {
       totalDue,
       totalCredited,
       totalBalance,
+      totalDebt,
     },
     counts,
     discrepancies,

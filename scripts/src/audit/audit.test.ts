@@ -485,12 +485,16 @@ describe('a per-account proof', () => {
 });
 
 describe('a reorg deeper than CONFIRMATIONS after a credit (last: it rewrites the chain)', () => {
-  it('reports a credit reversed in full, and names the part of a credit that could not be taken back', async () => {
+  it('reports credits reversed in full or down to a debt, and names a forgiven debt', async () => {
     const rpc = platform.anvil.rpcUrl;
     const carolId = await accountIdOf(carol.address);
     const bobId = await accountIdOf(bob.address);
     const { rows: before } = await db.query(
       "select count(*)::int as n from deposits where status = 'CREDITED'",
+    );
+    const { rows: bobBefore } = await db.query<{ balance: string }>(
+      'select balance::text as balance from accounts where id = $1',
+      [bobId],
     );
     const carolPays = await transferUsdc(rpc, platform.token, carol, platform.treasury, 3_000_000n);
     const bobPays = await transferUsdc(rpc, platform.token, bob, platform.treasury, 2_000_000n);
@@ -499,13 +503,16 @@ describe('a reorg deeper than CONFIRMATIONS after a credit (last: it rewrites th
       const { rows } = await db.query("select count(*)::int as n from deposits where status = 'CREDITED'");
       return rows[0].n === before[0].n + 2 ? true : undefined;
     });
-    // Bob spends more than he had before this payment: the reversal cannot take all of it back.
+    // Bob spends more than he had before this payment: the reversal cannot take all of it back. He had B,
+    // got 2,000,000 and spent 3,000,000: the reversal takes the B - 1,000,000 left, and he owes
+    // 2,000,000 - (B - 1,000,000) = 3,000,000 - B.
     await appendLedgerEntry(api.services.orm.em.fork(), {
       accountId: bobId,
       amount: -3_000_000n,
       reason: 'USAGE',
       referenceId: 'spent-before-the-reorg',
     });
+    const owed = 3_000_000n - BigInt(bobBefore[0]?.balance ?? 'x');
     // Both payments' blocks and the two on top: 4 blocks deep, past CONFIRMATIONS = 2.
     await reorg(rpc, 4);
     await mineBlocks(rpc, 1);
@@ -513,18 +520,55 @@ describe('a reorg deeper than CONFIRMATIONS after a credit (last: it rewrites th
       const { rows } = await db.query("select count(*)::int as n from deposits where status = 'REORGED'");
       return rows[0].n === 2 ? true : undefined;
     }, 30_000);
+    const { rows: debts } = await db.query<{ debt: string }>(
+      'select debt::text as debt from accounts where id = $1',
+      [bobId],
+    );
+    expect(debts[0]?.debt).toBe(owed.toString());
 
-    const { code, report } = await audit(viaDatabase());
-    expect(code).toBe(1);
-    expect(report.summary.creditsReversed).toBe(1);
-    expect((report as unknown as { reversedCredits: unknown[] }).reversedCredits).toMatchObject([
-      { accountId: carolId, txHash: carolPays.txHash.toLowerCase(), amount: '3000000' },
-    ]);
-    expect(report.discrepancies).toMatchObject([
-      { kind: 'CREDIT_WITHOUT_TRANSFER', accountId: bobId, txHash: bobPays.txHash.toLowerCase() },
-    ]);
+    for (const args of [viaDatabase(), viaApi()]) {
+      const { code, report } = await audit(args);
+      expect(report.discrepancies).toEqual([]);
+      expect(code).toBe(0);
+      expect(report.summary.creditsReversed).toBe(2);
+      const reversed = (report as unknown as { reversedCredits: unknown[] }).reversedCredits;
+      expect(reversed).toHaveLength(2);
+      expect(reversed).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            accountId: carolId,
+            txHash: carolPays.txHash.toLowerCase(),
+            amount: '3000000',
+            owed: '0',
+          }),
+          expect.objectContaining({
+            accountId: bobId,
+            txHash: bobPays.txHash.toLowerCase(),
+            amount: '2000000',
+            owed: owed.toString(),
+          }),
+        ]),
+      );
+    }
     const markdown = await runAudit(viaDatabase().slice(0, -2));
     expect(markdown.stdout).toContain('## Credits reversed after a reorg deeper than the confirmations');
+
+    // Bob's debt forgiven behind the ledger's back: his deposit still owes it.
+    await tampered(
+      async () => {
+        await db.query('update accounts set debt = 0 where id = $1', [bobId]);
+        return async () => {
+          await db.query('update accounts set debt = $2 where id = $1', [bobId, owed.toString()]);
+        };
+      },
+      async () => {
+        for (const args of [viaDatabase(), viaApi()]) {
+          const { code, report } = await audit(args);
+          expect(code).toBe(1);
+          expect(report.discrepancies).toMatchObject([{ kind: 'BALANCE_MISMATCH', accountId: bobId }]);
+        }
+      },
+    );
   });
 });
 

@@ -4,6 +4,7 @@ import { Migration20261124010000_auth } from './Migration20261124010000_auth.ts'
 import { Migration20261124020000_apikeys } from './Migration20261124020000_apikeys.ts';
 import { Migration20261124030000_metering } from './Migration20261124030000_metering.ts';
 import { Migration20261124040000_stream_progress } from './Migration20261124040000_stream_progress.ts';
+import { Migration20261125000000_reorg_debt } from './Migration20261125000000_reorg_debt.ts';
 import { Migration20261203000000_api_key_scope } from './Migration20261203000000_api_key_scope.ts';
 
 /**
@@ -16,5 +17,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261124020000_apikeys', class: Migration20261124020000_apikeys },
   { name: 'Migration20261124030000_metering', class: Migration20261124030000_metering },
   { name: 'Migration20261124040000_stream_progress', class: Migration20261124040000_stream_progress },
+  { name: 'Migration20261125000000_reorg_debt', class: Migration20261125000000_reorg_debt },
   { name: 'Migration20261203000000_api_key_scope', class: Migration20261203000000_api_key_scope },
 ];

@@ -18,6 +18,11 @@ export const Account = defineEntity({
     balance: p.bigint().default(0),
     /** Reserved by in-flight LLM calls; spendable = balance - held. */
     held: p.bigint().default(0),
+    /**
+     * What a reorg deeper than CONFIRMATIONS took back from this account and could not (it had spent it):
+     * the next credits pay it before they add to `balance`. Written by crediting only.
+     */
+    debt: p.bigint().default(0),
     /** Number of ledger entries, i.e. the seq of the newest one. */
     ledgerSeq: p.integer().default(0),
     /** Hash of the newest ledger entry; null before the first. */

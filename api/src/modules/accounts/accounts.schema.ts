@@ -13,6 +13,12 @@ export const AccountRef = builder.objectRef<IAccount>('Account').implement({
       description: 'The balance in credits: always the sum of the ledger.',
       resolve: (account) => account.balance,
     }),
+    debt: t.field({
+      type: 'Credits',
+      description:
+        'Credits a reorg deeper than CONFIRMATIONS took back and the account could not pay (it had spent them): its next credits pay this first. Usually 0.',
+      resolve: (account) => account.debt,
+    }),
   }),
 });
 

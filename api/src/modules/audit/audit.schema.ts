@@ -29,6 +29,12 @@ const AuditAccountRef = builder.objectRef<AuditAccount>('AuditAccount').implemen
     accountId: t.exposeID('accountId'),
     walletAddress: t.field({ type: 'Address', resolve: (a) => a.walletAddress }),
     balanceMicroUsd: t.field({ type: 'BigInt', resolve: (a) => a.balance }),
+    debtMicroUsd: t.field({
+      type: 'BigInt',
+      description:
+        'What reorgs deeper than CONFIRMATIONS took back and the account could not pay: the sum, over its deposits that are not CREDITED, of their DEPOSIT entry and the ADJUSTMENTs referencing them.',
+      resolve: (a) => a.debt,
+    }),
     ledgerSeq: t.exposeInt('ledgerSeq', { description: 'Number of ledger entries (the newest seq).' }),
     ledgerHead: t.exposeString('ledgerHead', {
       nullable: true,
@@ -47,6 +53,10 @@ const DepositReferenceRef = builder.objectRef<DepositReference>('AuditDepositRef
     from: t.field({ type: 'Address', resolve: (d) => d.from }),
     amountToken: t.field({ type: 'BigInt', resolve: (d) => d.amountToken }),
     amountMicroUsd: t.field({ type: 'BigInt', resolve: (d) => d.amount }),
+    status: t.exposeString('status', {
+      description:
+        'CREDITED, or REORGED (PENDING once mined again) after a reorg deeper than CONFIRMATIONS took the credit back.',
+    }),
   }),
 });
 
@@ -146,16 +156,22 @@ const AuditSummaryRef = builder.objectRef<AuditReport['summary']>('AuditSummary'
     creditsAfterHead: t.exposeInt('creditsAfterHead'),
     creditsReversed: t.exposeInt('creditsReversed', {
       description:
-        'Credits whose transfer a reorg deeper than CONFIRMATIONS removed, reversed in full by ADJUSTMENTs.',
+        'Credits whose transfer a reorg deeper than CONFIRMATIONS removed, reversed by ADJUSTMENTs in full or down to a debt.',
     }),
     totalDue: t.field({ type: 'Credits', resolve: (s) => s.totalDue }),
     totalCredited: t.field({ type: 'Credits', resolve: (s) => s.totalCredited }),
     totalBalance: t.field({ type: 'Credits', resolve: (s) => s.totalBalance }),
+    totalDebt: t.field({
+      type: 'Credits',
+      description: 'What the accounts owe after reorgs deeper than CONFIRMATIONS (their stored debts).',
+      resolve: (s) => s.totalDebt,
+    }),
   }),
 });
 
 const ReversedCreditRef = builder.objectRef<ReversedCredit>('AuditReversedCredit').implement({
-  description: 'A credit whose transfer a reorg deeper than CONFIRMATIONS removed, reversed in full.',
+  description:
+    'A credit whose transfer a reorg deeper than CONFIRMATIONS removed, reversed in full or down to what the account still owes for it.',
   fields: (t) => ({
     accountId: t.exposeID('accountId'),
     walletAddress: t.field({ type: 'Address', nullable: true, resolve: (r) => r.walletAddress }),
@@ -164,6 +180,11 @@ const ReversedCreditRef = builder.objectRef<ReversedCredit>('AuditReversedCredit
     blockNumber: t.field({ type: 'BigInt', resolve: (r) => r.blockNumber }),
     seq: t.exposeInt('seq'),
     amount: t.field({ type: 'Credits', resolve: (r) => r.amount }),
+    owed: t.field({
+      type: 'Credits',
+      description: 'What the account still owes of it (part of its debt); 0 when reversed in full.',
+      resolve: (r) => r.owed,
+    }),
   }),
 });
 

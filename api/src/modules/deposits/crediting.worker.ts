@@ -4,8 +4,10 @@ import {
   type CreditingEvent,
   creditConfirmedTransfers,
   getCreditingCursor,
+  payDebtsFromBalance,
   type ReversedCredit,
   reverseReorgedCredits,
+  rewindCursorBelowUncredited,
   syncPendingDeposits,
 } from './crediting.service.ts';
 import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './indexer.client.ts';
@@ -142,12 +144,18 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
       const pending = await syncPendingDeposits(tx, chainId, window.transfers, windowHead, confirmations, {
         windowComplete,
       });
-      if (!windowComplete) return { events: pending, reversed: [] };
-      const reversals = await reverseReorgedCredits(tx, chainId, window.transfers, {
-        fromBlock: windowFrom,
-        toBlock: earlier(windowHead, toBlock),
-      });
-      return { events: [...pending, ...reversals.events], reversed: reversals.reversed };
+      if (!windowComplete) return { events: pending, reversed: [], rewound: null };
+      const settled = { fromBlock: windowFrom, toBlock: earlier(windowHead, toBlock) };
+      const reversals = await reverseReorgedCredits(tx, chainId, window.transfers, settled);
+      // What holds released since is the indebted accounts' again: it pays their debts first.
+      const payments = await payDebtsFromBalance(tx);
+      // A deep reorg may also have put transfers where the cursor has already been.
+      const rewound = await rewindCursorBelowUncredited(tx, chainId, window.transfers, settled);
+      return {
+        events: [...pending, ...reversals.events, ...payments],
+        reversed: reversals.reversed,
+        rewound,
+      };
     });
     if (outcome === null) return;
     if (!windowComplete) {
@@ -170,11 +178,20 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
           reversed: credit.reversed.toString(),
           shortfall: credit.shortfall.toString(),
         },
-        'deep reorg removed a credited transfer: credit reversed by an ADJUSTMENT',
+        'deep reorg removed a credited transfer: credit reversed by an ADJUSTMENT, the shortfall is a debt',
       );
     }
     if (outcome.reversed.length > 0) options.onReversedCredits?.(outcome.reversed);
     await publish(outcome.events);
+    if (outcome.rewound) {
+      const to = outcome.rewound.to;
+      logger.warn(
+        { chainId, toBlock: to ? to.blockNumber.toString() : null },
+        'deep reorg put transfers below the crediting cursor: cursor moved back to credit them',
+      );
+      // Not settled: the next round reads again from the rewound cursor, at this head too.
+      return;
+    }
     // A window behind the head is looked at again next round, whatever the head does meanwhile.
     if (windowHead === head.blockNumber) settledHead = headKey;
   }

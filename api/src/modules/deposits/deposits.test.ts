@@ -1,13 +1,20 @@
+import { checkAudit } from '@chainmeter/schema';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
-import { type FakeIndexer, makeTransfer, startFakeIndexer } from '../../../test/support/fake-indexer.ts';
+import {
+  blockHash,
+  type FakeIndexer,
+  makeTransfer,
+  startFakeIndexer,
+} from '../../../test/support/fake-indexer.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
 import { createOrm, type Orm } from '../../db/orm.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { getAccountByWallet } from '../accounts/accounts.service.ts';
-import { listAllLedgerEntries } from '../ledger/ledger.service.ts';
+import { readAuditRecords } from '../audit/audit.service.ts';
+import { appendLedgerEntry, listAllLedgerEntries } from '../ledger/ledger.service.ts';
 import {
   type CreditingEvent,
   creditConfirmedTransfers,
@@ -314,6 +321,212 @@ describe('crediting', () => {
     const page3 = await listDeposits(orm.em.fork(), account!.id, { first: 2, after: page2.endCursor });
     expect(page3.entries.map((d) => d.blockNumber)).toEqual([40n]);
     expect(page3.hasNextPage).toBe(false);
+  });
+});
+
+/** The audit of one test's chain: the fake indexer's transfers against these wallets' records. */
+async function auditOf(chainId: number, indexer: FakeIndexer, wallets: string[]) {
+  const records = await readAuditRecords(orm.em.fork());
+  const accounts = records.accounts.filter((a) => wallets.includes(a.walletAddress));
+  const ids = new Set(accounts.map((a) => a.accountId));
+  return checkAudit({
+    chainId,
+    tokenAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+    treasuryAddress: '0x000000000000000000000000000000000000dA0a',
+    confirmations: 2,
+    fromBlock: 0n,
+    head: indexer.head.blockNumber,
+    transfers: indexer.transfers.filter((t) => t.blockNumber <= indexer.head.blockNumber),
+    accounts,
+    entries: records.entries.filter((e) => ids.has(e.accountId)),
+  });
+}
+
+async function ledgerOf(accountId: string) {
+  const entries = await listAllLedgerEntries(orm.em.fork(), accountId);
+  return entries.map((e) => [e.reason, e.amount, e.balanceAfter, e.referenceId]);
+}
+
+describe('a reorg deeper than CONFIRMATIONS', () => {
+  it('re-credits a transfer mined again with only what its reversal took: the rest was owed as a debt', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const payer = wallet();
+    const paid = makeTransfer(chainId, payer, 500n, 10n, 0);
+    indexer.transfers.push(paid);
+    indexer.setHead(12n);
+    await worker.runOnce();
+    const account = (await getAccountByWallet(orm.em.fork(), payer))!;
+    const deposit = (await depositOf(chainId, paid.txHash))!;
+    expect(account.balance).toBe(500n);
+    // Spent 350 of the 500 (as an LLM call would).
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: account.id,
+      amount: -350n,
+      reason: 'USAGE',
+      referenceId: 'spent-before-the-reorg',
+    });
+
+    // A reorg replaces block 10 and the two on top of it (3 deep, past CONFIRMATIONS = 2): the payment is
+    // gone. The reversal takes the 150 left (500 - 350); the 350 spent is a debt.
+    indexer.transfers.splice(0, 1);
+    indexer.setHead(13n);
+    await worker.runOnce();
+    let now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.debt]).toEqual([0n, 350n]);
+    expect(await depositOf(chainId, paid.txHash)).toMatchObject({ status: 'REORGED' });
+    const audit = await auditOf(chainId, indexer, [payer]);
+    expect(audit.discrepancies).toEqual([]);
+    expect(audit.reversedCredits).toMatchObject([{ amount: 500n, owed: 350n }]);
+
+    // The same transaction mined again in block 14, confirmed at 16: it gives back the 150 taken and
+    // cancels the 350 owed. 500 paid - 350 spent = 150.
+    indexer.transfers.push({ ...paid, blockNumber: 14n, blockHash: blockHash(14n, 1) });
+    indexer.setHead(16n);
+    await worker.runOnce();
+    await worker.stop();
+    now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.debt]).toEqual([150n, 0n]);
+    expect(await ledgerOf(account.id)).toEqual([
+      ['DEPOSIT', 500n, 500n, deposit.id],
+      ['USAGE', -350n, 150n, 'spent-before-the-reorg'],
+      ['ADJUSTMENT', -150n, 0n, deposit.id],
+      ['ADJUSTMENT', 150n, 150n, deposit.id],
+    ]);
+    expect(await depositOf(chainId, paid.txHash)).toMatchObject({ status: 'CREDITED', blockNumber: 14n });
+    expect((await auditOf(chainId, indexer, [payer])).discrepancies).toEqual([]);
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
+  it('pays a debt from the next credit before the balance, and a later re-mine gives all back', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const payer = wallet();
+    const first = makeTransfer(chainId, payer, 500n, 10n, 0);
+    indexer.transfers.push(first);
+    indexer.setHead(12n);
+    await worker.runOnce();
+    const account = (await getAccountByWallet(orm.em.fork(), payer))!;
+    const firstDeposit = (await depositOf(chainId, first.txHash))!;
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: account.id,
+      amount: -350n,
+      reason: 'USAGE',
+      referenceId: 'spent',
+    });
+    indexer.transfers.splice(0, 1);
+    indexer.setHead(13n);
+    await worker.runOnce();
+    expect((await getAccountByWallet(orm.em.fork(), payer))?.debt).toBe(350n);
+
+    // A new payment of 1,000 in block 15: 350 of it pays the debt (an ADJUSTMENT referencing the first
+    // deposit), 650 reaches the balance.
+    const second = makeTransfer(chainId, payer, 1_000n, 15n, 0);
+    indexer.transfers.push(second);
+    indexer.setHead(17n);
+    await worker.runOnce();
+    let now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.debt]).toEqual([650n, 0n]);
+    const secondDeposit = (await depositOf(chainId, second.txHash))!;
+    expect((await ledgerOf(account.id)).slice(3)).toEqual([
+      ['DEPOSIT', 1_000n, 1_000n, secondDeposit.id],
+      ['ADJUSTMENT', -350n, 650n, firstDeposit.id],
+    ]);
+    expect((await auditOf(chainId, indexer, [payer])).discrepancies).toEqual([]);
+
+    // The first payment mined again in block 18: the reversal took 150 and the debt 350, so all 500
+    // comes back. 1,500 paid - 350 spent = 1,150.
+    indexer.transfers.push({ ...first, blockNumber: 18n, blockHash: blockHash(18n, 1) });
+    indexer.setHead(20n);
+    await worker.runOnce();
+    await worker.stop();
+    now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.debt]).toEqual([1_150n, 0n]);
+    expect((await ledgerOf(account.id)).at(-1)).toEqual(['ADJUSTMENT', 500n, 1_150n, firstDeposit.id]);
+    expect((await auditOf(chainId, indexer, [payer])).discrepancies).toEqual([]);
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
+  it('pays a debt from what a call in flight gives back when it ends cheaper than its hold', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const payer = wallet();
+    const paid = makeTransfer(chainId, payer, 1_000n, 10n, 0);
+    indexer.transfers.push(paid);
+    indexer.setHead(12n);
+    await worker.runOnce();
+    const account = (await getAccountByWallet(orm.em.fork(), payer))!;
+    const deposit = (await depositOf(chainId, paid.txHash))!;
+    // A call in flight holds 600 of the 1,000 (as placeHold leaves it).
+    await orm.em.fork().execute('update accounts set held = 600 where id = ?', [account.id]);
+    // The reorg can take only the 400 not held: 600 owed.
+    indexer.transfers.splice(0, 1);
+    indexer.setHead(13n);
+    await worker.runOnce();
+    let now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.held, now.debt]).toEqual([600n, 600n, 600n]);
+
+    // The call ends costing 100: the hold is released and 100 charged (as settlement leaves it), 500 of
+    // the hold is the account's again, and pays the debt before anything else: 600 - 100 - 500 = 0, and
+    // 100 still owed.
+    await orm.em.fork().execute('update accounts set held = 0 where id = ?', [account.id]);
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: account.id,
+      amount: -100n,
+      reason: 'USAGE',
+      referenceId: 'the-call',
+    });
+    indexer.setHead(14n);
+    await worker.runOnce();
+    await worker.stop();
+    now = (await getAccountByWallet(orm.em.fork(), payer))!;
+    expect([now.balance, now.held, now.debt]).toEqual([0n, 0n, 100n]);
+    expect(await ledgerOf(account.id)).toEqual([
+      ['DEPOSIT', 1_000n, 1_000n, deposit.id],
+      ['ADJUSTMENT', -400n, 600n, deposit.id],
+      ['USAGE', -100n, 500n, 'the-call'],
+      ['ADJUSTMENT', -500n, 0n, deposit.id],
+    ]);
+    const audit = await auditOf(chainId, indexer, [payer]);
+    expect(audit.discrepancies).toEqual([]);
+    expect(audit.reversedCredits).toMatchObject([{ amount: 1_000n, owed: 100n }]);
+    expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
+  it('moves the cursor back to credit a new payment the reorg put below it', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const alice = wallet();
+    const bob = wallet();
+    const alicePaid = makeTransfer(chainId, alice, 1_000n, 10n, 0);
+    indexer.transfers.push(alicePaid);
+    indexer.setHead(12n);
+    await worker.runOnce();
+    expect(await getCreditingCursor(orm.em.fork(), chainId)).toEqual({ blockNumber: 10n, logIndex: 0 });
+
+    // A reorg from block 9: Bob's new payment lands in block 9, below the cursor, and Alice's transaction
+    // is mined again in block 11.
+    indexer.transfers.splice(0, 1, makeTransfer(chainId, bob, 2_000n, 9n, 0, 1), {
+      ...alicePaid,
+      blockNumber: 11n,
+      blockHash: blockHash(11n, 1),
+    });
+    indexer.setHead(14n);
+    await worker.runOnce();
+    await worker.runOnce();
+    await worker.stop();
+    const em = orm.em.fork();
+    const aliceAccount = (await getAccountByWallet(em, alice))!;
+    const bobAccount = (await getAccountByWallet(em, bob))!;
+    expect(bobAccount?.balance).toBe(2_000n);
+    expect(aliceAccount.balance).toBe(1_000n);
+    expect((await ledgerOf(aliceAccount.id)).map((e) => e[0])).toEqual(['DEPOSIT']);
+    expect((await ledgerOf(bobAccount.id)).map((e) => e[0])).toEqual(['DEPOSIT']);
+    expect(await getCreditingCursor(em, chainId)).toEqual({ blockNumber: 11n, logIndex: 0 });
+    // Alice's credit stands; its record follows her transfer to block 11.
+    expect(await depositOf(chainId, alicePaid.txHash)).toMatchObject({
+      status: 'CREDITED',
+      blockNumber: 11n,
+      blockHash: blockHash(11n, 1),
+    });
+    expect((await auditOf(chainId, indexer, [alice, bob])).discrepancies).toEqual([]);
+    expect((await checkLedgerInvariants(em)).problems).toEqual([]);
   });
 });
 

@@ -37,6 +37,12 @@ export interface TransferCursor {
   logIndex: number;
 }
 
+/**
+ * The largest `afterLogIndex` the indexer accepts (nine digits), far above any real log index: a cursor
+ * (block, this) is the end of that block, so reads resume at the start of the next one.
+ */
+export const END_OF_BLOCK_LOG_INDEX = 999_999_999;
+
 /** The indexer did not answer, or answered with something that is not its contract. Retryable. */
 export class IndexerUnavailableError extends Error {
   override name = 'IndexerUnavailableError';

@@ -12,6 +12,9 @@ import { DepositRef } from '../deposits/deposits.schema.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
 import { getLedgerEntry, type LedgerEntryView, ledgerCursor, listLedger } from './ledger.service.ts';
 
+/** An ADJUSTMENT's reference is a deposit id when it corrects a deposit (other references are not uuids or name no deposit). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const LedgerReasonRef = builder.enumType('LedgerReason', { values: LEDGER_REASONS });
 
 export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
@@ -29,10 +32,13 @@ export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').
     deposit: t.loadable({
       type: DepositRef,
       nullable: true,
-      description: 'The on-chain deposit a DEPOSIT entry credits.',
+      description:
+        'The on-chain deposit a DEPOSIT entry credits, or that an ADJUSTMENT corrects after a reorg deeper than CONFIRMATIONS (its reversal, a payment of the debt it left, its re-credit).',
       load: (ids: string[], ctx) => getDepositsByIds(ctx.em, ids),
       sort: (deposit: DepositView) => deposit.id,
-      resolve: (entry) => entry.depositId,
+      resolve: (entry) =>
+        entry.depositId ??
+        (entry.reason === 'ADJUSTMENT' && UUID.test(entry.referenceId) ? entry.referenceId : null),
     }),
     hash: t.exposeString('hash', {
       description: 'sha256 over the previous entry hash and this entry (see the audit): the hash chain link.',
