@@ -16,7 +16,7 @@ export const Account = defineEntity({
     /** EIP-55 checksummed. */
     walletAddress: p.string().columnType('text').unique(),
     balance: p.bigint().default(0),
-    /** Reserved by in-flight LLM calls; spendable = balance - held. */
+    /** Reserved by in-flight LLM calls; spendable = balance - held - debt. */
     held: p.bigint().default(0),
     /**
      * What a reorg deeper than CONFIRMATIONS took back from this account and could not (it had spent it):

@@ -97,6 +97,16 @@ describe('holds', () => {
     expect(await state(accountId)).toEqual({ balance: '1000', held: '600' });
   });
 
+  it('never spends money an account owes after a deep reorg: its debt is not available', async () => {
+    // 1,000 in the balance, 700 owed (a reversed credit's shortfall that the next crediting round takes
+    // from the balance): 300 can be spent, not 1,000.
+    const accountId = await newAccount(1_000n);
+    await orm.em.fork().execute('update accounts set debt = 700 where id = ?', [accountId]);
+    await expect(hold(accountId, 301n)).rejects.toBeInstanceOf(InsufficientCreditsError);
+    await hold(accountId, 300n);
+    expect(await state(accountId)).toEqual({ balance: '1000', held: '300' });
+  });
+
   it("refuses a hold past the key's spend limit, without holding on the account either", async () => {
     const accountId = await newAccount(1_000_000n);
     const { apiKey } = await createApiKey(orm.em.fork(), accountId, { name: 'k', spendLimit: 1_000n });

@@ -74,7 +74,7 @@ const PLACE_HOLD: Statement = {
        and ${liveApiKeySql('$8')}
    ), a as (
      update accounts set held = held + $1::bigint
-     where id = $2::uuid and balance - held >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
+     where id = $2::uuid and balance - held - debt >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
      returning id, balance, ledger_seq, ledger_head
    ), k as (
      update api_keys set held = held + $1::bigint,
@@ -99,8 +99,9 @@ export interface PlacedHold {
 }
 
 /**
- * Reserves `hold` on the account (`balance - held >= hold`, one guarded update) and on the API key (its
- * CHECK refuses `spent + held > spend_limit`), and writes the durable record, all in one statement: it
+ * Reserves `hold` on the account (`balance - held - debt >= hold`, one guarded update: what a deep reorg
+ * left owed is not spendable) and on the API key (its CHECK refuses `spent + held > spend_limit`), and
+ * writes the durable record, all in one statement: it
  * either does all three or nothing. With a `keyCheck`, the same statement first checks the key is live
  * (else nothing is held and UNAUTHENTICATED is thrown) and refreshes its throttled `last_used_at`.
  * Throws {@link InsufficientCreditsError} when the hold does not fit.
