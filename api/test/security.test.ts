@@ -5,8 +5,9 @@
  * - `prod`: NODE_ENV=production on an https origin with one CORS origin allowed: limits hidden,
  *   suggestions blocked, introspection off, Secure cookie;
  * - `prodIntrospection`: production with GRAPHQL_INTROSPECTION=true.
- * "Nothing ran" is proved by counting the SQL statements each instance sends (MikroORM's query log hook):
- * a refused document costs none, not even the authentication of its bearer token.
+ * "Nothing ran" is proved by counting the SQL statements each instance sends, on the ORM and on the raw
+ * `pg` hot path alike (support/sql-counter.ts): a refused document costs none, not even the authentication
+ * of its bearer token, a session or an API key.
  */
 import { randomBytes } from 'node:crypto';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
@@ -20,7 +21,7 @@ import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
-import { countSql } from './support/sql-counter.ts';
+import { countSql, type SqlCount } from './support/sql-counter.ts';
 
 const CHAIN_ID = 31337;
 const DEV_ORIGIN = 'http://localhost:4000';
@@ -36,7 +37,7 @@ let database: TestDatabase;
 let dev: RunningApi;
 let prod: RunningApi;
 let prodIntrospection: RunningApi;
-const sqlCounts = new Map<RunningApi, { count: number }>();
+const sqlCounts = new Map<RunningApi, SqlCount>();
 
 function env(overrides: Record<string, string>) {
   return loadConfig({
@@ -69,7 +70,7 @@ beforeAll(async () => {
     env({ NODE_ENV: 'production', PUBLIC_ORIGIN: PROD_ORIGIN, GRAPHQL_INTROSPECTION: 'true' }),
     { crediting: false },
   );
-  for (const api of [dev, prod, prodIntrospection]) sqlCounts.set(api, countSql(api));
+  for (const api of [dev, prod, prodIntrospection]) sqlCounts.set(api, await countSql(api));
 });
 
 afterAll(async () => {
@@ -115,10 +116,21 @@ const query = (document: string, variables: Record<string, unknown> = {}) =>
 
 /** Runs `send` and returns how many SQL statements the instance issued meanwhile. */
 async function sqlDuring<T>(api: RunningApi, send: () => Promise<T>): Promise<{ result: T; sql: number }> {
-  const counter = sqlCounts.get(api) as { count: number };
+  const counter = sqlCounts.get(api) as SqlCount;
   const before = counter.count;
   const result = await send();
   return { result, sql: counter.count - before };
+}
+
+/** A new API key of the session's account (its secret). */
+async function apiKeyOf(sessionToken: string): Promise<string> {
+  const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
+    dev.url,
+    'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+    { input: { name: 'sql counter' } },
+    sessionToken,
+  );
+  return createApiKey.secret;
 }
 
 function expectRefusedDocument(response: RawResponse, message: RegExp) {
@@ -175,17 +187,27 @@ describe('hostile GraphQL documents', () => {
     );
     expect(result.json?.errors, result.text).toBeUndefined();
     expect(sql).toBeGreaterThan(0);
+    // An API key is looked up on the raw `pg` hot path, not through the ORM: counted all the same.
+    const key = await apiKeyOf(token);
+    const keyed = await sqlDuring(dev, () =>
+      post(dev, query('{ __typename }'), { authorization: `Bearer ${key}` }),
+    );
+    expect(keyed.result.json?.errors, keyed.result.text).toBeUndefined();
+    expect(keyed.sql, 'the API key lookup').toBeGreaterThan(0);
   });
 
   it('depth, aliases, cost, tokens and directives: refused before anything runs, with BAD_USER_INPUT', async () => {
     const token = await signIn(dev.url, newWallet(), CHAIN_ID);
-    for (const [limit, hostile] of Object.entries(hostileDocuments())) {
-      const { result, sql } = await sqlDuring(dev, () =>
-        post(dev, query(hostile.document), { authorization: `Bearer ${token}` }),
-      );
-      expect(result.status, limit).toBeLessThan(500);
-      expectRefusedDocument(result, hostile.dev);
-      expect(sql, `${limit}: SQL statements run for a refused document`).toBe(0);
+    const credentials = { session: token, 'API key': await apiKeyOf(token) };
+    for (const [credential, bearer] of Object.entries(credentials)) {
+      for (const [limit, hostile] of Object.entries(hostileDocuments())) {
+        const { result, sql } = await sqlDuring(dev, () =>
+          post(dev, query(hostile.document), { authorization: `Bearer ${bearer}` }),
+        );
+        expect(result.status, limit).toBeLessThan(500);
+        expectRefusedDocument(result, hostile.dev);
+        expect(sql, `${credential}, ${limit}: SQL statements run for a refused document`).toBe(0);
+      }
     }
   });
 
