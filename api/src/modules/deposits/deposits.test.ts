@@ -48,7 +48,8 @@ async function setup(confirmations = 2) {
   const events: CreditingEvent[] = [];
   const worker = startCreditingWorker({
     orm,
-    indexer: createIndexerClient(indexer.url, { timeoutMs: 2_000 }),
+    // The fake indexer shares this process: on a loaded machine a 5,000-transfer page can take seconds.
+    indexer: createIndexerClient(indexer.url, { timeoutMs: 30_000 }),
     chainId,
     confirmations,
     // The tests drive rounds with runOnce; the background loop only has to not get in the way.

@@ -1,17 +1,32 @@
 import { createServer } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectElapsedAtLeast } from '../../../test/support/elapsed.ts';
+import { waitFor } from '../../../test/support/wait-for.ts';
 import { countDevTokens, type DevModelServer, startDevModelServer } from './dev-model.server.ts';
 import { createLlmUpstream, type LlmUpstream, UpstreamError } from './llm.upstream.ts';
 import { costFromHeader } from './pricing.ts';
 
 const API_KEY = 'sk-upstream-secret-1234567890';
+/** Never reached on loopback, however loaded the machine: only the timeout tests set a short one. */
+const PATIENT_MS = 30_000;
+/**
+ * What `x-dev-delay-ms` / `x-dev-chunk-delay-ms` ask of the dev model where only a timeout, an abort or a
+ * client leaving may end the wait: far beyond any bound these tests wait with.
+ */
+const FOREVER_MS = '60000';
+/**
+ * Between the chunks of a stream that the client stops: the ~50 chunks it would still send take over
+ * 12 s, longer than `STOPPED_WITHIN_MS`, so a dev model that kept generating fails the wait for it.
+ */
+const PACED_CHUNK_MS = '250';
+const STOPPED_WITHIN_MS = 8_000;
 let dev: DevModelServer;
 let upstream: LlmUpstream;
 
 beforeAll(async () => {
   dev = await startDevModelServer({ apiKey: API_KEY });
-  upstream = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 5_000 });
+  upstream = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: PATIENT_MS });
 });
 afterAll(() => dev.stop());
 
@@ -39,14 +54,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('complete', () => {
@@ -82,7 +89,7 @@ describe('complete', () => {
 
   it('maps a wrong key to rejected 401 without echoing either key', async () => {
     const wrongKey = 'sk-wrong-key-abcdefgh';
-    const wrong = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: wrongKey, timeoutMs: 5_000 });
+    const wrong = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: wrongKey, timeoutMs: PATIENT_MS });
     const error = await upstreamError(wrong.complete({ model: 'chainmeter-dev', messages: hello }));
     expect(error.kind).toBe('rejected');
     expect(error.status).toBe(401);
@@ -90,13 +97,22 @@ describe('complete', () => {
   });
 
   it('times out on a slow upstream after timeoutMs, without retrying', async () => {
-    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 100 });
+    const timeoutMs = 300;
+    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs });
     const before = dev.requestCount();
     const started = performance.now();
-    const error = await upstreamError(impatient.complete({ model: 'dev-slow', messages: hello }));
+    // The answer would take a minute: only the timeout can end this call.
+    const error = await upstreamError(
+      impatient.complete(
+        { model: 'dev-slow', messages: hello },
+        { headers: { 'x-dev-delay-ms': FOREVER_MS } },
+      ),
+    );
     expect(error.kind).toBe('timeout');
-    expect(performance.now() - started).toBeLessThan(1_000);
-    expect(dev.requestCount()).toBe(before + 1);
+    expectElapsedAtLeast(started, timeoutMs);
+    // Never retried: one request reached the upstream (none, if a starved event loop ran the timer before
+    // the server read it; a retry would make two).
+    expect(dev.requestCount() - before).toBeLessThanOrEqual(1);
   });
 
   it('maps a refused connection to unavailable', async () => {
@@ -104,7 +120,7 @@ describe('complete', () => {
     const nowhere = createLlmUpstream({
       baseUrl: `http://127.0.0.1:${port}/v1`,
       apiKey: API_KEY,
-      timeoutMs: 2_000,
+      timeoutMs: PATIENT_MS,
     });
     const error = await upstreamError(nowhere.complete({ model: 'chainmeter-dev', messages: hello }));
     expect(error.kind).toBe('unavailable');
@@ -118,8 +134,13 @@ describe('complete', () => {
 
   it('reports the caller aborting as aborted', async () => {
     const controller = new AbortController();
-    const call = upstream.complete({ model: 'dev-slow', messages: hello }, { signal: controller.signal });
-    setTimeout(() => controller.abort(), 20);
+    const before = dev.requestCount();
+    const call = upstream.complete(
+      { model: 'dev-slow', messages: hello },
+      { signal: controller.signal, headers: { 'x-dev-delay-ms': FOREVER_MS } },
+    );
+    await waitFor('the upstream to receive the call', () => dev.requestCount() > before);
+    controller.abort();
     const error = await upstreamError(call);
     expect(error.kind).toBe('aborted');
   });
@@ -128,9 +149,9 @@ describe('complete', () => {
     const open = await startDevModelServer();
     const guarded = await startDevModelServer({ apiKey: 'needed' });
     try {
-      const keyless = createLlmUpstream({ baseUrl: open.baseUrl, timeoutMs: 5_000 });
+      const keyless = createLlmUpstream({ baseUrl: open.baseUrl, timeoutMs: PATIENT_MS });
       await expect(keyless.complete({ model: 'chainmeter-dev', messages: hello })).resolves.toBeDefined();
-      const refused = createLlmUpstream({ baseUrl: guarded.baseUrl, timeoutMs: 5_000 });
+      const refused = createLlmUpstream({ baseUrl: guarded.baseUrl, timeoutMs: PATIENT_MS });
       expect((await upstreamError(refused.listModels())).status).toBe(401);
     } finally {
       await Promise.all([open.stop(), guarded.stop()]);
@@ -172,7 +193,7 @@ describe('stream', () => {
     const longMessage = [{ role: 'user' as const, content: 'word '.repeat(200) }];
     const stream = await upstream.stream(
       { model: 'chainmeter-dev', messages: longMessage },
-      { signal: controller.signal, headers: { 'x-dev-chunk-delay-ms': '10' } },
+      { signal: controller.signal, headers: { 'x-dev-chunk-delay-ms': PACED_CHUNK_MS } },
     );
     let chunks = 0;
     for await (const _ of stream.chunks) {
@@ -184,28 +205,38 @@ describe('stream', () => {
     expect(outcome.chunkCount).toBe(3);
     expect(outcome.usage).toBeNull();
     expect(outcome.content).toBe('Echo:'); // the role chunk, "Echo", ":"
-    // ~60 chunks at 10 ms would take 600 ms; the dev server must stop long before
-    await until(() => dev.activeStreams() === 0, 'the dev server to stop generating', 300);
+    await waitFor('the dev server to stop generating', () => dev.activeStreams() === 0, STOPPED_WITHIN_MS);
   });
 
   it('stops the upstream when the consumer leaves the loop', async () => {
-    const stream = await upstream.stream({ model: 'chainmeter-dev', messages: hello });
+    const longMessage = [{ role: 'user' as const, content: 'word '.repeat(200) }];
+    const stream = await upstream.stream(
+      { model: 'chainmeter-dev', messages: longMessage },
+      { headers: { 'x-dev-chunk-delay-ms': PACED_CHUNK_MS } },
+    );
     for await (const _ of stream.chunks) break;
     expect((await stream.outcome).status).toBe('aborted');
-    await until(() => dev.activeStreams() === 0, 'the dev server to stop generating');
+    await waitFor('the dev server to stop generating', () => dev.activeStreams() === 0, STOPPED_WITHIN_MS);
   });
 
   it('times out a stream whose headers do not come within timeoutMs', async () => {
-    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 150 });
-    const error = await upstreamError(impatient.stream({ model: 'dev-slow', messages: hello }));
+    const timeoutMs = 150;
+    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs });
+    const started = performance.now();
+    const error = await upstreamError(
+      impatient.stream({ model: 'dev-slow', messages: hello }, { headers: { 'x-dev-delay-ms': FOREVER_MS } }),
+    );
     expect(error.kind).toBe('timeout');
+    expectElapsedAtLeast(started, timeoutMs);
   });
 
   it('times out a stream that goes quiet for timeoutMs between chunks', async () => {
-    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 150 });
+    // Long enough for the headers and the first chunk to come on a loaded machine; the next chunk never does.
+    const timeoutMs = 1_000;
+    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs });
     const stream = await impatient.stream(
       { model: 'chainmeter-dev', messages: hello },
-      { headers: { 'x-dev-chunk-delay-ms': '1000' } },
+      { headers: { 'x-dev-chunk-delay-ms': FOREVER_MS } },
     );
     const error = await upstreamError(
       (async () => {
@@ -215,16 +246,20 @@ describe('stream', () => {
     expect(error.kind).toBe('timeout');
     const outcome = await stream.outcome;
     expect(outcome).toMatchObject({ status: 'failed', chunkCount: 1, content: '' });
-    expect(outcome.latencyMs).toBeLessThan(900);
-    await until(() => dev.activeStreams() === 0, 'the dev server to stop generating');
+    expect(outcome.latencyMs).toBeGreaterThan(timeoutMs - 1);
+    await waitFor('the dev server to stop generating', () => dev.activeStreams() === 0);
   });
 
   it('does not count a slow consumer against the upstream timeout', async () => {
-    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs: 100 });
+    const timeoutMs = 1_000;
+    const impatient = createLlmUpstream({ baseUrl: dev.baseUrl, apiKey: API_KEY, timeoutMs });
     const stream = await impatient.stream({ model: 'chainmeter-dev', messages: hello, max_tokens: 3 });
+    let first = true;
     for await (const _ of stream.chunks) {
-      // a client reading slowly: each chunk takes longer to pass on than the upstream timeout
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      // A client reading slowly: passing the first chunk on takes longer than the upstream timeout (the
+      // rest of the answer waits meanwhile, already sent).
+      if (first) await new Promise((resolve) => setTimeout(resolve, timeoutMs * 1.5));
+      first = false;
     }
     expect(await stream.outcome).toMatchObject({ status: 'complete', finishReason: 'length', error: null });
   });
