@@ -66,7 +66,7 @@ beforeAll(async () => {
     env({ RATE_LIMIT_IP_PER_MINUTE: String(IP_LIMIT), TRUSTED_PROXIES: '127.0.0.1/32, ::1/128' }),
     { crediting: false },
   );
-  sqlCount = countSql(api);
+  sqlCount = await countSql(api);
 }, 60_000);
 
 afterAll(async () => {
