@@ -90,12 +90,16 @@ function startChild(args: string[], nodeArgs: string[] = []): Promise<Child> {
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start within 60 s`)), 60_000);
     child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      // The child's own log lines are JSON too (pino): only the line that carries a URL announces it.
+      let url: unknown;
       try {
-        const { url } = JSON.parse(line) as { url: string };
+        ({ url } = JSON.parse(line) as { url?: unknown });
+      } catch {
+        // a plain log line
+      }
+      if (typeof url === 'string') {
         clearTimeout(timer);
         resolve({ url, process: child });
-      } catch {
-        // a log line
       }
     });
   });
