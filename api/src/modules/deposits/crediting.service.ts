@@ -143,6 +143,32 @@ async function owedDeposits(tx: Em, accountIds: readonly string[]): Promise<Map<
   return owed;
 }
 
+/**
+ * How `available` micro-USD pays an account's debt: the owed deposits in order (oldest first), each paid at
+ * most what it owes, never more than the whole `debt`. Lowers each paid deposit's `owed` in place, so a
+ * list shared by several credits of one batch stays current. The caller writes one ADJUSTMENT per payment,
+ * referencing its deposit.
+ */
+function payDebt(
+  owed: OwedDeposit[],
+  available: bigint,
+  debt: bigint,
+): { depositId: string; paid: bigint }[] {
+  const payments: { depositId: string; paid: bigint }[] = [];
+  let left = available;
+  if (debt < left) left = debt;
+  for (const debtor of owed) {
+    if (left === 0n) break;
+    let paid = debtor.owed;
+    if (left < paid) paid = left;
+    if (paid === 0n) continue;
+    debtor.owed -= paid;
+    left -= paid;
+    payments.push({ depositId: debtor.depositId, paid });
+  }
+  return payments;
+}
+
 function accountOf(accounts: Map<string, LockedAccount>, wallet: string): LockedAccount {
   const account = accounts.get(wallet);
   if (!account) throw new CreditingError(`no account row for ${wallet} after upsert`);
@@ -286,18 +312,10 @@ export async function creditConfirmedTransfers(
             credit = row.amount - stillOwed;
             if (credit > 0n) append(account, credit, 'ADJUSTMENT', depositId);
           }
-          // A debt is paid from the credits that come in before they add to the balance, oldest owed
-          // deposit first: one ADJUSTMENT per deposit paid, referencing it.
-          for (const debtor of owed.get(account.id) ?? []) {
-            if (credit === 0n || account.debt === 0n) break;
-            let paid = debtor.owed;
-            if (credit < paid) paid = credit;
-            if (account.debt < paid) paid = account.debt;
-            if (paid === 0n) continue;
-            append(account, -paid, 'ADJUSTMENT', debtor.depositId);
-            debtor.owed -= paid;
-            account.debt -= paid;
-            credit -= paid;
+          // A debt is paid from the credits that come in before they add to the balance.
+          for (const payment of payDebt(owed.get(account.id) ?? [], credit, account.debt)) {
+            append(account, -payment.paid, 'ADJUSTMENT', payment.depositId);
+            account.debt -= payment.paid;
           }
           creditedAccounts.add(account.id);
           events.push({ type: 'depositUpdated', accountId: account.id, depositId });
@@ -600,25 +618,18 @@ export async function payDebtsFromBalance(em: Em): Promise<CreditingEvent[]> {
     );
     const events: CreditingEvent[] = [];
     for (const account of accounts) {
-      let spendable = BigInt(account.spendable);
-      let debt = BigInt(account.debt);
       let paidTotal = 0n;
       let last: string | null = null;
-      for (const debtor of owed.get(account.id) ?? []) {
-        if (spendable === 0n || debt === 0n) break;
-        let paid = debtor.owed;
-        if (spendable < paid) paid = spendable;
-        if (debt < paid) paid = debt;
+      const payments = payDebt(owed.get(account.id) ?? [], BigInt(account.spendable), BigInt(account.debt));
+      for (const payment of payments) {
         const entry = await appendLedgerEntry(tx, {
           accountId: account.id,
-          amount: -paid,
+          amount: -payment.paid,
           reason: 'ADJUSTMENT',
-          referenceId: debtor.depositId,
+          referenceId: payment.depositId,
         });
         last = entry.id;
-        spendable -= paid;
-        debt -= paid;
-        paidTotal += paid;
+        paidTotal += payment.paid;
       }
       if (paidTotal === 0n) continue;
       await tx.execute('update accounts set debt = debt - ? where id = ?', [
