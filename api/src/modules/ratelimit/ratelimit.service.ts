@@ -232,35 +232,37 @@ function assertCanEverFit(buckets: Bucket[]): void {
 }
 
 /**
- * Consumes every bucket; when one refuses, gives back everything this call took, so a refused call
- * costs nothing and a busy key does not drain its account's budget with calls that never ran.
+ * Consumes the buckets one after another, the most specific first, and stops at the first that refuses;
+ * then gives back what this call took (the refusing bucket counted it too), so a refused call costs
+ * nothing and a busy key does not drain its account's budget with calls that never ran.
+ *
+ * One after another, not side by side: counted side by side, a call that took a key's last slot could lose
+ * the account's last slot to a call the key then refused, and both were refused: fewer calls passed than
+ * the budget allowed. In order, only calls the key let through reach the account.
  */
 async function consumeAll(buckets: Bucket[]): Promise<void> {
-  const results = await Promise.allSettled(
-    buckets.map((bucket) => bucket.limiter.consume(bucket.key, bucket.points)),
-  );
+  const taken: Bucket[] = [];
   let refusal: RateLimitedError | null = null;
   let failure: unknown = null;
-  for (const [index, result] of results.entries()) {
-    if (result.status === 'fulfilled') continue;
-    const bucket = buckets[index] as Bucket;
-    if (result.reason instanceof RateLimiterRes) {
-      const seconds = Math.max(1, Math.ceil(result.reason.msBeforeNext / 1000));
-      if (!refusal || seconds > refusal.retryAfterSeconds)
-        refusal = new RateLimitedError(bucket.name, seconds);
-    } else {
-      failure = result.reason;
+  for (const bucket of buckets) {
+    try {
+      await bucket.limiter.consume(bucket.key, bucket.points);
+      taken.push(bucket);
+    } catch (error) {
+      if (error instanceof RateLimiterRes) {
+        taken.push(bucket);
+        refusal = new RateLimitedError(bucket.name, Math.max(1, Math.ceil(error.msBeforeNext / 1000)));
+      } else {
+        failure = error;
+      }
+      break;
     }
   }
   if (!refusal && !failure) return;
   await Promise.all(
-    results.map((result, index) => {
-      const bucket = buckets[index] as Bucket;
-      const counted = result.status === 'fulfilled' || result.reason instanceof RateLimiterRes;
-      return counted && bucket.points > 0
-        ? bucket.limiter.reward(bucket.key, bucket.points).catch(() => {})
-        : undefined;
-    }),
+    taken
+      .filter((bucket) => bucket.points > 0)
+      .map((bucket) => bucket.limiter.reward(bucket.key, bucket.points).catch(() => {})),
   );
   if (refusal) throw refusal;
   throw failure;
