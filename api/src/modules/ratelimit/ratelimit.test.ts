@@ -183,7 +183,7 @@ describe('with Redis', () => {
     await refusal(a.consumeIp('192.0.2.7', 'signIn'));
   });
 
-  it('a burst on a key whose budget equals its account\'s passes exactly that many, never fewer', async () => {
+  it("a burst on a key whose budget equals its account's passes exactly that many, never fewer", async () => {
     // Key and account both allow 4 a minute. Counting the buckets side by side let a call that took the
     // key's 4th slot lose the account's 4th to a call the key then refused: both refused, 3 served.
     const shared = config({ requestsPerMinute: 4, accountRequestsPerMinute: 4 });
@@ -193,7 +193,10 @@ describe('with Redis', () => {
       const results = await Promise.allSettled(
         Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).consume(viewer, { requests: 1 })),
       );
-      expect(results.filter((result) => result.status === 'fulfilled'), `round ${round}`).toHaveLength(4);
+      expect(
+        results.filter((result) => result.status === 'fulfilled'),
+        `round ${round}`,
+      ).toHaveLength(4);
     }
   });
 
