@@ -13,7 +13,7 @@ import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
-import { hotSql } from '../src/db/hot-sql.ts';
+import { sqlOf } from '../src/db/sql.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import {
@@ -609,7 +609,7 @@ describe('settlement', () => {
     const [row] = await usageRows(user.accountId);
     expect(failedOnce.has(row!.id)).toBe(true);
     // Settling the same record again does nothing.
-    const again = await applySettlement(hotSql(api.services.orm.em.fork()), row!.id, {
+    const again = await applySettlement(sqlOf(api.services.orm.em.fork()), row!.id, {
       status: 'BILLED',
       promptTokens: 1,
       completionTokens: 1,
@@ -630,7 +630,7 @@ describe('settlement', () => {
   it('releases a hold whose call never finished', async () => {
     const user = await newUser(1_000_000n);
     const past = new Date(Date.now() - 60_000);
-    await placeHold(hotSql(api.services.orm.em.fork()), {
+    await placeHold(sqlOf(api.services.orm.em.fork()), {
       accountId: user.accountId,
       apiKeyId: null,
       requestId: `req_crashed_${user.accountId}`,
@@ -1054,7 +1054,7 @@ describe('billing rules: an answered call is never free when the provider billed
 
   it('charges a call that was answered and can no longer be priced its hold, flagged NEEDS_REVIEW', async () => {
     const user = await newUser(1_000_000n);
-    const sql = hotSql(api.services.orm.em.fork());
+    const sql = sqlOf(api.services.orm.em.fork());
     const now = new Date();
     // A stream of a model that has since lost its price, whose process died after its progress was recorded.
     const { usageId } = await placeHold(sql, {

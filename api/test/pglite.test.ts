@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
-import { hotSqlFor } from '../src/db/hot-sql.ts';
+import { sqlFor } from '../src/db/sql.ts';
 import { getAccountByWallet } from '../src/modules/accounts/accounts.service.ts';
 import { settlementOfExpiredHold } from '../src/modules/metering/billing.ts';
 import {
@@ -99,7 +99,7 @@ it('meters completions on embedded PGlite: holds, key checks and settlements kee
 });
 
 it("records a stream's progress on embedded PGlite, and bills it once its process is gone", async () => {
-  const sql = hotSqlFor(api.services.orm);
+  const sql = sqlFor(api.services.orm);
   const account = await getAccountByWallet(api.services.orm.em.fork(), devPayer(0).address);
   if (!account) throw new Error('the account of the tests above');
   const started = new Date();

@@ -57,8 +57,8 @@ function counted(counter: SqlCount, port: number): void {
 
 /**
  * Counts every SQL statement an in-process API sends, by whichever path: on PostgreSQL at the `pg` pool
- * that both the ORM (through Kysely) and the raw hot path (`db/hot-sql.ts`: API keys, holds, settlements)
- * run on, one per `query` call (so hot-sql's `begin; <statement>` script counts once: one round trip);
+ * that both the ORM (through Kysely) and the raw hot path (`db/sql.ts`: API keys, holds, settlements)
+ * run on, one per `query` call (so db/sql.ts's `begin; <statement>` script counts once: one round trip);
  * on PGlite, where the hot path goes through the EntityManager too, through MikroORM's query log hook.
  */
 export async function countSql(api: RunningApi): Promise<SqlCount> {

@@ -14,8 +14,8 @@ import { LockMode } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
 import type { Viewer } from '../../context.ts';
-import { hotSql, type Statement } from '../../db/hot-sql.ts';
 import type { Em } from '../../db/orm.ts';
+import { type Statement, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
@@ -158,7 +158,7 @@ const VIEWER_FROM_API_KEY: Statement = {
  * expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
  * the auditor role; any other key, an auditor's included, reads its own account only.
  *
- * ONE prepared statement and one round trip (`hotSql`), with no entity hydration: the key row (by its
+ * ONE prepared statement and one round trip (`sqlOf`), with no entity hydration: the key row (by its
  * unique hash, still live at `now`) joined to its account's wallet, and the throttled `last_used_at`
  * write as a data-modifying CTE that touches the row only when the stored value is a minute old (of
  * concurrent requests on any replica, only the first in each minute writes; the others, and every
@@ -175,7 +175,7 @@ export async function viewerFromApiKey(
 ): Promise<Viewer | null> {
   if (!SECRET_PATTERN.test(secret)) return null;
   const secretHash = hashApiKeySecret(secret);
-  const rows = await hotSql(em).query<{
+  const rows = await sqlOf(em).query<{
     id: string;
     account_id: string;
     scope: ApiKeyScope;

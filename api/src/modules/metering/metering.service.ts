@@ -21,8 +21,8 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import type { Model } from 'openai/resources/models';
 import type { Logger } from 'pino';
 import type { Viewer } from '../../context.ts';
-import { hotSqlFor } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlFor } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
@@ -198,7 +198,7 @@ interface Hold {
 export function createMeteringService(options: MeteringOptions): MeteringService {
   const { orm, upstream, prices, markup, logger } = options;
   /** Every statement here is raw SQL (metering.store.ts), run on the ORM's connections. */
-  const sql = hotSqlFor(orm);
+  const sql = sqlFor(orm);
   const inFlight = new Set<Promise<unknown>>();
   /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
   const retryQueue = new Map<string, Settlement>();

@@ -7,8 +7,8 @@ import type { MicroUsd } from '@chainmeter/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
-import { hotSql } from '../../db/hot-sql.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import {
@@ -55,7 +55,7 @@ const placed = (
   apiKeyId: string | null = null,
   more: Pick<PlaceHoldParameters, 'streamed' | 'keyCheck'> = { streamed: false },
 ) =>
-  placeHold(hotSql(orm.em.fork()), {
+  placeHold(sqlOf(orm.em.fork()), {
     accountId,
     apiKeyId,
     requestId: `req_${randomBytes(8).toString('hex')}`,
@@ -150,8 +150,8 @@ describe('settlement', () => {
     const other = await newAccount(1_000_000n);
     const otherId = await hold(other, 1_000n);
     const first = ids[0] as string;
-    await applySettlement(hotSql(orm.em.fork()), first, billed(100n));
-    const results = await applyChargedSettlements(hotSql(orm.em.fork()), [
+    await applySettlement(sqlOf(orm.em.fork()), first, billed(100n));
+    const results = await applyChargedSettlements(sqlOf(orm.em.fork()), [
       ...ids.map((usageId, i) => ({ usageId, settlement: billed(BigInt(100 + i)) })),
       { usageId: otherId, settlement: billed(500n) },
       { usageId: ids[1] as string, settlement: billed(999n) }, // a duplicate: ignored
@@ -184,12 +184,12 @@ describe('settlement', () => {
     ]);
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
     // Settling again, alone or in a batch, does nothing.
-    expect(await applySettlement(hotSql(orm.em.fork()), first, billed(100n))).toEqual({
+    expect(await applySettlement(sqlOf(orm.em.fork()), first, billed(100n))).toEqual({
       settled: false,
       reason: 'already settled',
     });
     expect(
-      (await applyChargedSettlements(hotSql(orm.em.fork()), [{ usageId: otherId, settlement: billed(5n) }]))
+      (await applyChargedSettlements(sqlOf(orm.em.fork()), [{ usageId: otherId, settlement: billed(5n) }]))
         .size,
     ).toBe(0);
   });
@@ -200,9 +200,9 @@ describe('settlement', () => {
     for (let i = 0; i < 20; i++) ids.push(await hold(accountId, 1_000n));
     const items = ids.map((usageId) => ({ usageId, settlement: billed(10n) }));
     await Promise.all([
-      applyChargedSettlements(hotSql(orm.em.fork()), items),
-      applyChargedSettlements(hotSql(orm.em.fork()), [...items].reverse()),
-      ...ids.map((id) => applySettlement(hotSql(orm.em.fork()), id, billed(10n))),
+      applyChargedSettlements(sqlOf(orm.em.fork()), items),
+      applyChargedSettlements(sqlOf(orm.em.fork()), [...items].reverse()),
+      ...ids.map((id) => applySettlement(sqlOf(orm.em.fork()), id, billed(10n))),
     ]);
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 200), held: '0' });
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
@@ -212,7 +212,7 @@ describe('settlement', () => {
     const accountId = await newAccount(5_000n);
     const id = await hold(accountId, 5_000n);
     expect(await state(accountId)).toEqual({ balance: '5000', held: '5000' });
-    const result = await applySettlement(hotSql(orm.em.fork()), id, {
+    const result = await applySettlement(sqlOf(orm.em.fork()), id, {
       ...billed(0n),
       status: 'RELEASED',
       providerCost: null,
@@ -236,13 +236,13 @@ describe('settlement', () => {
       });
     }
     expect(heads.get(accountId)).toMatchObject({ seq: 1, balance: 1_000_000n });
-    expect((await applyChargedSettlements(hotSql(orm.em.fork()), items, heads)).size).toBe(3);
+    expect((await applyChargedSettlements(sqlOf(orm.em.fork()), items, heads)).size).toBe(3);
     expect(heads.outcomes).toEqual({ guarded: 1, stale: 0 });
     expect(heads.get(accountId)).toMatchObject({ seq: 4, balance: 1_000_000n - 300n });
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 300), held: '0' });
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
     // Again: the records are settled, so the guarded statement writes nothing and the lock finds nothing.
-    expect((await applyChargedSettlements(hotSql(orm.em.fork()), items, heads)).size).toBe(0);
+    expect((await applyChargedSettlements(sqlOf(orm.em.fork()), items, heads)).size).toBe(0);
     expect(heads.outcomes).toEqual({ guarded: 1, stale: 1 });
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 300), held: '0' });
   });
@@ -259,7 +259,7 @@ describe('settlement', () => {
       referenceId: 'between the hold and the settlement',
     });
     const item = { usageId, settlement: billed(100n), record: { accountId, apiKeyId: null, hold: 1_000n } };
-    expect((await applyChargedSettlements(hotSql(orm.em.fork()), [item], heads)).get(usageId)).toMatchObject({
+    expect((await applyChargedSettlements(sqlOf(orm.em.fork()), [item], heads)).get(usageId)).toMatchObject({
       settled: true,
     });
     expect(heads.outcomes).toEqual({ guarded: 0, stale: 1 });
@@ -275,7 +275,7 @@ describe('settlement', () => {
     heads.observe(accountId, head);
     // A wrong hold amount: the guard refuses it and the locking path uses the record's own.
     const item = { usageId, settlement: billed(100n), record: { accountId, apiKeyId: null, hold: 2_000n } };
-    expect((await applyChargedSettlements(hotSql(orm.em.fork()), [item], heads)).size).toBe(1);
+    expect((await applyChargedSettlements(sqlOf(orm.em.fork()), [item], heads)).size).toBe(1);
     expect(heads.outcomes).toEqual({ guarded: 0, stale: 1 });
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 100), held: '0' });
   });
@@ -290,10 +290,10 @@ describe('settlement', () => {
       items.push({ usageId, settlement: billed(10n), record: { accountId, apiKeyId: null, hold: 1_000n } });
     }
     await Promise.all([
-      applyChargedSettlements(hotSql(orm.em.fork()), items, heads),
-      applyChargedSettlements(hotSql(orm.em.fork()), [...items].reverse(), heads),
-      applyChargedSettlements(hotSql(orm.em.fork()), items.slice(5, 10)),
-      ...items.map((item) => applySettlement(hotSql(orm.em.fork()), item.usageId, billed(10n))),
+      applyChargedSettlements(sqlOf(orm.em.fork()), items, heads),
+      applyChargedSettlements(sqlOf(orm.em.fork()), [...items].reverse(), heads),
+      applyChargedSettlements(sqlOf(orm.em.fork()), items.slice(5, 10)),
+      ...items.map((item) => applySettlement(sqlOf(orm.em.fork()), item.usageId, billed(10n))),
     ]);
     expect(await state(accountId)).toEqual({ balance: String(1_000_000 - 200), held: '0' });
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
@@ -303,7 +303,7 @@ describe('settlement', () => {
 describe('heartbeat', () => {
   it("records a stream's progress, never backwards, and an expired hold carries it", async () => {
     const accountId = await newAccount(1_000_000n);
-    const sql = hotSql(orm.em.fork());
+    const sql = sqlOf(orm.em.fork());
     const stream = await placed(accountId, 5_000n, null, { streamed: true });
     const plain = await hold(accountId, 1_000n);
     const until = new Date(Date.now() + 120_000);
@@ -342,7 +342,7 @@ describe('heartbeat', () => {
 describe('the expiry sweep against a live heartbeat', () => {
   it('never releases or bills a hold that a heartbeat extended after the sweep read it', async () => {
     const accountId = await newAccount(1_000_000n);
-    const sql = hotSql(orm.em.fork());
+    const sql = sqlOf(orm.em.fork());
     const sweepAt = new Date();
     const past = new Date(sweepAt.getTime() - 60_000);
     const expiredHold = (streamed: boolean) =>

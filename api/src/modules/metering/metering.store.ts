@@ -14,7 +14,7 @@
  * The USAGE ledger entry keeps the ledger's invariants exactly as `appendLedgerEntry` does: the account
  * row is locked, seq + 1, balance_after = balance + amount (>= 0, also a CHECK), and the entry is
  * chained by `chainLedgerEntry` from @chainmeter/schema, the one implementation of the chain and its hash.
- * Each takes a `HotSql` executor (db/hot-sql.ts): on PostgreSQL, statements prepared once per connection
+ * Each takes a `SqlRunner` executor (db/sql.ts): on PostgreSQL, statements prepared once per connection
  * on the ORM's pg pool, values bound as parameters; on PGlite or inside a caller's transaction, through
  * the EntityManager. No entity is loaded: nothing touches an identity map.
  */
@@ -26,7 +26,7 @@ import {
   type MicroUsd,
 } from '@chainmeter/schema';
 import { LRUCache } from 'lru-cache';
-import type { HotSql, Statement } from '../../db/hot-sql.ts';
+import type { SqlRunner, Statement } from '../../db/sql.ts';
 import { unauthenticated } from '../../errors.ts';
 import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
 import { type ApiKeyCheck, lastUsedBefore } from '../apikeys/apikeys.service.ts';
@@ -106,7 +106,7 @@ export interface PlacedHold {
  * (else nothing is held and UNAUTHENTICATED is thrown) and refreshes its throttled `last_used_at`.
  * Throws {@link InsufficientCreditsError} when the hold does not fit.
  */
-export async function placeHold(sql: HotSql, params: PlaceHoldParameters): Promise<PlacedHold> {
+export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Promise<PlacedHold> {
   const usageId = randomUUID();
   const hold = params.hold.toString();
   let rows: {
@@ -180,7 +180,7 @@ export interface SettleOptions {
  * the balance, raise the key's `spent`, fill in the usage row, in one transaction.
  */
 export async function applySettlement(
-  sql: HotSql,
+  sql: SqlRunner,
   usageId: string,
   settlement: Settlement,
   options: SettleOptions = {},
@@ -455,7 +455,7 @@ function planSettlements(
  * Either way `heads` learns the heads written.
  */
 export async function applyChargedSettlements(
-  sql: HotSql,
+  sql: SqlRunner,
   items: readonly PendingSettlement[],
   heads?: LedgerHeads,
   options: SettleOptions = {},
@@ -489,7 +489,7 @@ export async function applyChargedSettlements(
     heads.outcomes.stale++;
     for (const accountId of plan.heads.keys()) heads.forget(accountId);
   }
-  return sql.twoSteps<LockedRecord, { applied: number }, Map<string, SettleResult>>({
+  return sql.inTwoRoundTrips<LockedRecord, { applied: number }, Map<string, SettleResult>>({
     first: {
       statement: LOCK_FOR_SETTLEMENT,
       values: [items.map((item) => item.usageId), options.expiredAt?.toISOString() ?? null],
@@ -547,7 +547,7 @@ const SETTLE_WITHOUT_CHARGE: Statement = {
 
 /** Release the hold and close the record, with no ledger entry: one statement. */
 async function settleWithoutCharge(
-  sql: HotSql,
+  sql: SqlRunner,
   usageId: string,
   s: Settlement,
   options: SettleOptions,
@@ -575,7 +575,7 @@ async function settleWithoutCharge(
  * process or any replica, also after a restart) settles exactly that. The hold stays in place meanwhile.
  */
 export async function markUnsettled(
-  sql: HotSql,
+  sql: SqlRunner,
   usageId: string,
   settlement: Settlement,
   error: string,
@@ -622,7 +622,7 @@ export function settlementFromJson(json: Record<string, unknown>): Settlement {
 
 /** Settlements left UNSETTLED (by this process or a crashed one), oldest first. */
 export async function findUnsettled(
-  sql: HotSql,
+  sql: SqlRunner,
   limit: number,
 ): Promise<{ id: string; settlement: Settlement }[]> {
   const rows = await sql.query<{ id: string; outcome: Record<string, unknown> | string }>(FIND_UNSETTLED, [
@@ -662,7 +662,7 @@ export interface ExpiredHold {
  * `applySettlement(..., { expiredAt: now })`, which checks the expiry again in its own statement.
  */
 export async function findExpiredHolds(
-  sql: HotSql,
+  sql: SqlRunner,
   now: Date,
   limit: number,
   exclude: readonly string[] = [],
@@ -712,7 +712,7 @@ export interface StreamProgress {
  * beating, and its holds expire one TTL later. Returns how many records were extended.
  */
 export async function extendHolds(
-  sql: HotSql,
+  sql: SqlRunner,
   usageIds: readonly string[],
   until: Date,
   progress: readonly StreamProgress[] = [],

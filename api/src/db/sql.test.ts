@@ -1,12 +1,12 @@
 /**
- * `hotSql` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
+ * `sqlOf` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
  * transactions as two inlined scripts) and PGlite (through the EntityManager): values and arrays (nulls,
  * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../test/support/database.ts';
-import { hotSql, hotSqlFor, type Statement } from './hot-sql.ts';
 import { createOrm, type Orm } from './orm.ts';
+import { type Statement, sqlFor, sqlOf } from './sql.ts';
 
 const ECHO: Statement = {
   name: 'cm_test_echo',
@@ -30,7 +30,7 @@ const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] =
   ],
 ];
 
-describe.each(drivers)('hotSql on %s', (_name, open) => {
+describe.each(drivers)('sqlOf on %s', (_name, open) => {
   let orm: Orm;
   let close: () => Promise<void>;
   beforeAll(async () => {
@@ -39,11 +39,11 @@ describe.each(drivers)('hotSql on %s', (_name, open) => {
   });
   afterAll(async () => close?.());
 
-  const count = async () => (await hotSql(orm.em.fork()).query<{ n: number }>(COUNT, []))[0]?.n;
+  const count = async () => (await sqlOf(orm.em.fork()).query<{ n: number }>(COUNT, []))[0]?.n;
 
   it('binds values and arrays exactly', async () => {
     const id = '6f1c1d3e-8a1b-4c5d-9e0f-112233445566';
-    const [row] = await hotSql(orm.em.fork()).query<{
+    const [row] = await sqlOf(orm.em.fork()).query<{
       text: string;
       n: number;
       list: string[];
@@ -54,14 +54,16 @@ describe.each(drivers)('hotSql on %s', (_name, open) => {
 
   it('two steps commit together, with the rows of the first feeding the second', async () => {
     const before = await count();
-    const written = await hotSql(orm.em.fork()).twoSteps<{ text: string }, { label: string }, string[]>({
-      first: { statement: ECHO, values: ['from the first step', 1, [], []] },
-      between: (rows) => ({
-        statement: INSERT,
-        values: [[rows[0]?.text, ...tricky.filter((t) => t !== null)]],
-        done: (inserted) => inserted.map((r) => r.label),
-      }),
-    });
+    const written = await sqlOf(orm.em.fork()).inTwoRoundTrips<{ text: string }, { label: string }, string[]>(
+      {
+        first: { statement: ECHO, values: ['from the first step', 1, [], []] },
+        between: (rows) => ({
+          statement: INSERT,
+          values: [[rows[0]?.text, ...tricky.filter((t) => t !== null)]],
+          done: (inserted) => inserted.map((r) => r.label),
+        }),
+      },
+    );
     expect(written).toEqual(['from the first step', `it's`, 'back\\slash', '"quoted"', 'comma,brace}{']);
     expect(await count()).toBe((before ?? 0) + 5);
   });
@@ -69,13 +71,13 @@ describe.each(drivers)('hotSql on %s', (_name, open) => {
   it('a failure between or in the second step writes nothing', async () => {
     const before = await count();
     const failing = (values: unknown[]) =>
-      hotSql(orm.em.fork()).twoSteps<{ label: string }, { label: string }, void>({
+      sqlOf(orm.em.fork()).inTwoRoundTrips<{ label: string }, { label: string }, void>({
         first: { statement: INSERT, values: [['written first']] },
         between: () => ({ statement: ECHO, values, done: () => {} }),
       });
     await expect(failing(['x', 'not a number', [], []])).rejects.toThrow();
     await expect(
-      hotSql(orm.em.fork()).twoSteps({
+      sqlOf(orm.em.fork()).inTwoRoundTrips({
         first: { statement: INSERT, values: [['written first']] },
         between: () => {
           throw new RangeError('refused between the steps');
@@ -86,12 +88,12 @@ describe.each(drivers)('hotSql on %s', (_name, open) => {
     // The connection went back to the pool clean: the next statement works.
     expect(await count()).toBe(before);
   });
-  it("hotSqlFor(orm) does the same on the ORM's own connections, for services that hold no EntityManager", async () => {
-    const sql = hotSqlFor(orm);
+  it("sqlFor(orm) does the same on the ORM's own connections, for services that hold no EntityManager", async () => {
+    const sql = sqlFor(orm);
     const before = await count();
     const [row] = await sql.query<{ text: string; list: string[] }>(ECHO, ['for', 1, tricky, []]);
     expect(row).toMatchObject({ text: 'for', list: tricky });
-    const written = await sql.twoSteps<{ text: string }, { label: string }, number>({
+    const written = await sql.inTwoRoundTrips<{ text: string }, { label: string }, number>({
       first: { statement: ECHO, values: ['two steps', 1, [], []] },
       between: (rows) => ({
         statement: INSERT,

@@ -1,5 +1,5 @@
 /**
- * Raw SQL for the request hot path (API key lookup, hold, settlement), cheaper than `em.execute`.
+ * Raw SQL for the stores: every statement is written with `$1`.. placeholders and runs here. On the hot path (API key lookup, hold, settlement) this is cheaper than `em.execute`.
  *
  * Measured on the 2-core development machine (PostgreSQL on loopback), per statement: `em.execute`
  * formats the values into the SQL text and goes through Kysely, about 130 us more than the same statement
@@ -32,12 +32,12 @@ export type Query = <Row>(statement: Statement, values: readonly unknown[]) => P
  * second from its rows (or returns a plain result: nothing to write), then the second runs and the
  * transaction commits; its `done` maps the second's rows to the result, after the commit.
  */
-export interface TwoStepTransaction<First, Second, T> {
+export interface TwoRoundTripTransaction<First, Second, T> {
   first: { statement: Statement; values: readonly unknown[] };
   between(rows: First[]): { statement: Statement; values: readonly unknown[]; done(rows: Second[]): T } | T;
 }
 
-export interface HotSql {
+export interface SqlRunner {
   /** One statement, its own (implicit) transaction unless the EntityManager is inside one. */
   query: Query;
   /** BEGIN, `fn`, COMMIT on one connection; ROLLBACK when `fn` throws (or the caller's transaction). */
@@ -47,7 +47,7 @@ export interface HotSql {
    * `<second>; commit` each go as one simple-protocol message (values inlined with `pg`'s literal
    * escaping, as `em.execute` does; not prepared). A failure anywhere rolls the whole transaction back.
    */
-  twoSteps<First, Second, T>(steps: TwoStepTransaction<First, Second, T>): Promise<T>;
+  inTwoRoundTrips<First, Second, T>(steps: TwoRoundTripTransaction<First, Second, T>): Promise<T>;
 }
 
 const { escapeLiteral } = pg;
@@ -55,7 +55,7 @@ const { escapeLiteral } = pg;
 const pools = new WeakMap<object, Promise<Pool>>();
 
 /** The hot-path executor for `em`: the pg pool on PostgreSQL outside a transaction, else `em` itself. */
-export function hotSql(em: Em): HotSql {
+export function sqlOf(em: Em): SqlRunner {
   const connection = em.getConnection();
   if (em.isInTransaction() || !(connection instanceof PostgreSqlConnection)) return throughEm(em);
   let pool = pools.get(connection);
@@ -71,13 +71,13 @@ export function hotSql(em: Em): HotSql {
  * metering service): no EntityManager is held across calls. On PostgreSQL, the ORM's pg pool; on PGlite,
  * a fresh fork of the EntityManager per statement or transaction.
  */
-export function hotSqlFor(orm: Orm): HotSql {
+export function sqlFor(orm: Orm): SqlRunner {
   const probe = orm.em.fork();
-  if (probe.getConnection() instanceof PostgreSqlConnection) return hotSql(probe);
+  if (probe.getConnection() instanceof PostgreSqlConnection) return sqlOf(probe);
   return {
     query: (statement, values) => throughEm(orm.em.fork()).query(statement, values),
     transaction: (fn) => throughEm(orm.em.fork()).transaction(fn),
-    twoSteps: (steps) => throughEm(orm.em.fork()).twoSteps(steps),
+    inTwoRoundTrips: (steps) => throughEm(orm.em.fork()).inTwoRoundTrips(steps),
   };
 }
 
@@ -102,7 +102,7 @@ function isStep<Second, T>(
   return typeof value === 'object' && value !== null && 'statement' in value && 'done' in value;
 }
 
-function throughPool(poolPromise: Promise<Pool>): HotSql {
+function throughPool(poolPromise: Promise<Pool>): SqlRunner {
   const on =
     (client: Pool | PoolClient): Query =>
     async <Row>(statement: Statement, values: readonly unknown[]) =>
@@ -128,7 +128,7 @@ function throughPool(poolPromise: Promise<Pool>): HotSql {
         client.release(broken);
       }
     },
-    async twoSteps(steps) {
+    async inTwoRoundTrips(steps) {
       const client = await (await poolPromise).connect();
       let broken: Error | undefined;
       let open = false;
@@ -161,7 +161,7 @@ function throughPool(poolPromise: Promise<Pool>): HotSql {
   };
 }
 
-function throughEm(em: Em): HotSql {
+function throughEm(em: Em): SqlRunner {
   const on =
     (tx: Em): Query =>
     <Row>(statement: Statement, values: readonly unknown[]) => {
@@ -173,12 +173,12 @@ function throughEm(em: Em): HotSql {
       });
       return tx.execute(text, ordered) as Promise<Row[]>;
     };
-  const transaction: HotSql['transaction'] = (fn) =>
+  const transaction: SqlRunner['transaction'] = (fn) =>
     em.isInTransaction() ? fn(on(em)) : em.transactional((tx) => fn(on(tx as Em)));
   return {
     query: on(em),
     transaction,
-    twoSteps: (steps) =>
+    inTwoRoundTrips: (steps) =>
       transaction(async (query) => {
         const next = steps.between(await query(steps.first.statement, steps.first.values));
         if (!isStep(next)) return next;
