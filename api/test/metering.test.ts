@@ -14,13 +14,10 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { sqlOf } from '../src/db/sql.ts';
+import { DEV_MODEL_PRICES } from '../src/dev-model/dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
-import {
-  DEV_MODEL_PRICES,
-  type DevModelServer,
-  startDevModelServer,
-} from '../src/modules/metering/dev-model.server.ts';
 import { applySettlement, extendHolds, placeHold } from '../src/modules/metering/metering.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';

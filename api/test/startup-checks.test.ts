@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
 import { deployTestUsdc } from '../../scripts/src/devnet/token.ts';
-import { startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
+import { startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 
 const API_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 let anvil: Anvil;

@@ -10,7 +10,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mineBlocks } from '../../../scripts/src/devnet/anvil.ts';
 import { mintUsdc, transferUsdc } from '../../../scripts/src/devnet/token.ts';
-import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
+import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import {
   type CuttableProxy,
   crashApi,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mineBlocks, reorg } from '../../../scripts/src/devnet/anvil.ts';
 import { waitForIndexedBlock } from '../../../scripts/src/devnet/indexer.ts';
 import { mintUsdc, transferUsdc } from '../../../scripts/src/devnet/token.ts';
-import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
+import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
 import { gqlData, signIn } from '../support/graphql.ts';
 import {

@@ -3,7 +3,8 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectElapsedAtLeast } from '../../../test/support/elapsed.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
-import { countDevTokens, type DevModelServer, startDevModelServer } from './dev-model.server.ts';
+import { countDevTokens } from '../../dev-model/dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from '../../dev-model/dev-model.server.ts';
 import { createLlmUpstream, type LlmUpstream, UpstreamError } from './llm.upstream.ts';
 import { costFromHeader } from './pricing.ts';
 
