@@ -42,6 +42,11 @@ export class ExpectedError extends GraphQLError {
     super(message, { extensions: { ...extensions, code } });
     this.code = code;
   }
+
+  /** The HTTP status REST answers it with: its code's, unless the failure knows better. */
+  get httpStatus(): number {
+    return httpStatusOf(this.code);
+  }
 }
 
 export const unauthenticated = (message = 'Sign in first: this needs a session or an API key') =>
@@ -79,7 +84,10 @@ export interface ErrorAnswer {
  */
 export function errorAnswerOf(error: unknown): ErrorAnswer {
   const code = expectedCodeOf(error);
-  if (code) return { status: httpStatusOf(code), code, message: (error as Error).message, expected: true };
+  if (code) {
+    const status = error instanceof ExpectedError ? error.httpStatus : httpStatusOf(code);
+    return { status, code, message: (error as Error).message, expected: true };
+  }
   if (isDatabaseUnavailable(error)) {
     return {
       status: 503,

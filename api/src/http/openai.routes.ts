@@ -17,15 +17,17 @@ import { getCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { AppServices, Viewer } from '../context.ts';
-import { isDatabaseUnavailable } from '../errors.ts';
+import { type ErrorAnswer, ExpectedError, errorAnswerOf } from '../errors.ts';
 import { type ApiKeyCheck, isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
 import {
   CompletionFailedError,
+  failedAfterKeyCheck,
   MODEL_NOT_PRICED,
-  type UsageView,
-} from '../modules/metering/metering.service.ts';
+} from '../modules/metering/metering.errors.ts';
+import type { UsageView } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
+import { RateLimitedError } from '../modules/ratelimit/ratelimit.service.ts';
 import { parseDateTime } from '../schema/date-time.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
@@ -49,65 +51,52 @@ function errorResponse(
   return c.json(body, status, headers);
 }
 
+/** OpenAI's `type` and `code` for each of our error codes. */
+const OPENAI_ERROR_OF: Record<ErrorAnswer['code'], { type: string; code: string }> = {
+  BAD_USER_INPUT: { type: 'invalid_request_error', code: 'invalid_request' },
+  UNAUTHENTICATED: { type: 'authentication_error', code: 'invalid_api_key' },
+  INSUFFICIENT_CREDITS: { type: 'insufficient_credits', code: 'insufficient_credits' },
+  FORBIDDEN: { type: 'permission_error', code: 'forbidden' },
+  NOT_FOUND: { type: 'invalid_request_error', code: 'not_found' },
+  RATE_LIMITED: { type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+  UPSTREAM_TIMEOUT: { type: 'upstream_error', code: 'upstream_timeout' },
+  UPSTREAM_UNAVAILABLE: { type: 'upstream_error', code: 'upstream_unavailable' },
+  UPSTREAM_ERROR: { type: 'upstream_error', code: 'upstream_unavailable' },
+  SERVICE_UNAVAILABLE: { type: 'server_error', code: 'service_unavailable' },
+  INTERNAL_SERVER_ERROR: { type: 'server_error', code: 'internal_error' },
+};
+
 /** Maps what the metering path throws to an OpenAI-shaped response; unexpected errors are masked. */
 function failure(c: Context, services: AppServices, error: unknown) {
-  const code = (error as { code?: unknown }).code;
+  const answer = errorAnswerOf(error);
+  const status = answer.status as ContentfulStatusCode;
+  let { type, code } = OPENAI_ERROR_OF[answer.code];
+  let param: string | null = null;
+  const headers: Record<string, string> = {};
   if (error instanceof CompletionFailedError) {
-    const { kind, status } = error.upstream;
-    const headers = { 'x-request-id': error.requestId };
-    if (kind === 'timeout') {
-      return errorResponse(c, 504, error.message, 'upstream_error', 'upstream_timeout', null, headers);
+    headers['x-request-id'] = error.requestId;
+    // The upstream refused the request itself as bad: its status passes through (see httpStatus).
+    if (answer.status < 500) {
+      type = 'invalid_request_error';
+      code = answer.status === 404 ? 'model_not_found' : 'invalid_request_error';
     }
-    if (kind === 'rejected' && (status === 400 || status === 404 || status === 413 || status === 422)) {
-      const upstreamCode = status === 404 ? 'model_not_found' : 'invalid_request_error';
-      return errorResponse(c, status, error.message, 'invalid_request_error', upstreamCode, null, headers);
-    }
-    return errorResponse(c, 502, error.message, 'upstream_error', 'upstream_unavailable', null, headers);
-  }
-  if (code === 'BAD_USER_INPUT') {
-    const extensions = (error as { extensions?: { field?: unknown; reason?: unknown } }).extensions;
-    return errorResponse(
-      c,
-      400,
-      (error as Error).message,
-      'invalid_request_error',
-      // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
-      extensions?.reason === MODEL_NOT_PRICED ? MODEL_NOT_PRICED : 'invalid_request',
-      typeof extensions?.field === 'string' ? extensions.field : null,
-    );
-  }
-  if (code === 'INSUFFICIENT_CREDITS') {
-    return errorResponse(c, 402, (error as Error).message, 'insufficient_credits', 'insufficient_credits');
-  }
-  if (code === 'RATE_LIMITED') {
-    const retryAfter = Math.max(
-      1,
-      Math.ceil(Number((error as { retryAfterSeconds?: unknown }).retryAfterSeconds) || 1),
-    );
-    return errorResponse(c, 429, (error as Error).message, 'rate_limit_error', 'rate_limit_exceeded', null, {
-      'retry-after': String(retryAfter),
-    });
-  }
-  if (code === 'UNAUTHENTICATED') {
-    return errorResponse(c, 401, (error as Error).message, 'authentication_error', 'invalid_api_key');
-  }
-  if (code === 'FORBIDDEN') {
-    return errorResponse(c, 403, (error as Error).message, 'permission_error', 'forbidden');
-  }
-  if (isDatabaseUnavailable(error)) {
+  } else if (error instanceof ExpectedError && error.code === 'BAD_USER_INPUT') {
+    const { field, reason } = error.extensions;
+    // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
+    if (reason === MODEL_NOT_PRICED) code = MODEL_NOT_PRICED;
+    param = typeof field === 'string' ? field : null;
+  } else if (error instanceof RateLimitedError) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds || 1)));
+  } else if (answer.code === 'SERVICE_UNAVAILABLE') {
     services.logger.warn({ err: error, path: c.req.path }, 'REST request failed: database unavailable');
-    return errorResponse(
-      c,
-      503,
-      'The service is temporarily unavailable (its database cannot be reached); nothing was charged. Retry shortly.',
-      'server_error',
-      'service_unavailable',
-      null,
-      { 'retry-after': '1' },
-    );
+    headers['retry-after'] = '1';
+    const message =
+      'The service is temporarily unavailable (its database cannot be reached); nothing was charged. Retry shortly.';
+    return errorResponse(c, status, message, type, code, null, headers);
+  } else if (!answer.expected) {
+    services.logger.error({ err: error, path: c.req.path }, 'REST request failed');
   }
-  services.logger.error({ err: error, path: c.req.path }, 'REST request failed');
-  return errorResponse(c, 500, 'Unexpected error.', 'server_error', 'internal_error');
+  return errorResponse(c, status, answer.message, type, code, param, headers);
 }
 
 /**
@@ -170,8 +159,8 @@ export function openAiRoutes(services: AppServices): Hono {
     if (!caller) return unauthorized(c);
     const { viewer, keyCheck } = caller;
     /** An answer given without the hold: a key taken on trust is checked first, so a dead key gets 401. */
-    const unlessKeyDead = async (answer: () => Response): Promise<Response> => {
-      if (!keyCheck || keyCheck.verified) return answer();
+    const unlessKeyDead = async (answer: () => Response, error?: unknown): Promise<Response> => {
+      if (!keyCheck || (error !== undefined && failedAfterKeyCheck(error))) return answer();
       const live = await viewerOfApiKey(c, services);
       return live ? answer() : unauthorized(c);
     };
@@ -212,7 +201,7 @@ export function openAiRoutes(services: AppServices): Hono {
         },
       });
     } catch (error) {
-      return unlessKeyDead(() => failure(c, services, error));
+      return unlessKeyDead(() => failure(c, services, error), error);
     }
   });
 
@@ -223,9 +212,6 @@ export function openAiRoutes(services: AppServices): Hono {
       const models = await metering.listModels();
       return c.json({ object: 'list', data: models });
     } catch (error) {
-      if ((error as { name?: string }).name === 'UpstreamError') {
-        return errorResponse(c, 502, (error as Error).message, 'upstream_error', 'upstream_unavailable');
-      }
       return failure(c, services, error);
     }
   });
