@@ -125,7 +125,7 @@ export const maskError: MaskError = (error, message, isDev) => {
 };
 
 /** PostgreSQL gone or restarting: connection refused/reset, or its shutdown and start-up error codes. */
-export function isDatabaseUnavailable(error: unknown): boolean {
+function isDatabaseUnavailable(error: unknown): boolean {
   for (
     let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
     e && depth < 5;

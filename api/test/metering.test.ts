@@ -794,6 +794,25 @@ describe('GraphQL, usage history and export', () => {
     );
     expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
+
+  it('createCompletion reports an upstream failure with its UPSTREAM_* code, and the metrics count it by that code', async () => {
+    const user = await newUser(1_000_000n);
+    const counted = async (code: string) =>
+      (await api.services.metrics.graphqlErrors.get()).values.find((v) => v.labels.code === code)?.value ?? 0;
+    const before = await counted('UPSTREAM_UNAVAILABLE');
+    const failed = await gql(
+      api.url,
+      `mutation { createCompletion(input: { model: "dev-error-500", messages: [{ role: "user", content: "hi" }] }) { id } }`,
+      {},
+      user.token,
+    );
+    expect(failed.errors?.[0]?.extensions).toMatchObject({
+      code: 'UPSTREAM_UNAVAILABLE',
+      reason: 'UPSTREAM_UNAVAILABLE',
+    });
+    expect(failed.errors?.[0]?.message).toMatch(/^The model provider failed: .*nothing was charged$/);
+    expect(await counted('UPSTREAM_UNAVAILABLE')).toBe(before + 1);
+  });
 });
 
 describe('rate limits', () => {

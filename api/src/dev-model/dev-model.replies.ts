@@ -8,8 +8,8 @@ import { formatDecimal, parseDecimal } from '@chainmeter/schema';
 /** USD per million tokens as decimal strings: the shape of an `LLM_PRICES` file. */
 export type PriceTableJson = Record<string, { inputPerMTok: string; outputPerMTok: string }>;
 
-export const DEV_MODEL = 'chainmeter-dev';
-export const DEV_MODEL_LARGE = 'chainmeter-dev-large';
+const DEV_MODEL = 'chainmeter-dev';
+const DEV_MODEL_LARGE = 'chainmeter-dev-large';
 
 const devPrice = { inputPerMTok: '0.15', outputPerMTok: '0.60' };
 
