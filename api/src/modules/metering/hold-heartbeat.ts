@@ -62,7 +62,7 @@ export class HoldHeartbeat {
 
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => this.extendOpenHolds(), this.#options.periodMs);
+    this.#timer = setInterval(() => this.#extendOpenHolds(), this.#options.periodMs);
     this.#timer.unref();
   }
 
@@ -73,7 +73,7 @@ export class HoldHeartbeat {
   }
 
   /** One beat: pushes the expiry of every open record; records streams' progress. Skipped while one runs. */
-  extendOpenHolds(): void {
+  #extendOpenHolds(): void {
     if (this.#extending || this.#open.size === 0) return;
     const { sql, logger, holdTtlMs, afterProgress } = this.#options;
     const progress: StreamProgress[] = [];

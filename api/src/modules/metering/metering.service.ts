@@ -187,7 +187,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   });
   let started = false;
 
-  /** Steps 1: the price, the bound, the rate limits, then the hold and its durable record. */
+  /** Step 1: the price, the bound, the rate limits, then the hold and its durable record. */
   async function placeCallHold(
     viewer: Viewer,
     request: ChatRequest,
