@@ -1,4 +1,4 @@
-import { createTestDatabase } from '../../../scripts/src/devnet/postgres.ts';
+import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import { createOrm, migrateUp, type Orm } from '../../src/db/orm.ts';
 
 export { createTestDatabase };
