@@ -17,7 +17,7 @@ type SolcOutput = {
   contracts?: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>>;
 };
 
-export function compileTestUsdc(): { abi: unknown[]; bytecode: `0x${string}` } {
+function compileTestUsdc(): { abi: unknown[]; bytecode: `0x${string}` } {
   const input = {
     language: 'Solidity',
     sources: { [SOURCE_NAME]: { content: readFileSync(`${CONTRACTS_DIR}${SOURCE_NAME}`, 'utf8') } },
