@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { getAddress, isAddress } from 'viem';
 import type { Em } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { Account, type IAccount } from './accounts.entity.ts';
+import { createAccounts } from './accounts.store.ts';
 
 export class InvalidWalletAddressError extends Error {
   override name = 'InvalidWalletAddressError';
@@ -28,10 +29,7 @@ export async function findOrCreateAccount(em: Em, walletAddress: string): Promis
   const address = normalizeWalletAddress(walletAddress);
   const existing = await em.findOne(Account, { walletAddress: address });
   if (existing) return existing;
-  await em.execute(
-    'insert into accounts (id, wallet_address) values (?, ?) on conflict (wallet_address) do nothing',
-    [randomUUID(), address],
-  );
+  await createAccounts(sqlOf(em).query, [address]);
   return em.findOneOrFail(Account, { walletAddress: address });
 }
 
