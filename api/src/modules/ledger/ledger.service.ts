@@ -52,9 +52,9 @@ export interface AppendLedgerEntryParameters {
 }
 
 /**
- * Appends one entry to an account's ledger and moves its balance, in the caller's transaction (or a
- * new one). The account row is locked (`select ... for update`) first, so concurrent appends on one
- * account serialize and each sees the previous entry's seq, balance and hash.
+ * Appends one entry to an account's ledger and moves its balance (through `ledger.store.ts`), in the
+ * caller's transaction (or a new one). The account row is locked (`select ... for update`) first, so
+ * concurrent appends on one account serialize and each sees the previous entry's seq, balance and hash.
  *
  * @example
  * const entry = await appendLedgerEntry(tx, { accountId, amount: -1234n, reason: 'USAGE', referenceId: usage.id });
