@@ -10,7 +10,7 @@ export class InvalidWalletAddressError extends Error {
 }
 
 /** EIP-55 checksum of any-case input; accounts are keyed by this form. */
-export function normalizeWalletAddress(walletAddress: string): `0x${string}` {
+function normalizeWalletAddress(walletAddress: string): `0x${string}` {
   if (!isAddress(walletAddress, { strict: false })) {
     throw new InvalidWalletAddressError(`not an address: "${walletAddress}"`);
   }
