@@ -9,12 +9,12 @@ import {
   httpStatusOf,
   maskError,
 } from './errors.ts';
+import { InsufficientCreditsError } from './modules/metering/insufficient-credits.ts';
 import {
   CompletionFailedError,
   failedAfterKeyCheck,
   modelNotPriced,
 } from './modules/metering/metering.errors.ts';
-import { InsufficientCreditsError } from './modules/metering/metering.store.ts';
 import { UpstreamError } from './modules/metering/upstream-error.ts';
 
 describe('the error family', () => {

@@ -56,17 +56,9 @@ export const badInput = (message: string, field?: string) =>
   new ExpectedError('BAD_USER_INPUT', message, field ? { field } : {});
 export const notFound = (message: string) => new ExpectedError('NOT_FOUND', message);
 
-/**
- * The code of an expected failure, or null for an unexpected one.
- *
- * Transitional: `InsufficientCreditsError` (metering.store.ts) and `InsufficientBalanceError`
- * (ledger.service.ts) are still plain errors with a `code` field; they are recognised by it until they
- * extend {@link ExpectedError} too, and nothing else is.
- */
+/** The code of an expected failure, or null for an unexpected one. */
 export function expectedCodeOf(error: unknown): ErrorCode | null {
-  if (error instanceof ExpectedError) return error.code;
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  return code === 'INSUFFICIENT_CREDITS' ? code : null;
+  return error instanceof ExpectedError ? error.code : null;
 }
 
 /** How any error answers over HTTP; `expected` is false for a failure the caller did not cause. */
@@ -83,10 +75,8 @@ export interface ErrorAnswer {
  * @example errorAnswerOf(badInput('no')) // { status: 400, code: 'BAD_USER_INPUT', message: 'no', expected: true }
  */
 export function errorAnswerOf(error: unknown): ErrorAnswer {
-  const code = expectedCodeOf(error);
-  if (code) {
-    const status = error instanceof ExpectedError ? error.httpStatus : httpStatusOf(code);
-    return { status, code, message: (error as Error).message, expected: true };
+  if (error instanceof ExpectedError) {
+    return { status: error.httpStatus, code: error.code, message: error.message, expected: true };
   }
   if (isDatabaseUnavailable(error)) {
     return {
@@ -100,8 +90,8 @@ export function errorAnswerOf(error: unknown): ErrorAnswer {
 }
 
 /**
- * Yoga's error mask, taught our error family: expected failures reach the client with their code and
- * message; the database being unreachable is said plainly (still masked, no details); everything else
+ * Yoga's error mask: expected failures are GraphQL errors and pass yoga's default as they are (code and
+ * message); the database being unreachable is said plainly (still masked, no details); everything else
  * is masked by yoga's default.
  */
 export const maskError: MaskError = (error, message, isDev) => {
@@ -110,11 +100,6 @@ export const maskError: MaskError = (error, message, isDev) => {
     nodes: error instanceof GraphQLError ? error.nodes : undefined,
     path: error instanceof GraphQLError ? error.path : undefined,
   };
-  const code = expectedCodeOf(original);
-  // An ExpectedError is a GraphQL error and passes yoga's default as is; the transitional ones do not.
-  if (code && !(original instanceof ExpectedError)) {
-    return new GraphQLError((original as Error).message, { ...location, extensions: { code } });
-  }
   if (isDatabaseUnavailable(original)) {
     return new GraphQLError(errorAnswerOf(original).message, {
       ...location,

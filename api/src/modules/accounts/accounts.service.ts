@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { getAddress, isAddress } from 'viem';
 import type { Em } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import { Account, type IAccount } from './accounts.entity.ts';
+import { createAccounts } from './accounts.store.ts';
 
 export class InvalidWalletAddressError extends ExpectedError {
   override name = 'InvalidWalletAddressError';
@@ -12,7 +13,7 @@ export class InvalidWalletAddressError extends ExpectedError {
 }
 
 /** EIP-55 checksum of any-case input; accounts are keyed by this form. */
-export function normalizeWalletAddress(walletAddress: string): `0x${string}` {
+function normalizeWalletAddress(walletAddress: string): `0x${string}` {
   if (!isAddress(walletAddress, { strict: false })) {
     throw new InvalidWalletAddressError(`not an address: "${walletAddress}"`);
   }
@@ -31,10 +32,7 @@ export async function findOrCreateAccount(em: Em, walletAddress: string): Promis
   const address = normalizeWalletAddress(walletAddress);
   const existing = await em.findOne(Account, { walletAddress: address });
   if (existing) return existing;
-  await em.execute(
-    'insert into accounts (id, wallet_address) values (?, ?) on conflict (wallet_address) do nothing',
-    [randomUUID(), address],
-  );
+  await createAccounts(sqlOf(em).query, [address]);
   return em.findOneOrFail(Account, { walletAddress: address });
 }
 

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
-import { extendHolds, type StreamProgress } from './metering.store.ts';
+import { extendHolds, type StreamProgress } from './hold.store.ts';
 
 /** A stream this process is serving: what the heartbeat records of it (see `extendHolds`). */
 export interface ServedStream {

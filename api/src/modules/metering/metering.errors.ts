@@ -3,7 +3,7 @@
  * billed, and the upstream failing (nothing charged), with a code per way it failed.
  */
 import { type ErrorCode, ExpectedError, httpStatusOf } from '../../errors.ts';
-import { InsufficientCreditsError } from './metering.store.ts';
+import { InsufficientCreditsError } from './insufficient-credits.ts';
 import type { UpstreamError, UpstreamErrorKind } from './upstream-error.ts';
 
 /** `extensions.reason` of the BAD_USER_INPUT a model without a price is refused with (REST: its `code`). */

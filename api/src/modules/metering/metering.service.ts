@@ -26,14 +26,16 @@ import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import { completionResult, streamResult } from './call-result.ts';
 import type { ChatRequest } from './chat-request.ts';
+import { placeHold } from './hold.store.ts';
 import { HoldHeartbeat } from './hold-heartbeat.ts';
 import { InFlightWork } from './in-flight-work.ts';
+import { LedgerHeads } from './ledger-heads.ts';
 import type { LlmUpstream } from './llm.upstream.ts';
 import type { BillingStatus } from './metering.entity.ts';
 import { CompletionFailedError, ModelListUnavailableError, modelNotPriced } from './metering.errors.ts';
-import { LedgerHeads, placeHold, type Settlement } from './metering.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
+import type { Settlement } from './settlement.ts';
 import { SettlementQueue } from './settlement-queue.ts';
 import { UpstreamError } from './upstream-error.ts';
 
@@ -158,7 +160,7 @@ interface HeldCall {
 
 export function createMeteringService(options: MeteringOptions): MeteringService {
   const { orm, upstream, prices, markup, logger, faults } = options;
-  /** Every statement here is raw SQL (metering.store.ts), run on the ORM's connections. */
+  /** Every statement here is raw SQL (the metering stores), run on the ORM's connections. */
   const sql = sqlFor(orm);
   const inFlight = new InFlightWork();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */

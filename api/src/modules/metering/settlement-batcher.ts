@@ -5,13 +5,10 @@
  */
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
-import {
-  applyChargedSettlements,
-  applySettlement,
-  type LedgerHeads,
-  type PendingSettlement,
-  type SettleResult,
-} from './metering.store.ts';
+import type { LedgerHeads } from './ledger-heads.ts';
+import { applyChargedSettlements, applySettlement } from './settlement.store.ts';
+import type { SettleResult } from './settlement.ts';
+import type { PendingSettlement } from './settlement-write.store.ts';
 
 /** Charged settlements written in one transaction at most. */
 const MAX_SETTLEMENT_BATCH = 500;

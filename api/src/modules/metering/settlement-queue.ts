@@ -9,19 +9,14 @@ import type { Ratio } from '@chainmeter/schema';
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
 import { settlementOfExpiredHold } from './billing.ts';
+import { findExpiredHolds } from './hold.store.ts';
 import type { HoldHeartbeat } from './hold-heartbeat.ts';
-import {
-  applySettlement,
-  findExpiredHolds,
-  findUnsettled,
-  type HeldRecord,
-  type LedgerHeads,
-  markUnsettled,
-  type Settlement,
-  type SettleResult,
-} from './metering.store.ts';
+import type { LedgerHeads } from './ledger-heads.ts';
 import type { PriceBook } from './price-book.ts';
+import { applySettlement, findUnsettled, markUnsettled } from './settlement.store.ts';
+import type { Settlement, SettleResult } from './settlement.ts';
 import { SettlementBatcher } from './settlement-batcher.ts';
+import type { HeldRecord } from './settlement-write.store.ts';
 
 /** Records read back from the database per kind and round of the loop. */
 const LOOP_BATCH = 100;
