@@ -5,11 +5,11 @@
  * with `cm_`.
  */
 
-import type { Viewer } from '../context.ts';
 import type { Em } from '../db/orm.ts';
 import type { ApiConfig } from '../env.ts';
 import { isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { isSessionToken, viewerFromSessionToken } from '../modules/auth/auth.service.ts';
+import type { Viewer } from '../viewer.ts';
 
 export const SESSION_COOKIE = 'cm_session';
 

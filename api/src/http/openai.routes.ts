@@ -16,7 +16,7 @@ import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import type { AppServices, Viewer } from '../context.ts';
+import type { AppServices } from '../context.ts';
 import { isDatabaseUnavailable } from '../errors.ts';
 import { type ApiKeyCheck, isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
@@ -27,6 +27,7 @@ import {
 } from '../modules/metering/metering.service.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
 import { parseDateTime } from '../schema/date-time.ts';
+import type { Viewer } from '../viewer.ts';
 import { authenticate, bearerToken, SESSION_COOKIE } from './authenticate.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 

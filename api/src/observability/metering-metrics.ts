@@ -9,13 +9,13 @@
  */
 
 import { Gauge } from 'prom-client';
-import type { Viewer } from '../context.ts';
 import type { ChatRequest } from '../modules/metering/chat-request.ts';
 import {
   CompletionFailedError,
   type MeteringService,
   type UsageView,
 } from '../modules/metering/metering.service.ts';
+import type { Viewer } from '../viewer.ts';
 import { type AppMetrics, METRIC_PREFIX } from './metrics.ts';
 
 const MAX_MODELS = 200;

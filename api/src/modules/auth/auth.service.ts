@@ -18,10 +18,10 @@ import {
   recoverMessageAddress,
 } from 'viem';
 import { createSiweMessage, generateSiweNonce, parseSiweMessage, verifySiweMessage } from 'viem/siwe';
-import type { Viewer } from '../../context.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
+import type { Viewer } from '../../viewer.ts';
 import type { IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
