@@ -33,7 +33,7 @@ export interface AppServicesOptions {
   meteringFaults?: MeteringFaults;
 }
 
-export interface ComposedApp {
+interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
@@ -43,7 +43,7 @@ export interface ComposedApp {
   close(): Promise<void>;
 }
 
-export interface BackgroundWork {
+interface BackgroundWork {
   /** Stops the crediting worker and the audit scheduler (the settlement loop stops in `close`). */
   stop(): Promise<void>;
 }

@@ -21,7 +21,7 @@ import type { GraphqlServer } from './yoga.ts';
 
 const webDist = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../web/dist');
 
-export interface HttpAppParts {
+interface HttpAppParts {
   services: AppServices;
   probe: PlatformProbe;
   yoga: GraphqlServer;

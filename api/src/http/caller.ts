@@ -20,7 +20,7 @@ export function bearerToken(authorization: unknown): string | null {
 }
 
 /** Where a request carries its credential. */
-export interface CallerCredentials {
+interface CallerCredentials {
   /** `Authorization` values in order of precedence (graphql-ws params, the header): the first token wins. */
   authorization: readonly unknown[];
   /**
@@ -37,7 +37,7 @@ export interface Caller {
   keyCheck?: ApiKeyCheck;
 }
 
-export interface ResolveCallerOptions {
+interface ResolveCallerOptions {
   /** The request's EntityManager; a fresh fork when omitted. */
   em?: Em;
   /**

@@ -17,7 +17,7 @@ interface EnvelopedRoot {
   subscribe(args: ExecutionArgs): ReturnType<typeof subscribe>;
 }
 
-export interface GraphqlWebSocket {
+interface GraphqlWebSocket {
   close(): Promise<void>;
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../errors.ts';
 import { CompletionFailedError, MODEL_NOT_PRICED } from '../modules/metering/metering.service.ts';
 
-export interface OpenAiError {
+interface OpenAiError {
   message: string;
   type: string;
   code: string | null;

@@ -5,7 +5,7 @@
 import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import type { UsageView } from '../modules/metering/metering.service.ts';
 
-export type UsageExportFormat = 'csv' | 'json';
+type UsageExportFormat = 'csv' | 'json';
 
 const CSV_COLUMNS = [
   'id',

@@ -15,7 +15,7 @@ import { corsPolicy, graphqlArmor, introspectionPolicy, variableInputLimits } fr
 import { type CookieStoreLike, sessionCookie } from './session-cookie.ts';
 
 /** What the transports hand yoga besides the request: graphql-ws params, the client's IP, the request's log. */
-export interface TransportContext {
+interface TransportContext {
   connectionParams?: Record<string, unknown>;
   clientIp?: string | null;
   requestId?: string;
