@@ -32,6 +32,52 @@ export const unauthorized = (c: Context) =>
 /** Upstream statuses that are the caller's mistake, answered with the upstream's own status. */
 const CALLER_MISTAKE_STATUSES: ReadonlySet<number> = new Set([400, 404, 413, 422]);
 
+/** The expected failures `/v1` answers with their own message: status, OpenAI's `type`, `code` and `param`. */
+const OPENAI_ERROR_OF_CODE = new Map<
+  string,
+  { status: ContentfulStatusCode; answer: (error: unknown) => Omit<OpenAiError, 'message'> }
+>([
+  [
+    'BAD_USER_INPUT',
+    {
+      status: 400,
+      answer: (error) => {
+        const extensions = (error as { extensions?: { field?: unknown; reason?: unknown } }).extensions;
+        return {
+          type: 'invalid_request_error',
+          // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
+          code: extensions?.reason === MODEL_NOT_PRICED ? MODEL_NOT_PRICED : 'invalid_request',
+          param: typeof extensions?.field === 'string' ? extensions.field : null,
+        };
+      },
+    },
+  ],
+  [
+    'INSUFFICIENT_CREDITS',
+    { status: 402, answer: () => ({ type: 'insufficient_credits', code: 'insufficient_credits' }) },
+  ],
+  [
+    'RATE_LIMITED',
+    {
+      status: 429,
+      answer: (error) => {
+        const seconds = Number((error as { retryAfterSeconds?: unknown }).retryAfterSeconds) || 1;
+        const retryAfter = Math.max(1, Math.ceil(seconds));
+        return {
+          type: 'rate_limit_error',
+          code: 'rate_limit_exceeded',
+          headers: { 'retry-after': String(retryAfter) },
+        };
+      },
+    },
+  ],
+  [
+    'UNAUTHENTICATED',
+    { status: 401, answer: () => ({ type: 'authentication_error', code: 'invalid_api_key' }) },
+  ],
+  ['FORBIDDEN', { status: 403, answer: () => ({ type: 'permission_error', code: 'forbidden' }) }],
+]);
+
 /** The OpenAI-shaped answer to an error thrown while serving a `/v1` request. */
 export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Response {
   const code = (error as { code?: unknown }).code;
@@ -53,37 +99,8 @@ export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Resp
     }
     return openAiError(c, 502, { message, type: 'upstream_error', code: 'upstream_unavailable', headers });
   }
-  if (code === 'BAD_USER_INPUT') {
-    const extensions = (error as { extensions?: { field?: unknown; reason?: unknown } }).extensions;
-    return openAiError(c, 400, {
-      message,
-      type: 'invalid_request_error',
-      // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
-      code: extensions?.reason === MODEL_NOT_PRICED ? MODEL_NOT_PRICED : 'invalid_request',
-      param: typeof extensions?.field === 'string' ? extensions.field : null,
-    });
-  }
-  if (code === 'INSUFFICIENT_CREDITS') {
-    return openAiError(c, 402, { message, type: 'insufficient_credits', code: 'insufficient_credits' });
-  }
-  if (code === 'RATE_LIMITED') {
-    const retryAfter = Math.max(
-      1,
-      Math.ceil(Number((error as { retryAfterSeconds?: unknown }).retryAfterSeconds) || 1),
-    );
-    return openAiError(c, 429, {
-      message,
-      type: 'rate_limit_error',
-      code: 'rate_limit_exceeded',
-      headers: { 'retry-after': String(retryAfter) },
-    });
-  }
-  if (code === 'UNAUTHENTICATED') {
-    return openAiError(c, 401, { message, type: 'authentication_error', code: 'invalid_api_key' });
-  }
-  if (code === 'FORBIDDEN') {
-    return openAiError(c, 403, { message, type: 'permission_error', code: 'forbidden' });
-  }
+  const known = typeof code === 'string' ? OPENAI_ERROR_OF_CODE.get(code) : undefined;
+  if (known) return openAiError(c, known.status, { message, ...known.answer(error) });
   if (isDatabaseUnavailable(error)) {
     logger.warn({ err: error, path: c.req.path }, 'REST request failed: database unavailable');
     return openAiError(c, 503, {
