@@ -17,6 +17,7 @@ import { ANVIL_MNEMONIC } from '../devnet/accounts.ts';
 import { mineBlocks, setAutomine } from '../devnet/anvil.ts';
 import { waitForIndexedBlock } from '../devnet/indexer.ts';
 import { mintUsdc, transferUsdc } from '../devnet/token.ts';
+import { countCreditedDeposits } from './crediting.store.ts';
 import { ms, percentile, printTable } from './stats.ts';
 
 const LATENCY_SAMPLES = 50;
@@ -121,8 +122,7 @@ async function throughput(platform: Awaited<ReturnType<typeof startPlatform>>): 
 
   const client = new pg.Client({ connectionString: platform.database?.url });
   await client.connect();
-  const countCredited = async () =>
-    Number((await client.query("select count(*) from deposits where status = 'CREDITED'")).rows[0]?.count);
+  const countCredited = () => countCreditedDeposits(client);
   const before = await countCredited();
   const started = performance.now();
   const api = await platform.startApi({ CREDITING_POLL_MS: '50' });
