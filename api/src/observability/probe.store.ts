@@ -41,7 +41,7 @@ const databaseStateRow = z.object({
   holds: statusTotals,
 });
 
-export type DatabaseStateRow = z.infer<typeof databaseStateRow>;
+type DatabaseStateRow = z.infer<typeof databaseStateRow>;
 
 /** The database answers a trivial statement. */
 export async function pingDatabase(sql: SqlRunner): Promise<void> {

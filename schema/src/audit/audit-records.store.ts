@@ -35,7 +35,7 @@ const ALL_ENTRIES: AuditStatement = {
 };
 
 /** Runs one statement and returns its rows, as they come from the driver. */
-export type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Promise<unknown[]>;
+type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Promise<unknown[]>;
 
 /**
  * Every account, then every entry. Run it inside one REPEATABLE READ transaction (the caller's `query`

@@ -9,7 +9,7 @@ export class AuditFormatError extends Error {
 
 export type Fields = Record<string, unknown>;
 
-export function field(record: Fields, name: string, where: string): unknown {
+function field(record: Fields, name: string, where: string): unknown {
   if (!(name in record)) throw new AuditFormatError(`${where}: missing "${name}"`);
   return record[name];
 }
