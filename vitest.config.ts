@@ -12,7 +12,7 @@ export default defineConfig({
   },
   test: {
     reporters: ['default', './scripts/src/vitest-summary-reporter.ts'],
-    include: ['{schema,indexer,api,scripts,web}/**/*.test.ts', 'api/test/**/*.test.ts'],
+    include: ['{schema,testkit,indexer,api,scripts,web}/**/*.test.ts', 'api/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/.ponder/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

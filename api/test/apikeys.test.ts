@@ -4,10 +4,10 @@
  * plain wallets are checked locally.
  */
 import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import pg from 'pg';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { type ApiConfig, loadConfig } from '../src/env.ts';
 import { RateLimitedError } from '../src/modules/ratelimit/ratelimit.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';

@@ -7,10 +7,10 @@
  * Real anvil (`anvil_reorg`, `evm_snapshot`/`evm_revert`), real Ponder, real PostgreSQL.
  */
 import { usdcAbi, verifyLedgerChain } from '@chainmeter/schema';
+import { mineBlocks, reorg, revert, snapshot } from '@chainmeter/testkit/anvil';
+import { mintUsdc } from '@chainmeter/testkit/token';
 import { createPublicClient, encodeFunctionData, type Hex, http, keccak256 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, reorg, revert, snapshot } from '../../scripts/src/devnet/anvil.ts';
-import { mintUsdc } from '../../scripts/src/devnet/token.ts';
 import { appendLedgerEntry, listAllLedgerEntries } from '../src/modules/ledger/ledger.service.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';

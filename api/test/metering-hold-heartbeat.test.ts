@@ -4,10 +4,11 @@
  * another replica's takes it for the hold of a crashed process. Two API replicas on one PostgreSQL, the
  * real dev model streaming slowly, the official `openai` client.
  */
+
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type DevModelServer, startDevModelServer } from '../src/modules/metering/dev-model.server.ts';

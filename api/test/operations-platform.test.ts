@@ -3,11 +3,12 @@
  * shows it credited with the chain's and the indexer's heads, and `/readyz` turns 503 when the indexer
  * process stops and 200 again once an indexer answers on its address again.
  */
+
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
-import { type Indexer, startIndexer } from '../../scripts/src/devnet/indexer.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
-import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import type { RunningApi } from '../src/server.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';
 import { sample, scrape } from './support/prometheus.ts';

@@ -4,9 +4,10 @@
  * (metered calls), and a real HTTP server speaking the indexer's contract that the test drives (head,
  * transfers, outage). The real Ponder indexer is exercised in `operations-platform.test.ts`.
  */
+
+import { type Anvil, mineBlocks, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Anvil, mineBlocks, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { createLogger } from '../src/observability/logger.ts';

@@ -4,10 +4,11 @@
  * with both subscriptions firing; replays, restarts, reorgs and look-alike transfers never credit twice
  * or wrongly.
  */
+
+import { mineBlocks, reorg } from '@chainmeter/testkit/anvil';
+import { deployTestUsdc, mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, reorg } from '../../scripts/src/devnet/anvil.ts';
-import { deployTestUsdc, mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';

@@ -3,10 +3,10 @@
  * payment flow as PostgreSQL does, through GraphQL and a subscription.
  */
 import { type MicroUsd, parseCredits } from '@chainmeter/schema';
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
-import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import { sqlFor } from '../src/db/sql.ts';
 import { getAccountByWallet } from '../src/modules/accounts/accounts.service.ts';
 import { settlementOfExpiredHold } from '../src/modules/metering/billing.ts';

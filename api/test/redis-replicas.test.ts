@@ -10,9 +10,9 @@
  * own too.
  */
 import { randomUUID } from 'node:crypto';
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
-import { mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import { type ApiConfig, loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';

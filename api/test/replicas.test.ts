@@ -3,10 +3,11 @@
  * indexer: every transfer is credited exactly once, and each account's balance equals its ledger. Then
  * one replica is killed with SIGKILL mid-stream and the survivor carries on with nothing lost.
  */
+
+import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
+import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, setAutomine } from '../../scripts/src/devnet/anvil.ts';
-import { mintUsdc, submitUsdcTransfer } from '../../scripts/src/devnet/token.ts';
 import { eventually } from './support/graphql.ts';
 import {
   type ApiProcess,

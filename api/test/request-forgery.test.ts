@@ -12,10 +12,10 @@
  * Wallet signatures are verified locally, so no chain is needed (RPC_URL is a closed port).
  */
 import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import type { PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData, subscribe } from './support/graphql.ts';

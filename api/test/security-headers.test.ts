@@ -9,10 +9,10 @@
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
-import { ensureWebBuild } from '../../web/e2e/support.ts';
 import { loadConfig } from '../src/env.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type RunningApi, startApi } from '../src/server.ts';

@@ -10,11 +10,11 @@
  * of its bearer token, a session or an API key.
  */
 import { randomBytes } from 'node:crypto';
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { GRAPHQL_LIMITS, GRAPHQL_MAX_BODY_BYTES } from '../src/http/graphql-security.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';

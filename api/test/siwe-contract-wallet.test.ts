@@ -3,13 +3,13 @@
  * The wallet is a tiny contract compiled here with solc and deployed on a real anvil node.
  */
 import { readFileSync } from 'node:fs';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import solc from 'solc';
 import { type Abi, createPublicClient, createWalletClient, type Hex, http } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
-import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData } from './support/graphql.ts';

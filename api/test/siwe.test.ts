@@ -3,11 +3,12 @@
  * fresh PostgreSQL database. Every way a sign-in can be wrong is refused with a clear error, and nothing
  * a stranger does can burn someone else's challenge.
  */
+
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
 import { loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';

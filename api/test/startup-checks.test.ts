@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
-import { type Anvil, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import { deployTestUsdc } from '../../scripts/src/devnet/token.ts';
 import { startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
 
 const API_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));

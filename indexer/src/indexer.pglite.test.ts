@@ -5,15 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, mineBlocks, startAnvil } from '@chainmeter/testkit/anvil';
+import { type StartIndexerOptions, startIndexer, waitForIndexedBlock } from '@chainmeter/testkit/indexer';
+import { deployTestUsdc, mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
-import { type Anvil, mineBlocks, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import {
-  type StartIndexerOptions,
-  startIndexer,
-  waitForIndexedBlock,
-} from '../../scripts/src/devnet/indexer.ts';
-import { deployTestUsdc, mintUsdc, transferUsdc } from '../../scripts/src/devnet/token.ts';
 import type { TransferJson } from './api/transfer-json.ts';
 
 const payer = devAccounts.payers[0] as (typeof devAccounts.payers)[0];

@@ -2,23 +2,14 @@
  * The indexer end to end on real processes: anvil, `ponder start`, and a fresh PostgreSQL database
  * for this file. Each test waits on the indexer's own head, never on a sleep.
  */
+
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, mineBlocks, reorg, setAutomine, startAnvil } from '@chainmeter/testkit/anvil';
+import { type Indexer, serveIndexer, startIndexer, waitForIndexedBlock } from '@chainmeter/testkit/indexer';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { deployTestUsdc, mintUsdc, submitUsdcTransfer, transferUsdc } from '@chainmeter/testkit/token';
 import { createPublicClient, getAddress, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
-import { type Anvil, mineBlocks, reorg, setAutomine, startAnvil } from '../../scripts/src/devnet/anvil.ts';
-import {
-  type Indexer,
-  serveIndexer,
-  startIndexer,
-  waitForIndexedBlock,
-} from '../../scripts/src/devnet/indexer.ts';
-import { createTestDatabase, type TestDatabase } from '../../scripts/src/devnet/postgres.ts';
-import {
-  deployTestUsdc,
-  mintUsdc,
-  submitUsdcTransfer,
-  transferUsdc,
-} from '../../scripts/src/devnet/token.ts';
 import type { TransferJson } from './api/transfer-json.ts';
 
 const treasury = devAccounts.treasury.address;

@@ -4,9 +4,9 @@
  * (`npm start` runs the whole platform and reuses these functions.)
  */
 import { DEVNET_CHAIN_ID } from '@chainmeter/schema';
-import { devAccounts } from './devnet/accounts.ts';
-import { startAnvil } from './devnet/anvil.ts';
-import { deployTestUsdc, mintUsdc } from './devnet/token.ts';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { startAnvil } from '@chainmeter/testkit/anvil';
+import { deployTestUsdc, mintUsdc } from '@chainmeter/testkit/token';
 
 const FUNDING = 10_000n * 1_000_000n; // 10,000 USDC in base units (6 decimals)
 

@@ -8,9 +8,9 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVNET_CHAIN_ID, verifyChainSetup } from '@chainmeter/schema';
-import { type Indexer, startIndexer } from './devnet/indexer.ts';
-import { type PersistentDevnet, startPersistentDevnet } from './devnet/persistent-devnet.ts';
-import { captureOutput, killGroupOnExit, stopGroup } from './devnet/process-group.ts';
+import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
+import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testkit/persistent-devnet';
+import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
 import { loadDotEnv, loadStartConfig } from './env.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

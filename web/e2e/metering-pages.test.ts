@@ -2,11 +2,13 @@
  * The metering pages (playground, usage, API keys) in headless Chromium against a fake API typed by
  * the same schema: each page's flow, its states, and screenshots at desktop and phone width.
  */
+
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { type FakeApi, startFakeApi } from './fake-api.ts';
-import { ensureWebBuild, launchChromium, screenshotPath } from './support.ts';
+import { launchChromium, screenshotPath } from './support.ts';
 
 describe('web client: metering pages (fake API)', () => {
   let api: FakeApi;

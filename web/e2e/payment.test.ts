@@ -4,13 +4,14 @@
  * watch the deposit confirm and the balance move live without a reload, read the ledger.
  */
 
+import { devPayer, type Platform, startPlatform } from '@chainmeter/api/testing/platform';
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { findFreePort } from '@chainmeter/testkit/ports';
+import { mintUsdc } from '@chainmeter/testkit/token';
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { devPayer, type Platform, startPlatform } from '../../api/test/support/platform.ts';
-import { mineBlocks } from '../../scripts/src/devnet/anvil.ts';
-import { findFreePort } from '../../scripts/src/devnet/ports.ts';
-import { mintUsdc } from '../../scripts/src/devnet/token.ts';
-import { ensureWebBuild, launchChromium, screenshotPath } from './support.ts';
+import { launchChromium, screenshotPath } from './support.ts';
 
 const CONFIRMATIONS = 3;
 

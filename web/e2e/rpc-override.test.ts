@@ -3,11 +3,13 @@
  * chain the platform is on. On Base a link's `?rpc=` is ignored, said so in the console, and not remembered;
  * on the devnet it is honoured and remembered. (The choice itself: web/src/wallet/config.test.ts.)
  */
+
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devAccounts } from '../../scripts/src/devnet/accounts.ts';
 import { type FakeApi, startFakeApi } from './fake-api.ts';
-import { ensureWebBuild, launchChromium } from './support.ts';
+import { launchChromium } from './support.ts';
 
 const HOSTILE_RPC = 'https://rpc.attacker.example';
 const WALLET = devAccounts.payers[0]?.address ?? '';

@@ -1,5 +1,5 @@
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import { describe, expect, it } from 'vitest';
-import { ensureWebBuild } from '../e2e/support.ts';
 import { measureBuild, overBudget } from './size-budget.ts';
 
 describe('web production build', () => {

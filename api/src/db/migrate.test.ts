@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { getAddress } from 'viem';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../scripts/src/devnet/postgres.ts';
 import { hashApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
 import { createOrm, migrateUp, type Orm } from './orm.ts';
 

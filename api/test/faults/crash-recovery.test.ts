@@ -6,11 +6,11 @@
  * released or settled. Real anvil, Ponder, PostgreSQL and the dev model server over HTTP.
  */
 import { randomInt } from 'node:crypto';
+import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
+import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
 import type { Hash } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, setAutomine } from '../../../scripts/src/devnet/anvil.ts';
-import { mintUsdc, submitUsdcTransfer } from '../../../scripts/src/devnet/token.ts';
 import { createOrm } from '../../src/db/orm.ts';
 import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';

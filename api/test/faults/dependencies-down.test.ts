@@ -6,10 +6,11 @@
  * exactly once, subscriptions flow again). PostgreSQL and Redis are throwaway servers of this file (a free
  * port each), so restarting them disturbs no other test file.
  */
+
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks } from '../../../scripts/src/devnet/anvil.ts';
-import { mintUsdc, transferUsdc } from '../../../scripts/src/devnet/token.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
 import {
   type CuttableProxy,

@@ -5,12 +5,13 @@
  * model: the sum of its confirmed, still-on-chain transfers minus what its answered calls were billed.
  * Real anvil, Ponder, PostgreSQL, API process and dev model server; fast-check drives the sequences.
  */
+
+import { mineBlocks, reorg } from '@chainmeter/testkit/anvil';
+import { waitForIndexedBlock } from '@chainmeter/testkit/indexer';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import fc from 'fast-check';
 import { createPublicClient, type Hash, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mineBlocks, reorg } from '../../../scripts/src/devnet/anvil.ts';
-import { waitForIndexedBlock } from '../../../scripts/src/devnet/indexer.ts';
-import { mintUsdc, transferUsdc } from '../../../scripts/src/devnet/token.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
 import { gqlData, signIn } from '../support/graphql.ts';

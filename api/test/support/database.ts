@@ -1,7 +1,5 @@
-import { createTestDatabase } from '../../../scripts/src/devnet/postgres.ts';
+import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import { createOrm, migrateUp, type Orm } from '../../src/db/orm.ts';
-
-export { createTestDatabase };
 
 /** A migrated ORM on a fresh PostgreSQL database; `close` also drops the database. */
 export async function createTestOrm(): Promise<{ orm: Orm; url: string; close(): Promise<void> }> {

@@ -8,9 +8,9 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } fr
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { findFreePort } from '@chainmeter/testkit/ports';
+import { isGroupAlive, killGroupOnExit, signalGroup } from '@chainmeter/testkit/process-group';
 import pg from 'pg';
-import { findFreePort } from '../../../scripts/src/devnet/ports.ts';
-import { isGroupAlive, killGroupOnExit, signalGroup } from '../../../scripts/src/devnet/process-group.ts';
 import { createOrm, type Orm } from '../../src/db/orm.ts';
 import { checkLedgerInvariants, type LedgerReport } from './ledger-invariants.ts';
 import type { ApiProcess } from './platform.ts';

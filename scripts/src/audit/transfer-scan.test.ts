@@ -6,11 +6,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fetchTreasuryTransfers, TransferScanError } from '@chainmeter/schema';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, mineBlocks, startAnvil } from '@chainmeter/testkit/anvil';
+import { deployTestUsdc, mintUsdc, submitUsdcTransfer, transferUsdc } from '@chainmeter/testkit/token';
 import { createPublicClient, http, type PublicClient } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devAccounts } from '../devnet/accounts.ts';
-import { type Anvil, mineBlocks, startAnvil } from '../devnet/anvil.ts';
-import { deployTestUsdc, mintUsdc, submitUsdcTransfer, transferUsdc } from '../devnet/token.ts';
 
 let anvil: Anvil;
 let proxy: Server;

@@ -13,7 +13,16 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createOrm, migrateUp } from '@chainmeter/api/db/orm';
+import { loadConfig } from '@chainmeter/api/env';
+import { findOrCreateAccount } from '@chainmeter/api/modules/accounts/accounts.service';
+import { createApiKey } from '@chainmeter/api/modules/apikeys/apikeys.service';
+import { startApi } from '@chainmeter/api/server';
 import { checkAudit, fetchTreasuryTransfers, usdcAbi } from '@chainmeter/schema';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { mineBlocks, setAutomine, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase } from '@chainmeter/testkit/postgres';
+import { deployTestUsdc } from '@chainmeter/testkit/token';
 import {
   type Address,
   createPublicClient,
@@ -24,17 +33,8 @@ import {
   toHex,
 } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { createOrm, migrateUp } from '../../../api/src/db/orm.ts';
-import { loadConfig } from '../../../api/src/env.ts';
-import { findOrCreateAccount } from '../../../api/src/modules/accounts/accounts.service.ts';
-import { createApiKey } from '../../../api/src/modules/apikeys/apikeys.service.ts';
-import { startApi } from '../../../api/src/server.ts';
+import { creditTreasuryTransfers } from '../audit/credit-from-chain.ts';
 import { readRecordsFromDatabase } from '../audit/platform-records.ts';
-import { devAccounts } from '../devnet/accounts.ts';
-import { mineBlocks, setAutomine, startAnvil } from '../devnet/anvil.ts';
-import { creditTreasuryTransfers } from '../devnet/credit-from-chain.ts';
-import { createTestDatabase } from '../devnet/postgres.ts';
-import { deployTestUsdc } from '../devnet/token.ts';
 import { printTable } from './stats.ts';
 
 const TRANSFERS = 100_000;

@@ -7,16 +7,16 @@
  * Real anvil, real Ponder, real PostgreSQL, the API in-process. Not a test: it prints figures.
  */
 
+import { gqlData, signIn, subscribe } from '@chainmeter/api/testing/graphql';
+import { startPlatform } from '@chainmeter/api/testing/platform';
 import { usdcAbi } from '@chainmeter/schema';
+import { ANVIL_MNEMONIC } from '@chainmeter/testkit/accounts';
+import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
+import { waitForIndexedBlock } from '@chainmeter/testkit/indexer';
+import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import pg from 'pg';
 import { createTestClient, encodeFunctionData, http, type PrivateKeyAccount, publicActions } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
-import { gqlData, signIn, subscribe } from '../../../api/test/support/graphql.ts';
-import { startPlatform } from '../../../api/test/support/platform.ts';
-import { ANVIL_MNEMONIC } from '../devnet/accounts.ts';
-import { mineBlocks, setAutomine } from '../devnet/anvil.ts';
-import { waitForIndexedBlock } from '../devnet/indexer.ts';
-import { mintUsdc, transferUsdc } from '../devnet/token.ts';
 import { countCreditedDeposits } from './crediting.store.ts';
 import { ms, percentile, printTable } from './stats.ts';
 

@@ -12,17 +12,17 @@
  */
 
 import { availableParallelism, loadavg } from 'node:os';
+import { loadConfig } from '@chainmeter/api/env';
+import { type RunningApi, startApi } from '@chainmeter/api/server';
+import { type FakeIndexer, makeTransfer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
+import { eventually, gqlData, signIn } from '@chainmeter/api/testing/graphql';
+import { type ApiProcess, spawnApiProcess } from '@chainmeter/api/testing/platform';
+import { countSql } from '@chainmeter/api/testing/sql-counter';
+import { devAccounts } from '@chainmeter/testkit/accounts';
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { loadConfig } from '../../../api/src/env.ts';
-import { type RunningApi, startApi } from '../../../api/src/server.ts';
-import { type FakeIndexer, makeTransfer, startFakeIndexer } from '../../../api/test/support/fake-indexer.ts';
-import { eventually, gqlData, signIn } from '../../../api/test/support/graphql.ts';
-import { type ApiProcess, spawnApiProcess } from '../../../api/test/support/platform.ts';
-import { countSql } from '../../../api/test/support/sql-counter.ts';
-import { devAccounts } from '../devnet/accounts.ts';
-import { type Anvil, startAnvil } from '../devnet/anvil.ts';
-import { createTestDatabase, type TestDatabase } from '../devnet/postgres.ts';
-import { deployTestUsdc } from '../devnet/token.ts';
 import { ms, percentile, printTable } from './stats.ts';
 
 const CHAIN_ID = 31337;

@@ -1,5 +1,5 @@
+import { devAccounts } from '@chainmeter/testkit/accounts';
 import { describe, expect, it } from 'vitest';
-import { devAccounts } from '../../../scripts/src/devnet/accounts.ts';
 import { devPayers } from './dev-wallet.ts';
 
 describe('dev wallet', () => {

@@ -14,7 +14,7 @@ import {
 import { devAccounts } from './accounts.ts';
 
 /** Compiled by `compile-token.ts` and checked in: starting a devnet never runs a compiler. */
-export const testUsdcArtifact = JSON.parse(
+const testUsdcArtifact = JSON.parse(
   readFileSync(new URL('../../contracts/TestUSDC.json', import.meta.url), 'utf8'),
 ) as { abi: Abi; bytecode: Hex };
 

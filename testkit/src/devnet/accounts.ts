@@ -3,9 +3,9 @@ import { mnemonicToAccount, type PrivateKeyAccount, privateKeyToAccount } from '
 
 /** anvil's default mnemonic: its ten funded accounts are public knowledge, devnet only. */
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
-export const ANVIL_ACCOUNT_COUNT = 10;
+const ANVIL_ACCOUNT_COUNT = 10;
 /** The DAO wallet on the devnet. A fixed index, so every devnet run pays the same address. */
-export const TREASURY_ACCOUNT_INDEX = 9;
+const TREASURY_ACCOUNT_INDEX = 9;
 
 export type DevAccount = PrivateKeyAccount & { privateKey: Hex; index: number };
 

@@ -1,7 +1,7 @@
 /**
- * Compiles `scripts/contracts/TestUSDC.sol` with the solc npm package (standard JSON) and writes
- * `scripts/contracts/TestUSDC.json` ({ abi, bytecode }). The artifact is checked in so that starting
- * a devnet never needs a compiler: run `node scripts/src/devnet/compile-token.ts` after editing the
+ * Compiles `testkit/contracts/TestUSDC.sol` with the solc npm package (standard JSON) and writes
+ * `testkit/contracts/TestUSDC.json` ({ abi, bytecode }). The artifact is checked in so that starting
+ * a devnet never needs a compiler: run `node testkit/src/devnet/compile-token.ts` after editing the
  * contract.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ type SolcOutput = {
   contracts?: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>>;
 };
 
-export function compileTestUsdc(): { abi: unknown[]; bytecode: `0x${string}` } {
+function compileTestUsdc(): { abi: unknown[]; bytecode: `0x${string}` } {
   const input = {
     language: 'Solidity',
     sources: { [SOURCE_NAME]: { content: readFileSync(`${CONTRACTS_DIR}${SOURCE_NAME}`, 'utf8') } },

@@ -3,10 +3,11 @@
  * crediting service, as the crediting worker would from the indexer's rows: for the audit's benchmark and
  * tests, which need a credited platform but never read the indexer, so no Ponder is started.
  */
+
+import type { Em } from '@chainmeter/api/db/orm';
+import { creditConfirmedTransfers } from '@chainmeter/api/modules/deposits/crediting.service';
 import { type ChainTransfer, fetchTreasuryTransfers } from '@chainmeter/schema';
 import type { Address, Hash, PublicClient } from 'viem';
-import type { Em } from '../../../api/src/db/orm.ts';
-import { creditConfirmedTransfers } from '../../../api/src/modules/deposits/crediting.service.ts';
 
 export interface CreditTreasuryTransfersParameters {
   chainId: number;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 /** The machine's PostgreSQL (trust auth). Tests get a database of their own from it. */
-export const ADMIN_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/test';
+const ADMIN_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 
 export type TestDatabase = {
   url: string;
