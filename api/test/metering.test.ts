@@ -21,7 +21,8 @@ import {
   type DevModelServer,
   startDevModelServer,
 } from '../src/modules/metering/dev-model.server.ts';
-import { applySettlement, extendHolds, placeHold } from '../src/modules/metering/metering.store.ts';
+import { extendHolds, placeHold } from '../src/modules/metering/hold.store.ts';
+import { applySettlement } from '../src/modules/metering/settlement.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';

@@ -11,12 +11,12 @@ import { sqlFor } from '../src/db/sql.ts';
 import { getAccountByWallet } from '../src/modules/accounts/accounts.service.ts';
 import { settlementOfExpiredHold } from '../src/modules/metering/billing.ts';
 import {
-  applySettlement,
   type ExpiredHold,
   extendHolds,
   findExpiredHolds,
   placeHold,
-} from '../src/modules/metering/metering.store.ts';
+} from '../src/modules/metering/hold.store.ts';
+import { applySettlement } from '../src/modules/metering/settlement.store.ts';
 import type { RunningApi } from '../src/server.ts';
 import { gqlData, signIn, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';

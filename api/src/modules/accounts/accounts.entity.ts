@@ -3,7 +3,7 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 
 /**
  * One account per wallet. `balance` and `held` are micro-USD; `balance` always equals the sum of the
- * account's ledger entries, and only `appendLedgerEntry` / crediting change it (with the row locked).
+ * account's ledger entries, and only the ledger's store (`ledger.store.ts`) writes it, with the row locked.
  */
 export const Account = defineEntity({
   name: 'Account',

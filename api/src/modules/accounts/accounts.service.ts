@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { getAddress, isAddress } from 'viem';
 import type { Em } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { Account, type IAccount } from './accounts.entity.ts';
+import { createAccounts } from './accounts.store.ts';
 
 export class InvalidWalletAddressError extends Error {
   override name = 'InvalidWalletAddressError';
@@ -9,7 +10,7 @@ export class InvalidWalletAddressError extends Error {
 }
 
 /** EIP-55 checksum of any-case input; accounts are keyed by this form. */
-export function normalizeWalletAddress(walletAddress: string): `0x${string}` {
+function normalizeWalletAddress(walletAddress: string): `0x${string}` {
   if (!isAddress(walletAddress, { strict: false })) {
     throw new InvalidWalletAddressError(`not an address: "${walletAddress}"`);
   }
@@ -28,10 +29,7 @@ export async function findOrCreateAccount(em: Em, walletAddress: string): Promis
   const address = normalizeWalletAddress(walletAddress);
   const existing = await em.findOne(Account, { walletAddress: address });
   if (existing) return existing;
-  await em.execute(
-    'insert into accounts (id, wallet_address) values (?, ?) on conflict (wallet_address) do nothing',
-    [randomUUID(), address],
-  );
+  await createAccounts(sqlOf(em).query, [address]);
   return em.findOneOrFail(Account, { walletAddress: address });
 }
 

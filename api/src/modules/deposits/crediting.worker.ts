@@ -1,16 +1,20 @@
 import { PONDER_FINALITY_BLOCKS } from '@chainmeter/schema';
 import type { Em, Orm } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import {
   type CreditingEvent,
   creditConfirmedTransfers,
   getCreditingCursor,
+  syncPendingDeposits,
+} from './crediting.service.ts';
+import { tryCreditingLock } from './crediting.store.ts';
+import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './indexer.client.ts';
+import {
   payDebtsFromBalance,
   type ReversedCredit,
   reverseReorgedCredits,
   rewindCursorBelowUncredited,
-  syncPendingDeposits,
-} from './crediting.service.ts';
-import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './indexer.client.ts';
+} from './reorg.service.ts';
 
 /** The subset of pino the worker logs through. */
 export interface WorkerLogger {
@@ -88,11 +92,7 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
   /** Runs `fn` in a transaction holding the chain's crediting lock; null when another replica holds it. */
   async function withCreditingLock<T>(fn: (tx: Em) => Promise<T>): Promise<T | null> {
     return orm.em.fork().transactional(async (tx) => {
-      const [row] = await tx.execute<{ locked: boolean }[]>(
-        'select pg_try_advisory_xact_lock(?, ?) as locked',
-        [ADVISORY_LOCK_KEY, chainId],
-      );
-      if (!row?.locked) return null;
+      if (!(await tryCreditingLock(sqlOf(tx as Em).query, ADVISORY_LOCK_KEY, chainId))) return null;
       return fn(tx as Em);
     });
   }

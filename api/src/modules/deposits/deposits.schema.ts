@@ -8,8 +8,9 @@ import {
   type CREDENTIAL_ENDED,
   whileCredentialLive,
 } from '../auth/live-subscription.ts';
-import { type DepositView, depositCursor, listDeposits } from './crediting.service.ts';
 import { DEPOSIT_STATUSES, Deposit } from './deposits.entity.ts';
+import { depositCursor, listDeposits } from './deposits.service.ts';
+import type { DepositView } from './deposits.store.ts';
 
 const DepositStatusRef = builder.enumType('DepositStatus', {
   values: DEPOSIT_STATUSES,

@@ -19,11 +19,11 @@ import {
   type CreditingEvent,
   creditConfirmedTransfers,
   getCreditingCursor,
-  listDeposits,
   syncPendingDeposits,
 } from './crediting.service.ts';
 import { startCreditingWorker } from './crediting.worker.ts';
 import { Deposit } from './deposits.entity.ts';
+import { listDeposits } from './deposits.service.ts';
 import { createIndexerClient, IndexerUnavailableError } from './indexer.client.ts';
 
 let db: Awaited<ReturnType<typeof createTestOrm>>;

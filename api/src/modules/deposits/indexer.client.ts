@@ -177,7 +177,7 @@ function transfersOf(path: string, body: unknown): IndexedTransfer[] {
   return list.map(parseTransfer);
 }
 
-export function parseHead(value: unknown): IndexerHead {
+function parseHead(value: unknown): IndexerHead {
   const object = asObject(value);
   return {
     chainId: intField(object, 'chainId'),
@@ -187,7 +187,7 @@ export function parseHead(value: unknown): IndexerHead {
   };
 }
 
-export function parseTransfer(value: unknown): IndexedTransfer {
+function parseTransfer(value: unknown): IndexedTransfer {
   const object = asObject(value);
   return {
     chainId: intField(object, 'chainId'),

@@ -6,7 +6,7 @@ import { Deposit } from '../deposits/deposits.entity.ts';
 export const LEDGER_REASONS = ['DEPOSIT', 'USAGE', 'ADJUSTMENT'] as const;
 
 /**
- * Append-only: rows are inserted by `appendLedgerEntry` or the crediting batch and never updated or
+ * Append-only: rows are inserted by `ledger.store.ts` (the one writer) and never updated or
  * deleted (a correction is a new ADJUSTMENT entry). `hash` chains the entries of one account, see
  * `ledgerEntryHash` in @chainmeter/schema.
  */

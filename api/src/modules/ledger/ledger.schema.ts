@@ -7,10 +7,12 @@ import {
   type CREDENTIAL_ENDED,
   whileCredentialLive,
 } from '../auth/live-subscription.ts';
-import { type DepositView, getDepositsByIds } from '../deposits/crediting.service.ts';
 import { DepositRef } from '../deposits/deposits.schema.ts';
+import { getDepositsByIds } from '../deposits/deposits.service.ts';
+import type { DepositView } from '../deposits/deposits.store.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
-import { getLedgerEntry, type LedgerEntryView, ledgerCursor, listLedger } from './ledger.service.ts';
+import { getLedgerEntry, ledgerCursor, listLedger } from './ledger.service.ts';
+import type { LedgerEntryView } from './ledger.store.ts';
 
 /** An ADJUSTMENT's reference is a deposit id when it corrects a deposit (other references are not uuids or name no deposit). */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

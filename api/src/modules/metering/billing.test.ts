@@ -1,7 +1,7 @@
 import { type MicroUsd, parseRatio } from '@chainmeter/schema';
 import { describe, expect, it } from 'vitest';
 import { type CallResult, decideSettlement, settlementOfExpiredHold } from './billing.ts';
-import type { ExpiredHold } from './metering.store.ts';
+import type { ExpiredHold } from './hold.store.ts';
 import type { ModelPrice } from './pricing.ts';
 
 const markup = parseRatio('1.5');

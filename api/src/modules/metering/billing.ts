@@ -28,8 +28,9 @@
  *   `STREAM_INTERRUPTED` (output generated after the last beat is not billed).
  */
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
-import type { ExpiredHold, Settlement } from './metering.store.ts';
+import type { ExpiredHold } from './hold.store.ts';
 import { costFromHeader, costFromUsage, type ModelPrice, userPrice } from './pricing.ts';
+import type { Settlement } from './settlement.ts';
 
 export interface TokenCounts {
   promptTokens: number;

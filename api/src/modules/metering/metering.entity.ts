@@ -10,7 +10,7 @@ export type BillingStatus = (typeof BILLING_STATUSES)[number];
 
 /**
  * One metered LLM call: its hold while in flight, then its usage row (see the metering migration for the
- * lifecycle). Written by raw SQL on the hot path (`metering.store.ts`); the ORM only reads it.
+ * lifecycle). Written by raw SQL on the hot path (`hold.store.ts`, `settlement.store.ts`); the ORM only reads it.
  */
 export const UsageRecord = defineEntity({
   name: 'UsageRecord',

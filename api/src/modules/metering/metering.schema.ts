@@ -9,7 +9,8 @@ import { ApiKeyRef } from '../apikeys/apikeys.schema.ts';
 import { parseChatRequest } from './chat-request.ts';
 import { BILLING_STATUSES } from './metering.entity.ts';
 import { CompletionFailedError, type UsageView } from './metering.service.ts';
-import { listUsage, summarizeUsage, USAGE_GROUP_BY, type UsageBucket, usageCursor } from './usage.service.ts';
+import { listUsage, summarizeUsage, usageCursor } from './usage.service.ts';
+import { USAGE_GROUP_BY, type UsageBucket } from './usage.store.ts';
 
 const BillingStatusRef = builder.enumType('BillingStatus', {
   values: BILLING_STATUSES,

@@ -28,25 +28,20 @@ import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement, settlementOfExpiredHold } from './billing.ts';
 import type { ChatRequest } from './chat-request.ts';
+import { extendHolds, findExpiredHolds, placeHold, type StreamProgress } from './hold.store.ts';
+import { LedgerHeads } from './ledger-heads.ts';
 import { type LlmUpstream, outputBytes, UpstreamError } from './llm.upstream.ts';
 import type { BillingStatus } from './metering.entity.ts';
+import type { PriceBook } from './price-book.ts';
+import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import {
   applyChargedSettlements,
   applySettlement,
-  extendHolds,
-  findExpiredHolds,
   findUnsettled,
-  type HeldRecord,
-  LedgerHeads,
   markUnsettled,
-  type PendingSettlement,
-  placeHold,
-  type Settlement,
-  type SettleResult,
-  type StreamProgress,
-} from './metering.store.ts';
-import type { PriceBook } from './price-book.ts';
-import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
+} from './settlement.store.ts';
+import type { Settlement, SettleResult } from './settlement.ts';
+import type { HeldRecord, PendingSettlement } from './settlement-write.store.ts';
 
 /** Charged settlements written in one transaction at most. */
 const MAX_SETTLEMENT_BATCH = 500;

@@ -11,17 +11,11 @@ import type { Orm } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
-import {
-  applyChargedSettlements,
-  applySettlement,
-  extendHolds,
-  findExpiredHolds,
-  InsufficientCreditsError,
-  LedgerHeads,
-  type PlaceHoldParameters,
-  placeHold,
-  type Settlement,
-} from './metering.store.ts';
+import { extendHolds, findExpiredHolds, type PlaceHoldParameters, placeHold } from './hold.store.ts';
+import { InsufficientCreditsError } from './insufficient-credits.ts';
+import { LedgerHeads } from './ledger-heads.ts';
+import { applyChargedSettlements, applySettlement } from './settlement.store.ts';
+import type { Settlement } from './settlement.ts';
 
 let orm: Orm;
 let close: () => Promise<void>;

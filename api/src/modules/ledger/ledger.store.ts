@@ -1,0 +1,274 @@
+/**
+ * The one owner of the ledger's write SQL: `ledger_entries` rows and the ledger columns of `accounts`
+ * (`balance`, `ledger_seq`, `ledger_head`). Every writer chains its entries with {@link chainLedgerBatch}
+ * (the hash chain of `chainLedgerEntry` in @chainmeter/schema) and writes them either with
+ * {@link writeLedgerBatch} (one statement: the entries and the account heads) or, on a hot path that must stay
+ * one statement, by embedding {@link insertLedgerEntriesSql} and {@link ledgerHeadAssignmentsSql} in its own
+ * statement (the metering settlement), with the values of {@link ledgerEntryValues} / {@link ledgerHeadValues}.
+ * The caller holds the accounts' row locks (or guards on their seq): each entry follows its account's head.
+ */
+import { randomUUID } from 'node:crypto';
+import { type ChainedLedgerEntry, chainLedgerEntry, type LedgerHead } from '@chainmeter/schema';
+import { z } from 'zod';
+import { namedParameters } from '../../db/named-parameters.ts';
+import type { Query, Statement } from '../../db/sql.ts';
+import { LEDGER_REASONS } from './ledger.entity.ts';
+
+export type LedgerReason = (typeof LEDGER_REASONS)[number];
+
+/** An entry to append: signed micro-USD, and the deposit it credits (DEPOSIT only). */
+export interface LedgerEntryInput {
+  accountId: string;
+  amount: bigint;
+  reason: LedgerReason;
+  /** The deposit id for DEPOSIT (and an ADJUSTMENT of a deposit), the usage id for USAGE. */
+  referenceId: string;
+  depositId?: string | null;
+}
+
+export interface ChainedEntry extends ChainedLedgerEntry {
+  reason: LedgerReason;
+  id: string;
+  depositId: string | null;
+}
+
+/** Entries chained in order from their accounts' heads, and the heads they leave (per account). */
+export interface LedgerBatch {
+  createdAt: Date;
+  entries: ChainedEntry[];
+  heads: Map<string, LedgerHead>;
+}
+
+/**
+ * Chains `inputs` in order, each after its account's current head (`headOf` for the first entry of an
+ * account, then the entry before it), all stamped `createdAt` (the hash encodes it, to the millisecond).
+ */
+export function chainLedgerBatch(
+  headOf: (accountId: string) => LedgerHead,
+  inputs: readonly LedgerEntryInput[],
+  createdAt: Date,
+): LedgerBatch {
+  const heads = new Map<string, LedgerHead>();
+  const entries = inputs.map((input): ChainedEntry => {
+    const { entry, head } = chainLedgerEntry(heads.get(input.accountId) ?? headOf(input.accountId), {
+      accountId: input.accountId,
+      amount: input.amount,
+      reason: input.reason,
+      referenceId: input.referenceId,
+      createdAt,
+    });
+    heads.set(input.accountId, head);
+    return { ...entry, reason: input.reason, id: randomUUID(), depositId: input.depositId ?? null };
+  });
+  return { createdAt, entries, heads };
+}
+
+/** The parameters an embedded {@link insertLedgerEntriesSql} reads: one array per column. */
+export const LEDGER_ENTRY_PARAMETERS = [
+  'entryIds',
+  'entryAccountIds',
+  'entrySeqs',
+  'entryAmounts',
+  'entryBalancesAfter',
+  'entryReasons',
+  'entryReferenceIds',
+  'entryDepositIds',
+  'entryPrevHashes',
+  'entryHashes',
+  'entriesCreatedAt',
+] as const;
+type LedgerEntryParameter = (typeof LEDGER_ENTRY_PARAMETERS)[number];
+
+/** The parameters an embedded {@link ledgerHeadsUnnestSql} reads, accounts in id order. */
+export const LEDGER_HEAD_PARAMETERS = ['headAccountIds', 'headBalances', 'headSeqs', 'headHashes'] as const;
+type LedgerHeadParameter = (typeof LEDGER_HEAD_PARAMETERS)[number];
+
+/** `insert into ledger_entries` of a batch's entries, only `where` it holds (a statement's guard). */
+export function insertLedgerEntriesSql(
+  $: Readonly<Record<LedgerEntryParameter, string>>,
+  where = 'true',
+): string {
+  return `insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
+       created_at, prev_hash, hash)
+     select t.id, t.account_id, t.seq, t.amount, t.balance_after, t.reason, t.reference_id, t.deposit_id,
+       ${$.entriesCreatedAt}::timestamptz, t.prev_hash, t.hash
+     from unnest(${$.entryIds}::uuid[], ${$.entryAccountIds}::uuid[], ${$.entrySeqs}::int[],
+       ${$.entryAmounts}::bigint[], ${$.entryBalancesAfter}::bigint[], ${$.entryReasons}::text[],
+       ${$.entryReferenceIds}::text[], ${$.entryDepositIds}::uuid[], ${$.entryPrevHashes}::text[],
+       ${$.entryHashes}::text[])
+       as t(id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id, prev_hash, hash)
+     where ${where}`;
+}
+
+export function ledgerEntryValues(batch: LedgerBatch): Record<LedgerEntryParameter, unknown> {
+  const { entries } = batch;
+  return {
+    entryIds: entries.map((e) => e.id),
+    entryAccountIds: entries.map((e) => e.accountId),
+    entrySeqs: entries.map((e) => e.seq),
+    entryAmounts: entries.map((e) => e.amount.toString()),
+    entryBalancesAfter: entries.map((e) => e.balanceAfter.toString()),
+    entryReasons: entries.map((e) => e.reason),
+    entryReferenceIds: entries.map((e) => e.referenceId),
+    entryDepositIds: entries.map((e) => e.depositId),
+    entryPrevHashes: entries.map((e) => e.prevHash),
+    entryHashes: entries.map((e) => e.hash),
+    entriesCreatedAt: batch.createdAt.toISOString(),
+  };
+}
+
+/**
+ * `unnest(...) as <alias>(id, balance, seq, head, ...)`: the new heads, with `extra` columns of the
+ * embedding statement beside them (e.g. what a settlement releases per account).
+ */
+export function ledgerHeadsUnnestSql(
+  $: Readonly<Record<LedgerHeadParameter, string>>,
+  alias: string,
+  extra: readonly { column: string; array: string }[] = [],
+): string {
+  const arrays = [
+    `${$.headAccountIds}::uuid[]`,
+    `${$.headBalances}::bigint[]`,
+    `${$.headSeqs}::int[]`,
+    `${$.headHashes}::text[]`,
+    ...extra.map((x) => x.array),
+  ];
+  const columns = ['id', 'balance', 'seq', 'head', ...extra.map((x) => x.column)];
+  return `unnest(${arrays.join(', ')}) as ${alias}(${columns.join(', ')})`;
+}
+
+/** The `set` list that moves an account to the head in `<alias>` (a row of {@link ledgerHeadsUnnestSql}). */
+export function ledgerHeadAssignmentsSql(alias: string): string {
+  return `balance = ${alias}.balance, ledger_seq = ${alias}.seq, ledger_head = ${alias}.head`;
+}
+
+/** The heads in account id order (the order rows are locked in), as their columns. */
+export function ledgerHeadValues(
+  heads: readonly (readonly [string, LedgerHead])[],
+): Record<LedgerHeadParameter, unknown> {
+  return {
+    headAccountIds: heads.map(([id]) => id),
+    headBalances: heads.map(([, head]) => head.balance.toString()),
+    headSeqs: heads.map(([, head]) => head.seq),
+    headHashes: heads.map(([, head]) => head.hash),
+  };
+}
+
+/** `heads` sorted by account id. */
+export function headsInIdOrder(heads: ReadonlyMap<string, LedgerHead>): [string, LedgerHead][] {
+  return [...heads.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+}
+
+const writeBatch = namedParameters([...LEDGER_ENTRY_PARAMETERS, ...LEDGER_HEAD_PARAMETERS]);
+
+const WRITE_LEDGER_BATCH: Statement = {
+  name: 'cm_write_ledger_batch',
+  text: `with e as (
+     ${insertLedgerEntriesSql(writeBatch.$)}
+     returning 1
+   ), a as (
+     update accounts set ${ledgerHeadAssignmentsSql('v')}
+     from ${ledgerHeadsUnnestSql(writeBatch.$, 'v')}
+     where accounts.id = v.id
+     returning 1
+   )
+   select (select count(*) from e)::int as entries, (select count(*) from a)::int as accounts`,
+};
+
+const writtenRow = z.object({ entries: z.number(), accounts: z.number() });
+
+/**
+ * Writes a chained batch in one statement: its entries, and each account's new head (balance, seq, hash).
+ * The caller holds the accounts' locks in the same transaction, and chained from the heads it read under them.
+ */
+export async function writeLedgerBatch(query: Query, batch: LedgerBatch): Promise<void> {
+  if (batch.entries.length === 0) return;
+  const heads = headsInIdOrder(batch.heads);
+  const [row] = await query(
+    WRITE_LEDGER_BATCH,
+    writeBatch.values({ ...ledgerEntryValues(batch), ...ledgerHeadValues(heads) }),
+  );
+  const written = writtenRow.parse(row);
+  if (written.entries !== batch.entries.length || written.accounts !== heads.length) {
+    throw new Error(
+      `ledger batch half-written: ${written.entries}/${batch.entries.length} entries, ${written.accounts}/${heads.length} accounts`,
+    );
+  }
+}
+
+/**
+ * A ledger entry as the read path serves it: plain columns read with one SQL statement, no entity
+ * hydration (a page of 100 entries is a hot read; hydrating them cost more than the query itself).
+ */
+export interface LedgerEntryView {
+  id: string;
+  accountId: string;
+  seq: number;
+  amount: bigint;
+  balanceAfter: bigint;
+  reason: LedgerReason;
+  referenceId: string;
+  depositId: string | null;
+  createdAt: Date;
+  prevHash: string | null;
+  hash: string;
+}
+
+const VIEW_COLUMNS = `id, account_id, seq, amount::text as amount, balance_after::text as balance_after, reason,
+  reference_id, deposit_id, created_at, prev_hash, hash`;
+
+const ledgerRow = z
+  .object({
+    id: z.string(),
+    account_id: z.string(),
+    seq: z.number(),
+    amount: z.string(),
+    balance_after: z.string(),
+    reason: z.enum(LEDGER_REASONS),
+    reference_id: z.string(),
+    deposit_id: z.string().nullable(),
+    created_at: z.coerce.date(),
+    prev_hash: z.string().nullable(),
+    hash: z.string(),
+  })
+  .transform(
+    (row): LedgerEntryView => ({
+      id: row.id,
+      accountId: row.account_id,
+      seq: row.seq,
+      amount: BigInt(row.amount),
+      balanceAfter: BigInt(row.balance_after),
+      reason: row.reason,
+      referenceId: row.reference_id,
+      depositId: row.deposit_id,
+      createdAt: row.created_at,
+      prevHash: row.prev_hash,
+      hash: row.hash,
+    }),
+  );
+
+const LEDGER_PAGE: Statement = {
+  name: 'cm_ledger_page',
+  text: `select ${VIEW_COLUMNS} from ledger_entries
+   where account_id = $1::uuid and seq < coalesce($2::int, 2147483647) order by seq desc limit $3`,
+};
+
+/** Up to `limit` entries of an account, newest first, below seq `before` (all when null). */
+export async function readLedgerPage(
+  query: Query,
+  accountId: string,
+  before: number | null,
+  limit: number,
+): Promise<LedgerEntryView[]> {
+  return (await query(LEDGER_PAGE, [accountId, before, limit])).map((row) => ledgerRow.parse(row));
+}
+
+const LEDGER_ENTRY_BY_ID: Statement = {
+  name: 'cm_ledger_entry_by_id',
+  text: `select ${VIEW_COLUMNS} from ledger_entries where id = $1::uuid`,
+};
+
+export async function readLedgerEntry(query: Query, id: string): Promise<LedgerEntryView | null> {
+  const [row] = await query(LEDGER_ENTRY_BY_ID, [id]);
+  return row === undefined ? null : ledgerRow.parse(row);
+}
