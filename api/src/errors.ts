@@ -1,5 +1,5 @@
 /**
- * Expected failures: each carries one of the contract's `extensions.code` values and reaches the client
+ * Expected failures: each carries one of the `extensions.code` values of docs/api.md and reaches the client
  * as-is. Anything else thrown in a resolver is unexpected and yoga masks it ("Unexpected error.").
  */
 import { GraphQLError } from 'graphql';
@@ -38,7 +38,7 @@ const EXPECTED_CODES: ReadonlySet<string> = new Set<ErrorCode>([
 ]);
 
 /**
- * Yoga's error mask, taught our domain errors: services throw plain errors that carry a contract `code`
+ * Yoga's error mask, taught our domain errors: services throw plain errors that carry a documented `code`
  * (an invalid cursor, an insufficient balance...) without knowing about GraphQL; they reach the client
  * with that code and their message. Everything else is masked by yoga's default.
  */

@@ -41,7 +41,7 @@ export const GRAPHQL_LIMITS = {
 } as const;
 
 /**
- * Gives an armor rejection the contract's `BAD_USER_INPUT` code and reports it as an ordinary validation
+ * Gives an armor rejection the `BAD_USER_INPUT` code of docs/api.md and reports it as an ordinary validation
  * error (so HTTP and graphql-ws answer it alike, with every other validation error, and nothing executes).
  * The token limit fires inside the parser, where there is no validation context: it throws instead.
  */
