@@ -4,7 +4,7 @@
  */
 import type { Em } from '../../db/orm.ts';
 import { type Statement, sqlOf } from '../../db/sql.ts';
-import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
+import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
 
 const LIVE_SESSION: Statement = {
   name: 'cm_auth_session_is_live',
