@@ -4,7 +4,7 @@
  */
 
 import type { Logger } from 'pino';
-import type { Address, PublicClient } from 'viem';
+import type { PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
@@ -13,13 +13,7 @@ import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
-
-export interface Viewer {
-  accountId: string;
-  walletAddress: Address;
-  role: 'user' | 'auditor';
-  credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
-}
+import type { Viewer } from './viewer.ts';
 
 export interface AppServices {
   config: ApiConfig;

@@ -1,7 +1,7 @@
 /**
  * Expected failures: one family, {@link ExpectedError}, each with a code from {@link HTTP_STATUS_OF_CODE}
  * that GraphQL carries as `extensions.code` and REST turns into its HTTP status. Anything else thrown is
- * unexpected: yoga masks it ("Unexpected error.") and REST answers 500.
+ * unexpected: yoga masks it ("Unexpected error.") and REST answers 500. docs/api.md lists the codes.
  */
 import { GraphQLError } from 'graphql';
 import { maskError as defaultMaskError, type MaskError } from 'graphql-yoga';

@@ -6,6 +6,7 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
 import { Redis } from 'ioredis';
+import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 
 export type PubSubChannels = {
   balanceUpdated: [accountId: string, payload: { ledgerEntryId: string }];
@@ -52,4 +53,15 @@ export function createAppPubSub(redisUrl: string | undefined, logger?: PubSubLog
       subscribeClient.disconnect();
     },
   };
+}
+
+/** Tells every replica's subscribers what a crediting round changed: balances and deposits. */
+export function publishCreditingEvents(pubsub: AppPubSub, events: readonly CreditingEvent[]): void {
+  for (const event of events) {
+    if (event.type === 'balanceUpdated') {
+      pubsub.publish('balanceUpdated', event.accountId, { ledgerEntryId: event.ledgerEntryId });
+    } else {
+      pubsub.publish('depositUpdated', event.accountId, { depositId: event.depositId });
+    }
+  }
 }

@@ -329,8 +329,8 @@ describe('rate limits', () => {
 
 /** The viewer an API instance resolves for a key, as its GraphQL context would. */
 async function viewerThrough(api: RunningApi, secret: string) {
-  const { authenticate } = await import('../src/http/authenticate.ts');
-  const viewer = await authenticate(api.services.orm.em.fork(), api.services.config, secret);
-  if (!viewer) throw new Error('the key did not authenticate');
-  return viewer;
+  const { resolveCaller } = await import('../src/http/caller.ts');
+  const caller = await resolveCaller(api.services, { authorization: [secret] });
+  if (!caller) throw new Error('the key did not authenticate');
+  return caller.viewer;
 }

@@ -16,7 +16,8 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/env.ts';
-import { GRAPHQL_LIMITS, GRAPHQL_MAX_BODY_BYTES } from '../src/http/graphql-security.ts';
+import { MAX_REQUEST_BODY_BYTES } from '../src/http/body-limit.ts';
+import { GRAPHQL_LIMITS } from '../src/http/graphql-security.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
@@ -264,7 +265,7 @@ describe('hostile GraphQL documents', () => {
   });
 
   it('refuses a body over the size limit with 413, declared or streamed', async () => {
-    const huge = query('{ __typename }', { padding: 'x'.repeat(GRAPHQL_MAX_BODY_BYTES) });
+    const huge = query('{ __typename }', { padding: 'x'.repeat(MAX_REQUEST_BODY_BYTES) });
     const declared = await post(prod, huge);
     expect(declared.status).toBe(413);
     expect(declared.json?.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
@@ -405,7 +406,7 @@ describe('sign-in with Ethereum: what siwe.test.ts does not cover', () => {
     expect(['BAD_USER_INPUT', 'UNAUTHENTICATED']).toContain(result.errors?.[0]?.extensions?.code);
     const overLimit = await post(
       dev,
-      query(SIGN_IN, { message: 'x'.repeat(GRAPHQL_MAX_BODY_BYTES), signature: '0x00' }),
+      query(SIGN_IN, { message: 'x'.repeat(MAX_REQUEST_BODY_BYTES), signature: '0x00' }),
     );
     expect(overLimit.status).toBe(413);
   });

@@ -1,9 +1,10 @@
 export * from './audit/account-proof.ts';
 export * from './audit/audit-json.ts';
 export * from './audit/audit-markdown.ts';
-export * from './audit/audit-sql.ts';
+export * from './audit/audit-records.store.ts';
 export * from './audit/audit-types.ts';
 export * from './audit/check-audit.ts';
+export { AuditFormatError } from './audit/record-fields.ts';
 export * from './audit/treasury-transfers.ts';
 export * from './chains.ts';
 export * from './crediting-rules.ts';

@@ -1,6 +1,6 @@
 /**
  * `npm run audit -- [options]`: every credit re-derived from the chain and checked against the
- * platform's records (see `npm run audit -- --help` and CONTRACT.md "Audit"). It reads the platform's
+ * platform's records (see `npm run audit -- --help` and docs/api.md "The audit CLI"). It reads the platform's
  * environment (RPC_URL, USDC_ADDRESS, TREASURY_ADDRESS, CONFIRMATIONS, DATABASE_URL, ...) and `.env` first. Exit code 0 consistent,
  * 1 discrepancies found, 2 could not run.
  */

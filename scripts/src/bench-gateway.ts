@@ -25,10 +25,13 @@ import { fileURLToPath } from 'node:url';
 import { createOrm, migrateUp } from '@chainmeter/api/db/orm';
 import { startDevModelServer } from '@chainmeter/api/dev-model/dev-model.server';
 import { loadConfig } from '@chainmeter/api/env';
+import { findOrCreateAccount } from '@chainmeter/api/modules/accounts/accounts.service';
 import { createApiKey } from '@chainmeter/api/modules/apikeys/apikeys.service';
 import { appendLedgerEntry } from '@chainmeter/api/modules/ledger/ledger.service';
 import { startApi } from '@chainmeter/api/server';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
+import pg from 'pg';
+import { countBilledSince, readBooks } from './bench/gateway.store.ts';
 import { loadBenchConfig } from './env.ts';
 
 const ACCOUNTS = 100;
@@ -192,18 +195,16 @@ export async function benchGateway(): Promise<void> {
   const body = requestBody(bench.BENCH_MODEL);
   const database = await createTestDatabase('cm_bench_gateway');
   const orm = await createOrm({ databaseUrl: database.url });
+  const reader = new pg.Client({ connectionString: database.url });
   const children: Child[] = [];
   try {
     await migrateUp(orm);
+    await reader.connect();
     // 100 accounts with a key each, plus one hot account.
     const keys: string[] = [];
     for (let i = 0; i <= ACCOUNTS; i++) {
       const em = orm.em.fork();
-      const [account] = await em.execute<{ id: string }[]>(
-        'insert into accounts (wallet_address) values (?) returning id',
-        [`0x${randomBytes(20).toString('hex')}`],
-      );
-      if (!account) throw new Error('account insert failed');
+      const account = await findOrCreateAccount(em, `0x${randomBytes(20).toString('hex')}`);
       await appendLedgerEntry(em, {
         accountId: account.id,
         amount: BALANCE,
@@ -279,15 +280,7 @@ export async function benchGateway(): Promise<void> {
       overhead,
     );
 
-    const settled = async (since: Date) => {
-      const [row] = await orm.em
-        .fork()
-        .execute<{ n: number }[]>(
-          `select count(*)::int as n from usage_records where status = 'BILLED' and created_at >= ?`,
-          [since.toISOString()],
-        );
-      return row?.n ?? 0;
-    };
+    const settled = (since: Date) => countBilledSince(reader, since);
     const throughput: Record<string, string>[] = [];
     for (const [name, count, concurrency, target] of [
       ['100 accounts', SETTLE_SPREAD, 100, gateway],
@@ -314,16 +307,13 @@ export async function benchGateway(): Promise<void> {
       });
     }
     printTable('Settled completions per second (target: > 1,000/s across accounts)', throughput);
-    const [books] = await orm.em.fork().execute<{ held: string; entries: number; rows: number }[]>(
-      `select (select sum(held)::text from accounts) as held,
-         (select count(*)::int from ledger_entries where reason = 'USAGE') as entries,
-         (select count(*)::int from usage_records where status = 'BILLED') as rows`,
-    );
+    const books = await readBooks(reader);
     console.log(
-      `\nbooks after the run: ${books?.rows} BILLED usage rows, ${books?.entries} USAGE ledger entries, ${books?.held} micro-USD still held`,
+      `\nbooks after the run: ${books.rows} BILLED usage rows, ${books.entries} USAGE ledger entries, ${books.held ?? 0} micro-USD still held`,
     );
   } finally {
     for (const child of children.reverse()) await stopChild(child);
+    await reader.end().catch(() => {});
     await orm.close(true);
     await database.drop();
   }

@@ -1,8 +1,7 @@
 /** Node HTTP plumbing of the dev model server: auth, request bodies, paced and JSON responses. */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+import { MAX_REQUEST_BODY_BYTES } from '../http/body-limit.ts';
 
 export function authorized(header: string | undefined, expected: Buffer): boolean {
   const given = Buffer.from(header ?? '');
@@ -19,7 +18,8 @@ export async function readBody(req: IncomingMessage): Promise<string | null> {
   let size = 0;
   for await (const part of req as AsyncIterable<Buffer>) {
     size += part.length;
-    if (size > MAX_BODY_BYTES) return null;
+    // The gateway's own limit: nothing larger is ever forwarded.
+    if (size > MAX_REQUEST_BODY_BYTES) return null;
     parts.push(part);
   }
   return Buffer.concat(parts).toString('utf8');

@@ -29,9 +29,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { LRUCache } from 'lru-cache';
 import type { ApiConfig } from '../env.ts';
 import { badInput } from '../errors.ts';
-
-/** The largest GraphQL request body (HTTP) or graphql-ws message accepted; the same cap as `/v1`. */
-export const GRAPHQL_MAX_BODY_BYTES = 4 * 1024 * 1024;
+import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 
 /** The armor limits. Legitimate queries of the web client and the audit CLI stay far below them. */
 export const GRAPHQL_LIMITS = {
@@ -43,7 +41,7 @@ export const GRAPHQL_LIMITS = {
 } as const;
 
 /**
- * Gives an armor rejection the contract's `BAD_USER_INPUT` code and reports it as an ordinary validation
+ * Gives an armor rejection the `BAD_USER_INPUT` code of docs/api.md and reports it as an ordinary validation
  * error (so HTTP and graphql-ws answer it alike, with every other validation error, and nothing executes).
  * The token limit fires inside the parser, where there is no validation context: it throws instead.
  */
@@ -104,13 +102,13 @@ export function corsPolicy(config: Pick<ApiConfig, 'security'>): YogaServerOptio
 /** Refuses a larger body with 413 and a GraphQL-shaped error, before yoga reads it. */
 export function graphqlBodyLimit(): MiddlewareHandler {
   return bodyLimit({
-    maxSize: GRAPHQL_MAX_BODY_BYTES,
+    maxSize: MAX_REQUEST_BODY_BYTES,
     onError: (c) =>
       c.json(
         {
           errors: [
             {
-              message: `Request body too large: the limit is ${GRAPHQL_MAX_BODY_BYTES} bytes`,
+              message: `Request body too large: the limit is ${MAX_REQUEST_BODY_BYTES} bytes`,
               extensions: { code: 'BAD_USER_INPUT' },
             },
           ],

@@ -9,11 +9,11 @@
  */
 
 import { Gauge } from 'prom-client';
-import type { Viewer } from '../context.ts';
 import { expectedCodeOf } from '../errors.ts';
 import type { ChatRequest } from '../modules/metering/chat-request.ts';
 import { CompletionFailedError } from '../modules/metering/metering.errors.ts';
 import type { MeteringService, UsageView } from '../modules/metering/metering.service.ts';
+import type { Viewer } from '../viewer.ts';
 import { type AppMetrics, METRIC_PREFIX } from './metrics.ts';
 
 const MAX_MODELS = 200;

@@ -7,7 +7,7 @@
 import type { Handler } from 'hono';
 import type { Logger } from 'pino';
 import type { ApiConfig } from '../env.ts';
-import { bearerToken } from '../http/authenticate.ts';
+import { bearerToken } from '../http/caller.ts';
 import { sameSecret } from './logger.ts';
 import type { AppMetrics } from './metrics.ts';
 

@@ -10,6 +10,7 @@
  *
  * Money is exported in micro-USD as Prometheus numbers (float64): monitoring only, never the money path.
  */
+import { DISCREPANCY_KINDS } from '@chainmeter/schema';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { PlatformProbe } from './platform-probe.ts';
 
@@ -36,16 +37,6 @@ export interface AppMetrics {
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
-
-/** Every discrepancy kind of CONTRACT.md, so the series exist (at 0) before the first audit. */
-export const AUDIT_DISCREPANCY_KINDS = [
-  'CREDIT_WITHOUT_TRANSFER',
-  'TRANSFER_NOT_CREDITED',
-  'AMOUNT_MISMATCH',
-  'DUPLICATE_CREDIT',
-  'BALANCE_MISMATCH',
-  'HASH_CHAIN_BROKEN',
-] as const;
 
 export function createAppMetrics(): AppMetrics {
   const registry = new Registry();
@@ -131,7 +122,7 @@ export function createAppMetrics(): AppMetrics {
       registers,
     }),
     recordAudit(discrepanciesByKind, finishedAt = new Date()) {
-      const kinds = new Set<string>([...AUDIT_DISCREPANCY_KINDS, ...Object.keys(discrepanciesByKind)]);
+      const kinds = new Set<string>([...DISCREPANCY_KINDS, ...Object.keys(discrepanciesByKind)]);
       for (const kind of kinds) auditDiscrepancies.set({ kind }, discrepanciesByKind[kind] ?? 0);
       auditLastRun.set(finishedAt.getTime() / 1000);
     },
@@ -139,7 +130,8 @@ export function createAppMetrics(): AppMetrics {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
-  for (const kind of AUDIT_DISCREPANCY_KINDS) auditDiscrepancies.set({ kind }, 0);
+  // Every kind's series exists (at 0) before the first audit.
+  for (const kind of DISCREPANCY_KINDS) auditDiscrepancies.set({ kind }, 0);
   metrics.creditedDepositsReorged.inc(0);
   return metrics;
 }

@@ -9,7 +9,9 @@
  * NEEDS_REVIEW count, which scans settled usage and so has its own, longer cache.
  */
 import type { Orm } from '../db/orm.ts';
+import { type SqlRunner, sqlFor } from '../db/sql.ts';
 import type { IndexerClient } from '../modules/deposits/indexer.client.ts';
+import { countNeedsReview, readDatabaseState } from './probe.store.ts';
 
 export interface ChainHeadSource {
   getBlockNumber(args?: { cacheTime?: number }): Promise<bigint>;
@@ -119,6 +121,7 @@ export function createPlatformProbe(options: PlatformProbeOptions): PlatformProb
   const timeoutMs = options.timeoutMs ?? 2_500;
   const headCacheMs = options.headCacheMs ?? Math.min(1_000, options.cacheMs ?? 5_000);
   const now = options.now ?? (() => new Date());
+  const sql = sqlFor(orm);
 
   const chainHead = cached(headCacheMs, () =>
     probe(async () => ({
@@ -147,7 +150,7 @@ export function createPlatformProbe(options: PlatformProbeOptions): PlatformProb
   }
 
   const readDatabase = () =>
-    probe<DatabaseState>(() => withTimeout(databaseState(orm, chainId), timeoutMs, 'the database'));
+    probe<DatabaseState>(() => withTimeout(databaseState(sql, chainId), timeoutMs, 'the database'));
 
   const snapshot = cached(options.cacheMs ?? 5_000, async (): Promise<PlatformSnapshot> => {
     const [headState, database] = await Promise.all([heads(), readDatabase()]);
@@ -179,14 +182,8 @@ export function createPlatformProbe(options: PlatformProbeOptions): PlatformProb
 
   const slowSnapshot = cached(options.slowCacheMs ?? 60_000, () =>
     probe(async () => {
-      const rows: { count: string }[] = await withTimeout(
-        orm.em
-          .fork()
-          .execute(`select count(*)::text as count from usage_records where status = 'NEEDS_REVIEW'`),
-        timeoutMs * 4,
-        'the database',
-      );
-      return { needsReview: Number(rows[0]?.count ?? 0) };
+      const needsReview = await withTimeout(countNeedsReview(sql), timeoutMs * 4, 'the database');
+      return { needsReview };
     }),
   );
 
@@ -199,53 +196,30 @@ export function createPlatformProbe(options: PlatformProbeOptions): PlatformProb
   };
 }
 
-async function databaseState(orm: Orm, chainId: number): Promise<DatabaseState> {
-  const em = orm.em.fork();
-  // One round trip: PGlite serializes everything on one connection, PostgreSQL pays one network hop.
-  const [row] = await em.execute<
-    {
-      deposits: { status: string; count: string; amount: string }[] | null;
-      cursor_block: string | null;
-      cursor_log_index: number | null;
-      oldest_pending_seconds: string | null;
-      holds: { status: string; count: string; amount: string }[] | null;
-    }[]
-  >(
-    `select
-       (select json_agg(d) from (
-          select status, count(*)::text as count, coalesce(sum(amount), 0)::text as amount
-          from deposits where chain_id = ? group by status) d) as deposits,
-       (select block_number::text from crediting_cursors where chain_id = ?) as cursor_block,
-       (select log_index from crediting_cursors where chain_id = ?) as cursor_log_index,
-       (select extract(epoch from now() - min(created_at))::text
-          from deposits where chain_id = ? and status = 'PENDING') as oldest_pending_seconds,
-       (select json_agg(h) from (
-          select status, count(*)::text as count, coalesce(sum(hold_amount), 0)::text as amount
-          from usage_records where status in ('HELD', 'UNSETTLED') group by status) h) as holds`,
-    [chainId, chainId, chainId, chainId],
-  );
+async function databaseState(sql: SqlRunner, chainId: number): Promise<DatabaseState> {
+  const row = await readDatabaseState(sql, chainId);
   const deposits: DatabaseState['deposits'] = {
     PENDING: { count: 0, amount: 0n },
     CREDITED: { count: 0, amount: 0n },
     REORGED: { count: 0, amount: 0n },
   };
-  for (const d of row?.deposits ?? []) {
+  for (const d of row.deposits ?? []) {
     if (d.status in deposits) {
       deposits[d.status as keyof typeof deposits] = { count: Number(d.count), amount: BigInt(d.amount) };
     }
   }
-  const holds = new Map((row?.holds ?? []).map((h) => [h.status, h]));
+  const holds = new Map((row.holds ?? []).map((h) => [h.status, h]));
   const holdOf = (status: string) => {
     const h = holds.get(status);
     return h ? { count: Number(h.count), amount: BigInt(h.amount) } : { count: 0, amount: 0n };
   };
-  const cursorBlock = row?.cursor_block == null ? null : BigInt(row.cursor_block);
+  const cursorBlock = row.cursor_block == null ? null : BigInt(row.cursor_block);
   return {
     deposits,
     creditingCursor:
-      cursorBlock === null ? null : { blockNumber: cursorBlock, logIndex: row?.cursor_log_index ?? 0 },
+      cursorBlock === null ? null : { blockNumber: cursorBlock, logIndex: row.cursor_log_index ?? 0 },
     creditingCursorBlock: cursorBlock,
-    oldestPendingSeconds: row?.oldest_pending_seconds == null ? 0 : Number(row.oldest_pending_seconds),
+    oldestPendingSeconds: row.oldest_pending_seconds == null ? 0 : Number(row.oldest_pending_seconds),
     held: holdOf('HELD'),
     unsettled: holdOf('UNSETTLED'),
   };

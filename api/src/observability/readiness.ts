@@ -6,7 +6,9 @@
  * what is not ready, so an operator reading one probe knows where to look.
  */
 import type { Orm } from '../db/orm.ts';
+import { sqlFor } from '../db/sql.ts';
 import { type PlatformProbe, withTimeout } from './platform-probe.ts';
+import { pingDatabase } from './probe.store.ts';
 
 export interface ReadinessCheck {
   ok: boolean;
@@ -32,7 +34,7 @@ export async function checkReadiness(options: ReadinessOptions): Promise<Readine
   const { orm, probe, maxIndexerLagBlocks } = options;
   const started = performance.now();
   const [database, heads] = await Promise.all([
-    withTimeout(orm.em.fork().getConnection().execute('select 1'), options.timeoutMs ?? 2_000, 'the database')
+    withTimeout(pingDatabase(sqlFor(orm)), options.timeoutMs ?? 2_000, 'the database')
       .then((): ReadinessCheck => ({ ok: true, latencyMs: Math.round(performance.now() - started) }))
       .catch((error: unknown): ReadinessCheck => ({ ok: false, error: (error as Error).message })),
     probe.heads(),

@@ -1,7 +1,7 @@
 /**
  * Property: whatever the order of deposits, blocks, shallow reorgs (below CONFIRMATIONS), crediting
  * replays (cursor reset), metered completions (answered, upstream failure, prompt-only) and kill -9 restarts of
- * the API, the DESIGN.md "Ledger" invariants hold after every step and each balance equals a simple
+ * the API, the README "The ledger" invariants hold after every step and each balance equals a simple
  * model: the sum of its confirmed, still-on-chain transfers minus what its answered calls were billed.
  * Real anvil, Ponder, PostgreSQL, API process and dev model server; fast-check drives the sequences.
  */

@@ -39,7 +39,7 @@ export async function sql<T extends pg.QueryResultRow>(
 }
 
 /**
- * The DESIGN.md "Ledger" invariants on a database, plus the hold invariants (held = the holds of its open
+ * The README "The ledger" invariants on a database, plus the hold invariants (held = the holds of its open
  * calls, and never more than the balance): throws with every problem listed, else returns the report.
  */
 export async function expectLedgerSound(url: string): Promise<LedgerReport> {

@@ -6,7 +6,6 @@
  */
 import {
   type AuditAccountJson,
-  AuditFormatError,
   type AuditLedgerEntryJson,
   accountFromJson,
   accountToJson,
@@ -14,6 +13,7 @@ import {
   ledgerEntryToJson,
 } from './audit-json.ts';
 import type { AuditAccount, AuditLedgerEntry } from './audit-types.ts';
+import { AuditFormatError } from './record-fields.ts';
 
 export const ACCOUNT_PROOF_VERSION = 'chainmeter-account-proof-v1';
 

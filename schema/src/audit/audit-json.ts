@@ -5,6 +5,7 @@
  * file or from the database parses the same way.
  */
 import type { AuditAccount, AuditLedgerEntry, AuditReport, DepositReference } from './audit-types.ts';
+import { AuditFormatError, big, int, nullableStr, object, str } from './record-fields.ts';
 
 export interface DepositReferenceJson {
   chainId: number;
@@ -40,10 +41,6 @@ export interface AuditAccountJson {
   debtMicroUsd: string;
   ledgerSeq: number;
   ledgerHead: string | null;
-}
-
-export class AuditFormatError extends Error {
-  override name = 'AuditFormatError';
 }
 
 export function ledgerEntryToJson(entry: AuditLedgerEntry): AuditLedgerEntryJson {
@@ -83,49 +80,6 @@ export function accountToJson(account: AuditAccount): AuditAccountJson {
     ledgerSeq: account.ledgerSeq,
     ledgerHead: account.ledgerHead,
   };
-}
-
-type Json = Record<string, unknown>;
-
-function field(record: Json, name: string, where: string): unknown {
-  if (!(name in record)) throw new AuditFormatError(`${where}: missing "${name}"`);
-  return record[name];
-}
-
-function str(record: Json, name: string, where: string): string {
-  const value = field(record, name, where);
-  if (typeof value !== 'string') throw new AuditFormatError(`${where}: "${name}" must be a string`);
-  return value;
-}
-
-function nullableStr(record: Json, name: string, where: string): string | null {
-  const value = record[name];
-  if (value === null || value === undefined) return null;
-  if (typeof value !== 'string') throw new AuditFormatError(`${where}: "${name}" must be a string or null`);
-  return value;
-}
-
-function int(record: Json, name: string, where: string): number {
-  const value = field(record, name, where);
-  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isSafeInteger(number)) {
-    throw new AuditFormatError(`${where}: "${name}" must be an integer`);
-  }
-  return number;
-}
-
-function big(record: Json, name: string, where: string): bigint {
-  const value = str(record, name, where);
-  if (!/^-?\d{1,78}$/.test(value))
-    throw new AuditFormatError(`${where}: "${name}" must be an integer string`);
-  return BigInt(value);
-}
-
-function object(value: unknown, where: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new AuditFormatError(`${where}: must be an object`);
-  }
-  return value as Json;
 }
 
 export function ledgerEntryFromJson(value: unknown, where = 'ledger entry'): AuditLedgerEntry {

@@ -3,7 +3,7 @@ import { DEVNET_RPC_URL } from '@chainmeter/schema';
 import { type Address, getAddress, isAddress } from 'viem';
 import type { AuditEnv } from '../env.ts';
 
-/** The local `npm start` platform's API origin (CONTRACT.md: PORT defaults to 4000). */
+/** The local `npm start` platform's API origin (docs/api.md: PORT defaults to 4000). */
 export const DEFAULT_API_ORIGIN = 'http://localhost:4000';
 
 export const AUDIT_USAGE = `Usage: npm run audit -- [options]

@@ -3,18 +3,13 @@
  * or straight from the API's PostgreSQL (operators). Both return the same records for `checkAudit`.
  */
 import {
-  AUDIT_ALL_ACCOUNTS_SQL,
-  AUDIT_ALL_ENTRIES_SQL,
   type AuditAccount,
-  type AuditAccountRow,
-  type AuditEntryRow,
   type AuditLedgerEntry,
   accountFromJson,
-  auditAccountFromRow,
-  auditEntryFromRow,
   ledgerEntryFromJson,
 } from '@chainmeter/schema';
 import pg from 'pg';
+import { readAuditSnapshot } from './audit-database.store.ts';
 
 /** The audit could not run (exit code 2): the message says why, for a person. */
 export class AuditRunError extends Error {
@@ -158,11 +153,7 @@ export async function readRecordsFromDatabase(url: string): Promise<PlatformReco
     throw new AuditRunError(`cannot connect to the database: ${(error as Error).message}`);
   }
   try {
-    await client.query('begin isolation level repeatable read read only');
-    const accounts = await client.query<AuditAccountRow>(AUDIT_ALL_ACCOUNTS_SQL);
-    const entries = await client.query<AuditEntryRow>(AUDIT_ALL_ENTRIES_SQL);
-    await client.query('commit');
-    return { accounts: accounts.rows.map(auditAccountFromRow), entries: entries.rows.map(auditEntryFromRow) };
+    return await readAuditSnapshot(client);
   } catch (error) {
     throw new AuditRunError(`cannot read the ledger from the database: ${(error as Error).message}`);
   } finally {

@@ -17,6 +17,7 @@ import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import pg from 'pg';
 import { createTestClient, encodeFunctionData, http, type PrivateKeyAccount, publicActions } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
+import { countCreditedDeposits } from './crediting.store.ts';
 import { ms, percentile, printTable } from './stats.ts';
 
 const LATENCY_SAMPLES = 50;
@@ -121,8 +122,7 @@ async function throughput(platform: Awaited<ReturnType<typeof startPlatform>>): 
 
   const client = new pg.Client({ connectionString: platform.database?.url });
   await client.connect();
-  const countCredited = async () =>
-    Number((await client.query("select count(*) from deposits where status = 'CREDITED'")).rows[0]?.count);
+  const countCredited = () => countCreditedDeposits(client);
   const before = await countCredited();
   const started = performance.now();
   const api = await platform.startApi({ CREDITING_POLL_MS: '50' });

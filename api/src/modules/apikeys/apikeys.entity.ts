@@ -47,15 +47,7 @@ export const ApiKey = defineEntity({
 
 export type IApiKey = InferEntity<typeof ApiKey>;
 
-/**
- * What "live" means for a key: not revoked, and not expired at `now`. The one rule, in the two forms
- * the code needs: SQL for the raw statements that accept a key (the lookup, the hold's check, a
- * subscription's check), where `now` is the statement's placeholder for the time, and a MikroORM filter.
- */
-export function liveApiKeySql(now: string, table = 'api_keys'): string {
-  return `${table}.revoked_at is null and (${table}.expires_at is null or ${table}.expires_at > ${now}::timestamptz)`;
-}
-
+/** A live key (not revoked, not expired at `now`) as a MikroORM filter; `liveApiKeySql` is its SQL form. */
 export function liveApiKeyWhere(now: Date) {
   return { revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] };
 }

@@ -13,14 +13,15 @@ import type { MicroUsd } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
-import type { Viewer } from '../../context.ts';
 import type { Em } from '../../db/orm.ts';
-import { type Statement, sqlOf } from '../../db/sql.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, forbidden, notFound } from '../../errors.ts';
+import type { Viewer } from '../../viewer.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { roleOf } from '../auth/auth.service.ts';
-import { ApiKey, type ApiKeyScope, type IApiKey, liveApiKeySql, liveApiKeyWhere } from './apikeys.entity.ts';
+import { ApiKey, type ApiKeyScope, type IApiKey, liveApiKeyWhere } from './apikeys.entity.ts';
+import { findLiveKeyBySecretHash } from './apikeys.store.ts';
 
 export const API_KEY_PREFIX = 'cm_';
 /** Random bytes in a secret: 256 bits. */
@@ -139,20 +140,6 @@ export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]>
   return em.find(ApiKey, { account: accountId }, { orderBy: { createdAt: 'desc', id: 'desc' } });
 }
 
-const VIEWER_FROM_API_KEY: Statement = {
-  name: 'cm_viewer_from_api_key',
-  text: `with k as (
-     select api_keys.id, api_keys.account_id, api_keys.scope, accounts.wallet_address
-     from api_keys join accounts on accounts.id = api_keys.account_id
-     where api_keys.secret_hash = $1 and ${liveApiKeySql('$2')}
-   ), used as (
-     update api_keys set last_used_at = $2::timestamptz
-     where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
-     returning 1
-   )
-   select id, account_id, scope, wallet_address from k`,
-};
-
 /**
  * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
  * expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
@@ -175,13 +162,7 @@ export async function viewerFromApiKey(
 ): Promise<Viewer | null> {
   if (!SECRET_PATTERN.test(secret)) return null;
   const secretHash = hashApiKeySecret(secret);
-  const rows = await sqlOf(em).query<{
-    id: string;
-    account_id: string;
-    scope: ApiKeyScope;
-    wallet_address: string;
-  }>(VIEWER_FROM_API_KEY, [secretHash, now.toISOString(), lastUsedBefore(now).toISOString()]);
-  const row = rows[0];
+  const row = await findLiveKeyBySecretHash(sqlOf(em).query, secretHash, now, lastUsedBefore(now));
   if (!row) {
     recent?.forget(secretHash);
     return null;

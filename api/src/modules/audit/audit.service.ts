@@ -6,22 +6,12 @@
  */
 import {
   type AccountProof,
-  AUDIT_ACCOUNT_COLUMNS,
-  AUDIT_ALL_ACCOUNTS_SQL,
-  AUDIT_ALL_ENTRIES_SQL,
-  AUDIT_ENTRY_COLUMNS,
-  AUDIT_ENTRY_FROM,
   type AuditAccount,
-  type AuditAccountRow,
-  type AuditEntryRow,
   type AuditLedgerEntry,
   type AuditReport,
-  auditAccountFromRow,
-  auditEntryFromRow,
   checkAudit,
   fetchTreasuryTransfers,
 } from '@chainmeter/schema';
-import { IsolationLevel } from '@mikro-orm/core';
 import type { Address, PublicClient } from 'viem';
 import {
   cursorInteger,
@@ -33,6 +23,7 @@ import {
 } from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import type { ApiConfig } from '../../env.ts';
+import { findAuditAccounts, findAuditEntries, readAccountLedger, readAuditSnapshot } from './audit.store.ts';
 
 /** Auditors page through everything: larger pages than the user-facing 100. */
 export const MAX_AUDIT_PAGE_SIZE = 1_000;
@@ -65,11 +56,8 @@ function decodeUuid(kind: string, cursor: string, arity: number): string[] {
 export async function listAuditAccounts(em: Em, args: PageArgs = {}): Promise<Page<AuditAccount>> {
   const first = auditPageSize(args.first);
   const [after] = args.after ? decodeUuid(ACCOUNT_CURSOR, args.after, 1) : [];
-  const rows: AuditAccountRow[] = await em.execute(
-    `select ${AUDIT_ACCOUNT_COLUMNS} from accounts a ${after ? 'where a.id > ?' : ''} order by a.id limit ?`,
-    after ? [after, first + 1] : [first + 1],
-  );
-  const entries = rows.slice(0, first).map(auditAccountFromRow);
+  const rows = await findAuditAccounts(em, after ?? null, first + 1);
+  const entries = rows.slice(0, first);
   const last = entries.at(-1);
   return { entries, hasNextPage: rows.length > first, endCursor: last ? auditAccountCursor(last) : null };
 }
@@ -77,18 +65,13 @@ export async function listAuditAccounts(em: Em, args: PageArgs = {}): Promise<Pa
 /** Every ledger entry of every account, by (account id, seq): the order `listAuditAccounts` uses. */
 export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Page<AuditLedgerEntry>> {
   const first = auditPageSize(args.first);
-  let where = '';
-  let params: unknown[] = [first + 1];
+  let after: { accountId: string; seq: number } | null = null;
   if (args.after) {
     const [accountId = '', seq] = decodeUuid(ENTRY_CURSOR, args.after, 2);
-    where = 'where (e.account_id, e.seq) > (?::uuid, ?::int)';
-    params = [accountId, cursorInteger(ENTRY_CURSOR, seq), first + 1];
+    after = { accountId, seq: cursorInteger(ENTRY_CURSOR, seq) };
   }
-  const rows: AuditEntryRow[] = await em.execute(
-    `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} ${where} order by e.account_id, e.seq limit ?`,
-    params,
-  );
-  const entries = rows.slice(0, first).map(auditEntryFromRow);
+  const rows = await findAuditEntries(em, after, first + 1);
+  const entries = rows.slice(0, first);
   const last = entries.at(-1);
   return { entries, hasNextPage: rows.length > first, endCursor: last ? auditEntryCursor(last) : null };
 }
@@ -97,14 +80,7 @@ export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Pag
 export async function readAuditRecords(
   em: Em,
 ): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
-  return em.transactional(
-    async (tx) => {
-      const accounts: AuditAccountRow[] = await tx.execute(AUDIT_ALL_ACCOUNTS_SQL);
-      const entries: AuditEntryRow[] = await tx.execute(AUDIT_ALL_ENTRIES_SQL);
-      return { accounts: accounts.map(auditAccountFromRow), entries: entries.map(auditEntryFromRow) };
-    },
-    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
-  );
+  return readAuditSnapshot(em);
 }
 
 export interface RunAuditParameters {
@@ -150,27 +126,14 @@ export async function buildAccountProof(
   config: Pick<ApiConfig, 'chainId' | 'usdcAddress' | 'treasuryAddress' | 'confirmations'>,
   walletAddress: Address,
 ): Promise<AccountProof | null> {
-  return em.transactional(
-    async (tx) => {
-      const [row]: AuditAccountRow[] = await tx.execute(
-        `select ${AUDIT_ACCOUNT_COLUMNS} from accounts a where a.wallet_address = ?`,
-        [walletAddress],
-      );
-      if (!row) return null;
-      const entries: AuditEntryRow[] = await tx.execute(
-        `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} where e.account_id = ? order by e.seq`,
-        [row.id],
-      );
-      return {
-        chainId: config.chainId,
-        tokenAddress: config.usdcAddress,
-        treasuryAddress: config.treasuryAddress,
-        confirmations: config.confirmations,
-        generatedAt: new Date(),
-        account: auditAccountFromRow(row),
-        entries: entries.map(auditEntryFromRow),
-      };
-    },
-    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
-  );
+  const ledger = await readAccountLedger(em, walletAddress);
+  if (!ledger) return null;
+  return {
+    chainId: config.chainId,
+    tokenAddress: config.usdcAddress,
+    treasuryAddress: config.treasuryAddress,
+    confirmations: config.confirmations,
+    generatedAt: new Date(),
+    ...ledger,
+  };
 }

@@ -18,14 +18,14 @@ import {
   recoverMessageAddress,
 } from 'viem';
 import { createSiweMessage, generateSiweNonce, parseSiweMessage, verifySiweMessage } from 'viem/siwe';
-import type { Viewer } from '../../context.ts';
 import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
+import type { Viewer } from '../../viewer.ts';
 import type { IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
-import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
 import { Session, SiweNonce } from './auth.entity.ts';
+import { apiKeyIsLive, sessionIsLive } from './auth.store.ts';
 
 /** How long a challenge may be answered. */
 export const CHALLENGE_TTL_MS = 10 * 60_000;
@@ -223,17 +223,9 @@ export async function viewerFromSessionToken(
  * expired, or an API key neither revoked nor expired.
  */
 export async function credentialIsLive(em: Em, viewer: Viewer, now = new Date()): Promise<boolean> {
-  const rows: unknown[] =
-    viewer.credential.kind === 'session'
-      ? await em.execute('select 1 from sessions where id = ? and revoked_at is null and expires_at > ?', [
-          viewer.credential.sessionId,
-          now.toISOString(),
-        ])
-      : await em.execute(`select 1 from api_keys where id = ? and ${liveApiKeySql('?')}`, [
-          viewer.credential.apiKeyId,
-          now.toISOString(),
-        ]);
-  return rows.length === 1;
+  return viewer.credential.kind === 'session'
+    ? sessionIsLive(em, viewer.credential.sessionId, now)
+    : apiKeyIsLive(em, viewer.credential.apiKeyId, now);
 }
 
 export function roleOf(config: Pick<AuthConfig, 'auditorAddresses'>, walletAddress: string): Viewer['role'] {

@@ -1,7 +1,7 @@
 /**
  * What a finished call costs: a pure decision from the call's result, the price and the hold.
  *
- * - Free or billed (OpenRouter's rule, DESIGN.md "Metering LLM calls"): a call is free only when nothing
+ * - Free or billed (OpenRouter's rule, README "Metered LLM calls"): a call is free only when nothing
  *   was generated and the finish reason is missing or an error, and the upstream reported neither usage
  *   nor a cost: an upstream error or a timeout before any output, a stream left before its first token.
  *   Everything generated counts, in streams too: content, reasoning (`reasoning_content`, `reasoning`),

@@ -12,8 +12,8 @@ import { z } from 'zod';
 import { violatedConstraint } from '../../db/constraint.ts';
 import type { SqlRunner, Statement } from '../../db/sql.ts';
 import { unauthenticated } from '../../errors.ts';
-import { liveApiKeySql } from '../apikeys/apikeys.entity.ts';
 import { type ApiKeyCheck, lastUsedBefore } from '../apikeys/apikeys.service.ts';
+import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
 import { InsufficientCreditsError } from './insufficient-credits.ts';
 import type { Settlement, SettleOptions, SettleResult } from './settlement.ts';
 

@@ -1,7 +1,5 @@
 /**
- * Metered completions: hold, call, settle (DESIGN.md "Metering LLM calls"). This file orchestrates a
- * call; the settlement queue (settlement-queue.ts, with its group commit) and the hold heartbeat
- * (hold-heartbeat.ts) keep their own state.
+import type { Viewer } from '../../viewer.ts';
  *
  * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
  *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
@@ -18,10 +16,10 @@ import type { MicroUsd, Ratio } from '@chainmeter/schema';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Model } from 'openai/resources/models';
 import type { Logger } from 'pino';
-import type { Viewer } from '../../context.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
+import type { Viewer } from '../../viewer.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import { completionResult, streamResult } from './call-result.ts';

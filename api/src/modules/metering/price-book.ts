@@ -1,5 +1,5 @@
 /**
- * The prices calls are held and billed by (DESIGN.md "Metering LLM calls", Prices): the upstream's own,
+ * The prices calls are held and billed by (README "Metered LLM calls", Prices): the upstream's own,
  * read from LiteLLM's `GET /model/info` (`input_cost_per_token`, `output_cost_per_token`, USD per token)
  * at start and every `LLM_PRICES_REFRESH_MS`, with the `LLM_PRICES` table overriding them per model.
  * A model priced by neither cannot be called (`model_not_priced`, refused before the hold). There is no

@@ -20,8 +20,8 @@ import {
   RateLimiterRedis,
   RateLimiterRes,
 } from 'rate-limiter-flexible';
-import type { Viewer } from '../../context.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
+import type { Viewer } from '../../viewer.ts';
 
 const WINDOW_SECONDS = 60;
 /** How long a start waits for Redis before counting in memory (it keeps reconnecting meanwhile). */

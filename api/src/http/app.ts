@@ -1,0 +1,60 @@
+/**
+ * The HTTP routes on one origin: health and readiness, `/metrics`, the OpenAI-compatible `/v1`, GraphQL
+ * on `/graphql`, and the built web client.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import type { AppServices } from '../context.ts';
+import { clientIpOf, type TrustedProxies } from '../modules/ratelimit/client-ip.ts';
+import { type RequestVariables, requestObservability } from '../observability/http.ts';
+import { metricsRoute } from '../observability/metrics-route.ts';
+import type { PlatformProbe } from '../observability/platform-probe.ts';
+import { checkReadiness } from '../observability/readiness.ts';
+import { graphqlBodyLimit } from './graphql-security.ts';
+import { openAiRoutes } from './openai.routes.ts';
+import { securityHeaders } from './security-headers.ts';
+import type { GraphqlServer } from './yoga.ts';
+
+const webDist = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../web/dist');
+
+interface HttpAppParts {
+  services: AppServices;
+  probe: PlatformProbe;
+  yoga: GraphqlServer;
+  trustedProxies: TrustedProxies;
+}
+
+export function createHttpApp({ services, probe, yoga, trustedProxies }: HttpAppParts) {
+  const { config, logger, metrics, orm } = services;
+  const app = new Hono<{ Variables: RequestVariables }>();
+  app.use('*', requestObservability({ logger, metrics }));
+  app.use('*', securityHeaders(config));
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const readiness = await checkReadiness({
+      orm,
+      probe,
+      maxIndexerLagBlocks: config.observability.readyMaxIndexerLagBlocks,
+    });
+    return c.json(readiness, readiness.ready ? 200 : 503);
+  });
+  app.get('/metrics', metricsRoute({ config, metrics, logger }));
+  app.route('/', openAiRoutes(services));
+  app.use('/graphql', graphqlBodyLimit());
+  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
+    yoga.fetch(c.req.raw, {
+      clientIp: clientIpOf(getConnInfo(c).remote.address, c.req.header('x-forwarded-for'), trustedProxies),
+      requestId: c.get('requestId'),
+      log: c.get('log'),
+    }),
+  );
+  if (existsSync(webDist)) {
+    app.use('/*', serveStatic({ root: path.relative(process.cwd(), webDist) }));
+    app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));
+  }
+  return app;
+}

@@ -1,0 +1,84 @@
+/**
+ * GraphQL over HTTP and SSE on `/graphql` (graphql-yoga), and the context every operation gets, over
+ * HTTP and graphql-ws alike: a fresh EntityManager fork, the caller, the session cookie, the request's id.
+ */
+import { useCookies } from '@whatwg-node/server-plugin-cookies';
+import { createYoga, type YogaInitialContext } from 'graphql-yoga';
+import type { Logger } from 'pino';
+import type { AppServices, GraphQLContext } from '../context.ts';
+import { maskError } from '../errors.ts';
+import { graphqlMetricsPlugins } from '../observability/graphql.ts';
+import { schema } from '../schema/index.ts';
+import { resolveCaller, SESSION_COOKIE } from './caller.ts';
+import { isPreflighted } from './csrf.ts';
+import { corsPolicy, graphqlArmor, introspectionPolicy, variableInputLimits } from './graphql-security.ts';
+import { type CookieStoreLike, sessionCookie } from './session-cookie.ts';
+
+/** What the transports hand yoga besides the request: graphql-ws params, the client's IP, the request's log. */
+interface TransportContext {
+  connectionParams?: Record<string, unknown>;
+  clientIp?: string | null;
+  requestId?: string;
+  log?: Logger;
+}
+
+export function createGraphqlServer(services: AppServices) {
+  const { config, logger, metrics } = services;
+  return createYoga<TransportContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: config.env !== 'production',
+    // Hardening (http/graphql-security.ts, docs/security.md): no CORS unless CORS_ORIGINS, no batching.
+    cors: corsPolicy(config),
+    batching: false,
+    // Expected errors carry extensions.code and pass through; anything else becomes "Unexpected error."
+    maskedErrors: { maskError },
+    logging: {
+      debug: (...args) => logger.debug(args),
+      info: (...args) => logger.info(args),
+      warn: (...args) => logger.warn(args),
+      error: (...args) => logger.error(args),
+    },
+    plugins: [
+      useCookies(),
+      graphqlArmor(config),
+      variableInputLimits(config, schema),
+      ...introspectionPolicy(config),
+      ...graphqlMetricsPlugins(metrics),
+    ],
+    context: (initial) => createContext(services, initial),
+  });
+}
+
+export type GraphqlServer = ReturnType<typeof createGraphqlServer>;
+
+async function createContext(
+  services: AppServices,
+  initial: YogaInitialContext & TransportContext,
+): Promise<GraphQLContext> {
+  const em = services.orm.em.fork();
+  // Absent over graphql-ws, where the credential comes in `connectionParams`.
+  const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
+  const cookieStore = request?.cookieStore;
+  const preflighted = request ? isPreflighted(request.headers) : false;
+  const caller = await resolveCaller(
+    services,
+    {
+      authorization: [initial.connectionParams?.authorization, request?.headers.get('authorization')],
+      sessionCookie: cookieStore
+        ? { value: (await cookieStore.get(SESSION_COOKIE))?.value, accepted: preflighted }
+        : undefined,
+    },
+    { em },
+  );
+  return {
+    em,
+    viewer: caller?.viewer ?? null,
+    services,
+    // Only a preflighted request may receive the cookie: no signing a browser in from another site.
+    sessionCookie: cookieStore && preflighted ? sessionCookie(cookieStore, services.config) : null,
+    clientIp: initial.clientIp ?? null,
+    requestId: initial.requestId ?? null,
+    log: initial.log ?? services.logger,
+  };
+}

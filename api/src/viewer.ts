@@ -1,0 +1,12 @@
+/**
+ * Who is calling: the authenticated account and the credential it used. Shared by every module that
+ * authorizes, so this file imports nothing it describes (no service imports it back into a cycle).
+ */
+import type { Address } from 'viem';
+
+export interface Viewer {
+  accountId: string;
+  walletAddress: Address;
+  role: 'user' | 'auditor';
+  credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
+}

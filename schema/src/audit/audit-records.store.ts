@@ -1,0 +1,96 @@
+/**
+ * How the audit reads the platform's tables (accounts, ledger_entries, deposits): one select list, one
+ * checked row parser per table and the statements that read everything, used by the API (auditor queries,
+ * `auditReport`, proofs) and by the CLI's `--database` path, so both read exactly the same fields.
+ * Read-only. The API's paged and per-account reads embed the select lists (`api/src/modules/audit/audit.store.ts`).
+ */
+import type { AuditAccount, AuditLedgerEntry, DepositReference } from './audit-types.ts';
+import { big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
+
+export const AUDIT_ACCOUNT_COLUMNS =
+  'a.id, a.wallet_address, a.balance::text as balance, a.debt::text as debt, a.ledger_seq, a.ledger_head';
+
+export const AUDIT_ENTRY_COLUMNS = `e.account_id, e.seq, e.amount::text as amount, e.balance_after::text as balance_after,
+  e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, d.chain_id, d.tx_hash, d.log_index,
+  d.block_number::text as block_number, d.from_address, d.amount_token::text as amount_token,
+  d.amount::text as deposit_amount, d.status as deposit_status`;
+
+/** ledger_entries e joined to their deposit d (the DEPOSIT entries' chain reference). */
+export const AUDIT_ENTRY_FROM = 'ledger_entries e left join deposits d on d.id = e.deposit_id';
+
+/** A named statement without parameters (the shape of the API's `Statement`). */
+interface AuditStatement {
+  name: string;
+  text: string;
+}
+
+const ALL_ACCOUNTS: AuditStatement = {
+  name: 'cm_audit_all_accounts',
+  text: `select ${AUDIT_ACCOUNT_COLUMNS} from accounts a order by a.id`,
+};
+
+const ALL_ENTRIES: AuditStatement = {
+  name: 'cm_audit_all_entries',
+  text: `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} order by e.account_id, e.seq`,
+};
+
+/** Runs one statement and returns its rows, as they come from the driver. */
+type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Promise<unknown[]>;
+
+/**
+ * Every account, then every entry. Run it inside one REPEATABLE READ transaction (the caller's `query`
+ * belongs to it) so both reads see one consistent snapshot.
+ */
+export async function readAllAuditRecords(
+  query: AuditQuery,
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+  const accounts = await query(ALL_ACCOUNTS, []);
+  const entries = await query(ALL_ENTRIES, []);
+  return { accounts: accounts.map(auditAccountFromRow), entries: entries.map(auditEntryFromRow) };
+}
+
+/** A row of `AUDIT_ACCOUNT_COLUMNS`, checked. */
+export function auditAccountFromRow(value: unknown): AuditAccount {
+  const where = 'accounts row';
+  const row = object(value, where);
+  return {
+    accountId: str(row, 'id', where),
+    walletAddress: str(row, 'wallet_address', where),
+    balance: big(row, 'balance', where),
+    debt: big(row, 'debt', where),
+    ledgerSeq: int(row, 'ledger_seq', where),
+    ledgerHead: nullableStr(row, 'ledger_head', where),
+  };
+}
+
+/** A row of `AUDIT_ENTRY_COLUMNS` from `AUDIT_ENTRY_FROM`, checked. */
+export function auditEntryFromRow(value: unknown): AuditLedgerEntry {
+  const where = 'ledger_entries row';
+  const row = object(value, where);
+  return {
+    accountId: str(row, 'account_id', where),
+    seq: int(row, 'seq', where),
+    amount: big(row, 'amount', where),
+    balanceAfter: big(row, 'balance_after', where),
+    reason: str(row, 'reason', where),
+    referenceId: str(row, 'reference_id', where),
+    createdAt: date(row, 'created_at', where),
+    prevHash: nullableStr(row, 'prev_hash', where),
+    hash: str(row, 'hash', where),
+    deposit: row.tx_hash === null ? null : depositFromRow(row, where),
+  };
+}
+
+/** The joined deposit's columns: every one is NOT NULL in `deposits`, so present when the join matched. */
+function depositFromRow(row: Fields, where: string): DepositReference {
+  return {
+    chainId: int(row, 'chain_id', where),
+    txHash: str(row, 'tx_hash', where).toLowerCase(),
+    logIndex: int(row, 'log_index', where),
+    blockNumber: big(row, 'block_number', where),
+    from: str(row, 'from_address', where),
+    amountToken: big(row, 'amount_token', where),
+    amount: big(row, 'deposit_amount', where),
+    status: str(row, 'deposit_status', where),
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * The audit CLI's `--database` read (operators): the platform's records straight from the API's
+ * PostgreSQL, with the statements and row parsers the API itself uses (@chainmeter/schema
+ * `audit-records.store.ts`), in one read-only REPEATABLE READ snapshot.
+ */
+import { type AuditAccount, type AuditLedgerEntry, readAllAuditRecords } from '@chainmeter/schema';
+import type pg from 'pg';
+
+/** Every account and entry; `client` is connected and outside a transaction. */
+export async function readAuditSnapshot(
+  client: pg.Client,
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+  await client.query('begin isolation level repeatable read read only');
+  const records = await readAllAuditRecords(async (statement, values) => {
+    return (await client.query({ text: statement.text, values: [...values] })).rows;
+  });
+  await client.query('commit');
+  return records;
+}
