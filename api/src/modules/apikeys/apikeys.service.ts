@@ -202,12 +202,12 @@ function viewerOfKey(config: { auditorAddresses: readonly Address[] }, key: Know
 
 /**
  * What a metered call's hold must check about a key taken from {@link RecentApiKeys}: that the key with
- * this hash is still live (not revoked, not expired) at the hold's time. The hold sets `verified` once
- * it has seen the key live; a call answered without reaching the hold must check the key itself first.
+ * this hash is still live (not revoked, not expired) at the hold's time: the hold refuses a dead key with
+ * UNAUTHENTICATED, so a hold placed, or refused for want of credits, saw the key live. A call answered
+ * without reaching the hold must check the key itself first.
  */
 export interface ApiKeyCheck {
   secretHash: string;
-  verified: boolean;
 }
 
 /**
@@ -245,7 +245,7 @@ export class RecentApiKeys {
     const secretHash = hashApiKeySecret(secret);
     const key = this.#keys.get(secretHash);
     if (!key) return null;
-    return { viewer: viewerOfKey(config, key), check: { secretHash, verified: false } };
+    return { viewer: viewerOfKey(config, key), check: { secretHash } };
   }
 }
 

@@ -100,14 +100,12 @@ export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Pr
     // The key's CHECK (spent + held <= spend_limit) aborts the whole statement, account hold included.
     // Its update only runs once the key was found live.
     if (violatedConstraint(error) === 'api_keys_within_spend_limit') {
-      if (params.keyCheck) params.keyCheck.verified = true;
       throw new InsufficientCreditsError('apiKey', params.hold);
     }
     throw error;
   }
   const row = placedHoldRow.parse(rows[0]);
   if (!row.key_live) throw unauthenticated('This API key is revoked, expired or unknown');
-  if (params.keyCheck) params.keyCheck.verified = true;
   if (!row.held || row.ledger_seq === null || row.balance === null) {
     throw new InsufficientCreditsError('account', params.hold);
   }

@@ -20,6 +20,7 @@ import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
+import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import { completionResult, streamResult } from './call-result.ts';
@@ -116,7 +117,7 @@ export interface MeteredCallOptions {
    * The caller's API key was taken on trust (`RecentApiKeys`): the hold checks the key with this secret
    * hash is still live. Whether a failed call got that far: `failedAfterKeyCheck(error)`.
    */
-  keyCheck?: { secretHash: string };
+  keyCheck?: ApiKeyCheck;
   /** Settle before returning (GraphQL, which returns the usage) or in the background (REST). */
   settle?: 'await' | 'background';
 }
@@ -213,9 +214,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       streamed,
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
-      // The store notes on this object that it saw the key live; nobody reads it: the outcome is the
-      // hold's result or error (`failedAfterKeyCheck`).
-      keyCheck: keyCheck && { secretHash: keyCheck.secretHash, verified: false },
+      // A dead key fails the hold with UNAUTHENTICATED; any other outcome saw it live (`failedAfterKeyCheck`).
+      keyCheck,
     }).catch(async (error: unknown) => {
       // The hold found the key dead: that request is nobody's, it must not use the account's budget.
       if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
