@@ -128,6 +128,11 @@ interface DepositCreditCheck {
   matchedTransferKey?: string;
 }
 
+/**
+ * One DEPOSIT entry against the chain: it must name a log of the audited chain and be the credit that
+ * stands for it; in range, its transfer must be on chain, paid by the account's wallet and credited in
+ * full, or be gone with the credit reversed after a deep reorg.
+ */
 function checkDepositCredit(
   account: AuditAccount,
   entry: AuditLedgerEntry,
