@@ -9,9 +9,9 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
-import { type DevModelServer, startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { gqlData, signIn } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';

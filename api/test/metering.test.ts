@@ -14,13 +14,10 @@ import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlOf } from '../src/db/sql.ts';
+import { DEV_MODEL_PRICES } from '../src/dev-model/dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
-import {
-  DEV_MODEL_PRICES,
-  type DevModelServer,
-  startDevModelServer,
-} from '../src/modules/metering/dev-model.server.ts';
 import { extendHolds, placeHold } from '../src/modules/metering/hold.store.ts';
 import { applySettlement } from '../src/modules/metering/settlement.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
@@ -797,6 +794,25 @@ describe('GraphQL, usage history and export', () => {
       `mutation { createCompletion(input: { model: "${DEV}", messages: [{ role: "user", content: "hi" }] }) { id } }`,
     );
     expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('createCompletion reports an upstream failure with its UPSTREAM_* code, and the metrics count it by that code', async () => {
+    const user = await newUser(1_000_000n);
+    const counted = async (code: string) =>
+      (await api.services.metrics.graphqlErrors.get()).values.find((v) => v.labels.code === code)?.value ?? 0;
+    const before = await counted('UPSTREAM_UNAVAILABLE');
+    const failed = await gql(
+      api.url,
+      `mutation { createCompletion(input: { model: "dev-error-500", messages: [{ role: "user", content: "hi" }] }) { id } }`,
+      {},
+      user.token,
+    );
+    expect(failed.errors?.[0]?.extensions).toMatchObject({
+      code: 'UPSTREAM_UNAVAILABLE',
+      reason: 'UPSTREAM_UNAVAILABLE',
+    });
+    expect(failed.errors?.[0]?.message).toMatch(/^The model provider failed: .*nothing was charged$/);
+    expect(await counted('UPSTREAM_UNAVAILABLE')).toBe(before + 1);
   });
 });
 

@@ -12,7 +12,7 @@ import { devAccounts } from '@chainmeter/testkit/accounts';
 import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDevModelServer } from '../src/modules/metering/dev-model.server.ts';
+import { startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 
 const API_MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 let anvil: Anvil;

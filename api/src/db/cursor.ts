@@ -2,9 +2,13 @@
  * Opaque pagination cursors: base64url of `<kind>:<parts joined by ':'>`. The kind stops a ledger
  * cursor being replayed against deposits; a cursor that does not decode is the caller's mistake.
  */
-export class InvalidCursorError extends Error {
+import { ExpectedError } from '../errors.ts';
+
+export class InvalidCursorError extends ExpectedError {
   override name = 'InvalidCursorError';
-  readonly code = 'BAD_USER_INPUT';
+  constructor(message: string) {
+    super('BAD_USER_INPUT', message);
+  }
 }
 
 export function encodeCursor(kind: string, parts: readonly (string | number | bigint)[]): string {

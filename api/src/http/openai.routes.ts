@@ -14,6 +14,7 @@ import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { AppServices } from '../context.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
+import { failedAfterKeyCheck } from '../modules/metering/metering.errors.ts';
 import { iterateUsage } from '../modules/metering/usage.service.ts';
 import { parseDateTime } from '../schema/date-time.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
@@ -60,8 +61,8 @@ export function openAiRoutes(services: AppServices): Hono {
     if (!caller) return unauthorized(c);
     const { viewer, keyCheck } = caller;
     /** An answer given without the hold: a key taken on trust is checked first, so a dead key gets 401. */
-    const unlessKeyDead = async (answer: () => Response): Promise<Response> => {
-      if (!keyCheck || keyCheck.verified) return answer();
+    const unlessKeyDead = async (answer: () => Response, error?: unknown): Promise<Response> => {
+      if (!keyCheck || (error !== undefined && failedAfterKeyCheck(error))) return answer();
       const live = await callerOfCompletion(c, services, true);
       return live ? answer() : unauthorized(c);
     };
@@ -104,7 +105,7 @@ export function openAiRoutes(services: AppServices): Hono {
         },
       });
     } catch (error) {
-      return unlessKeyDead(() => openAiErrorFor(c, logger, error));
+      return unlessKeyDead(() => openAiErrorFor(c, logger, error), error);
     }
   });
 
@@ -114,10 +115,6 @@ export function openAiRoutes(services: AppServices): Hono {
       const models = await metering.listModels();
       return c.json({ object: 'list', data: models });
     } catch (error) {
-      if ((error as { name?: string }).name === 'UpstreamError') {
-        const message = (error as Error).message;
-        return openAiError(c, 502, { message, type: 'upstream_error', code: 'upstream_unavailable' });
-      }
       return openAiErrorFor(c, logger, error);
     }
   });

@@ -9,12 +9,10 @@
  */
 
 import { Gauge } from 'prom-client';
+import { expectedCodeOf } from '../errors.ts';
 import type { ChatRequest } from '../modules/metering/chat-request.ts';
-import {
-  CompletionFailedError,
-  type MeteringService,
-  type UsageView,
-} from '../modules/metering/metering.service.ts';
+import { CompletionFailedError } from '../modules/metering/metering.errors.ts';
+import type { MeteringService, UsageView } from '../modules/metering/metering.service.ts';
 import type { Viewer } from '../viewer.ts';
 import { type AppMetrics, METRIC_PREFIX } from './metrics.ts';
 
@@ -61,8 +59,7 @@ export function instrumentMetering(
       metrics.completions.inc({ model: modelLabel(request.model), billing_status: 'FAILED' });
       return;
     }
-    const code = (error as { code?: unknown } | null)?.code;
-    metrics.completionRefusals.inc({ code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR' });
+    metrics.completionRefusals.inc({ code: expectedCodeOf(error) ?? 'INTERNAL_SERVER_ERROR' });
   }
 
   return {

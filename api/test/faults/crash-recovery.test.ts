@@ -12,8 +12,8 @@ import type { Hash } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm } from '../../src/db/orm.ts';
+import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
-import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
 import { gqlData, signIn } from '../support/graphql.ts';
 import {

@@ -11,7 +11,7 @@ import { mineBlocks } from '@chainmeter/testkit/anvil';
 import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
+import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import {
   type CuttableProxy,
   crashApi,

@@ -12,7 +12,7 @@ import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
 import fc from 'fast-check';
 import { createPublicClient, type Hash, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevModelServer, startDevModelServer } from '../../src/modules/metering/dev-model.server.ts';
+import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
 import { gqlData, signIn } from '../support/graphql.ts';
 import {

@@ -1,12 +1,15 @@
 import { getAddress, isAddress } from 'viem';
 import type { Em } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
+import { ExpectedError } from '../../errors.ts';
 import { Account, type IAccount } from './accounts.entity.ts';
 import { createAccounts } from './accounts.store.ts';
 
-export class InvalidWalletAddressError extends Error {
+export class InvalidWalletAddressError extends ExpectedError {
   override name = 'InvalidWalletAddressError';
-  readonly code = 'BAD_USER_INPUT';
+  constructor(message: string) {
+    super('BAD_USER_INPUT', message);
+  }
 }
 
 /** EIP-55 checksum of any-case input; accounts are keyed by this form. */

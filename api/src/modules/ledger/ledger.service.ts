@@ -10,6 +10,7 @@ import {
 import type { Em } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
+import { ExpectedError } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { type ILedgerEntry, LedgerEntry } from './ledger.entity.ts';
 import {
@@ -22,14 +23,13 @@ import {
 } from './ledger.store.ts';
 
 /** A debit larger than the balance. Expected (a user spending more than they have), not a bug. */
-export class InsufficientBalanceError extends Error {
+export class InsufficientBalanceError extends ExpectedError {
   override name = 'InsufficientBalanceError';
-  readonly code = 'INSUFFICIENT_CREDITS';
   readonly accountId: string;
   readonly balance: bigint;
   readonly amount: bigint;
   constructor(accountId: string, balance: bigint, amount: bigint) {
-    super(`account ${accountId} has ${balance} micro-USD, cannot apply ${amount}`);
+    super('INSUFFICIENT_CREDITS', `account ${accountId} has ${balance} micro-USD, cannot apply ${amount}`);
     this.accountId = accountId;
     this.balance = balance;
     this.amount = amount;

@@ -3,9 +3,11 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectElapsedAtLeast } from '../../../test/support/elapsed.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
-import { countDevTokens, type DevModelServer, startDevModelServer } from './dev-model.server.ts';
-import { createLlmUpstream, type LlmUpstream, UpstreamError } from './llm.upstream.ts';
+import { countDevTokens } from '../../dev-model/dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from '../../dev-model/dev-model.server.ts';
+import { createLlmUpstream, type LlmUpstream } from './llm.upstream.ts';
 import { costFromHeader } from './pricing.ts';
+import { UpstreamError } from './upstream-error.ts';
 
 const API_KEY = 'sk-upstream-secret-1234567890';
 /** Never reached on loopback, however loaded the machine: only the timeout tests set a short one. */

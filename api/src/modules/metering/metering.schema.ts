@@ -1,6 +1,5 @@
-import { GraphQLError } from 'graphql';
 import { type GraphQLContext, viewerOf } from '../../context.ts';
-import { forbidden } from '../../errors.ts';
+import { ExpectedError, forbidden } from '../../errors.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
@@ -8,7 +7,8 @@ import { ApiKey, type IApiKey } from '../apikeys/apikeys.entity.ts';
 import { ApiKeyRef } from '../apikeys/apikeys.schema.ts';
 import { parseChatRequest } from './chat-request.ts';
 import { BILLING_STATUSES } from './metering.entity.ts';
-import { CompletionFailedError, type UsageView } from './metering.service.ts';
+import { CompletionFailedError } from './metering.errors.ts';
+import type { UsageView } from './metering.service.ts';
 import { listUsage, summarizeUsage, usageCursor } from './usage.service.ts';
 import { USAGE_GROUP_BY, type UsageBucket } from './usage.store.ts';
 
@@ -107,9 +107,11 @@ builder.mutationField('createCompletion', (t) =>
       try {
         const result = await ctx.services.metering.complete(viewerOf(ctx), request, { settle: 'await' });
         if (!result.usage) {
-          throw new GraphQLError('The model generated nothing and did not finish; nothing was charged', {
-            extensions: { reason: 'EMPTY_COMPLETION', requestId: result.requestId },
-          });
+          throw new ExpectedError(
+            'UPSTREAM_ERROR',
+            'The model generated nothing and did not finish; nothing was charged',
+            { reason: 'EMPTY_COMPLETION', requestId: result.requestId },
+          );
         }
         const choice = result.completion.choices[0];
         return {
@@ -122,11 +124,9 @@ builder.mutationField('createCompletion', (t) =>
       } catch (error) {
         if (error instanceof CompletionFailedError) {
           // Not the caller's fault and not a bug here: say what happened, and that nothing was charged.
-          throw new GraphQLError(`The model provider failed: ${error.message}`, {
-            extensions: {
-              reason: `UPSTREAM_${error.upstream.kind.toUpperCase()}`,
-              requestId: error.requestId,
-            },
+          throw new ExpectedError(error.code, `The model provider failed: ${error.message}`, {
+            reason: error.extensions.reason,
+            requestId: error.requestId,
           });
         }
         throw error;

@@ -1,19 +1,15 @@
 /**
- * Metered completions: hold, call, settle (README "Metered LLM calls").
+import type { Viewer } from '../../viewer.ts';
  *
  * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
  *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
  *    so the bound holds); take the rate limits; place the hold and write the durable record in one
  *    statement, or refuse with INSUFFICIENT_CREDITS without calling the upstream.
  * 2. Call the upstream once (never retried: a billed call runs at most once).
- * 3. Decide the settlement (`billing.ts`) and apply it exactly once (`metering.store.ts`). A settlement
- *    that fails never blocks or fails the answer: it is kept on the record (UNSETTLED) or, if even that
- *    fails, in memory, and the settlement loop retries it; the loop also settles what a crashed process
- *    left UNSETTLED and closes holds whose call never finished (HELD past `hold_expires_at`): released,
- *    or, for a stream with recorded progress, billed for what it had generated.
- * 4. While a call runs (a stream may run for longer than the hold TTL), a heartbeat keeps pushing its
- *    record's `hold_expires_at` forward, so only the holds of a process that died ever expire, and
- *    records how much text each stream has generated.
+ * 3. Decide the settlement (`billing.ts`) and apply it exactly once (the settlement queue), never
+ *    blocking or failing the answer.
+ * 4. While a call runs (a stream may run for longer than the hold TTL), the heartbeat keeps pushing its
+ *    record's `hold_expires_at` forward and records how much text each stream has generated.
  */
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
@@ -24,27 +20,22 @@ import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
-import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
-import { type CallResult, decideSettlement, settlementOfExpiredHold } from './billing.ts';
+import { type CallResult, decideSettlement } from './billing.ts';
+import { completionResult, streamResult } from './call-result.ts';
 import type { ChatRequest } from './chat-request.ts';
-import { extendHolds, findExpiredHolds, placeHold, type StreamProgress } from './hold.store.ts';
+import { placeHold } from './hold.store.ts';
+import { HoldHeartbeat } from './hold-heartbeat.ts';
+import { InFlightWork } from './in-flight-work.ts';
 import { LedgerHeads } from './ledger-heads.ts';
-import { type LlmUpstream, outputBytes, UpstreamError } from './llm.upstream.ts';
+import type { LlmUpstream } from './llm.upstream.ts';
 import type { BillingStatus } from './metering.entity.ts';
+import { CompletionFailedError, ModelListUnavailableError, modelNotPriced } from './metering.errors.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
-import {
-  applyChargedSettlements,
-  applySettlement,
-  findUnsettled,
-  markUnsettled,
-} from './settlement.store.ts';
-import type { Settlement, SettleResult } from './settlement.ts';
-import type { HeldRecord, PendingSettlement } from './settlement-write.store.ts';
-
-/** Charged settlements written in one transaction at most. */
-const MAX_SETTLEMENT_BATCH = 500;
+import type { Settlement } from './settlement.ts';
+import { SettlementQueue } from './settlement-queue.ts';
+import { UpstreamError } from './upstream-error.ts';
 
 /** Test hooks: inject failures into settlement to prove retries. Never set in production. */
 export interface MeteringFaults {
@@ -118,41 +109,21 @@ export interface MeteredStream {
   settled: Promise<UsageView | null>;
 }
 
-export interface CallOptions {
+/** Per-call options of a metered call. */
+export interface MeteredCallOptions {
   signal?: AbortSignal;
-  /** The caller's API key was taken on trust (`RecentApiKeys`): the hold checks it is still live. */
-  keyCheck?: ApiKeyCheck;
+  /**
+   * The caller's API key was taken on trust (`RecentApiKeys`): the hold checks the key with this secret
+   * hash is still live. Whether a failed call got that far: `failedAfterKeyCheck(error)`.
+   */
+  keyCheck?: { secretHash: string };
   /** Settle before returning (GraphQL, which returns the usage) or in the background (REST). */
   settle?: 'await' | 'background';
 }
 
-/** `extensions.reason` of the BAD_USER_INPUT a model without a price is refused with (REST: its `code`). */
-export const MODEL_NOT_PRICED = 'model_not_priced';
-
-/** A call to a model that cannot be billed: refused before anything is held or sent upstream. */
-export function modelNotPriced(model: string): ExpectedError {
-  return new ExpectedError(
-    'BAD_USER_INPUT',
-    `The model ${model} has no price, so it cannot be billed: call one of GET /v1/models`,
-    { field: 'model', reason: MODEL_NOT_PRICED },
-  );
-}
-
-/** The upstream failed: nothing was charged. */
-export class CompletionFailedError extends Error {
-  override name = 'CompletionFailedError';
-  readonly upstream: UpstreamError;
-  readonly requestId: string;
-  constructor(upstream: UpstreamError, requestId: string) {
-    super(`${upstream.message}; nothing was charged`);
-    this.upstream = upstream;
-    this.requestId = requestId;
-  }
-}
-
 export interface MeteringService {
-  complete(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredCompletion>;
-  stream(viewer: Viewer, request: ChatRequest, options?: CallOptions): Promise<MeteredStream>;
+  complete(viewer: Viewer, request: ChatRequest, options?: MeteredCallOptions): Promise<MeteredCompletion>;
+  stream(viewer: Viewer, request: ChatRequest, options?: MeteredCallOptions): Promise<MeteredStream>;
   /** The upstream's models that can be billed (priced). */
   listModels(): Promise<Model[]>;
   /** One round of the settlement loop; returns how many records it closed. */
@@ -170,13 +141,8 @@ export interface MeteringService {
   stop(): Promise<void>;
 }
 
-/** A stream this process is serving: what its heartbeat records (see `extendHolds`). */
-interface OpenStream {
-  promptBound: number;
-  generatedBytes(): number;
-}
-
-interface Hold {
+/** A call whose hold is placed: what its settlement needs. */
+interface HeldCall {
   usageId: string;
   requestId: string;
   hold: MicroUsd;
@@ -191,44 +157,43 @@ interface Hold {
 }
 
 export function createMeteringService(options: MeteringOptions): MeteringService {
-  const { orm, upstream, prices, markup, logger } = options;
-  /** Every statement here is raw SQL (metering.store.ts), run on the ORM's connections. */
+  const { orm, upstream, prices, markup, logger, faults } = options;
+  /** Every statement here is raw SQL (the metering stores), run on the ORM's connections. */
   const sql = sqlFor(orm);
-  const inFlight = new Set<Promise<unknown>>();
-  /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
-  const retryQueue = new Map<string, Settlement>();
-  const attempts = new Map<string, number>();
-  /**
-   * Records this process holds open: from the hold until the settlement is written (or recorded as
-   * UNSETTLED, which the expiry never touches), with the stream being served, if any. Their expiry is
-   * pushed forward by the heartbeat (every third of the TTL or `streamProgressMs`, whichever is shorter),
-   * which also records each stream's progress, so a call that outlives `holdTtlMs` (a long stream) keeps
-   * its hold on every replica; only a process that stopped beating (it died) has its holds expire, one
-   * TTL after its last beat: released, or billed for the progress recorded.
-   */
-  const owned = new Map<string, OpenStream | null>();
+  const inFlight = new InFlightWork();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
   const heads = new LedgerHeads();
-  let timer: NodeJS.Timeout | undefined;
-  let heartbeat: NodeJS.Timeout | undefined;
-  let beating: Promise<void> | null = null;
-  let loopRunning: Promise<number> | null = null;
+  // At most a third of the TTL: two beats can fail (a database hiccup) before another replica may
+  // expire a hold. Streams' progress is recorded at least every `streamProgressMs`.
+  const heartbeatPeriod = Math.min(Math.floor(options.holdTtlMs / 3), options.streamProgressMs ?? 1_000);
+  const holds = new HoldHeartbeat({
+    sql,
+    logger,
+    holdTtlMs: options.holdTtlMs,
+    periodMs: Math.max(10, heartbeatPeriod),
+    afterProgress: (usageId) => faults?.afterProgress?.(usageId),
+  });
+  const settlements = new SettlementQueue({
+    sql,
+    logger,
+    heads,
+    holds,
+    prices,
+    markup,
+    retryMs: options.settlementRetryMs,
+    beforeAttempt: (usageId, attempt) => faults?.beforeSettlement?.(usageId, attempt),
+    afterCharge: (usageId) => faults?.afterSettlement?.(usageId),
+    onCharged: options.onCharged,
+  });
+  let started = false;
 
-  function track<T>(promise: Promise<T>): Promise<T> {
-    inFlight.add(promise);
-    promise.then(
-      () => inFlight.delete(promise),
-      () => inFlight.delete(promise),
-    );
-    return promise;
-  }
-
-  async function reserve(
+  /** Step 1: the price, the bound, the rate limits, then the hold and its durable record. */
+  async function placeCallHold(
     viewer: Viewer,
     request: ChatRequest,
     streamed: boolean,
-    keyCheck: ApiKeyCheck | undefined,
-  ): Promise<Hold> {
+    keyCheck: MeteredCallOptions['keyCheck'],
+  ): Promise<HeldCall> {
     // Before anything is counted, held or sent: a call that cannot be billed is never made.
     const price = prices.get(request.model);
     if (!price) throw modelNotPriced(request.model);
@@ -248,7 +213,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       streamed,
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
-      keyCheck,
+      // The store notes on this object that it saw the key live; nobody reads it: the outcome is the
+      // hold's result or error (`failedAfterKeyCheck`).
+      keyCheck: keyCheck && { secretHash: keyCheck.secretHash, verified: false },
     }).catch(async (error: unknown) => {
       // The hold found the key dead: that request is nobody's, it must not use the account's budget.
       if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
@@ -256,9 +223,9 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       }
       throw error;
     });
-    owned.set(usageId, null);
+    holds.open(usageId);
     heads.observe(viewer.accountId, head);
-    options.faults?.afterHold?.(usageId);
+    faults?.afterHold?.(usageId);
     return {
       usageId,
       requestId,
@@ -273,7 +240,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     };
   }
 
-  function view(held: Hold, settlement: Settlement): UsageView | null {
+  function usageView(held: HeldCall, settlement: Settlement): UsageView | null {
     if (settlement.status === 'RELEASED') return null;
     return {
       id: held.usageId,
@@ -291,108 +258,13 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     };
   }
 
-  /**
-   * Applies a settlement; on failure keeps it for the loop. Never throws. `record`: the record as this
-   * process's hold wrote it (absent for records read back from the database).
-   */
-  async function settle(usageId: string, settlement: Settlement, record?: HeldRecord): Promise<void> {
-    const attempt = (attempts.get(usageId) ?? 0) + 1;
-    attempts.set(usageId, attempt);
-    try {
-      await options.faults?.beforeSettlement?.(usageId, attempt);
-      const result =
-        settlement.userPrice > 0n && attempt === 1
-          ? await settleInBatch({ usageId, settlement, record })
-          : await applySettlement(sql, usageId, settlement);
-      retryQueue.delete(usageId);
-      attempts.delete(usageId);
-      owned.delete(usageId);
-      if (result.settled && result.ledgerEntryId) options.faults?.afterSettlement?.(usageId);
-      if (!result.settled) logger.debug({ usageId }, 'usage already settled');
-      else if (result.ledgerEntryId) {
-        options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
-      }
-      if (settlement.status === 'NEEDS_REVIEW') {
-        logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
-      }
-    } catch (error) {
-      logger.error({ err: error, usageId, attempt }, 'settlement failed; it will be retried');
-      try {
-        if (await markUnsettled(sql, usageId, settlement, String((error as Error).message))) {
-          retryQueue.delete(usageId);
-          owned.delete(usageId);
-          return;
-        }
-      } catch (markError) {
-        logger.error(
-          { err: markError, usageId },
-          'could not record the unsettled usage; retrying from memory',
-        );
-      }
-      retryQueue.set(usageId, settlement);
-    }
-  }
-
-  /**
-   * Group commit: charged settlements queue here and go to the database together, one transaction per
-   * batch. When idle a settlement leaves at once (no added delay); under load, those that arrive while a
-   * batch is in flight form the next one. A failed batch fails its members, which retry one by one.
-   */
-  const batchQueue: {
-    item: PendingSettlement;
-    resolve: (r: SettleResult) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
-  let batching = false;
-
-  function settleInBatch(item: PendingSettlement): Promise<SettleResult> {
-    return new Promise((resolve, reject) => {
-      batchQueue.push({ item, resolve, reject });
-      if (!batching) void runBatches();
-    });
-  }
-
-  async function runBatches(): Promise<void> {
-    batching = true;
-    try {
-      while (batchQueue.length > 0) {
-        const batch = batchQueue.splice(0, MAX_SETTLEMENT_BATCH);
-        try {
-          const results = await applyChargedSettlements(
-            sql,
-            batch.map((entry) => entry.item),
-            heads,
-          );
-          for (const entry of batch) {
-            entry.resolve(results.get(entry.item.usageId) ?? { settled: false, reason: 'already settled' });
-          }
-        } catch (error) {
-          if (batch.length === 1) {
-            batch[0]?.reject(error);
-            continue;
-          }
-          // One bad member must not hold back the others: each goes again on its own.
-          logger.warn(
-            { err: error, size: batch.length },
-            'settlement batch failed; settling its members one by one',
-          );
-          await Promise.all(
-            batch.map((entry) =>
-              applySettlement(sql, entry.item.usageId, entry.item.settlement).then(
-                entry.resolve,
-                entry.reject,
-              ),
-            ),
-          );
-        }
-      }
-    } finally {
-      batching = false;
-    }
-  }
-
-  function finish(held: Hold, result: CallResult, mode: CallOptions['settle']): Promise<UsageView | null> {
-    if (result.kind !== 'failed') options.faults?.afterAnswer?.(held.usageId);
+  /** Step 3: decides what the call costs and hands it to the settlement queue. */
+  function settleCall(
+    held: HeldCall,
+    result: CallResult,
+    mode: MeteredCallOptions['settle'],
+  ): Promise<UsageView | null> {
+    if (result.kind !== 'failed') faults?.afterAnswer?.(held.usageId);
     const settlement = decideSettlement({ price: held.price, markup, hold: held.hold, result });
     if (settlement.completionTokens > 0) {
       options.rateLimits
@@ -400,20 +272,22 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         .catch((error: unknown) => logger.warn({ err: error }, 'could not record tokens for rate limits'));
     }
     const record = { accountId: held.accountId, apiKeyId: held.apiKeyId, hold: held.hold };
-    const done = track(settle(held.usageId, settlement, record)).then(() => view(held, settlement));
-    if (mode === 'background') return Promise.resolve(view(held, settlement));
+    const done = inFlight
+      .track(settlements.settle(held.usageId, settlement, record))
+      .then(() => usageView(held, settlement));
+    if (mode === 'background') return Promise.resolve(usageView(held, settlement));
     return done;
   }
 
-  /** Calls the upstream for a held call; when it fails, settles the call charging nothing, then throws. */
-  async function callUpstream<T>(held: Hold, call: () => Promise<T>): Promise<T> {
+  /** Step 2 for a held call; when it fails, settles the call charging nothing, then throws. */
+  async function callUpstream<T>(held: HeldCall, call: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
       return await call();
     } catch (error) {
       const failure =
         error instanceof UpstreamError ? error : new UpstreamError('bad_response', String(error));
-      await finish(
+      await settleCall(
         held,
         { kind: 'failed', latencyMs: performance.now() - started, error: failure.message },
         'await',
@@ -425,179 +299,63 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   async function complete(
     viewer: Viewer,
     request: ChatRequest,
-    callOptions: CallOptions = {},
+    callOptions: MeteredCallOptions = {},
   ): Promise<MeteredCompletion> {
-    const held = await reserve(viewer, request, false, callOptions.keyCheck);
+    const held = await placeCallHold(viewer, request, false, callOptions.keyCheck);
     const answer = await callUpstream(held, () =>
       upstream.complete(request.upstream, { signal: callOptions.signal }),
     );
-    const { completion } = answer;
-    const choice = completion.choices[0];
-    const result: CallResult = {
-      kind: 'answered',
-      usage: completion.usage
-        ? {
-            promptTokens: completion.usage.prompt_tokens,
-            completionTokens: completion.usage.completion_tokens,
-          }
-        : null,
-      generatedBytes: outputBytes(choice?.message),
-      finishReason: choice?.finish_reason ?? null,
-      promptTokensBound: held.promptBound,
-      costHeader: answer.costHeader,
-      latencyMs: answer.latencyMs,
-    };
-    const usage = await finish(held, result, callOptions.settle ?? 'await');
-    return { requestId: held.requestId, completion, usage };
+    const result = completionResult(answer, held.promptBound);
+    const usage = await settleCall(held, result, callOptions.settle ?? 'await');
+    return { requestId: held.requestId, completion: answer.completion, usage };
   }
 
   async function stream(
     viewer: Viewer,
     request: ChatRequest,
-    callOptions: CallOptions = {},
+    callOptions: MeteredCallOptions = {},
   ): Promise<MeteredStream> {
-    const held = await reserve(viewer, request, true, callOptions.keyCheck);
+    const held = await placeCallHold(viewer, request, true, callOptions.keyCheck);
     const opened = await callUpstream(held, () =>
       upstream.stream(request.upstream, { signal: callOptions.signal }),
     );
-    if (owned.has(held.usageId)) {
-      owned.set(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
-    }
-    const settled = track(
-      opened.outcome.then((outcome) => {
-        const failed = outcome.status === 'failed';
-        const error = failed ? (outcome.error?.message ?? 'stream failed') : null;
-        // A stream that broke off is billed for what it produced; only one that produced nothing is free.
-        const result: CallResult =
-          failed && outcome.generatedBytes === 0 && !outcome.usage
-            ? { kind: 'failed', latencyMs: outcome.latencyMs, error: error as string }
-            : {
-                kind: 'answered',
-                usage: outcome.usage
-                  ? {
-                      promptTokens: outcome.usage.prompt_tokens,
-                      completionTokens: outcome.usage.completion_tokens,
-                    }
-                  : null,
-                generatedBytes: outcome.generatedBytes,
-                finishReason: outcome.finishReason,
-                promptTokensBound: held.promptBound,
-                // A cost header (LiteLLM sends none on streams) would describe the whole answer only.
-                costHeader: outcome.status === 'complete' ? opened.costHeader : null,
-                latencyMs: outcome.latencyMs,
-                flags:
-                  outcome.status === 'aborted' ? ['CLIENT_DISCONNECTED'] : failed ? ['UPSTREAM_CUT'] : [],
-                error,
-              };
-        return finish(held, result, 'await');
-      }),
+    holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
+    const settled = inFlight.track(
+      opened.outcome.then((outcome) =>
+        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'await'),
+      ),
     );
     return { requestId: held.requestId, chunks: opened.chunks, settled };
-  }
-
-  async function settleOutstanding(now = new Date()): Promise<number> {
-    let closed = 0;
-    for (const [usageId, settlement] of [...retryQueue]) {
-      await settle(usageId, settlement);
-      if (!retryQueue.has(usageId)) closed++;
-    }
-    for (const { id, settlement } of await findUnsettled(sql, 100)) {
-      const result = await applySettlement(sql, id, settlement).catch((error: unknown) => {
-        logger.error({ err: error, usageId: id }, 'retrying an unsettled usage failed');
-        return null;
-      });
-      if (result?.settled) {
-        closed++;
-        if (result.ledgerEntryId) {
-          options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
-        }
-      }
-    }
-    for (const expired of await findExpiredHolds(sql, now, 100, [...owned.keys()])) {
-      const settlement = settlementOfExpiredHold(expired, prices.get(expired.model), markup);
-      // Re-checked in the settling statement: a live replica may have extended the hold since it was read.
-      const result = await applySettlement(sql, expired.id, settlement, { expiredAt: now });
-      if (result.settled) {
-        closed++;
-        if (result.ledgerEntryId) {
-          options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
-        }
-        logger.warn(
-          { usageId: expired.id, status: settlement.status, userPrice: settlement.userPrice.toString() },
-          settlement.status === 'RELEASED'
-            ? 'released an expired hold'
-            : 'billed an interrupted stream for what it had generated',
-        );
-      }
-    }
-    return closed;
-  }
-
-  /** One heartbeat: pushes the expiry of every record this process holds open; records streams' progress. */
-  function beat(): void {
-    if (beating || owned.size === 0) return;
-    const progress: StreamProgress[] = [];
-    for (const [usageId, open] of owned) {
-      const generatedBytes = open?.generatedBytes() ?? 0;
-      if (open && generatedBytes > 0) {
-        progress.push({ usageId, generatedBytes, promptTokensBound: open.promptBound });
-      }
-    }
-    beating = extendHolds(sql, [...owned.keys()], new Date(Date.now() + options.holdTtlMs), progress)
-      .then(
-        () => {
-          for (const { usageId } of progress) options.faults?.afterProgress?.(usageId);
-        },
-        (error: unknown) => logger.warn({ err: error }, 'could not extend the holds of in-flight calls'),
-      )
-      .finally(() => {
-        beating = null;
-      });
-  }
-
-  function runLoop(): void {
-    if (loopRunning) return;
-    loopRunning = settleOutstanding()
-      .catch((error: unknown) => {
-        logger.error({ err: error }, 'settlement loop round failed');
-        return 0;
-      })
-      .finally(() => {
-        loopRunning = null;
-      });
   }
 
   return {
     complete,
     stream,
-    listModels: async () =>
-      (await upstream.listModels()).filter((model) => prices.get(model.id) !== undefined),
-    settleOutstanding,
-    whenIdle: async () => {
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    async listModels() {
+      const models = await upstream.listModels().catch((error: unknown) => {
+        throw error instanceof UpstreamError ? new ModelListUnavailableError(error) : error;
+      });
+      return models.filter((model) => prices.get(model.id) !== undefined);
     },
-    queuedSettlements: () => retryQueue.size,
+    settleOutstanding: (now) => settlements.settleOutstanding(now),
+    whenIdle: () => inFlight.whenIdle(),
+    queuedSettlements: () => settlements.waitingInMemory,
     settlementBatches: () => ({ ...heads.outcomes }),
     start() {
-      if (timer) return;
+      if (started) return;
+      started = true;
       prices.start();
-      runLoop(); // at start-up: whatever a previous process left behind
-      timer = setInterval(runLoop, options.settlementRetryMs);
-      timer.unref();
-      // At most a third of the TTL: two beats can fail (a database hiccup) before another replica may
-      // expire a hold. Streams' progress is recorded at least every `streamProgressMs`.
-      const period = Math.min(Math.floor(options.holdTtlMs / 3), options.streamProgressMs ?? 1_000);
-      heartbeat = setInterval(beat, Math.max(10, period));
-      heartbeat.unref();
+      settlements.start(); // at once: whatever a previous process left behind
+      holds.start();
     },
     async stop() {
-      clearInterval(timer);
-      timer = undefined;
-      clearInterval(heartbeat);
-      heartbeat = undefined;
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-      await loopRunning;
-      await beating;
+      started = false;
+      // Both stop their timers at once; their last round is awaited after the calls in flight.
+      const loopStopped = settlements.stop();
+      const heartbeatStopped = holds.stop();
+      await inFlight.whenIdle();
+      await loopStopped;
+      await heartbeatStopped;
       await prices.stop();
     },
   };

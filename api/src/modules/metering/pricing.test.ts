@@ -5,7 +5,8 @@ import { type MicroUsd, parseRatio } from '@chainmeter/schema';
 import fc from 'fast-check';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_MODEL_PRICES, type DevModelServer, startDevModelServer } from './dev-model.server.ts';
+import { DEV_MODEL_PRICES } from '../../dev-model/dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from '../../dev-model/dev-model.server.ts';
 import {
   costFromHeader,
   costFromUsage,

@@ -1,14 +1,9 @@
 import OpenAI, { APIConnectionError, AuthenticationError, InternalServerError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectElapsedAtLeast } from '../../../test/support/elapsed.ts';
-import { waitFor } from '../../../test/support/wait-for.ts';
-import {
-  countDevTokens,
-  DEV_MODEL_PRICES,
-  type DevModelServer,
-  devTokens,
-  startDevModelServer,
-} from './dev-model.server.ts';
+import { expectElapsedAtLeast } from '../../test/support/elapsed.ts';
+import { waitFor } from '../../test/support/wait-for.ts';
+import { countDevTokens, DEV_MODEL_PRICES, devTokens } from './dev-model.replies.ts';
+import { type DevModelServer, startDevModelServer } from './dev-model.server.ts';
 
 let dev: DevModelServer;
 let client: OpenAI;

@@ -1,0 +1,74 @@
+/**
+ * The expected failures of a metered call, in the {@link ExpectedError} family: a model that cannot be
+ * billed, and the upstream failing (nothing charged), with a code per way it failed.
+ */
+import { type ErrorCode, ExpectedError, httpStatusOf } from '../../errors.ts';
+import { InsufficientCreditsError } from './insufficient-credits.ts';
+import type { UpstreamError, UpstreamErrorKind } from './upstream-error.ts';
+
+/** `extensions.reason` of the BAD_USER_INPUT a model without a price is refused with (REST: its `code`). */
+export const MODEL_NOT_PRICED = 'model_not_priced';
+
+/** A call to a model that cannot be billed: refused before anything is held or sent upstream. */
+export function modelNotPriced(model: string): ExpectedError {
+  return new ExpectedError(
+    'BAD_USER_INPUT',
+    `The model ${model} has no price, so it cannot be billed: call one of GET /v1/models`,
+    { field: 'model', reason: MODEL_NOT_PRICED },
+  );
+}
+
+const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
+  timeout: 'UPSTREAM_TIMEOUT',
+  unavailable: 'UPSTREAM_UNAVAILABLE',
+  rejected: 'UPSTREAM_ERROR',
+  bad_response: 'UPSTREAM_ERROR',
+  aborted: 'UPSTREAM_ERROR',
+};
+
+/** The upstream's own refusals of a request that pass through to the caller with their status. */
+const CALLER_REQUEST_REFUSALS: ReadonlySet<number> = new Set([400, 404, 413, 422]);
+
+/**
+ * The upstream failed a held call: nothing was charged. Its code says how (`UPSTREAM_TIMEOUT`,
+ * `UPSTREAM_UNAVAILABLE`, `UPSTREAM_ERROR`); `extensions.reason` keeps the finer kind
+ * (`UPSTREAM_REJECTED`, `UPSTREAM_BAD_RESPONSE`...).
+ */
+export class CompletionFailedError extends ExpectedError {
+  override name = 'CompletionFailedError';
+  readonly upstream: UpstreamError;
+  readonly requestId: string;
+  constructor(upstream: UpstreamError, requestId: string) {
+    super(CODE_OF_UPSTREAM_FAILURE[upstream.kind], `${upstream.message}; nothing was charged`, {
+      reason: `UPSTREAM_${upstream.kind.toUpperCase()}`,
+      requestId,
+    });
+    this.upstream = upstream;
+    this.requestId = requestId;
+  }
+
+  /** The upstream's status when it refused the request itself as bad (400, 404, 413, 422); else the code's. */
+  override get httpStatus(): number {
+    const { kind, status } = this.upstream;
+    return kind === 'rejected' && status !== null && CALLER_REQUEST_REFUSALS.has(status)
+      ? status
+      : httpStatusOf(this.code);
+  }
+}
+
+/** The upstream's model list could not be fetched. */
+export class ModelListUnavailableError extends ExpectedError {
+  override name = 'ModelListUnavailableError';
+  constructor(upstream: UpstreamError) {
+    super('UPSTREAM_UNAVAILABLE', upstream.message);
+  }
+}
+
+/**
+ * Whether a failed metered call got as far as its hold, which checks a key taken on trust is still live
+ * in the same statement: the hold refused (insufficient credits) or the upstream failed after it. Any
+ * other failure came before the key was checked.
+ */
+export function failedAfterKeyCheck(error: unknown): boolean {
+  return error instanceof InsufficientCreditsError || error instanceof CompletionFailedError;
+}

@@ -1,0 +1,171 @@
+/**
+ * Applying settlements exactly once, whatever fails. A settlement that fails never blocks or fails the
+ * answer: it is kept on the record (UNSETTLED) or, if even that fails, in memory, and the settlement loop
+ * retries it. Each round the loop also settles what a crashed process left UNSETTLED and closes holds
+ * whose call never finished (HELD past `hold_expires_at`): released, or, for a stream with recorded
+ * progress, billed for what it had generated.
+ */
+import type { Ratio } from '@chainmeter/schema';
+import type { Logger } from 'pino';
+import type { SqlRunner } from '../../db/sql.ts';
+import { settlementOfExpiredHold } from './billing.ts';
+import { findExpiredHolds } from './hold.store.ts';
+import type { HoldHeartbeat } from './hold-heartbeat.ts';
+import type { LedgerHeads } from './ledger-heads.ts';
+import type { PriceBook } from './price-book.ts';
+import { applySettlement, findUnsettled, markUnsettled } from './settlement.store.ts';
+import type { Settlement, SettleResult } from './settlement.ts';
+import { SettlementBatcher } from './settlement-batcher.ts';
+import type { HeldRecord } from './settlement-write.store.ts';
+
+/** Records read back from the database per kind and round of the loop. */
+const LOOP_BATCH = 100;
+
+export interface SettlementQueueOptions {
+  sql: SqlRunner;
+  logger: Logger;
+  heads: LedgerHeads;
+  /** The records this process holds open: closed once settled, and never expired by the loop. */
+  holds: HoldHeartbeat;
+  /** Prices and markup that bill an interrupted stream's recorded progress. */
+  prices: PriceBook;
+  markup: Ratio;
+  /** Period of the settlement loop. */
+  retryMs: number;
+  /** Called before each settlement attempt (test hook); a throw makes that attempt fail. */
+  beforeAttempt?(usageId: string, attempt: number): void | Promise<void>;
+  /** Called once a charged settlement is committed, before the answer is sent (test hook). */
+  afterCharge?(usageId: string): void;
+  /** Called after a charge commits, with its ledger entry (to publish `balanceUpdated`). */
+  onCharged?(charge: { accountId: string; ledgerEntryId: string }): void;
+}
+
+export class SettlementQueue {
+  readonly #options: SettlementQueueOptions;
+  readonly #batcher: SettlementBatcher;
+  /** Settlements that could not even be recorded as UNSETTLED: retried from memory. */
+  readonly #retryFromMemory = new Map<string, Settlement>();
+  readonly #attempts = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #round: Promise<number> | null = null;
+
+  constructor(options: SettlementQueueOptions) {
+    this.#options = options;
+    this.#batcher = new SettlementBatcher(options.sql, options.heads, options.logger);
+  }
+
+  /** Settlements waiting in memory for a retry. */
+  get waitingInMemory(): number {
+    return this.#retryFromMemory.size;
+  }
+
+  /**
+   * Applies a settlement; on failure keeps it for the loop. Never throws. `record`: the record as this
+   * process's hold wrote it (absent for records read back from the database).
+   */
+  async settle(usageId: string, settlement: Settlement, record?: HeldRecord): Promise<void> {
+    const { sql, logger, holds } = this.#options;
+    const attempt = (this.#attempts.get(usageId) ?? 0) + 1;
+    this.#attempts.set(usageId, attempt);
+    try {
+      await this.#options.beforeAttempt?.(usageId, attempt);
+      const result =
+        settlement.userPrice > 0n && attempt === 1
+          ? await this.#batcher.settle({ usageId, settlement, record })
+          : await applySettlement(sql, usageId, settlement);
+      this.#retryFromMemory.delete(usageId);
+      this.#attempts.delete(usageId);
+      holds.close(usageId);
+      if (result.settled && result.ledgerEntryId) this.#options.afterCharge?.(usageId);
+      if (!result.settled) logger.debug({ usageId }, 'usage already settled');
+      else this.#announceCharge(result);
+      if (settlement.status === 'NEEDS_REVIEW') {
+        logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
+      }
+    } catch (error) {
+      logger.error({ err: error, usageId, attempt }, 'settlement failed; it will be retried');
+      try {
+        if (await markUnsettled(sql, usageId, settlement, String((error as Error).message))) {
+          this.#retryFromMemory.delete(usageId);
+          holds.close(usageId);
+          return;
+        }
+      } catch (markError) {
+        logger.error(
+          { err: markError, usageId },
+          'could not record the unsettled usage; retrying from memory',
+        );
+      }
+      this.#retryFromMemory.set(usageId, settlement);
+    }
+  }
+
+  /** One round of the settlement loop; returns how many records it closed. */
+  async settleOutstanding(now = new Date()): Promise<number> {
+    const { sql, logger, holds, prices, markup } = this.#options;
+    let closed = 0;
+    for (const [usageId, settlement] of [...this.#retryFromMemory]) {
+      await this.settle(usageId, settlement);
+      if (!this.#retryFromMemory.has(usageId)) closed++;
+    }
+    for (const { id, settlement } of await findUnsettled(sql, LOOP_BATCH)) {
+      const result = await applySettlement(sql, id, settlement).catch((error: unknown) => {
+        logger.error({ err: error, usageId: id }, 'retrying an unsettled usage failed');
+        return null;
+      });
+      if (result?.settled) {
+        closed++;
+        this.#announceCharge(result);
+      }
+    }
+    for (const expired of await findExpiredHolds(sql, now, LOOP_BATCH, holds.openIds())) {
+      const settlement = settlementOfExpiredHold(expired, prices.get(expired.model), markup);
+      // Re-checked in the settling statement: a live replica may have extended the hold since it was read.
+      const result = await applySettlement(sql, expired.id, settlement, { expiredAt: now });
+      if (result.settled) {
+        closed++;
+        this.#announceCharge(result);
+        logger.warn(
+          { usageId: expired.id, status: settlement.status, userPrice: settlement.userPrice.toString() },
+          settlement.status === 'RELEASED'
+            ? 'released an expired hold'
+            : 'billed an interrupted stream for what it had generated',
+        );
+      }
+    }
+    return closed;
+  }
+
+  /** Runs the loop now (whatever a previous process left behind), then every `retryMs`. */
+  start(): void {
+    if (this.#timer) return;
+    this.#runRound();
+    this.#timer = setInterval(() => this.#runRound(), this.#options.retryMs);
+    this.#timer.unref();
+  }
+
+  /** Stops the loop; resolves once its running round has finished. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#round;
+  }
+
+  #runRound(): void {
+    if (this.#round) return;
+    this.#round = this.settleOutstanding()
+      .catch((error: unknown) => {
+        this.#options.logger.error({ err: error }, 'settlement loop round failed');
+        return 0;
+      })
+      .finally(() => {
+        this.#round = null;
+      });
+  }
+
+  #announceCharge(result: SettleResult & { settled: true }): void {
+    if (result.ledgerEntryId) {
+      this.#options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
+    }
+  }
+}
