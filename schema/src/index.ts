@@ -2,6 +2,7 @@ export * from './audit/account-proof.ts';
 export * from './audit/audit-json.ts';
 export * from './audit/audit-markdown.ts';
 export * from './audit/audit-records.store.ts';
+export { transferKey } from './audit/audit-sides.ts';
 export * from './audit/audit-types.ts';
 export * from './audit/check-audit.ts';
 export { AuditFormatError } from './audit/record-fields.ts';
