@@ -9,10 +9,10 @@ import {
   httpStatusOf,
   maskError,
 } from './errors.ts';
-import { InsufficientCreditsError } from './modules/metering/insufficient-credits.ts';
 import {
   CompletionFailedError,
   failedAfterKeyCheck,
+  InsufficientCreditsError,
   modelNotPriced,
 } from './modules/metering/metering.errors.ts';
 import { UpstreamError } from './modules/metering/upstream-error.ts';

@@ -14,7 +14,7 @@ import type { SqlRunner, Statement } from '../../db/sql.ts';
 import { unauthenticated } from '../../errors.ts';
 import { type ApiKeyCheck, lastUsedBefore } from '../apikeys/apikeys.service.ts';
 import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
-import { InsufficientCreditsError } from './insufficient-credits.ts';
+import { InsufficientCreditsError } from './metering.errors.ts';
 import type { Settlement, SettleOptions, SettleResult } from './settlement.ts';
 
 export interface PlaceHoldParameters {

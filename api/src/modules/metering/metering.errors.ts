@@ -1,9 +1,9 @@
 /**
  * The expected failures of a metered call, in the {@link ExpectedError} family: a model that cannot be
- * billed, and the upstream failing (nothing charged), with a code per way it failed.
+ * billed, a hold that does not fit, and the upstream failing (nothing charged), with a code per way it failed.
  */
+import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { type ErrorCode, ExpectedError, httpStatusOf } from '../../errors.ts';
-import { InsufficientCreditsError } from './insufficient-credits.ts';
 import type { UpstreamError, UpstreamErrorKind } from './upstream-error.ts';
 
 /** `extensions.reason` of the BAD_USER_INPUT a model without a price is refused with (REST: its `code`). */
@@ -71,4 +71,19 @@ export class ModelListUnavailableError extends ExpectedError {
  */
 export function failedAfterKeyCheck(error: unknown): boolean {
   return error instanceof InsufficientCreditsError || error instanceof CompletionFailedError;
+}
+
+/** A call's hold could not be placed: the account's available balance or the key's limit is short. */
+export class InsufficientCreditsError extends ExpectedError {
+  override name = 'InsufficientCreditsError';
+  readonly scope: 'account' | 'apiKey';
+  constructor(scope: 'account' | 'apiKey', hold: bigint) {
+    super(
+      'INSUFFICIENT_CREDITS',
+      scope === 'account'
+        ? `Insufficient credits: this call may cost up to ${formatCredits(hold as MicroUsd)} credits, more than the available balance`
+        : `Insufficient credits: this call may cost up to ${formatCredits(hold as MicroUsd)} credits, more than this API key's remaining spend limit`,
+    );
+    this.scope = scope;
+  }
 }

@@ -12,8 +12,8 @@ import { sqlOf } from '../../db/sql.ts';
 import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import { extendHolds, findExpiredHolds, type PlaceHoldParameters, placeHold } from './hold.store.ts';
-import { InsufficientCreditsError } from './insufficient-credits.ts';
 import { LedgerHeads } from './ledger-heads.ts';
+import { InsufficientCreditsError } from './metering.errors.ts';
 import { applyChargedSettlements, applySettlement } from './settlement.store.ts';
 import type { Settlement } from './settlement.ts';
 
