@@ -49,11 +49,11 @@ export type IndexerEnv = {
   pgliteDir: string;
 };
 
-export class IndexerConfigError extends Error {
+class IndexerConfigError extends Error {
   override name = 'IndexerConfigError';
 }
 
-export function parseIndexerEnv(source: Record<string, string | undefined>): IndexerEnv {
+function parseIndexerEnv(source: Record<string, string | undefined>): IndexerEnv {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);

@@ -11,7 +11,7 @@ import { getAddress, isAddress } from 'viem';
 import { z } from 'zod';
 
 /** The repository's `.env`, which `npm start` loads and `npm run audit` reads. */
-export const ROOT_DOT_ENV = fileURLToPath(new URL('../../.env', import.meta.url));
+const ROOT_DOT_ENV = fileURLToPath(new URL('../../.env', import.meta.url));
 
 const optional = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
 
@@ -108,7 +108,7 @@ const auditSchema = z.object({
 export type AuditEnv = z.infer<typeof auditSchema>;
 
 /** Parses the audit's variables; throws an Error that lists every problem, by variable. */
-export function loadAuditEnv(source: Record<string, string | undefined>): AuditEnv {
+function loadAuditEnv(source: Record<string, string | undefined>): AuditEnv {
   const parsed = auditSchema.safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
@@ -134,9 +134,4 @@ export function auditEnvironment(envFile: string | undefined): AuditEnv {
     fromFile = parseEnv(text);
   }
   return loadAuditEnv({ ...fromFile, ...process.env });
-}
-
-/** The environment the orchestrator hands to the processes it starts (they validate it themselves). */
-export function inheritedEnv(): NodeJS.ProcessEnv {
-  return { ...process.env };
 }

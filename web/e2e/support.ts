@@ -9,9 +9,9 @@ import { type Browser, chromium } from 'playwright-core';
 
 const WEB = fileURLToPath(new URL('..', import.meta.url));
 const ROOT = path.resolve(WEB, '..');
-export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'web');
+const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'web');
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {

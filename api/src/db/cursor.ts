@@ -22,7 +22,7 @@ export function decodeCursor(kind: string, cursor: string, arity: number): strin
 }
 
 /** The largest value of a PostgreSQL `integer` column (seq, log index). */
-export const INT4_MAX = 2_147_483_647;
+const INT4_MAX = 2_147_483_647;
 /** The largest value of a PostgreSQL `bigint` column (block numbers, micro-USD). */
 export const INT8_MAX = 9_223_372_036_854_775_807n;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,8 +57,8 @@ export function cursorTime(kind: string, part: string | undefined): Date {
 
 const invalidCursor = (kind: string) => new InvalidCursorError(`invalid ${kind} cursor`);
 
-export const DEFAULT_PAGE_SIZE = 20;
-export const MAX_PAGE_SIZE = 100;
+const DEFAULT_PAGE_SIZE = 20;
+const MAX_PAGE_SIZE = 100;
 
 export interface PageArgs {
   first?: number | null;

@@ -188,7 +188,7 @@ function throughEm(em: Em): SqlRunner {
 }
 
 /** A PostgreSQL array literal, e.g. `{"a","b",NULL}`: what `pg` sends for a JS array parameter. */
-export function arrayLiteral(values: readonly unknown[]): string {
+function arrayLiteral(values: readonly unknown[]): string {
   const items = values.map((value) =>
     value === null || value === undefined
       ? 'NULL'

@@ -15,7 +15,7 @@
 import { forbidden } from '../errors.ts';
 
 /** The header the web client sends with every GraphQL request (GETs included); its value is not read. */
-export const CSRF_HEADER = 'x-graphql-yoga-csrf';
+const CSRF_HEADER = 'x-graphql-yoga-csrf';
 
 /** What a browser sends cross-site without a preflight (the CORS-safelisted request content types). */
 const SIMPLE_CONTENT_TYPES: ReadonlySet<string> = new Set([

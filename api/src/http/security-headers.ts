@@ -22,7 +22,7 @@ const GRAPHIQL_CDN = 'https://unpkg.com';
 const GRAPHIQL_FAVICON_HOST = 'https://raw.githubusercontent.com';
 
 /** Data responses: nothing in them may load or run anything, and nobody may frame them. */
-export const DATA_CSP = "default-src 'none'; frame-ancestors 'none'";
+const DATA_CSP = "default-src 'none'; frame-ancestors 'none'";
 
 function policy(directives: Record<string, string[]>): string {
   return Object.entries(directives)
@@ -40,14 +40,14 @@ function webSocketOrigin(origin: string): string {
  * (the public one of the chain, see `browserRpcUrl`) and, on the devnet only, the API's own `RPC_URL`,
  * which a test or a `?rpc=` link points the page at. Origins only: a path may carry a provider's key.
  */
-export function rpcConnectSources(config: SecurityHeadersConfig): string[] {
+function rpcConnectSources(config: SecurityHeadersConfig): string[] {
   const urls = [browserRpcUrl(config.chainId)];
   if (config.chainId === DEVNET_CHAIN_ID) urls.push(config.rpcUrl);
   return [...new Set(urls.map((url) => new URL(url).origin))];
 }
 
 /** The web client's policy (index.html and the SPA fallback). */
-export function webClientCsp(config: SecurityHeadersConfig): string {
+function webClientCsp(config: SecurityHeadersConfig): string {
   return policy({
     'default-src': ["'self'"],
     'script-src': ["'self'"],
@@ -64,7 +64,7 @@ export function webClientCsp(config: SecurityHeadersConfig): string {
 }
 
 /** GraphiQL's policy: its CDN and inline boot scripts, its blob: workers; never framed. */
-export function graphiqlCsp(config: SecurityHeadersConfig): string {
+function graphiqlCsp(config: SecurityHeadersConfig): string {
   return policy({
     'default-src': ["'self'"],
     'script-src': ["'self'", "'unsafe-inline'", GRAPHIQL_CDN],

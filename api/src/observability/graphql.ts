@@ -11,7 +11,7 @@ import type { AppMetrics } from './metrics.ts';
 /** Codes are server-defined, but bound the label anyway (a plugin could put anything there). */
 const CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,47}$/;
 
-export function errorCodeOf(error: Pick<GraphQLError, 'extensions'>): string {
+function errorCodeOf(error: Pick<GraphQLError, 'extensions'>): string {
   const code = error.extensions?.code;
   if (typeof code !== 'string') return 'INTERNAL_SERVER_ERROR';
   return CODE_PATTERN.test(code) ? code : 'OTHER';

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { requestHeader } from '../http/node-request.ts';
 import type { AppMetrics } from './metrics.ts';
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_HEADER = 'x-request-id';
 
 /** Accept a caller's id only if it is a short token (no spaces, quotes or control characters). */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -24,7 +24,7 @@ export interface RequestVariables {
   log: Logger;
 }
 
-export function requestIdOf(incoming: string | undefined | null): string {
+function requestIdOf(incoming: string | undefined | null): string {
   return incoming && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
 }
 

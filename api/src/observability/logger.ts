@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 
 /** Field paths censored wherever they appear (pino `redact` syntax; `*` is one level). */
-export const REDACTED_PATHS: readonly string[] = [
+const REDACTED_PATHS: readonly string[] = [
   'authorization',
   'cookie',
   'headers.authorization',
@@ -41,7 +41,7 @@ export const REDACTED_PATHS: readonly string[] = [
   '*.databaseUrl',
 ];
 
-export const REDACTED = '[REDACTED]';
+const REDACTED = '[REDACTED]';
 
 /**
  * Credential shapes: API keys (`cm_` + 43 base64url), session tokens (`cms_` + 43), any Bearer value, and
@@ -54,7 +54,7 @@ const CREDENTIAL_PATTERNS: readonly [RegExp, string][] = [
 ];
 
 /** Masks credential-shaped substrings of a serialized log line. */
-export function scrubCredentials(line: string): string {
+function scrubCredentials(line: string): string {
   let out = line;
   for (const [pattern, replacement] of CREDENTIAL_PATTERNS) out = out.replace(pattern, replacement);
   return out;

@@ -70,7 +70,7 @@ export interface PlatformProbeOptions {
 }
 
 /** A function whose result is kept for `ttlMs` after it settles; callers during a load share it. */
-export function cached<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
+function cached<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
   let current: { promise: Promise<T>; settledAt: number | null } | null = null;
   return () => {
     if (current && (current.settledAt === null || Date.now() - current.settledAt < ttlMs)) {

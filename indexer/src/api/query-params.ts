@@ -16,8 +16,8 @@ const smallInteger = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
-export const MAX_LIMIT = 5_000;
-export const DEFAULT_LIMIT = 1_000;
+const MAX_LIMIT = 5_000;
+const DEFAULT_LIMIT = 1_000;
 
 const transfersQuery = z
   .object({

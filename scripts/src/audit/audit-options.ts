@@ -4,7 +4,7 @@ import { type Address, getAddress, isAddress } from 'viem';
 import type { AuditEnv } from '../env.ts';
 
 /** The local `npm start` platform's API origin (docs/api.md: PORT defaults to 4000). */
-export const DEFAULT_API_ORIGIN = 'http://localhost:4000';
+const DEFAULT_API_ORIGIN = 'http://localhost:4000';
 
 export const AUDIT_USAGE = `Usage: npm run audit -- [options]
 

@@ -33,9 +33,9 @@ export interface AuditIo {
   stderr(text: string): void;
 }
 
-export const EXIT_CONSISTENT = 0;
-export const EXIT_DISCREPANCIES = 1;
-export const EXIT_COULD_NOT_RUN = 2;
+const EXIT_CONSISTENT = 0;
+const EXIT_DISCREPANCIES = 1;
+const EXIT_COULD_NOT_RUN = 2;
 
 /**
  * `environment` gives the platform's variables (`auditEnvironment` for the real command); without it only the

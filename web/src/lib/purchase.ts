@@ -13,7 +13,7 @@ export interface Purchase {
 
 export type PurchaseResult = { ok: true; purchase: Purchase } | { ok: false; reason: string };
 
-export const MAX_PURCHASE_USD = 1_000_000n;
+const MAX_PURCHASE_USD = 1_000_000n;
 
 export function quotePurchase(usd: string, tokenDecimals: number, creditsPerToken: string): PurchaseResult {
   const text = usd.trim().replace(/^\$/, '');

@@ -10,7 +10,7 @@ import { type FragmentType, getFragmentData, graphql } from '../gql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayCredits, displayDateTime } from '../lib/format';
 
-export const ApiKeyRowFields = graphql(`
+const ApiKeyRowFields = graphql(`
   fragment ApiKeyRow_apiKey on ApiKey {
     id
     name

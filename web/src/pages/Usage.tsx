@@ -65,7 +65,7 @@ function isoDay(date: Date): string {
 }
 
 /** The UTC range [from 00:00, to 24:00) of two `yyyy-mm-dd` days. */
-export function dayRange(fromDay: string, toDay: string): { from: string; to: string } {
+function dayRange(fromDay: string, toDay: string): { from: string; to: string } {
   const from = new Date(`${fromDay}T00:00:00.000Z`);
   const to = new Date(`${toDay}T00:00:00.000Z`);
   to.setUTCDate(to.getUTCDate() + 1);

@@ -68,7 +68,7 @@ export function chooseRpcUrl(
 }
 
 /** `chooseRpcUrl` for this page's address and storage; a refused override is reported in the console. */
-export function chainRpcUrl(chain: Chain): string {
+function chainRpcUrl(chain: Chain): string {
   const choice = chooseRpcUrl(chain.id, globalThis.location?.search ?? '', globalThis.localStorage);
   if (choice.refusal !== null) console.warn(`ChainMeter: ${choice.refusal}`);
   return choice.url;

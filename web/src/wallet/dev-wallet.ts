@@ -22,7 +22,7 @@ import {
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts';
 import { createConnector } from 'wagmi';
 
-export const DEV_WALLET_CONNECTOR_ID = 'devWallet';
+const DEV_WALLET_CONNECTOR_ID = 'devWallet';
 
 /** anvil accounts 1-8: the devnet's payers (0 deploys the token, 9 is the treasury). */
 const ANVIL_PAYER_KEYS: readonly Hex[] = [

@@ -26,7 +26,7 @@ import type { ApiConfig } from '../../env.ts';
 import { findAuditAccounts, findAuditEntries, readAccountLedger, readAuditSnapshot } from './audit.store.ts';
 
 /** Auditors page through everything: larger pages than the user-facing 100. */
-export const MAX_AUDIT_PAGE_SIZE = 1_000;
+const MAX_AUDIT_PAGE_SIZE = 1_000;
 const DEFAULT_AUDIT_PAGE_SIZE = 500;
 
 function auditPageSize(first: number | null | undefined): number {

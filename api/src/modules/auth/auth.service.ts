@@ -28,7 +28,7 @@ import { Session, SiweNonce } from './auth.entity.ts';
 import { apiKeyIsLive, sessionIsLive } from './auth.store.ts';
 
 /** How long a challenge may be answered. */
-export const CHALLENGE_TTL_MS = 10 * 60_000;
+const CHALLENGE_TTL_MS = 10 * 60_000;
 /** Clocks disagree a little: tolerate a signer's clock this far ahead of ours. */
 const CLOCK_SKEW_MS = 60_000;
 const SESSION_TOKEN_PREFIX = 'cms_';
@@ -188,7 +188,7 @@ async function signatureMatches(
   }
 }
 
-export function hashToken(token: string): string {
+function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 

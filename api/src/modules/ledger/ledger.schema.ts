@@ -19,7 +19,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const LedgerReasonRef = builder.enumType('LedgerReason', { values: LEDGER_REASONS });
 
-export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
+const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
   description: 'One append-only ledger entry; corrections are new entries, never edits.',
   fields: (t) => ({
     id: t.exposeID('id'),

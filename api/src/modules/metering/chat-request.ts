@@ -8,7 +8,7 @@ import type { UpstreamChatRequest } from './llm.upstream.ts';
 import { DEFAULT_MAX_TOKENS, type HoldMessage } from './pricing.ts';
 
 /** The largest `max_tokens` accepted: far above any model's output window, small enough to hold. */
-export const MAX_OUTPUT_TOKENS = 1_000_000;
+const MAX_OUTPUT_TOKENS = 1_000_000;
 const MAX_MESSAGES = 2_000;
 const MAX_MODEL_NAME = 256;
 

@@ -2,7 +2,7 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 import { Account } from '../accounts/accounts.entity.ts';
 import { ApiKey } from '../apikeys/apikeys.entity.ts';
 
-export const USAGE_STATUSES = ['HELD', 'UNSETTLED', 'BILLED', 'NEEDS_REVIEW', 'RELEASED'] as const;
+const USAGE_STATUSES = ['HELD', 'UNSETTLED', 'BILLED', 'NEEDS_REVIEW', 'RELEASED'] as const;
 export type UsageStatus = (typeof USAGE_STATUSES)[number];
 /** The statuses of a settled call: the rows users see as their usage. */
 export const BILLING_STATUSES = ['BILLED', 'NEEDS_REVIEW'] as const;

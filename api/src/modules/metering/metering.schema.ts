@@ -18,7 +18,7 @@ const BillingStatusRef = builder.enumType('BillingStatus', {
     'BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it.',
 });
 
-export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
+const UsageRef = builder.objectRef<UsageView>('Usage').implement({
   description: 'One metered LLM call, as billed.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -14,8 +14,8 @@ const PRICE_SCALE = 10n ** BigInt(PRICE_DECIMALS);
  * Per-message and per-request token allowances of the hold: chat formats wrap each message in a few
  * special tokens (OpenAI counts about 3 per message plus 3 to prime the reply; the dev model 4 and 3).
  */
-export const HOLD_TOKENS_PER_MESSAGE = 8n;
-export const HOLD_TOKENS_PER_REQUEST = 8n;
+const HOLD_TOKENS_PER_MESSAGE = 8n;
+const HOLD_TOKENS_PER_REQUEST = 8n;
 
 /** Output tokens assumed (and then sent upstream as the limit) when a request sets none. */
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -124,7 +124,7 @@ const MAX_RESULT_DIGITS = 40;
  * unit. Anything else (empty, "None", "nan", negative, absurd) gives null, never NaN.
  * @example scaledDecimalCeil('1.5e-07', 18) // 150000000000n
  */
-export function scaledDecimalCeil(text: string, shift: number): bigint | null {
+function scaledDecimalCeil(text: string, shift: number): bigint | null {
   const match = DECIMAL_TEXT.exec(text.trim());
   if (!match) return null;
   const [, whole = '', fraction = '', exponentText = '0'] = match;
