@@ -11,10 +11,11 @@ import { mineBlocks, reorg, revert, snapshot } from '@chainmeter/testkit/anvil';
 import { mintUsdc } from '@chainmeter/testkit/token';
 import { createPublicClient, encodeFunctionData, type Hex, http, keccak256 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendLedgerEntry, listAllLedgerEntries } from '../src/modules/ledger/ledger.service.ts';
+import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { devPayer, type Platform, startPlatform } from './support/platform.ts';
+import { listAllLedgerEntries } from './support/records.ts';
 
 const ME = `{ me { id balance debt deposits { edges { node { txHash logIndex blockNumber status } } }
   ledger(first: 20) { edges { node { amount reason balanceAfter deposit { txHash } } } } } }`;

@@ -9,12 +9,13 @@ import {
   startFakeIndexer,
 } from '../../../test/support/fake-indexer.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
 import { createOrm, type Orm } from '../../db/orm.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { getAccountByWallet } from '../accounts/accounts.service.ts';
 import { readAuditRecords } from '../audit/audit.service.ts';
-import { appendLedgerEntry, listAllLedgerEntries } from '../ledger/ledger.service.ts';
+import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import {
   type CreditingEvent,
   creditConfirmedTransfers,

@@ -12,7 +12,7 @@ import { sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { ExpectedError } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
-import { type ILedgerEntry, LedgerEntry } from './ledger.entity.ts';
+import type { ILedgerEntry } from './ledger.entity.ts';
 import {
   chainLedgerBatch,
   type LedgerEntryView,
@@ -115,9 +115,4 @@ export async function listLedger(
 /** One entry by id (for subscription events), or null. */
 export async function getLedgerEntry(em: Em, id: string): Promise<LedgerEntryView | null> {
   return readLedgerEntry(sqlOf(em).query, id);
-}
-
-/** Every entry of an account, oldest first (for audits and tests). */
-export async function listAllLedgerEntries(em: Em, accountId: string): Promise<ILedgerEntry[]> {
-  return em.find(LedgerEntry, { account: accountId }, { orderBy: { seq: 'asc' } });
 }

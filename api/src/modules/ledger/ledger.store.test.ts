@@ -3,11 +3,11 @@ import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
-import { listAllLedgerEntries } from './ledger.service.ts';
 import { chainLedgerBatch, writeLedgerBatch } from './ledger.store.ts';
 
 let db: Awaited<ReturnType<typeof createTestOrm>>;

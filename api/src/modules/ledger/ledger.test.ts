@@ -3,6 +3,7 @@ import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { InvalidCursorError } from '../../db/cursor.ts';
 import type { Orm } from '../../db/orm.ts';
 import { Account } from '../accounts/accounts.entity.ts';
@@ -11,7 +12,6 @@ import {
   appendLedgerEntry,
   InsufficientBalanceError,
   LedgerEntryError,
-  listAllLedgerEntries,
   listLedger,
 } from './ledger.service.ts';
 
