@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { and, asc, eq, gt, lte, or } from 'ponder';
 import { CHAIN_NAME } from '../chain-name.ts';
 import { env } from '../env.ts';
-import { readIndexedHead, readWindow } from './indexed-head.ts';
+import { readIndexedHead, readWindow } from './indexed-head.store.ts';
 import { parseTransfersQuery, parseWindowQuery, type TransferCursor } from './query-params.ts';
 import { transferToJson } from './transfer-json.ts';
 
