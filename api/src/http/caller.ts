@@ -68,16 +68,17 @@ export async function resolveCaller(
     token = bearerToken(credentials.sessionCookie.value);
   }
   if (!token) return null;
-  const em = options.em ?? services.orm.em.fork();
   const { config, recentApiKeys } = services;
-  if (isSessionToken(token)) return callerOf(await viewerFromSessionToken(em, config, token));
+  // Forked only when a row is read: a key claimed on trust (every metered call of a busy key) reads none.
+  const em = () => options.em ?? services.orm.em.fork();
+  if (isSessionToken(token)) return callerOf(await viewerFromSessionToken(em(), config, token));
   if (!isApiKeySecret(token)) return null;
   if (options.recentApiKeys === 'claim') {
     const claim = recentApiKeys.claim(config, token);
     if (claim) return { viewer: claim.viewer, keyCheck: claim.check };
   }
   const remember = options.recentApiKeys ? recentApiKeys : undefined;
-  return callerOf(await viewerFromApiKey(em, config, token, new Date(), remember));
+  return callerOf(await viewerFromApiKey(em(), config, token, new Date(), remember));
 }
 
 function firstToken(values: readonly unknown[]): string | null {
