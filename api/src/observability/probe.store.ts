@@ -57,8 +57,10 @@ export async function readDatabaseState(sql: SqlRunner, chainId: number): Promis
   return databaseStateRow.parse(row);
 }
 
+const countRow = z.object({ count: z.string() });
+
 /** Settled calls in NEEDS_REVIEW (a scan of settled usage: cache it long). */
 export async function countNeedsReview(sql: SqlRunner): Promise<number> {
   const [row] = await sql.query(NEEDS_REVIEW_COUNT, []);
-  return Number(z.object({ count: z.string() }).parse(row).count);
+  return Number(countRow.parse(row).count);
 }

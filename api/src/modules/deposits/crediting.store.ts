@@ -16,10 +16,12 @@ const TRY_CREDITING_LOCK: Statement = {
   text: 'select pg_try_advisory_xact_lock($1::int, $2::int) as locked',
 };
 
+const lockedRow = z.object({ locked: z.boolean() });
+
 /** Takes the chain's crediting lock for this transaction, unless another transaction holds it. */
 export async function tryCreditingLock(query: Query, key: number, chainId: number): Promise<boolean> {
   const [row] = await query(TRY_CREDITING_LOCK, [key, chainId]);
-  return z.object({ locked: z.boolean() }).parse(row).locked;
+  return lockedRow.parse(row).locked;
 }
 
 /** An account of a batch, locked: its ledger head and its debt (see `reverseReorgedCredits`). */

@@ -130,6 +130,8 @@ const RELEASE_HOLD: Statement = {
    select r.account_id from r`,
 };
 
+const releasedRow = z.object({ account_id: z.string() });
+
 /**
  * Settles a call with no charge: releases its hold and closes the record, with no ledger entry, in one
  * statement guarded like a charged settlement (only a record still HELD/UNSETTLED, and with `expiredAt`
@@ -159,7 +161,7 @@ export async function releaseHold(
   return {
     settled: true,
     ledgerEntryId: null,
-    accountId: z.object({ account_id: z.string() }).parse(row).account_id,
+    accountId: releasedRow.parse(row).account_id,
   };
 }
 
@@ -234,6 +236,8 @@ export interface StreamProgress {
   promptTokensBound: number;
 }
 
+const extendedRow = z.object({ n: z.number() });
+
 /**
  * The heartbeat of in-flight calls: moves the expiry of these HELD records to `until`, so that no
  * process (this one or another replica) takes a call that is still running for an abandoned one, and
@@ -255,7 +259,7 @@ export async function extendHolds(
     progress.map((p) => p.promptTokensBound),
     new Date().toISOString(),
   ]);
-  return z.object({ n: z.number() }).parse(rows[0]).n;
+  return extendedRow.parse(rows[0]).n;
 }
 
 const EXTEND_HOLDS: Statement = {
