@@ -15,6 +15,8 @@ const SCHEMA = readFileSync(path.join(WEB, '..', 'schema', 'schema.graphql'), 'u
 
 export interface FakeApi {
   url: string;
+  /** Sets what the account owes after a deep reorg (micro-USD). */
+  setDebt(microUsd: bigint): void;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
   const signedIn = { value: false };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
+  let debt = 0n;
   const credits = (micro: bigint) => {
     const whole = micro / 1000n;
     const fraction = (micro % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
@@ -64,7 +67,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
       createdAt: day(3 - i),
     });
   }
-  const account = () => ({ id: 'acct-1', walletAddress, balance: credits(balance) });
+  const account = () => ({ id: 'acct-1', walletAddress, balance: credits(balance), debt: credits(debt) });
   const summary = (groupBy: string) => {
     const buckets = new Map<string, { requests: number; micro: bigint }>();
     for (const row of usage) {
@@ -207,6 +210,9 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    setDebt: (microUsd) => {
+      debt = microUsd;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

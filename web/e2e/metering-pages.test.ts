@@ -103,6 +103,25 @@ describe('web client: metering pages (fake API)', () => {
     expect(await row.getByRole('button').count()).toBe(0);
   });
 
+  it('dashboard: what the account owes after a deep reorg, said plainly, and nothing when it owes nothing', async () => {
+    await nav('Dashboard');
+    await page.getByTestId('balance').waitFor();
+    expect(await page.getByTestId('debt').count()).toBe(0);
+    api.setDebt(1_234_500n); // micro-USD: 1,234.5 credits, $1.2345
+    await page.reload();
+    const notice = page.getByTestId('debt');
+    await notice.waitFor();
+    const text = await notice.innerText();
+    expect(text).toContain('1,234.5 credits');
+    expect(text).toContain('$1.2345');
+    expect(text).toMatch(/next credits pay this first/);
+    await page.screenshot({ path: screenshotPath('fake-dashboard-debt') });
+    api.setDebt(0n);
+    await page.reload();
+    await page.getByTestId('balance').waitFor();
+    expect(await page.getByTestId('debt').count()).toBe(0);
+  });
+
   it('works at phone width', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [name, shot] of [

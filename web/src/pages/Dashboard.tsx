@@ -19,6 +19,7 @@ const DashboardQuery = graphql(`
     me {
       id
       balance
+      debt
       deposits(first: 20) {
         edges {
           node {
@@ -60,6 +61,7 @@ export function DashboardPage() {
   const pending = [...deposits.values()].filter((deposit) => deposit.status === 'PENDING');
   const justCredited = [...live.deposits.values()].filter((deposit) => deposit.status !== 'PENDING');
   const entries = data?.me?.ledger.edges.map((edge) => edge.node) ?? [];
+  const debt = data?.me?.debt ?? '0';
 
   return (
     <div className="page">
@@ -75,6 +77,12 @@ export function DashboardPage() {
         <p className="balance-usd" data-testid="balance-usd">
           {creditsToUsd(balance)}
         </p>
+        {Number(debt) > 0 && (
+          <p className="alert alert-warn" role="status" data-testid="debt">
+            You owe {displayCredits(debt)} credits ({creditsToUsd(debt)}): a payment you had already spent was
+            reversed when the chain dropped its block. Your next credits pay this first.
+          </p>
+        )}
         <div className="actions">
           <Link to="/buy" className="button primary">
             Buy credits
