@@ -69,7 +69,13 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
   });
   await migrateUp(orm);
   const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
-  const pubsubHandle = createAppPubSub(config.redisUrl, logger);
+  const pubsubHandle = createAppPubSub(config.redisUrl, logger, {
+    listening: (channel) => {
+      metrics.liveSubscriptions.inc({ channel });
+      metrics.subscriptionsStarted.inc({ channel });
+    },
+    stopped: (channel) => metrics.liveSubscriptions.dec({ channel }),
+  });
   const { pubsub } = pubsubHandle;
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
   const metering = createMeteringService({

@@ -4,7 +4,7 @@
  * (JSON cannot carry bigints); subscribers load the current row themselves.
  */
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
-import { createPubSub } from 'graphql-yoga';
+import { createPubSub, type PubSubEventTarget } from 'graphql-yoga';
 import { Redis } from 'ioredis';
 import type { CreditingEvent } from './modules/deposits/crediting.service.ts';
 
@@ -13,7 +13,21 @@ export type PubSubChannels = {
   depositUpdated: [accountId: string, payload: { depositId: string }];
 };
 
+export const SUBSCRIPTION_CHANNELS = [
+  'balanceUpdated',
+  'depositUpdated',
+] as const satisfies readonly (keyof PubSubChannels)[];
+
 export type AppPubSub = ReturnType<typeof createPubSub<PubSubChannels>>;
+
+/**
+ * Told when a subscriber's listener is live, i.e. an event published from then on reaches it (in memory at
+ * once; with Redis once the server confirmed the SUBSCRIBE), and when it is gone; by channel.
+ */
+export interface ListenerObserver {
+  listening(channel: keyof PubSubChannels): void;
+  stopped(channel: keyof PubSubChannels): void;
+}
 
 export interface PubSubHandle {
   pubsub: AppPubSub;
@@ -25,8 +39,19 @@ export interface PubSubLogger {
   warn(object: object, message: string): void;
 }
 
-export function createAppPubSub(redisUrl: string | undefined, logger?: PubSubLogger): PubSubHandle {
-  if (!redisUrl) return { pubsub: createPubSub<PubSubChannels>(), close: async () => {} };
+export function createAppPubSub(
+  redisUrl: string | undefined,
+  logger?: PubSubLogger,
+  observer?: ListenerObserver,
+): PubSubHandle {
+  if (!redisUrl) {
+    const eventTarget = observedEventTarget(
+      new EventTarget() as AppEventTarget,
+      () => Promise.resolve(),
+      observer,
+    );
+    return { pubsub: createPubSub<PubSubChannels>({ eventTarget }), close: async () => {} };
+  }
   const publishClient = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 });
   const subscribeClient = new Redis(redisUrl, { lazyConnect: false });
   for (const client of [publishClient, subscribeClient]) {
@@ -45,12 +70,85 @@ export function createAppPubSub(redisUrl: string | undefined, logger?: PubSubLog
         });
     },
   });
-  const eventTarget = createRedisEventTarget({ publishClient: safePublisher, subscribeClient });
+  // It drops the promise of its SUBSCRIBE too (one per topic, sent by the topic's first listener): kept
+  // here, it tells when a listener hears the topic; a failed one is logged rather than left unhandled.
+  const subscribed = new Map<string, Promise<void>>();
+  const trackedSubscriber = new Proxy(subscribeClient, {
+    get(target, property, receiver) {
+      if (property === 'subscribe') {
+        return (topic: string) => {
+          const confirmed = target.subscribe(topic).then(
+            () => {},
+            (error: Error) => {
+              logger?.warn({ err: error.message, topic }, 'pub/sub subscribe failed: redis unreachable');
+              throw error;
+            },
+          );
+          confirmed.catch(() => {});
+          subscribed.set(topic, confirmed);
+          return confirmed;
+        };
+      }
+      if (property === 'unsubscribe') {
+        return (topic: string) => {
+          subscribed.delete(topic);
+          return target.unsubscribe(topic).catch(() => 0);
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  const redisTarget = createRedisEventTarget({
+    publishClient: safePublisher,
+    subscribeClient: trackedSubscriber,
+  });
+  const eventTarget = observedEventTarget(
+    redisTarget as AppEventTarget,
+    (topic) => subscribed.get(topic) ?? Promise.resolve(),
+    observer,
+  );
   return {
     pubsub: createPubSub<PubSubChannels>({ eventTarget }),
     close: async () => {
       publishClient.disconnect();
       subscribeClient.disconnect();
+    },
+  };
+}
+
+type AppEventTarget = PubSubEventTarget<PubSubChannels>;
+
+/**
+ * `target`, telling `observer` when each listener hears its topic (`heard(topic)` resolves) and when it is
+ * removed. Topics are `channel:accountId`; only the channel is reported.
+ */
+function observedEventTarget(
+  target: AppEventTarget,
+  heard: (topic: string) => Promise<void>,
+  observer: ListenerObserver | undefined,
+): AppEventTarget {
+  if (!observer) return target;
+  const live = new Set<unknown>();
+  const attached = new Set<unknown>();
+  const channelOf = (topic: string) => topic.split(':')[0] as keyof PubSubChannels;
+  return {
+    dispatchEvent: (event) => target.dispatchEvent(event),
+    addEventListener(topic, listener) {
+      target.addEventListener(topic, listener);
+      attached.add(listener);
+      heard(topic).then(
+        () => {
+          if (!attached.has(listener)) return;
+          live.add(listener);
+          observer.listening(channelOf(topic));
+        },
+        () => {}, // never heard: not live (the failure was logged)
+      );
+    },
+    removeEventListener(topic, listener) {
+      target.removeEventListener(topic, listener);
+      attached.delete(listener);
+      if (live.delete(listener)) observer.stopped(channelOf(topic));
     },
   };
 }

@@ -12,6 +12,7 @@
  */
 import { DISCREPANCY_KINDS } from '@chainmeter/schema';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { SUBSCRIPTION_CHANNELS } from '../pubsub.ts';
 import type { PlatformProbe } from './platform-probe.ts';
 
 export const METRIC_PREFIX = 'chainmeter_';
@@ -32,6 +33,9 @@ export interface AppMetrics {
   auditLastRun: Gauge;
   /** A credited deposit whose transfer a reorg removed (compensated by an ADJUSTMENT entry). */
   creditedDepositsReorged: Counter;
+  /** GraphQL subscriptions of this process hearing their channel now, and ever, by channel. */
+  liveSubscriptions: Gauge<'channel'>;
+  subscriptionsStarted: Counter<'channel'>;
   /** Records the result of an audit run: discrepancy counts by kind (missing kinds count 0). */
   recordAudit(discrepanciesByKind: Record<string, number>, finishedAt?: Date): void;
   /** The exposition text and its content type. */
@@ -121,6 +125,18 @@ export function createAppMetrics(): AppMetrics {
       help: 'Credited deposits whose transfer a reorg deeper than CONFIRMATIONS removed',
       registers,
     }),
+    liveSubscriptions: new Gauge({
+      name: name('graphql_live_subscriptions'),
+      help: 'GraphQL subscriptions of this replica listening for events now, by channel',
+      labelNames: ['channel'],
+      registers,
+    }),
+    subscriptionsStarted: new Counter({
+      name: name('graphql_subscriptions_started_total'),
+      help: 'GraphQL subscriptions of this replica that started listening for events (the event source confirmed), by channel',
+      labelNames: ['channel'],
+      registers,
+    }),
     recordAudit(discrepanciesByKind, finishedAt = new Date()) {
       const kinds = new Set<string>([...DISCREPANCY_KINDS, ...Object.keys(discrepanciesByKind)]);
       for (const kind of kinds) auditDiscrepancies.set({ kind }, discrepanciesByKind[kind] ?? 0);
@@ -133,6 +149,10 @@ export function createAppMetrics(): AppMetrics {
   // Every kind's series exists (at 0) before the first audit.
   for (const kind of DISCREPANCY_KINDS) auditDiscrepancies.set({ kind }, 0);
   metrics.creditedDepositsReorged.inc(0);
+  for (const channel of SUBSCRIPTION_CHANNELS) {
+    metrics.liveSubscriptions.set({ channel }, 0);
+    metrics.subscriptionsStarted.inc({ channel }, 0);
+  }
   return metrics;
 }
 

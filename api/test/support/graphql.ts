@@ -66,12 +66,51 @@ export interface Recorder<T> {
   close(): Promise<void>;
 }
 
-export async function subscribe<T>(
+/** Per API: the subscription being set up, so that each `subscribe` sees only its own start. */
+const settingUp = new Map<string, Promise<unknown>>();
+
+/**
+ * Opens a subscription and resolves once the server hears its channel (its listener is attached and, with
+ * Redis, the SUBSCRIBE confirmed), so that an event triggered next reaches it; or once the server refused
+ * or ended it. The acknowledged connection alone is not enough: the server sets the subscription up
+ * asynchronously. The sign is `chainmeter_graphql_subscriptions_started_total` on the API's open /metrics;
+ * subscriptions to one API are set up one at a time, so its rise is this one's.
+ */
+export function subscribe<T>(
   apiUrl: string,
   query: string,
   token?: string,
   variables?: Record<string, unknown>,
 ): Promise<Recorder<T>> {
+  const previous = settingUp.get(apiUrl) ?? Promise.resolve();
+  const recorder = previous.then(() => openSubscription<T>(apiUrl, query, token, variables));
+  settingUp.set(
+    apiUrl,
+    recorder.catch(() => {}),
+  );
+  return recorder;
+}
+
+/** How many subscriptions the API has started so far, all channels. */
+async function subscriptionsStarted(apiUrl: string): Promise<number> {
+  const response = await fetch(`${apiUrl}/metrics`);
+  if (!response.ok) throw new Error(`subscribe reads ${apiUrl}/metrics, which answered ${response.status}`);
+  let started = 0;
+  for (const line of (await response.text()).split('\n')) {
+    const match = /^chainmeter_graphql_subscriptions_started_total(?:\{[^}]*\})? (\d+)$/.exec(line);
+    if (match) started += Number(match[1]);
+  }
+  return started;
+}
+
+async function openSubscription<T>(
+  apiUrl: string,
+  query: string,
+  token: string | undefined,
+  variables: Record<string, unknown> | undefined,
+  startTimeoutMs = 15_000,
+): Promise<Recorder<T>> {
+  const startedBefore = await subscriptionsStarted(apiUrl);
   const client = createClient({
     url: `${apiUrl.replace(/^http/, 'ws')}/graphql`,
     connectionParams: token ? { authorization: `Bearer ${token}` } : {},
@@ -82,11 +121,6 @@ export async function subscribe<T>(
   const errors: unknown[] = [];
   let completed = false;
   const waiters = new Set<() => void>();
-  let acknowledged!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    acknowledged = resolve;
-  });
-  client.on('connected', () => acknowledged());
   const dispose = client.subscribe<T>(
     { query, variables },
     {
@@ -104,7 +138,15 @@ export async function subscribe<T>(
       },
     },
   );
-  await ready;
+  const deadline = Date.now() + startTimeoutMs;
+  while (errors.length === 0 && !completed && (await subscriptionsStarted(apiUrl)) <= startedBefore) {
+    if (Date.now() > deadline) {
+      dispose();
+      await client.dispose();
+      throw new Error(`the server did not start the subscription within ${startTimeoutMs} ms: ${query}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   return {
     events,
     errors,
