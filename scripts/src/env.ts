@@ -58,7 +58,7 @@ const benchSchema = z.object({
     z.url({ protocol: /^https?$/ }).optional(),
   ),
   BENCH_MODEL: z.string().min(1).default('chainmeter-dev'),
-  /** A directory: the gateway benchmark's API process writes a V8 CPU profile there. */
+  /** A directory: the gateway and read path benchmarks' API process writes a V8 CPU profile there. */
   BENCH_CPU_PROF: optional,
   /** Passed to the benchmark's API process (prices for BENCH_MODEL). */
   LLM_PRICES: optional,

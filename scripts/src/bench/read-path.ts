@@ -23,6 +23,7 @@ import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { loadBenchConfig } from '../env.ts';
 import { ms, percentile, printTable } from './stats.ts';
 
 const CHAIN_ID = 31337;
@@ -144,10 +145,13 @@ export async function benchReadPath(): Promise<void> {
     cleanups.pop();
 
     // 2. Load at concurrency 50 against the API as its own process.
+    // BENCH_CPU_PROF=<dir>: the API process writes a V8 CPU profile there when it stops.
+    const profileDir = loadBenchConfig().BENCH_CPU_PROF;
     const server: ApiProcess = await spawnApiProcess({
       ...env,
       CREDITING_POLL_MS: '60000',
       LOG_LEVEL: 'error',
+      ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
     });
     cleanups.push(() => server.stop());
     const loadRows: Record<string, string | number>[] = [];

@@ -22,10 +22,10 @@ import type { Em } from '../../db/orm.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
-import type { IAccount } from '../accounts/accounts.entity.ts';
+import { Account, type IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { Session, SiweNonce } from './auth.entity.ts';
-import { apiKeyIsLive, sessionIsLive } from './auth.store.ts';
+import { apiKeyIsLive, readLiveSessionByToken, sessionIsLive } from './auth.store.ts';
 
 /** How long a challenge may be answered. */
 const CHALLENGE_TTL_MS = 10 * 60_000;
@@ -203,18 +203,15 @@ export async function viewerFromSessionToken(
   token: string,
   now = new Date(),
 ): Promise<Viewer | null> {
-  const session = await em.findOne(
-    Session,
-    { tokenHash: hashToken(token), revokedAt: null, expiresAt: { $gt: now } },
-    { populate: ['account'] },
-  );
+  const session = await readLiveSessionByToken(em, hashToken(token), now);
   if (!session) return null;
-  const account = session.account as unknown as IAccount;
+  // Into the request's identity map, as the ORM's populate put it: `me` and others read it from there.
+  const account = em.map(Account, session.account);
   return {
     accountId: account.id,
     walletAddress: account.walletAddress as Address,
     role: roleOf(config, account.walletAddress),
-    credential: { kind: 'session', sessionId: session.id },
+    credential: { kind: 'session', sessionId: session.sessionId },
   };
 }
 
