@@ -4,6 +4,7 @@
  */
 import { createClient } from 'graphql-ws';
 import type { PrivateKeyAccount } from 'viem';
+import { waitFor } from './wait-for.ts';
 
 export interface GraphQLResponse<T> {
   data?: T;
@@ -138,15 +139,16 @@ async function openSubscription<T>(
       },
     },
   );
-  const deadline = Date.now() + startTimeoutMs;
-  while (errors.length === 0 && !completed && (await subscriptionsStarted(apiUrl)) <= startedBefore) {
-    if (Date.now() > deadline) {
-      dispose();
-      await client.dispose();
-      throw new Error(`the server did not start the subscription within ${startTimeoutMs} ms: ${query}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  // Refused or ended by the server counts as set up too: the caller asserts on it.
+  await waitFor(
+    `the server to start the subscription ${query}`,
+    async () => errors.length > 0 || completed || (await subscriptionsStarted(apiUrl)) > startedBefore,
+    startTimeoutMs,
+  ).catch(async (error: unknown) => {
+    dispose();
+    await client.dispose();
+    throw error;
+  });
   return {
     events,
     errors,
