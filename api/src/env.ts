@@ -186,6 +186,30 @@ const schema = z.object({
     .default(0),
   /** The block the scheduled audit starts from (the treasury's first payment, or the indexer's START_BLOCK). */
   AUDIT_FROM_BLOCK: z.coerce.bigint().min(0n).default(0n),
+  /**
+   * Webhooks may go to http and to private, loopback and link-local addresses: unset means true on the
+   * devnet (CHAIN_ID 31337) and false everywhere else.
+   */
+  WEBHOOK_ALLOW_PRIVATE_URLS: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  ),
+  /** The deadline of one webhook attempt (connect, send, first bytes of the answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Webhook attempts in flight at once per API process. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /** How often each API process looks for due webhook deliveries. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
+  WEBHOOK_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+  WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  /** A delivery is retried for this long after its event (or its redelivery), then FAILED. */
+  WEBHOOK_RETRY_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400_000)
+    .default(86_400_000),
   /** Test only (refused unless NODE_ENV=test): the process kills itself (SIGKILL) at this step of a metered call. */
   CHAINMETER_CRASH_AT: z.preprocess(
     (value) => (value === '' ? undefined : value),
@@ -237,6 +261,16 @@ export interface ApiConfig {
   };
   /** The scheduled audit: every `intervalMs` (0: off), from `fromBlock`. */
   audit: { intervalMs: number; fromBlock: bigint };
+  /** Webhook delivery (see modules/webhooks). */
+  webhooks: {
+    allowPrivateUrls: boolean;
+    timeoutMs: number;
+    concurrency: number;
+    pollIntervalMs: number;
+    retryBaseDelayMs: number;
+    retryMaxDelayMs: number;
+    retryWindowMs: number;
+  };
   /** Test only: the step of a metered call at which the process kills itself. */
   crashAt: CrashPoint | undefined;
 }
@@ -334,6 +368,17 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       readyMaxIndexerLagBlocks: env.READY_MAX_INDEXER_LAG_BLOCKS,
     },
     audit: { intervalMs: env.AUDIT_INTERVAL_MS, fromBlock: env.AUDIT_FROM_BLOCK },
+    webhooks: {
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS
+        ? env.WEBHOOK_ALLOW_PRIVATE_URLS === 'true'
+        : env.CHAIN_ID === DEVNET_CHAIN_ID,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      pollIntervalMs: env.WEBHOOK_POLL_MS,
+      retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
+      retryWindowMs: env.WEBHOOK_RETRY_WINDOW_MS,
+    },
     crashAt: env.CHAINMETER_CRASH_AT,
   };
 }
