@@ -204,7 +204,10 @@ function CreateEndpointForm({ onCreated }: { onCreated(url: string, secret: stri
         {EVENT_TYPES.map((e) => (
           <label key={e.type} className="check">
             <input type="checkbox" checked={events.has(e.type)} onChange={() => toggle(e.type)} />
-            {e.label} <code className="muted small">{e.wire}</code>
+            <span>
+              {e.label}
+              <code className="muted small">{e.wire}</code>
+            </span>
           </label>
         ))}
       </fieldset>
