@@ -10,6 +10,8 @@ export interface ReceivedWebhook {
   payload: { type: string; timestamp: string; data: Record<string, unknown> } | null;
   verifyError: string | null;
   status: number;
+  /** When it arrived (epoch ms). */
+  receivedAt: number;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function startWebhookReceiver(path = '/hooks/chainmeter'): Promise<
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
+      const receivedAt = Date.now();
       const body = Buffer.concat(chunks).toString('utf8');
       const headers = {
         'webhook-id': String(request.headers['webhook-id'] ?? ''),
@@ -62,6 +65,7 @@ export async function startWebhookReceiver(path = '/hooks/chainmeter'): Promise<
         payload,
         verifyError,
         status: answer === 'hang' ? 0 : answer,
+        receivedAt,
       });
       if (answer === 'hang') {
         state.open++;
