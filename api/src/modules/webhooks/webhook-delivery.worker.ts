@@ -130,8 +130,8 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
         .finally(() => {
           inFlight.delete(running);
           metrics?.inFlight.set(inFlight.size);
-          // A slot is free: there may be more due.
-          if (!stopped) void tick();
+          // A slot is free: there may be more due. Attempts ending together share one claim.
+          if (!stopped) schedule(0);
         });
       inFlight.add(running);
     }
