@@ -10,7 +10,12 @@ import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
 import type { WebhookMetrics } from './webhook.metrics.ts';
 import { sendWebhook } from './webhook-sender.ts';
-import { type ClaimedDelivery, claimDueDeliveries, recordAttempt } from './webhooks.store.ts';
+import {
+  type AttemptRecord,
+  type ClaimedDelivery,
+  claimDueDeliveries,
+  recordAttempts,
+} from './webhooks.store.ts';
 
 export interface WebhookDeliverySettings {
   allowPrivateUrls: boolean;
@@ -59,6 +64,35 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
   let again = false;
   let timer: NodeJS.Timeout | undefined;
 
+  // Attempts that end close together are recorded by one statement (one commit): at a high delivery rate
+  // that is most of the database work a delivery costs.
+  let pending: { record: AttemptRecord; settle(moved: boolean): void; fail(error: unknown): void }[] = [];
+  let flushing = false;
+  const flush = async (): Promise<void> => {
+    while (pending.length > 0) {
+      const batch = pending;
+      pending = [];
+      try {
+        const moved = await recordAttempts(
+          sql.query,
+          batch.map((entry) => entry.record),
+        );
+        for (const entry of batch) entry.settle(moved.has(entry.record.delivery.id));
+      } catch (error) {
+        for (const entry of batch) entry.fail(error);
+      }
+    }
+    flushing = false;
+  };
+  const record = (entry: AttemptRecord): Promise<boolean> =>
+    new Promise<boolean>((settle, fail) => {
+      pending.push({ record: entry, settle, fail });
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => void flush());
+      }
+    });
+
   const schedule = (ms: number) => {
     if (stopped) return;
     clearTimeout(timer);
@@ -83,7 +117,7 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
           ? { status: 'FAILED', nextAttemptAt: null }
           : { status: 'PENDING', nextAttemptAt: retryAt };
     }
-    const moved = await recordAttempt(sql.query, delivery, { ...result, attemptedAt }, next);
+    const moved = await record({ delivery, result: { ...result, attemptedAt }, next });
     metrics?.attempts.inc({ outcome: delivered ? 'delivered' : 'failed' });
     metrics?.attemptDuration.observe(result.latencyMs / 1000);
     if (moved && next.status === 'DELIVERED') {

@@ -293,42 +293,61 @@ export interface AttemptResult {
   attemptedAt: Date;
 }
 
-const RECORD_ATTEMPT: Statement = {
-  name: 'cm_record_webhook_attempt',
-  text: `with attempt as (
+const RECORD_ATTEMPTS: Statement = {
+  name: 'cm_record_webhook_attempts',
+  text: `with input as (
+     select * from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[],
+       $8::text[], $9::timestamptz[])
+       as t(id, claim, attempted_at, response_code, latency_ms, error, response_excerpt, status, next_attempt_at)
+   ), attempt as (
      insert into webhook_attempts (delivery_id, attempted_at, response_code, latency_ms, error, response_excerpt)
-     values ($1::uuid, $3::timestamptz, $4::int, $5::int, $6, $7)
+     select id, attempted_at, response_code, latency_ms, error, response_excerpt from input
    )
-   update webhook_deliveries set status = $8, last_response_code = $4::int,
-     delivered_at = case when $8 = 'DELIVERED' then $3::timestamptz else null end,
-     next_attempt_at = coalesce($9::timestamptz, next_attempt_at), claim = null
-   where id = $1::uuid and claim = $2::uuid and status = 'PENDING'
-   returning id`,
+   update webhook_deliveries d set status = input.status, last_response_code = input.response_code,
+     delivered_at = case when input.status = 'DELIVERED' then input.attempted_at else null end,
+     next_attempt_at = coalesce(input.next_attempt_at, d.next_attempt_at), claim = null
+   from input
+   where d.id = input.id and d.claim = input.claim and d.status = 'PENDING'
+   returning d.id`,
 };
 
+/** An attempt to record and where it moves its delivery. */
+export interface AttemptRecord {
+  delivery: Pick<ClaimedDelivery, 'id' | 'claim'>;
+  result: AttemptResult;
+  next: { status: WebhookDeliveryStatus; nextAttemptAt: Date | null };
+}
+
 /**
- * Logs an attempt and moves its delivery on: DELIVERED, FAILED, or PENDING again from `nextAttemptAt`. The
- * attempt is always logged; the delivery changes only while this worker's claim holds (a redelivery or a
- * deleted endpoint took it back meanwhile). Returns whether the delivery changed.
+ * Logs attempts (one statement, one commit for all of them) and moves each delivery on: DELIVERED, FAILED,
+ * or PENDING again from `nextAttemptAt`. Every attempt is logged; a delivery changes only while the claim
+ * its attempt was made under holds (a redelivery or a deleted endpoint took it back meanwhile). Returns the
+ * ids of the deliveries that changed.
  */
+export async function recordAttempts(query: Query, records: readonly AttemptRecord[]): Promise<Set<string>> {
+  if (records.length === 0) return new Set();
+  const rows = await query(RECORD_ATTEMPTS, [
+    records.map((r) => r.delivery.id),
+    records.map((r) => r.delivery.claim),
+    records.map((r) => r.result.attemptedAt.toISOString()),
+    records.map((r) => r.result.responseCode),
+    records.map((r) => r.result.latencyMs),
+    records.map((r) => r.result.error),
+    records.map((r) => r.result.responseExcerpt),
+    records.map((r) => r.next.status),
+    records.map((r) => r.next.nextAttemptAt?.toISOString() ?? null),
+  ]);
+  return new Set(rows.map((row) => z.object({ id: z.string() }).parse(row).id));
+}
+
+/** `recordAttempts` for one attempt: whether its delivery changed. */
 export async function recordAttempt(
   query: Query,
   delivery: Pick<ClaimedDelivery, 'id' | 'claim'>,
   result: AttemptResult,
   next: { status: WebhookDeliveryStatus; nextAttemptAt: Date | null },
 ): Promise<boolean> {
-  const rows = await query(RECORD_ATTEMPT, [
-    delivery.id,
-    delivery.claim,
-    result.attemptedAt.toISOString(),
-    result.responseCode,
-    result.latencyMs,
-    result.error,
-    result.responseExcerpt,
-    next.status,
-    next.nextAttemptAt?.toISOString() ?? null,
-  ]);
-  return rows.length > 0;
+  return (await recordAttempts(query, [{ delivery, result, next }])).has(delivery.id);
 }
 
 /** One HTTP attempt of a delivery, as the log shows it. */
