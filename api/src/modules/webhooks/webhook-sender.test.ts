@@ -103,6 +103,15 @@ describe('sendWebhook', () => {
     expect(result).toMatchObject({ responseCode: null, error: 'no answer within 200 ms' });
   });
 
+  it('takes the status of an answer whose body never ends, at the deadline', async () => {
+    const target = await serve((_request, response) => {
+      response.writeHead(202);
+      response.write('accepted, ');
+    });
+    const result = await sendWebhook(target.url, SECRET, message, { timeoutMs: 200, allowPrivateUrls: true });
+    expect(result).toMatchObject({ responseCode: 202, error: null, responseExcerpt: 'accepted, ' });
+  });
+
   it('outside the devnet, refuses a private address when connecting, even behind a host name (DNS rebinding)', async () => {
     const target = await serve((_request, response) => response.writeHead(200).end());
     const port = new URL(target.url).port;

@@ -81,6 +81,9 @@ export async function sendWebhook(
   const client = target.protocol === 'https:' ? https : http;
   return new Promise<SendResult>((resolve) => {
     let settled = false;
+    let deadline: NodeJS.Timeout | undefined;
+    // Set once the status line has arrived: at the deadline, the answer is that status and what came of the body.
+    let answered: (() => void) | null = null;
     const finish = (result: Omit<SendResult, 'latencyMs'>) => {
       if (settled) return;
       settled = true;
@@ -115,6 +118,7 @@ export async function sendWebhook(
           });
           response.destroy();
         };
+        answered = done;
         response.on('data', (chunk: Buffer) => {
           if (kept < RESPONSE_EXCERPT_BYTES) {
             const part = chunk.subarray(0, RESPONSE_EXCERPT_BYTES - kept);
@@ -128,12 +132,14 @@ export async function sendWebhook(
         response.on('error', done);
       },
     );
-    const deadline = setTimeout(() => {
-      finish({
-        responseCode: null,
-        error: `no answer within ${options.timeoutMs} ms`,
-        responseExcerpt: null,
-      });
+    deadline = setTimeout(() => {
+      if (answered) answered();
+      else
+        finish({
+          responseCode: null,
+          error: `no answer within ${options.timeoutMs} ms`,
+          responseExcerpt: null,
+        });
       request.destroy();
     }, options.timeoutMs);
     request.on('error', (error: NodeJS.ErrnoException) => {

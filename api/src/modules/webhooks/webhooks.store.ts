@@ -397,14 +397,3 @@ export async function readAttemptsOfDeliveries(
   if (deliveryIds.length === 0) return [];
   return (await query(ATTEMPTS_OF_DELIVERIES, [deliveryIds])).map((row) => attemptRow.parse(row));
 }
-
-const PENDING_COUNT: Statement = {
-  name: 'cm_pending_webhook_deliveries',
-  text: `select count(*)::int as count from webhook_deliveries where status = 'PENDING'`,
-};
-
-/** Deliveries still to be sent (a gauge). */
-export async function countPendingDeliveries(query: Query): Promise<number> {
-  const [row] = await query(PENDING_COUNT, []);
-  return z.object({ count: z.number() }).parse(row).count;
-}
