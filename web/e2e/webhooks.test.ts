@@ -117,6 +117,10 @@ describe('web client: webhooks page (real API)', () => {
     expect(receiver.received.every((r) => r.verifyError === null)).toBe(true);
     expect(receiver.received[1]?.payload?.data).toMatchObject({ txHash: transfer.txHash, credits: '25000' });
     await page.screenshot({ path: screenshotPath('webhooks-02-deliveries'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await row.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: screenshotPath('webhooks-02-deliveries-phone') });
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('redelivers a delivery and deletes the endpoint', async () => {
