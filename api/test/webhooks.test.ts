@@ -244,6 +244,30 @@ describe('deposit webhooks', () => {
     expect(await depositStatus(session, transfer.txHash)).toBe('REORGED');
   });
 
+  it('tells the receiver a credited deposit was taken back by a reorg deeper than CONFIRMATIONS', async () => {
+    const hooks = await receiver();
+    const { wallet, session } = await user();
+    hooks.secret = (await createEndpoint(session, hooks.url, ['DEPOSIT_CREDITED', 'DEPOSIT_REORGED'])).secret;
+    const transfer = pay(wallet.address, 8_000_000n);
+    confirm(transfer);
+    await waitFor('deposit.credited', () =>
+      hooks.received.some((r) => r.payload?.type === 'deposit.credited'),
+    );
+    // The credited transfer's block is rolled back (inside Ponder's 30-block window): the credit is reversed.
+    indexer.transfers.splice(indexer.transfers.indexOf(transfer), 1);
+    indexer.setHead(transfer.blockNumber + 3n);
+    await waitFor('deposit.reorged', () => hooks.received.some((r) => r.payload?.type === 'deposit.reorged'));
+    const reorged = hooks.received.find((r) => r.payload?.type === 'deposit.reorged');
+    expect(reorged?.verifyError).toBeNull();
+    expect(reorged?.payload?.data).toMatchObject({
+      txHash: transfer.txHash,
+      status: 'REORGED',
+      amount: '8000000',
+    });
+    const me = await gqlData<{ me: { balance: string } }>(apiA.url, '{ me { balance } }', {}, session);
+    expect(me.me.balance).toBe('0');
+  });
+
   it('retries a receiver that fails first, with the same webhook-id, until it answers 2xx', async () => {
     const hooks = await receiver();
     hooks.answer = (index) => (index < 2 ? 500 : 200);
