@@ -111,7 +111,9 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     let next: { status: 'DELIVERED' | 'PENDING' | 'FAILED'; nextAttemptAt: Date | null };
     if (delivered) next = { status: 'DELIVERED', nextAttemptAt: null };
     else {
-      const retryAt = new Date(Date.now() + retryDelayMs(delivery.attempts, options));
+      // +-20% so that the deliveries of a receiver that was down do not all come back in the same instant.
+      const jitter = 0.8 + Math.random() * 0.4;
+      const retryAt = new Date(Date.now() + Math.round(retryDelayMs(delivery.attempts, options) * jitter));
       next =
         retryAt.getTime() - delivery.retryingSince.getTime() > options.retryWindowMs
           ? { status: 'FAILED', nextAttemptAt: null }
