@@ -285,8 +285,8 @@ export interface ApiConfig {
   relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
   /** Pay per request on `/v1` (`X402`); never on without a relayer. */
   x402: boolean;
-  /** Limits of gasless top-ups (`relayPayment`). */
-  relay: { minAmount: bigint; walletPerHour: number; ipPerHour: number };
+  /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
+  relay: { minAmount: bigint };
   /** Test only: the step of a metered call at which the process kills itself. */
   crashAt: CrashPoint | undefined;
 }
@@ -375,6 +375,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         env.RATE_LIMIT_ACCOUNT_REQUESTS_PER_MINUTE ?? env.RATE_LIMIT_REQUESTS_PER_MINUTE,
       accountTokensPerMinute: env.RATE_LIMIT_ACCOUNT_TOKENS_PER_MINUTE ?? env.RATE_LIMIT_TOKENS_PER_MINUTE,
       ipActionsPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
+      relayWalletPerHour: env.RELAY_RATE_LIMIT_WALLET_PER_HOUR,
+      relayIpPerHour: env.RELAY_RATE_LIMIT_IP_PER_HOUR,
       keyPrefix: 'cm:rl',
     },
     trustedProxies: env.TRUSTED_PROXIES,
@@ -398,11 +400,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         }
       : null,
     x402: relayerKey !== undefined && env.X402 !== 'off',
-    relay: {
-      minAmount: env.RELAY_MIN_AMOUNT,
-      walletPerHour: env.RELAY_RATE_LIMIT_WALLET_PER_HOUR,
-      ipPerHour: env.RELAY_RATE_LIMIT_IP_PER_HOUR,
-    },
+    relay: { minAmount: env.RELAY_MIN_AMOUNT },
     crashAt: env.CHAINMETER_CRASH_AT,
   };
 }
