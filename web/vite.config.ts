@@ -3,12 +3,38 @@
  * proxies `/graphql` (HTTP and SSE) and `/v1` to the API at CHAINMETER_API_URL (default the `npm start` one).
  */
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 
 const api = process.env.CHAINMETER_API_URL ?? 'http://127.0.0.1:4000';
 
+/**
+ * WalletConnect's SDK (with Reown's modal) imports viem as a whole (a namespace import) and much of ox and
+ * noble: sharing those modules with the app, the bundler would put everything the SDK uses of them into
+ * chunks the first load imports. The SDK gets its own copies instead (module ids with `?wallet-sdk`), so they
+ * stay in its lazy chunks; only a build with WALLETCONNECT_PROJECT_ID contains them.
+ */
+function walletSdkOwnLibraries(): Plugin {
+  const SUFFIX = '?wallet-sdk';
+  const sdk = /node_modules[\\/](@walletconnect|@reown)[\\/]/;
+  const shared =
+    /node_modules[\\/](viem|ox|abitype|@noble[\\/](hashes|curves)|@scure[\\/](base|bip32|bip39))[\\/]/;
+  return {
+    name: 'chainmeter:wallet-sdk-own-libraries',
+    enforce: 'pre',
+    async resolveId(source, importer, options) {
+      if (!importer || !(sdk.test(importer) || importer.endsWith(SUFFIX))) return null;
+      const resolved = await this.resolve(source, importer.replace(SUFFIX, ''), {
+        ...options,
+        skipSelf: true,
+      });
+      if (!resolved || resolved.external || !shared.test(resolved.id)) return null;
+      return { ...resolved, id: `${resolved.id}${SUFFIX}` };
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react(), walletSdkOwnLibraries()],
   // WALLETCONNECT_PROJECT_ID (from the environment or the root .env, at build time) turns the WalletConnect
   // connector on; it is public (WalletConnect project ids are sent to every browser anyway).
   envPrefix: ['VITE_', 'WALLETCONNECT_PROJECT_ID'],
