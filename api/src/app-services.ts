@@ -20,6 +20,7 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createLogger } from './observability/logger.ts';
@@ -43,8 +44,8 @@ interface ComposedApp {
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
   /**
-   * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop and
-   * the audit scheduler.
+   * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop, the
+   * audit scheduler and the relayer's gas reads.
    */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
@@ -53,8 +54,8 @@ interface ComposedApp {
 
 interface BackgroundWork {
   /**
-   * Stops the crediting worker, the webhook delivery worker (after its attempts in flight) and the audit
-   * scheduler (the settlement loop stops in `close`).
+   * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
+   * scheduler and the relayer's gas reads (the settlement loop stops in `close`).
    */
   stop(): Promise<void>;
 }
@@ -104,6 +105,15 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
   });
+  const relayer: Relayer | null = config.relayer
+    ? createRelayer({
+        rpcUrl: config.rpcUrl,
+        privateKey: config.relayer.privateKey,
+        chainId: config.chainId,
+        logger,
+        pollingIntervalMs: config.relayer.pollingIntervalMs,
+      })
+    : null;
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -115,6 +125,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     rateLimits,
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
+    relayer,
     metrics,
   };
   const probe = createPlatformProbe({
@@ -175,8 +186,21 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             fromBlock: config.audit.fromBlock,
           })
         : null;
+    const gasRefresh =
+      relayer && config.relayer
+        ? startGasBalanceRefresh({
+            relayer,
+            intervalMs: config.relayer.gasRefreshMs,
+            logger,
+            onBalance: (balance) => {
+              if (balance === null) metrics.relayerGasBalance.reset();
+              else metrics.relayerGasBalance.set(Number(balance));
+            },
+          })
+        : null;
     return {
       stop: async () => {
+        gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();
         await webhooks?.stop();
