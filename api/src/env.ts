@@ -224,6 +224,7 @@ const schema = z.object({
     .min(1)
     .max(7 * 86_400_000)
     .default(86_400_000),
+  /**
    * The wallet that submits x402 settlements and gasless top-ups and pays their gas (0x + 64 hex).
    * On the devnet (CHAIN_ID 31337) the devnet's funded relayer account by default; elsewhere unset: off.
    */
