@@ -19,6 +19,7 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { createSolvencyService } from './modules/solvency/solvency.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -37,14 +38,14 @@ interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
-  /** Starts the crediting worker (unless disabled), the settlement loop and the audit scheduler. */
+  /** Starts the crediting worker (unless disabled), the settlement loop, the audit scheduler and the solvency snapshots. */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
   close(): Promise<void>;
 }
 
 interface BackgroundWork {
-  /** Stops the crediting worker and the audit scheduler (the settlement loop stops in `close`). */
+  /** Stops the crediting worker, the audit scheduler and the solvency snapshots (the settlement loop stops in `close`). */
   stop(): Promise<void>;
 }
 
@@ -104,6 +105,14 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     rateLimits,
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
+    solvency: createSolvencyService({
+      orm,
+      chain,
+      tokenAddress: config.usdcAddress,
+      treasuryAddress: config.treasuryAddress,
+      snapshotMs: config.solvencySnapshotMs,
+      logger,
+    }),
     metrics,
   };
   const probe = createPlatformProbe({
@@ -148,8 +157,10 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             fromBlock: config.audit.fromBlock,
           })
         : null;
+    const solvencySnapshots = services.solvency.startSnapshots();
     return {
       stop: async () => {
+        await solvencySnapshots.stop();
         await audits?.stop();
         await worker?.stop();
       },
