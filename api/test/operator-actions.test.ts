@@ -632,6 +632,23 @@ describe('solvency', () => {
     expect(micro(solvency.chargedUsage as string)).toBe(calls.reduce((t, c) => t + c.userPrice, 0n));
   });
 
+  it('reads the treasury at the chain head of the moment, not at a block the chain client cached', async () => {
+    // The API's chain client has just read the head (viem keeps it 4 s), then the treasury receives more.
+    const before = await api.services.chain.getBlockNumber();
+    const minted = await mintUsdc(platform.anvil.rpcUrl, platform.token, platform.treasury, 7n);
+    expect(minted.blockNumber).toBeGreaterThan(before);
+    const { solvency } = await gqlData<{ solvency: Record<string, string> }>(api.url, SOLVENCY);
+    expect(BigInt(solvency.asOfBlock as string)).toBeGreaterThanOrEqual(minted.blockNumber);
+    const chain = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
+    const treasury = await chain.readContract({
+      address: platform.token,
+      abi: usdcAbi,
+      functionName: 'balanceOf',
+      args: [platform.treasury],
+    });
+    expect(micro(solvency.treasuryBalance as string)).toBe(treasury);
+  });
+
   it('records one snapshot per period, read back by solvencyHistory', async () => {
     const now = new Date();
     expect(await api.services.solvency.recordSnapshot(now)).toBe(true);

@@ -56,7 +56,8 @@ export function createSolvencyService(options: SolvencyServiceOptions): Solvency
   let inFlight: Promise<SolvencyFigures> | null = null;
 
   async function compute(): Promise<SolvencyFigures> {
-    const asOfBlock = await chain.getBlockNumber();
+    // Never viem's cached block number (up to 4 s old): an older block can predate payments already credited.
+    const asOfBlock = await chain.getBlockNumber({ cacheTime: 0 });
     const units = await chain.readContract({
       address: tokenAddress,
       abi: usdcAbi,
