@@ -34,7 +34,7 @@ export interface SolvencyServiceOptions {
   treasuryAddress: Address;
   /** How often a snapshot is recorded (0: never). */
   snapshotMs: number;
-  logger: { error(object: object, message: string): void };
+  logger: { warn(object: object, message: string): void };
 }
 
 export interface SolvencyService {
@@ -104,7 +104,7 @@ export function createSolvencyService(options: SolvencyServiceOptions): Solvency
         running = service
           .recordSnapshot()
           .catch((error: unknown) =>
-            logger.error({ err: error }, 'solvency snapshot not recorded; the next period will try again'),
+            logger.warn({ err: error }, 'solvency snapshot not recorded; the next period will try again'),
           )
           .finally(() => {
             running = null;
