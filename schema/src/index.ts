@@ -10,6 +10,7 @@ export * from './audit/treasury-balance.ts';
 export * from './audit/treasury-transfers.ts';
 export * from './chains.ts';
 export * from './crediting-rules.ts';
+export * from './eip3009.ts';
 export * from './ledger-hash.ts';
 export * from './money.ts';
 export * from './usdc-abi.ts';

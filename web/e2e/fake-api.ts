@@ -46,12 +46,17 @@ export type ExtraResolvers = (session: { signedIn(): boolean }) => Record<string
 export async function startFakeApi(
   walletAddress: string,
   chainId = 31337,
-  extraResolvers?: ExtraResolvers,
+  options: {
+    /** The web build to serve; default web/dist. */
+    dist?: string;
+    /** More resolvers (e.g. the operators' part, `fake-operations.ts`). */
+    extraResolvers?: ExtraResolvers;
+  } = {},
 ): Promise<FakeApi> {
   const signedIn = { value: false };
   const withExtra = (base: Record<string, Record<string, unknown>>) => {
     const merged = { ...base };
-    const extra = extraResolvers?.({ signedIn: () => signedIn.value }) ?? {};
+    const extra = options.extraResolvers?.({ signedIn: () => signedIn.value }) ?? {};
     for (const [type, fields] of Object.entries(extra)) merged[type] = { ...merged[type], ...fields };
     return merged;
   };
@@ -188,7 +193,7 @@ export async function startFakeApi(
     logging: false,
   });
 
-  const dist = path.join(WEB, 'dist');
+  const dist = options.dist ?? path.join(WEB, 'dist');
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/graphql') {

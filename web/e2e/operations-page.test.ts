@@ -39,8 +39,8 @@ describe('web client: the Operations section (fake API)', () => {
   beforeAll(async () => {
     ensureWebBuild();
     ops = fakeOperations(true);
-    operatorApi = await startFakeApi(WALLET, 31337, ops.resolvers);
-    userApi = await startFakeApi(WALLET, 31337, fakeOperations(false).resolvers);
+    operatorApi = await startFakeApi(WALLET, 31337, { extraResolvers: ops.resolvers });
+    userApi = await startFakeApi(WALLET, 31337, { extraResolvers: fakeOperations(false).resolvers });
     browser = await launchChromium();
   }, 120_000);
 

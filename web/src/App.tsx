@@ -19,6 +19,7 @@ import { LedgerPage } from './pages/Ledger';
 import { OperationsPage } from './pages/Operations';
 import { PlaygroundPage } from './pages/Playground';
 import { UsagePage } from './pages/Usage';
+import { WebhooksPage } from './pages/Webhooks';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
 import { Link, OPERATIONS_PATH, RouterProvider, routes, useRouter } from './router';
 import { SessionProvider, useSession } from './session/session';
@@ -212,6 +213,8 @@ function Pages() {
       return <UsagePage />;
     case '/keys':
       return <ApiKeysPage />;
+    case '/webhooks':
+      return <WebhooksPage />;
     case '/playground':
       return <PlaygroundPage />;
     case OPERATIONS_PATH:
