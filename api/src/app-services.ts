@@ -19,6 +19,7 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { createX402Service, type X402Relayer } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -31,6 +32,8 @@ export interface AppServicesOptions {
   crediting?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
+  /** The wallet that settles x402 payments; without one, x402 is off. */
+  relayer?: X402Relayer | null;
 }
 
 interface ComposedApp {
@@ -92,6 +95,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
+    onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
   });
   let indexedHead: bigint | null = null;
   const services: AppServices = {
@@ -105,6 +109,17 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
     metrics,
+    x402: options.relayer
+      ? createX402Service({
+          relayer: options.relayer,
+          chain,
+          chainId: config.chainId,
+          usdcAddress: config.usdcAddress,
+          treasuryAddress: config.treasuryAddress,
+          logger,
+          registry: metrics.registry,
+        })
+      : null,
   };
   const probe = createPlatformProbe({
     orm,
