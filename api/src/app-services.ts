@@ -19,7 +19,8 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
-import { createX402Service, type X402Relayer } from './modules/x402/x402.service.ts';
+import { createX402Service } from './modules/x402/x402.service.ts';
+import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -32,22 +33,20 @@ export interface AppServicesOptions {
   crediting?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
-  /** The wallet that settles x402 payments; without one, x402 is off. */
-  relayer?: X402Relayer | null;
 }
 
 interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
-  /** Starts the crediting worker (unless disabled), the settlement loop and the audit scheduler. */
+  /** Starts the crediting worker (unless disabled), the settlement loop, the audit scheduler and the relayer's gas reads. */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
   close(): Promise<void>;
 }
 
 interface BackgroundWork {
-  /** Stops the crediting worker and the audit scheduler (the settlement loop stops in `close`). */
+  /** Stops the crediting worker, the audit scheduler and the relayer's gas reads (the settlement loop stops in `close`). */
   stop(): Promise<void>;
 }
 
@@ -97,6 +96,15 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
     onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
   });
+  const relayer: Relayer | null = config.relayer
+    ? createRelayer({
+        rpcUrl: config.rpcUrl,
+        privateKey: config.relayer.privateKey,
+        chainId: config.chainId,
+        logger,
+        pollingIntervalMs: config.relayer.pollingIntervalMs,
+      })
+    : null;
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -108,10 +116,12 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     rateLimits,
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
+    relayer,
     metrics,
-    x402: options.relayer
-      ? createX402Service({
-          relayer: options.relayer,
+    x402:
+      relayer && config.x402
+        ? createX402Service({
+          relayer,
           chain,
           chainId: config.chainId,
           usdcAddress: config.usdcAddress,
@@ -163,8 +173,21 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             fromBlock: config.audit.fromBlock,
           })
         : null;
+    const gasRefresh =
+      relayer && config.relayer
+        ? startGasBalanceRefresh({
+            relayer,
+            intervalMs: config.relayer.gasRefreshMs,
+            logger,
+            onBalance: (balance) => {
+              if (balance === null) metrics.relayerGasBalance.reset();
+              else metrics.relayerGasBalance.set(Number(balance));
+            },
+          })
+        : null;
     return {
       stop: async () => {
+        gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();
       },

@@ -12,6 +12,7 @@ import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { X402Service } from './modules/x402/x402.service.ts';
+import type { Relayer } from './modules/relayer/relayer.ts';
 import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
 import type { Viewer } from './viewer.ts';
@@ -30,6 +31,8 @@ export interface AppServices {
   rateLimits: RateLimits;
   /** Who the API keys this replica authenticated lately are (metered calls check them in the hold). */
   recentApiKeys: RecentApiKeys;
+  /** The wallet that submits settlements and gasless top-ups (`RELAYER_PRIVATE_KEY`); null: relaying is off. */
+  relayer: Relayer | null;
   /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
   metrics: AppMetrics;
   /** Pay per request on `/v1/chat/completions`; null when x402 is off (no relayer). */

@@ -39,29 +39,11 @@ import { Counter } from 'prom-client';
 import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
+import type { Relayer } from '../relayer/relayer.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
 
-/** What x402 needs of the relayer (`modules/relayer`): its address and a wallet client with public actions. */
-export interface X402Relayer {
-  address: Address;
-  client: RelayerClient;
-}
-
-/** The relayer's viem client: a wallet client (its account's nonces managed) extended with public actions. */
-export interface RelayerClient {
-  readContract(args: never): Promise<unknown>;
-  verifyTypedData(args: never): Promise<boolean>;
-  writeContract(args: never): Promise<Hash>;
-  sendTransaction(args: never): Promise<Hash>;
-  waitForTransactionReceipt(args: {
-    hash: Hash;
-    timeout?: number;
-  }): Promise<{ status: string; logs: readonly unknown[] }>;
-  getCode(args: { address: Address }): Promise<Hex | undefined>;
-}
-
 export interface X402Options {
-  relayer: X402Relayer;
+  relayer: Pick<Relayer, 'address' | 'client'>;
   chain: PublicClient;
   chainId: number;
   usdcAddress: Address;
@@ -129,8 +111,7 @@ export function createX402Service(options: X402Options): X402Service {
       await broadcastHook.getStore()?.(hash);
       return hash;
     },
-    waitForTransactionReceipt: (args) =>
-      client.waitForTransactionReceipt(args) as ReturnType<typeof signer.waitForTransactionReceipt>,
+    waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args as never),
     getCode: (args) => client.getCode(args),
   });
   const facilitator = new x402Facilitator()
