@@ -19,8 +19,8 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
-import { createX402Service } from './modules/x402/x402.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
+import { createX402Service } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -121,15 +121,15 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     x402:
       relayer && config.x402
         ? createX402Service({
-          relayer,
-          chain,
-          chainId: config.chainId,
-          usdcAddress: config.usdcAddress,
-          treasuryAddress: config.treasuryAddress,
-          logger,
-          registry: metrics.registry,
-        })
-      : null,
+            relayer,
+            chain,
+            chainId: config.chainId,
+            usdcAddress: config.usdcAddress,
+            treasuryAddress: config.treasuryAddress,
+            logger,
+            registry: metrics.registry,
+          })
+        : null,
   };
   const probe = createPlatformProbe({
     orm,

@@ -39,8 +39,8 @@ import { Counter } from 'prom-client';
 import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
-import type { Relayer } from '../relayer/relayer.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
+import type { Relayer } from '../relayer/relayer.ts';
 
 export interface X402Options {
   relayer: Pick<Relayer, 'address' | 'client'>;

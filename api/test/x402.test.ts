@@ -1,0 +1,337 @@
+/**
+ * Pay per request (x402 v2) end to end with the OFFICIAL client packages unchanged (`@x402/fetch` with
+ * `@x402/evm`'s exact client scheme), paying from wallets that hold USDC and no ETH, against the API on
+ * PostgreSQL with real anvil, the real Ponder indexer and the relayer of the devnet: the 402 offer, paid
+ * calls and streams, every refusal (nothing served, nothing moved), ten payers at once, then the ledger
+ * (deposit, usage, leftover credits) exact and its invariants.
+ */
+import { mineBlocks } from '@chainmeter/testkit/anvil';
+import {
+  createGaslessPayer,
+  deployTestUsdc,
+  type GaslessPayer,
+  mintUsdc,
+  usdcBalance,
+} from '@chainmeter/testkit/token';
+import { x402Client } from '@x402/core/client';
+import {
+  decodePaymentRequiredHeader,
+  decodePaymentResponseHeader,
+  encodePaymentSignatureHeader,
+} from '@x402/core/http';
+import type { PaymentRequired, PaymentRequirements } from '@x402/core/types';
+import { toClientEvmSigner } from '@x402/evm';
+import { ExactEvmScheme } from '@x402/evm/exact/client';
+import { wrapFetchWithPayment } from '@x402/fetch';
+import pg from 'pg';
+import { type Address, createPublicClient, getAddress, http } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningApi } from '../src/server.ts';
+import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
+import { waitFor } from './support/wait-for.ts';
+
+let platform: Platform;
+let api: RunningApi;
+let db: pg.Client;
+
+beforeAll(async () => {
+  platform = await startPlatform({ confirmations: 2 });
+  api = await platform.startApi(UNLIMITED_RATES);
+  if (!platform.database) throw new Error('these tests run on PostgreSQL');
+  db = new pg.Client({ connectionString: platform.database.url });
+  await db.connect();
+}, 120_000);
+
+afterAll(async () => {
+  await db?.end();
+  await platform?.close();
+});
+
+const NETWORK = 'eip155:31337';
+const body = (maxTokens = 64, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    model: 'chainmeter-dev-large',
+    max_tokens: maxTokens,
+    messages: [{ role: 'user', content: 'Say something short.' }],
+    ...extra,
+  });
+
+/** An official x402 client paying from `payer` with the exact scheme; the devnet token allowed by name. */
+function payingClient(payer: GaslessPayer, tokens: Address[] = [platform.token]): x402Client {
+  const publicClient = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
+  const client = new x402Client().register(
+    NETWORK,
+    new ExactEvmScheme(toClientEvmSigner(payer, publicClient)),
+  );
+  // The client pays only the assets it knows unless told: the devnet's token must be named (DESIGN.md).
+  client.setSpendControls({ allowedAssets: tokens.map((asset) => ({ network: NETWORK, asset })) });
+  return client;
+}
+
+const chat = (init: RequestInit = {}) =>
+  fetch(`${api.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
+    body: init.body ?? body(),
+  });
+
+async function offerFor(requestBody: string): Promise<PaymentRequired> {
+  const response = await chat({ body: requestBody });
+  expect(response.status).toBe(402);
+  const header = response.headers.get('PAYMENT-REQUIRED');
+  expect(header).toBeTruthy();
+  return decodePaymentRequiredHeader(header as string);
+}
+
+/** Signs a payment for `requirements` (possibly tampered with) and sends it with `requestBody`. */
+async function payWith(
+  payer: GaslessPayer,
+  offer: PaymentRequired,
+  requirements: PaymentRequirements,
+  requestBody = body(),
+) {
+  const client = payingClient(payer, [platform.token, requirements.asset as Address]);
+  const payload = await client.createPaymentPayload({ ...offer, accepts: [requirements] });
+  return chat({ body: requestBody, headers: { 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload) } });
+}
+
+async function usageOfPayer(payer: Address) {
+  const { rows } = await db.query(
+    `select status, user_price::text as user_price, hold_amount::text as hold_amount, payment_tx_hash,
+       payment_scheme from usage_records where payer_address = $1 order by created_at`,
+    [getAddress(payer)],
+  );
+  return rows as {
+    status: string;
+    user_price: string;
+    hold_amount: string;
+    payment_tx_hash: string | null;
+    payment_scheme: string;
+  }[];
+}
+
+async function ledgerOf(wallet: Address) {
+  const { rows } = await db.query(
+    `select l.reason, l.amount::text as amount, l.balance_after::text as balance_after
+     from ledger_entries l join accounts a on a.id = l.account_id where a.wallet_address = $1 order by l.seq`,
+    [getAddress(wallet)],
+  );
+  return rows as { reason: string; amount: string; balance_after: string }[];
+}
+
+async function balanceOf(wallet: Address): Promise<bigint | null> {
+  const { rows } = await db.query('select balance::text as balance from accounts where wallet_address = $1', [
+    getAddress(wallet),
+  ]);
+  return rows[0] ? BigInt(rows[0].balance) : null;
+}
+
+/** Mines blocks until every settlement of `wallet` is credited and its paid calls billed. */
+async function waitForCredit(wallet: Address, deposits: number) {
+  return waitFor(
+    `${deposits} credited deposit(s) of ${wallet}`,
+    async () => {
+      await mineBlocks(platform.anvil.rpcUrl, 1);
+      const { rows } = await db.query(
+        `select count(*)::int as n from deposits where from_address = $1 and status = 'CREDITED'`,
+        [getAddress(wallet)],
+      );
+      const awaiting = (await usageOfPayer(wallet)).filter((u) => u.status === 'AWAITING_PAYMENT').length;
+      return rows[0].n === deposits && awaiting === 0;
+    },
+    30_000,
+  );
+}
+
+describe('the 402 offer', () => {
+  it('offers exact for the call maximum price, to the treasury, in the token, with its EIP-712 domain', async () => {
+    const offer = await offerFor(body(64));
+    expect(offer.x402Version).toBe(2);
+    const exact = offer.accepts.find((a) => a.scheme === 'exact');
+    expect(exact).toMatchObject({
+      network: NETWORK,
+      asset: getAddress(platform.token),
+      payTo: getAddress(platform.treasury),
+      extra: { name: 'USD Coin', version: '2' },
+    });
+    expect(exact?.maxTimeoutSeconds).toBeGreaterThan(6);
+    // The maximum grows with max_tokens (the hold's bound), so it is the call's own price, not a flat fee.
+    const bigger = (await offerFor(body(640))).accepts.find((a) => a.scheme === 'exact');
+    expect(BigInt(exact?.amount ?? 0)).toBeGreaterThan(0n);
+    expect(BigInt(bigger?.amount ?? 0)).toBeGreaterThan(BigInt(exact?.amount ?? 0));
+  });
+
+  it('keeps answering 401 for a bad key (a credential given is never turned into a payment)', async () => {
+    const response = await chat({ headers: { authorization: 'Bearer cm_nope' } });
+    expect(response.status).toBe(401);
+  });
+});
+
+describe('a paid call (exact)', () => {
+  it('pays from a wallet with no ETH, settles before serving, and ends as deposit, usage and leftover credits', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const before = await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address);
+    const pay = wrapFetchWithPayment(fetch, payingClient(payer));
+    const response = await pay(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    expect(response.status).toBe(200);
+    const completion = (await response.json()) as { choices: { message: { content: string } }[] };
+    expect(completion.choices[0]?.message.content.length).toBeGreaterThan(0);
+    const receipt = decodePaymentResponseHeader(response.headers.get('PAYMENT-RESPONSE') as string);
+    expect(receipt.success).toBe(true);
+    expect(getAddress(receipt.payer as string)).toBe(payer.address);
+    const amount = BigInt((await offerFor(body())).accepts[0]?.amount ?? 0);
+    // Moved on chain before the answer: exactly the offered amount, from the payer to the treasury.
+    expect(before - (await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address))).toBe(amount);
+
+    const [usage] = await usageOfPayer(payer.address);
+    expect(usage?.payment_tx_hash).toBe(receipt.transaction.toLowerCase());
+    await waitForCredit(payer.address, 1);
+    const [billed] = await usageOfPayer(payer.address);
+    expect(billed?.status).toBe('BILLED');
+    const price = BigInt(billed?.user_price ?? 0);
+    expect(price).toBeGreaterThan(0n);
+    expect(price).toBeLessThanOrEqual(amount);
+    // The ledger: the deposit, then the call, then what it did not use stays as the wallet's credits.
+    expect(await ledgerOf(payer.address)).toEqual([
+      { reason: 'DEPOSIT', amount: amount.toString(), balance_after: amount.toString() },
+      { reason: 'USAGE', amount: (-price).toString(), balance_after: (amount - price).toString() },
+    ]);
+    expect(await balanceOf(payer.address)).toBe(amount - price);
+  }, 60_000);
+
+  it('streams a paid call with PAYMENT-RESPONSE in its headers and bills it from the stream', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const pay = wrapFetchWithPayment(fetch, payingClient(payer));
+    const response = await pay(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(64, { stream: true, stream_options: { include_usage: true } }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    expect(decodePaymentResponseHeader(response.headers.get('PAYMENT-RESPONSE') as string).success).toBe(
+      true,
+    );
+    const text = await response.text();
+    expect(text).toContain('data: [DONE]');
+    await waitForCredit(payer.address, 1);
+    const [usage] = await usageOfPayer(payer.address);
+    expect(usage?.status).toBe('BILLED');
+    const ledger = await ledgerOf(payer.address);
+    expect(ledger.map((e) => e.reason)).toEqual(['DEPOSIT', 'USAGE']);
+    expect(BigInt(ledger[1]?.balance_after ?? -1)).toBe(
+      BigInt(usage?.hold_amount ?? 0) - BigInt(usage?.user_price ?? 0),
+    );
+  }, 60_000);
+});
+
+describe('a refused payment (402 with the reason; nothing served, nothing moved)', () => {
+  async function refused(response: Response) {
+    expect(response.status).toBe(402);
+    const error = ((await response.json()) as { error: { code: string } }).error;
+    const offer = decodePaymentRequiredHeader(response.headers.get('PAYMENT-REQUIRED') as string);
+    expect(offer.error).toBe(error.code);
+    return error.code;
+  }
+
+  it('refuses a replayed payment', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const offer = await offerFor(body());
+    const payload = await payingClient(payer).createPaymentPayload(offer);
+    const header = { 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload) };
+    expect((await chat({ headers: header })).status).toBe(200);
+    const afterFirst = await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address);
+    await refused(await chat({ headers: header }));
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(afterFirst);
+    expect((await usageOfPayer(payer.address)).filter((u) => u.payment_tx_hash !== null)).toHaveLength(1);
+  }, 60_000);
+
+  it('refuses a payment signed for a cheaper call (underpayment)', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const cheap = await offerFor(body(8));
+    const [requirements] = cheap.accepts;
+    const code = await refused(await payWith(payer, cheap, requirements as PaymentRequirements, body(512)));
+    expect(code).toBe('payment_does_not_match_offer');
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+  }, 30_000);
+
+  it('refuses a payment to another payee, or in another token', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const offer = await offerFor(body());
+    const [requirements] = offer.accepts as [PaymentRequirements];
+    const otherPayee = { ...requirements, payTo: payer.address };
+    expect(await refused(await payWith(payer, offer, otherPayee))).toBe('payment_does_not_match_offer');
+    // A real token with the same EIP-712 name and version, the payer holding it: a valid signature, not USDC.
+    const other = await deployTestUsdc(platform.anvil.rpcUrl);
+    await mintUsdc(platform.anvil.rpcUrl, other, payer.address, 5_000_000n);
+    const otherToken = { ...requirements, asset: getAddress(other) };
+    expect(await refused(await payWith(payer, offer, otherToken))).toBe('payment_does_not_match_offer');
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+    expect(await usdcBalance(platform.anvil.rpcUrl, other, payer.address)).toBe(5_000_000n);
+    expect(await usageOfPayer(payer.address)).toEqual([]);
+  }, 30_000);
+
+  it('refuses an authorization whose time window has closed', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const offer = await offerFor(body());
+    const payload = await payingClient(payer).createPaymentPayload(offer);
+    const authorization = (payload.payload as { authorization: { validBefore: string } }).authorization;
+    // Still inside the signed window on the client's clock, but closer than the facilitator accepts (~6 s).
+    authorization.validBefore = String(Math.floor(Date.now() / 1000) + 2);
+    const response = await chat({ headers: { 'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload) } });
+    await refused(response);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+  }, 30_000);
+
+  it('refuses a payer without the funds', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 1n);
+    const pay = wrapFetchWithPayment(fetch, payingClient(payer));
+    const response = await pay(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    await refused(response);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(1n);
+    expect((await usageOfPayer(payer.address)).filter((u) => u.status !== 'RELEASED')).toEqual([]);
+  }, 30_000);
+});
+
+describe('ten payers at once', () => {
+  it('each pays once and is billed once; the ledger adds up for every one', async () => {
+    const payers: GaslessPayer[] = [];
+    // Funded one after another (the deployer's nonces); they pay all at once.
+    for (let i = 0; i < 10; i++) {
+      payers.push(await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 3_000_000n));
+    }
+    const responses = await Promise.all(
+      payers.map((payer) =>
+        wrapFetchWithPayment(fetch, payingClient(payer))(`${api.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: body(),
+        }),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
+    for (const payer of payers) await waitForCredit(payer.address, 1);
+    for (const payer of payers) {
+      const [usage] = await usageOfPayer(payer.address);
+      expect(usage?.status).toBe('BILLED');
+      const spent = 3_000_000n - (await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address));
+      expect(await balanceOf(payer.address)).toBe(spent - BigInt(usage?.user_price ?? 0));
+    }
+    // The whole ledger: every balance is the sum of its entries, and none is below zero.
+    const { rows } = await db.query(
+      `select count(*)::int as bad from accounts a
+       where a.balance <> coalesce((select sum(amount) from ledger_entries l where l.account_id = a.id), 0)
+          or a.balance < 0 or a.held <> coalesce((select sum(hold_amount) from usage_records u
+            where u.account_id = a.id and u.status in ('HELD', 'UNSETTLED') and u.account_held), 0)`,
+    );
+    expect(rows[0].bad).toBe(0);
+  }, 120_000);
+});
