@@ -37,6 +37,7 @@ import { UptoEvmScheme as UptoServerScheme } from '@x402/evm/upto/server';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
+import { ExpectedError } from '../../errors.ts';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
@@ -149,7 +150,11 @@ export function createX402Service(options: X402Options): X402Service {
       return { domain: { name, version }, upto };
     })().catch((error: unknown) => {
       ready = null;
-      throw error;
+      logger.error({ err: error }, 'x402: could not read the token or the chain');
+      throw new ExpectedError(
+        'UPSTREAM_UNAVAILABLE',
+        'Payments per request are unavailable right now: try again',
+      );
     });
     return ready;
   }
