@@ -5,7 +5,13 @@
  * calls and streams, every refusal (nothing served, nothing moved), ten payers at once, then the ledger
  * (deposit, usage, leftover credits) exact and its invariants.
  */
+import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks } from '@chainmeter/testkit/anvil';
+import {
+  signTransferAuthorization,
+  submitTransferWithAuthorization,
+  transferAuthorization,
+} from '@chainmeter/testkit/eip3009';
 import {
   createGaslessPayer,
   deployTestUsdc,
@@ -22,12 +28,15 @@ import {
 import type { PaymentRequired, PaymentRequirements } from '@x402/core/types';
 import { toClientEvmSigner } from '@x402/evm';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
+import { UptoEvmScheme } from '@x402/evm/upto/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
 import pg from 'pg';
 import { type Address, createPublicClient, getAddress, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApi } from '../src/server.ts';
+import { loadConfig } from '../src/env.ts';
+import { type RunningApi, startApi } from '../src/server.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
+import { sample, scrape } from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
 
 let platform: Platform;
@@ -68,8 +77,19 @@ function payingClient(payer: GaslessPayer, tokens: Address[] = [platform.token])
   return client;
 }
 
-const chat = (init: RequestInit = {}) =>
-  fetch(`${api.url}/v1/chat/completions`, {
+/** An official x402 client paying from `payer` with the upto scheme (Permit2, approved by EIP-2612 signature). */
+function uptoClient(payer: GaslessPayer): x402Client {
+  const publicClient = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
+  const client = new x402Client().register(
+    NETWORK,
+    new UptoEvmScheme(toClientEvmSigner(payer, publicClient)),
+  );
+  client.setSpendControls({ allowedAssets: [{ network: NETWORK, asset: platform.token }] });
+  return client;
+}
+
+const chat = (init: RequestInit = {}, url = api.url) =>
+  fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
     body: init.body ?? body(),
@@ -126,12 +146,15 @@ async function balanceOf(wallet: Address): Promise<bigint | null> {
   return rows[0] ? BigInt(rows[0].balance) : null;
 }
 
-/** Mines blocks until every settlement of `wallet` is credited and its paid calls billed. */
+/**
+ * Confirms the settlements already mined (CONFIRMATIONS more blocks), then waits until `deposits` of `wallet`
+ * are credited and its paid calls billed.
+ */
 async function waitForCredit(wallet: Address, deposits: number) {
+  await mineBlocks(platform.anvil.rpcUrl, 3);
   return waitFor(
     `${deposits} credited deposit(s) of ${wallet}`,
     async () => {
-      await mineBlocks(platform.anvil.rpcUrl, 1);
       const { rows } = await db.query(
         `select count(*)::int as n from deposits where from_address = $1 and status = 'CREDITED'`,
         [getAddress(wallet)],
@@ -318,6 +341,7 @@ describe('ten payers at once', () => {
       ),
     );
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
+    await waitForCredit(payers[0]?.address as Address, 1);
     for (const payer of payers) await waitForCredit(payer.address, 1);
     for (const payer of payers) {
       const [usage] = await usageOfPayer(payer.address);
@@ -334,4 +358,145 @@ describe('ten payers at once', () => {
     );
     expect(rows[0].bad).toBe(0);
   }, 120_000);
+});
+
+describe('a paid call (upto)', () => {
+  it('is offered, with Permit2 approval by signature for a wallet without ETH', async () => {
+    const offer = await offerFor(body());
+    const upto = offer.accepts.find((a) => a.scheme === 'upto');
+    const exact = offer.accepts.find((a) => a.scheme === 'exact');
+    expect(upto).toMatchObject({
+      network: NETWORK,
+      asset: getAddress(platform.token),
+      amount: exact?.amount,
+    });
+    expect(upto?.payTo).toBe(getAddress(platform.treasury));
+    expect(upto?.extra).toMatchObject({ name: 'USD Coin', version: '2', assetTransferMethod: 'permit2' });
+    expect(getAddress(upto?.extra.facilitatorAddress as string)).toBe(devAccounts.relayer.address);
+    expect(offer.extensions).toHaveProperty('eip2612GasSponsoring');
+  });
+
+  it('serves, then settles what the call cost (never more than signed): deposit = usage, nothing left over', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const maximum = BigInt((await offerFor(body())).accepts[0]?.amount ?? 0);
+    const response = await wrapFetchWithPayment(fetch, uptoClient(payer))(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    expect(response.status).toBe(200);
+    const receipt = decodePaymentResponseHeader(response.headers.get('PAYMENT-RESPONSE') as string);
+    expect(receipt.success).toBe(true);
+    const [usage] = await usageOfPayer(payer.address);
+    const price = BigInt(usage?.user_price ?? 0);
+    expect(usage?.payment_scheme).toBe('upto');
+    expect(price).toBeGreaterThan(0n);
+    expect(price).toBeLessThan(maximum);
+    expect(receipt.amount).toBe(price.toString());
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n - price);
+    await waitForCredit(payer.address, 1);
+    expect(await ledgerOf(payer.address)).toEqual([
+      { reason: 'DEPOSIT', amount: price.toString(), balance_after: price.toString() },
+      { reason: 'USAGE', amount: (-price).toString(), balance_after: '0' },
+    ]);
+    expect((await usageOfPayer(payer.address))[0]?.status).toBe('BILLED');
+  }, 60_000);
+
+  it('moves nothing for a call that generated nothing (the upstream failed)', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const response = await wrapFetchWithPayment(fetch, uptoClient(payer))(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'dev-error-500',
+        max_tokens: 32,
+        messages: [{ role: 'user', content: 'x' }],
+      }),
+    });
+    expect(response.status).toBeGreaterThanOrEqual(500);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+    expect((await usageOfPayer(payer.address)).map((u) => [u.status, u.payment_tx_hash])).toEqual([
+      ['RELEASED', null],
+    ]);
+  }, 30_000);
+
+  it('records a settlement that fails after serving as UNPAID: counted in /metrics, never billed', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    // The payer moves all its funds away after the call was verified and served, before it is settled.
+    const drain = async () => {
+      const authorization = transferAuthorization({
+        from: payer.address,
+        to: devAccounts.deployer.address,
+        value: await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address),
+      });
+      const signature = await signTransferAuthorization(
+        payer,
+        { token: platform.token, chainId: platform.chainId },
+        authorization,
+      );
+      await submitTransferWithAuthorization(
+        platform.anvil.rpcUrl,
+        devAccounts.deployer,
+        platform.token,
+        authorization,
+        signature,
+      );
+    };
+    const draining = await startApi(loadConfig(platform.apiEnv(UNLIMITED_RATES)), {
+      crediting: false,
+      meteringFaults: { beforePaidSettlement: drain },
+    });
+    try {
+      const response = await wrapFetchWithPayment(fetch, uptoClient(payer))(
+        `${draining.url}/v1/chat/completions`,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: body() },
+      );
+      // Served: the answer was given before the price, and so the payment, was known.
+      expect(response.status).toBe(200);
+      expect(response.headers.get('PAYMENT-RESPONSE')).toBeNull();
+      const [usage] = await usageOfPayer(payer.address);
+      expect(usage?.status).toBe('UNPAID');
+      expect(usage?.payment_tx_hash).toBeNull();
+      expect(BigInt(usage?.user_price ?? 0)).toBeGreaterThan(0n);
+      const metrics = await scrape(draining.url);
+      expect(sample(metrics, 'chainmeter_unpaid_calls_total', { scheme: 'upto' })).toBe(1);
+      expect(
+        sample(metrics, 'chainmeter_x402_payments_total', { scheme: 'upto', outcome: 'settlement_failed' }),
+      ).toBe(1);
+      // Nothing reached the ledger: no deposit, no usage entry, no account balance.
+      expect(await ledgerOf(payer.address)).toEqual([]);
+    } finally {
+      await draining.close();
+    }
+  }, 60_000);
+});
+
+describe('a cut stream (exact)', () => {
+  it('settles what it produced: billed for the output generated, the rest stays as credits', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const cut = JSON.stringify({
+      model: 'dev-cut',
+      max_tokens: 256,
+      stream: true,
+      messages: [{ role: 'user', content: 'Tell me a long story.' }],
+    });
+    const response = await wrapFetchWithPayment(fetch, payingClient(payer))(
+      `${api.url}/v1/chat/completions`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: cut,
+      },
+    );
+    expect(response.status).toBe(200);
+    await response.text().catch(() => '');
+    await waitForCredit(payer.address, 1);
+    const [usage] = await usageOfPayer(payer.address);
+    expect(usage?.status).toBe('BILLED');
+    const price = BigInt(usage?.user_price ?? 0);
+    const paid = BigInt(usage?.hold_amount ?? 0);
+    expect(price).toBeGreaterThan(0n);
+    expect(price).toBeLessThan(paid);
+    expect(await balanceOf(payer.address)).toBe(paid - price);
+  }, 60_000);
 });

@@ -57,6 +57,8 @@ export interface MeteringFaults {
   afterSettlement?(usageId: string): void;
   /** Called once a heartbeat has recorded a stream's progress (some text generated). */
   afterProgress?(usageId: string): void;
+  /** Awaited before an `upto` call's settlement after serving (a test can move the payer's funds here). */
+  beforePaidSettlement?(usageId: string): void | Promise<void>;
 }
 
 export interface MeteringOptions {
@@ -391,6 +393,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const done = (async () => {
       if (payment.scheme === 'upto' && !free) {
         try {
+          await faults?.beforePaidSettlement?.(held.usageId);
           await payment.settle(settlement.userPrice, (txHash) =>
             recordPayment(sql, held.usageId, txHash, settlement.userPrice),
           );

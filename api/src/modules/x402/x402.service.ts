@@ -178,10 +178,13 @@ export function createX402Service(options: X402Options): X402Service {
 
   async function paymentRequiredHeader(maxPrice: MicroUsd, resourceUrl: string, error?: string) {
     const accepts = await requirementsFor(maxPrice);
+    const { upto } = await setUp();
     const required = await server.createPaymentRequiredResponse(
       accepts,
       { url: resourceUrl, description: 'One chat completion', mimeType: 'application/json' },
       error,
+      // A wallet without ETH approves Permit2 for `upto` by an EIP-2612 signature the relayer submits.
+      upto ? { eip2612GasSponsoring: { info: {}, schema: {} } } : undefined,
     );
     return encodePaymentRequiredHeader(required);
   }
