@@ -5,6 +5,8 @@
  * calls and streams, every refusal (nothing served, nothing moved), ten payers at once, then the ledger
  * (deposit, usage, leftover credits) exact and its invariants.
  */
+
+import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks } from '@chainmeter/testkit/anvil';
 import {
@@ -499,4 +501,67 @@ describe('a cut stream (exact)', () => {
     expect(price).toBeLessThan(paid);
     expect(await balanceOf(payer.address)).toBe(paid - price);
   }, 60_000);
+});
+
+describe('the audit', () => {
+  async function audit(query: (text: string, values: readonly unknown[]) => Promise<unknown[]>) {
+    const chain = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
+    const head = await chain.getBlockNumber();
+    const records = await readAllAuditRecords((statement, values) => query(statement.text, values));
+    const transfers = await fetchTreasuryTransfers(chain, {
+      chainId: platform.chainId,
+      token: platform.token,
+      treasury: platform.treasury,
+      fromBlock: 0n,
+      toBlock: head,
+    });
+    return checkAudit({
+      chainId: platform.chainId,
+      tokenAddress: platform.token,
+      treasuryAddress: platform.treasury,
+      confirmations: 2,
+      fromBlock: 0n,
+      head,
+      transfers,
+      ...records,
+    });
+  }
+
+  it('re-derives every x402 payment like any deposit, checks each paid call against its settlement: clean', async () => {
+    await mineBlocks(platform.anvil.rpcUrl, 3);
+    await waitFor('every settlement credited, no paid call awaiting', async () => {
+      const { rows } = await db.query(
+        `select (select count(*) from deposits where status <> 'CREDITED')::int
+           + (select count(*) from usage_records where status = 'AWAITING_PAYMENT')::int as open`,
+      );
+      return rows[0].open === 0;
+    });
+    const report = await audit(async (text, values) => (await db.query(text, [...values])).rows);
+    expect(report.discrepancies).toEqual([]);
+    expect(report.consistent).toBe(true);
+    // Every paid call of this file that was charged: 2 exact, 10 payers, 1 replay, 1 upto, 1 cut stream.
+    const { rows } = await db.query(
+      `select count(*)::int as n from usage_records where payment_scheme is not null and status = 'BILLED'`,
+    );
+    expect(report.summary.paidCallsChecked).toBe(rows[0].n);
+    expect(rows[0].n).toBe(15);
+    // The upto call whose settlement failed after serving is listed, not hidden.
+    expect(report.unpaidCalls).toHaveLength(1);
+    expect(report.unpaidCalls[0]?.scheme).toBe('upto');
+  }, 60_000);
+
+  it('finds a paid call whose charge does not match its settlement', async () => {
+    await db.query('begin');
+    try {
+      await db.query(
+        `update usage_records set user_price = user_price + 1
+         where id = (select id from usage_records where payment_scheme = 'upto' and status = 'BILLED' limit 1)`,
+      );
+      const report = await audit(async (text, values) => (await db.query(text, [...values])).rows);
+      expect(report.counts.PAID_CALL_MISMATCH).toBeGreaterThanOrEqual(1);
+      expect(report.discrepancies.every((d) => d.kind === 'PAID_CALL_MISMATCH')).toBe(true);
+    } finally {
+      await db.query('rollback');
+    }
+  });
 });

@@ -164,6 +164,7 @@ export function auditReportToJson(report: AuditReport) {
       amount: r.amount.toString(),
       owed: r.owed.toString(),
     })),
+    unpaidCalls: report.unpaidCalls.map((u) => ({ ...u, userPrice: u.userPrice.toString() })),
     discrepancies: report.discrepancies.map((d) => ({
       ...d,
       blockNumber: d.blockNumber === null ? null : d.blockNumber.toString(),

@@ -30,6 +30,9 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| credited (credits) | ${credits(s.totalCredited)} |`,
     `| total balance (credits) | ${credits(s.totalBalance)} |`,
     `| owed after deep reorgs (credits) | ${credits(s.totalDebt)} |`,
+    `| paid calls (x402) checked against their settlement | ${s.paidCallsChecked} |`,
+    `| paid calls awaiting their settlement's credit | ${s.paidCallsAwaiting} |`,
+    `| paid calls served and never paid | ${s.paidCallsUnpaid} |`,
     '',
     '| discrepancy | count |',
     '| --- | --- |',
@@ -45,6 +48,18 @@ export function formatAuditMarkdown(report: AuditReport): string {
       ...report.reversedCredits.map(
         (r) =>
           `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} | ${credits(r.owed)} |`,
+      ),
+    );
+  }
+  if (report.unpaidCalls.length > 0) {
+    lines.push(
+      '',
+      '## Calls paid per request that were served and never paid (not discrepancies)',
+      '',
+      '| usage | account | payer | scheme | credits owed |',
+      '| --- | --- | --- | --- | --- |',
+      ...report.unpaidCalls.map(
+        (u) => `| ${u.usageId} | ${u.accountId} | ${u.payer} | ${u.scheme} | ${credits(u.userPrice)} |`,
       ),
     );
   }

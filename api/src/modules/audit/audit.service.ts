@@ -8,6 +8,7 @@ import {
   type AccountProof,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   type AuditReport,
   checkAudit,
   fetchTreasuryTransfers,
@@ -76,10 +77,10 @@ export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Pag
   return { entries, hasNextPage: rows.length > first, endCursor: last ? auditEntryCursor(last) : null };
 }
 
-/** Every account and entry, read in one REPEATABLE READ transaction (one consistent snapshot). */
+/** Every account, entry and paid call, read in one REPEATABLE READ transaction (one consistent snapshot). */
 export async function readAuditRecords(
   em: Em,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   return readAuditSnapshot(em);
 }
 

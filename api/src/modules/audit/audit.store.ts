@@ -9,6 +9,7 @@ import {
   AUDIT_ENTRY_FROM,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   auditAccountFromRow,
   auditEntryFromRow,
   readAllAuditRecords,
@@ -79,7 +80,7 @@ export async function findAuditEntries(
 /** Every account and entry, read in one REPEATABLE READ transaction (one consistent snapshot). */
 export function readAuditSnapshot(
   em: Em,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   return em.transactional((tx) => readAllAuditRecords(sqlOf(tx).query), SNAPSHOT);
 }
 
