@@ -132,6 +132,18 @@ async function usageOfPayer(payer: Address) {
   }[];
 }
 
+type UsageRow = Awaited<ReturnType<typeof usageOfPayer>>[number];
+
+/** The payer's first paid call, once `ready` holds for it. */
+async function waitForUsage(payer: Address, what: string, ready: (usage: UsageRow) => boolean) {
+  const usage = await waitFor(what, async () => {
+    const [first] = await usageOfPayer(payer);
+    return first && ready(first) ? first : undefined;
+  });
+  if (!usage) throw new Error(`no paid call of ${payer}`);
+  return usage;
+}
+
 async function ledgerOf(wallet: Address) {
   const { rows } = await db.query(
     `select l.reason, l.amount::text as amount, l.balance_after::text as balance_after
@@ -473,6 +485,69 @@ describe('a paid call (upto)', () => {
   }, 60_000);
 });
 
+describe('a settlement credited while its call still runs', () => {
+  it('puts the call hold on the account (its money cannot be spent twice), then charges it as usual', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    // dev-slow answers after 5 s: time enough for the settlement to be confirmed and credited meanwhile.
+    const answer = wrapFetchWithPayment(fetch, payingClient(payer))(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'dev-slow', max_tokens: 64, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    const running = await waitForUsage(payer.address, 'the call settled on chain and running', (u) =>
+      Boolean(u.payment_tx_hash),
+    );
+    await mineBlocks(platform.anvil.rpcUrl, 3);
+    const held = await waitFor('the deposit credited under the running call', async () => {
+      const { rows } = await db.query(
+        `select a.balance::text as balance, a.held::text as held, u.status, u.account_held
+         from accounts a join usage_records u on u.account_id = a.id where a.wallet_address = $1`,
+        [payer.address],
+      );
+      return rows[0]?.balance !== '0' ? rows[0] : undefined;
+    });
+    expect(held).toMatchObject({ status: 'HELD', account_held: true, held: running.hold_amount });
+    expect(held.balance).toBe(running.hold_amount);
+    expect((await answer).status).toBe(200);
+    const billed = await waitForUsage(payer.address, 'the call charged', (u) => u.status === 'BILLED');
+    const paid = BigInt(running.hold_amount);
+    const price = BigInt(billed.user_price);
+    expect(price).toBeGreaterThan(0n);
+    expect(await ledgerOf(payer.address)).toEqual([
+      { reason: 'DEPOSIT', amount: paid.toString(), balance_after: paid.toString() },
+      { reason: 'USAGE', amount: (-price).toString(), balance_after: (paid - price).toString() },
+    ]);
+    const { rows } = await db.query('select held::text as held from accounts where wallet_address = $1', [
+      payer.address,
+    ]);
+    expect(rows[0].held).toBe('0');
+  }, 60_000);
+});
+
+describe('a paid stream (upto)', () => {
+  it('streams, then settles the stream price after it ended', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const response = await wrapFetchWithPayment(fetch, uptoClient(payer))(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(64, { stream: true, stream_options: { include_usage: true } }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain('data: [DONE]');
+    const usage = await waitForUsage(payer.address, 'the stream settled on chain', (u) =>
+      Boolean(u.payment_tx_hash),
+    );
+    const price = BigInt(usage?.user_price ?? 0);
+    expect(price).toBeGreaterThan(0n);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n - price);
+    await waitForCredit(payer.address, 1);
+    expect(await ledgerOf(payer.address)).toEqual([
+      { reason: 'DEPOSIT', amount: price.toString(), balance_after: price.toString() },
+      { reason: 'USAGE', amount: (-price).toString(), balance_after: '0' },
+    ]);
+  }, 60_000);
+});
+
 describe('a cut stream (exact)', () => {
   it('settles what it produced: billed for the output generated, the rest stays as credits', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
@@ -539,12 +614,13 @@ describe('the audit', () => {
     const report = await audit(async (text, values) => (await db.query(text, [...values])).rows);
     expect(report.discrepancies).toEqual([]);
     expect(report.consistent).toBe(true);
-    // Every paid call of this file that was charged: 2 exact, 10 payers, 1 replay, 1 upto, 1 cut stream.
+    // Every paid call of this file that was charged: 2 exact, 1 replay, 10 payers, 2 upto, 1 credited while
+    // running, 1 cut stream.
     const { rows } = await db.query(
       `select count(*)::int as n from usage_records where payment_scheme is not null and status = 'BILLED'`,
     );
     expect(report.summary.paidCallsChecked).toBe(rows[0].n);
-    expect(rows[0].n).toBe(15);
+    expect(rows[0].n).toBe(17);
     // The upto call whose settlement failed after serving is listed, not hidden.
     expect(report.unpaidCalls).toHaveLength(1);
     expect(report.unpaidCalls[0]?.scheme).toBe('upto');
