@@ -6,7 +6,7 @@
  * (deposit, usage, leftover credits) exact and its invariants.
  */
 
-import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
+import { checkAudit, fetchTreasuryTransfers, type MicroUsd, readAllAuditRecords } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks } from '@chainmeter/testkit/anvil';
 import {
@@ -34,8 +34,11 @@ import { UptoEvmScheme } from '@x402/evm/upto/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
 import pg from 'pg';
 import { type Address, createPublicClient, getAddress, http } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlFor } from '../src/db/sql.ts';
 import { loadConfig } from '../src/env.ts';
+import { placePaidCall, recordPayment } from '../src/modules/metering/paid-call.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
 import { sample, scrape } from './support/prometheus.ts';
@@ -576,6 +579,40 @@ describe('a cut stream (exact)', () => {
     expect(price).toBeLessThan(paid);
     expect(await balanceOf(payer.address)).toBe(paid - price);
   }, 60_000);
+});
+
+describe('a paid call its process left unfinished', () => {
+  it('is closed by the settlement loop: exact released (its payment stays as credits), upto unpaid', async () => {
+    const sql = sqlFor(api.services.orm);
+    const past = new Date(Date.now() - 60_000);
+    const place = (scheme: 'exact' | 'upto', payer: Address) =>
+      placePaidCall(sql, {
+        payer,
+        scheme,
+        requestId: `req_abandoned_${scheme}_${Date.now()}`,
+        model: 'chainmeter-dev',
+        maxPrice: 1_000n as MicroUsd,
+        streamed: false,
+        now: past,
+        holdExpiresAt: new Date(past.getTime() + 1_000),
+      });
+    const exactPayer = privateKeyToAccount(generatePrivateKey()).address;
+    const uptoPayer = privateKeyToAccount(generatePrivateKey()).address;
+    const exact = await place('exact', exactPayer);
+    await recordPayment(sql, exact.usageId, `0x${'ee'.repeat(32)}`, 1_000n);
+    const upto = await place('upto', uptoPayer);
+    expect(await api.services.metering.settleOutstanding(new Date())).toBeGreaterThanOrEqual(2);
+    expect((await usageOfPayer(exactPayer)).map((u) => u.status)).toEqual(['RELEASED']);
+    expect((await usageOfPayer(uptoPayer)).map((u) => u.status)).toEqual(['UNPAID']);
+    expect(upto.accountId).not.toBe(exact.accountId);
+    // Nothing was held on the accounts, so nothing is released from them.
+    const { rows } = await db.query('select held::text as held from accounts where id = any($1::uuid[])', [
+      [exact.accountId, upto.accountId],
+    ]);
+    expect(rows.map((r) => r.held)).toEqual(['0', '0']);
+    // Not real calls: out of the audit's way.
+    await db.query('delete from usage_records where id = any($1::uuid[])', [[exact.usageId, upto.usageId]]);
+  });
 });
 
 describe('the audit', () => {
