@@ -117,6 +117,12 @@ async function waitForChainId(
         `anvil exited before it was ready (${child.exitCode ?? child.signalCode}):\n${logs()}`,
       );
     }
+    // Until our anvil says it listens, whatever answers on the port is another node (a devnet already
+    // running there): ours will fail to bind and exit, and we must not use the other one meanwhile.
+    if (!logs().includes(`Listening on ${new URL(rpcUrl).host}`)) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
+    }
     try {
       const response = await fetch(rpcUrl, {
         method: 'POST',
