@@ -201,6 +201,42 @@ describe('the 402 offer', () => {
     expect(BigInt(bigger?.amount ?? 0)).toBeGreaterThan(BigInt(exact?.amount ?? 0));
   });
 
+  it('lets a browser of an allowed origin send PAYMENT-SIGNATURE and read the x402 headers (CORS)', async () => {
+    const origin = 'https://agent.example';
+    const browserFacing = await startApi(
+      loadConfig(platform.apiEnv({ ...UNLIMITED_RATES, CORS_ORIGINS: origin })),
+      {
+        crediting: false,
+      },
+    );
+    try {
+      const preflight = await fetch(`${browserFacing.url}/v1/chat/completions`, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type, payment-signature',
+        },
+      });
+      expect(preflight.status).toBeLessThan(300);
+      expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain(
+        'payment-signature',
+      );
+      const offered = await fetch(`${browserFacing.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/json' },
+        body: body(),
+      });
+      expect(offered.status).toBe(402);
+      expect(offered.headers.get('access-control-allow-origin')).toBe(origin);
+      const exposed = offered.headers.get('access-control-expose-headers')?.toUpperCase() ?? '';
+      expect(exposed).toContain('PAYMENT-REQUIRED');
+      expect(exposed).toContain('PAYMENT-RESPONSE');
+    } finally {
+      await browserFacing.close();
+    }
+  });
+
   it('keeps answering 401 for a bad key (a credential given is never turned into a payment)', async () => {
     const response = await chat({ headers: { authorization: 'Bearer cm_nope' } });
     expect(response.status).toBe(401);

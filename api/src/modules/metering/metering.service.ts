@@ -10,6 +10,12 @@ import type { Viewer } from '../../viewer.ts';
  *    blocking or failing the answer.
  * 4. While a call runs (a stream may run for longer than the hold TTL), the heartbeat keeps pushing its
  *    record's `hold_expires_at` forward and records how much text each stream has generated.
+ *
+ * A call paid per request (x402, `completePaid` / `streamPaid`, see `paid-call.store.ts`) holds nothing on
+ * its account: its durable row is written first (the payer's account created if missing), `exact` moves the
+ * money before the upstream and `upto` after the answer, for its price; the priced call then waits for its
+ * settlement's credit (AWAITING_PAYMENT), whose transaction writes its USAGE entry, unless crediting already
+ * put its hold on the account while it ran, in which case it settles like a keyed call.
  */
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
