@@ -5,6 +5,7 @@
 import {
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   accountFromJson,
   ledgerEntryFromJson,
 } from '@chainmeter/schema';
@@ -19,6 +20,8 @@ export class AuditRunError extends Error {
 export interface PlatformRecords {
   accounts: AuditAccount[];
   entries: AuditLedgerEntry[];
+  /** Calls paid per request (x402): read from the database; the auditor API does not serve them yet. */
+  paidCalls?: AuditPaidCall[];
 }
 
 export interface PaymentConfig {
