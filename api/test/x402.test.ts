@@ -40,6 +40,7 @@ import { sqlFor } from '../src/db/sql.ts';
 import { loadConfig } from '../src/env.ts';
 import { placePaidCall, recordPayment } from '../src/modules/metering/paid-call.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { gqlData, signIn } from './support/graphql.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
 import { sample, scrape } from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -697,6 +698,57 @@ describe('the audit', () => {
     // The upto call whose settlement failed after serving is listed, not hidden.
     expect(report.unpaidCalls).toHaveLength(1);
     expect(report.unpaidCalls[0]?.scheme).toBe('upto');
+  }, 60_000);
+
+  it('serves auditors every paid call, paged, and the server-side auditReport is clean too', async () => {
+    const auditor = privateKeyToAccount(generatePrivateKey());
+    const auditing = await startApi(
+      loadConfig(platform.apiEnv({ ...UNLIMITED_RATES, AUDITOR_ADDRESSES: auditor.address })),
+      { crediting: false },
+    );
+    try {
+      const token = await signIn(auditing.url, auditor, platform.chainId);
+      const served: { usageId: string; status: string; txHash: string | null; userPriceMicroUsd: string }[] =
+        [];
+      let after: string | null = null;
+      for (let page = 0; page < 20; page++) {
+        const data: {
+          audit: {
+            paidCalls: {
+              pageInfo: { hasNextPage: boolean; endCursor: string | null };
+              edges: { node: (typeof served)[number] }[];
+            };
+          };
+        } = await gqlData(
+          auditing.url,
+          `query($after: String) { audit { paidCalls(first: 4, after: $after) { pageInfo { hasNextPage endCursor }
+            edges { node { usageId status txHash userPriceMicroUsd } } } } }`,
+          { after },
+          token,
+        );
+        served.push(...data.audit.paidCalls.edges.map((edge) => edge.node));
+        if (!data.audit.paidCalls.pageInfo.hasNextPage) break;
+        after = data.audit.paidCalls.pageInfo.endCursor;
+      }
+      const { rows } = await db.query(
+        `select id, status, payment_tx_hash, user_price::text as user_price from usage_records
+         where payment_scheme is not null order by id`,
+      );
+      expect(served).toEqual(
+        rows.map((r) => ({
+          usageId: r.id,
+          status: r.status,
+          txHash: r.payment_tx_hash,
+          userPriceMicroUsd: r.user_price,
+        })),
+      );
+      const { auditReport } = await gqlData<{
+        auditReport: { consistent: boolean; discrepancies: unknown[] };
+      }>(auditing.url, '{ auditReport { consistent discrepancies { kind message } } }', {}, token);
+      expect(auditReport).toEqual({ consistent: true, discrepancies: [] });
+    } finally {
+      await auditing.close();
+    }
   }, 60_000);
 
   it('finds a paid call whose charge does not match its settlement', async () => {

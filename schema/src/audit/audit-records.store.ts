@@ -34,16 +34,20 @@ const ALL_ENTRIES: AuditStatement = {
   text: `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} order by e.account_id, e.seq`,
 };
 
-/** Calls paid per request (x402), with their settlement's deposit when the indexer has seen it. */
+/** The select list of calls paid per request (x402), with their settlement's deposit once indexed. */
+export const AUDIT_PAID_CALL_COLUMNS = `u.id, u.account_id, u.payer_address, u.payment_scheme, u.status,
+  u.hold_amount::text as hold_amount, u.user_price::text as user_price, u.payment_tx_hash,
+  d.block_number::text as settlement_block, coalesce(d.status = 'CREDITED', false) as settlement_credited`;
+
+/** usage_records u (paid calls only: add `and ...` to filter further) joined to its settlement's deposit d. */
+export const AUDIT_PAID_CALL_FROM = `usage_records u
+  left join lateral (select block_number, status from deposits where tx_hash = u.payment_tx_hash
+    order by block_number desc limit 1) d on true
+  where u.payment_scheme is not null`;
+
 const ALL_PAID_CALLS: AuditStatement = {
   name: 'cm_audit_all_paid_calls',
-  text: `select u.id, u.account_id, u.payer_address, u.payment_scheme, u.status, u.hold_amount::text as hold_amount,
-     u.user_price::text as user_price, u.payment_tx_hash, d.block_number::text as settlement_block,
-     coalesce(d.status = 'CREDITED', false) as settlement_credited
-   from usage_records u
-   left join lateral (select block_number, status from deposits where tx_hash = u.payment_tx_hash
-     order by block_number desc limit 1) d on true
-   where u.payment_scheme is not null order by u.id`,
+  text: `select ${AUDIT_PAID_CALL_COLUMNS} from ${AUDIT_PAID_CALL_FROM} order by u.id`,
 };
 
 /** Runs one statement and returns its rows, as they come from the driver. */
