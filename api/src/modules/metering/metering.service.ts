@@ -513,11 +513,15 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return { requestId: held.requestId, chunks: opened.chunks, settled };
   }
 
-  /** Paid calls whose process died before they ended: released (an `exact` payment stays as credits). */
+  /**
+   * Paid calls whose process died before they ended: released when their payment moved (it stays as the
+   * payer's credits once credited); an `upto` call that never settled is UNPAID (it may have been served),
+   * for an operator to look at.
+   */
   async function closeAbandonedPaidCalls(now: Date): Promise<number> {
     let closed = 0;
     for (const call of await findAbandonedPaidCalls(sql, now, 100, holds.openIds())) {
-      const status = call.scheme === 'upto' ? 'UNPAID' : 'RELEASED';
+      const status = call.scheme === 'upto' && call.txHash === null ? 'UNPAID' : 'RELEASED';
       const ended = await finishPaidCall(sql, call.id, status, abandonedPaidCall(call.txHash));
       if (ended) {
         closed++;
