@@ -21,9 +21,9 @@ import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts'
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
-import { createX402Service } from './modules/x402/x402.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
+import { createX402Service } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, METRIC_PREFIX, registerPlatformGauges } from './observability/metrics.ts';

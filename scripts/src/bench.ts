@@ -6,8 +6,8 @@
 import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
 import { benchReadPath } from './bench/read-path.ts';
-import { benchX402 } from './bench/x402.ts';
 import { benchWebhooks } from './bench/webhooks.ts';
+import { benchX402 } from './bench/x402.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
