@@ -31,6 +31,8 @@ export interface AppServicesOptions {
   crediting?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
+  /** The clock of metered calls' holds (tests cross a key's budget period with it); default the system's. */
+  clock?: () => Date;
 }
 
 interface ComposedApp {
@@ -89,6 +91,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     streamProgressMs: config.llm.streamProgressMs,
     rateLimits,
     faults: { ...crashFaults(config.crashAt), ...options.meteringFaults },
+    clock: options.clock,
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),

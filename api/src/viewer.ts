@@ -8,5 +8,8 @@ export interface Viewer {
   accountId: string;
   walletAddress: Address;
   role: 'user' | 'auditor';
-  credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
+  credential:
+    | { kind: 'session'; sessionId: string }
+    /** `allowedModels`: the only models the key may call (fixed at its creation); absent for any. */
+    | { kind: 'apiKey'; apiKeyId: string; allowedModels?: readonly string[] };
 }
