@@ -133,10 +133,32 @@ async function keyRow(id: string) {
   return row;
 }
 
+/** An endpoint for every event type, written straight to its table (the deliveries are not under test). */
+async function subscribeToWebhooks(user: User): Promise<void> {
+  await apiA.services.orm.em.fork().execute(
+    `insert into webhook_endpoints (account_id, url, secret, events)
+     values (?, 'https://example.com/hook', 'whsec_test', '{KEY_LIMIT_REACHED,BALANCE_LOW}')`,
+    [user.accountId],
+  );
+}
+
+/** The data of the account's outbox events of `type`, oldest first. */
+async function outbox(user: User, type: string): Promise<unknown[]> {
+  const rows = await apiA.services.orm.em
+    .fork()
+    .execute<{ data: unknown }[]>(
+      'select data from webhook_deliveries where account_id = ? and event_type = ? order by created_at, id',
+      [user.accountId, type],
+    );
+  return rows.map((row) => (typeof row.data === 'string' ? JSON.parse(row.data) : row.data));
+}
+
 async function usageCount(accountId: string): Promise<number> {
   const [row] = await apiA.services.orm.em
     .fork()
-    .execute<{ n: number }[]>('select count(*)::int as n from usage_records where account_id = ?', [accountId]);
+    .execute<{ n: number }[]>('select count(*)::int as n from usage_records where account_id = ?', [
+      accountId,
+    ]);
   return row?.n ?? 0;
 }
 
@@ -144,7 +166,11 @@ const client = (api: RunningApi, secret: string) =>
   new OpenAI({ baseURL: `${api.url}/v1`, apiKey: secret, maxRetries: 0 });
 
 /** One "burst" call; its HTTP status (200, or the refusal's) and the OpenAI error code. */
-async function call(api: RunningApi, secret: string, model = DEV): Promise<{ status: number; code?: string }> {
+async function call(
+  api: RunningApi,
+  secret: string,
+  model = DEV,
+): Promise<{ status: number; code?: string }> {
   try {
     await client(api, secret).chat.completions.create({
       model,
@@ -169,6 +195,7 @@ describe('a spend limit per period (limitReset)', () => {
     const user = await newUser(1_000_000n);
     // 55 micro-USD = 0.055 credits: room for 3 calls (a 4th would need 3 x 17 + 21 = 72).
     const key = await createKey(user, { spendLimit: '0.055', limitReset: 'DAILY' });
+    await subscribeToWebhooks(user);
     expect(key).toMatchObject({ limitReset: 'DAILY', spendLimit: '0.055', spentThisPeriod: '0' });
     for (let i = 0; i < 3; i++) expect(await call(i % 2 ? apiB : apiA, key.secret)).toEqual({ status: 200 });
     await idle();
@@ -193,7 +220,16 @@ describe('a spend limit per period (limitReset)', () => {
     for (let i = 0; i < 2; i++) expect((await call(apiA, key.secret)).status).toBe(200);
     await idle();
     expect((await call(apiA, key.secret)).status).toBe(402);
-    expect(await keyRow(key.id)).toMatchObject({ spent: String(6n * PRICE), period_spent: String(3n * PRICE) });
+    expect(await keyRow(key.id)).toMatchObject({
+      spent: String(6n * PRICE),
+      period_spent: String(3n * PRICE),
+    });
+    // KEY_LIMIT_REACHED: once in each day it was refused (three refusals on the first day), in the outbox.
+    const base = { apiKeyId: key.id, name: 'budget', spendLimit: '0.055', limitReset: 'DAILY' };
+    expect(await outbox(user, 'KEY_LIMIT_REACHED')).toEqual([
+      { ...base, periodStart: new Date(midnight.getTime() - DAY).toISOString() },
+      { ...base, periodStart: midnight.toISOString() },
+    ]);
   });
 
   it('a burst of parallel calls on two replicas never spends more than the period allows, across the boundary', async () => {

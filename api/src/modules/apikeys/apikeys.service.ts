@@ -9,7 +9,7 @@
  * on every request.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { MicroUsd } from '@chainmeter/schema';
+import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
@@ -206,7 +206,7 @@ export async function keyLimitReached(sql: SqlRunner, apiKeyId: string, now: Dat
         data: {
           apiKeyId,
           name: reached.name,
-          spendLimit: reached.spendLimit,
+          spendLimit: reached.spendLimit === null ? null : formatCredits(reached.spendLimit as MicroUsd),
           limitReset: reached.limitReset,
           periodStart: reached.limitReset === null ? null : reached.periodStart.toISOString(),
         },

@@ -9,20 +9,20 @@ import { getAddress } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
-import { sqlOf } from '../../db/sql.ts';
 import { ApiKey, LIMIT_RESETS } from './apikeys.entity.ts';
 import {
-  keyLimitReached,
-  keyPeriodStart,
-  spentThisPeriod,
   createApiKey,
   hashApiKeySecret,
+  keyLimitReached,
+  keyPeriodStart,
   LAST_USED_RESOLUTION_MS,
   listApiKeys,
   MAX_LIVE_KEYS_PER_ACCOUNT,
   revokeApiKey,
+  spentThisPeriod,
   viewerFromApiKey,
 } from './apikeys.service.ts';
 import { keyPeriodStartSql } from './apikeys.store.ts';
@@ -291,7 +291,8 @@ describe('budget periods (limitReset)', () => {
     '2028-03-01T00:00:00.000Z',
     '2026-12-03T13:45:10.123Z',
   ].map((iso) => new Date(iso));
-  for (let i = 0; i < 40; i++) instants.push(new Date(Date.UTC(2020, 0, 1) + Math.floor(Math.random() * 4e11)));
+  for (let i = 0; i < 40; i++)
+    instants.push(new Date(Date.UTC(2020, 0, 1) + Math.floor(Math.random() * 4e11)));
 
   it('keyPeriodStart agrees with the SQL the hold statement runs, at every edge', async () => {
     for (const reset of LIMIT_RESETS) {
@@ -315,10 +316,7 @@ describe('budget periods (limitReset)', () => {
 
   it('refuses a reset without a limit, and counts this period only', async () => {
     const accountId = await newAccount();
-    await expectCode(
-      createApiKey(fork(), accountId, { name: 'a', limitReset: 'DAILY' }),
-      'BAD_USER_INPUT',
-    );
+    await expectCode(createApiKey(fork(), accountId, { name: 'a', limitReset: 'DAILY' }), 'BAD_USER_INPUT');
     const { apiKey } = await createApiKey(fork(), accountId, {
       name: 'daily',
       spendLimit: 1_000n,
