@@ -31,6 +31,9 @@ interface ApiKeyRow {
   spendLimit: string | null;
   spent: string;
   scope: 'ACCOUNT' | 'AUDITOR';
+  limitReset: string | null;
+  allowedModels: string[] | null;
+  spentThisPeriod: string;
 }
 
 const MIME: Record<string, string> = {
@@ -143,7 +146,17 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
             const last = args.input.messages.at(-1)?.content ?? '';
             return { id: row.id, model: row.model, content: `Echo: ${last}`, usage: row };
           },
-          createApiKey: (_: unknown, args: { input: { name: string; spendLimit?: string | null } }) => {
+          createApiKey: (
+            _: unknown,
+            args: {
+              input: {
+                name: string;
+                spendLimit?: string | null;
+                limitReset?: string | null;
+                allowedModels?: string[] | null;
+              };
+            },
+          ) => {
             const key: ApiKeyRow = {
               id: `k${apiKeys.length + 1}`,
               name: args.input.name,
@@ -155,6 +168,9 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
               spendLimit: args.input.spendLimit ?? null,
               spent: '0',
               scope: 'ACCOUNT',
+              limitReset: args.input.limitReset ?? null,
+              allowedModels: args.input.allowedModels ?? null,
+              spentThisPeriod: '0',
             };
             apiKeys.push(key);
             return { apiKey: key, secret: `${key.prefix}_secret_${'x'.repeat(32)}` };

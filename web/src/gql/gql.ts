@@ -19,7 +19,7 @@ type Documents = {
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": typeof types.LedgerRow_EntryFragmentDoc,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": typeof types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": typeof types.DepositUpdatedDocument,
-    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.CreateApiKeyDocument,
     "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": typeof types.RevokeApiKeyDocument,
@@ -40,7 +40,7 @@ const documents: Documents = {
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": types.LedgerRow_EntryFragmentDoc,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": types.DepositUpdatedDocument,
-    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.CreateApiKeyDocument,
     "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": types.RevokeApiKeyDocument,
@@ -93,7 +93,7 @@ export function graphql(source: "\n  subscription DepositUpdated {\n    depositU
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"): (typeof documents)["\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"];
+export function graphql(source: "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n"): (typeof documents)["\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
