@@ -1,5 +1,6 @@
 import './scalars.ts';
 import '../modules/accounts/accounts.schema.ts';
+import '../modules/alerts/alerts.schema.ts';
 import '../modules/apikeys/apikeys.schema.ts';
 import '../modules/audit/audit.schema.ts';
 import '../modules/auth/auth.schema.ts';

@@ -10,6 +10,11 @@ import { Migration } from '@mikro-orm/migrations';
  * spend (or, without a reset, the lifetime `spent`) plus what is held; same name, so the hold's error
  * handling is unchanged. `allowed_models` (null: any) is fixed at creation. `limit_reached_period`: the
  * period KEY_LIMIT_REACHED was last fired for (its `created_at` for a key without a reset: once in its life).
+ *
+ * Accounts: `low_balance_threshold` (null: no alert). `low_balance_below` is whether the balance was under it
+ * at the last balance change; `low_balance_fired_seq` the ledger seq of the change that last crossed it
+ * downwards (BALANCE_LOW fired there). Both are written by the ledger's own statements (the alerts module's
+ * fragment), in the update that moves the balance, so a crossing is seen exactly once under any concurrency.
  */
 export class Migration20261203130000_budgets_alerts extends Migration {
   override up(): void {
@@ -27,9 +32,20 @@ export class Migration20261203130000_budgets_alerts extends Migration {
         drop constraint api_keys_within_spend_limit,
         add constraint api_keys_within_spend_limit check (
           spend_limit is null or (case when limit_reset is null then spent else period_spent end) + held <= spend_limit)`);
+    this.addSql(`
+      alter table accounts
+        add column low_balance_threshold bigint null,
+        add column low_balance_below boolean not null default false,
+        add column low_balance_fired_seq integer null,
+        add constraint accounts_low_balance_threshold_positive check (low_balance_threshold is null or low_balance_threshold > 0)`);
   }
 
   override down(): void {
+    this.addSql(`
+      alter table accounts
+        drop column low_balance_threshold,
+        drop column low_balance_below,
+        drop column low_balance_fired_seq`);
     this.addSql(`
       alter table api_keys
         drop constraint api_keys_within_spend_limit,

@@ -15,6 +15,8 @@ import {
   type LedgerEntryInput,
   ledgerEntryValues,
   ledgerHeadAssignmentsSql,
+  ledgerHeadEventsSql,
+  ledgerHeadReturningSql,
   ledgerHeadsUnnestSql,
   ledgerHeadValues,
 } from '../ledger/ledger.store.ts';
@@ -112,6 +114,9 @@ export const WRITE_SETTLEMENTS: Statement = {
      update accounts set ${ledgerHeadAssignmentsSql('h')}, held = accounts.held - h.released
      from ${ledgerHeadsUnnestSql($, 'h', [{ column: 'released', array: `${$.headReleased}::bigint[]` }])}
      where accounts.id = h.id and (select ok from guard)
+     returning ${ledgerHeadReturningSql('h')}
+   ), alerts as (
+     ${ledgerHeadEventsSql('a')}
      returning 1
    ), e as (
      ${insertLedgerEntriesSql($, '(select ok from guard)')}
