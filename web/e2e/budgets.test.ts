@@ -67,4 +67,33 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
     expect(await page.getByTestId('api-key-open').getByTestId('key-models').innerText()).toBe('Any');
     await page.screenshot({ path: screenshotPath('budgets-01-api-keys'), fullPage: true });
   });
+
+  it('low-balance alert: a threshold above the balance shows the banner on every page; off hides it', async () => {
+    await nav('Alerts & top-up');
+    await page.getByTestId('alert-status').getByText('No alert is set.').waitFor();
+    expect(await page.getByTestId('low-balance-banner').count()).toBe(0);
+    await page.getByLabel('Alert below (credits)').fill('0');
+    await page.getByRole('button', { name: 'Save alert' }).click();
+    await page.getByText('The threshold must be more than zero.').waitFor();
+    // The fake account holds 10,000 credits.
+    await page.getByLabel('Alert below (credits)').fill('12500');
+    await page.getByRole('button', { name: 'Save alert' }).click();
+    await page.getByTestId('alert-status').getByText('Alert set below 12,500 credits.').waitFor();
+    const banner = page.getByTestId('low-balance-banner');
+    await banner.waitFor();
+    expect(await banner.innerText()).toContain(
+      '10,000 credits, is below your alert threshold of 12,500 credits',
+    );
+    await page.screenshot({ path: screenshotPath('budgets-02-low-balance-alert'), fullPage: true });
+    await nav('Usage');
+    await banner.waitFor();
+    await banner.getByRole('link', { name: 'Alert settings' }).click();
+    await page.getByRole('button', { name: 'Turn off' }).click();
+    await page.getByTestId('alert-status').getByText('The alert is off.').waitFor();
+    await banner.waitFor({ state: 'detached' });
+    await page.getByLabel('Alert below (credits)').fill('500');
+    await page.getByRole('button', { name: 'Save alert' }).click();
+    await page.getByTestId('alert-status').getByText('Alert set below 500 credits.').waitFor();
+    expect(await banner.count()).toBe(0);
+  });
 });

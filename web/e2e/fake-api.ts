@@ -48,6 +48,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
   let debt = 0n;
+  let lowBalanceThreshold: bigint | null = null;
   const credits = (micro: bigint) => {
     const whole = micro / 1000n;
     const fraction = (micro % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
@@ -70,7 +71,17 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
       createdAt: day(3 - i),
     });
   }
-  const account = () => ({ id: 'acct-1', walletAddress, balance: credits(balance), debt: credits(debt) });
+  const account = () => ({
+    id: 'acct-1',
+    walletAddress,
+    balance: credits(balance),
+    debt: credits(debt),
+    lowBalanceThreshold: lowBalanceThreshold === null ? null : credits(lowBalanceThreshold),
+  });
+  const micro = (creditsText: string) => {
+    const [whole = '0', fraction = ''] = creditsText.split('.');
+    return BigInt(whole) * 1000n + BigInt(fraction.padEnd(3, '0'));
+  };
   const summary = (groupBy: string) => {
     const buckets = new Map<string, { requests: number; micro: bigint }>();
     for (const row of usage) {
@@ -119,6 +130,10 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
           signIn: () => {
             signedIn.value = true;
             return { token: 'fake', expiresAt: day(-1), account: account() };
+          },
+          setLowBalanceAlert: (_: unknown, args: { threshold?: string | null }) => {
+            lowBalanceThreshold = args.threshold ? micro(args.threshold) : null;
+            return account();
           },
           signOut: () => {
             signedIn.value = false;

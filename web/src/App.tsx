@@ -6,6 +6,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import { Provider as UrqlProvider, useQuery } from 'urql';
 import { type Config, useAccount, WagmiProvider } from 'wagmi';
+import { LowBalanceBanner } from './components/LowBalanceBanner';
 import { AccountMenu, ConnectWallet, SignInPanel, SwitchChainPanel } from './components/Wallet';
 import { graphql } from './gql';
 import { createGraphqlClient } from './graphql-client';
@@ -17,6 +18,7 @@ import { BuyPage } from './pages/Buy';
 import { DashboardPage } from './pages/Dashboard';
 import { LedgerPage } from './pages/Ledger';
 import { PlaygroundPage } from './pages/Playground';
+import { SettingsPage } from './pages/Settings';
 import { UsagePage } from './pages/Usage';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
 import { Link, RouterProvider, routes, useRouter } from './router';
@@ -160,6 +162,7 @@ function withNav(body: ReactNode) {
   return (
     <>
       <NavBar />
+      <LowBalanceBanner />
       {body}
     </>
   );
@@ -198,6 +201,8 @@ function Pages() {
       return <ApiKeysPage />;
     case '/playground':
       return <PlaygroundPage />;
+    case '/settings':
+      return <SettingsPage />;
     case '/':
       return <DashboardPage />;
     default:

@@ -10,6 +10,7 @@ export const routes = [
   { path: '/usage', label: 'Usage' },
   { path: '/keys', label: 'API keys' },
   { path: '/playground', label: 'Playground' },
+  { path: '/settings', label: 'Alerts & top-up' },
 ] as const;
 
 export type RoutePath = (typeof routes)[number]['path'];

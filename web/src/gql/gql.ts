@@ -17,6 +17,7 @@ type Documents = {
     "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": typeof types.PaymentConfigDocument,
     "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": typeof types.DepositProgress_DepositFragmentDoc,
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": typeof types.LedgerRow_EntryFragmentDoc,
+    "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": typeof types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": typeof types.DepositUpdatedDocument,
     "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
@@ -27,6 +28,8 @@ type Documents = {
     "\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.LedgerDocument,
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": typeof types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": typeof types.PlaygroundBalanceDocument,
+    "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.BalanceSettingsDocument,
+    "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
     "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": typeof types.MeDocument,
@@ -38,6 +41,7 @@ const documents: Documents = {
     "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": types.PaymentConfigDocument,
     "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": types.DepositProgress_DepositFragmentDoc,
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": types.LedgerRow_EntryFragmentDoc,
+    "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": types.DepositUpdatedDocument,
     "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
@@ -48,6 +52,8 @@ const documents: Documents = {
     "\n  query Ledger($first: Int!, $after: String) {\n    me {\n      id\n      ledger(first: $first, after: $after) {\n        edges {\n          cursor\n          node {\n            id\n            ...LedgerRow_entry\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.LedgerDocument,
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": types.PlaygroundBalanceDocument,
+    "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.BalanceSettingsDocument,
+    "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
     "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": types.MeDocument,
@@ -82,6 +88,10 @@ export function graphql(source: "\n  fragment DepositProgress_deposit on Deposit
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n"): (typeof documents)["\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -122,6 +132,14 @@ export function graphql(source: "\n  mutation CreateCompletion($input: Completio
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"): (typeof documents)["\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
