@@ -19,6 +19,7 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -39,14 +40,14 @@ interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
-  /** Starts the crediting worker (unless disabled), the settlement loop and the audit scheduler. */
+  /** Starts the crediting worker (unless disabled), the settlement loop, the audit scheduler and the relayer's gas reads. */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
   close(): Promise<void>;
 }
 
 interface BackgroundWork {
-  /** Stops the crediting worker and the audit scheduler (the settlement loop stops in `close`). */
+  /** Stops the crediting worker, the audit scheduler and the relayer's gas reads (the settlement loop stops in `close`). */
   stop(): Promise<void>;
 }
 
@@ -96,6 +97,15 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
   });
+  const relayer: Relayer | null = config.relayer
+    ? createRelayer({
+        rpcUrl: config.rpcUrl,
+        privateKey: config.relayer.privateKey,
+        chainId: config.chainId,
+        logger,
+        pollingIntervalMs: config.relayer.pollingIntervalMs,
+      })
+    : null;
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -107,6 +117,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     rateLimits,
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
+    relayer,
     metrics,
   };
   const probe = createPlatformProbe({
@@ -151,8 +162,21 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             fromBlock: config.audit.fromBlock,
           })
         : null;
+    const gasRefresh =
+      relayer && config.relayer
+        ? startGasBalanceRefresh({
+            relayer,
+            intervalMs: config.relayer.gasRefreshMs,
+            logger,
+            onBalance: (balance) => {
+              if (balance === null) metrics.relayerGasBalance.reset();
+              else metrics.relayerGasBalance.set(Number(balance));
+            },
+          })
+        : null;
     return {
       stop: async () => {
+        gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();
       },

@@ -27,6 +27,9 @@ try {
   console.log(`rpc       ${anvil.rpcUrl} (chain ${DEVNET_CHAIN_ID})`);
   console.log(`usdc      ${usdc}`);
   console.log(`treasury  ${devAccounts.treasury.address}`);
+  console.log(
+    `relayer   ${devAccounts.relayer.address}  key ${devAccounts.relayer.privateKey}  (ETH for gas)`,
+  );
   for (const payer of devAccounts.payers) {
     console.log(`payer     ${payer.address}  key ${payer.privateKey}  10000 USDC`);
   }

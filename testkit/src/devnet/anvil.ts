@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createTestClient, type Hash, http } from 'viem';
+import { ANVIL_ACCOUNT_COUNT } from './accounts.ts';
 import { findFreePort } from './ports.ts';
 import { captureOutput, killGroupOnExit, stopGroup } from './process-group.ts';
 
@@ -66,6 +67,8 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
 async function startOnce(port: number, options: StartAnvilOptions): Promise<Anvil> {
   const chainId = options.chainId ?? 31337;
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)];
+  // Every role in `devAccounts` (the relayer included) starts with anvil's 10,000 ETH.
+  args.push('--accounts', String(ANVIL_ACCOUNT_COUNT));
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   else if (options.automine === false) args.push('--no-mining');
   if (options.stateFile !== undefined) {

@@ -31,11 +31,12 @@ type Documents = {
     "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.BalanceSettingsDocument,
     "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
-    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": typeof types.MeDocument,
     "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": typeof types.SiweChallengeDocument,
     "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": typeof types.SignInDocument,
     "\n  mutation SignOut {\n    signOut\n  }\n": typeof types.SignOutDocument,
+    "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n": typeof types.RelayPaymentDocument,
 };
 const documents: Documents = {
     "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": types.PaymentConfigDocument,
@@ -55,11 +56,12 @@ const documents: Documents = {
     "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.BalanceSettingsDocument,
     "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
-    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": types.PaymentConfigFieldsFragmentDoc,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": types.MeDocument,
     "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": types.SiweChallengeDocument,
     "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": types.SignInDocument,
     "\n  mutation SignOut {\n    signOut\n  }\n": types.SignOutDocument,
+    "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n": types.RelayPaymentDocument,
 };
 
 /**
@@ -147,7 +149,7 @@ export function graphql(source: "\n  query Usage($first: Int!, $after: String, $
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"): (typeof documents)["\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"];
+export function graphql(source: "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n"): (typeof documents)["\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -164,6 +166,10 @@ export function graphql(source: "\n  mutation SignIn($message: String!, $signatu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation SignOut {\n    signOut\n  }\n"): (typeof documents)["\n  mutation SignOut {\n    signOut\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n"): (typeof documents)["\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
