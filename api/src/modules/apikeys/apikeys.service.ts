@@ -7,6 +7,13 @@
  * has seen, the hold statement itself (`RecentApiKeys` remembers who a key is, never whether it is live).
  * `last_used_at` is written at most once a minute per key (a guarded update), so a hot key does not write
  * on every request.
+ *
+ * Budgets: a key's `spendLimit` may reset every UTC day, week (from Monday) or month (`limitReset`). The
+ * hold statement moves the key into the period of its own clock and starts the period's spend from 0 in the
+ * same update, so the database CHECK holds the limit per period under any burst, on every replica; the first
+ * refusal by the limit in a period fires KEY_LIMIT_REACHED ({@link keyLimitReached}). `allowedModels`, fixed
+ * at creation and so remembered with the key, is checked before anything is counted or held
+ * ({@link assertModelAllowed}).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { formatCredits, type MicroUsd } from '@chainmeter/schema';
