@@ -39,6 +39,17 @@ describe('devnet', () => {
     await anvil.stop(); // idempotent
   });
 
+  it('refuses a port another node already answers on, instead of using that node', async () => {
+    const first = await startAnvil();
+    try {
+      await expect(startAnvil({ port: first.port })).rejects.toThrow(/exited before it was ready/);
+      // The node that was there is untouched and still the only one on its port.
+      expect(processesOnPort(first.port).length).toBe(2);
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('deploys the token, mints and transfers, with the dev accounts by role', async () => {
     expect(devAccounts.deployer.address).toBe('0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266');
     expect(devAccounts.treasury.index).toBe(9);
