@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { createPublicClient, http } from 'viem';
 import type { AppServices } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
+import { sqlFor } from './db/sql.ts';
 import { type DevModelServer, startDevModelServer } from './dev-model/dev-model.server.ts';
 import { type ApiConfig, ConfigError, type CrashPoint } from './env.ts';
 import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
@@ -20,6 +21,7 @@ import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts'
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
+import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
@@ -34,6 +36,8 @@ export interface AppServicesOptions {
   meteringFaults?: MeteringFaults;
   /** The clock of metered calls' holds (tests cross a key's budget period with it); default the system's. */
   clock?: () => Date;
+  /** Period of the auto top-up worker's rounds (default 1 s; it also runs after each charge). */
+  autoTopUpIntervalMs?: number;
 }
 
 interface ComposedApp {
@@ -81,6 +85,8 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
   });
   const { pubsub } = pubsubHandle;
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
+  /** Started with the background work, when a relayer is configured. */
+  let autoTopUp: AutoTopUpWorker | null = null;
   const metering = createMeteringService({
     orm,
     upstream,
@@ -94,8 +100,11 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     faults: { ...crashFaults(config.crashAt), ...options.meteringFaults },
     clock: options.clock,
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
-    onCharged: ({ accountId, ledgerEntryId }) =>
-      pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
+    onCharged: ({ accountId, ledgerEntryId }) => {
+      pubsub.publish('balanceUpdated', accountId, { ledgerEntryId });
+      // A charge may have taken the balance below an auto top-up threshold.
+      autoTopUp?.nudge();
+    },
   });
   const relayer: Relayer | null = config.relayer
     ? createRelayer({
@@ -132,6 +141,16 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
   registerPlatformGauges(metrics, probe);
 
   const startBackgroundWork = (): BackgroundWork => {
+    autoTopUp = relayer
+      ? startAutoTopUpWorker({
+          sql: sqlFor(orm),
+          config,
+          chain,
+          relayer,
+          logger,
+          intervalMs: options.autoTopUpIntervalMs ?? 1_000,
+        })
+      : null;
     const worker =
       options.crediting === false
         ? null
@@ -176,6 +195,8 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
         : null;
     return {
       stop: async () => {
+        await autoTopUp?.stop();
+        autoTopUp = null;
         gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();

@@ -8,6 +8,7 @@ import '../modules/deposits/deposits.schema.ts';
 import '../modules/ledger/ledger.schema.ts';
 import '../modules/metering/metering.schema.ts';
 import '../modules/relayer/relayer.schema.ts';
+import '../modules/topup/topup.schema.ts';
 import { builder } from './builder.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

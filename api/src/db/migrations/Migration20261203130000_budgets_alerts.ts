@@ -15,6 +15,12 @@ import { Migration } from '@mikro-orm/migrations';
  * at the last balance change; `low_balance_fired_seq` the ledger seq of the change that last crossed it
  * downwards (BALANCE_LOW fired there). Both are written by the ledger's own statements (the alerts module's
  * fragment), in the update that moves the balance, so a crossing is seen exactly once under any concurrency.
+ *
+ * Auto top-up: `auto_top_ups` (one per account: the threshold, whether it is paused and why, and the one
+ * authorization in flight: submitted, its deposit not yet credited) and `auto_top_up_authorizations` (signed
+ * EIP-3009 transfers to the treasury, in the order they are used; STORED, then SUBMITTED with the relayer's
+ * transaction, or FAILED). The claim sets `in_flight_id` on the locked `auto_top_ups` row, so one replica
+ * submits one authorization at a time per account.
  */
 export class Migration20261203130000_budgets_alerts extends Migration {
   override up(): void {
@@ -38,9 +44,45 @@ export class Migration20261203130000_budgets_alerts extends Migration {
         add column low_balance_below boolean not null default false,
         add column low_balance_fired_seq integer null,
         add constraint accounts_low_balance_threshold_positive check (low_balance_threshold is null or low_balance_threshold > 0)`);
+    this.addSql(`
+      create table auto_top_ups (
+        account_id uuid primary key references accounts (id),
+        threshold bigint not null,
+        paused boolean not null default false,
+        paused_reason text null,
+        in_flight_id uuid null,
+        in_flight_since timestamptz null,
+        created_at timestamptz not null default now(),
+        constraint auto_top_ups_threshold_positive check (threshold > 0)
+      )`);
+    this.addSql(`
+      create table auto_top_up_authorizations (
+        id uuid primary key default gen_random_uuid(),
+        account_id uuid not null references accounts (id),
+        position integer not null,
+        from_address text not null,
+        value bigint not null,
+        valid_after bigint not null,
+        valid_before bigint not null,
+        nonce text not null,
+        signature text not null,
+        status text not null default 'STORED',
+        tx_hash text null,
+        submitted_at timestamptz null,
+        error text null,
+        created_at timestamptz not null default now(),
+        constraint auto_top_up_authorizations_status_known check (status in ('STORED', 'SUBMITTED', 'FAILED')),
+        constraint auto_top_up_authorizations_value_positive check (value > 0),
+        constraint auto_top_up_authorizations_nonce_unique unique (from_address, nonce)
+      )`);
+    this.addSql(
+      `create index auto_top_up_authorizations_next_idx on auto_top_up_authorizations (account_id, position) where status = 'STORED'`,
+    );
   }
 
   override down(): void {
+    this.addSql('drop table if exists auto_top_up_authorizations');
+    this.addSql('drop table if exists auto_top_ups');
     this.addSql(`
       alter table accounts
         drop column low_balance_threshold,
