@@ -17,6 +17,10 @@ export interface FakeApi {
   url: string;
   /** Sets what the account owes after a deep reorg (micro-USD). */
   setDebt(microUsd: bigint): void;
+  /** The authorizations the last `setAutoTopUp` stored, as the browser sent them. */
+  autoTopUpAuthorizations(): Record<string, string>[];
+  /** Pauses the stored auto top-up, as a failed submission would. */
+  pauseAutoTopUp(reason: string): void;
   close(): Promise<void>;
 }
 
@@ -43,12 +47,24 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
 };
 
-export async function startFakeApi(walletAddress: string, chainId = 31337): Promise<FakeApi> {
+export async function startFakeApi(
+  walletAddress: string,
+  chainId = 31337,
+  tokenAddress = '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+): Promise<FakeApi> {
   const signedIn = { value: false };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
   let debt = 0n;
   let lowBalanceThreshold: bigint | null = null;
+  let autoTopUp: {
+    threshold: string;
+    remaining: number;
+    paused: boolean;
+    pausedReason: string | null;
+    nonces: string[];
+  } | null = null;
+  let storedAuthorizations: Record<string, string>[] = [];
   const credits = (micro: bigint) => {
     const whole = micro / 1000n;
     const fraction = (micro % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
@@ -77,6 +93,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
     balance: credits(balance),
     debt: credits(debt),
     lowBalanceThreshold: lowBalanceThreshold === null ? null : credits(lowBalanceThreshold),
+    autoTopUp,
   });
   const micro = (creditsText: string) => {
     const [whole = '0', fraction = ''] = creditsText.split('.');
@@ -103,7 +120,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
         Query: {
           paymentConfig: () => ({
             chainId,
-            tokenAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+            tokenAddress,
             tokenDecimals: 6,
             treasuryAddress: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
             confirmations: 2,
@@ -130,6 +147,26 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
           signIn: () => {
             signedIn.value = true;
             return { token: 'fake', expiresAt: day(-1), account: account() };
+          },
+          setAutoTopUp: (
+            _: unknown,
+            args: { input: { threshold: string; authorizations: Record<string, string>[] } },
+          ) => {
+            storedAuthorizations = args.input.authorizations;
+            autoTopUp = {
+              threshold: args.input.threshold,
+              remaining: storedAuthorizations.length,
+              paused: false,
+              pausedReason: null,
+              nonces: storedAuthorizations.map((a) => String(a.nonce)),
+            };
+            return autoTopUp;
+          },
+          cancelAutoTopUp: () => {
+            const existed = autoTopUp !== null;
+            autoTopUp = null;
+            storedAuthorizations = [];
+            return existed;
           },
           setLowBalanceAlert: (_: unknown, args: { threshold?: string | null }) => {
             lowBalanceThreshold = args.threshold ? micro(args.threshold) : null;
@@ -243,6 +280,18 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
     url: `http://127.0.0.1:${port}`,
     setDebt: (microUsd) => {
       debt = microUsd;
+    },
+    autoTopUpAuthorizations: () => storedAuthorizations,
+    pauseAutoTopUp: (reason) => {
+      if (autoTopUp) {
+        autoTopUp = {
+          ...autoTopUp,
+          paused: true,
+          pausedReason: reason,
+          remaining: autoTopUp.remaining - 1,
+          nonces: autoTopUp.nonces.slice(1),
+        };
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {

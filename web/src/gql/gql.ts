@@ -29,6 +29,9 @@ type Documents = {
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": typeof types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": typeof types.PlaygroundBalanceDocument,
     "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.BalanceSettingsDocument,
+    "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n": typeof types.AutoTopUpSettingsDocument,
+    "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n": typeof types.SetAutoTopUpDocument,
+    "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n": typeof types.CancelAutoTopUpDocument,
     "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
     "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
@@ -54,6 +57,9 @@ const documents: Documents = {
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": types.PlaygroundBalanceDocument,
     "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.BalanceSettingsDocument,
+    "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n": types.AutoTopUpSettingsDocument,
+    "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n": types.SetAutoTopUpDocument,
+    "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n": types.CancelAutoTopUpDocument,
     "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
     "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": types.PaymentConfigFieldsFragmentDoc,
@@ -138,6 +144,18 @@ export function graphql(source: "\n  query PlaygroundBalance {\n    me {\n      
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n"): (typeof documents)["\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n"): (typeof documents)["\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n"): (typeof documents)["\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
