@@ -7,7 +7,7 @@
  */
 import { mineBlocks } from '@chainmeter/testkit/anvil';
 import { signTransferAuthorization, transferAuthorization } from '@chainmeter/testkit/eip3009';
-import { createGaslessPayer, usdcBalance } from '@chainmeter/testkit/token';
+import { createGaslessPayer, mintUsdc, usdcBalance } from '@chainmeter/testkit/token';
 import OpenAI from 'openai';
 import type { LocalAccount } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -256,5 +256,20 @@ describe('auto top-up', () => {
     expect((await authorizationRows(user)).map((row) => row.status)).toEqual(['FAILED', 'STORED']);
     expect(await balance(user)).toBe(1_000n);
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, user.payer.address)).toBe(TOP_UP / 2n);
+    // Still paused: nothing more is submitted. The user funds the wallet and sets it again: it resumes.
+    expect(await outbox(user, 'AUTO_TOP_UP_SUBMITTED')).toEqual([]);
+    await mintUsdc(platform.anvil.rpcUrl, platform.token, user.payer.address, TOP_UP);
+    await gqlData(
+      apiB.url,
+      SET,
+      { input: { threshold: '2', authorizations: [await signed(user)] } },
+      user.token,
+    );
+    await waitFor(
+      'the resumed submission',
+      async () => (await outbox(user, 'AUTO_TOP_UP_SUBMITTED')).length === 1,
+      30_000,
+    );
+    expect((await authorizationRows(user)).map((row) => row.status)).toEqual(['FAILED', 'SUBMITTED']);
   });
 });

@@ -62,6 +62,8 @@ export const MAX_AUTO_TOP_UP_AUTHORIZATIONS = 50;
 /** An authorization in flight this long without its deposit credited frees the account for the next one. */
 export const IN_FLIGHT_TIMEOUT_MS = 10 * 60_000;
 const INT64_MAX = 2n ** 63n - 1n;
+/** Rounds started by charges are at least this far apart (the interval catches the rest). */
+const NUDGE_GAP_MS = 200;
 
 export interface AutoTopUpDependencies {
   sql: SqlRunner;
@@ -204,14 +206,18 @@ export interface AutoTopUpWorker {
 }
 
 /**
- * The submitting side: a round every `intervalMs` and after each `nudge`, one at a time in this process
- * (replicas coordinate through the claim).
+ * The submitting side: a round every `intervalMs`, and after a charge (`nudge`, at most one round per
+ * NUDGE_GAP_MS), one at a time in this process (replicas coordinate through the claim). A process that dies
+ * between a claim and its submission leaves that authorization SUBMITTED without a transaction: the account
+ * is freed after IN_FLIGHT_TIMEOUT_MS and the next one is used (never two at once, never the same one twice).
  */
 export function startAutoTopUpWorker(deps: AutoTopUpDependencies & { intervalMs: number }): AutoTopUpWorker {
   const { sql, logger } = deps;
   let running: Promise<number> | null = null;
   let again = false;
   let stopped = false;
+  /** When the last round started: nudges (one per charge under load) start at most one round per NUDGE_GAP_MS. */
+  let lastStart = 0;
 
   async function submit(claimed: ClaimedAuthorization): Promise<void> {
     const relayDeps = {
@@ -288,6 +294,7 @@ export function startAutoTopUpWorker(deps: AutoTopUpDependencies & { intervalMs:
       again = true;
       return running;
     }
+    lastStart = Date.now();
     running = round()
       .catch((error: unknown) => {
         logger.error({ err: error }, 'auto top-up round failed');
@@ -307,7 +314,7 @@ export function startAutoTopUpWorker(deps: AutoTopUpDependencies & { intervalMs:
   timer.unref();
   return {
     nudge: () => {
-      if (!stopped) void run();
+      if (!stopped && !running && Date.now() - lastStart >= NUDGE_GAP_MS) void run();
     },
     round: run,
     async stop() {
