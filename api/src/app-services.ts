@@ -22,9 +22,11 @@ import { loadPriceTable, type PriceTable, PriceTableError } from './modules/mete
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
+import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
+import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
-import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
+import { createAppMetrics, METRIC_PREFIX, registerPlatformGauges } from './observability/metrics.ts';
 import { createPlatformProbe, type PlatformProbe } from './observability/platform-probe.ts';
 import { createAppPubSub, publishCreditingEvents } from './pubsub.ts';
 
@@ -32,6 +34,8 @@ export interface AppServicesOptions {
   logger?: Logger;
   /** Run the crediting worker in this process (default true). */
   crediting?: boolean;
+  /** Run the webhook delivery worker in this process (default true). */
+  webhookDelivery?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
   /** The clock of metered calls' holds (tests cross a key's budget period with it); default the system's. */
@@ -44,14 +48,20 @@ interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
-  /** Starts the crediting worker (unless disabled), the settlement loop, the audit scheduler and the relayer's gas reads. */
+  /**
+   * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop, the
+   * audit scheduler and the relayer's gas reads.
+   */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
   close(): Promise<void>;
 }
 
 interface BackgroundWork {
-  /** Stops the crediting worker, the audit scheduler and the relayer's gas reads (the settlement loop stops in `close`). */
+  /**
+   * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
+   * scheduler and the relayer's gas reads (the settlement loop stops in `close`).
+   */
   stop(): Promise<void>;
 }
 
@@ -139,6 +149,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     queuedSettlements: () => metering.queuedSettlements(),
   });
   registerPlatformGauges(metrics, probe);
+  const webhookMetrics = createWebhookMetrics(metrics.registry, METRIC_PREFIX);
 
   const startBackgroundWork = (): BackgroundWork => {
     autoTopUp = relayer
@@ -151,6 +162,16 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
           intervalMs: options.autoTopUpIntervalMs ?? 1_000,
         })
       : null;
+    // Sends what crediting (and any other writer of the outbox) enqueued; every replica runs one.
+    const webhooks =
+      options.webhookDelivery === false
+        ? null
+        : startWebhookDeliveryWorker({
+            ...config.webhooks,
+            sql: sqlFor(orm),
+            logger,
+            metrics: webhookMetrics,
+          });
     const worker =
       options.crediting === false
         ? null
@@ -164,7 +185,12 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             onHead: (head: bigint) => {
               indexedHead = head;
             },
-            onEvents: (events) => publishCreditingEvents(pubsub, events),
+            onEvents: (events) => {
+              // A deposit changed: its webhooks (if the account has endpoints) were enqueued in the same
+              // transaction; this replica sends them now rather than at its next poll.
+              if (events.length > 0) webhooks?.wake();
+              return publishCreditingEvents(pubsub, events);
+            },
             onReversedCredits: (credits) => metrics.creditedDepositsReorged.inc(credits.length),
           });
     // Settles what a previous process left behind, then retries failed settlements and expired holds.
@@ -200,6 +226,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
         gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();
+        await webhooks?.stop();
       },
     };
   };

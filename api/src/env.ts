@@ -201,6 +201,30 @@ const schema = z.object({
   /** The block the scheduled audit starts from (the treasury's first payment, or the indexer's START_BLOCK). */
   AUDIT_FROM_BLOCK: z.coerce.bigint().min(0n).default(0n),
   /**
+   * Webhooks may go to http and to private, loopback and link-local addresses: unset means true on the
+   * devnet (CHAIN_ID 31337) and false everywhere else.
+   */
+  WEBHOOK_ALLOW_PRIVATE_URLS: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  ),
+  /** The deadline of one webhook attempt (connect, send, first bytes of the answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Webhook attempts in flight at once per API process. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /** How often each API process looks for due webhook deliveries. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
+  WEBHOOK_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+  WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  /** A delivery is retried for this long after its event (or its redelivery), then FAILED. */
+  WEBHOOK_RETRY_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400_000)
+    .default(86_400_000),
+  /**
    * The wallet that submits x402 settlements and gasless top-ups and pays their gas (0x + 64 hex).
    * On the devnet (CHAIN_ID 31337) the devnet's funded relayer account by default; elsewhere unset: off.
    */
@@ -281,6 +305,16 @@ export interface ApiConfig {
   };
   /** The scheduled audit: every `intervalMs` (0: off), from `fromBlock`. */
   audit: { intervalMs: number; fromBlock: bigint };
+  /** Webhook delivery (see modules/webhooks). */
+  webhooks: {
+    allowPrivateUrls: boolean;
+    timeoutMs: number;
+    concurrency: number;
+    pollIntervalMs: number;
+    retryBaseDelayMs: number;
+    retryMaxDelayMs: number;
+    retryWindowMs: number;
+  };
   /** The wallet that submits settlements and gasless top-ups; null: x402 and relaying are off. */
   relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
   /** Pay per request on `/v1` (`X402`); never on without a relayer. */
@@ -392,6 +426,17 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       readyMaxIndexerLagBlocks: env.READY_MAX_INDEXER_LAG_BLOCKS,
     },
     audit: { intervalMs: env.AUDIT_INTERVAL_MS, fromBlock: env.AUDIT_FROM_BLOCK },
+    webhooks: {
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS
+        ? env.WEBHOOK_ALLOW_PRIVATE_URLS === 'true'
+        : env.CHAIN_ID === DEVNET_CHAIN_ID,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      pollIntervalMs: env.WEBHOOK_POLL_MS,
+      retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
+      retryWindowMs: env.WEBHOOK_RETRY_WINDOW_MS,
+    },
     relayer: relayerKey
       ? {
           privateKey: relayerKey,

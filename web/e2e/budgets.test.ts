@@ -30,7 +30,7 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
     // A real chain for what the wallet reads and sends (the token's EIP-712 domain, cancelAuthorization).
     anvil = await startAnvil({ chainId: 31337 });
     token = await deployTestUsdc(anvil.rpcUrl);
-    api = await startFakeApi(WALLET, 31337, token);
+    api = await startFakeApi(WALLET, 31337, { tokenAddress: token });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.on('pageerror', (error) => pageErrors.push(String(error)));

@@ -50,7 +50,12 @@ const MIME: Record<string, string> = {
 export async function startFakeApi(
   walletAddress: string,
   chainId = 31337,
-  tokenAddress = '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+  options: {
+    /** The web build to serve; default web/dist. */
+    dist?: string;
+    /** The token paymentConfig names (a real one on a test's anvil); default the devnet's first deployment. */
+    tokenAddress?: string;
+  } = {},
 ): Promise<FakeApi> {
   const signedIn = { value: false };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
@@ -120,7 +125,7 @@ export async function startFakeApi(
         Query: {
           paymentConfig: () => ({
             chainId,
-            tokenAddress,
+            tokenAddress: options.tokenAddress ?? '0x5FbDB2315678afecb367f032d93F642f64180aa3',
             tokenDecimals: 6,
             treasuryAddress: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
             confirmations: 2,
@@ -243,7 +248,7 @@ export async function startFakeApi(
     logging: false,
   });
 
-  const dist = path.join(WEB, 'dist');
+  const dist = options.dist ?? path.join(WEB, 'dist');
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/graphql') {

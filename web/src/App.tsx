@@ -20,6 +20,7 @@ import { LedgerPage } from './pages/Ledger';
 import { PlaygroundPage } from './pages/Playground';
 import { SettingsPage } from './pages/Settings';
 import { UsagePage } from './pages/Usage';
+import { WebhooksPage } from './pages/Webhooks';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
 import { Link, RouterProvider, routes, useRouter } from './router';
 import { SessionProvider, useSession } from './session/session';
@@ -199,6 +200,8 @@ function Pages() {
       return <UsagePage />;
     case '/keys':
       return <ApiKeysPage />;
+    case '/webhooks':
+      return <WebhooksPage />;
     case '/playground':
       return <PlaygroundPage />;
     case '/settings':

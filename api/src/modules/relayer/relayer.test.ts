@@ -7,6 +7,7 @@ import { sample } from '../../../test/support/prometheus.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
 import { ConfigError, loadConfig } from '../../env.ts';
 import { createAppMetrics } from '../../observability/metrics.ts';
+import { RelayRefusedError, relayPayment } from './relay-payment.service.ts';
 import { createRelayer, startGasBalanceRefresh } from './relayer.ts';
 
 const logger = pino({ level: 'silent' });
@@ -149,5 +150,32 @@ describe('relayer configuration', () => {
       loadConfig({ ...base, CHAIN_ID: '8453', RPC_URL: 'http://127.0.0.1:9', X402: 'on' }),
     ).toThrow(/X402: on needs a relayer/);
     expect(() => loadConfig({ ...base, X402: 'maybe' })).toThrow(/X402: must be on or off/);
+  });
+});
+
+describe('relayPayment without a relayer', () => {
+  it('is refused as FORBIDDEN (RELAY_OFF) before anything is counted or read', async () => {
+    const counted: string[] = [];
+    const attempt = relayPayment(
+      {
+        config: { chainId: 8453, usdcAddress: USDC, treasuryAddress: TREASURY, relay: { minAmount: 1n } },
+        relayer: null,
+        rateLimits: { consumeRelay: async (by) => void counted.push(by) },
+        logger,
+      },
+      {
+        from: TREASURY,
+        to: TREASURY,
+        value: 1_000_000n,
+        validAfter: 0n,
+        validBefore: 2n ** 40n,
+        nonce: `0x${'11'.repeat(32)}`,
+        signature: `0x${'22'.repeat(65)}`,
+      },
+      '127.0.0.1',
+    );
+    await expect(attempt).rejects.toBeInstanceOf(RelayRefusedError);
+    await expect(attempt).rejects.toMatchObject({ code: 'FORBIDDEN', reason: 'RELAY_OFF' });
+    expect(counted).toEqual([]);
   });
 });

@@ -75,3 +75,40 @@ export async function enqueueWebhookEvents(
     events.map((event) => jsonOf(event.data)),
   ]);
 }
+
+// The deposit's event data is read from the deposit row as this transaction just wrote it. `credits` is the
+// Credits form of `amount` (micro-USD / 1000, exact, trailing zeros trimmed); the amounts are strings.
+const ENQUEUE_DEPOSIT_EVENTS: Statement = {
+  name: 'cm_enqueue_deposit_webhook_events',
+  text: `with events as materialized (
+     select gen_random_uuid() as event_id, d.account_id, jsonb_build_object(
+       'depositId', d.id, 'chainId', d.chain_id, 'txHash', d.tx_hash, 'logIndex', d.log_index,
+       'blockNumber', d.block_number::text, 'wallet', a.wallet_address, 'from', d.from_address,
+       'amountToken', d.amount_token::text, 'amount', d.amount::text,
+       'credits', trim_scale(d.amount::numeric / 1000)::text, 'status', d.status,
+       'confirmations', d.confirmations, 'creditedAt', d.credited_at) as data
+     from deposits d join accounts a on a.id = d.account_id
+     where d.id = any($1::uuid[])
+       and exists (select 1 from webhook_endpoints e where e.account_id = d.account_id and e.deleted_at is null
+         and $2 = any(e.events))
+   )
+   insert into webhook_deliveries (endpoint_id, account_id, event_id, event_type, event_at, data,
+     next_attempt_at, retrying_since, created_at)
+   select e.id, events.account_id, events.event_id, $2, now(), events.data, now(), now(), now()
+   from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
+     and $2 = any(e.events)`,
+};
+
+/**
+ * The deposit events of these deposits, in the caller's transaction (after it wrote them): data a receiver
+ * can act on (deposit id, chain, tx hash and log index, block, the account's wallet, amounts, status,
+ * confirmations, credited time). One statement; nothing is read for accounts without such an endpoint.
+ */
+export async function enqueueDepositWebhookEvents(
+  query: Query,
+  type: Extract<WebhookEventType, 'DEPOSIT_PENDING' | 'DEPOSIT_CREDITED' | 'DEPOSIT_REORGED'>,
+  depositIds: readonly string[],
+): Promise<void> {
+  if (depositIds.length === 0) return;
+  await query(ENQUEUE_DEPOSIT_EVENTS, [depositIds, type]);
+}
