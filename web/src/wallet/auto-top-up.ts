@@ -7,7 +7,8 @@
 import { transferWithAuthorizationTypes, usdcAuthorizationAbi } from '@chainmeter/schema';
 import { useCallback } from 'react';
 import { type Address, type Hex, toHex } from 'viem';
-import { useAccount, usePublicClient, useReadContracts, useSignTypedData, useWriteContract } from 'wagmi';
+import { useAccount, useConfig, useReadContracts, useSignTypedData, useWriteContract } from 'wagmi';
+import { waitForTransactionReceipt } from 'wagmi/actions';
 
 const cancelAuthorizationTypes = {
   CancelAuthorization: [
@@ -58,7 +59,7 @@ export function useAutoTopUpSigner(target: AutoTopUpTarget) {
   });
   const { signTypedDataAsync } = useSignTypedData();
   const { writeContractAsync } = useWriteContract();
-  const client = usePublicClient({ chainId: target.chainId });
+  const config = useConfig();
 
   const eip712 = useCallback(() => {
     if (!domain.data) throw new Error('The token’s signing domain is not known yet; try again in a moment.');
@@ -123,11 +124,11 @@ export function useAutoTopUpSigner(target: AutoTopUpTarget) {
           args: [address, nonce, signature],
           chainId: target.chainId,
         });
-        await client?.waitForTransactionReceipt({ hash });
+        await waitForTransactionReceipt(config, { hash, chainId: target.chainId });
         onCancelled(i + 1);
       }
     },
-    [address, client, eip712, signTypedDataAsync, target.chainId, target.token, writeContractAsync],
+    [address, config, eip712, signTypedDataAsync, target.chainId, target.token, writeContractAsync],
   );
 
   return { ready: Boolean(domain.data), domainError: domain.error, sign, cancelOnChain };
