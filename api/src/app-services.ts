@@ -22,8 +22,10 @@ import { loadPriceTable, type PriceTable, PriceTableError } from './modules/mete
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
+import { createSolvencyService } from './modules/solvency/solvency.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
+import { createX402Service } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, METRIC_PREFIX, registerPlatformGauges } from './observability/metrics.ts';
@@ -50,7 +52,7 @@ interface ComposedApp {
   probe: PlatformProbe;
   /**
    * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop, the
-   * audit scheduler and the relayer's gas reads.
+   * audit scheduler, the relayer's gas reads and the solvency snapshots.
    */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
@@ -60,7 +62,7 @@ interface ComposedApp {
 interface BackgroundWork {
   /**
    * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
-   * scheduler and the relayer's gas reads (the settlement loop stops in `close`).
+   * scheduler, the relayer's gas reads and the solvency snapshots (the settlement loop stops in `close`).
    */
   stop(): Promise<void>;
 }
@@ -115,6 +117,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
       // A charge may have taken the balance below an auto top-up threshold.
       autoTopUp?.nudge();
     },
+    onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
   });
   const relayer: Relayer | null = config.relayer
     ? createRelayer({
@@ -137,7 +140,27 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
     relayer,
+    solvency: createSolvencyService({
+      orm,
+      chain,
+      tokenAddress: config.usdcAddress,
+      treasuryAddress: config.treasuryAddress,
+      snapshotMs: config.solvencySnapshotMs,
+      logger,
+    }),
     metrics,
+    x402:
+      relayer && config.x402
+        ? createX402Service({
+            relayer,
+            chain,
+            chainId: config.chainId,
+            usdcAddress: config.usdcAddress,
+            treasuryAddress: config.treasuryAddress,
+            logger,
+            registry: metrics.registry,
+          })
+        : null,
   };
   const probe = createPlatformProbe({
     orm,
@@ -219,11 +242,13 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             },
           })
         : null;
+    const solvencySnapshots = services.solvency.startSnapshots();
     return {
       stop: async () => {
         await autoTopUp?.stop();
         autoTopUp = null;
         gasRefresh?.stop();
+        await solvencySnapshots.stop();
         await audits?.stop();
         await worker?.stop();
         await webhooks?.stop();

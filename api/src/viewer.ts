@@ -8,6 +8,11 @@ export interface Viewer {
   accountId: string;
   walletAddress: Address;
   role: 'user' | 'auditor';
+  /**
+   * The operator role (`OPERATOR_ADDRESSES`): true only for a session (SIWE) of an operator's wallet, never
+   * for an API key, so a leaked key cannot adjust balances. Services check it (`operations.service.ts`).
+   */
+  operator?: boolean;
   credential:
     | { kind: 'session'; sessionId: string }
     /** `allowedModels`: the only models the key may call (fixed at its creation); absent for any. */

@@ -47,6 +47,9 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
 };
 
+/** Resolvers a test adds to the fake API (merged per type over the base ones), given the session state. */
+export type ExtraResolvers = (session: { signedIn(): boolean }) => Record<string, Record<string, unknown>>;
+
 export async function startFakeApi(
   walletAddress: string,
   chainId = 31337,
@@ -55,9 +58,17 @@ export async function startFakeApi(
     dist?: string;
     /** The token paymentConfig names (a real one on a test's anvil); default the devnet's first deployment. */
     tokenAddress?: string;
+    /** More resolvers (e.g. the operators' part, `fake-operations.ts`). */
+    extraResolvers?: ExtraResolvers;
   } = {},
 ): Promise<FakeApi> {
   const signedIn = { value: false };
+  const withExtra = (base: Record<string, Record<string, unknown>>) => {
+    const merged = { ...base };
+    const extra = options.extraResolvers?.({ signedIn: () => signedIn.value }) ?? {};
+    for (const [type, fields] of Object.entries(extra)) merged[type] = { ...merged[type], ...fields };
+    return merged;
+  };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
   let debt = 0n;
@@ -121,7 +132,7 @@ export async function startFakeApi(
     graphqlEndpoint: '/graphql',
     schema: createSchema({
       typeDefs: SCHEMA,
-      resolvers: {
+      resolvers: withExtra({
         Query: {
           paymentConfig: () => ({
             chainId,
@@ -243,7 +254,7 @@ export async function startFakeApi(
           balanceUpdated: { subscribe: async function* () {} },
           depositUpdated: { subscribe: async function* () {} },
         },
-      },
+      }),
     }),
     logging: false,
   });
