@@ -82,7 +82,7 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
   });
 
   it('low-balance alert: a threshold above the balance shows the banner on every page; off hides it', async () => {
-    await nav('Alerts & top-up');
+    await nav('Alerts');
     await page.getByTestId('alert-status').getByText('No alert is set.').waitFor();
     expect(await page.getByTestId('low-balance-banner').count()).toBe(0);
     await page.getByLabel('Alert below (credits)').fill('0');
@@ -111,7 +111,7 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
   });
 
   it('auto top-up: sign N authorizations the token accepts, see it paused, cancel and cancel on chain', async () => {
-    await nav('Alerts & top-up');
+    await nav('Alerts');
     const form = page.getByTestId('auto-top-up-form');
     await form.waitFor();
     await form.getByLabel('Top up below (credits)').fill('1000');
