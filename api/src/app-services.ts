@@ -21,8 +21,8 @@ import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts'
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
-import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
 import { createSolvencyService } from './modules/solvency/solvency.service.ts';
+import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createX402Service } from './modules/x402/x402.service.ts';
