@@ -284,7 +284,13 @@ export async function startFakeApi(
       body = readFileSync(file);
       type = MIME[path.extname(file)] ?? 'application/octet-stream';
     } catch {
-      body = readFileSync(path.join(dist, 'index.html'));
+      try {
+        body = readFileSync(path.join(dist, 'index.html'));
+      } catch {
+        // The build is gone (a test removed its own after closing its page; a late request may still come).
+        res.statusCode = 404;
+        return void res.end();
+      }
     }
     res.setHeader('content-type', type);
     res.end(body);

@@ -8,7 +8,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-export const BUDGET_KB = { initial: 175, total: 240 } as const;
+/**
+ * The whole build grew past 240 kB with Coinbase Wallet's SDK (27 kB, downloaded only when picked) and the
+ * pages for webhooks, alerts and operators; every page but the dashboard is its own lazy chunk (each
+ * compressed alone, a few kB more in all), which keeps the first load near 145 kB.
+ */
+export const BUDGET_KB = { initial: 175, total: 260 } as const;
 
 export interface SizeReport {
   initialKb: number;
