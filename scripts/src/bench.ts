@@ -5,12 +5,14 @@
 
 import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
+import { benchFootprint } from './bench/footprint.ts';
 import { benchReadPath } from './bench/read-path.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   audit: benchAudit,
   crediting: benchCrediting,
+  footprint: benchFootprint,
   gateway: benchGateway,
   readPath: benchReadPath,
 };

@@ -15,7 +15,6 @@ import { loadDotEnv, loadStartConfig } from './env.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const API_MAIN = path.join(ROOT, 'api/src/main.ts');
-const DEVNET_PORT = 8545;
 
 const say = (line: string) => console.log(line);
 
@@ -56,7 +55,7 @@ async function main(): Promise<void> {
       devnet = await startPersistentDevnet({
         dataDir,
         dependentDirs: [path.join(dataDir, 'api'), path.join(dataDir, 'ponder')],
-        port: DEVNET_PORT,
+        port: config.DEVNET_PORT,
         blockTime: config.DEVNET_BLOCK_TIME,
       });
       stops.push(() => (devnet as PersistentDevnet).stop());
