@@ -19,10 +19,16 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const API_MAIN = path.join(ROOT, 'api/src/main.ts');
 /**
  * Node flags of the long-running children (the API and Ponder). V8 sizes the young generation for
- * throughput: Ponder, which polls the chain every 100 ms, grew it to 128 MB of resident memory. 8 MB semi-spaces
- * cost more frequent (short) scavenges, which a development stack can afford.
+ * throughput: Ponder, which polls the chain every 100 ms, grew it to 128 MB of resident memory; 8 MB
+ * semi-spaces cost more frequent (short) scavenges. And a few full collections after the start free what the
+ * start left behind (see collect-startup-garbage.ts).
  */
-const LEAN_NODE_ARGS = ['--max-semi-space-size=8'];
+const LEAN_NODE_ARGS = [
+  '--max-semi-space-size=8',
+  '--expose-gc',
+  '--import',
+  path.join(ROOT, 'scripts/src/collect-startup-garbage.ts'),
+];
 
 const say = (line: string) => console.log(line);
 

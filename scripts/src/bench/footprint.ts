@@ -74,6 +74,7 @@ function roleOf(pid: number): string {
   } catch {
     return 'gone';
   }
+  if (args.length === 0) return 'gone'; // exiting (a zombie has no command line)
   const line = args.join(' ');
   if (line.includes('scripts/src/start.ts')) return 'start.ts';
   if (line.includes('api/src/main.ts')) return 'api';
