@@ -7,6 +7,8 @@ import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
 import { benchFootprint } from './bench/footprint.ts';
 import { benchReadPath } from './bench/read-path.ts';
+import { benchWebhooks } from './bench/webhooks.ts';
+import { benchX402 } from './bench/x402.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
@@ -15,6 +17,8 @@ const benches: Record<string, () => Promise<void>> = {
   footprint: benchFootprint,
   gateway: benchGateway,
   readPath: benchReadPath,
+  x402: benchX402,
+  webhooks: benchWebhooks,
 };
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -9,10 +9,14 @@ export const routes = [
   { path: '/ledger', label: 'Ledger' },
   { path: '/usage', label: 'Usage' },
   { path: '/keys', label: 'API keys' },
+  { path: '/webhooks', label: 'Webhooks' },
   { path: '/playground', label: 'Playground' },
 ] as const;
 
 export type RoutePath = (typeof routes)[number]['path'];
+
+/** The operators' section: linked only for operators (the API says who is one). */
+export const OPERATIONS_PATH = '/operations';
 
 const RouterContext = createContext<{ path: string; navigate(path: string): void }>({
   path: '/',

@@ -33,9 +33,16 @@ export interface AppMetrics {
   auditLastRun: Gauge;
   /** A credited deposit whose transfer a reorg removed (compensated by an ADJUSTMENT entry). */
   creditedDepositsReorged: Counter;
+  /** Calls paid per request that were served and never paid (their settlement failed after serving). */
+  unpaidCalls: Counter<'scheme'>;
   /** GraphQL subscriptions of this process hearing their channel now, and ever, by channel. */
   liveSubscriptions: Gauge<'channel'>;
   subscriptionsStarted: Counter<'channel'>;
+  /**
+   * The relayer's ETH balance in wei (set by the relayer's periodic read; absent without a relayer or while
+   * the chain cannot be read). Wei as a float64: monitoring only.
+   */
+  relayerGasBalance: Gauge;
   /** Records the result of an audit run: discrepancy counts by kind (missing kinds count 0). */
   recordAudit(discrepanciesByKind: Record<string, number>, finishedAt?: Date): void;
   /** The exposition text and its content type. */
@@ -120,6 +127,12 @@ export function createAppMetrics(): AppMetrics {
     }),
     auditDiscrepancies,
     auditLastRun,
+    unpaidCalls: new Counter({
+      name: name('unpaid_calls_total'),
+      help: 'Calls paid per request (x402 upto) that were served and whose settlement then failed (recorded UNPAID)',
+      labelNames: ['scheme'],
+      registers,
+    }),
     creditedDepositsReorged: new Counter({
       name: name('credited_deposits_reorged_total'),
       help: 'Credited deposits whose transfer a reorg deeper than CONFIRMATIONS removed',
@@ -135,6 +148,11 @@ export function createAppMetrics(): AppMetrics {
       name: name('graphql_subscriptions_started_total'),
       help: 'GraphQL subscriptions of this replica that started listening for events (the event source confirmed), by channel',
       labelNames: ['channel'],
+      registers,
+    }),
+    relayerGasBalance: new Gauge({
+      name: name('relayer_gas_balance_wei'),
+      help: 'ETH balance (wei) of the relayer that submits x402 settlements and gasless top-ups',
       registers,
     }),
     recordAudit(discrepanciesByKind, finishedAt = new Date()) {

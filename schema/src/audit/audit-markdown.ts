@@ -30,6 +30,23 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| credited (credits) | ${credits(s.totalCredited)} |`,
     `| total balance (credits) | ${credits(s.totalBalance)} |`,
     `| owed after deep reorgs (credits) | ${credits(s.totalDebt)} |`,
+    `| operator adjustments (entries) | ${s.operatorAdjustments} |`,
+    `| operator adjustments (credits) | ${credits(s.totalOperatorAdjusted)} |`,
+    `| paid calls (x402) checked against their settlement | ${s.paidCallsChecked} |`,
+    `| paid calls awaiting their settlement's credit | ${s.paidCallsAwaiting} |`,
+    `| paid calls served and never paid | ${s.paidCallsUnpaid} |`,
+    '',
+    `## Solvency at block ${report.solvency.asOfBlock}`,
+    '',
+    '| figure | credits |',
+    '| --- | --- |',
+    `| treasury balance on chain | ${report.solvency.treasuryBalance === null ? 'not read' : credits(report.solvency.treasuryBalance)} |`,
+    `| outstanding credits (sum of balances) | ${credits(report.solvency.outstandingCredits)} |`,
+    `| held by calls in flight (part of it) | ${report.solvency.heldCredits === null ? 'not recorded' : credits(report.solvency.heldCredits)} |`,
+    `| credited deposits | ${credits(report.solvency.creditedDeposits)} |`,
+    `| charged usage | ${credits(report.solvency.chargedUsage)} |`,
+    `| operator adjustments | ${credits(report.solvency.operatorAdjustments)} |`,
+    `| owed after deep reorgs | ${credits(report.solvency.accountDebt)} |`,
     '',
     '| discrepancy | count |',
     '| --- | --- |',
@@ -45,6 +62,18 @@ export function formatAuditMarkdown(report: AuditReport): string {
       ...report.reversedCredits.map(
         (r) =>
           `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} | ${credits(r.owed)} |`,
+      ),
+    );
+  }
+  if (report.unpaidCalls.length > 0) {
+    lines.push(
+      '',
+      '## Calls paid per request that were served and never paid (not discrepancies)',
+      '',
+      '| usage | account | payer | scheme | credits owed |',
+      '| --- | --- | --- | --- | --- |',
+      ...report.unpaidCalls.map(
+        (u) => `| ${u.usageId} | ${u.accountId} | ${u.payer} | ${u.scheme} | ${credits(u.userPrice)} |`,
       ),
     );
   }

@@ -4,14 +4,14 @@
  * `auditReport`, proofs) and by the CLI's `--database` path, so both read exactly the same fields.
  * Read-only. The API's paged and per-account reads embed the select lists (`api/src/modules/audit/audit.store.ts`).
  */
-import type { AuditAccount, AuditLedgerEntry, DepositReference } from './audit-types.ts';
-import { big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
+import type { AuditAccount, AuditLedgerEntry, AuditPaidCall, DepositReference } from './audit-types.ts';
+import { AuditFormatError, big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
 
 export const AUDIT_ACCOUNT_COLUMNS =
-  'a.id, a.wallet_address, a.balance::text as balance, a.debt::text as debt, a.ledger_seq, a.ledger_head';
+  'a.id, a.wallet_address, a.balance::text as balance, a.held::text as held, a.debt::text as debt, a.ledger_seq, a.ledger_head';
 
 export const AUDIT_ENTRY_COLUMNS = `e.account_id, e.seq, e.amount::text as amount, e.balance_after::text as balance_after,
-  e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, d.chain_id, d.tx_hash, d.log_index,
+  e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, e.operator, e.reason_text, d.chain_id, d.tx_hash, d.log_index,
   d.block_number::text as block_number, d.from_address, d.amount_token::text as amount_token,
   d.amount::text as deposit_amount, d.status as deposit_status`;
 
@@ -34,6 +34,22 @@ const ALL_ENTRIES: AuditStatement = {
   text: `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} order by e.account_id, e.seq`,
 };
 
+/** The select list of calls paid per request (x402), with their settlement's deposit once indexed. */
+export const AUDIT_PAID_CALL_COLUMNS = `u.id, u.account_id, u.payer_address, u.payment_scheme, u.status,
+  u.hold_amount::text as hold_amount, u.user_price::text as user_price, u.payment_tx_hash,
+  d.block_number::text as settlement_block, coalesce(d.status = 'CREDITED', false) as settlement_credited`;
+
+/** usage_records u (paid calls only: add `and ...` to filter further) joined to its settlement's deposit d. */
+export const AUDIT_PAID_CALL_FROM = `usage_records u
+  left join lateral (select block_number, status from deposits where tx_hash = u.payment_tx_hash
+    order by block_number desc limit 1) d on true
+  where u.payment_scheme is not null`;
+
+const ALL_PAID_CALLS: AuditStatement = {
+  name: 'cm_audit_all_paid_calls',
+  text: `select ${AUDIT_PAID_CALL_COLUMNS} from ${AUDIT_PAID_CALL_FROM} order by u.id`,
+};
+
 /** Runs one statement and returns its rows, as they come from the driver. */
 type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Promise<unknown[]>;
 
@@ -43,10 +59,37 @@ type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Pro
  */
 export async function readAllAuditRecords(
   query: AuditQuery,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   const accounts = await query(ALL_ACCOUNTS, []);
   const entries = await query(ALL_ENTRIES, []);
-  return { accounts: accounts.map(auditAccountFromRow), entries: entries.map(auditEntryFromRow) };
+  const paidCalls = await query(ALL_PAID_CALLS, []);
+  return {
+    accounts: accounts.map(auditAccountFromRow),
+    entries: entries.map(auditEntryFromRow),
+    paidCalls: paidCalls.map(auditPaidCallFromRow),
+  };
+}
+
+/** A row of ALL_PAID_CALLS, checked. */
+export function auditPaidCallFromRow(value: unknown): AuditPaidCall {
+  const where = 'usage_records row';
+  const row = object(value, where);
+  const scheme = str(row, 'payment_scheme', where);
+  if (scheme !== 'exact' && scheme !== 'upto')
+    throw new AuditFormatError(`${where}: payment_scheme ${scheme}`);
+  const block = nullableStr(row, 'settlement_block', where);
+  return {
+    usageId: str(row, 'id', where),
+    accountId: str(row, 'account_id', where),
+    payer: str(row, 'payer_address', where),
+    scheme,
+    status: str(row, 'status', where),
+    holdAmount: big(row, 'hold_amount', where),
+    userPrice: big(row, 'user_price', where),
+    txHash: nullableStr(row, 'payment_tx_hash', where)?.toLowerCase() ?? null,
+    settlementBlock: block === null ? null : BigInt(block),
+    settlementCredited: row.settlement_credited === true || row.settlement_credited === 't',
+  };
 }
 
 /** A row of `AUDIT_ACCOUNT_COLUMNS`, checked. */
@@ -57,6 +100,7 @@ export function auditAccountFromRow(value: unknown): AuditAccount {
     accountId: str(row, 'id', where),
     walletAddress: str(row, 'wallet_address', where),
     balance: big(row, 'balance', where),
+    held: big(row, 'held', where),
     debt: big(row, 'debt', where),
     ledgerSeq: int(row, 'ledger_seq', where),
     ledgerHead: nullableStr(row, 'ledger_head', where),
@@ -77,6 +121,8 @@ export function auditEntryFromRow(value: unknown): AuditLedgerEntry {
     createdAt: date(row, 'created_at', where),
     prevHash: nullableStr(row, 'prev_hash', where),
     hash: str(row, 'hash', where),
+    operator: nullableStr(row, 'operator', where),
+    reasonText: nullableStr(row, 'reason_text', where),
     deposit: row.tx_hash === null ? null : depositFromRow(row, where),
   };
 }

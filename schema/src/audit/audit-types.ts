@@ -12,6 +12,7 @@ export const DISCREPANCY_KINDS = [
   'DUPLICATE_CREDIT',
   'BALANCE_MISMATCH',
   'HASH_CHAIN_BROKEN',
+  'PAID_CALL_MISMATCH',
 ] as const;
 
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
@@ -60,6 +61,8 @@ export interface AuditAccount {
   walletAddress: string;
   /** micro-USD. */
   balance: bigint;
+  /** micro-USD that calls in flight hold (part of `balance`); absent in records that do not carry it. */
+  held?: bigint;
   /**
    * micro-USD a reorg deeper than CONFIRMATIONS took back and the account could not pay: the sum, over its
    * deposits that are not CREDITED, of their DEPOSIT entry and the ADJUSTMENTs referencing them.
@@ -86,13 +89,47 @@ export interface AuditScope {
   head: bigint;
 }
 
+/** A call paid per request (x402) as the platform recorded it, with its settlement's deposit if indexed. */
+export interface AuditPaidCall {
+  usageId: string;
+  accountId: string;
+  /** EIP-55 checksummed. */
+  payer: string;
+  scheme: 'exact' | 'upto';
+  /** HELD, AWAITING_PAYMENT, BILLED, NEEDS_REVIEW, RELEASED or UNPAID. */
+  status: string;
+  /** micro-USD: the most it could cost (what `exact` settled). */
+  holdAmount: bigint;
+  /** micro-USD charged (or, UNPAID, owed). */
+  userPrice: bigint;
+  /** The settlement's transaction (lowercase), null when none was made. */
+  txHash: string | null;
+  /** The settlement's block as its deposit records it; null when not indexed. */
+  settlementBlock: bigint | null;
+  /** Whether the settlement's deposit is CREDITED. */
+  settlementCredited: boolean;
+}
+
+/** A call paid per request that was served and never paid (listed by the audit). */
+export interface UnpaidCall {
+  usageId: string;
+  accountId: string;
+  payer: string;
+  scheme: string;
+  userPrice: bigint;
+}
+
 export interface AuditInput extends AuditScope {
+  /** The token's balanceOf(treasury) at `head`, in micro-USD, when the caller read it: the solvency figures. */
+  treasuryBalance?: bigint;
   /** Every Transfer(to = treasury) log of the token in [fromBlock, head] (any order). */
   transfers: readonly ChainTransfer[];
   accounts: readonly AuditAccount[];
   /** Ledger entries of those accounts (any order). Entries past an account's `ledgerSeq` are newer
    * than the account snapshot: they are matched against transfers and hash-checked, not summed. */
   entries: readonly AuditLedgerEntry[];
+  /** Calls paid per request, checked against their settlements (omitted: not checked). */
+  paidCalls?: readonly AuditPaidCall[];
 }
 
 export interface Discrepancy {
@@ -136,6 +173,39 @@ export interface AuditSummary {
   totalBalance: bigint;
   /** micro-USD the accounts owe after deep reorgs (the sum of their stored debts). */
   totalDebt: bigint;
+  /** ADJUSTMENTs written by an operator (`adjustBalance`): each carries the operator and a reason. */
+  operatorAdjustments: number;
+  /** micro-USD, signed: their sum. */
+  totalOperatorAdjusted: bigint;
+  /** Paid calls (x402) billed and checked against their settlement. */
+  paidCallsChecked: number;
+  /** Paid calls priced and waiting for their settlement's credit. */
+  paidCallsAwaiting: number;
+  /** Paid calls served and never paid (listed in `unpaidCalls`). */
+  paidCallsUnpaid: number;
+}
+
+/**
+ * What the treasury holds against what the platform owes, from the account snapshot (its entries up to
+ * each account's `ledgerSeq`), as the API's `solvency` query reports it. micro-USD.
+ * outstandingCredits = creditedDeposits - chargedUsage + operatorAdjustments, since a balance is the sum of
+ * its entries.
+ */
+export interface AuditSolvency {
+  /** balanceOf(treasury) at `asOfBlock`; null when the audit did not read it (a proof file). */
+  treasuryBalance: bigint | null;
+  asOfBlock: bigint;
+  /** The sum of the balances (what calls in flight hold included). */
+  outstandingCredits: bigint;
+  /** The sum of what calls in flight hold; null when the records do not carry it. */
+  heldCredits: bigint | null;
+  /** DEPOSIT entries and the ADJUSTMENTs no operator wrote (the corrections of deep reorgs). */
+  creditedDeposits: bigint;
+  /** Minus the sum of the USAGE entries. */
+  chargedUsage: bigint;
+  /** The sum of the operators' ADJUSTMENTs. */
+  operatorAdjustments: bigint;
+  accountDebt: bigint;
 }
 
 /**
@@ -158,7 +228,9 @@ export interface ReversedCredit {
 export interface AuditReport extends AuditScope {
   consistent: boolean;
   summary: AuditSummary;
+  solvency: AuditSolvency;
   reversedCredits: ReversedCredit[];
+  unpaidCalls: UnpaidCall[];
   counts: Record<DiscrepancyKind, number>;
   discrepancies: Discrepancy[];
 }

@@ -2,6 +2,7 @@ import {
   type AccountProof,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   type AuditReport,
   accountProofToJson,
   type DepositReference,
@@ -17,9 +18,11 @@ import { toConnection } from '../../schema/pagination.ts';
 import {
   auditAccountCursor,
   auditEntryCursor,
+  auditPaidCallCursor,
   buildAccountProof,
   listAuditAccounts,
   listAuditEntries,
+  listAuditPaidCalls,
   runAuditReport,
 } from './audit.service.ts';
 
@@ -29,6 +32,12 @@ const AuditAccountRef = builder.objectRef<AuditAccount>('AuditAccount').implemen
     accountId: t.exposeID('accountId'),
     walletAddress: t.field({ type: 'Address', resolve: (a) => a.walletAddress }),
     balanceMicroUsd: t.field({ type: 'BigInt', resolve: (a) => a.balance }),
+    heldMicroUsd: t.field({
+      type: 'BigInt',
+      nullable: true,
+      description: 'What calls in flight hold (part of the balance).',
+      resolve: (a) => a.held ?? null,
+    }),
     debtMicroUsd: t.field({
       type: 'BigInt',
       description:
@@ -62,7 +71,7 @@ const DepositReferenceRef = builder.objectRef<DepositReference>('AuditDepositRef
 
 const AuditLedgerEntryRef = builder.objectRef<AuditLedgerEntry>('AuditLedgerEntry').implement({
   description:
-    'A ledger entry with every field its hash covers (see ledgerEntryHash in @chainmeter/schema): hash = sha256 of ["chainmeter-ledger-v1", prevHash, accountId, seq, amountMicroUsd, balanceAfterMicroUsd, reason, referenceId, createdAt].',
+    'A ledger entry with every field its hash covers (see ledgerEntryHash in @chainmeter/schema): hash = sha256 of ["chainmeter-ledger-v1", prevHash, accountId, seq, amountMicroUsd, balanceAfterMicroUsd, reason, referenceId, createdAt], followed by "operator", operator, reasonText on entries an operator wrote.',
   fields: (t) => ({
     accountId: t.exposeID('accountId'),
     seq: t.exposeInt('seq'),
@@ -73,6 +82,16 @@ const AuditLedgerEntryRef = builder.objectRef<AuditLedgerEntry>('AuditLedgerEntr
     createdAt: t.field({ type: 'DateTime', resolve: (e) => e.createdAt }),
     prevHash: t.string({ nullable: true, resolve: (e) => e.prevHash ?? null }),
     hash: t.exposeString('hash'),
+    operator: t.string({
+      nullable: true,
+      description: 'The operator who wrote the entry (adjustBalance, resolveUsage); hashed with it when set.',
+      resolve: (e) => e.operator ?? null,
+    }),
+    reasonText: t.string({
+      nullable: true,
+      description: "The operator's reason.",
+      resolve: (e) => e.reasonText ?? null,
+    }),
     deposit: t.field({ type: DepositReferenceRef, nullable: true, resolve: (e) => e.deposit }),
   }),
 });
@@ -84,6 +103,29 @@ const AuditAccountConnection = builder.connectionObject({
 const AuditLedgerEntryConnection = builder.connectionObject({
   type: AuditLedgerEntryRef,
   name: 'AuditLedgerEntryConnection',
+});
+
+const AuditPaidCallRef = builder.objectRef<AuditPaidCall>('AuditPaidCall').implement({
+  description:
+    'A call paid per request (x402) as recorded, with its settlement (the transfer to the treasury that pays it).',
+  fields: (t) => ({
+    usageId: t.exposeID('usageId'),
+    accountId: t.exposeID('accountId'),
+    payer: t.field({ type: 'Address', resolve: (c) => c.payer }),
+    scheme: t.exposeString('scheme'),
+    status: t.exposeString('status', {
+      description: 'HELD, AWAITING_PAYMENT, BILLED, NEEDS_REVIEW, RELEASED or UNPAID.',
+    }),
+    holdAmountMicroUsd: t.field({ type: 'BigInt', resolve: (c) => c.holdAmount }),
+    userPriceMicroUsd: t.field({ type: 'BigInt', resolve: (c) => c.userPrice }),
+    txHash: t.field({ type: 'Hash', nullable: true, resolve: (c) => c.txHash }),
+    settlementBlock: t.field({ type: 'BigInt', nullable: true, resolve: (c) => c.settlementBlock }),
+    settlementCredited: t.exposeBoolean('settlementCredited'),
+  }),
+});
+const AuditPaidCallConnection = builder.connectionObject({
+  type: AuditPaidCallRef,
+  name: 'AuditPaidCallConnection',
 });
 
 // biome-ignore lint/complexity/noBannedTypes: the `audit` namespace object carries no data.
@@ -103,6 +145,13 @@ const AuditRef = builder.objectRef<{}>('Audit').implement({
       args: { first: t.arg.int(), after: t.arg.string() },
       resolve: async (_root, args, ctx) =>
         toConnection(await listAuditEntries(ctx.em, args), auditEntryCursor),
+    }),
+    paidCalls: t.field({
+      type: AuditPaidCallConnection,
+      description: 'Every call paid per request (x402), ordered by usage id.',
+      args: { first: t.arg.int(), after: t.arg.string() },
+      resolve: async (_root, args, ctx) =>
+        toConnection(await listAuditPaidCalls(ctx.em, args), auditPaidCallCursor),
     }),
   }),
 });
@@ -161,6 +210,11 @@ const AuditSummaryRef = builder.objectRef<AuditReport['summary']>('AuditSummary'
     totalDue: t.field({ type: 'Credits', resolve: (s) => s.totalDue }),
     totalCredited: t.field({ type: 'Credits', resolve: (s) => s.totalCredited }),
     totalBalance: t.field({ type: 'Credits', resolve: (s) => s.totalBalance }),
+    operatorAdjustments: t.exposeInt('operatorAdjustments', {
+      description:
+        'ADJUSTMENTs written by operators (adjustBalance): each carries the operator and a reason.',
+    }),
+    totalOperatorAdjusted: t.field({ type: 'Credits', resolve: (s) => s.totalOperatorAdjusted }),
     totalDebt: t.field({
       type: 'Credits',
       description: 'What the accounts owe after reorgs deeper than CONFIRMATIONS (their stored debts).',

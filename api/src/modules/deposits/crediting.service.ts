@@ -9,6 +9,8 @@ import { type Query, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { createAccounts } from '../accounts/accounts.store.ts';
 import { chainLedgerBatch, type LedgerEntryInput, writeLedgerBatch } from '../ledger/ledger.store.ts';
+import { claimPaidCalls, markPaidCallsBilled } from '../metering/paid-call.store.ts';
+import { enqueueDepositWebhookEvents } from '../webhooks/webhook-events.store.ts';
 import {
   advanceCursor,
   type DepositWrite,
@@ -145,6 +147,10 @@ async function creditRows(
   const credited = await upsertCreditedDeposits(query, chainId, head, now, deposits);
   if (credited.length === 0) return events;
   const creditedRows = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d]));
+  // Calls paid per request (x402) with these settlements: priced ones are charged right after their deposit,
+  // running ones get their hold on the account; either way the call's part is not there to pay a debt.
+  const paid = await claimPaidCalls(query, [...new Set(credited.map((d) => d.tx_hash.toLowerCase()))]);
+  const charged = new Set<string>();
   const debtBefore = new Map([...accounts.values()].map((a) => [a.id, a.debt]));
   // Read after the upsert, so a deposit credited again in this batch is no longer among the owed.
   const indebted = [...accounts.values()].filter((a) => a.debt > 0n).map((a) => a.id);
@@ -181,6 +187,22 @@ async function creditRows(
         inputs.push({ accountId: account.id, amount: credit, reason: 'ADJUSTMENT', referenceId: depositId });
       }
     }
+    const txHash = row.transfer.txHash.toLowerCase();
+    for (const call of paid.awaiting) {
+      if (call.txHash !== txHash || call.accountId !== account.id || charged.has(call.usageId)) continue;
+      inputs.push({
+        accountId: account.id,
+        amount: -call.userPrice,
+        reason: 'USAGE',
+        referenceId: call.usageId,
+      });
+      charged.add(call.usageId);
+      credit -= call.userPrice;
+    }
+    for (const call of paid.running) {
+      if (call.txHash === txHash && call.accountId === account.id) credit -= call.hold;
+    }
+    if (credit < 0n) credit = 0n;
     // A debt is paid from the credits that come in before they add to the balance.
     for (const payment of payDebt(owed.get(account.id) ?? [], credit, account.debt)) {
       inputs.push({
@@ -196,6 +218,11 @@ async function creditRows(
   const ledgerOf = new Map([...accounts.values()].map((a): [string, LedgerHead] => [a.id, a.ledger]));
   const batch = chainLedgerBatch((accountId) => ledgerOf.get(accountId) as LedgerHead, inputs, now);
   await writeLedgerBatch(query, batch);
+  await markPaidCallsBilled(
+    query,
+    paid.awaiting.filter((call) => charged.has(call.usageId)),
+    now,
+  );
   await setDebts(
     query,
     [...accounts.values()]
@@ -208,6 +235,12 @@ async function creditRows(
   for (const [accountId, ledgerEntryId] of newest) {
     events.push({ type: 'balanceUpdated', accountId, ledgerEntryId });
   }
+  // In the crediting transaction: the webhook exists exactly when the credit committed.
+  await enqueueDepositWebhookEvents(
+    query,
+    'DEPOSIT_CREDITED',
+    credited.map((deposit) => deposit.id),
+  );
   return events;
 }
 
@@ -254,11 +287,21 @@ export async function syncPendingDeposits(
     const now = new Date();
     if (rows.length > 0) {
       const { deposits } = await lockSenders(query, rows);
-      changed.push(...(await upsertPendingDeposits(query, chainId, head, now, deposits)));
+      const upserted = await upsertPendingDeposits(query, chainId, head, now, deposits);
+      changed.push(...upserted);
+      // Once, when the transfer is first seen; confirmations go on through the depositUpdated subscription.
+      const seen = upserted.filter((row) => row.inserted).map((row) => row.id);
+      await enqueueDepositWebhookEvents(query, 'DEPOSIT_PENDING', seen);
     }
     if (options.windowComplete !== false) {
       const keys = present.map((r) => r.key);
-      changed.push(...(await markMissingPendingReorged(query, chainId, head, keys, now)));
+      const reorged = await markMissingPendingReorged(query, chainId, head, keys, now);
+      changed.push(...reorged);
+      await enqueueDepositWebhookEvents(
+        query,
+        'DEPOSIT_REORGED',
+        reorged.map((row) => row.id),
+      );
     }
     return changed.map(
       (row): CreditingEvent => ({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id }),
