@@ -69,7 +69,7 @@ const benchSchema = z.object({
   /** The footprint benchmark: how many `npm start` runs on its fresh data directory (the first is a first start). */
   BENCH_FOOTPRINT_RUNS: z.coerce.number().int().min(1).max(20).default(3),
   /** The footprint benchmark: seconds of sampling after `ready`, for the settled figure. */
-  BENCH_FOOTPRINT_SETTLE_S: z.coerce.number().int().min(1).max(600).default(20),
+  BENCH_FOOTPRINT_SETTLE_S: z.coerce.number().int().min(1).max(600).default(30),
   /** `fresh`: the footprint benchmark deletes `web/dist` first, so its first run builds the web client as a fresh clone does. */
   BENCH_FOOTPRINT_WEB: z.enum(['keep', 'fresh']).default('keep'),
 });
