@@ -5,6 +5,7 @@
 
 import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
+import { benchFootprint } from './bench/footprint.ts';
 import { benchReadPath } from './bench/read-path.ts';
 import { benchWebhooks } from './bench/webhooks.ts';
 import { benchX402 } from './bench/x402.ts';
@@ -13,6 +14,7 @@ import { benchGateway } from './bench-gateway.ts';
 const benches: Record<string, () => Promise<void>> = {
   audit: benchAudit,
   crediting: benchCrediting,
+  footprint: benchFootprint,
   gateway: benchGateway,
   readPath: benchReadPath,
   x402: benchX402,

@@ -18,6 +18,8 @@ const optional = z.preprocess((value) => (value === '' ? undefined : value), z.s
 const schema = z.object({
   PORT: z.coerce.number().int().min(1).max(65_535).default(4000),
   INDEXER_PORT: z.coerce.number().int().min(1).max(65_535).default(42_069),
+  /** The devnet's JSON-RPC port (anvil), when `npm start` runs one. */
+  DEVNET_PORT: z.coerce.number().int().min(1).max(65_535).default(8545),
   DATA_DIR: z.string().default('.data'),
   DATABASE_URL: optional,
   PONDER_DATABASE_URL: optional,
@@ -64,6 +66,12 @@ const benchSchema = z.object({
   BENCH_PEER: z.enum(['on', 'off']).default('on'),
   /** Passed to the benchmark's API process (prices for BENCH_MODEL). */
   LLM_PRICES: optional,
+  /** The footprint benchmark: how many `npm start` runs on its fresh data directory (the first is a first start). */
+  BENCH_FOOTPRINT_RUNS: z.coerce.number().int().min(1).max(20).default(3),
+  /** The footprint benchmark: seconds of sampling after `ready`, for the settled figure. */
+  BENCH_FOOTPRINT_SETTLE_S: z.coerce.number().int().min(1).max(600).default(30),
+  /** `fresh`: the footprint benchmark deletes `web/dist` first, so its first run builds the web client as a fresh clone does. */
+  BENCH_FOOTPRINT_WEB: z.enum(['keep', 'fresh']).default('keep'),
 });
 
 export type BenchConfig = z.infer<typeof benchSchema>;

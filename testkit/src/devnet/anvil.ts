@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { createTestClient, type Hash, http } from 'viem';
 import { ANVIL_ACCOUNT_COUNT } from './accounts.ts';
@@ -7,12 +9,30 @@ import { findFreePort } from './ports.ts';
 import { captureOutput, killGroupOnExit, stopGroup } from './process-group.ts';
 
 /** Resolved from this file, not the cwd: tests and the orchestrator run from anywhere. */
-const ANVIL_BIN = fileURLToPath(new URL('../../../node_modules/.bin/anvil', import.meta.url));
+const ANVIL_WRAPPER = fileURLToPath(new URL('../../../node_modules/.bin/anvil', import.meta.url));
+
+/**
+ * The real anvil binary of this platform's package (`@foundry-rs/anvil-linux-amd64` and its siblings), run
+ * directly: the `.bin/anvil` wrapper is a Node process (~50 MB resident) that only spawns it and forwards
+ * signals. Falls back to the wrapper where that package cannot be found.
+ */
+function anvilCommand(): { command: string; prefix: string[] } {
+  const os = process.platform === 'win32' ? 'win32' : process.platform;
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+  const name = process.platform === 'win32' ? 'anvil.exe' : 'anvil';
+  try {
+    const binary = createRequire(import.meta.url).resolve(`@foundry-rs/anvil-${os}-${arch}/bin/${name}`);
+    if (existsSync(binary)) return { command: binary, prefix: [] };
+  } catch {
+    // Not installed for this platform: the wrapper knows its other places.
+  }
+  return { command: process.execPath, prefix: [ANVIL_WRAPPER] };
+}
 
 export type Anvil = {
   rpcUrl: string;
   port: number;
-  /** Stops the `.bin` wrapper and the real anvil it spawned; resolves once both are gone. */
+  /** Stops anvil (and the `.bin` wrapper when it runs through it); resolves once its process group is gone. */
   stop(): Promise<void>;
   /** The node's recent output (stdout and stderr), for debugging. */
   logs(): string;
@@ -80,7 +100,8 @@ async function startOnce(port: number, options: StartAnvilOptions): Promise<Anvi
     args.push('--preserve-historical-states');
   }
 
-  const child = spawn(process.execPath, [ANVIL_BIN, ...args], {
+  const { command, prefix } = anvilCommand();
+  const child = spawn(command, [...prefix, ...args], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -30,6 +30,8 @@ export type StartIndexerOptions = {
   pollingIntervalMs?: number;
   /** Appends Ponder's output (JSON lines) to this file. */
   logFile?: string;
+  /** Node flags for Ponder's process (e.g. `--max-semi-space-size=8`). */
+  nodeArgs?: string[];
   /** How long to wait for `/ready`. Default 120 s (Ponder waits ~25 s for a stale schema lock). */
   readyTimeoutMs?: number;
 };
@@ -126,6 +128,7 @@ async function spawnPonder(command: 'start' | 'serve', options: StartIndexerOpti
   if (options.dataDir !== undefined) env.PONDER_PGLITE_DIR = options.dataDir;
 
   const args = [
+    ...(options.nodeArgs ?? []),
     PONDER_BIN,
     command,
     '--schema',
