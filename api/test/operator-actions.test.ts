@@ -299,6 +299,46 @@ describe('adjustBalance', () => {
     expect(ok.errors).toBeUndefined();
   });
 
+  it('with an idempotency key adjusts once: retries and concurrent doubles answer the first entry', async () => {
+    const token = tokens.get(operator.address);
+    const before = await accountRow(bob.address);
+    const input = {
+      wallet: bob.address,
+      amount: '0.25',
+      reason: 'Refund of ticket 4711',
+      idempotencyKey: 'ticket-4711',
+    };
+    const first = await gqlData<{ adjustBalance: { id: string } }>(api.url, ADJUST, { input }, token);
+    // A retry, then five at once: the same entry every time, one credit in all.
+    const again = await gqlData<{ adjustBalance: { id: string } }>(api.url, ADJUST, { input }, token);
+    const doubles = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        gqlData<{ adjustBalance: { id: string } }>(api.url, ADJUST, { input }, token),
+      ),
+    );
+    for (const answer of [again, ...doubles]) expect(answer.adjustBalance.id).toBe(first.adjustBalance.id);
+    expect((await accountRow(bob.address)).balance).toBe(before.balance + 250n);
+    const rows = await sql('select id from ledger_entries where reference_id = ?', [
+      'operator:key:ticket-4711',
+    ]);
+    expect(rows).toHaveLength(1);
+
+    // The same key for another amount or reason is refused, writing nothing; another account may use it.
+    for (const other of [
+      { ...input, amount: '0.5' },
+      { ...input, reason: 'Another refund' },
+    ]) {
+      const refused = await gql(api.url, ADJUST, { input: other }, token);
+      expect(codeOf(refused)).toBe('CONFLICT');
+      expect(refused.errors?.[0]?.message).toMatch(/idempotency key was used/);
+    }
+    expect((await accountRow(bob.address)).balance).toBe(before.balance + 250n);
+    const elsewhere = await gql(api.url, ADJUST, { input: { ...input, wallet: alice.address } }, token);
+    expect(elsewhere.errors).toBeUndefined();
+    const badKey = await gql(api.url, ADJUST, { input: { ...input, idempotencyKey: 'has space' } }, token);
+    expect(codeOf(badKey)).toBe('BAD_USER_INPUT');
+  });
+
   it('never takes a balance below zero, nor what a call in flight holds', async () => {
     const token = tokens.get(operator.address);
     // A call that takes 5 s to answer (the dev model's dev-slow) holds part of Bob's balance meanwhile.

@@ -7,6 +7,8 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 export type AdjustBalanceInput = {
   /** Signed, not 0: credits in, debits out. */
   amount: string;
+  /** Optional, 1 to 100 printable ASCII characters: the same key on the same account adjusts once. A retry with the same amount and reason answers the first entry; another amount or reason is a CONFLICT. */
+  idempotencyKey?: string | null | undefined;
   /** Recorded on the entry: 1 to 500 characters. */
   reason: string;
   wallet: `0x${string}`;

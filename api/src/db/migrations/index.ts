@@ -10,6 +10,7 @@ import { Migration20261203100000_x402 } from './Migration20261203100000_x402.ts'
 import { Migration20261203120000_webhooks } from './Migration20261203120000_webhooks.ts';
 import { Migration20261203130000_budgets_alerts } from './Migration20261203130000_budgets_alerts.ts';
 import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
+import { Migration20261203150000_adjustment_idempotency } from './Migration20261203150000_adjustment_idempotency.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -27,4 +28,8 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261203120000_webhooks', class: Migration20261203120000_webhooks },
   { name: 'Migration20261203130000_budgets_alerts', class: Migration20261203130000_budgets_alerts },
   { name: 'Migration20261203140000_operations', class: Migration20261203140000_operations },
+  {
+    name: 'Migration20261203150000_adjustment_idempotency',
+    class: Migration20261203150000_adjustment_idempotency,
+  },
 ];

@@ -309,3 +309,19 @@ export async function readLedgerEntry(query: Query, id: string): Promise<LedgerE
   const [row] = await query(LEDGER_ENTRY_BY_ID, [id]);
   return row === undefined ? null : ledgerRow.parse(row);
 }
+
+const OPERATOR_ADJUSTMENT: Statement = {
+  name: 'cm_operator_adjustment',
+  text: `select ${VIEW_COLUMNS} from ledger_entries
+   where account_id = $1::uuid and reference_id = $2 and reason = 'ADJUSTMENT' and operator is not null`,
+};
+
+/** The operator ADJUSTMENT of an account with this reference (unique: `ledger_entries_operator_reference_key`). */
+export async function readOperatorAdjustment(
+  query: Query,
+  accountId: string,
+  referenceId: string,
+): Promise<LedgerEntryView | null> {
+  const [row] = await query(OPERATOR_ADJUSTMENT, [accountId, referenceId]);
+  return row === undefined ? null : ledgerRow.parse(row);
+}

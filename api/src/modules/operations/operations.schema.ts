@@ -146,6 +146,11 @@ const AdjustBalanceInput = builder.inputType('AdjustBalanceInput', {
       description: 'Signed, not 0: credits in, debits out.',
     }),
     reason: t.string({ required: true, description: 'Recorded on the entry: 1 to 500 characters.' }),
+    idempotencyKey: t.string({
+      required: false,
+      description:
+        'Optional, 1 to 100 printable ASCII characters: the same key on the same account adjusts once. A retry with the same amount and reason answers the first entry; another amount or reason is a CONFLICT.',
+    }),
   }),
 });
 

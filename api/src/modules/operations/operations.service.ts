@@ -24,6 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { getAddress } from 'viem';
+import { violatedConstraint } from '../../db/constraint.ts';
 import {
   cursorTime,
   cursorUuid,
@@ -40,7 +41,7 @@ import { badInput, conflict, forbidden, notFound, unauthenticated } from '../../
 import type { Viewer } from '../../viewer.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
-import type { LedgerEntryView } from '../ledger/ledger.store.ts';
+import { type LedgerEntryView, readOperatorAdjustment } from '../ledger/ledger.store.ts';
 import type { UsageResolution } from '../metering/metering.entity.ts';
 import type { UsageView } from '../metering/metering.service.ts';
 import {
@@ -91,6 +92,31 @@ export interface AdjustBalanceInput {
   /** Signed micro-USD. */
   amount: bigint;
   reason: string;
+  /** The same key on the same account adjusts once: a retry answers the first entry. */
+  idempotencyKey?: string | null;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,100}$/;
+
+/** The entry of an adjustment made before with the same key: the same one again, or CONFLICT. */
+function replayedAdjustment(
+  entry: LedgerEntryView,
+  amount: bigint,
+  reason: string,
+  operator: string,
+): LedgerEntryView {
+  if (entry.amount !== amount || entry.reasonText !== reason) {
+    throw conflict(
+      `This idempotency key was used for another adjustment of this account (${entry.amount} micro-USD by ${entry.operator}, entry ${entry.id}): use a new key for a new adjustment`,
+      { ledgerEntryId: entry.id },
+    );
+  }
+  if (entry.operator?.toLowerCase() !== operator.toLowerCase()) {
+    throw conflict(`This idempotency key was used by another operator (${entry.operator})`, {
+      ledgerEntryId: entry.id,
+    });
+  }
+  return entry;
 }
 
 /** Adjusts the balance of `wallet`'s account by `amount` (see the module comment); returns its entry. */
@@ -105,20 +131,37 @@ export async function adjustBalance(
   if (input.amount > OPERATOR_AMOUNT_MAX || -input.amount > OPERATOR_AMOUNT_MAX) {
     throw badInput(`One adjustment is at most ${OPERATOR_AMOUNT_MAX} micro-USD either way`, 'amount');
   }
+  const key = input.idempotencyKey ?? null;
+  if (key !== null && !IDEMPOTENCY_KEY.test(key)) {
+    throw badInput('The idempotency key is 1 to 100 printable ASCII characters, no spaces', 'idempotencyKey');
+  }
   const account = await em.findOne(Account, { walletAddress: getAddress(input.wallet) });
   if (!account) {
     throw notFound(
       `No account for ${getAddress(input.wallet)}: an account is created when its wallet first signs in or pays`,
     );
   }
-  return appendLedgerEntry(em, {
-    accountId: account.id,
-    amount: input.amount,
-    reason: 'ADJUSTMENT',
-    referenceId: `operator:${randomUUID()}`,
-    operator: { address: operator.walletAddress, reason },
-    withinSpendable: true,
-  });
+  const referenceId = key === null ? `operator:${randomUUID()}` : `operator:key:${key}`;
+  if (key !== null) {
+    const earlier = await readOperatorAdjustment(sqlOf(em).query, account.id, referenceId);
+    if (earlier) return replayedAdjustment(earlier, input.amount, reason, operator.walletAddress);
+  }
+  try {
+    return await appendLedgerEntry(em, {
+      accountId: account.id,
+      amount: input.amount,
+      reason: 'ADJUSTMENT',
+      referenceId,
+      operator: { address: operator.walletAddress, reason },
+      withinSpendable: true,
+    });
+  } catch (error) {
+    // The same key at the same moment: the other request wrote it first.
+    if (key === null || violatedConstraint(error) !== 'ledger_entries_operator_reference_key') throw error;
+    const earlier = await readOperatorAdjustment(sqlOf(em.fork()).query, account.id, referenceId);
+    if (!earlier) throw error;
+    return replayedAdjustment(earlier, input.amount, reason, operator.walletAddress);
+  }
 }
 
 export interface ResolveUsageInput {
