@@ -6,8 +6,9 @@
  * - `ponder-restart`: SIGINT to Ponder (not SIGTERM: DESIGN.md), then `ponder start` again on its port;
  * - `postgres-pause`: every platform connection to PostgreSQL stalls for 5 s (SIGSTOP/SIGCONT of the relay
  *   they go through: stack.ts, pg-relay.ts);
- * - `reorg`: `anvil_reorg` of CONFIRMATIONS + 3 blocks: their transfers vanish from the chain, credited ones
- *   included, and the API must take those credits back.
+ * - `reorg`: `anvil_reorg` of CONFIRMATIONS + 4 blocks: their transfers vanish from the chain, credited ones
+ *   included, and the API must take those credits back. It waits (up to 20 s) for crediting to catch up
+ *   first, so that the blocks it replaces hold credited transfers.
  */
 import { reorg } from '@chainmeter/testkit/anvil';
 import type { Hash } from 'viem';
@@ -25,7 +26,7 @@ export const FAULT_KINDS = [
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const POSTGRES_PAUSE_MS = 5_000;
-export const REORG_DEPTH = CONFIRMATIONS + 3;
+export const REORG_DEPTH = CONFIRMATIONS + 4;
 
 export interface ScheduledFault {
   kind: FaultKind;
@@ -92,8 +93,14 @@ export async function injectFault(
       return { kind, at, backAt: Date.now(), detail: 'SIGKILL redis-server, a new empty one on its port' };
     }
     case 'ponder-restart': {
-      await stack.restartIndexer();
-      return { kind, at, backAt: Date.now(), detail: 'SIGINT ponder, `ponder start` again on its port' };
+      const { stoppedMs } = await stack.restartIndexer();
+      const backAt = Date.now();
+      return {
+        kind,
+        at,
+        backAt,
+        detail: `SIGINT ponder (gone after ${(stoppedMs / 1000).toFixed(1)} s), \`ponder start\` again on its port (caught up ${((backAt - at - stoppedMs) / 1000).toFixed(1)} s later)`,
+      };
     }
     case 'postgres-pause': {
       stack.pausePostgres(true);
@@ -111,6 +118,17 @@ export async function injectFault(
     }
     case 'reorg': {
       await watcher.resync(watcher.head > 10n ? watcher.head - 10n : 0n);
+      // Crediting caught up first: the transfers of the blocks the reorg replaces are credited where confirmed.
+      const confirmed = () =>
+        [...watcher.blockOf]
+          .filter(([, block]) => block <= watcher.head - BigInt(CONFIRMATIONS))
+          .map(([hash]) => hash);
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        const wanted = confirmed().slice(-50);
+        if ((await context.creditedAmong(wanted)).size === wanted.length) break;
+        await sleep(200);
+      }
       const from = watcher.head - BigInt(REORG_DEPTH) - 1n;
       const before = [...watcher.blockOf].filter(([, block]) => block >= from).map(([hash]) => hash);
       const credited = await context.creditedAmong(before);

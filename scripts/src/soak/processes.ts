@@ -76,7 +76,7 @@ export async function waitUntil(
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** Whether `url` answers 200 within `timeoutMs`. */
 export async function answers200(

@@ -3,6 +3,7 @@
  * next one) the calls and their failures, the throughput held, how long after the fault calls failed, how
  * late deposits were credited, and how long subscriptions were down. Pure functions of the records.
  */
+import { percentile } from '../bench/stats.ts';
 import type { CallRecord, SubscriptionRecord } from './load.ts';
 
 /** A deposit credited later than this after its confirming block was seen counts as delayed. */
@@ -55,7 +56,8 @@ export function phaseRows(
   loadStart: number,
 ): Row[] {
   return phases.map((phase) => {
-    const inPhase = calls.filter((call) => call.start >= phase.from && call.start < phase.to);
+    // By when a call ended: one in flight when a fault hit fails (or is slowed) by that fault.
+    const inPhase = calls.filter((call) => call.end >= phase.from && call.end < phase.to);
     const failed = inPhase.filter((call) => !call.served);
     const kinds = new Map<string, number>();
     for (const call of failed) kinds.set(call.failure ?? '?', (kinds.get(call.failure ?? '?') ?? 0) + 1);
@@ -87,6 +89,15 @@ export function phaseRows(
       failures: [...kinds].map(([kind, n]) => `${kind} ${n}`).join(', '),
       'calls ok again after': baseline ? '' : failed.length ? seconds(lastFailure - phase.from) : '0',
       'served/s mean (min 1 s)': `${mean.toFixed(1)} (${min})`,
+      'latency p50 / p99': inPhase.length
+        ? `${percentile(
+            inPhase.map((call) => call.end - call.start),
+            50,
+          )} / ${percentile(
+            inPhase.map((call) => call.end - call.start),
+            99,
+          )} ms`
+        : '',
       'credit delay max': delays.length ? seconds(Math.max(...delays)) : '',
       'crediting ok again after': baseline
         ? ''

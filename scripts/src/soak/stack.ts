@@ -56,8 +56,11 @@ export interface Stack {
   startReplica(index: number): Promise<void>;
   /** SIGKILL of Redis, then a new Redis on the same port (no persistence, as in docker-compose.yml). */
   restartRedis(): Promise<void>;
-  /** SIGINT to Ponder (DESIGN.md: SIGTERM leaves its schema locked), then a new Ponder on the same port. */
-  restartIndexer(): Promise<void>;
+  /**
+   * SIGINT to Ponder (DESIGN.md: SIGTERM leaves its schema locked), then a new Ponder on the same port,
+   * resolved once it has caught up with the chain; how long the old one took to exit.
+   */
+  restartIndexer(): Promise<{ stoppedMs: number }>;
   /** Stops (SIGSTOP) or resumes (SIGCONT) the relay every platform connection to PostgreSQL goes through. */
   pausePostgres(paused: boolean): void;
   close(): Promise<void>;
@@ -279,10 +282,13 @@ export async function startStack(runDir: string, say: Say): Promise<Stack> {
       },
       restartIndexer: async () => {
         const port = indexer.port;
+        const stopping = Date.now();
         await indexer.stop();
+        const stoppedMs = Date.now() - stopping;
         indexer = await startIndexer({ ...indexerOptions, port });
         // Ponder binds the next free port when its own is taken: the replicas know only this one.
         if (indexer.port !== port) throw new Error(`Ponder came back on port ${indexer.port}, not ${port}`);
+        return { stoppedMs };
       },
       pausePostgres: (paused) => relay.signal(paused ? 'SIGSTOP' : 'SIGCONT'),
       close,
