@@ -16,12 +16,13 @@ import type { BlockWatcher } from './chain.ts';
 import { sleep } from './processes.ts';
 import { CONFIRMATIONS, type Stack } from './stack.ts';
 
+/** In this order, each cycle: Ponder's restart last, since it takes longest to come back. */
 export const FAULT_KINDS = [
   'replica-kill',
-  'redis-restart',
-  'ponder-restart',
-  'postgres-pause',
   'reorg',
+  'redis-restart',
+  'postgres-pause',
+  'ponder-restart',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
