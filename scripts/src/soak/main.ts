@@ -18,9 +18,16 @@ import { type Check, checkBooks, checkCalls, checkDeposits, runAudit } from './c
 import { type FaultRecord, faultSchedule, injectFault } from './faults.ts';
 import { CompletionLoad, DepositLoad, type LoadKind, SubscriptionLoad } from './load.ts';
 import { parseSoakOptions, SOAK_USAGE, type SoakOptions } from './options.ts';
-import { sleep, waitUntil } from './processes.ts';
+import { answers200, sleep, unexpectedExits, waitUntil } from './processes.ts';
 import { type CreditTiming, formatTable, type Phase, phaseRows } from './report.ts';
-import { countLiveAmong, creditedAmong, readBooks, readDeposits, readUsage } from './soak.store.ts';
+import {
+  countLiveAmong,
+  creditedAmong,
+  readBooks,
+  readDeposits,
+  readLedgerTimes,
+  readUsage,
+} from './soak.store.ts';
 import { CHAIN_ID, CONFIRMATIONS, HOLD_TTL_MS, startStack } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -198,6 +205,18 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
 
     // End checks.
     const checks: Check[] = [];
+    const indexerAlive = await answers200(`${stack.indexerUrl}/health`);
+    checks.push({
+      name: 'no part died on its own',
+      ok: unexpectedExits.length === 0 && indexerAlive,
+      detail: !indexerAlive
+        ? 'Ponder does not answer /health'
+        : unexpectedExits.length
+          ? unexpectedExits
+              .map((exit) => `${exit.name} at ${((exit.at - loadStart) / 1000).toFixed(0)} s (${exit.how})`)
+              .join(', ')
+          : 'every process the soak did not stop or kill is still running',
+    });
     checks.push({
       name: 'subscriptions alive at the end',
       ok: deaf.length === 0 && probes.every((probe) => probe.hash),
@@ -247,7 +266,18 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
         droppedCredited: fault.droppedCredited,
       })),
     ];
-    const rows = phaseRows(phases, completions.records, credits, subscriptions.records, loadStart);
+    const balanceChanges = await readLedgerTimes(
+      db,
+      subscriptions.records.map((record) => record.wallet),
+    );
+    const rows = phaseRows(
+      phases,
+      completions.records,
+      credits,
+      subscriptions.records,
+      loadStart,
+      balanceChanges,
+    );
     const served = completions.records.filter((call) => call.served).length;
     const lines = [
       `# Soak ${new Date(loadStart).toISOString()}`,

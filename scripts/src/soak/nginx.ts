@@ -76,7 +76,7 @@ export async function startNginx(addresses: NginxAddresses, logFile: string): Pr
   writeFileSync(confFile, deriveNginxConf(readFileSync(DEPLOY_NGINX_CONF, 'utf8'), addresses));
   // -e: the error log before the config is read (Debian's default is /var/log/nginx, root's).
   const args = ['-p', addresses.prefix, '-c', confFile, '-e', path.join(addresses.prefix, 'error.log')];
-  const check = spawnChild('nginx -t', NGINX_BIN, [...args, '-t', '-q'], { logFile });
+  const check = spawnChild('nginx -t', NGINX_BIN, [...args, '-t', '-q'], { logFile, exits: true });
   const code = await new Promise<number | null>((resolve) => check.process.once('exit', resolve));
   if (code !== 0) throw new Error(`nginx refused the soak's configuration (${confFile}):\n${check.logs()}`);
   const child = spawnChild('nginx', NGINX_BIN, args, { logFile });

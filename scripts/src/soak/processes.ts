@@ -6,6 +6,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { captureOutput, killGroupOnExit, signalGroup, stopGroup } from '@chainmeter/testkit/process-group';
 
+/** Children that exited without the soak stopping or killing them: a part that died on its own. */
+export const unexpectedExits: { name: string; at: number; how: string }[] = [];
+
 export interface Child {
   readonly name: string;
   readonly process: ChildProcess;
@@ -23,7 +26,7 @@ export function spawnChild(
   name: string,
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile: string },
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile: string; exits?: boolean },
 ): Child {
   const child = spawn(command, args, {
     env: options.env ?? process.env,
@@ -40,16 +43,24 @@ export function spawnChild(
   const forget = killGroupOnExit(pid);
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   let stopped: Promise<void> | undefined;
+  let stopping = options.exits === true;
+  child.once('exit', (code, signal) => {
+    if (!stopping) unexpectedExits.push({ name, at: Date.now(), how: signal ?? `exit code ${code}` });
+  });
   return {
     name,
     process: child,
     logs: output.text,
     exited,
     stop: (signal = 'SIGTERM', graceMs = 15_000) => {
+      stopping = true;
       stopped ??= stopGroup(child, { signal, graceMs }).finally(forget);
       return stopped;
     },
-    signal: (signal) => signalGroup(pid, signal),
+    signal: (signal) => {
+      if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') stopping = true;
+      signalGroup(pid, signal);
+    },
   };
 }
 

@@ -54,6 +54,8 @@ export function phaseRows(
   credits: readonly CreditTiming[],
   subscriptions: readonly SubscriptionRecord[],
   loadStart: number,
+  /** When each balance change of the subscribed accounts was written (one event each, if none is lost). */
+  balanceChanges: readonly number[] = [],
 ): Row[] {
   return phases.map((phase) => {
     // By when a call ended: one in flight when a fault hit fails (or is slowed) by that fault.
@@ -79,6 +81,12 @@ export function phaseRows(
       }
     }
     const baseline = phase.backAt === undefined;
+    const within = (time: number) => time >= phase.from && time < phase.to;
+    const expectedEvents = balanceChanges.filter(within).length;
+    const receivedEvents = subscriptions.reduce(
+      (n, subscription) => n + subscription.events.filter(within).length,
+      0,
+    );
     return {
       phase: phase.name,
       at: `${((phase.from - loadStart) / 1000).toFixed(0)} s`,
@@ -107,6 +115,7 @@ export function phaseRows(
             ? `${seconds(phase.settledAt - phase.from)} (reorg settled)`
             : '0',
       'subscription drops': String(drops),
+      'events received / written': `${receivedEvents} / ${expectedEvents}`,
       'subscriptions back after':
         baseline || drops === 0
           ? ''

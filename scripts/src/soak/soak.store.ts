@@ -87,3 +87,15 @@ export async function readBooks(client: pg.ClientBase): Promise<Books> {
          group by deposit_id having count(*) > 1) as twice) as deposit_entries_twice`);
   return booksRow.parse(rows[0]);
 }
+
+const entryTime = z.object({ created_at: z.date() });
+
+/** When each ledger entry of these wallets' accounts was written: each is one `balanceUpdated` event. */
+export async function readLedgerTimes(client: pg.ClientBase, wallets: readonly string[]): Promise<number[]> {
+  const { rows } = await client.query(
+    /* readLedgerTimes */ `select e.created_at from ledger_entries e join accounts a on a.id = e.account_id
+       where lower(a.wallet_address) = any($1::text[])`,
+    [wallets.map((wallet) => wallet.toLowerCase())],
+  );
+  return rows.map((row) => entryTime.parse(row).created_at.getTime());
+}
