@@ -61,6 +61,8 @@ export interface FaultRecord {
   /** reorg: the transfers it removed from the chain, and how many of them the API had already credited. */
   dropped?: Hash[];
   droppedCredited?: number;
+  /** reorg: when the API no longer counted any removed transfer as credited or pending. */
+  settledAt?: number;
 }
 
 export interface FaultContext {

@@ -137,7 +137,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
               everyMs: 200,
             },
           ).then(() => {
-            (fault as FaultRecord & { settledAt?: number }).settledAt = Date.now();
+            fault.settledAt = Date.now();
           }),
         );
       }
@@ -261,7 +261,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
         from: fault.at,
         to: faults[i + 1]?.at ?? loadEnd,
         backAt: fault.backAt,
-        settledAt: (fault as FaultRecord & { settledAt?: number }).settledAt,
+        settledAt: fault.settledAt,
         dropped: fault.dropped?.length,
         droppedCredited: fault.droppedCredited,
       })),
