@@ -69,7 +69,12 @@ export function phaseRows(
       (credit) => credit.confirmedAt >= phase.from && credit.confirmedAt < phase.to,
     );
     const delays = confirmed.map((credit) => Math.max(0, credit.creditedAt - credit.confirmedAt));
-    const delayed = confirmed.filter((credit) => credit.creditedAt - credit.confirmedAt > CREDIT_DELAY_OK_MS);
+    // Late already before the next phase began: one confirmed just before the next fault is that fault's.
+    const delayed = confirmed.filter(
+      (credit) =>
+        credit.creditedAt - credit.confirmedAt > CREDIT_DELAY_OK_MS &&
+        credit.confirmedAt + CREDIT_DELAY_OK_MS < phase.to,
+    );
     const creditingBack = Math.max(phase.from, ...delayed.map((credit) => credit.creditedAt));
     let drops = 0;
     let subscriptionsBack = phase.from;
