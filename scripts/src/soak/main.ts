@@ -314,7 +314,11 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       path.join(runDir, 'records.json'),
       JSON.stringify(
         {
+          loadStart,
+          loadEnd,
           faults,
+          credits,
+          balanceChanges,
           calls: completions.records,
           subscriptions: subscriptions.records,
           deposits: deposits.records,

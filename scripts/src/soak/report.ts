@@ -65,16 +65,15 @@ export function phaseRows(
     for (const call of failed) kinds.set(call.failure ?? '?', (kinds.get(call.failure ?? '?') ?? 0) + 1);
     const lastFailure = Math.max(phase.from, ...failed.map((call) => call.end));
     const { mean, min } = throughput(calls, phase.from, phase.to);
+    // A deposit confirmed just before the next fault and credited after it began is that fault's to explain.
     const confirmed = credits.filter(
-      (credit) => credit.confirmedAt >= phase.from && credit.confirmedAt < phase.to,
+      (credit) =>
+        credit.confirmedAt >= phase.from &&
+        credit.confirmedAt < phase.to &&
+        (credit.creditedAt < phase.to || credit.confirmedAt + CREDIT_DELAY_OK_MS < phase.to),
     );
     const delays = confirmed.map((credit) => Math.max(0, credit.creditedAt - credit.confirmedAt));
-    // Late already before the next phase began: one confirmed just before the next fault is that fault's.
-    const delayed = confirmed.filter(
-      (credit) =>
-        credit.creditedAt - credit.confirmedAt > CREDIT_DELAY_OK_MS &&
-        credit.confirmedAt + CREDIT_DELAY_OK_MS < phase.to,
-    );
+    const delayed = confirmed.filter((credit) => credit.creditedAt - credit.confirmedAt > CREDIT_DELAY_OK_MS);
     const creditingBack = Math.max(phase.from, ...delayed.map((credit) => credit.creditedAt));
     let drops = 0;
     let subscriptionsBack = phase.from;
