@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { createPublicClient, http } from 'viem';
 import type { AppServices } from './context.ts';
 import { createOrm, migrateUp } from './db/orm.ts';
+import { sqlFor } from './db/sql.ts';
 import { type DevModelServer, startDevModelServer } from './dev-model/dev-model.server.ts';
 import { type ApiConfig, ConfigError, type CrashPoint } from './env.ts';
 import { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
@@ -19,9 +20,12 @@ import { createMeteringService, type MeteringFaults } from './modules/metering/m
 import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts';
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
+import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
+import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
-import { createAppMetrics, registerPlatformGauges } from './observability/metrics.ts';
+import { createAppMetrics, METRIC_PREFIX, registerPlatformGauges } from './observability/metrics.ts';
 import { createPlatformProbe, type PlatformProbe } from './observability/platform-probe.ts';
 import { createAppPubSub, publishCreditingEvents } from './pubsub.ts';
 
@@ -29,6 +33,8 @@ export interface AppServicesOptions {
   logger?: Logger;
   /** Run the crediting worker in this process (default true). */
   crediting?: boolean;
+  /** Run the webhook delivery worker in this process (default true). */
+  webhookDelivery?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
 }
@@ -37,14 +43,20 @@ interface ComposedApp {
   services: AppServices;
   /** The platform's state for `/readyz` and the gauges of `/metrics`. */
   probe: PlatformProbe;
-  /** Starts the crediting worker (unless disabled), the settlement loop and the audit scheduler. */
+  /**
+   * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop, the
+   * audit scheduler and the relayer's gas reads.
+   */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
   close(): Promise<void>;
 }
 
 interface BackgroundWork {
-  /** Stops the crediting worker and the audit scheduler (the settlement loop stops in `close`). */
+  /**
+   * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
+   * scheduler and the relayer's gas reads (the settlement loop stops in `close`).
+   */
   stop(): Promise<void>;
 }
 
@@ -93,6 +105,15 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
   });
+  const relayer: Relayer | null = config.relayer
+    ? createRelayer({
+        rpcUrl: config.rpcUrl,
+        privateKey: config.relayer.privateKey,
+        chainId: config.chainId,
+        logger,
+        pollingIntervalMs: config.relayer.pollingIntervalMs,
+      })
+    : null;
   let indexedHead: bigint | null = null;
   const services: AppServices = {
     config,
@@ -104,6 +125,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     rateLimits,
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
+    relayer,
     metrics,
   };
   const probe = createPlatformProbe({
@@ -116,8 +138,19 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     queuedSettlements: () => metering.queuedSettlements(),
   });
   registerPlatformGauges(metrics, probe);
+  const webhookMetrics = createWebhookMetrics(metrics.registry, METRIC_PREFIX);
 
   const startBackgroundWork = (): BackgroundWork => {
+    // Sends what crediting (and any other writer of the outbox) enqueued; every replica runs one.
+    const webhooks =
+      options.webhookDelivery === false
+        ? null
+        : startWebhookDeliveryWorker({
+            ...config.webhooks,
+            sql: sqlFor(orm),
+            logger,
+            metrics: webhookMetrics,
+          });
     const worker =
       options.crediting === false
         ? null
@@ -131,7 +164,12 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             onHead: (head: bigint) => {
               indexedHead = head;
             },
-            onEvents: (events) => publishCreditingEvents(pubsub, events),
+            onEvents: (events) => {
+              // A deposit changed: its webhooks (if the account has endpoints) were enqueued in the same
+              // transaction; this replica sends them now rather than at its next poll.
+              if (events.length > 0) webhooks?.wake();
+              return publishCreditingEvents(pubsub, events);
+            },
             onReversedCredits: (credits) => metrics.creditedDepositsReorged.inc(credits.length),
           });
     // Settles what a previous process left behind, then retries failed settlements and expired holds.
@@ -148,10 +186,24 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             fromBlock: config.audit.fromBlock,
           })
         : null;
+    const gasRefresh =
+      relayer && config.relayer
+        ? startGasBalanceRefresh({
+            relayer,
+            intervalMs: config.relayer.gasRefreshMs,
+            logger,
+            onBalance: (balance) => {
+              if (balance === null) metrics.relayerGasBalance.reset();
+              else metrics.relayerGasBalance.set(Number(balance));
+            },
+          })
+        : null;
     return {
       stop: async () => {
+        gasRefresh?.stop();
         await audits?.stop();
         await worker?.stop();
+        await webhooks?.stop();
       },
     };
   };

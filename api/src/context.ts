@@ -11,6 +11,7 @@ import { unauthenticated } from './errors.ts';
 import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
+import type { Relayer } from './modules/relayer/relayer.ts';
 import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
 import type { Viewer } from './viewer.ts';
@@ -29,6 +30,8 @@ export interface AppServices {
   rateLimits: RateLimits;
   /** Who the API keys this replica authenticated lately are (metered calls check them in the hold). */
   recentApiKeys: RecentApiKeys;
+  /** The wallet that submits settlements and gasless top-ups (`RELAYER_PRIVATE_KEY`); null: relaying is off. */
+  relayer: Relayer | null;
   /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
   metrics: AppMetrics;
 }

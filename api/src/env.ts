@@ -12,7 +12,8 @@ import {
   parseRatio,
   type Ratio,
 } from '@chainmeter/schema';
-import { type Address, getAddress, isAddress } from 'viem';
+import { type Address, getAddress, type Hex, isAddress, isHex, toHex } from 'viem';
+import { mnemonicToAccount } from 'viem/accounts';
 import { z } from 'zod';
 import { parseCidr } from './modules/ratelimit/client-ip.ts';
 import type { RateLimitConfig } from './modules/ratelimit/ratelimit.service.ts';
@@ -26,6 +27,19 @@ const address = z
 /** Steps of a metered call where a test may crash the API process (`CHAINMETER_CRASH_AT`). */
 export const CRASH_POINTS = ['after-hold', 'mid-stream', 'after-answer', 'after-settlement'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+/**
+ * The devnet relayer: anvil's account 10 of its public mnemonic, funded with ETH by every devnet
+ * (testkit `devAccounts.relayer`). Public knowledge, so it is used on the devnet's chain id only.
+ */
+const DEVNET_MNEMONIC = 'test test test test test test test test test test test junk';
+const DEVNET_RELAYER_ACCOUNT_INDEX = 10;
+
+function devnetRelayerKey(): Hex {
+  const key = mnemonicToAccount(DEVNET_MNEMONIC, { addressIndex: DEVNET_RELAYER_ACCOUNT_INDEX }).getHdKey()
+    .privateKey as Uint8Array;
+  return toHex(key);
+}
 
 const optionalAddress = z.preprocess((value) => (value === '' ? undefined : value), address.optional());
 const optionalString = z.preprocess((value) => (value === '' ? undefined : value), z.string().optional());
@@ -186,6 +200,60 @@ const schema = z.object({
     .default(0),
   /** The block the scheduled audit starts from (the treasury's first payment, or the indexer's START_BLOCK). */
   AUDIT_FROM_BLOCK: z.coerce.bigint().min(0n).default(0n),
+  /**
+   * Webhooks may go to http and to private, loopback and link-local addresses: unset means true on the
+   * devnet (CHAIN_ID 31337) and false everywhere else.
+   */
+  WEBHOOK_ALLOW_PRIVATE_URLS: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  ),
+  /** The deadline of one webhook attempt (connect, send, first bytes of the answer). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Webhook attempts in flight at once per API process. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /** How often each API process looks for due webhook deliveries. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
+  WEBHOOK_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+  WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  /** A delivery is retried for this long after its event (or its redelivery), then FAILED. */
+  WEBHOOK_RETRY_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400_000)
+    .default(86_400_000),
+  /**
+   * The wallet that submits x402 settlements and gasless top-ups and pays their gas (0x + 64 hex).
+   * On the devnet (CHAIN_ID 31337) the devnet's funded relayer account by default; elsewhere unset: off.
+   */
+  RELAYER_PRIVATE_KEY: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .string()
+      .trim()
+      .refine((value) => isHex(value) && value.length === 66, 'must be 0x followed by 64 hex digits')
+      .optional(),
+  ),
+  /** How often the relayer polls for its receipts (ms): 250 on the devnet, 1,000 elsewhere by default. */
+  RELAYER_POLLING_MS: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number().int().min(10).max(60_000).optional(),
+  ),
+  /** How often the relayer's gas balance (`chainmeter_relayer_gas_balance_wei`) is read from the chain. */
+  RELAYER_GAS_REFRESH_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** Pay per request on `/v1` (x402): `on` or `off`; on by default when a relayer is configured. */
+  X402: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['on', 'off'], { message: 'must be on or off' }).optional(),
+  ),
+  /** The smallest gasless top-up (`relayPayment`), in token base units (micro-USD): 1 USDC by default. */
+  RELAY_MIN_AMOUNT: z.coerce.bigint().min(1n).default(1_000_000n),
+  /** Gasless top-ups (`relayPayment`) per paying wallet per hour. */
+  RELAY_RATE_LIMIT_WALLET_PER_HOUR: z.coerce.number().int().min(1).default(10),
+  /** Gasless top-ups (`relayPayment`) per client IP per hour. */
+  RELAY_RATE_LIMIT_IP_PER_HOUR: z.coerce.number().int().min(1).default(30),
   /** Test only (refused unless NODE_ENV=test): the process kills itself (SIGKILL) at this step of a metered call. */
   CHAINMETER_CRASH_AT: z.preprocess(
     (value) => (value === '' ? undefined : value),
@@ -237,6 +305,22 @@ export interface ApiConfig {
   };
   /** The scheduled audit: every `intervalMs` (0: off), from `fromBlock`. */
   audit: { intervalMs: number; fromBlock: bigint };
+  /** Webhook delivery (see modules/webhooks). */
+  webhooks: {
+    allowPrivateUrls: boolean;
+    timeoutMs: number;
+    concurrency: number;
+    pollIntervalMs: number;
+    retryBaseDelayMs: number;
+    retryMaxDelayMs: number;
+    retryWindowMs: number;
+  };
+  /** The wallet that submits settlements and gasless top-ups; null: x402 and relaying are off. */
+  relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
+  /** Pay per request on `/v1` (`X402`); never on without a relayer. */
+  x402: boolean;
+  /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
+  relay: { minAmount: bigint };
   /** Test only: the step of a metered call at which the process kills itself. */
   crashAt: CrashPoint | undefined;
 }
@@ -281,6 +365,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.METERING_HOLD_TTL_MS <= env.LLM_TIMEOUT_MS) {
     problems.push('METERING_HOLD_TTL_MS: must be longer than LLM_TIMEOUT_MS (a hold must outlive its call)');
   }
+  const relayerKey =
+    (env.RELAYER_PRIVATE_KEY as Hex | undefined) ??
+    (env.CHAIN_ID === DEVNET_CHAIN_ID ? devnetRelayerKey() : undefined);
+  if (env.X402 === 'on' && !relayerKey) {
+    problems.push('X402: on needs a relayer to settle payments: set RELAYER_PRIVATE_KEY');
+  }
   if (!usdcAddress || !env.TREASURY_ADDRESS || problems.length > 0) throw new ConfigError(problems);
   const publicOrigin = (env.PUBLIC_ORIGIN ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
   return {
@@ -319,6 +409,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         env.RATE_LIMIT_ACCOUNT_REQUESTS_PER_MINUTE ?? env.RATE_LIMIT_REQUESTS_PER_MINUTE,
       accountTokensPerMinute: env.RATE_LIMIT_ACCOUNT_TOKENS_PER_MINUTE ?? env.RATE_LIMIT_TOKENS_PER_MINUTE,
       ipActionsPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
+      relayWalletPerHour: env.RELAY_RATE_LIMIT_WALLET_PER_HOUR,
+      relayIpPerHour: env.RELAY_RATE_LIMIT_IP_PER_HOUR,
       keyPrefix: 'cm:rl',
     },
     trustedProxies: env.TRUSTED_PROXIES,
@@ -334,6 +426,26 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       readyMaxIndexerLagBlocks: env.READY_MAX_INDEXER_LAG_BLOCKS,
     },
     audit: { intervalMs: env.AUDIT_INTERVAL_MS, fromBlock: env.AUDIT_FROM_BLOCK },
+    webhooks: {
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS
+        ? env.WEBHOOK_ALLOW_PRIVATE_URLS === 'true'
+        : env.CHAIN_ID === DEVNET_CHAIN_ID,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      pollIntervalMs: env.WEBHOOK_POLL_MS,
+      retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
+      retryWindowMs: env.WEBHOOK_RETRY_WINDOW_MS,
+    },
+    relayer: relayerKey
+      ? {
+          privateKey: relayerKey,
+          pollingIntervalMs: env.RELAYER_POLLING_MS ?? (env.CHAIN_ID === DEVNET_CHAIN_ID ? 250 : 1_000),
+          gasRefreshMs: env.RELAYER_GAS_REFRESH_MS,
+        }
+      : null,
+    x402: relayerKey !== undefined && env.X402 !== 'off',
+    relay: { minAmount: env.RELAY_MIN_AMOUNT },
     crashAt: env.CHAINMETER_CRASH_AT,
   };
 }

@@ -262,6 +262,7 @@ describe('alerts, runbooks and dashboard', () => {
       'ChainMeterCreditedDepositReorged',
       'ChainMeterAuditDiscrepancy',
       'ChainMeterBillingFailures',
+      'ChainMeterRelayerGasLow',
     ]) {
       expect(alerts).toContain(alert);
     }

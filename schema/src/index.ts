@@ -9,6 +9,7 @@ export { AuditFormatError } from './audit/record-fields.ts';
 export * from './audit/treasury-transfers.ts';
 export * from './chains.ts';
 export * from './crediting-rules.ts';
+export * from './eip3009.ts';
 export * from './ledger-hash.ts';
 export * from './money.ts';
 export * from './usdc-abi.ts';

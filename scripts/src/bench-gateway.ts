@@ -1,13 +1,15 @@
 /**
  * Gateway benchmark (issue: metered completions). Not a test: it prints figures.
  *
- * Three processes, so that no side borrows another's event loop: the dev model (the upstream), the API
- * (the gateway, on a fresh PostgreSQL database) and this one (the load generator, plain `fetch` with
- * keep-alive). The same non-streaming request is sent:
- * 1. straight to the upstream and through `POST /v1/chat/completions`, side by side in one run
- *    (interleaved rounds), at concurrency 1 and 50: latency p50/p99 of each, the added latency and the
- *    throughput ratio. The gateway path does everything a real call does: API key lookup, rate limits,
- *    hold, upstream call, settlement (written before the answer leaves, so a crash cannot lose it);
+ * Four processes, so that no side borrows another's event loop: the dev model (the upstream), the API
+ * (the gateway, on a fresh PostgreSQL database), a peer gateway (Portkey's open-source AI gateway,
+ * `@portkey-ai/gateway`, a dev dependency of this workspace: Node, no auth, no billing) and this one (the
+ * load generator, plain `fetch` with keep-alive). The same non-streaming request is sent:
+ * 1. straight to the upstream, through Portkey and through `POST /v1/chat/completions`, side by side in
+ *    one run (interleaved rounds), at concurrency 1 and 50: latency p50/p99 of each, the latency each
+ *    gateway adds and its throughput. The ChainMeter path does everything a real call does: API key
+ *    lookup, rate limits, hold, upstream call, settlement (written before the answer leaves, so a crash
+ *    cannot lose it); Portkey only forwards. `BENCH_PEER=off` leaves the peer out;
  * 2. for settled completions per second, on one hot account and spread over 100 accounts: the clock
  *    stops when the last of them is settled (usage row BILLED and ledger entry written), not when the
  *    last answer arrives.
@@ -20,6 +22,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createOrm, migrateUp } from '@chainmeter/api/db/orm';
@@ -29,6 +32,7 @@ import { findOrCreateAccount } from '@chainmeter/api/modules/accounts/accounts.s
 import { createApiKey } from '@chainmeter/api/modules/apikeys/apikeys.service';
 import { appendLedgerEntry } from '@chainmeter/api/modules/ledger/ledger.service';
 import { startApi } from '@chainmeter/api/server';
+import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import pg from 'pg';
 import { countBilledSince, readBooks } from './bench/gateway.store.ts';
@@ -108,6 +112,41 @@ function startChild(args: string[], nodeArgs: string[] = []): Promise<Child> {
   });
 }
 
+/**
+ * Portkey's gateway (the version pinned in this workspace) on a free loopback port, forwarding to the
+ * OpenAI-compatible `upstreamUrl` (its `x-portkey-custom-host`); resolves once it answers.
+ */
+async function startPortkey(upstreamUrl: string): Promise<Child & { headers: Record<string, string> }> {
+  const port = await findFreePort();
+  const server = createRequire(import.meta.url).resolve('@portkey-ai/gateway/build/start-server.js');
+  const loopbackOnly = fileURLToPath(new URL('./bench/loopback-only.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', loopbackOnly, server, `--port=${port}`, '--headless'], {
+    // Production mode: no log UI, no request log kept for it.
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`Portkey's gateway exited with ${child.exitCode}`);
+    const up = await fetch(url).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (up) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error("Portkey's gateway did not answer within 60 s");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    url,
+    process: child,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upstreamUrl },
+  };
+}
+
 function stopChild(child: Child): Promise<void> {
   return new Promise((resolve) => {
     if (child.process.exitCode !== null) return resolve();
@@ -120,11 +159,14 @@ function stopChild(child: Child): Promise<void> {
   });
 }
 
-async function post(url: string, authorization: string | null, body: string): Promise<number> {
+/** Where a request goes: its URL, its credential and any headers the gateway needs. */
+type Target = [url: string, authorization: string | null, headers?: Record<string, string>];
+
+async function post([url, authorization, headers]: Target, body: string): Promise<number> {
   const started = performance.now();
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+    headers: { 'content-type': 'application/json', ...headers, ...(authorization ? { authorization } : {}) },
     body,
   });
   const text = await response.text();
@@ -132,16 +174,23 @@ async function post(url: string, authorization: string | null, body: string): Pr
   return performance.now() - started;
 }
 
+/** One way to the upstream: its requests, and the gateway process whose CPU time is counted. */
+interface Path {
+  name: string;
+  target: (i: number) => Target;
+  cpuOf?: number;
+}
+
 interface RunResult {
   latencies: number[];
   elapsedMs: number;
 }
 
-/** `count` requests of `body`, `concurrency` at a time; `target(i)` picks the URL and credential of request i. */
+/** `count` requests of `body`, `concurrency` at a time; `target(i)` picks where request i goes. */
 async function load(
   count: number,
   concurrency: number,
-  target: (i: number) => [string, string | null],
+  target: (i: number) => Target,
   body: string,
 ): Promise<RunResult> {
   const latencies: number[] = [];
@@ -151,8 +200,7 @@ async function load(
     Array.from({ length: Math.min(concurrency, count) }, async () => {
       while (next < count) {
         const i = next++;
-        const [url, authorization] = target(i);
-        latencies.push(await post(url, authorization, body));
+        latencies.push(await post(target(i), body));
       }
     }),
   );
@@ -231,52 +279,65 @@ export async function benchGateway(): Promise<void> {
     children.push(api);
     const directUrl = `${upstream.url}/chat/completions`;
     const gatewayUrl = `${api.url}/v1/chat/completions`;
-    const direct = (): [string, string | null] => [directUrl, null];
-    const gateway = (i: number): [string, string | null] => [gatewayUrl, keys[i % keys.length] as string];
+    const direct = (): Target => [directUrl, null];
+    const gateway = (i: number): Target => [gatewayUrl, keys[i % keys.length] as string];
+    const paths: Path[] = [{ name: 'direct', target: direct }];
+    if (bench.BENCH_PEER !== 'off') {
+      const peer = await startPortkey(upstream.url);
+      children.push(peer);
+      const peerUrl = `${peer.url}/v1/chat/completions`;
+      paths.push({
+        name: 'Portkey',
+        target: () => [peerUrl, 'Bearer not-checked', peer.headers],
+        cpuOf: peer.process.pid,
+      });
+    }
+    paths.push({ name: 'ChainMeter', target: gateway, cpuOf: api.process.pid });
 
-    // Warm up both paths (JIT, connection pools, the API key cache of nothing: every call looks it up).
-    await load(300, 10, direct, body);
-    await load(300, 10, gateway, body);
+    // Warm up every path (JIT, connection pools, the API key cache of nothing: every call looks it up).
+    for (const path of paths) await load(300, 10, path.target, body);
 
     const overhead: Record<string, string>[] = [];
     for (const [concurrency, total] of [
       [1, SERIAL_REQUESTS],
       [50, PARALLEL_REQUESTS],
     ] as const) {
-      const d: RunResult = { latencies: [], elapsedMs: 0 };
-      const g: RunResult = { latencies: [], elapsedMs: 0 };
-      let apiCpuMs = 0;
+      const runs = paths.map(() => ({ latencies: [] as number[], elapsedMs: 0, cpuMs: 0 }));
+      // The paths take turns, round after round, so that drift on a busy machine hits them alike.
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [run, into] of [
-          [direct, d],
-          [gateway, g],
-        ] as const) {
-          const cpuBefore = cpuMsOf(api.process.pid);
-          const result = await load(total / ROUNDS, concurrency, run, body);
-          const cpuAfter = cpuMsOf(api.process.pid);
-          if (into === g && cpuBefore !== null && cpuAfter !== null) apiCpuMs += cpuAfter - cpuBefore;
+        for (const [index, path] of paths.entries()) {
+          const into = runs[index] as (typeof runs)[number];
+          const cpuBefore = cpuMsOf(path.cpuOf);
+          const result = await load(total / ROUNDS, concurrency, path.target, body);
+          const cpuAfter = cpuMsOf(path.cpuOf);
+          if (cpuBefore !== null && cpuAfter !== null) into.cpuMs += cpuAfter - cpuBefore;
           into.latencies.push(...result.latencies);
           into.elapsedMs += result.elapsedMs;
         }
       }
       const rate = (r: RunResult) => (r.latencies.length / r.elapsedMs) * 1000;
-      overhead.push({
-        concurrency: String(concurrency),
-        requests: `${total} + ${total}`,
-        'direct p50': ms(percentile(d.latencies, 50)),
-        'gateway p50': ms(percentile(g.latencies, 50)),
-        'added p50': ms(percentile(g.latencies, 50) - percentile(d.latencies, 50)),
-        'direct p99': ms(percentile(d.latencies, 99)),
-        'gateway p99': ms(percentile(g.latencies, 99)),
-        'added p99': ms(percentile(g.latencies, 99) - percentile(d.latencies, 99)),
-        'direct req/s': rate(d).toFixed(0),
-        'gateway req/s': rate(g).toFixed(0),
-        'throughput ratio': (rate(g) / rate(d)).toFixed(2),
-        'API CPU per call': `${((apiCpuMs / g.latencies.length) * 1000).toFixed(0)} us`,
-      });
+      const base = runs[0] as (typeof runs)[number];
+      for (const [index, path] of paths.entries()) {
+        const run = runs[index] as (typeof runs)[number];
+        const added = (p: number) =>
+          index === 0 ? '' : ms(percentile(run.latencies, p) - percentile(base.latencies, p));
+        overhead.push({
+          concurrency: String(concurrency),
+          path: path.name,
+          requests: String(run.latencies.length),
+          p50: ms(percentile(run.latencies, 50)),
+          'added p50': added(50),
+          p99: ms(percentile(run.latencies, 99)),
+          'added p99': added(99),
+          'req/s': rate(run).toFixed(0),
+          'vs direct': (rate(run) / rate(base)).toFixed(2),
+          'gateway CPU per call':
+            path.cpuOf === undefined ? '' : `${((run.cpuMs / run.latencies.length) * 1000).toFixed(0)} us`,
+        });
+      }
     }
     printTable(
-      `Gateway overhead: ${externalUpstream ?? 'the dev upstream'} direct vs through /v1/chat/completions (target: added p50 < 3 ms)`,
+      `Gateway overhead: ${externalUpstream ?? 'the dev upstream'} direct, through Portkey and through ChainMeter's /v1/chat/completions, interleaved (goal: ChainMeter's added p50 at concurrency 1 and req/s at 50 at least Portkey's)`,
       overhead,
     );
 
@@ -284,7 +345,7 @@ export async function benchGateway(): Promise<void> {
     const throughput: Record<string, string>[] = [];
     for (const [name, count, concurrency, target] of [
       ['100 accounts', SETTLE_SPREAD, 100, gateway],
-      ['1 hot account', SETTLE_HOT, 50, (): [string, string | null] => [gatewayUrl, hotKey]],
+      ['1 hot account', SETTLE_HOT, 50, (): Target => [gatewayUrl, hotKey]],
     ] as const) {
       const since = new Date();
       const started = performance.now();

@@ -6,6 +6,7 @@
 import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
 import { benchReadPath } from './bench/read-path.ts';
+import { benchWebhooks } from './bench/webhooks.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   crediting: benchCrediting,
   gateway: benchGateway,
   readPath: benchReadPath,
+  webhooks: benchWebhooks,
 };
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -60,6 +60,8 @@ const benchSchema = z.object({
   BENCH_MODEL: z.string().min(1).default('chainmeter-dev'),
   /** A directory: the gateway and read path benchmarks' API process writes a V8 CPU profile there. */
   BENCH_CPU_PROF: optional,
+  /** `off`: the gateway benchmark leaves out its peer (Portkey's gateway). */
+  BENCH_PEER: z.enum(['on', 'off']).default('on'),
   /** Passed to the benchmark's API process (prices for BENCH_MODEL). */
   LLM_PRICES: optional,
 });

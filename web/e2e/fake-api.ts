@@ -40,7 +40,11 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
 };
 
-export async function startFakeApi(walletAddress: string, chainId = 31337): Promise<FakeApi> {
+export async function startFakeApi(
+  walletAddress: string,
+  chainId = 31337,
+  options: { /** The web build to serve; default web/dist. */ dist?: string } = {},
+): Promise<FakeApi> {
   const signedIn = { value: false };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
@@ -175,7 +179,7 @@ export async function startFakeApi(walletAddress: string, chainId = 31337): Prom
     logging: false,
   });
 
-  const dist = path.join(WEB, 'dist');
+  const dist = options.dist ?? path.join(WEB, 'dist');
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/graphql') {

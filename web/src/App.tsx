@@ -18,6 +18,7 @@ import { DashboardPage } from './pages/Dashboard';
 import { LedgerPage } from './pages/Ledger';
 import { PlaygroundPage } from './pages/Playground';
 import { UsagePage } from './pages/Usage';
+import { WebhooksPage } from './pages/Webhooks';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
 import { Link, RouterProvider, routes, useRouter } from './router';
 import { SessionProvider, useSession } from './session/session';
@@ -196,6 +197,8 @@ function Pages() {
       return <UsagePage />;
     case '/keys':
       return <ApiKeysPage />;
+    case '/webhooks':
+      return <WebhooksPage />;
     case '/playground':
       return <PlaygroundPage />;
     case '/':

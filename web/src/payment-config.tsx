@@ -9,6 +9,7 @@ export const PaymentConfigFields = graphql(`
     treasuryAddress
     confirmations
     creditsPerToken
+    gaslessMinAmount
   }
 `);
 

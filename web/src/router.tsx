@@ -9,6 +9,7 @@ export const routes = [
   { path: '/ledger', label: 'Ledger' },
   { path: '/usage', label: 'Usage' },
   { path: '/keys', label: 'API keys' },
+  { path: '/webhooks', label: 'Webhooks' },
   { path: '/playground', label: 'Playground' },
 ] as const;
 

@@ -39,6 +39,9 @@ const REDACTED_PATHS: readonly string[] = [
   'llm.apiKey',
   'databaseUrl',
   '*.databaseUrl',
+  'privateKey',
+  '*.privateKey',
+  'config.relayer.privateKey',
 ];
 
 const REDACTED = '[REDACTED]';

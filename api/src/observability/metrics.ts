@@ -36,6 +36,11 @@ export interface AppMetrics {
   /** GraphQL subscriptions of this process hearing their channel now, and ever, by channel. */
   liveSubscriptions: Gauge<'channel'>;
   subscriptionsStarted: Counter<'channel'>;
+  /**
+   * The relayer's ETH balance in wei (set by the relayer's periodic read; absent without a relayer or while
+   * the chain cannot be read). Wei as a float64: monitoring only.
+   */
+  relayerGasBalance: Gauge;
   /** Records the result of an audit run: discrepancy counts by kind (missing kinds count 0). */
   recordAudit(discrepanciesByKind: Record<string, number>, finishedAt?: Date): void;
   /** The exposition text and its content type. */
@@ -135,6 +140,11 @@ export function createAppMetrics(): AppMetrics {
       name: name('graphql_subscriptions_started_total'),
       help: 'GraphQL subscriptions of this replica that started listening for events (the event source confirmed), by channel',
       labelNames: ['channel'],
+      registers,
+    }),
+    relayerGasBalance: new Gauge({
+      name: name('relayer_gas_balance_wei'),
+      help: 'ETH balance (wei) of the relayer that submits x402 settlements and gasless top-ups',
       registers,
     }),
     recordAudit(discrepanciesByKind, finishedAt = new Date()) {

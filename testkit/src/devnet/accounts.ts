@@ -1,11 +1,17 @@
 import { type Hex, toHex } from 'viem';
 import { mnemonicToAccount, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts';
 
-/** anvil's default mnemonic: its ten funded accounts are public knowledge, devnet only. */
+/** anvil's default mnemonic: its funded accounts are public knowledge, devnet only. */
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
-const ANVIL_ACCOUNT_COUNT = 10;
+/**
+ * How many of the mnemonic's accounts every devnet funds with ETH (`anvil --accounts`): anvil's ten
+ * plus the relayer's.
+ */
+export const ANVIL_ACCOUNT_COUNT = 11;
 /** The DAO wallet on the devnet. A fixed index, so every devnet run pays the same address. */
 const TREASURY_ACCOUNT_INDEX = 9;
+/** Submits x402 settlements and gasless top-ups, paying their gas: never a payer nor the treasury. */
+const RELAYER_ACCOUNT_INDEX = 10;
 
 export type DevAccount = PrivateKeyAccount & { privateKey: Hex; index: number };
 
@@ -26,16 +32,24 @@ function at(index: number): DevAccount {
 
 /**
  * The anvil accounts by role: `deployer` (0) deploys the test token, `treasury` (9) receives
- * payments, `payers` (1-8) pay.
+ * payments, `payers` (1-8) pay, `relayer` (10) submits others' signed authorizations and pays their
+ * gas (ETH only, no USDC).
  */
 export const devAccounts: {
   all: readonly DevAccount[];
   deployer: DevAccount;
   treasury: DevAccount;
   payers: readonly DevAccount[];
+  relayer: DevAccount;
 } = {
   all,
   deployer: at(0),
   treasury: at(TREASURY_ACCOUNT_INDEX),
-  payers: all.filter((account) => account.index !== 0 && account.index !== TREASURY_ACCOUNT_INDEX),
+  payers: all.filter(
+    (account) =>
+      account.index !== 0 &&
+      account.index !== TREASURY_ACCOUNT_INDEX &&
+      account.index !== RELAYER_ACCOUNT_INDEX,
+  ),
+  relayer: at(RELAYER_ACCOUNT_INDEX),
 };

@@ -39,12 +39,33 @@ describe('devnet', () => {
     await anvil.stop(); // idempotent
   });
 
+  it('refuses a port another node already answers on, instead of using that node', async () => {
+    const first = await startAnvil();
+    try {
+      await expect(startAnvil({ port: first.port })).rejects.toThrow(/exited before it was ready/);
+      // The node that was there is untouched and still the only one on its port.
+      expect(processesOnPort(first.port).length).toBe(2);
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('deploys the token, mints and transfers, with the dev accounts by role', async () => {
     expect(devAccounts.deployer.address).toBe('0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266');
     expect(devAccounts.treasury.index).toBe(9);
     expect(devAccounts.payers.map((a) => a.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(devAccounts.relayer.index).toBe(10);
     const anvil = await startAnvil({ chainId: 31337 });
     try {
+      // Every role has anvil's 10,000 ETH for gas, the relayer (beyond anvil's default ten) included.
+      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
+      for (const account of [
+        devAccounts.deployer,
+        devAccounts.treasury,
+        ...devAccounts.payers,
+        devAccounts.relayer,
+      ])
+        expect(await client.getBalance({ address: account.address })).toBe(10_000n * 10n ** 18n);
       const token = await deployTestUsdc(anvil.rpcUrl);
       const [payer] = devAccounts.payers;
       if (!payer) throw new Error('no payer');

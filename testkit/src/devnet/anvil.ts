@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createTestClient, type Hash, http } from 'viem';
+import { ANVIL_ACCOUNT_COUNT } from './accounts.ts';
+import { placeCanonicalContracts } from './canonical-contracts.ts';
 import { findFreePort } from './ports.ts';
 import { captureOutput, killGroupOnExit, stopGroup } from './process-group.ts';
 
@@ -41,7 +43,9 @@ export class AnvilStartError extends Error {
 const READY_TIMEOUT_MS = 15_000;
 
 /**
- * Starts anvil on 127.0.0.1 and resolves once it answers `eth_chainId`.
+ * Starts anvil on 127.0.0.1 and resolves once it answers `eth_chainId`, with the devnet's accounts
+ * (`devAccounts`, relayer included) funded and the canonical contracts placed (Permit2, the x402
+ * Permit2 proxies, Multicall3: see `canonical-contracts.ts`).
  *
  * @example
  * const anvil = await startAnvil();
@@ -66,6 +70,8 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
 async function startOnce(port: number, options: StartAnvilOptions): Promise<Anvil> {
   const chainId = options.chainId ?? 31337;
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)];
+  // Every role in `devAccounts` (the relayer included) starts with anvil's 10,000 ETH.
+  args.push('--accounts', String(ANVIL_ACCOUNT_COUNT));
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   else if (options.automine === false) args.push('--no-mining');
   if (options.stateFile !== undefined) {
@@ -89,6 +95,8 @@ async function startOnce(port: number, options: StartAnvilOptions): Promise<Anvi
 
   try {
     await waitForChainId(rpcUrl, chainId, child, output.text);
+    // Permit2, the x402 proxies and Multicall3 at their canonical addresses, as on Base.
+    await placeCanonicalContracts(rpcUrl);
   } catch (error) {
     await stop();
     throw error;
@@ -108,6 +116,12 @@ async function waitForChainId(
       throw new AnvilStartError(
         `anvil exited before it was ready (${child.exitCode ?? child.signalCode}):\n${logs()}`,
       );
+    }
+    // Until our anvil says it listens, whatever answers on the port is another node (a devnet already
+    // running there): ours will fail to bind and exit, and we must not use the other one meanwhile.
+    if (!logs().includes(`Listening on ${new URL(rpcUrl).host}`)) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
     }
     try {
       const response = await fetch(rpcUrl, {

@@ -10,10 +10,10 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEVNET_CHAIN_ID } from '@chainmeter/schema';
-import { type Address, createPublicClient, type Hash, http } from 'viem';
+import { type Address, createPublicClient, createTestClient, type Hash, http, parseEther } from 'viem';
 import { devAccounts } from './accounts.ts';
 import { type Anvil, startAnvil } from './anvil.ts';
-import { deployTestUsdc, mintUsdc } from './token.ts';
+import { deployTestUsdc, mintUsdc, testUsdcRuntimeCode } from './token.ts';
 
 const FUNDING = 10_000n * 1_000_000n; // 10,000 USDC per payer, in base units
 
@@ -92,6 +92,7 @@ export async function startPersistentDevnet(options: {
     for (const payer of devAccounts.payers) await mintUsdc(anvil.rpcUrl, token, payer.address, FUNDING);
   } else {
     token = record.token;
+    await keepDevnetCurrent(anvil.rpcUrl, token);
   }
   const treasury = devAccounts.treasury.address;
   // Running: no `stoppedAt`, so a crash from here on is detected at the next start.
@@ -116,6 +117,22 @@ export async function startPersistentDevnet(options: {
       }
     },
   };
+}
+
+/**
+ * A chain kept from an older checkout may carry an older TestUSDC (before EIP-3009) or predate the
+ * relayer account. The token's code is replaced in place (its storage layout only ever grows at the
+ * end, so balances stay as the indexer saw them) and the relayer gets its ETH.
+ */
+async function keepDevnetCurrent(rpcUrl: string, token: Address): Promise<void> {
+  const client = createTestClient({ mode: 'anvil', transport: http(rpcUrl) });
+  const publicClient = createPublicClient({ transport: http(rpcUrl) });
+  if ((await publicClient.getCode({ address: token })) !== testUsdcRuntimeCode) {
+    await client.setCode({ address: token, bytecode: testUsdcRuntimeCode });
+  }
+  if ((await publicClient.getBalance({ address: devAccounts.relayer.address })) === 0n) {
+    await client.setBalance({ address: devAccounts.relayer.address, value: parseEther('10000') });
+  }
 }
 
 function readRecord(file: string): DevnetRecord | null {

@@ -11,12 +11,18 @@ import {
   type Hex,
   http,
 } from 'viem';
+import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts';
 import { devAccounts } from './accounts.ts';
 
-/** Compiled by `compile-token.ts` and checked in: starting a devnet never runs a compiler. */
+/** Compiled by `compile-contracts.ts` and checked in: starting a devnet never runs a compiler. */
 const testUsdcArtifact = JSON.parse(
   readFileSync(new URL('../../contracts/TestUSDC.json', import.meta.url), 'utf8'),
-) as { abi: Abi; bytecode: Hex };
+) as { abi: Abi; bytecode: Hex; deployedBytecode: Hex };
+
+/** TestUSDC's full ABI (ERC-20, open mint, EIP-3009, EIP-2612); `eip3009Abi` is a typed subset. */
+export const testUsdcAbi: Abi = testUsdcArtifact.abi;
+/** TestUSDC's runtime code: what a deployment leaves at its address (it has no immutables). */
+export const testUsdcRuntimeCode: Hex = testUsdcArtifact.deployedBytecode;
 
 // A local node answers at once: poll receipts fast instead of viem's 4 s default for HTTP.
 const POLLING_INTERVAL_MS = 50;
@@ -106,4 +112,21 @@ export async function usdcBalance(rpcUrl: string, token: Address, owner: Address
     functionName: 'balanceOf',
     args: [owner],
   });
+}
+
+export type GaslessPayer = PrivateKeyAccount & { privateKey: Hex };
+
+/**
+ * A brand-new wallet (random key) holding `usdc` base units of the token and no ETH at all: it can
+ * only pay by signing (EIP-3009, Permit2 with a sponsored approval), never by sending a transaction.
+ */
+export async function createGaslessPayer(
+  rpcUrl: string,
+  token: Address,
+  usdc: bigint,
+): Promise<GaslessPayer> {
+  const privateKey = generatePrivateKey();
+  const account = Object.assign(privateKeyToAccount(privateKey), { privateKey });
+  if (usdc > 0n) await mintUsdc(rpcUrl, token, account.address, usdc);
+  return account;
 }

@@ -28,11 +28,18 @@ type Documents = {
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": typeof types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": typeof types.PlaygroundBalanceDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
-    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
+    "\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n": typeof types.WebhookDeliveryRow_DeliveryFragmentDoc,
+    "\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n": typeof types.WebhookEndpoint_EndpointFragmentDoc,
+    "\n  query Webhooks {\n    me {\n      id\n      webhookEndpoints {\n        id\n        ...WebhookEndpoint_endpoint\n      }\n    }\n  }\n": typeof types.WebhooksDocument,
+    "\n  mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {\n    createWebhookEndpoint(input: $input) {\n      secret\n      endpoint {\n        id\n        url\n      }\n    }\n  }\n": typeof types.CreateWebhookEndpointDocument,
+    "\n  mutation DeleteWebhookEndpoint($id: ID!) {\n    deleteWebhookEndpoint(id: $id) {\n      id\n    }\n  }\n": typeof types.DeleteWebhookEndpointDocument,
+    "\n  mutation RedeliverWebhook($deliveryId: ID!) {\n    redeliverWebhook(deliveryId: $deliveryId) {\n      id\n      ...WebhookDeliveryRow_delivery\n    }\n  }\n": typeof types.RedeliverWebhookDocument,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": typeof types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": typeof types.MeDocument,
     "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": typeof types.SiweChallengeDocument,
     "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": typeof types.SignInDocument,
     "\n  mutation SignOut {\n    signOut\n  }\n": typeof types.SignOutDocument,
+    "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n": typeof types.RelayPaymentDocument,
 };
 const documents: Documents = {
     "\n  query PaymentConfig {\n    paymentConfig {\n      ...PaymentConfigFields\n    }\n  }\n": types.PaymentConfigDocument,
@@ -49,11 +56,18 @@ const documents: Documents = {
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": types.PlaygroundBalanceDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
-    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n": types.PaymentConfigFieldsFragmentDoc,
+    "\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n": types.WebhookDeliveryRow_DeliveryFragmentDoc,
+    "\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n": types.WebhookEndpoint_EndpointFragmentDoc,
+    "\n  query Webhooks {\n    me {\n      id\n      webhookEndpoints {\n        id\n        ...WebhookEndpoint_endpoint\n      }\n    }\n  }\n": types.WebhooksDocument,
+    "\n  mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {\n    createWebhookEndpoint(input: $input) {\n      secret\n      endpoint {\n        id\n        url\n      }\n    }\n  }\n": types.CreateWebhookEndpointDocument,
+    "\n  mutation DeleteWebhookEndpoint($id: ID!) {\n    deleteWebhookEndpoint(id: $id) {\n      id\n    }\n  }\n": types.DeleteWebhookEndpointDocument,
+    "\n  mutation RedeliverWebhook($deliveryId: ID!) {\n    redeliverWebhook(deliveryId: $deliveryId) {\n      id\n      ...WebhookDeliveryRow_delivery\n    }\n  }\n": types.RedeliverWebhookDocument,
+    "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n": types.PaymentConfigFieldsFragmentDoc,
     "\n  query Me {\n    me {\n      id\n      walletAddress\n      balance\n    }\n  }\n": types.MeDocument,
     "\n  mutation SiweChallenge($address: Address!, $chainId: Int!) {\n    siweChallenge(address: $address, chainId: $chainId)\n  }\n": types.SiweChallengeDocument,
     "\n  mutation SignIn($message: String!, $signature: String!) {\n    signIn(message: $message, signature: $signature) {\n      expiresAt\n      account {\n        id\n        walletAddress\n      }\n    }\n  }\n": types.SignInDocument,
     "\n  mutation SignOut {\n    signOut\n  }\n": types.SignOutDocument,
+    "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n": types.RelayPaymentDocument,
 };
 
 /**
@@ -129,7 +143,31 @@ export function graphql(source: "\n  query Usage($first: Int!, $after: String, $
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"): (typeof documents)["\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n  }\n"];
+export function graphql(source: "\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n"): (typeof documents)["\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query Webhooks {\n    me {\n      id\n      webhookEndpoints {\n        id\n        ...WebhookEndpoint_endpoint\n      }\n    }\n  }\n"): (typeof documents)["\n  query Webhooks {\n    me {\n      id\n      webhookEndpoints {\n        id\n        ...WebhookEndpoint_endpoint\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {\n    createWebhookEndpoint(input: $input) {\n      secret\n      endpoint {\n        id\n        url\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {\n    createWebhookEndpoint(input: $input) {\n      secret\n      endpoint {\n        id\n        url\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation DeleteWebhookEndpoint($id: ID!) {\n    deleteWebhookEndpoint(id: $id) {\n      id\n    }\n  }\n"): (typeof documents)["\n  mutation DeleteWebhookEndpoint($id: ID!) {\n    deleteWebhookEndpoint(id: $id) {\n      id\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RedeliverWebhook($deliveryId: ID!) {\n    redeliverWebhook(deliveryId: $deliveryId) {\n      id\n      ...WebhookDeliveryRow_delivery\n    }\n  }\n"): (typeof documents)["\n  mutation RedeliverWebhook($deliveryId: ID!) {\n    redeliverWebhook(deliveryId: $deliveryId) {\n      id\n      ...WebhookDeliveryRow_delivery\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n"): (typeof documents)["\n  fragment PaymentConfigFields on PaymentConfig {\n    chainId\n    tokenAddress\n    tokenDecimals\n    treasuryAddress\n    confirmations\n    creditsPerToken\n    gaslessMinAmount\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -146,6 +184,10 @@ export function graphql(source: "\n  mutation SignIn($message: String!, $signatu
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation SignOut {\n    signOut\n  }\n"): (typeof documents)["\n  mutation SignOut {\n    signOut\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n"): (typeof documents)["\n  mutation RelayPayment($input: TransferAuthorizationInput!) {\n    relayPayment(input: $input) {\n      txHash\n      amountToken\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};

@@ -1,7 +1,7 @@
 /**
- * Buy credits: pick an amount, send the USDC transfer to the treasury from the wallet, and follow it
- * live from "sent" through its confirmations to "credited". Nothing here credits anything: the API
- * does, from indexed chain data.
+ * Buy credits: pick an amount, send the USDC transfer to the treasury from the wallet (or, without ETH for
+ * gas, sign an authorization that the platform's relayer submits), and follow it live from "sent" through
+ * its confirmations to "credited". Nothing here credits anything: the API does, from indexed chain data.
  */
 import { usdcAbi } from '@chainmeter/schema';
 import { useEffect, useId, useState } from 'react';
@@ -14,6 +14,7 @@ import { quotePurchase } from '../lib/purchase';
 import { useLive } from '../live/live';
 import { usePaymentConfig } from '../payment-config';
 import { Link } from '../router';
+import { RelayRefused, useGaslessTopUp } from '../wallet/gasless';
 
 const PRESETS = ['5', '10', '25', '100'] as const;
 
@@ -23,7 +24,13 @@ export function BuyPage() {
   const amountId = useId();
   const [amount, setAmount] = useState<string>('10');
   const [sendError, setSendError] = useState<string | null>(null);
-  const [sent, setSent] = useState<{ hash: Hash; credits: string } | null>(null);
+  const [sent, setSent] = useState<{ hash: Hash; credits: string; gasless: boolean } | null>(null);
+  const gasless = useGaslessTopUp({
+    chainId: config.chainId,
+    token: config.tokenAddress,
+    treasury: config.treasuryAddress,
+  });
+  const gaslessMin = config.gaslessMinAmount === null ? null : BigInt(config.gaslessMinAmount);
   const { writeContractAsync, isPending } = useWriteContract();
   const tokenBalance = useReadContract({
     address: config.tokenAddress,
@@ -37,12 +44,12 @@ export function BuyPage() {
   const quote = quotePurchase(amount, config.tokenDecimals, config.creditsPerToken);
   const balanceUnits = tokenBalance.data;
   const insufficient = quote.ok && balanceUnits !== undefined && balanceUnits < quote.purchase.units;
-  const balanceMicroUsd =
-    balanceUnits === undefined
-      ? undefined
-      : config.tokenDecimals >= 6
-        ? balanceUnits / 10n ** BigInt(config.tokenDecimals - 6)
-        : balanceUnits * 10n ** BigInt(6 - config.tokenDecimals);
+  const toMicroUsd = (units: bigint) =>
+    config.tokenDecimals >= 6
+      ? units / 10n ** BigInt(config.tokenDecimals - 6)
+      : units * 10n ** BigInt(6 - config.tokenDecimals);
+  const balanceMicroUsd = balanceUnits === undefined ? undefined : toMicroUsd(balanceUnits);
+  const belowGaslessMin = gaslessMin !== null && quote.ok && quote.purchase.units < gaslessMin;
 
   const send = async () => {
     if (!quote.ok) return;
@@ -55,9 +62,20 @@ export function BuyPage() {
         args: [config.treasuryAddress, quote.purchase.units],
         chainId: config.chainId,
       });
-      setSent({ hash, credits: quote.purchase.credits });
+      setSent({ hash, credits: quote.purchase.credits, gasless: false });
     } catch (failure) {
       setSendError(describeWalletError(failure));
+    }
+  };
+
+  const sendGasless = async () => {
+    if (!quote.ok) return;
+    setSendError(null);
+    try {
+      const hash = await gasless.pay(quote.purchase.units);
+      setSent({ hash, credits: quote.purchase.credits, gasless: true });
+    } catch (failure) {
+      setSendError(failure instanceof RelayRefused ? failure.message : describeWalletError(failure));
     }
   };
 
@@ -137,19 +155,48 @@ export function BuyPage() {
               ? `Pay ${displayUsd(quote.purchase.microUsd)} USDC`
               : 'Pay'}
         </button>
+        {gaslessMin !== null && (
+          <div className="gasless">
+            <button
+              type="button"
+              className="big"
+              disabled={!quote.ok || insufficient || belowGaslessMin || gasless.busy || !gasless.ready}
+              onClick={sendGasless}
+            >
+              {gasless.signing
+                ? 'Sign in your wallet…'
+                : gasless.busy
+                  ? 'Submitting…'
+                  : quote.ok
+                    ? `Pay ${displayUsd(quote.purchase.microUsd)} USDC without gas`
+                    : 'Pay without gas'}
+            </button>
+            <p className="muted small" data-testid="gasless-note">
+              No ETH? Sign a USDC authorization instead of sending a transaction: ChainMeter's relayer submits
+              it and pays the network fee. From {displayUsd(toMicroUsd(gaslessMin))} USDC.
+            </p>
+            {belowGaslessMin && (
+              <p className="field-error small">
+                Paying without gas needs at least {displayUsd(toMicroUsd(gaslessMin))} USDC.
+              </p>
+            )}
+          </div>
+        )}
         {sendError && (
           <p className="alert alert-error" role="alert">
             {sendError}
           </p>
         )}
       </section>
-      {sent && <PaymentTracker key={sent.hash} hash={sent.hash} credits={sent.credits} />}
+      {sent && (
+        <PaymentTracker key={sent.hash} hash={sent.hash} credits={sent.credits} gasless={sent.gasless} />
+      )}
     </div>
   );
 }
 
-/** Follows one transfer: sent, mined, pending n/N, credited. */
-function PaymentTracker({ hash, credits }: { hash: Hash; credits: string }) {
+/** Follows one transfer (sent by the wallet, or relayed): sent, mined, pending n/N, credited. */
+function PaymentTracker({ hash, credits, gasless }: { hash: Hash; credits: string; gasless: boolean }) {
   const config = usePaymentConfig();
   const live = useLive();
   const receipt = useWaitForTransactionReceipt({ hash, chainId: config.chainId });
@@ -175,7 +222,7 @@ function PaymentTracker({ hash, credits }: { hash: Hash; credits: string }) {
       data-testid="payment-tracker"
       data-step={step}
     >
-      <h2 id="tracker-title">Your payment</h2>
+      <h2 id="tracker-title">{gasless ? 'Your payment (relayed, no gas)' : 'Your payment'}</h2>
       <ol className="steps">
         <li className={step === 'sent' ? 'current' : 'done'}>Sent</li>
         <li className={step === 'pending' ? 'current' : step === 'credited' ? 'done' : ''}>Confirming</li>

@@ -1,13 +1,16 @@
 /**
  * The one wagmi config, built at runtime from the API's `paymentConfig`: the chain, token and treasury
- * are never baked into the bundle. Injected wallets (MetaMask, the Coinbase Wallet extension, any
- * EIP-6963 wallet) always; the dev wallet only on the local chain.
+ * are never baked into the bundle. Injected wallets (MetaMask, any EIP-6963 wallet) always; Coinbase Wallet
+ * (its extension, its app, and its smart wallet, which signs in through EIP-1271/6492) always, and
+ * WalletConnect when the build had `WALLETCONNECT_PROJECT_ID`, both loading their SDKs only once chosen
+ * (`lazy-connector.ts`); the dev wallet only on the local chain.
  */
 import { browserRpcUrl, DEVNET_CHAIN_ID } from '@chainmeter/schema';
 import { type Chain, defineChain } from 'viem';
 import { base, baseSepolia, foundry } from 'viem/chains';
 import { type Config, createConfig, http } from 'wagmi';
 import { injected } from 'wagmi/connectors';
+import { lazyConnector } from './lazy-connector.ts';
 
 // The devnet keeps anvil's chain but gets a name people recognise.
 const devnet = { ...foundry, name: 'the local devnet (anvil)' } as const satisfies Chain;
@@ -86,10 +89,74 @@ export function chainFor(chainId: number): Chain {
   );
 }
 
-export async function createWagmiConfig(chainId: number): Promise<Config> {
+/**
+ * WalletConnect's project id, from the build's environment (`WALLETCONNECT_PROJECT_ID`, see vite.config.ts).
+ * A build without one has no WalletConnect code at all: the loader below is dead code and dropped.
+ */
+const BUILD_WALLETCONNECT_PROJECT_ID: string = import.meta.env.WALLETCONNECT_PROJECT_ID ?? '';
+const loadWalletConnect = import.meta.env.WALLETCONNECT_PROJECT_ID
+  ? async () => (await import('wagmi/connectors/walletConnect')).walletConnect
+  : null;
+
+const APP_NAME = 'ChainMeter';
+
+export interface WalletConnectorOptions {
+  /** Empty: no WalletConnect. */
+  walletConnectProjectId: string;
+  /** Imports wagmi's WalletConnect connector; null when this build has none. */
+  loadWalletConnect?: (() => Promise<typeof import('wagmi/connectors/walletConnect').walletConnect>) | null;
+}
+
+/** The wallets people hold, besides the dev wallet: none of them loads an SDK before it is chosen. */
+export function walletConnectors(options: WalletConnectorOptions) {
+  const connectors = [
+    injected({ shimDisconnect: true }),
+    lazyConnector({
+      id: 'coinbaseWalletSDK',
+      name: 'Coinbase Wallet',
+      type: 'coinbaseWallet',
+      rdns: 'com.coinbase.wallet',
+      load: async () => {
+        const { coinbaseWallet } = await import('wagmi/connectors/coinbaseWallet');
+        // 'all': the extension, the mobile app, or a smart wallet (passkey), whichever the person has.
+        return coinbaseWallet({ appName: APP_NAME, preference: { options: 'all' } });
+      },
+    }),
+  ];
+  const projectId = options.walletConnectProjectId;
+  const load = options.loadWalletConnect ?? loadWalletConnect;
+  if (projectId && load) {
+    connectors.push(
+      lazyConnector({
+        id: 'walletConnect',
+        name: 'WalletConnect',
+        type: 'walletConnect',
+        load: async () =>
+          (await load())({
+            projectId,
+            showQrModal: true,
+            metadata: {
+              name: APP_NAME,
+              description: 'Pay for AI with USDC',
+              url: globalThis.location?.origin ?? 'http://localhost',
+              icons: [],
+            },
+          }),
+      }),
+    );
+  }
+  return connectors;
+}
+
+export async function createWagmiConfig(
+  chainId: number,
+  options: { walletConnectProjectId?: string } = {},
+): Promise<Config> {
   const chain = chainFor(chainId);
   const rpcUrl = chainRpcUrl(chain);
-  const connectors = [injected({ shimDisconnect: true })];
+  const connectors = walletConnectors({
+    walletConnectProjectId: options.walletConnectProjectId ?? BUILD_WALLETCONNECT_PROJECT_ID,
+  });
   if (chainId === DEVNET_CHAIN_ID) {
     const { devWallet } = await import('./dev-wallet.ts');
     connectors.push(devWallet({ chain, rpcUrl }) as unknown as (typeof connectors)[number]);

@@ -9,6 +9,7 @@ import { type Query, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { createAccounts } from '../accounts/accounts.store.ts';
 import { chainLedgerBatch, type LedgerEntryInput, writeLedgerBatch } from '../ledger/ledger.store.ts';
+import { enqueueDepositWebhookEvents } from '../webhooks/webhook-events.store.ts';
 import {
   advanceCursor,
   type DepositWrite,
@@ -208,6 +209,12 @@ async function creditRows(
   for (const [accountId, ledgerEntryId] of newest) {
     events.push({ type: 'balanceUpdated', accountId, ledgerEntryId });
   }
+  // In the crediting transaction: the webhook exists exactly when the credit committed.
+  await enqueueDepositWebhookEvents(
+    query,
+    'DEPOSIT_CREDITED',
+    credited.map((deposit) => deposit.id),
+  );
   return events;
 }
 
@@ -254,11 +261,21 @@ export async function syncPendingDeposits(
     const now = new Date();
     if (rows.length > 0) {
       const { deposits } = await lockSenders(query, rows);
-      changed.push(...(await upsertPendingDeposits(query, chainId, head, now, deposits)));
+      const upserted = await upsertPendingDeposits(query, chainId, head, now, deposits);
+      changed.push(...upserted);
+      // Once, when the transfer is first seen; confirmations go on through the depositUpdated subscription.
+      const seen = upserted.filter((row) => row.inserted).map((row) => row.id);
+      await enqueueDepositWebhookEvents(query, 'DEPOSIT_PENDING', seen);
     }
     if (options.windowComplete !== false) {
       const keys = present.map((r) => r.key);
-      changed.push(...(await markMissingPendingReorged(query, chainId, head, keys, now)));
+      const reorged = await markMissingPendingReorged(query, chainId, head, keys, now);
+      changed.push(...reorged);
+      await enqueueDepositWebhookEvents(
+        query,
+        'DEPOSIT_REORGED',
+        reorged.map((row) => row.id),
+      );
     }
     return changed.map(
       (row): CreditingEvent => ({ type: 'depositUpdated', accountId: row.account_id, depositId: row.id }),

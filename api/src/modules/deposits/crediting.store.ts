@@ -162,21 +162,26 @@ const UPSERT_PENDING_DEPOSITS: Statement = {
    where deposits.status <> 'CREDITED' and (deposits.status <> 'PENDING'
      or deposits.block_number <> excluded.block_number or deposits.block_hash <> excluded.block_hash
      or deposits.confirmations <> excluded.confirmations)
-   returning id, account_id`,
+   returning id, account_id, (xmax = 0) as inserted`,
 };
 
 const depositOfAccountRow = z.object({ id: z.string(), account_id: z.string() });
+// `xmax = 0`: the row version was made by an insert, not by the conflict's update.
+const upsertedPendingRow = depositOfAccountRow.extend({ inserted: z.boolean() });
 
-/** Inserts or updates these PENDING deposits; returns those that changed (never a CREDITED one). */
+/**
+ * Inserts or updates these PENDING deposits; returns those that changed (never a CREDITED one), `inserted`
+ * when first seen.
+ */
 export async function upsertPendingDeposits(
   query: Query,
   chainId: number,
   head: bigint,
   now: Date,
   rows: readonly DepositWrite[],
-): Promise<{ id: string; account_id: string }[]> {
+): Promise<{ id: string; account_id: string; inserted: boolean }[]> {
   const result = await query(UPSERT_PENDING_DEPOSITS, depositValues(chainId, head, now, rows));
-  return result.map((row) => depositOfAccountRow.parse(row));
+  return result.map((row) => upsertedPendingRow.parse(row));
 }
 
 const MARK_MISSING_PENDING_REORGED: Statement = {

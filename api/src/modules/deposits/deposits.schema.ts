@@ -72,7 +72,7 @@ interface PaymentConfigShape {
   confirmations: number;
 }
 
-const PaymentConfigRef = builder.objectRef<PaymentConfigShape>('PaymentConfig').implement({
+export const PaymentConfigRef = builder.objectRef<PaymentConfigShape>('PaymentConfig').implement({
   description: 'Everything a client needs to pay: send tokenAddress tokens to treasuryAddress on chainId.',
   fields: (t) => ({
     chainId: t.exposeInt('chainId'),

@@ -6,6 +6,7 @@ import type { Em } from '../../db/orm.ts';
 import { type Query, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { chainLedgerBatch, type LedgerEntryInput, writeLedgerBatch } from '../ledger/ledger.store.ts';
+import { enqueueDepositWebhookEvents } from '../webhooks/webhook-events.store.ts';
 import { type CreditingEvent, type CreditOptions, creditableTransfers, logKey } from './crediting.service.ts';
 import { readCursor, readOwedDeposits, rewindCursor, setDebts } from './crediting.store.ts';
 import { payDebt } from './debt.ts';
@@ -115,6 +116,12 @@ export async function reverseReorgedCredits(
         shortfall: amount - taken,
       });
     }
+    // A credit taken back is a reorged deposit to its account's receivers too.
+    await enqueueDepositWebhookEvents(
+      query,
+      'DEPOSIT_REORGED',
+      reversed.map((credit) => credit.depositId),
+    );
     await moveCreditedDeposits(query, moved);
     for (const m of moved) events.push({ type: 'depositUpdated', accountId: m.accountId, depositId: m.id });
     return { events, reversed };

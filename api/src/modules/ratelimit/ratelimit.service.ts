@@ -8,6 +8,8 @@
  *   the account's only. So an account cannot multiply its budget by minting keys.
  * - per client IP and action (`siweChallenge`, `signIn`, `apiKeys` for key management), for the
  *   endpoints a stranger can hammer before (or while) being signed in.
+ * - gasless top-ups (`relayPayment`), per hour: per client IP, and per paying wallet. Each one the relayer
+ *   submits costs the platform gas.
  *
  * With Redis, a Redis outage does not take the API down: each Redis limiter has an in-memory insurance
  * limiter with the same budget that counts (per replica) while Redis is unreachable.
@@ -38,6 +40,10 @@ export interface RateLimitConfig {
   accountTokensPerMinute: number;
   /** Calls per minute from one client IP to each action: siweChallenge, signIn, key management. */
   ipActionsPerMinute: number;
+  /** Gasless top-ups per paying wallet per hour (default 10). */
+  relayWalletPerHour?: number;
+  /** Gasless top-ups per client IP per hour (default 30). */
+  relayIpPerHour?: number;
   /** Prefix of every Redis key; deployments (or test runs) sharing one Redis use different ones. */
   keyPrefix: string;
 }
@@ -94,6 +100,11 @@ export interface RateLimits {
   giveBack(viewer: RateLimitedViewer, usage: RateLimitUsage): Promise<void>;
   /** One call of `action` from `ip`; throws `RateLimitedError` past `ipActionsPerMinute`. */
   consumeIp(ip: string | null, action: IpAction): Promise<void>;
+  /**
+   * One gasless top-up attempt from the client IP (`by: 'ip'`) or for the paying wallet (`by: 'wallet'`);
+   * throws `RateLimitedError` (`ip.relayPayment`, `wallet.relayPayment`) past the hourly budget.
+   */
+  consumeRelay(by: 'ip' | 'wallet', key: string | null): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -130,15 +141,15 @@ export async function createRateLimits(
       );
     });
   }
-  const make = (name: string, points: number): RateLimiterAbstract => {
+  const make = (name: string, points: number, duration = WINDOW_SECONDS): RateLimiterAbstract => {
     const keyPrefix = `${config.keyPrefix}:${name}`;
-    const memory = new RateLimiterMemory({ keyPrefix, points, duration: WINDOW_SECONDS });
+    const memory = new RateLimiterMemory({ keyPrefix, points, duration });
     if (!redis) return memory;
     return new RateLimiterRedis({
       storeClient: redis,
       keyPrefix,
       points,
-      duration: WINDOW_SECONDS,
+      duration,
       rejectIfRedisNotReady: true,
       insuranceLimiter: memory,
     });
@@ -151,6 +162,8 @@ export async function createRateLimits(
     siweChallenge: make('ip-challenge', config.ipActionsPerMinute),
     signIn: make('ip-signin', config.ipActionsPerMinute),
     apiKeys: make('ip-keys', config.ipActionsPerMinute),
+    relayIp: make('ip-relay', config.relayIpPerHour ?? 30, 3_600),
+    relayWallet: make('wallet-relay', config.relayWalletPerHour ?? 10, 3_600),
   };
 
   const bucketsOf = (viewer: RateLimitedViewer, usage: RateLimitUsage): Bucket[] => {
@@ -205,6 +218,16 @@ export async function createRateLimits(
     async consumeIp(ip, action) {
       await consumeAll([
         { name: `ip.${action}`, limiter: limiters[action], key: ip ?? 'unknown', points: 1 },
+      ]);
+    },
+    async consumeRelay(by, key) {
+      await consumeAll([
+        {
+          name: `${by}.relayPayment`,
+          limiter: by === 'ip' ? limiters.relayIp : limiters.relayWallet,
+          key: key ?? 'unknown',
+          points: 1,
+        },
       ]);
     },
     async close() {

@@ -1,0 +1,129 @@
+/**
+ * The relayer: the platform's own wallet (`RELAYER_PRIVATE_KEY`) that submits other people's signed
+ * authorizations (x402 settlements, gasless top-ups) and pays their gas. It never holds USDC: what it
+ * submits moves the signer's tokens to the treasury, never its own.
+ *
+ * - Its account carries viem's `nonceManager`, so submissions running at once take consecutive nonces
+ *   instead of colliding (without it, concurrent sends read the same pending nonce and all but one fail).
+ * - Its client polls receipts every `pollingIntervalMs` (viem's default, 4 s, would add seconds to every
+ *   settlement on a chain with 1 s blocks; 250 ms on the devnet).
+ * - Its ETH balance is exported on `/metrics` (`chainmeter_relayer_gas_balance_wei`), refreshed by
+ *   {@link startGasBalanceRefresh}; `ChainMeterRelayerGasLow` alerts before it runs dry.
+ */
+import type { Logger } from 'pino';
+import {
+  type Account,
+  type Address,
+  type Chain,
+  type Client,
+  createWalletClient,
+  defineChain,
+  type Hex,
+  http,
+  type PublicActions,
+  publicActions,
+  type RpcSchema,
+  type Transport,
+  type WalletActions,
+} from 'viem';
+import { nonceManager, privateKeyToAccount } from 'viem/accounts';
+
+/** A wallet client of the relayer's account with the public actions (reads, simulation, receipts) beside. */
+export type RelayerClient = Client<
+  Transport,
+  Chain,
+  Account,
+  RpcSchema | undefined,
+  WalletActions<Chain, Account> & PublicActions<Transport, Chain, Account>
+>;
+
+export interface Relayer {
+  /** The relayer's wallet: the `from` of every transaction it submits. */
+  address: Address;
+  /** Signs and submits as the relayer (nonces managed); reads and simulates through the same RPC. */
+  client: RelayerClient;
+  /** The relayer's ETH balance (wei), read from the chain now. */
+  gasBalance(): Promise<bigint>;
+}
+
+export interface CreateRelayerParameters {
+  rpcUrl: string;
+  privateKey: Hex;
+  chainId: number;
+  logger: Logger;
+  /** How often receipts and blocks are polled (ms): 250 on the devnet, about half a block time elsewhere. */
+  pollingIntervalMs: number;
+}
+
+/**
+ * @example
+ * const relayer = createRelayer({ rpcUrl, privateKey, chainId: 31337, logger, pollingIntervalMs: 250 });
+ * const hash = await relayer.client.writeContract({ address: usdc, abi, functionName: 'transferWithAuthorization', args });
+ * await relayer.client.waitForTransactionReceipt({ hash });
+ */
+export function createRelayer(parameters: CreateRelayerParameters): Relayer {
+  const account = privateKeyToAccount(parameters.privateKey, { nonceManager });
+  // Only the id matters: transactions are signed for it (EIP-155) and the RPC is the one given.
+  const chain = defineChain({
+    id: parameters.chainId,
+    name: `chain ${parameters.chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [parameters.rpcUrl] } },
+  });
+  const client = createWalletClient({
+    account,
+    chain,
+    transport: http(parameters.rpcUrl, { timeout: 15_000 }),
+    pollingInterval: parameters.pollingIntervalMs,
+  }).extend(publicActions);
+  parameters.logger.info({ relayer: account.address, chainId: parameters.chainId }, 'relayer configured');
+  return {
+    address: account.address,
+    client: client as RelayerClient,
+    gasBalance: () => client.getBalance({ address: account.address }),
+  };
+}
+
+export interface GasBalanceRefresh {
+  stop(): void;
+}
+
+/**
+ * Reads the relayer's balance now and every `intervalMs`, handing each reading to `onBalance` (the gauge).
+ * A failed read is logged once per outage and leaves `onBalance(null)`: the gauge disappears rather than
+ * showing a stale figure.
+ */
+export function startGasBalanceRefresh(parameters: {
+  relayer: Relayer;
+  intervalMs: number;
+  logger: Logger;
+  onBalance(balance: bigint | null): void;
+}): GasBalanceRefresh {
+  const { relayer, logger, onBalance } = parameters;
+  let failing = false;
+  let stopped = false;
+  const refresh = async () => {
+    try {
+      const balance = await relayer.gasBalance();
+      if (stopped) return;
+      if (failing) logger.info({ relayer: relayer.address }, 'relayer gas balance readable again');
+      failing = false;
+      onBalance(balance);
+    } catch (error) {
+      if (stopped) return;
+      if (!failing)
+        logger.warn({ err: error, relayer: relayer.address }, 'cannot read the relayer gas balance');
+      failing = true;
+      onBalance(null);
+    }
+  };
+  void refresh();
+  const timer = setInterval(() => void refresh(), parameters.intervalMs);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The webhook outbox's write side for other modules: an event is written in the transaction of the change it
+ * describes (a credited deposit, a crossed threshold), as one delivery row per live endpoint of the account
+ * that subscribed to its type. Nothing is written for an account without such an endpoint, and no HTTP
+ * happens here: the delivery worker (`webhook-delivery.worker.ts`) sends them after the commit.
+ */
+import type { Query, Statement } from '../../db/sql.ts';
+
+export type WebhookEventType =
+  | 'DEPOSIT_PENDING'
+  | 'DEPOSIT_CREDITED'
+  | 'DEPOSIT_REORGED'
+  | 'BALANCE_LOW'
+  | 'KEY_LIMIT_REACHED'
+  | 'AUTO_TOP_UP_SUBMITTED'
+  | 'AUTO_TOP_UP_FAILED';
+
+export const WEBHOOK_EVENT_TYPES: readonly WebhookEventType[] = [
+  'DEPOSIT_PENDING',
+  'DEPOSIT_CREDITED',
+  'DEPOSIT_REORGED',
+  'BALANCE_LOW',
+  'KEY_LIMIT_REACHED',
+  'AUTO_TOP_UP_SUBMITTED',
+  'AUTO_TOP_UP_FAILED',
+];
+
+/** An event for the account's endpoints. `data` is sent as JSON: bigints are written as decimal strings. */
+export interface WebhookEventInput {
+  accountId: string;
+  type: WebhookEventType;
+  data: Record<string, unknown>;
+}
+
+// The CTE is materialized (it calls a volatile function), so one event fanned out to several endpoints keeps
+// one event id: the `webhook-id` every endpoint sees for it.
+const ENQUEUE_WEBHOOK_EVENTS: Statement = {
+  name: 'cm_enqueue_webhook_events',
+  text: `with events as materialized (
+     select gen_random_uuid() as event_id, t.account_id, t.event_type, t.data
+     from unnest($1::uuid[], $2::text[], $3::jsonb[]) as t(account_id, event_type, data)
+   )
+   insert into webhook_deliveries (endpoint_id, account_id, event_id, event_type, event_at, data,
+     next_attempt_at, retrying_since, created_at)
+   select e.id, events.account_id, events.event_id, events.event_type, now(), events.data, now(), now(), now()
+   from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
+     and events.event_type = any(e.events)`,
+};
+
+function jsonOf(data: Record<string, unknown>): string {
+  return JSON.stringify(data, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
+}
+
+/** Writes the events to the outbox in the caller's transaction (cheap when the account has no endpoint for the type). */
+export async function enqueueWebhookEvents(
+  query: Query,
+  events: readonly WebhookEventInput[],
+): Promise<void> {
+  if (events.length === 0) return;
+  await query(ENQUEUE_WEBHOOK_EVENTS, [
+    events.map((event) => event.accountId),
+    events.map((event) => event.type),
+    events.map((event) => jsonOf(event.data)),
+  ]);
+}
+
+// The deposit's event data is read from the deposit row as this transaction just wrote it. `credits` is the
+// Credits form of `amount` (micro-USD / 1000, exact, trailing zeros trimmed); the amounts are strings.
+const ENQUEUE_DEPOSIT_EVENTS: Statement = {
+  name: 'cm_enqueue_deposit_webhook_events',
+  text: `with events as materialized (
+     select gen_random_uuid() as event_id, d.account_id, jsonb_build_object(
+       'depositId', d.id, 'chainId', d.chain_id, 'txHash', d.tx_hash, 'logIndex', d.log_index,
+       'blockNumber', d.block_number::text, 'wallet', a.wallet_address, 'from', d.from_address,
+       'amountToken', d.amount_token::text, 'amount', d.amount::text,
+       'credits', trim_scale(d.amount::numeric / 1000)::text, 'status', d.status,
+       'confirmations', d.confirmations, 'creditedAt', d.credited_at) as data
+     from deposits d join accounts a on a.id = d.account_id
+     where d.id = any($1::uuid[])
+       and exists (select 1 from webhook_endpoints e where e.account_id = d.account_id and e.deleted_at is null
+         and $2 = any(e.events))
+   )
+   insert into webhook_deliveries (endpoint_id, account_id, event_id, event_type, event_at, data,
+     next_attempt_at, retrying_since, created_at)
+   select e.id, events.account_id, events.event_id, $2, now(), events.data, now(), now(), now()
+   from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
+     and $2 = any(e.events)`,
+};
+
+/**
+ * The deposit events of these deposits, in the caller's transaction (after it wrote them): data a receiver
+ * can act on (deposit id, chain, tx hash and log index, block, the account's wallet, amounts, status,
+ * confirmations, credited time). One statement; nothing is read for accounts without such an endpoint.
+ */
+export async function enqueueDepositWebhookEvents(
+  query: Query,
+  type: Extract<WebhookEventType, 'DEPOSIT_PENDING' | 'DEPOSIT_CREDITED' | 'DEPOSIT_REORGED'>,
+  depositIds: readonly string[],
+): Promise<void> {
+  if (depositIds.length === 0) return;
+  await query(ENQUEUE_DEPOSIT_EVENTS, [depositIds, type]);
+}

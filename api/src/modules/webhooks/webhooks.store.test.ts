@@ -1,0 +1,173 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrm } from '../../../test/support/database.ts';
+import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
+import { sqlFor, sqlOf } from '../../db/sql.ts';
+import { findOrCreateAccount } from '../accounts/accounts.service.ts';
+import { enqueueWebhookEvents } from './webhook-events.store.ts';
+import {
+  type ClaimedDelivery,
+  claimDueDeliveries,
+  insertEndpointWithin,
+  readAttemptsOfDeliveries,
+  recordAttempt,
+  recordAttempts,
+} from './webhooks.store.ts';
+
+let db: Awaited<ReturnType<typeof createTestOrm>>;
+let orm: Orm;
+
+beforeAll(async () => {
+  db = await createTestOrm();
+  orm = db.orm;
+});
+afterAll(() => db.close());
+
+async function accountWithEndpoint(): Promise<string> {
+  const accountId = (await findOrCreateAccount(orm.em.fork(), privateKeyToAddress(generatePrivateKey()))).id;
+  await sqlFor(orm).transaction((query) =>
+    insertEndpointWithin(
+      query,
+      { accountId, url: 'http://127.0.0.1:9/hook', secret: 'whsec_AAAA', events: ['DEPOSIT_CREDITED'] },
+      10,
+    ),
+  );
+  return accountId;
+}
+
+describe('claimDueDeliveries', () => {
+  it('never gives one delivery to two claimers at once (replicas claiming in parallel)', async () => {
+    const accountId = await accountWithEndpoint();
+    const count = 300;
+    await orm.em.fork().transactional(async (tx) =>
+      enqueueWebhookEvents(
+        sqlOf(tx).query,
+        Array.from({ length: count }, (_, i) => ({
+          accountId,
+          type: 'DEPOSIT_CREDITED' as const,
+          data: { i },
+        })),
+      ),
+    );
+    const sql = sqlFor(orm);
+    const claimed: string[] = [];
+    // Eight claimers, each taking small batches until nothing is left, all at the same time.
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (;;) {
+          const batch = await claimDueDeliveries(sql.query, 7, 60_000);
+          if (batch.length === 0) return;
+          claimed.push(...batch.map((delivery) => delivery.id));
+        }
+      }),
+    );
+    expect(claimed).toHaveLength(count);
+    expect(new Set(claimed).size).toBe(count);
+  });
+
+  it('claims a delivery again once its lease has run out (its worker died), and records only the live claim', async () => {
+    const accountId = await accountWithEndpoint();
+    await orm.em
+      .fork()
+      .transactional(async (tx) =>
+        enqueueWebhookEvents(sqlOf(tx).query, [{ accountId, type: 'DEPOSIT_CREDITED', data: {} }]),
+      );
+    const sql = sqlFor(orm);
+    const [first] = await claimDueDeliveries(sql.query, 1_000, 1);
+    if (!first) throw new Error('nothing claimed');
+    // A 1 ms lease: the next claim (the "other replica") takes it again.
+    const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000);
+    expect(second?.id).toBe(first.id);
+    expect(second?.eventId).toBe(first.eventId);
+    expect(second?.attempts).toBe(2);
+    const attempt = {
+      responseCode: 200,
+      latencyMs: 3,
+      error: null,
+      responseExcerpt: 'ok',
+      attemptedAt: new Date(),
+    };
+    // The first claimer comes back late: its attempt is logged, but the delivery belongs to the second.
+    expect(await recordAttempt(sql.query, first, attempt, { status: 'DELIVERED', nextAttemptAt: null })).toBe(
+      false,
+    );
+    expect(
+      await recordAttempt(sql.query, second as typeof first, attempt, {
+        status: 'DELIVERED',
+        nextAttemptAt: null,
+      }),
+    ).toBe(true);
+    expect(await claimDueDeliveries(sql.query, 1_000, 60_000)).toEqual([]);
+  });
+});
+
+describe('the outbox on embedded PGlite', () => {
+  it('enqueues, claims and records attempts (arrays, nulls and quotes in the excerpt)', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-webhooks-pglite-'));
+    const embedded = await createOrm({ pgliteDataDir: dataDir });
+    try {
+      await migrateUp(embedded);
+      const accountId = (
+        await findOrCreateAccount(embedded.em.fork(), privateKeyToAddress(generatePrivateKey()))
+      ).id;
+      const sql = sqlFor(embedded);
+      await sql.transaction((query) =>
+        insertEndpointWithin(
+          query,
+          { accountId, url: 'http://127.0.0.1:9/hook', secret: 'whsec_AAAA', events: ['DEPOSIT_CREDITED'] },
+          10,
+        ),
+      );
+      await sql.transaction((query) =>
+        enqueueWebhookEvents(query, [
+          { accountId, type: 'DEPOSIT_CREDITED', data: { n: 1, text: 'a "quoted" \\ value' } },
+          { accountId, type: 'DEPOSIT_CREDITED', data: { n: 2 } },
+        ]),
+      );
+      const claimed = await claimDueDeliveries(sql.query, 10, 60_000);
+      expect(claimed.map((d) => d.data.n).sort()).toEqual([1, 2]);
+      expect(claimed.find((d) => d.data.n === 1)?.data.text).toBe('a "quoted" \\ value');
+      const [first, second] = claimed as [ClaimedDelivery, ClaimedDelivery];
+      const attemptedAt = new Date();
+      const moved = await recordAttempts(sql.query, [
+        {
+          delivery: first,
+          result: {
+            responseCode: 200,
+            latencyMs: 4,
+            error: null,
+            responseExcerpt: 'ok "fine" {x}',
+            attemptedAt,
+          },
+          next: { status: 'DELIVERED', nextAttemptAt: null },
+        },
+        {
+          delivery: second,
+          result: {
+            responseCode: null,
+            latencyMs: 9,
+            error: 'ECONNREFUSED: "no"',
+            responseExcerpt: null,
+            attemptedAt,
+          },
+          next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+        },
+      ]);
+      expect([...moved].sort()).toEqual([first.id, second.id].sort());
+      const attempts = await readAttemptsOfDeliveries(sql.query, [first.id, second.id]);
+      expect(attempts.find((a) => a.deliveryId === first.id)?.responseExcerpt).toBe('ok "fine" {x}');
+      expect(attempts.find((a) => a.deliveryId === second.id)).toMatchObject({
+        responseCode: null,
+        error: 'ECONNREFUSED: "no"',
+      });
+      // Neither is due now: one delivered, one retried in a minute.
+      expect(await claimDueDeliveries(sql.query, 10, 60_000)).toEqual([]);
+    } finally {
+      await embedded.close(true);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
