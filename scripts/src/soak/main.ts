@@ -42,7 +42,16 @@ const say = (line: string) => console.log(`soak: ${line}`);
 
 async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
   const stack = await startStack(runDir, say);
+  // Ctrl-C: stop every part and drop the databases before leaving.
+  const interrupted = () => {
+    say('interrupted: stopping everything');
+    void stack.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const db = new pg.Client({ connectionString: stack.apiDatabase.url });
+  // Dropped under it when interrupted: not worth a crash report.
+  db.on('error', () => {});
   const kinds: LoadKind[] = [];
   const watcher = new BlockWatcher(stack.rpcUrl);
   try {
@@ -279,11 +288,14 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       balanceChanges,
     );
     const served = completions.records.filter((call) => call.served).length;
+    const duringLoad = (time: number) => time >= loadStart && time < loadEnd;
+    const eventsReceived = subscriptions.records.reduce((n, r) => n + r.events.filter(duringLoad).length, 0);
+    const eventsWritten = balanceChanges.filter(duringLoad).length;
     const lines = [
       `# Soak ${new Date(loadStart).toISOString()}`,
       '',
       `Load ${((loadEnd - loadStart) / 1000).toFixed(0)} s: ${options.callsPerSecond} metered calls/s offered (every 5th streamed) through nginx to 2 API replicas, ${options.depositsPerSecond} deposits/s from ${WALLETS} wallets, ${SUBSCRIBERS} balanceUpdated subscriptions (graphql-ws and SSE); CONFIRMATIONS ${CONFIRMATIONS}, 1 s blocks.`,
-      `Calls: ${completions.records.length} sent, ${served} served (${(served / Math.max(1, (loadEnd - loadStart) / 1000)).toFixed(1)}/s), ${completions.records.length - served} failed, ${completions.skipped} not sent (32 already in flight). Deposits: ${deposits.records.length} sent. Subscription events: ${subscriptions.records.reduce((n, r) => n + r.events.length, 0)}.`,
+      `Calls: ${completions.records.length} sent, ${served} served (${(served / Math.max(1, (loadEnd - loadStart) / 1000)).toFixed(1)}/s), ${completions.records.length - served} failed, ${completions.skipped} not sent (32 already in flight). Deposits: ${deposits.records.length} sent. Subscription events while the load ran: ${eventsReceived} received for ${eventsWritten} balance changes written.`,
       '',
       '## Faults',
       '',
@@ -331,6 +343,8 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     say(failed.length ? `FAILED: ${failed.map((check) => check.name).join(', ')}` : 'every end check passed');
     return failed.length === 0;
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     for (const kind of kinds) await kind.stop().catch(() => {});
     await watcher.stop().catch(() => {});
     await db.end().catch(() => {});
