@@ -118,9 +118,21 @@ export interface CallRecord {
 
 const CALL_TIMEOUT_MS = 20_000;
 
-/** Metered completions at `perSecond`, at most `maxInFlight` at once, keys taken in turn; every 5th streamed. */
+/** Metered completions at `perSecond`, at most `maxInFlight` at once, every 5th streamed. */
+export interface CompletionLoadOptions {
+  name: string;
+  /** nginx's origin. */
+  url: string;
+  perSecond: number;
+  maxInFlight: number;
+  /** The Authorization header of call n (`Bearer <API key>`); undefined sends none (a call paid per request). */
+  authorization(n: number): string | undefined;
+  /** Plain `fetch` by default; a paying one for pay-per-request calls (x402's `wrapFetchWithPayment`). */
+  fetch?: typeof fetch;
+}
+
 export class CompletionLoad implements LoadKind {
-  readonly name = 'completions';
+  readonly name: string;
   readonly records: CallRecord[] = [];
   /** Calls not started because `maxInFlight` were still running (the platform fell behind). */
   skipped = 0;
@@ -128,10 +140,11 @@ export class CompletionLoad implements LoadKind {
   private inFlight = new Set<Promise<void>>();
   private ticker: Promise<void> | undefined;
 
-  private readonly options: { url: string; keys: readonly string[]; perSecond: number; maxInFlight: number };
+  private readonly options: CompletionLoadOptions;
 
-  constructor(options: CompletionLoad['options']) {
+  constructor(options: CompletionLoadOptions) {
     this.options = options;
+    this.name = options.name;
   }
 
   start(): void {
@@ -153,12 +166,12 @@ export class CompletionLoad implements LoadKind {
 
   private async call(n: number): Promise<void> {
     const stream = n % 5 === 4;
-    const key = this.options.keys[n % this.options.keys.length] as string;
+    const authorization = this.options.authorization(n);
     const record: CallRecord = { start: Date.now(), end: 0, stream, status: 0, served: false };
     try {
-      const response = await fetch(`${this.options.url}/v1/chat/completions`, {
+      const response = await (this.options.fetch ?? fetch)(`${this.options.url}/v1/chat/completions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
         body: JSON.stringify({
           model: 'chainmeter-dev',
           messages: [{ role: 'user', content: `soak call ${n}: how much does this cost?` }],

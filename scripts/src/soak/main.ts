@@ -104,14 +104,17 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       sessions: sessions.slice(0, SUBSCRIBERS),
     });
     const completions = new CompletionLoad({
+      name: 'completions',
       url: stack.nginxUrl,
-      keys,
+      // The callers' keys in turn.
+      authorization: (n) => `Bearer ${keys[n % keys.length]}`,
       perSecond: options.callsPerSecond,
       maxInFlight: 32,
     });
-    // The load kinds. Pay-per-request (x402) calls go here as one more kind once main has them: a client
-    // paying `POST /v1/chat/completions` with PAYMENT-SIGNATURE through nginx, its answers recorded like
-    // CompletionLoad's, and checkCalls/checkDeposits extended to its settlements.
+    // The load kinds. PAY-PER-REQUEST (x402) CALLS GO HERE as one more kind once main has them: a
+    // CompletionLoad with `authorization: () => undefined` and `fetch: wrapFetchWithPayment(fetch, client)`
+    // (@x402/fetch, an x402Client with the exact scheme for gasless payer wallets); then checkCalls over its
+    // records too, and checkDeposits counting its settlements (PAYMENT-RESPONSE) as transfers the load sent.
     kinds.push(subscriptions, deposits, completions);
     subscriptions.start();
     await waitUntil('every subscription to connect', async () => subscriptions.allConnected(), {
