@@ -21,6 +21,7 @@ import { loadPriceBook, type PriceBook } from './modules/metering/price-book.ts'
 import { loadPriceTable, type PriceTable, PriceTableError } from './modules/metering/pricing.ts';
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
+import { createSolvencyService } from './modules/solvency/solvency.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createLogger } from './observability/logger.ts';
@@ -45,7 +46,7 @@ interface ComposedApp {
   probe: PlatformProbe;
   /**
    * Starts the crediting worker and the webhook delivery worker (unless disabled), the settlement loop, the
-   * audit scheduler and the relayer's gas reads.
+   * audit scheduler, the relayer's gas reads and the solvency snapshots.
    */
   startBackgroundWork(): BackgroundWork;
   /** Closes what the services hold: call after the HTTP server and the background work have stopped. */
@@ -55,7 +56,7 @@ interface ComposedApp {
 interface BackgroundWork {
   /**
    * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
-   * scheduler and the relayer's gas reads (the settlement loop stops in `close`).
+   * scheduler, the relayer's gas reads and the solvency snapshots (the settlement loop stops in `close`).
    */
   stop(): Promise<void>;
 }
@@ -126,6 +127,14 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     recentApiKeys: new RecentApiKeys(),
     metering: instrumentMetering(metering, metrics),
     relayer,
+    solvency: createSolvencyService({
+      orm,
+      chain,
+      tokenAddress: config.usdcAddress,
+      treasuryAddress: config.treasuryAddress,
+      snapshotMs: config.solvencySnapshotMs,
+      logger,
+    }),
     metrics,
   };
   const probe = createPlatformProbe({
@@ -198,9 +207,11 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             },
           })
         : null;
+    const solvencySnapshots = services.solvency.startSnapshots();
     return {
       stop: async () => {
         gasRefresh?.stop();
+        await solvencySnapshots.stop();
         await audits?.stop();
         await worker?.stop();
         await webhooks?.stop();

@@ -12,6 +12,7 @@ import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { Relayer } from './modules/relayer/relayer.ts';
+import type { SolvencyService } from './modules/solvency/solvency.service.ts';
 import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
 import type { Viewer } from './viewer.ts';
@@ -32,6 +33,8 @@ export interface AppServices {
   recentApiKeys: RecentApiKeys;
   /** The wallet that submits settlements and gasless top-ups (`RELAYER_PRIVATE_KEY`); null: relaying is off. */
   relayer: Relayer | null;
+  /** The treasury on chain against what the platform owes (public), and its recorded history. */
+  solvency: SolvencyService;
   /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
   metrics: AppMetrics;
 }

@@ -129,6 +129,18 @@ const schema = z.object({
     (part) => (isAddress(part, { strict: false }) ? getAddress(part) : null),
     (part) => `"${part}" is not an address`,
   ),
+  /** Wallets with the operator role: their sessions may resolve NEEDS_REVIEW calls and adjust balances. */
+  OPERATOR_ADDRESSES: commaSeparated(
+    (part) => (isAddress(part, { strict: false }) ? getAddress(part) : null),
+    (part) => `"${part}" is not an address`,
+  ),
+  /** Record the solvency figures (treasury on chain, what accounts hold) every this many ms; 0: never. */
+  SOLVENCY_SNAPSHOT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .refine((value) => value === 0 || value >= 1_000, 'must be 0 (off) or at least 1000')
+    .default(3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Per API key (and, unless the ACCOUNT variants are set, per account): requests per minute. */
   RATE_LIMIT_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(600),
@@ -289,6 +301,10 @@ export interface ApiConfig {
   };
   priceMarkup: Ratio;
   auditorAddresses: Address[];
+  /** Wallets whose sessions have the operator role (`OPERATOR_ADDRESSES`). */
+  operatorAddresses: Address[];
+  /** How often the solvency figures are recorded for their history (0: never). */
+  solvencySnapshotMs: number;
   logLevel: string;
   rateLimits: RateLimitConfig;
   /** CIDRs of the reverse proxies whose X-Forwarded-For is believed (`TRUSTED_PROXIES`). */
@@ -401,6 +417,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     },
     priceMarkup: parseRatio(env.PRICE_MARKUP),
     auditorAddresses: env.AUDITOR_ADDRESSES,
+    operatorAddresses: env.OPERATOR_ADDRESSES,
+    solvencySnapshotMs: env.SOLVENCY_SNAPSHOT_MS,
     logLevel: env.LOG_LEVEL,
     rateLimits: {
       requestsPerMinute: env.RATE_LIMIT_REQUESTS_PER_MINUTE,

@@ -25,6 +25,7 @@ describe('the error family', () => {
       INSUFFICIENT_CREDITS: 402,
       FORBIDDEN: 403,
       NOT_FOUND: 404,
+      CONFLICT: 409,
       RATE_LIMITED: 429,
       UPSTREAM_ERROR: 502,
       UPSTREAM_UNAVAILABLE: 502,

@@ -8,7 +8,8 @@ import { maskError as defaultMaskError, type MaskError } from 'graphql-yoga';
 
 /**
  * Every expected failure's code and the HTTP status REST answers it with. The first six are the public
- * contract's; the `UPSTREAM_*` codes say the model provider failed (nothing was charged):
+ * contract's; `CONFLICT` says the thing was already done by someone else (a NEEDS_REVIEW call another
+ * operator resolved first); the `UPSTREAM_*` codes say the model provider failed (nothing was charged):
  * - `UPSTREAM_TIMEOUT`: it did not answer (or a stream went quiet) in time;
  * - `UPSTREAM_UNAVAILABLE`: it could not be reached, dropped the connection or answered 5xx;
  * - `UPSTREAM_ERROR`: it refused the request, answered something that is not a completion, or generated
@@ -20,6 +21,7 @@ export const HTTP_STATUS_OF_CODE = {
   INSUFFICIENT_CREDITS: 402,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  CONFLICT: 409,
   RATE_LIMITED: 429,
   UPSTREAM_ERROR: 502,
   UPSTREAM_UNAVAILABLE: 502,
@@ -55,6 +57,8 @@ export const forbidden = (message = 'Not allowed') => new ExpectedError('FORBIDD
 export const badInput = (message: string, field?: string) =>
   new ExpectedError('BAD_USER_INPUT', message, field ? { field } : {});
 export const notFound = (message: string) => new ExpectedError('NOT_FOUND', message);
+export const conflict = (message: string, extensions: Record<string, unknown> = {}) =>
+  new ExpectedError('CONFLICT', message, extensions);
 
 /** The code of an expected failure, or null for an unexpected one. */
 export function expectedCodeOf(error: unknown): ErrorCode | null {

@@ -8,5 +8,10 @@ export interface Viewer {
   accountId: string;
   walletAddress: Address;
   role: 'user' | 'auditor';
+  /**
+   * The operator role (`OPERATOR_ADDRESSES`): true only for a session (SIWE) of an operator's wallet, never
+   * for an API key, so a leaked key cannot adjust balances. Services check it (`operations.service.ts`).
+   */
+  operator?: boolean;
   credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
 }

@@ -6,6 +6,7 @@ export { transferKey } from './audit/audit-sides.ts';
 export * from './audit/audit-types.ts';
 export * from './audit/check-audit.ts';
 export { AuditFormatError } from './audit/record-fields.ts';
+export * from './audit/treasury-balance.ts';
 export * from './audit/treasury-transfers.ts';
 export * from './chains.ts';
 export * from './crediting-rules.ts';

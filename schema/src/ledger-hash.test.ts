@@ -57,6 +57,36 @@ describe('ledgerEntryHash', () => {
     );
   });
 
+  it("appends an operator's wallet and reason, and only to entries an operator wrote", () => {
+    const fields = {
+      accountId,
+      seq: 2,
+      amount: -5n,
+      balanceAfter: 37n,
+      reason: 'ADJUSTMENT',
+      referenceId: 'operator:1',
+      createdAt: new Date('2026-01-01T00:00:00.123Z'),
+    };
+    const prev = 'a'.repeat(64);
+    const plain = `["chainmeter-ledger-v1","${prev}","${accountId}","2","-5","37","ADJUSTMENT","operator:1","2026-01-01T00:00:00.123Z"`;
+    expect(canonicalLedgerEntry(prev, fields)).toBe(`${plain}]`);
+    expect(canonicalLedgerEntry(prev, { ...fields, operator: null, reasonText: null })).toBe(`${plain}]`);
+    const byOperator = {
+      ...fields,
+      operator: '0x90F79bf6EB2c4f870365E785982E1f101E93b906',
+      reasonText: 'refund',
+    };
+    expect(canonicalLedgerEntry(prev, byOperator)).toBe(
+      `${plain},"operator","0x90F79bf6EB2c4f870365E785982E1f101E93b906","refund"]`,
+    );
+    const hash = ledgerEntryHash(prev, byOperator);
+    expect(ledgerEntryHash(prev, fields)).not.toBe(hash);
+    expect(ledgerEntryHash(prev, { ...byOperator, reasonText: 'refund ' })).not.toBe(hash);
+    expect(ledgerEntryHash(prev, { ...byOperator, operator: byOperator.operator.toLowerCase() })).not.toBe(
+      hash,
+    );
+  });
+
   it('changes with every field and with the previous hash', () => {
     const [entry] = chain([10n]);
     const base = ledgerEntryHash(null, entry!);

@@ -13,6 +13,14 @@ import { sha256, stringToBytes } from 'viem';
  * - createdAt: ISO-8601 UTC at millisecond precision (`Date.prototype.toISOString`), which a
  *   PostgreSQL `timestamptz` round-trip preserves exactly.
  *
+ * An entry written by an operator (an ADJUSTMENT through `adjustBalance`, or the USAGE entry of a resolved
+ * call) also carries who and why, appended to the same array:
+ *
+ *   [...the nine above, "operator", operator, reasonText]
+ *
+ * so the hash covers them (a record of who changed a balance cannot be rewritten without breaking the
+ * chain), while every other entry keeps exactly the nine-element encoding it always had.
+ *
  * JSON string quoting makes the encoding unambiguous whatever a field contains (a reference id with a
  * comma or a newline cannot shift the boundaries), and the version tag lets the format change later.
  */
@@ -29,11 +37,19 @@ export interface LedgerHashFields {
   reason: LedgerReason | string;
   referenceId: string;
   createdAt: Date;
+  /** The operator's wallet (EIP-55) on entries an operator wrote; null or absent otherwise. */
+  operator?: string | null;
+  /** The operator's stated reason, with `operator`. */
+  reasonText?: string | null;
 }
 
 export function canonicalLedgerEntry(prevHash: string | null, entry: LedgerHashFields): string {
   if (!Number.isSafeInteger(entry.seq) || entry.seq < 1)
     throw new RangeError(`invalid ledger seq ${entry.seq}`);
+  const byOperator =
+    entry.operator === null || entry.operator === undefined
+      ? []
+      : ['operator', entry.operator, entry.reasonText ?? ''];
   return JSON.stringify([
     LEDGER_HASH_VERSION,
     prevHash ?? GENESIS_LEDGER_HASH,
@@ -44,6 +60,7 @@ export function canonicalLedgerEntry(prevHash: string | null, entry: LedgerHashF
     entry.reason,
     entry.referenceId,
     entry.createdAt.toISOString(),
+    ...byOperator,
   ]);
 }
 

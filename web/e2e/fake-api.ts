@@ -40,12 +40,26 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
 };
 
+/** Resolvers a test adds to the fake API (merged per type over the base ones), given the session state. */
+export type ExtraResolvers = (session: { signedIn(): boolean }) => Record<string, Record<string, unknown>>;
+
 export async function startFakeApi(
   walletAddress: string,
   chainId = 31337,
-  options: { /** The web build to serve; default web/dist. */ dist?: string } = {},
+  options: {
+    /** The web build to serve; default web/dist. */
+    dist?: string;
+    /** More resolvers (e.g. the operators' part, `fake-operations.ts`). */
+    extraResolvers?: ExtraResolvers;
+  } = {},
 ): Promise<FakeApi> {
   const signedIn = { value: false };
+  const withExtra = (base: Record<string, Record<string, unknown>>) => {
+    const merged = { ...base };
+    const extra = options.extraResolvers?.({ signedIn: () => signedIn.value }) ?? {};
+    for (const [type, fields] of Object.entries(extra)) merged[type] = { ...merged[type], ...fields };
+    return merged;
+  };
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
   let debt = 0n;
@@ -89,7 +103,7 @@ export async function startFakeApi(
     graphqlEndpoint: '/graphql',
     schema: createSchema({
       typeDefs: SCHEMA,
-      resolvers: {
+      resolvers: withExtra({
         Query: {
           paymentConfig: () => ({
             chainId,
@@ -174,7 +188,7 @@ export async function startFakeApi(
           balanceUpdated: { subscribe: async function* () {} },
           depositUpdated: { subscribe: async function* () {} },
         },
-      },
+      }),
     }),
     logging: false,
   });

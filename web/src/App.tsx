@@ -16,11 +16,12 @@ import { ApiKeysPage } from './pages/ApiKeys';
 import { BuyPage } from './pages/Buy';
 import { DashboardPage } from './pages/Dashboard';
 import { LedgerPage } from './pages/Ledger';
+import { OperationsPage } from './pages/Operations';
 import { PlaygroundPage } from './pages/Playground';
 import { UsagePage } from './pages/Usage';
 import { WebhooksPage } from './pages/Webhooks';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
-import { Link, RouterProvider, routes, useRouter } from './router';
+import { Link, OPERATIONS_PATH, RouterProvider, routes, useRouter } from './router';
 import { SessionProvider, useSession } from './session/session';
 import { createWagmiConfig } from './wallet/config';
 
@@ -28,6 +29,15 @@ const PaymentConfigQuery = graphql(`
   query PaymentConfig {
     paymentConfig {
       ...PaymentConfigFields
+    }
+  }
+`);
+
+/** Whether the signed-in wallet is an operator: the API answers `operations` to operators only. */
+const OperatorCheckQuery = graphql(`
+  query OperatorCheck {
+    operations {
+      __typename
     }
   }
 `);
@@ -170,6 +180,7 @@ function NavBar() {
   const live = useLive();
   const session = useSession();
   const balance = live.balance ?? session.me?.balance ?? '0';
+  const [{ data: operatorCheck }] = useQuery({ query: OperatorCheckQuery, requestPolicy: 'cache-first' });
   return (
     <nav className="nav" aria-label="Main">
       <ul>
@@ -178,6 +189,11 @@ function NavBar() {
             <Link to={route.path}>{route.label}</Link>
           </li>
         ))}
+        {operatorCheck?.operations && (
+          <li>
+            <Link to={OPERATIONS_PATH}>Operations</Link>
+          </li>
+        )}
       </ul>
       <span className="nav-balance" data-testid="nav-balance">
         {displayCredits(balance)} credits
@@ -201,6 +217,8 @@ function Pages() {
       return <WebhooksPage />;
     case '/playground':
       return <PlaygroundPage />;
+    case OPERATIONS_PATH:
+      return <OperationsPage />;
     case '/':
       return <DashboardPage />;
     default:

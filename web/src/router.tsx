@@ -15,6 +15,9 @@ export const routes = [
 
 export type RoutePath = (typeof routes)[number]['path'];
 
+/** The operators' section: linked only for operators (the API says who is one). */
+export const OPERATIONS_PATH = '/operations';
+
 const RouterContext = createContext<{ path: string; navigate(path: string): void }>({
   path: '/',
   navigate: () => {},

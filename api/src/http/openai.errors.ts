@@ -37,6 +37,7 @@ const OPENAI_ERROR_OF: Record<ErrorAnswer['code'], { type: string; code: string 
   INSUFFICIENT_CREDITS: { type: 'insufficient_credits', code: 'insufficient_credits' },
   FORBIDDEN: { type: 'permission_error', code: 'forbidden' },
   NOT_FOUND: { type: 'invalid_request_error', code: 'not_found' },
+  CONFLICT: { type: 'invalid_request_error', code: 'conflict' },
   RATE_LIMITED: { type: 'rate_limit_error', code: 'rate_limit_exceeded' },
   UPSTREAM_TIMEOUT: { type: 'upstream_error', code: 'upstream_timeout' },
   UPSTREAM_UNAVAILABLE: { type: 'upstream_error', code: 'upstream_unavailable' },

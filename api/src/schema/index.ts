@@ -6,6 +6,8 @@ import '../modules/auth/auth.schema.ts';
 import '../modules/deposits/deposits.schema.ts';
 import '../modules/ledger/ledger.schema.ts';
 import '../modules/metering/metering.schema.ts';
+import '../modules/operations/operations.schema.ts';
+import '../modules/solvency/solvency.schema.ts';
 import '../modules/webhooks/webhooks.schema.ts';
 import '../modules/relayer/relayer.schema.ts';
 import { builder } from './builder.ts';

@@ -81,6 +81,27 @@ export function checkAccountLedger(
   return found;
 }
 
+/**
+ * The account's ADJUSTMENTs that neither correct a deposit of the records (after a deep reorg, referencing
+ * it) nor were written by an operator (operator and reason set): CREDIT_WITHOUT_TRANSFER, one per entry.
+ */
+export function checkAdjustmentsAccountedFor(
+  account: AuditAccount,
+  entries: readonly AuditLedgerEntry[],
+  depositIds: ReadonlySet<string>,
+): Discrepancy[] {
+  return entries
+    .filter((e) => e.reason === 'ADJUSTMENT' && !e.operator && !depositIds.has(e.referenceId))
+    .map((entry) =>
+      discrepancy({
+        kind: 'CREDIT_WITHOUT_TRANSFER',
+        ...discrepancyAt(account, entry),
+        actual: entry.amount.toString(),
+        message: `ADJUSTMENT entry ${entry.seq} (${entry.amount} micro-USD) corrects no deposit and names no operator`,
+      }),
+    );
+}
+
 /** What is wrong with one entry's place in the chain: its seq or prevHash link, and its own hash. */
 function hashChainProblems(entry: AuditLedgerEntry, expectedSeq: number, prevHash: string): string[] {
   const problems: string[] = [];

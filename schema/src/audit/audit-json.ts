@@ -30,6 +30,9 @@ export interface AuditLedgerEntryJson {
   createdAt: string;
   prevHash: string | null;
   hash: string;
+  /** Set on entries an operator wrote; hashed with the entry (absent in documents written before). */
+  operator?: string | null;
+  reasonText?: string | null;
   deposit: DepositReferenceJson | null;
 }
 
@@ -37,6 +40,8 @@ export interface AuditAccountJson {
   accountId: string;
   walletAddress: string;
   balanceMicroUsd: string;
+  /** What calls in flight hold (absent in documents written before). */
+  heldMicroUsd?: string;
   /** What deep reorgs left the account owing. */
   debtMicroUsd: string;
   ledgerSeq: number;
@@ -54,6 +59,8 @@ export function ledgerEntryToJson(entry: AuditLedgerEntry): AuditLedgerEntryJson
     createdAt: entry.createdAt.toISOString(),
     prevHash: entry.prevHash ?? null,
     hash: entry.hash,
+    operator: entry.operator ?? null,
+    reasonText: entry.reasonText ?? null,
     deposit: entry.deposit ? depositToJson(entry.deposit) : null,
   };
 }
@@ -76,6 +83,7 @@ export function accountToJson(account: AuditAccount): AuditAccountJson {
     accountId: account.accountId,
     walletAddress: account.walletAddress,
     balanceMicroUsd: account.balance.toString(),
+    ...(account.held === undefined ? {} : { heldMicroUsd: account.held.toString() }),
     debtMicroUsd: account.debt.toString(),
     ledgerSeq: account.ledgerSeq,
     ledgerHead: account.ledgerHead,
@@ -113,6 +121,8 @@ export function ledgerEntryFromJson(value: unknown, where = 'ledger entry'): Aud
     createdAt,
     prevHash: nullableStr(record, 'prevHash', where),
     hash: str(record, 'hash', where),
+    operator: nullableStr(record, 'operator', where),
+    reasonText: nullableStr(record, 'reasonText', where),
     deposit,
   };
 }
@@ -123,6 +133,9 @@ export function accountFromJson(value: unknown, where = 'account'): AuditAccount
     accountId: str(record, 'accountId', where),
     walletAddress: str(record, 'walletAddress', where),
     balance: big(record, 'balanceMicroUsd', where),
+    ...(record.heldMicroUsd === undefined || record.heldMicroUsd === null
+      ? {}
+      : { held: big(record, 'heldMicroUsd', where) }),
     // Documents written before deep-reorg debts carry none: the account owed nothing.
     debt: record.debtMicroUsd === undefined ? 0n : big(record, 'debtMicroUsd', where),
     ledgerSeq: int(record, 'ledgerSeq', where),
@@ -135,14 +148,31 @@ function summaryToJson({
   totalCredited,
   totalBalance,
   totalDebt,
+  totalOperatorAdjusted,
   ...counts
 }: AuditReport['summary']) {
   return {
     ...counts,
+    totalOperatorAdjustedMicroUsd: totalOperatorAdjusted.toString(),
     totalDueMicroUsd: totalDue.toString(),
     totalCreditedMicroUsd: totalCredited.toString(),
     totalBalanceMicroUsd: totalBalance.toString(),
     totalDebtMicroUsd: totalDebt.toString(),
+  };
+}
+
+/** The solvency figures in micro-USD, as decimal strings. */
+function solvencyToJson(s: AuditReport['solvency']) {
+  const text = (value: bigint | null) => (value === null ? null : value.toString());
+  return {
+    treasuryBalanceMicroUsd: text(s.treasuryBalance),
+    asOfBlock: s.asOfBlock.toString(),
+    outstandingCreditsMicroUsd: s.outstandingCredits.toString(),
+    heldCreditsMicroUsd: text(s.heldCredits),
+    creditedDepositsMicroUsd: s.creditedDeposits.toString(),
+    chargedUsageMicroUsd: s.chargedUsage.toString(),
+    operatorAdjustmentsMicroUsd: s.operatorAdjustments.toString(),
+    accountDebtMicroUsd: s.accountDebt.toString(),
   };
 }
 
@@ -157,6 +187,7 @@ export function auditReportToJson(report: AuditReport) {
     fromBlock: report.fromBlock.toString(),
     head: report.head.toString(),
     summary: summaryToJson(report.summary),
+    solvency: solvencyToJson(report.solvency),
     counts: report.counts,
     reversedCredits: report.reversedCredits.map((r) => ({
       ...r,

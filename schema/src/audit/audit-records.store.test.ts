@@ -8,6 +8,7 @@ const accountRow = {
   id: ACCOUNT_ID,
   wallet_address: '0x70997970C51812dc3A010C7d50e604F7d7Fa41BA',
   balance: '1500',
+  held: '20',
   debt: '0',
   ledger_seq: 1,
   ledger_head: 'aa',
@@ -23,6 +24,8 @@ const entryRow = {
   created_at: new Date('2026-11-24T05:45:12.000Z'),
   prev_hash: null,
   hash: 'aa',
+  operator: null,
+  reason_text: null,
   chain_id: 31337,
   tx_hash: `0x${'AB'.repeat(32)}`,
   log_index: 0,
@@ -39,12 +42,20 @@ describe('audit rows, checked where they enter', () => {
       accountId: ACCOUNT_ID,
       walletAddress: accountRow.wallet_address,
       balance: 1500n,
+      held: 20n,
       debt: 0n,
       ledgerSeq: 1,
       ledgerHead: 'aa',
     });
     const entry = auditEntryFromRow(entryRow);
     expect(entry.deposit).toMatchObject({ txHash: `0x${'ab'.repeat(32)}`, blockNumber: 7n, amount: 1500n });
+    expect(entry).toMatchObject({ operator: null, reasonText: null });
+    const byOperator = auditEntryFromRow({
+      ...entryRow,
+      operator: accountRow.wallet_address,
+      reason_text: 'refund',
+    });
+    expect(byOperator).toMatchObject({ operator: accountRow.wallet_address, reasonText: 'refund' });
     expect(auditEntryFromRow({ ...entryRow, created_at: '2026-11-24T05:45:12.000Z' }).createdAt).toEqual(
       entry.createdAt,
     );

@@ -8,10 +8,10 @@ import type { AuditAccount, AuditLedgerEntry, DepositReference } from './audit-t
 import { big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
 
 export const AUDIT_ACCOUNT_COLUMNS =
-  'a.id, a.wallet_address, a.balance::text as balance, a.debt::text as debt, a.ledger_seq, a.ledger_head';
+  'a.id, a.wallet_address, a.balance::text as balance, a.held::text as held, a.debt::text as debt, a.ledger_seq, a.ledger_head';
 
 export const AUDIT_ENTRY_COLUMNS = `e.account_id, e.seq, e.amount::text as amount, e.balance_after::text as balance_after,
-  e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, d.chain_id, d.tx_hash, d.log_index,
+  e.reason, e.reference_id, e.created_at, e.prev_hash, e.hash, e.operator, e.reason_text, d.chain_id, d.tx_hash, d.log_index,
   d.block_number::text as block_number, d.from_address, d.amount_token::text as amount_token,
   d.amount::text as deposit_amount, d.status as deposit_status`;
 
@@ -57,6 +57,7 @@ export function auditAccountFromRow(value: unknown): AuditAccount {
     accountId: str(row, 'id', where),
     walletAddress: str(row, 'wallet_address', where),
     balance: big(row, 'balance', where),
+    held: big(row, 'held', where),
     debt: big(row, 'debt', where),
     ledgerSeq: int(row, 'ledger_seq', where),
     ledgerHead: nullableStr(row, 'ledger_head', where),
@@ -77,6 +78,8 @@ export function auditEntryFromRow(value: unknown): AuditLedgerEntry {
     createdAt: date(row, 'created_at', where),
     prevHash: nullableStr(row, 'prev_hash', where),
     hash: str(row, 'hash', where),
+    operator: nullableStr(row, 'operator', where),
+    reasonText: nullableStr(row, 'reason_text', where),
     deposit: row.tx_hash === null ? null : depositFromRow(row, where),
   };
 }

@@ -60,6 +60,8 @@ export interface AuditAccount {
   walletAddress: string;
   /** micro-USD. */
   balance: bigint;
+  /** micro-USD that calls in flight hold (part of `balance`); absent in records that do not carry it. */
+  held?: bigint;
   /**
    * micro-USD a reorg deeper than CONFIRMATIONS took back and the account could not pay: the sum, over its
    * deposits that are not CREDITED, of their DEPOSIT entry and the ADJUSTMENTs referencing them.
@@ -87,6 +89,8 @@ export interface AuditScope {
 }
 
 export interface AuditInput extends AuditScope {
+  /** The token's balanceOf(treasury) at `head`, in micro-USD, when the caller read it: the solvency figures. */
+  treasuryBalance?: bigint;
   /** Every Transfer(to = treasury) log of the token in [fromBlock, head] (any order). */
   transfers: readonly ChainTransfer[];
   accounts: readonly AuditAccount[];
@@ -136,6 +140,33 @@ export interface AuditSummary {
   totalBalance: bigint;
   /** micro-USD the accounts owe after deep reorgs (the sum of their stored debts). */
   totalDebt: bigint;
+  /** ADJUSTMENTs written by an operator (`adjustBalance`): each carries the operator and a reason. */
+  operatorAdjustments: number;
+  /** micro-USD, signed: their sum. */
+  totalOperatorAdjusted: bigint;
+}
+
+/**
+ * What the treasury holds against what the platform owes, from the account snapshot (its entries up to
+ * each account's `ledgerSeq`), as the API's `solvency` query reports it. micro-USD.
+ * outstandingCredits = creditedDeposits - chargedUsage + operatorAdjustments, since a balance is the sum of
+ * its entries.
+ */
+export interface AuditSolvency {
+  /** balanceOf(treasury) at `asOfBlock`; null when the audit did not read it (a proof file). */
+  treasuryBalance: bigint | null;
+  asOfBlock: bigint;
+  /** The sum of the balances (what calls in flight hold included). */
+  outstandingCredits: bigint;
+  /** The sum of what calls in flight hold; null when the records do not carry it. */
+  heldCredits: bigint | null;
+  /** DEPOSIT entries and the ADJUSTMENTs no operator wrote (the corrections of deep reorgs). */
+  creditedDeposits: bigint;
+  /** Minus the sum of the USAGE entries. */
+  chargedUsage: bigint;
+  /** The sum of the operators' ADJUSTMENTs. */
+  operatorAdjustments: bigint;
+  accountDebt: bigint;
 }
 
 /**
@@ -158,6 +189,7 @@ export interface ReversedCredit {
 export interface AuditReport extends AuditScope {
   consistent: boolean;
   summary: AuditSummary;
+  solvency: AuditSolvency;
   reversedCredits: ReversedCredit[];
   counts: Record<DiscrepancyKind, number>;
   discrepancies: Discrepancy[];

@@ -14,6 +14,7 @@ import { checkAudit } from './check-audit.ts';
 
 const ALICE = '0x70997970C51812dc3A010C7d50e604F7d7Fa41BA';
 const BOB = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
+const OPERATOR = '0x90F79bf6EB2c4f870365E785982E1f101E93b906';
 const tx = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
 function transfer(n: number, from: string, value: bigint, blockNumber = BigInt(n)): ChainTransfer {
@@ -33,14 +34,19 @@ function ledger(
   for (const [i, item] of items.entries()) {
     const amount = 'deposit' in item ? item.deposit.value : item.amount;
     balance += amount;
+    const reason = 'deposit' in item ? 'DEPOSIT' : amount < 0n && !item.referenceId ? 'USAGE' : 'ADJUSTMENT';
+    // An ADJUSTMENT that corrects no deposit is an operator's: it carries who and why.
+    const byOperator = reason === 'ADJUSTMENT' && !('referenceId' in item && item.referenceId);
     const fields = {
       accountId,
       seq: i + 1,
       amount,
       balanceAfter: balance,
-      reason: 'deposit' in item ? 'DEPOSIT' : amount < 0n && !item.referenceId ? 'USAGE' : 'ADJUSTMENT',
+      reason,
       referenceId: 'referenceId' in item && item.referenceId ? item.referenceId : `ref-${i}`,
       createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+      operator: byOperator ? OPERATOR : null,
+      reasonText: byOperator ? 'goodwill' : null,
     };
     const hash = ledgerEntryHash(prevHash, fields);
     const deposit =
@@ -358,6 +364,66 @@ describe('checkAudit', () => {
         { kind: 'TRANSFER_NOT_CREDITED', txHash: tx(1), expected: '500' },
       ]);
     });
+  });
+
+  it("accepts operators' ADJUSTMENTs, counts them, and names an ADJUSTMENT that neither corrects a deposit nor names an operator", () => {
+    // Bob's +10 in the scenario is an operator's (see `ledger`).
+    const report = checkAudit(scenario());
+    expect(report.consistent).toBe(true);
+    expect(report.summary).toMatchObject({ operatorAdjustments: 1, totalOperatorAdjusted: 10n });
+
+    const unattributed = scenario();
+    unattributed.entries = unattributed.entries.map((e) =>
+      e.operator ? { ...e, operator: null, reasonText: null } : e,
+    );
+    // Re-hashed without the operator, so only the missing attribution is wrong.
+    const bob = ledger('b', BOB, [
+      { deposit: transfer(3, BOB, 7_000n) },
+      { amount: 10n, referenceId: 'refund-1' },
+    ]);
+    unattributed.entries = [...unattributed.entries.filter((e) => e.accountId !== 'b'), ...bob.entries];
+    unattributed.accounts = [unattributed.accounts[0] as AuditAccount, bob.account];
+    const flagged = checkAudit(unattributed);
+    expect(flagged.discrepancies).toMatchObject([
+      { kind: 'CREDIT_WITHOUT_TRANSFER', accountId: 'b', seq: 2, actual: '10' },
+    ]);
+    expect(flagged.discrepancies[0]?.message).toMatch(/corrects no deposit and names no operator/);
+
+    // The operator and the reason are hashed: changing either after the fact breaks the chain.
+    const forged = scenario();
+    forged.entries = forged.entries.map((e) => (e.operator ? { ...e, reasonText: 'something else' } : e));
+    expect(kinds(forged)).toEqual(['HASH_CHAIN_BROKEN']);
+    const reassigned = scenario();
+    reassigned.entries = reassigned.entries.map((e) => (e.operator ? { ...e, operator: ALICE } : e));
+    expect(kinds(reassigned)).toEqual(['HASH_CHAIN_BROKEN']);
+  });
+
+  it('reports the solvency figures of the snapshot: the treasury read, what the balances owe, and their parts', () => {
+    const input = { ...scenario(), treasuryBalance: 9_000_000n };
+    input.accounts = input.accounts.map((a, i) => ({ ...a, held: BigInt(i + 1) }));
+    const report = checkAudit(input);
+    expect(report.solvency).toEqual({
+      treasuryBalance: 9_000_000n,
+      asOfBlock: 10n,
+      outstandingCredits: 5_000_000n - 42n + 1_000n + 7_000n + 10n,
+      heldCredits: 3n,
+      creditedDeposits: 5_000_000n + 1_000n + 7_000n,
+      chargedUsage: 42n,
+      operatorAdjustments: 10n,
+      accountDebt: 0n,
+    });
+    const s = report.solvency;
+    expect(s.outstandingCredits).toBe(s.creditedDeposits - s.chargedUsage + s.operatorAdjustments);
+    expect(formatAuditMarkdown(report)).toContain('| treasury balance on chain | 9000 |');
+    expect(auditReportToJson(report).solvency).toMatchObject({
+      treasuryBalanceMicroUsd: '9000000',
+      outstandingCreditsMicroUsd: String(s.outstandingCredits),
+      heldCreditsMicroUsd: '3',
+    });
+    // Records without holds (a proof file) say so instead of a wrong 0; no treasury read: null.
+    const bare = checkAudit(scenario()).solvency;
+    expect(bare).toMatchObject({ treasuryBalance: null, heldCredits: null });
+    expect(formatAuditMarkdown(checkAudit(scenario()))).toContain('| treasury balance on chain | not read |');
   });
 
   it('round-trips entries and proofs through JSON', () => {

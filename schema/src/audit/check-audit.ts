@@ -1,5 +1,5 @@
 import { USDC_DECIMALS } from '../money.ts';
-import { checkAccountLedger } from './account-ledger-check.ts';
+import { checkAccountLedger, checkAdjustmentsAccountedFor } from './account-ledger-check.ts';
 import { depositCorrections, gatherChainSide, gatherPlatformSide } from './audit-sides.ts';
 import {
   type AuditInput,
@@ -35,6 +35,9 @@ import { checkTransfersCredited } from './uncredited-transfers.ts';
  * - BALANCE_MISMATCH: a stored balance that is not the sum of the account's entries, a balanceAfter that
  *   does not follow from the previous one, or a stored debt that is not what the account's deposits taken
  *   back by deep reorgs still owe.
+ *   An ADJUSTMENT that corrects no deposit of the records and carries no operator is a change of balance
+ *   that neither the chain nor an operator accounts for: CREDIT_WITHOUT_TRANSFER. Operators' ADJUSTMENTs
+ *   (`adjustBalance`: operator and reason set, and hashed) are legitimate and counted in the summary.
  * - HASH_CHAIN_BROKEN: a hash that does not recompute, a prevHash that does not link, a missing seq, or
  *   a stored ledger head that is not the newest entry's hash.
  *
@@ -57,6 +60,8 @@ export function checkAudit(input: AuditInput): AuditReport {
     standingCredits: standingCredits(input.entries, input.chainId, transfers, accounts),
   };
 
+  // The deposits the records credit: an ADJUSTMENT referencing one corrects it after a deep reorg.
+  const depositIds = new Set(input.entries.filter((e) => e.reason === 'DEPOSIT').map((e) => e.referenceId));
   const discrepancies: Discrepancy[] = [];
   const reversedCredits: ReversedCredit[] = [];
   const matched = new Set<string>();
@@ -66,14 +71,39 @@ export function checkAudit(input: AuditInput): AuditReport {
   let totalCredited = 0n;
   let creditsBeforeFromBlock = 0;
   let creditsAfterHead = 0;
+  let operatorAdjustments = 0;
+  let totalOperatorAdjusted = 0n;
+  const solvency = {
+    heldCredits: 0n as bigint | null,
+    creditedDeposits: 0n,
+    chargedUsage: 0n,
+    operatorAdjustments: 0n,
+  };
   for (const account of accounts.values()) {
     const entries = entriesByAccount.get(account.accountId) ?? [];
     const inSnapshot = snapshotIds.has(account.accountId);
     if (inSnapshot) {
       totalBalance += account.balance;
       totalDebt += account.debt;
+      solvency.heldCredits =
+        solvency.heldCredits === null || account.held === undefined
+          ? null
+          : solvency.heldCredits + account.held;
+    }
+    for (const entry of entries) {
+      const byOperator = entry.reason === 'ADJUSTMENT' && Boolean(entry.operator);
+      if (byOperator) {
+        operatorAdjustments++;
+        totalOperatorAdjusted += entry.amount;
+      }
+      // The solvency figures are the snapshot's: what its balances sum.
+      if (!inSnapshot || entry.seq > account.ledgerSeq) continue;
+      if (entry.reason === 'USAGE') solvency.chargedUsage -= entry.amount;
+      else if (byOperator) solvency.operatorAdjustments += entry.amount;
+      else solvency.creditedDeposits += entry.amount;
     }
     discrepancies.push(...checkAccountLedger(account, entries, inSnapshot));
+    discrepancies.push(...checkAdjustmentsAccountedFor(account, entries, depositIds));
     const credits = checkAccountCredits(account, entries, inSnapshot, creditScope);
     discrepancies.push(...credits.discrepancies);
     reversedCredits.push(...credits.reversedCredits);
@@ -105,6 +135,13 @@ export function checkAudit(input: AuditInput): AuditReport {
     fromBlock: input.fromBlock,
     head: input.head,
     consistent: discrepancies.length === 0,
+    solvency: {
+      treasuryBalance: input.treasuryBalance ?? null,
+      asOfBlock: input.head,
+      outstandingCredits: totalBalance,
+      ...solvency,
+      accountDebt: totalDebt,
+    },
     summary: {
       transfersOnChain: transfers.size + notCreditable,
       transfersNotCreditable: notCreditable,
@@ -121,6 +158,8 @@ export function checkAudit(input: AuditInput): AuditReport {
       totalCredited,
       totalBalance,
       totalDebt,
+      operatorAdjustments,
+      totalOperatorAdjusted,
     },
     counts,
     discrepancies,

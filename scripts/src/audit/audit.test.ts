@@ -16,8 +16,9 @@ import type { RunningApi } from '@chainmeter/api/server';
 import { eventually, gql, gqlData } from '@chainmeter/api/testing/graphql';
 import { devPayer, type Platform, startPlatform } from '@chainmeter/api/testing/platform';
 import { sample, scrape } from '@chainmeter/api/testing/prometheus';
+import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import { mineBlocks, reorg } from '@chainmeter/testkit/anvil';
-import { mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
+import { mintUsdc, transferUsdc, usdcBalance } from '@chainmeter/testkit/token';
 import pg from 'pg';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +34,7 @@ let userKey: string;
 let scratch: string;
 const auditor = privateKeyToAccount(generatePrivateKey());
 const [alice, bob, carol] = [devPayer(0), devPayer(1), devPayer(2)];
+const OPERATOR = devPayer(3).address;
 const payments: { wallet: typeof alice; txHash: string }[] = [];
 
 interface Cli {
@@ -57,6 +59,7 @@ function runAudit(args: string[]): Promise<Cli> {
 interface JsonReport {
   consistent: boolean;
   summary: Record<string, number | string>;
+  solvency: Record<string, string | null>;
   discrepancies: {
     kind: string;
     accountId: string | null;
@@ -178,11 +181,13 @@ beforeAll(async () => {
     reason: 'USAGE',
     referenceId: 'usage-1',
   });
+  // An operator's goodwill credit: legitimate because it names the operator and the reason.
   await appendLedgerEntry(em, {
     accountId: aliceId,
     amount: 1_000n,
     reason: 'ADJUSTMENT',
     referenceId: 'adj-1',
+    operator: { address: OPERATOR, reason: 'goodwill after the outage' },
   });
   const auditorAccount = await findOrCreateAccount(em, auditor.address);
   auditorKey = (await createApiKey(em, auditorAccount.id, { name: 'audit', scope: 'AUDITOR' })).secret;
@@ -209,7 +214,46 @@ describe('an untouched platform', () => {
       ledgerEntries: 6,
       totalDueMicroUsd: '9484567',
       totalBalanceMicroUsd: String(9_484_567 - 4_321 + 1_000),
+      operatorAdjustments: 1,
+      totalOperatorAdjustedMicroUsd: '1000',
     });
+  });
+
+  it("prints the solvency figures: the treasury's balanceOf at the head, and the API's own figures", async () => {
+    const { report } = await audit(viaDatabase());
+    const treasury = await usdcBalance(platform.anvil.rpcUrl, platform.token, platform.treasury);
+    expect(report.solvency).toEqual({
+      treasuryBalanceMicroUsd: String(treasury),
+      asOfBlock: expect.stringMatching(/^\d+$/),
+      outstandingCreditsMicroUsd: String(9_484_567 - 4_321 + 1_000),
+      heldCreditsMicroUsd: '0',
+      creditedDepositsMicroUsd: '9484567',
+      chargedUsageMicroUsd: '4321',
+      operatorAdjustmentsMicroUsd: '1000',
+      accountDebtMicroUsd: '0',
+    });
+    // The same figures as the platform's public `solvency` (in credits there), read with no key.
+    const { solvency } = await gqlData<{ solvency: Record<string, string> }>(
+      api.url,
+      '{ solvency { treasuryBalance outstandingCredits heldCredits creditedDeposits chargedUsage operatorAdjustments accountDebt asOfBlock } }',
+    );
+    const { asOfBlock, ...figures } = solvency;
+    // Read at the chain's newest block then, never before the audit's head.
+    expect(BigInt(asOfBlock as string)).toBeGreaterThanOrEqual(BigInt(report.solvency.asOfBlock as string));
+    const micro = (credits: string) => String(parseCredits(credits));
+    expect(Object.fromEntries(Object.entries(figures).map(([k, v]) => [`${k}MicroUsd`, micro(v)]))).toEqual({
+      treasuryBalanceMicroUsd: report.solvency.treasuryBalanceMicroUsd,
+      outstandingCreditsMicroUsd: report.solvency.outstandingCreditsMicroUsd,
+      heldCreditsMicroUsd: report.solvency.heldCreditsMicroUsd,
+      creditedDepositsMicroUsd: report.solvency.creditedDepositsMicroUsd,
+      chargedUsageMicroUsd: report.solvency.chargedUsageMicroUsd,
+      operatorAdjustmentsMicroUsd: report.solvency.operatorAdjustmentsMicroUsd,
+      accountDebtMicroUsd: report.solvency.accountDebtMicroUsd,
+    });
+    const markdown = await runAudit(viaDatabase().slice(0, -2));
+    expect(markdown.stdout).toContain(
+      `| treasury balance on chain | ${formatCredits(treasury as MicroUsd)} |`,
+    );
   });
 
   it('audits clean from the database, in Markdown too', async () => {
@@ -224,6 +268,32 @@ describe('an untouched platform', () => {
 });
 
 describe('a tampered ledger', () => {
+  it("names an ADJUSTMENT stripped of its operator: neither a deposit's correction nor an operator's", async () => {
+    await tampered(
+      async () => {
+        const { rows } = await db.query(
+          "select operator, reason_text from ledger_entries where reference_id = 'adj-1'",
+        );
+        await db.query(
+          "update ledger_entries set operator = null, reason_text = null where reference_id = 'adj-1'",
+        );
+        return async () => {
+          await db.query(
+            'update ledger_entries set operator = $1, reason_text = $2 where reference_id = $3',
+            [rows[0].operator, rows[0].reason_text, 'adj-1'],
+          );
+        };
+      },
+      async () => {
+        for (const args of [viaDatabase(), viaApi()]) {
+          const { code, report } = await audit(args);
+          expect(code).toBe(1);
+          expect(kinds(report)).toEqual(['CREDIT_WITHOUT_TRANSFER', 'HASH_CHAIN_BROKEN']);
+        }
+      },
+    );
+  });
+
   it('names an edited credit amount (and the hash and balance it breaks)', async () => {
     const deposit = await depositOf(paymentTx(1));
     await tampered(

@@ -91,11 +91,11 @@ export async function fetchPaymentConfig(origin: string): Promise<PaymentConfig>
 }
 
 const ACCOUNTS_QUERY = `query AuditAccounts($first: Int, $after: String) { audit { accounts(first: $first, after: $after) {
-  pageInfo { hasNextPage endCursor } edges { node { accountId walletAddress balanceMicroUsd debtMicroUsd ledgerSeq ledgerHead } } } } }`;
+  pageInfo { hasNextPage endCursor } edges { node { accountId walletAddress balanceMicroUsd heldMicroUsd debtMicroUsd ledgerSeq ledgerHead } } } } }`;
 
 const ENTRIES_QUERY = `query AuditLedger($first: Int, $after: String) { audit { ledgerEntries(first: $first, after: $after) {
   pageInfo { hasNextPage endCursor } edges { node { accountId seq amountMicroUsd balanceAfterMicroUsd reason referenceId
-  createdAt prevHash hash deposit { chainId txHash logIndex blockNumber from amountToken amountMicroUsd status } } } } } }`;
+  createdAt prevHash hash operator reasonText deposit { chainId txHash logIndex blockNumber from amountToken amountMicroUsd status } } } } } }`;
 
 interface Connection {
   pageInfo: { hasNextPage: boolean; endCursor: string | null };

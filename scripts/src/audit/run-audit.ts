@@ -14,6 +14,7 @@ import {
   defaultConfirmations,
   fetchTreasuryTransfers,
   formatAuditMarkdown,
+  readTreasuryBalance,
   type ScanProgress,
   TransferScanError,
 } from '@chainmeter/schema';
@@ -187,6 +188,11 @@ async function auditPlatform(options: AuditOptions, io: AuditIo): Promise<AuditR
           blockRange: options.blockRange,
           onProgress: (p) => log.scan(p),
         });
+  const treasuryBalance = await readTreasuryBalance(client, {
+    token: getAddress(config.tokenAddress),
+    treasury: getAddress(config.treasuryAddress),
+    blockNumber: head,
+  });
   return checkAudit({
     chainId,
     tokenAddress: getAddress(config.tokenAddress),
@@ -195,6 +201,7 @@ async function auditPlatform(options: AuditOptions, io: AuditIo): Promise<AuditR
     fromBlock: options.fromBlock,
     head,
     transfers,
+    treasuryBalance,
     ...records,
   });
 }

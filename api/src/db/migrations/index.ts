@@ -7,6 +7,7 @@ import { Migration20261124040000_stream_progress } from './Migration202611240400
 import { Migration20261125000000_reorg_debt } from './Migration20261125000000_reorg_debt.ts';
 import { Migration20261203000000_api_key_scope } from './Migration20261203000000_api_key_scope.ts';
 import { Migration20261203120000_webhooks } from './Migration20261203120000_webhooks.ts';
+import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -21,4 +22,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000_reorg_debt', class: Migration20261125000000_reorg_debt },
   { name: 'Migration20261203000000_api_key_scope', class: Migration20261203000000_api_key_scope },
   { name: 'Migration20261203120000_webhooks', class: Migration20261203120000_webhooks },
+  { name: 'Migration20261203140000_operations', class: Migration20261203140000_operations },
 ];

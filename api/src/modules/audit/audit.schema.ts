@@ -29,6 +29,12 @@ const AuditAccountRef = builder.objectRef<AuditAccount>('AuditAccount').implemen
     accountId: t.exposeID('accountId'),
     walletAddress: t.field({ type: 'Address', resolve: (a) => a.walletAddress }),
     balanceMicroUsd: t.field({ type: 'BigInt', resolve: (a) => a.balance }),
+    heldMicroUsd: t.field({
+      type: 'BigInt',
+      nullable: true,
+      description: 'What calls in flight hold (part of the balance).',
+      resolve: (a) => a.held ?? null,
+    }),
     debtMicroUsd: t.field({
       type: 'BigInt',
       description:
@@ -62,7 +68,7 @@ const DepositReferenceRef = builder.objectRef<DepositReference>('AuditDepositRef
 
 const AuditLedgerEntryRef = builder.objectRef<AuditLedgerEntry>('AuditLedgerEntry').implement({
   description:
-    'A ledger entry with every field its hash covers (see ledgerEntryHash in @chainmeter/schema): hash = sha256 of ["chainmeter-ledger-v1", prevHash, accountId, seq, amountMicroUsd, balanceAfterMicroUsd, reason, referenceId, createdAt].',
+    'A ledger entry with every field its hash covers (see ledgerEntryHash in @chainmeter/schema): hash = sha256 of ["chainmeter-ledger-v1", prevHash, accountId, seq, amountMicroUsd, balanceAfterMicroUsd, reason, referenceId, createdAt], followed by "operator", operator, reasonText on entries an operator wrote.',
   fields: (t) => ({
     accountId: t.exposeID('accountId'),
     seq: t.exposeInt('seq'),
@@ -73,6 +79,16 @@ const AuditLedgerEntryRef = builder.objectRef<AuditLedgerEntry>('AuditLedgerEntr
     createdAt: t.field({ type: 'DateTime', resolve: (e) => e.createdAt }),
     prevHash: t.string({ nullable: true, resolve: (e) => e.prevHash ?? null }),
     hash: t.exposeString('hash'),
+    operator: t.string({
+      nullable: true,
+      description: 'The operator who wrote the entry (adjustBalance, resolveUsage); hashed with it when set.',
+      resolve: (e) => e.operator ?? null,
+    }),
+    reasonText: t.string({
+      nullable: true,
+      description: "The operator's reason.",
+      resolve: (e) => e.reasonText ?? null,
+    }),
     deposit: t.field({ type: DepositReferenceRef, nullable: true, resolve: (e) => e.deposit }),
   }),
 });
@@ -161,6 +177,11 @@ const AuditSummaryRef = builder.objectRef<AuditReport['summary']>('AuditSummary'
     totalDue: t.field({ type: 'Credits', resolve: (s) => s.totalDue }),
     totalCredited: t.field({ type: 'Credits', resolve: (s) => s.totalCredited }),
     totalBalance: t.field({ type: 'Credits', resolve: (s) => s.totalBalance }),
+    operatorAdjustments: t.exposeInt('operatorAdjustments', {
+      description:
+        'ADJUSTMENTs written by operators (adjustBalance): each carries the operator and a reason.',
+    }),
+    totalOperatorAdjusted: t.field({ type: 'Credits', resolve: (s) => s.totalOperatorAdjusted }),
     totalDebt: t.field({
       type: 'Credits',
       description: 'What the accounts owe after reorgs deeper than CONFIRMATIONS (their stored debts).',

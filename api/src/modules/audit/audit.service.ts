@@ -11,6 +11,7 @@ import {
   type AuditReport,
   checkAudit,
   fetchTreasuryTransfers,
+  readTreasuryBalance,
 } from '@chainmeter/schema';
 import type { Address, PublicClient } from 'viem';
 import {
@@ -108,6 +109,11 @@ export async function runAuditReport(em: Em, params: RunAuditParameters): Promis
           fromBlock,
           toBlock: head,
         });
+  const treasuryBalance = await readTreasuryBalance(chain, {
+    token: config.usdcAddress,
+    treasury: config.treasuryAddress,
+    blockNumber: head,
+  });
   return checkAudit({
     chainId: config.chainId,
     tokenAddress: config.usdcAddress,
@@ -116,6 +122,7 @@ export async function runAuditReport(em: Em, params: RunAuditParameters): Promis
     fromBlock,
     head,
     transfers,
+    treasuryBalance,
     ...records,
   });
 }

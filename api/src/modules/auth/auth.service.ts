@@ -39,6 +39,8 @@ export interface AuthConfig {
   chainId: number;
   sessionTtlMs: number;
   auditorAddresses: readonly Address[];
+  /** Wallets whose sessions carry the operator role; none when absent. */
+  operatorAddresses?: readonly Address[];
 }
 
 const signInFailed = (reason: string) => new ExpectedError('UNAUTHENTICATED', `Sign-in refused: ${reason}`);
@@ -199,7 +201,7 @@ export function isSessionToken(token: string): boolean {
 /** The viewer behind a session token, or null when it is unknown, expired or revoked. */
 export async function viewerFromSessionToken(
   em: Em,
-  config: Pick<AuthConfig, 'auditorAddresses'>,
+  config: Pick<AuthConfig, 'auditorAddresses' | 'operatorAddresses'>,
   token: string,
   now = new Date(),
 ): Promise<Viewer | null> {
@@ -211,6 +213,7 @@ export async function viewerFromSessionToken(
     accountId: account.id,
     walletAddress: account.walletAddress as Address,
     role: roleOf(config, account.walletAddress),
+    operator: isOperator(config, account.walletAddress),
     credential: { kind: 'session', sessionId: session.sessionId },
   };
 }
@@ -227,6 +230,11 @@ export async function credentialIsLive(em: Em, viewer: Viewer, now = new Date())
 
 export function roleOf(config: Pick<AuthConfig, 'auditorAddresses'>, walletAddress: string): Viewer['role'] {
   return config.auditorAddresses.includes(getAddress(walletAddress)) ? 'auditor' : 'user';
+}
+
+/** Whether `walletAddress` is listed in `OPERATOR_ADDRESSES` (its sessions then act as an operator). */
+export function isOperator(config: Pick<AuthConfig, 'operatorAddresses'>, walletAddress: string): boolean {
+  return (config.operatorAddresses ?? []).includes(getAddress(walletAddress));
 }
 
 /** Revokes the viewer's session server-side; every replica refuses the token from the next request. */

@@ -31,6 +31,9 @@ export const LedgerEntry = defineEntity({
     createdAt: p.datetime(),
     prevHash: p.string().columnType('text').nullable(),
     hash: p.string().columnType('text'),
+    /** The operator's wallet on an entry an operator wrote (with `reasonText`); null otherwise. */
+    operator: p.string().columnType('text').nullable(),
+    reasonText: p.string().columnType('text').nullable(),
   },
 });
 

@@ -19,7 +19,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const LedgerReasonRef = builder.enumType('LedgerReason', { values: LEDGER_REASONS });
 
-const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
+export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').implement({
   description: 'One append-only ledger entry; corrections are new entries, never edits.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -44,6 +44,18 @@ const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').impleme
     }),
     hash: t.exposeString('hash', {
       description: 'sha256 over the previous entry hash and this entry (see the audit): the hash chain link.',
+    }),
+    operator: t.field({
+      type: 'Address',
+      nullable: true,
+      description:
+        'The operator who wrote this entry (an ADJUSTMENT through adjustBalance, or the USAGE entry of a call an operator resolved); null otherwise. Covered by the hash.',
+      resolve: (entry) => entry.operator,
+    }),
+    reasonText: t.string({
+      nullable: true,
+      description: "The operator's reason, with `operator`. Covered by the hash.",
+      resolve: (entry) => entry.reasonText,
     }),
   }),
 });

@@ -28,8 +28,26 @@ export class InsufficientBalanceError extends ExpectedError {
   readonly accountId: string;
   readonly balance: bigint;
   readonly amount: bigint;
-  constructor(accountId: string, balance: bigint, amount: bigint) {
-    super('INSUFFICIENT_CREDITS', `account ${accountId} has ${balance} micro-USD, cannot apply ${amount}`);
+  /**
+   * @param reserved what in-flight calls hold and what a deep reorg left owed, when the debit had to fit
+   * what the account can spend (said in the message and in `extensions`, so an operator sees why)
+   */
+  constructor(accountId: string, balance: bigint, amount: bigint, reserved?: { held: bigint; debt: bigint }) {
+    const spendable = reserved ? balance - reserved.held - reserved.debt : balance;
+    super(
+      'INSUFFICIENT_CREDITS',
+      reserved
+        ? `account ${accountId} can spend ${spendable} micro-USD (balance ${balance}, held by calls in flight ${reserved.held}, debt ${reserved.debt}), cannot apply ${amount}`
+        : `account ${accountId} has ${balance} micro-USD, cannot apply ${amount}`,
+      reserved
+        ? {
+            balance: balance.toString(),
+            held: reserved.held.toString(),
+            debt: reserved.debt.toString(),
+            spendable: spendable.toString(),
+          }
+        : {},
+    );
     this.accountId = accountId;
     this.balance = balance;
     this.amount = amount;
@@ -49,6 +67,14 @@ export interface AppendLedgerEntryParameters {
   referenceId: string;
   /** Required for DEPOSIT, refused otherwise. */
   depositId?: string;
+  /** An operator's entry: their wallet and reason, both recorded on the entry and covered by its hash. */
+  operator?: { address: string; reason: string };
+  /**
+   * A debit may only take what the account can spend (balance - held - debt), not merely what keeps the
+   * balance at zero or above: what in-flight calls hold must stay there for their settlement, and a
+   * deep-reorg debt is paid before anything else. Else `InsufficientBalanceError`.
+   */
+  withinSpendable?: boolean;
 }
 
 /**
@@ -73,9 +99,26 @@ export async function appendLedgerEntry(
       { id: params.accountId },
       { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
     );
+    const spendable = account.balance - account.held - account.debt;
+    if (params.withinSpendable && params.amount < 0n && -params.amount > spendable) {
+      throw new InsufficientBalanceError(account.id, account.balance, params.amount, {
+        held: account.held,
+        debt: account.debt,
+      });
+    }
     const batch = chainLedgerBatch(
       () => ({ seq: account.ledgerSeq, hash: account.ledgerHead ?? null, balance: account.balance }),
-      [params],
+      [
+        {
+          accountId: params.accountId,
+          amount: params.amount,
+          reason: params.reason,
+          referenceId: params.referenceId,
+          depositId: params.depositId,
+          operator: params.operator?.address ?? null,
+          reasonText: params.operator?.reason ?? null,
+        },
+      ],
       // Millisecond precision, as the hash encodes it; a timestamptz keeps it exactly.
       new Date(),
     );
@@ -86,7 +129,7 @@ export async function appendLedgerEntry(
     }
     await writeLedgerBatch(sqlOf(tx).query, batch);
     await tx.refresh(account);
-    return entry;
+    return { ...entry, operator: entry.operator ?? null, reasonText: entry.reasonText ?? null };
   });
 }
 

@@ -24,6 +24,9 @@ export interface LedgerEntryInput {
   /** The deposit id for DEPOSIT (and an ADJUSTMENT of a deposit), the usage id for USAGE. */
   referenceId: string;
   depositId?: string | null;
+  /** The operator who wrote it (an operator's ADJUSTMENT or resolution), with their reason; hashed. */
+  operator?: string | null;
+  reasonText?: string | null;
 }
 
 export interface ChainedEntry extends ChainedLedgerEntry {
@@ -56,6 +59,8 @@ export function chainLedgerBatch(
       reason: input.reason,
       referenceId: input.referenceId,
       createdAt,
+      operator: input.operator ?? null,
+      reasonText: input.operator ? (input.reasonText ?? null) : null,
     });
     heads.set(input.accountId, head);
     return { ...entry, reason: input.reason, id: randomUUID(), depositId: input.depositId ?? null };
@@ -75,6 +80,8 @@ export const LEDGER_ENTRY_PARAMETERS = [
   'entryDepositIds',
   'entryPrevHashes',
   'entryHashes',
+  'entryOperators',
+  'entryReasonTexts',
   'entriesCreatedAt',
 ] as const;
 type LedgerEntryParameter = (typeof LEDGER_ENTRY_PARAMETERS)[number];
@@ -89,14 +96,15 @@ export function insertLedgerEntriesSql(
   where = 'true',
 ): string {
   return `insert into ledger_entries (id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id,
-       created_at, prev_hash, hash)
+       created_at, prev_hash, hash, operator, reason_text)
      select t.id, t.account_id, t.seq, t.amount, t.balance_after, t.reason, t.reference_id, t.deposit_id,
-       ${$.entriesCreatedAt}::timestamptz, t.prev_hash, t.hash
+       ${$.entriesCreatedAt}::timestamptz, t.prev_hash, t.hash, t.operator, t.reason_text
      from unnest(${$.entryIds}::uuid[], ${$.entryAccountIds}::uuid[], ${$.entrySeqs}::int[],
        ${$.entryAmounts}::bigint[], ${$.entryBalancesAfter}::bigint[], ${$.entryReasons}::text[],
        ${$.entryReferenceIds}::text[], ${$.entryDepositIds}::uuid[], ${$.entryPrevHashes}::text[],
-       ${$.entryHashes}::text[])
-       as t(id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id, prev_hash, hash)
+       ${$.entryHashes}::text[], ${$.entryOperators}::text[], ${$.entryReasonTexts}::text[])
+       as t(id, account_id, seq, amount, balance_after, reason, reference_id, deposit_id, prev_hash, hash,
+         operator, reason_text)
      where ${where}`;
 }
 
@@ -113,6 +121,8 @@ export function ledgerEntryValues(batch: LedgerBatch): Record<LedgerEntryParamet
     entryDepositIds: entries.map((e) => e.depositId),
     entryPrevHashes: entries.map((e) => e.prevHash),
     entryHashes: entries.map((e) => e.hash),
+    entryOperators: entries.map((e) => e.operator ?? null),
+    entryReasonTexts: entries.map((e) => e.reasonText ?? null),
     entriesCreatedAt: batch.createdAt.toISOString(),
   };
 }
@@ -212,10 +222,13 @@ export interface LedgerEntryView {
   createdAt: Date;
   prevHash: string | null;
   hash: string;
+  /** Set on entries an operator wrote (`adjustBalance`, `resolveUsage`): who, and the reason they gave. */
+  operator: string | null;
+  reasonText: string | null;
 }
 
 const VIEW_COLUMNS = `id, account_id, seq, amount::text as amount, balance_after::text as balance_after, reason,
-  reference_id, deposit_id, created_at, prev_hash, hash`;
+  reference_id, deposit_id, created_at, prev_hash, hash, operator, reason_text`;
 
 const ledgerRow = z
   .object({
@@ -230,6 +243,8 @@ const ledgerRow = z
     created_at: z.coerce.date(),
     prev_hash: z.string().nullable(),
     hash: z.string(),
+    operator: z.string().nullable(),
+    reason_text: z.string().nullable(),
   })
   .transform(
     (row): LedgerEntryView => ({
@@ -244,6 +259,8 @@ const ledgerRow = z
       createdAt: row.created_at,
       prevHash: row.prev_hash,
       hash: row.hash,
+      operator: row.operator,
+      reasonText: row.reason_text,
     }),
   );
 

@@ -7,6 +7,9 @@ export type UsageStatus = (typeof USAGE_STATUSES)[number];
 /** The statuses of a settled call: the rows users see as their usage. */
 export const BILLING_STATUSES = ['BILLED', 'NEEDS_REVIEW'] as const;
 export type BillingStatus = (typeof BILLING_STATUSES)[number];
+/** How an operator closes a NEEDS_REVIEW call: charge a stated price, or nothing. */
+export const USAGE_RESOLUTIONS = ['BILL', 'WAIVE'] as const;
+export type UsageResolution = (typeof USAGE_RESOLUTIONS)[number];
 
 /**
  * One metered LLM call: its hold while in flight, then its usage row (see the metering migration for the
@@ -41,6 +44,13 @@ export const UsageRecord = defineEntity({
     promptTokensBound: p.integer().nullable(),
     progressAt: p.datetime().nullable(),
     settledAt: p.datetime().nullable(),
+    /** An operator's resolution of a NEEDS_REVIEW call (`resolveUsage`): BILL or WAIVE, by whom, why, when. */
+    resolution: p.enum(USAGE_RESOLUTIONS).columnType('text').nullable(),
+    resolvedBy: p.string().columnType('text').nullable(),
+    resolutionReason: p.string().columnType('text').nullable(),
+    resolvedAt: p.datetime().nullable(),
+    /** What the call had been charged (its hold) before the operator's resolution. */
+    chargedBeforeResolution: p.bigint().nullable(),
   },
 });
 

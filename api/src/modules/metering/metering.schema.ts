@@ -15,10 +15,10 @@ import { USAGE_GROUP_BY, type UsageBucket } from './usage.store.ts';
 const BillingStatusRef = builder.enumType('BillingStatus', {
   values: BILLING_STATUSES,
   description:
-    'BILLED: charged provider cost x markup. NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it.',
+    'BILLED: charged provider cost x markup (or, once an operator resolved it, the price they stated: see `resolution`). NEEDS_REVIEW: the provider cost was unknown or above the hold; charged the hold (the most the call could cost) until an operator settles it.',
 });
 
-const UsageRef = builder.objectRef<UsageView>('Usage').implement({
+export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
   description: 'One metered LLM call, as billed.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -150,7 +150,7 @@ const UsageFilterInput = builder.inputType('UsageFilter', {
   }),
 });
 
-const UsageConnection = builder.connectionObject({ type: UsageRef, name: 'UsageConnection' });
+export const UsageConnection = builder.connectionObject({ type: UsageRef, name: 'UsageConnection' });
 
 builder.objectField(AccountRef, 'usage', (t) =>
   t.field({

@@ -30,7 +30,7 @@ import { HoldHeartbeat } from './hold-heartbeat.ts';
 import { InFlightWork } from './in-flight-work.ts';
 import { LedgerHeads } from './ledger-heads.ts';
 import type { LlmUpstream } from './llm.upstream.ts';
-import type { BillingStatus } from './metering.entity.ts';
+import type { BillingStatus, UsageResolution } from './metering.entity.ts';
 import { CompletionFailedError, ModelListUnavailableError, modelNotPriced } from './metering.errors.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
@@ -93,6 +93,20 @@ export interface UsageView {
   latencyMs: number | null;
   createdAt: Date;
   flags: string[];
+  /** An operator's resolution of the call, once a NEEDS_REVIEW call is resolved (`resolveUsage`). */
+  resolution?: UsageResolutionView | null;
+  /** The account's wallet: read where calls of every account are listed (the operators' queue). */
+  walletAddress?: string;
+}
+
+/** How an operator closed a NEEDS_REVIEW call. */
+export interface UsageResolutionView {
+  action: UsageResolution;
+  operator: string;
+  reason: string;
+  resolvedAt: Date;
+  /** What the call had been charged (its hold) before: the resolution's USAGE entry is the difference. */
+  chargedBefore: bigint;
 }
 
 export interface MeteredCompletion {

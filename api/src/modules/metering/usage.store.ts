@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { Query, Statement } from '../../db/sql.ts';
-import { BILLING_STATUSES } from './metering.entity.ts';
+import { BILLING_STATUSES, USAGE_RESOLUTIONS } from './metering.entity.ts';
 import type { UsageView } from './metering.service.ts';
 
 export interface UsageFilter {
@@ -33,8 +33,11 @@ function filterValues(accountId: string, filter: UsageFilter): unknown[] {
   ];
 }
 
-const COLUMNS = `id, request_id, model, api_key_id, prompt_tokens, completion_tokens, provider_cost::text as provider_cost,
-  user_price::text as user_price, status, latency_ms, flags, created_at`;
+/** The columns of a usage row as users see it (`usageFromRow` reads them); `usage_records` unqualified. */
+export const USAGE_VIEW_COLUMNS = `id, request_id, model, api_key_id, prompt_tokens, completion_tokens,
+  provider_cost::text as provider_cost, user_price::text as user_price, status, latency_ms, flags, created_at,
+  resolution, resolved_by, resolution_reason, resolved_at, charged_before_resolution::text as charged_before_resolution`;
+const COLUMNS = USAGE_VIEW_COLUMNS;
 
 /** A `text[]` arrives as an array from pg, as its literal ('{a,b}') from some drivers. */
 function parseTextArray(value: string): string[] {
@@ -56,6 +59,12 @@ const usageRow = z
     latency_ms: z.number().nullable(),
     flags: z.union([z.array(z.string()), z.string().transform(parseTextArray)]),
     created_at: z.coerce.date(),
+    resolution: z.enum(USAGE_RESOLUTIONS).nullable(),
+    resolved_by: z.string().nullable(),
+    resolution_reason: z.string().nullable(),
+    resolved_at: z.coerce.date().nullable(),
+    charged_before_resolution: z.string().nullable(),
+    wallet_address: z.string().optional(),
   })
   .transform(
     (row): UsageView => ({
@@ -71,8 +80,24 @@ const usageRow = z
       latencyMs: row.latency_ms,
       flags: row.flags,
       createdAt: row.created_at,
+      resolution:
+        row.resolution === null
+          ? null
+          : {
+              action: row.resolution,
+              operator: row.resolved_by ?? '',
+              reason: row.resolution_reason ?? '',
+              resolvedAt: row.resolved_at ?? row.created_at,
+              chargedBefore: BigInt(row.charged_before_resolution ?? '0'),
+            },
+      ...(row.wallet_address === undefined ? {} : { walletAddress: row.wallet_address }),
     }),
   );
+
+/** A row of {@link USAGE_VIEW_COLUMNS} (and optionally `wallet_address`), checked. */
+export function usageFromRow(row: unknown): UsageView {
+  return usageRow.parse(row);
+}
 
 /** A keyset position: rows strictly after (or before) it in (created_at, id) order. */
 export interface UsagePosition {
