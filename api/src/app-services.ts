@@ -24,6 +24,7 @@ import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/r
 import { createSolvencyService } from './modules/solvency/solvency.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
+import { createX402Service } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
 import { createAppMetrics, METRIC_PREFIX, registerPlatformGauges } from './observability/metrics.ts';
@@ -105,6 +106,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
     onCharged: ({ accountId, ledgerEntryId }) =>
       pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
+    onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
   });
   const relayer: Relayer | null = config.relayer
     ? createRelayer({
@@ -136,6 +138,18 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
       logger,
     }),
     metrics,
+    x402:
+      relayer && config.x402
+        ? createX402Service({
+            relayer,
+            chain,
+            chainId: config.chainId,
+            usdcAddress: config.usdcAddress,
+            treasuryAddress: config.treasuryAddress,
+            logger,
+            registry: metrics.registry,
+          })
+        : null,
   };
   const probe = createPlatformProbe({
     orm,

@@ -13,6 +13,7 @@ import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import type { Relayer } from './modules/relayer/relayer.ts';
 import type { SolvencyService } from './modules/solvency/solvency.service.ts';
+import type { X402Service } from './modules/x402/x402.service.ts';
 import type { AppMetrics } from './observability/metrics.ts';
 import type { AppPubSub } from './pubsub.ts';
 import type { Viewer } from './viewer.ts';
@@ -37,6 +38,8 @@ export interface AppServices {
   solvency: SolvencyService;
   /** Prometheus metrics of this process (`/metrics`); modules count their events here. */
   metrics: AppMetrics;
+  /** Pay per request on `/v1/chat/completions`; null when x402 is off (no relayer). */
+  x402: X402Service | null;
 }
 
 /** Sets or clears the httpOnly session cookie on the HTTP response (absent over graphql-ws). */

@@ -56,6 +56,8 @@ function config(overrides: Record<string, string> = {}) {
     LLM_TIMEOUT_MS: '4000',
     PRICE_MARKUP: MARKUP,
     METERING_RETRY_MS: '50',
+    // Keyed calls only: a call without a key answers 401 here (paid per request: x402.test.ts).
+    X402: 'off',
     ...UNLIMITED_RATES,
     ...overrides,
   });

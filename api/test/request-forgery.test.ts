@@ -47,6 +47,8 @@ function env(overrides: Record<string, string>) {
     TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
     LOG_LEVEL: 'silent',
+    // A POST without Authorization would be a call paid per request (x402.test.ts): keyed calls only here.
+    X402: 'off',
     AUDITOR_ADDRESSES: auditor.address,
     RATE_LIMIT_IP_PER_MINUTE: '10000',
     RATE_LIMIT_TOKENS_PER_MINUTE: String(TOKENS_PER_MINUTE),

@@ -7,6 +7,7 @@ import { benchAudit } from './bench/audit.ts';
 import { benchCrediting } from './bench/crediting.ts';
 import { benchReadPath } from './bench/read-path.ts';
 import { benchWebhooks } from './bench/webhooks.ts';
+import { benchX402 } from './bench/x402.ts';
 import { benchGateway } from './bench-gateway.ts';
 
 const benches: Record<string, () => Promise<void>> = {
@@ -14,6 +15,7 @@ const benches: Record<string, () => Promise<void>> = {
   crediting: benchCrediting,
   gateway: benchGateway,
   readPath: benchReadPath,
+  x402: benchX402,
   webhooks: benchWebhooks,
 };
 

@@ -7,11 +7,13 @@
  * The official `openai` client works unchanged with `baseURL: <origin>/v1` and an API key (or a session
  * token) as its `apiKey`. Errors use OpenAI's shape (openai.errors.ts): 400 bad input, 401 no or bad
  * credential, 402 insufficient credits, 429 rate limited (with `Retry-After`), 502 upstream failure, 504
- * upstream timeout. A model without a price is a 400 with `code: "model_not_priced"` (the upstream is not
+ * upstream timeout. Without `Authorization` and with x402 on, the call is paid per request (openai.x402.ts:
+ * 402 with `PAYMENT-REQUIRED`, then served against `PAYMENT-SIGNATURE`). A model without a price is a 400 with `code: "model_not_priced"` (the upstream is not
  * called); `GET /v1/models` lists only the models that can be billed. A credential never appears in an error.
  */
 import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
+import { cors } from 'hono/cors';
 import type { AppServices } from '../context.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
 import { failedAfterKeyCheck } from '../modules/metering/metering.errors.ts';
@@ -22,6 +24,7 @@ import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 import { openAiError, openAiErrorFor, unauthorized } from './openai.errors.ts';
 import { completionEventStream } from './openai.sse.ts';
+import { PAYMENT_HEADERS, paidCompletion } from './openai.x402.ts';
 import { usageExportStream } from './usage-export.ts';
 
 /**
@@ -55,8 +58,26 @@ export function openAiRoutes(services: AppServices): Hono {
   const { metering, logger } = services;
   // Whatever escapes a route (authenticating with the database down, say) still answers in OpenAI's shape.
   app.onError((error, c) => openAiErrorFor(c, logger, error));
+  const corsOrigins = services.config.security.corsOrigins;
+  if (corsOrigins.length > 0) {
+    // A browser paying per request reads the x402 headers: they must be exposed to it.
+    app.use(
+      '/v1/*',
+      cors({
+        origin: [...corsOrigins],
+        allowMethods: ['GET', 'POST'],
+        allowHeaders: ['content-type', 'authorization', 'payment-signature'],
+        exposeHeaders: [...PAYMENT_HEADERS, 'x-request-id'],
+        maxAge: 600,
+      }),
+    );
+  }
 
   app.post('/v1/chat/completions', async (c) => {
+    // No credential and x402 on: the call is paid per request (openai.x402.ts).
+    if (services.x402 && requestHeader(c, 'authorization') === undefined) {
+      return paidCompletion(c, services, services.x402);
+    }
     const caller = await callerOfCompletion(c, services);
     if (!caller) return unauthorized(c);
     const { viewer, keyCheck } = caller;

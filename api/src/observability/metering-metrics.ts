@@ -74,6 +74,30 @@ export function instrumentMetering(
         throw error;
       }
     },
+    async completePaid(payment, request, options) {
+      try {
+        const result = await service.completePaid(payment, request, options);
+        settled(result.usage, request, false);
+        return result;
+      } catch (error) {
+        failed(error, request);
+        throw error;
+      }
+    },
+    async streamPaid(payment, request, options) {
+      let metered: Awaited<ReturnType<MeteringService['streamPaid']>>;
+      try {
+        metered = await service.streamPaid(payment, request, options);
+      } catch (error) {
+        failed(error, request);
+        throw error;
+      }
+      metered.settled.then(
+        (usage) => settled(usage, request, true),
+        () => metrics.completions.inc({ model: modelLabel(request.model), billing_status: 'FAILED' }),
+      );
+      return metered;
+    },
     async stream(viewer: Viewer, request: ChatRequest, options) {
       let metered: Awaited<ReturnType<MeteringService['stream']>>;
       try {

@@ -33,6 +33,8 @@ export interface AppMetrics {
   auditLastRun: Gauge;
   /** A credited deposit whose transfer a reorg removed (compensated by an ADJUSTMENT entry). */
   creditedDepositsReorged: Counter;
+  /** Calls paid per request that were served and never paid (their settlement failed after serving). */
+  unpaidCalls: Counter<'scheme'>;
   /** GraphQL subscriptions of this process hearing their channel now, and ever, by channel. */
   liveSubscriptions: Gauge<'channel'>;
   subscriptionsStarted: Counter<'channel'>;
@@ -125,6 +127,12 @@ export function createAppMetrics(): AppMetrics {
     }),
     auditDiscrepancies,
     auditLastRun,
+    unpaidCalls: new Counter({
+      name: name('unpaid_calls_total'),
+      help: 'Calls paid per request (x402 upto) that were served and whose settlement then failed (recorded UNPAID)',
+      labelNames: ['scheme'],
+      registers,
+    }),
     creditedDepositsReorged: new Counter({
       name: name('credited_deposits_reorged_total'),
       help: 'Credited deposits whose transfer a reorg deeper than CONFIRMATIONS removed',

@@ -4,7 +4,13 @@
  * decimal strings and money in micro-USD (`...MicroUsd`), so a record read over GraphQL, from a proof
  * file or from the database parses the same way.
  */
-import type { AuditAccount, AuditLedgerEntry, AuditReport, DepositReference } from './audit-types.ts';
+import type {
+  AuditAccount,
+  AuditLedgerEntry,
+  AuditPaidCall,
+  AuditReport,
+  DepositReference,
+} from './audit-types.ts';
 import { AuditFormatError, big, int, nullableStr, object, str } from './record-fields.ts';
 
 export interface DepositReferenceJson {
@@ -127,6 +133,29 @@ export function ledgerEntryFromJson(value: unknown, where = 'ledger entry'): Aud
   };
 }
 
+/** A paid call as the auditor GraphQL type `AuditPaidCall` serves it. */
+export function paidCallFromJson(value: unknown, where = 'paid call'): AuditPaidCall {
+  const record = object(value, where);
+  const scheme = str(record, 'scheme', where);
+  if (scheme !== 'exact' && scheme !== 'upto') throw new AuditFormatError(`${where}: scheme ${scheme}`);
+  const block = nullableStr(record, 'settlementBlock', where);
+  if (typeof record.settlementCredited !== 'boolean') {
+    throw new AuditFormatError(`${where}: "settlementCredited" is not a boolean`);
+  }
+  return {
+    usageId: str(record, 'usageId', where),
+    accountId: str(record, 'accountId', where),
+    payer: str(record, 'payer', where),
+    scheme,
+    status: str(record, 'status', where),
+    holdAmount: big(record, 'holdAmountMicroUsd', where),
+    userPrice: big(record, 'userPriceMicroUsd', where),
+    txHash: nullableStr(record, 'txHash', where)?.toLowerCase() ?? null,
+    settlementBlock: block === null ? null : BigInt(block),
+    settlementCredited: record.settlementCredited,
+  };
+}
+
 export function accountFromJson(value: unknown, where = 'account'): AuditAccount {
   const record = object(value, where);
   return {
@@ -195,6 +224,7 @@ export function auditReportToJson(report: AuditReport) {
       amount: r.amount.toString(),
       owed: r.owed.toString(),
     })),
+    unpaidCalls: report.unpaidCalls.map((u) => ({ ...u, userPrice: u.userPrice.toString() })),
     discrepancies: report.discrepancies.map((d) => ({
       ...d,
       blockNumber: d.blockNumber === null ? null : d.blockNumber.toString(),

@@ -32,6 +32,9 @@ export function formatAuditMarkdown(report: AuditReport): string {
     `| owed after deep reorgs (credits) | ${credits(s.totalDebt)} |`,
     `| operator adjustments (entries) | ${s.operatorAdjustments} |`,
     `| operator adjustments (credits) | ${credits(s.totalOperatorAdjusted)} |`,
+    `| paid calls (x402) checked against their settlement | ${s.paidCallsChecked} |`,
+    `| paid calls awaiting their settlement's credit | ${s.paidCallsAwaiting} |`,
+    `| paid calls served and never paid | ${s.paidCallsUnpaid} |`,
     '',
     `## Solvency at block ${report.solvency.asOfBlock}`,
     '',
@@ -59,6 +62,18 @@ export function formatAuditMarkdown(report: AuditReport): string {
       ...report.reversedCredits.map(
         (r) =>
           `| ${r.accountId} | ${cell(r.walletAddress)} | ${r.txHash} | ${r.logIndex} | ${r.blockNumber} | ${r.seq} | ${credits(r.amount)} | ${credits(r.owed)} |`,
+      ),
+    );
+  }
+  if (report.unpaidCalls.length > 0) {
+    lines.push(
+      '',
+      '## Calls paid per request that were served and never paid (not discrepancies)',
+      '',
+      '| usage | account | payer | scheme | credits owed |',
+      '| --- | --- | --- | --- | --- |',
+      ...report.unpaidCalls.map(
+        (u) => `| ${u.usageId} | ${u.accountId} | ${u.payer} | ${u.scheme} | ${credits(u.userPrice)} |`,
       ),
     );
   }

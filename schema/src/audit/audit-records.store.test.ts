@@ -89,14 +89,41 @@ describe('audit rows, checked where they enter', () => {
     expect(() => auditEntryFromRow(null)).toThrow(AuditFormatError);
   });
 
-  it('reads every account, then every entry, through the query it is given', async () => {
+  it('reads every account, then every entry, then every paid call, through the query it is given', async () => {
     const asked: string[] = [];
+    const paidCallRow = {
+      id: '7c1c5b0e-5f7a-4a55-8c55-0b6f2b1d2a10',
+      account_id: accountRow.id,
+      payer_address: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+      payment_scheme: 'upto',
+      status: 'BILLED',
+      hold_amount: '900',
+      user_price: '250',
+      payment_tx_hash: `0x${'AB'.repeat(32)}`,
+      settlement_block: '12',
+      settlement_credited: true,
+    };
     const records = await readAllAuditRecords(async (statement) => {
       asked.push(statement.name);
+      if (statement.name.includes('paid_calls')) return [paidCallRow];
       return statement.name.includes('accounts') ? [accountRow] : [entryRow];
     });
-    expect(asked).toEqual(['cm_audit_all_accounts', 'cm_audit_all_entries']);
+    expect(asked).toEqual(['cm_audit_all_accounts', 'cm_audit_all_entries', 'cm_audit_all_paid_calls']);
     expect(records.accounts).toHaveLength(1);
     expect(records.entries).toHaveLength(1);
+    expect(records.paidCalls).toEqual([
+      {
+        usageId: paidCallRow.id,
+        accountId: accountRow.id,
+        payer: paidCallRow.payer_address,
+        scheme: 'upto',
+        status: 'BILLED',
+        holdAmount: 900n,
+        userPrice: 250n,
+        txHash: `0x${'ab'.repeat(32)}`,
+        settlementBlock: 12n,
+        settlementCredited: true,
+      },
+    ]);
   });
 });

@@ -4,8 +4,8 @@
  * `auditReport`, proofs) and by the CLI's `--database` path, so both read exactly the same fields.
  * Read-only. The API's paged and per-account reads embed the select lists (`api/src/modules/audit/audit.store.ts`).
  */
-import type { AuditAccount, AuditLedgerEntry, DepositReference } from './audit-types.ts';
-import { big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
+import type { AuditAccount, AuditLedgerEntry, AuditPaidCall, DepositReference } from './audit-types.ts';
+import { AuditFormatError, big, date, type Fields, int, nullableStr, object, str } from './record-fields.ts';
 
 export const AUDIT_ACCOUNT_COLUMNS =
   'a.id, a.wallet_address, a.balance::text as balance, a.held::text as held, a.debt::text as debt, a.ledger_seq, a.ledger_head';
@@ -34,6 +34,22 @@ const ALL_ENTRIES: AuditStatement = {
   text: `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM} order by e.account_id, e.seq`,
 };
 
+/** The select list of calls paid per request (x402), with their settlement's deposit once indexed. */
+export const AUDIT_PAID_CALL_COLUMNS = `u.id, u.account_id, u.payer_address, u.payment_scheme, u.status,
+  u.hold_amount::text as hold_amount, u.user_price::text as user_price, u.payment_tx_hash,
+  d.block_number::text as settlement_block, coalesce(d.status = 'CREDITED', false) as settlement_credited`;
+
+/** usage_records u (paid calls only: add `and ...` to filter further) joined to its settlement's deposit d. */
+export const AUDIT_PAID_CALL_FROM = `usage_records u
+  left join lateral (select block_number, status from deposits where tx_hash = u.payment_tx_hash
+    order by block_number desc limit 1) d on true
+  where u.payment_scheme is not null`;
+
+const ALL_PAID_CALLS: AuditStatement = {
+  name: 'cm_audit_all_paid_calls',
+  text: `select ${AUDIT_PAID_CALL_COLUMNS} from ${AUDIT_PAID_CALL_FROM} order by u.id`,
+};
+
 /** Runs one statement and returns its rows, as they come from the driver. */
 type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Promise<unknown[]>;
 
@@ -43,10 +59,37 @@ type AuditQuery = (statement: AuditStatement, values: readonly unknown[]) => Pro
  */
 export async function readAllAuditRecords(
   query: AuditQuery,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   const accounts = await query(ALL_ACCOUNTS, []);
   const entries = await query(ALL_ENTRIES, []);
-  return { accounts: accounts.map(auditAccountFromRow), entries: entries.map(auditEntryFromRow) };
+  const paidCalls = await query(ALL_PAID_CALLS, []);
+  return {
+    accounts: accounts.map(auditAccountFromRow),
+    entries: entries.map(auditEntryFromRow),
+    paidCalls: paidCalls.map(auditPaidCallFromRow),
+  };
+}
+
+/** A row of ALL_PAID_CALLS, checked. */
+export function auditPaidCallFromRow(value: unknown): AuditPaidCall {
+  const where = 'usage_records row';
+  const row = object(value, where);
+  const scheme = str(row, 'payment_scheme', where);
+  if (scheme !== 'exact' && scheme !== 'upto')
+    throw new AuditFormatError(`${where}: payment_scheme ${scheme}`);
+  const block = nullableStr(row, 'settlement_block', where);
+  return {
+    usageId: str(row, 'id', where),
+    accountId: str(row, 'account_id', where),
+    payer: str(row, 'payer_address', where),
+    scheme,
+    status: str(row, 'status', where),
+    holdAmount: big(row, 'hold_amount', where),
+    userPrice: big(row, 'user_price', where),
+    txHash: nullableStr(row, 'payment_tx_hash', where)?.toLowerCase() ?? null,
+    settlementBlock: block === null ? null : BigInt(block),
+    settlementCredited: row.settlement_credited === true || row.settlement_credited === 't',
+  };
 }
 
 /** A row of `AUDIT_ACCOUNT_COLUMNS`, checked. */

@@ -12,6 +12,7 @@ export const DISCREPANCY_KINDS = [
   'DUPLICATE_CREDIT',
   'BALANCE_MISMATCH',
   'HASH_CHAIN_BROKEN',
+  'PAID_CALL_MISMATCH',
 ] as const;
 
 export type DiscrepancyKind = (typeof DISCREPANCY_KINDS)[number];
@@ -88,6 +89,36 @@ export interface AuditScope {
   head: bigint;
 }
 
+/** A call paid per request (x402) as the platform recorded it, with its settlement's deposit if indexed. */
+export interface AuditPaidCall {
+  usageId: string;
+  accountId: string;
+  /** EIP-55 checksummed. */
+  payer: string;
+  scheme: 'exact' | 'upto';
+  /** HELD, AWAITING_PAYMENT, BILLED, NEEDS_REVIEW, RELEASED or UNPAID. */
+  status: string;
+  /** micro-USD: the most it could cost (what `exact` settled). */
+  holdAmount: bigint;
+  /** micro-USD charged (or, UNPAID, owed). */
+  userPrice: bigint;
+  /** The settlement's transaction (lowercase), null when none was made. */
+  txHash: string | null;
+  /** The settlement's block as its deposit records it; null when not indexed. */
+  settlementBlock: bigint | null;
+  /** Whether the settlement's deposit is CREDITED. */
+  settlementCredited: boolean;
+}
+
+/** A call paid per request that was served and never paid (listed by the audit). */
+export interface UnpaidCall {
+  usageId: string;
+  accountId: string;
+  payer: string;
+  scheme: string;
+  userPrice: bigint;
+}
+
 export interface AuditInput extends AuditScope {
   /** The token's balanceOf(treasury) at `head`, in micro-USD, when the caller read it: the solvency figures. */
   treasuryBalance?: bigint;
@@ -97,6 +128,8 @@ export interface AuditInput extends AuditScope {
   /** Ledger entries of those accounts (any order). Entries past an account's `ledgerSeq` are newer
    * than the account snapshot: they are matched against transfers and hash-checked, not summed. */
   entries: readonly AuditLedgerEntry[];
+  /** Calls paid per request, checked against their settlements (omitted: not checked). */
+  paidCalls?: readonly AuditPaidCall[];
 }
 
 export interface Discrepancy {
@@ -144,6 +177,12 @@ export interface AuditSummary {
   operatorAdjustments: number;
   /** micro-USD, signed: their sum. */
   totalOperatorAdjusted: bigint;
+  /** Paid calls (x402) billed and checked against their settlement. */
+  paidCallsChecked: number;
+  /** Paid calls priced and waiting for their settlement's credit. */
+  paidCallsAwaiting: number;
+  /** Paid calls served and never paid (listed in `unpaidCalls`). */
+  paidCallsUnpaid: number;
 }
 
 /**
@@ -191,6 +230,7 @@ export interface AuditReport extends AuditScope {
   summary: AuditSummary;
   solvency: AuditSolvency;
   reversedCredits: ReversedCredit[];
+  unpaidCalls: UnpaidCall[];
   counts: Record<DiscrepancyKind, number>;
   discrepancies: Discrepancy[];
 }

@@ -10,6 +10,7 @@ import {
   type ReversedCredit,
 } from './audit-types.ts';
 import { checkAccountCredits, standingCredits } from './deposit-credit-check.ts';
+import { checkPaidCalls } from './paid-call-check.ts';
 import { checkTransfersCredited } from './uncredited-transfers.ts';
 
 /**
@@ -40,6 +41,9 @@ import { checkTransfersCredited } from './uncredited-transfers.ts';
  *   (`adjustBalance`: operator and reason set, and hashed) are legitimate and counted in the summary.
  * - HASH_CHAIN_BROKEN: a hash that does not recompute, a prevHash that does not link, a missing seq, or
  *   a stored ledger head that is not the newest entry's hash.
+ * - PAID_CALL_MISMATCH: a call paid per request (x402) not charged exactly once at its price to its payer,
+ *   or whose settlement on chain is missing or does not cover it as signed (`paid-call-check.ts`); calls
+ *   served and never paid are listed in `unpaidCalls`.
  *
  * @example
  * const report = checkAudit({ chainId, tokenAddress, treasuryAddress, confirmations, fromBlock: 0n, head,
@@ -121,6 +125,16 @@ export function checkAudit(input: AuditInput): AuditReport {
   });
   discrepancies.push(...transfersDue.discrepancies);
 
+  const paid = checkPaidCalls(input.paidCalls ?? [], {
+    fromBlock: input.fromBlock,
+    head: input.head,
+    confirmations: input.confirmations,
+    transfers,
+    entries: input.entries,
+    walletOfAccount: (accountId) => accounts.get(accountId)?.walletAddress ?? null,
+  });
+  discrepancies.push(...paid.discrepancies);
+
   const counts = Object.fromEntries(DISCREPANCY_KINDS.map((kind) => [kind, 0])) as Record<
     DiscrepancyKind,
     number
@@ -160,9 +174,13 @@ export function checkAudit(input: AuditInput): AuditReport {
       totalDebt,
       operatorAdjustments,
       totalOperatorAdjusted,
+      paidCallsChecked: paid.checked,
+      paidCallsAwaiting: paid.awaiting,
+      paidCallsUnpaid: paid.unpaid.length,
     },
     counts,
     discrepancies,
     reversedCredits,
+    unpaidCalls: paid.unpaid,
   };
 }

@@ -3,13 +3,18 @@
  * PostgreSQL, with the statements and row parsers the API itself uses (@chainmeter/schema
  * `audit-records.store.ts`), in one read-only REPEATABLE READ snapshot.
  */
-import { type AuditAccount, type AuditLedgerEntry, readAllAuditRecords } from '@chainmeter/schema';
+import {
+  type AuditAccount,
+  type AuditLedgerEntry,
+  type AuditPaidCall,
+  readAllAuditRecords,
+} from '@chainmeter/schema';
 import type pg from 'pg';
 
-/** Every account and entry; `client` is connected and outside a transaction. */
+/** Every account, entry and paid call (x402); `client` is connected and outside a transaction. */
 export async function readAuditSnapshot(
   client: pg.Client,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   await client.query('begin isolation level repeatable read read only');
   const records = await readAllAuditRecords(async (statement, values) => {
     return (await client.query({ text: statement.text, values: [...values] })).rows;

@@ -5,8 +5,10 @@
 import {
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   accountFromJson,
   ledgerEntryFromJson,
+  paidCallFromJson,
 } from '@chainmeter/schema';
 import pg from 'pg';
 import { readAuditSnapshot } from './audit-database.store.ts';
@@ -19,6 +21,8 @@ export class AuditRunError extends Error {
 export interface PlatformRecords {
   accounts: AuditAccount[];
   entries: AuditLedgerEntry[];
+  /** Calls paid per request (x402), checked against their settlements. */
+  paidCalls: AuditPaidCall[];
 }
 
 export interface PaymentConfig {
@@ -33,7 +37,7 @@ export interface PaymentConfig {
  * literal or a variable): an accounts page costs about 51 per account (400: 20,327), an entries page with
  * its deposit about 134 per entry (150: 20,152).
  */
-const PAGE = { accounts: 400, ledgerEntries: 150 } as const;
+const PAGE = { accounts: 400, ledgerEntries: 150, paidCalls: 300 } as const;
 
 interface GraphQLAnswer<T> {
   data?: T;
@@ -97,6 +101,10 @@ const ENTRIES_QUERY = `query AuditLedger($first: Int, $after: String) { audit { 
   pageInfo { hasNextPage endCursor } edges { node { accountId seq amountMicroUsd balanceAfterMicroUsd reason referenceId
   createdAt prevHash hash operator reasonText deposit { chainId txHash logIndex blockNumber from amountToken amountMicroUsd status } } } } } }`;
 
+const PAID_CALLS_QUERY = `query AuditPaidCalls($first: Int, $after: String) { audit { paidCalls(first: $first, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node { usageId accountId payer scheme status holdAmountMicroUsd
+  userPriceMicroUsd txHash settlementBlock settlementCredited } } } } }`;
+
 interface Connection {
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
   edges: { node: unknown }[];
@@ -106,7 +114,7 @@ async function readAll(
   origin: string,
   key: string,
   query: string,
-  field: 'accounts' | 'ledgerEntries',
+  field: 'accounts' | 'ledgerEntries' | 'paidCalls',
   onPage: (count: number) => void,
 ): Promise<unknown[]> {
   const nodes: unknown[] = [];
@@ -127,7 +135,7 @@ async function readAll(
 }
 
 /**
- * Every account, then every ledger entry, through the auditor queries. Accounts are read first, so an
+ * Every account, then every ledger entry, then every call paid per request, through the auditor queries. Accounts are read first, so an
  * entry appended meanwhile has a seq past its account's snapshot and is not summed (see `checkAudit`).
  */
 export async function readRecordsFromApi(
@@ -141,7 +149,10 @@ export async function readRecordsFromApi(
   const entries = (
     await readAll(origin, key, ENTRIES_QUERY, 'ledgerEntries', (n) => onProgress(`read ${n} ledger entries`))
   ).map((node, i) => ledgerEntryFromJson(node, `ledgerEntries[${i}]`));
-  return { accounts, entries };
+  const paidCalls = (
+    await readAll(origin, key, PAID_CALLS_QUERY, 'paidCalls', (n) => onProgress(`read ${n} paid calls`))
+  ).map((node, i) => paidCallFromJson(node, `paidCalls[${i}]`));
+  return { accounts, entries, paidCalls };
 }
 
 /** Every account and entry from PostgreSQL, in one read-only REPEATABLE READ snapshot. */

@@ -6,6 +6,7 @@ import { Migration20261124030000_metering } from './Migration20261124030000_mete
 import { Migration20261124040000_stream_progress } from './Migration20261124040000_stream_progress.ts';
 import { Migration20261125000000_reorg_debt } from './Migration20261125000000_reorg_debt.ts';
 import { Migration20261203000000_api_key_scope } from './Migration20261203000000_api_key_scope.ts';
+import { Migration20261203100000_x402 } from './Migration20261203100000_x402.ts';
 import { Migration20261203120000_webhooks } from './Migration20261203120000_webhooks.ts';
 import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
 
@@ -21,6 +22,7 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261124040000_stream_progress', class: Migration20261124040000_stream_progress },
   { name: 'Migration20261125000000_reorg_debt', class: Migration20261125000000_reorg_debt },
   { name: 'Migration20261203000000_api_key_scope', class: Migration20261203000000_api_key_scope },
+  { name: 'Migration20261203100000_x402', class: Migration20261203100000_x402 },
   { name: 'Migration20261203120000_webhooks', class: Migration20261203120000_webhooks },
   { name: 'Migration20261203140000_operations', class: Migration20261203140000_operations },
 ];

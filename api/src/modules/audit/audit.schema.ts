@@ -2,6 +2,7 @@ import {
   type AccountProof,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   type AuditReport,
   accountProofToJson,
   type DepositReference,
@@ -17,9 +18,11 @@ import { toConnection } from '../../schema/pagination.ts';
 import {
   auditAccountCursor,
   auditEntryCursor,
+  auditPaidCallCursor,
   buildAccountProof,
   listAuditAccounts,
   listAuditEntries,
+  listAuditPaidCalls,
   runAuditReport,
 } from './audit.service.ts';
 
@@ -102,6 +105,29 @@ const AuditLedgerEntryConnection = builder.connectionObject({
   name: 'AuditLedgerEntryConnection',
 });
 
+const AuditPaidCallRef = builder.objectRef<AuditPaidCall>('AuditPaidCall').implement({
+  description:
+    'A call paid per request (x402) as recorded, with its settlement (the transfer to the treasury that pays it).',
+  fields: (t) => ({
+    usageId: t.exposeID('usageId'),
+    accountId: t.exposeID('accountId'),
+    payer: t.field({ type: 'Address', resolve: (c) => c.payer }),
+    scheme: t.exposeString('scheme'),
+    status: t.exposeString('status', {
+      description: 'HELD, AWAITING_PAYMENT, BILLED, NEEDS_REVIEW, RELEASED or UNPAID.',
+    }),
+    holdAmountMicroUsd: t.field({ type: 'BigInt', resolve: (c) => c.holdAmount }),
+    userPriceMicroUsd: t.field({ type: 'BigInt', resolve: (c) => c.userPrice }),
+    txHash: t.field({ type: 'Hash', nullable: true, resolve: (c) => c.txHash }),
+    settlementBlock: t.field({ type: 'BigInt', nullable: true, resolve: (c) => c.settlementBlock }),
+    settlementCredited: t.exposeBoolean('settlementCredited'),
+  }),
+});
+const AuditPaidCallConnection = builder.connectionObject({
+  type: AuditPaidCallRef,
+  name: 'AuditPaidCallConnection',
+});
+
 // biome-ignore lint/complexity/noBannedTypes: the `audit` namespace object carries no data.
 const AuditRef = builder.objectRef<{}>('Audit').implement({
   description:
@@ -119,6 +145,13 @@ const AuditRef = builder.objectRef<{}>('Audit').implement({
       args: { first: t.arg.int(), after: t.arg.string() },
       resolve: async (_root, args, ctx) =>
         toConnection(await listAuditEntries(ctx.em, args), auditEntryCursor),
+    }),
+    paidCalls: t.field({
+      type: AuditPaidCallConnection,
+      description: 'Every call paid per request (x402), ordered by usage id.',
+      args: { first: t.arg.int(), after: t.arg.string() },
+      resolve: async (_root, args, ctx) =>
+        toConnection(await listAuditPaidCalls(ctx.em, args), auditPaidCallCursor),
     }),
   }),
 });

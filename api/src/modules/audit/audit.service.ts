@@ -8,6 +8,7 @@ import {
   type AccountProof,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   type AuditReport,
   checkAudit,
   fetchTreasuryTransfers,
@@ -24,7 +25,13 @@ import {
 } from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
 import type { ApiConfig } from '../../env.ts';
-import { findAuditAccounts, findAuditEntries, readAccountLedger, readAuditSnapshot } from './audit.store.ts';
+import {
+  findAuditAccounts,
+  findAuditEntries,
+  findAuditPaidCalls,
+  readAccountLedger,
+  readAuditSnapshot,
+} from './audit.store.ts';
 
 /** Auditors page through everything: larger pages than the user-facing 100. */
 const MAX_AUDIT_PAGE_SIZE = 1_000;
@@ -77,10 +84,28 @@ export async function listAuditEntries(em: Em, args: PageArgs = {}): Promise<Pag
   return { entries, hasNextPage: rows.length > first, endCursor: last ? auditEntryCursor(last) : null };
 }
 
-/** Every account and entry, read in one REPEATABLE READ transaction (one consistent snapshot). */
+const PAID_CALL_CURSOR = 'audit-paid-call';
+
+export const auditPaidCallCursor = (call: AuditPaidCall) => encodeCursor(PAID_CALL_CURSOR, [call.usageId]);
+
+/** Every call paid per request (x402), by usage id (keyset). */
+export async function listAuditPaidCalls(em: Em, args: PageArgs = {}): Promise<Page<AuditPaidCall>> {
+  const first = auditPageSize(args.first);
+  const [after] = args.after ? decodeUuid(PAID_CALL_CURSOR, args.after, 1) : [];
+  const rows = await findAuditPaidCalls(em, after ?? null, first + 1);
+  const calls = rows.slice(0, first);
+  const last = calls.at(-1);
+  return {
+    entries: calls,
+    hasNextPage: rows.length > first,
+    endCursor: last ? auditPaidCallCursor(last) : null,
+  };
+}
+
+/** Every account, entry and paid call, read in one REPEATABLE READ transaction (one consistent snapshot). */
 export async function readAuditRecords(
   em: Em,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   return readAuditSnapshot(em);
 }
 

@@ -7,10 +7,14 @@ import {
   AUDIT_ACCOUNT_COLUMNS,
   AUDIT_ENTRY_COLUMNS,
   AUDIT_ENTRY_FROM,
+  AUDIT_PAID_CALL_COLUMNS,
+  AUDIT_PAID_CALL_FROM,
   type AuditAccount,
   type AuditLedgerEntry,
+  type AuditPaidCall,
   auditAccountFromRow,
   auditEntryFromRow,
+  auditPaidCallFromRow,
   readAllAuditRecords,
 } from '@chainmeter/schema';
 import { IsolationLevel } from '@mikro-orm/core';
@@ -36,6 +40,12 @@ const ENTRIES_PAGE_AFTER: Statement = {
   name: 'cm_audit_entries_page_after',
   text: `select ${AUDIT_ENTRY_COLUMNS} from ${AUDIT_ENTRY_FROM}
     where (e.account_id, e.seq) > ($1::uuid, $2::int) order by e.account_id, e.seq limit $3`,
+};
+
+const PAID_CALLS_PAGE: Statement = {
+  name: 'cm_audit_paid_calls_page',
+  text: `select ${AUDIT_PAID_CALL_COLUMNS} from ${AUDIT_PAID_CALL_FROM}
+    and ($1::uuid is null or u.id > $1::uuid) order by u.id limit $2`,
 };
 
 const ACCOUNT_BY_WALLET: Statement = {
@@ -76,10 +86,20 @@ export async function findAuditEntries(
   return rows.map(auditEntryFromRow);
 }
 
+/** Up to `limit` calls paid per request by id, after the call `afterId` when given. */
+export async function findAuditPaidCalls(
+  em: Em,
+  afterId: string | null,
+  limit: number,
+): Promise<AuditPaidCall[]> {
+  const rows = await sqlOf(em).query(PAID_CALLS_PAGE, [afterId, limit]);
+  return rows.map(auditPaidCallFromRow);
+}
+
 /** Every account and entry, read in one REPEATABLE READ transaction (one consistent snapshot). */
 export function readAuditSnapshot(
   em: Em,
-): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[] }> {
+): Promise<{ accounts: AuditAccount[]; entries: AuditLedgerEntry[]; paidCalls: AuditPaidCall[] }> {
   return em.transactional((tx) => readAllAuditRecords(sqlOf(tx).query), SNAPSHOT);
 }
 

@@ -9,6 +9,7 @@ import { type Query, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { createAccounts } from '../accounts/accounts.store.ts';
 import { chainLedgerBatch, type LedgerEntryInput, writeLedgerBatch } from '../ledger/ledger.store.ts';
+import { claimPaidCalls, markPaidCallsBilled } from '../metering/paid-call.store.ts';
 import { enqueueDepositWebhookEvents } from '../webhooks/webhook-events.store.ts';
 import {
   advanceCursor,
@@ -146,6 +147,10 @@ async function creditRows(
   const credited = await upsertCreditedDeposits(query, chainId, head, now, deposits);
   if (credited.length === 0) return events;
   const creditedRows = new Map(credited.map((d) => [logKey(d.tx_hash, d.log_index), d]));
+  // Calls paid per request (x402) with these settlements: priced ones are charged right after their deposit,
+  // running ones get their hold on the account; either way the call's part is not there to pay a debt.
+  const paid = await claimPaidCalls(query, [...new Set(credited.map((d) => d.tx_hash.toLowerCase()))]);
+  const charged = new Set<string>();
   const debtBefore = new Map([...accounts.values()].map((a) => [a.id, a.debt]));
   // Read after the upsert, so a deposit credited again in this batch is no longer among the owed.
   const indebted = [...accounts.values()].filter((a) => a.debt > 0n).map((a) => a.id);
@@ -182,6 +187,22 @@ async function creditRows(
         inputs.push({ accountId: account.id, amount: credit, reason: 'ADJUSTMENT', referenceId: depositId });
       }
     }
+    const txHash = row.transfer.txHash.toLowerCase();
+    for (const call of paid.awaiting) {
+      if (call.txHash !== txHash || call.accountId !== account.id || charged.has(call.usageId)) continue;
+      inputs.push({
+        accountId: account.id,
+        amount: -call.userPrice,
+        reason: 'USAGE',
+        referenceId: call.usageId,
+      });
+      charged.add(call.usageId);
+      credit -= call.userPrice;
+    }
+    for (const call of paid.running) {
+      if (call.txHash === txHash && call.accountId === account.id) credit -= call.hold;
+    }
+    if (credit < 0n) credit = 0n;
     // A debt is paid from the credits that come in before they add to the balance.
     for (const payment of payDebt(owed.get(account.id) ?? [], credit, account.debt)) {
       inputs.push({
@@ -197,6 +218,11 @@ async function creditRows(
   const ledgerOf = new Map([...accounts.values()].map((a): [string, LedgerHead] => [a.id, a.ledger]));
   const batch = chainLedgerBatch((accountId) => ledgerOf.get(accountId) as LedgerHead, inputs, now);
   await writeLedgerBatch(query, batch);
+  await markPaidCallsBilled(
+    query,
+    paid.awaiting.filter((call) => charged.has(call.usageId)),
+    now,
+  );
   await setDebts(
     query,
     [...accounts.values()]

@@ -180,7 +180,8 @@ export interface ExpiredHold {
 }
 
 /**
- * Holds whose call never finished (the process died mid-call): still HELD past their expiry. `exclude`:
+ * Holds whose call never finished (the process died mid-call): still HELD past their expiry, their hold on
+ * their account (a paid call whose payment is not credited yet is `findAbandonedPaidCalls`'s). `exclude`:
  * the caller's own in-flight records, never released under a call that is still running (their
  * expiry is refreshed by `extendHolds`, this is the second line of defence). What this reads may be stale
  * by the time it is settled (another replica's heartbeat may extend a hold in between): settle each with
@@ -225,7 +226,7 @@ const FIND_EXPIRED_HOLDS: Statement = {
   text: `select id, model, hold_amount::text as hold_amount, streamed, generated_bytes::text as generated_bytes,
      prompt_tokens_bound, created_at, progress_at
    from usage_records
-   where status = 'HELD' and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
+   where status = 'HELD' and account_held and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
    order by hold_expires_at limit $2`,
 };
 

@@ -10,6 +10,12 @@ import type { Viewer } from '../../viewer.ts';
  *    blocking or failing the answer.
  * 4. While a call runs (a stream may run for longer than the hold TTL), the heartbeat keeps pushing its
  *    record's `hold_expires_at` forward and records how much text each stream has generated.
+ *
+ * A call paid per request (x402, `completePaid` / `streamPaid`, see `paid-call.store.ts`) holds nothing on
+ * its account: its durable row is written first (the payer's account created if missing), `exact` moves the
+ * money before the upstream and `upto` after the answer, for its price; the priced call then waits for its
+ * settlement's credit (AWAITING_PAYMENT), whose transaction writes its USAGE entry, unless crediting already
+ * put its hold on the account while it ran, in which case it settles like a keyed call.
  */
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
@@ -32,6 +38,13 @@ import { LedgerHeads } from './ledger-heads.ts';
 import type { LlmUpstream } from './llm.upstream.ts';
 import type { BillingStatus, UsageResolution } from './metering.entity.ts';
 import { CompletionFailedError, ModelListUnavailableError, modelNotPriced } from './metering.errors.ts';
+import {
+  findAbandonedPaidCalls,
+  finishPaidCall,
+  type PaymentScheme,
+  placePaidCall,
+  recordPayment,
+} from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import type { Settlement } from './settlement.ts';
@@ -50,6 +63,8 @@ export interface MeteringFaults {
   afterSettlement?(usageId: string): void;
   /** Called once a heartbeat has recorded a stream's progress (some text generated). */
   afterProgress?(usageId: string): void;
+  /** Awaited before an `upto` call's settlement after serving (a test can move the payer's funds here). */
+  beforePaidSettlement?(usageId: string): void | Promise<void>;
 }
 
 export interface MeteringOptions {
@@ -77,6 +92,27 @@ export interface MeteringOptions {
   faults?: MeteringFaults;
   /** Called after a charge commits, with its ledger entry (to publish `balanceUpdated`). */
   onCharged?: (charge: { accountId: string; ledgerEntryId: string }) => void;
+  /** Called when a paid call was served and its settlement failed (recorded UNPAID). */
+  onUnpaid?: (scheme: PaymentScheme) => void;
+}
+
+/**
+ * How a call paid per request (x402) pays: the payer, the most it signed for, and how the money moves. The
+ * x402 module builds it from a verified payment; metering decides when to move the money and how much.
+ */
+export interface CallPayment {
+  scheme: PaymentScheme;
+  /** The payer's wallet (checksummed): its account is created on the first payment. */
+  payer: string;
+  /** The most the call may cost (the amount signed), micro-USD = token base units. */
+  maxPrice: MicroUsd;
+  /**
+   * Moves `amount` (token base units) from the payer to the treasury on chain: calls `onBroadcast` with the
+   * transaction's hash as soon as it is sent, resolves once it is mined and succeeded, throws otherwise.
+   * `exact`: called once before the upstream with `maxPrice`; `upto`: after the answer with its price
+   * (never for a free call).
+   */
+  settle(amount: MicroUsd, onBroadcast: (txHash: string) => Promise<void>): Promise<void>;
 }
 
 /** A settled (or, after a failed settlement, to-be-settled) call as users see it. */
@@ -139,6 +175,23 @@ export interface MeteredCallOptions {
 export interface MeteringService {
   complete(viewer: Viewer, request: ChatRequest, options?: MeteredCallOptions): Promise<MeteredCompletion>;
   stream(viewer: Viewer, request: ChatRequest, options?: MeteredCallOptions): Promise<MeteredStream>;
+  /** The most `request` can cost (what its hold would be): the price of a call paid per request. */
+  quote(request: ChatRequest): MicroUsd;
+  /**
+   * A call paid per request: its durable row first (the payer's account created if missing), then `exact`
+   * moves the money before the upstream is called and `upto` after the answer, for its price. A refused
+   * `exact` payment throws what `payment.settle` threw, nothing served.
+   */
+  completePaid(
+    payment: CallPayment,
+    request: ChatRequest,
+    options?: MeteredCallOptions,
+  ): Promise<MeteredCompletion>;
+  streamPaid(
+    payment: CallPayment,
+    request: ChatRequest,
+    options?: MeteredCallOptions,
+  ): Promise<MeteredStream>;
   /** The upstream's models that can be billed (priced). */
   listModels(): Promise<Model[]>;
   /** One round of the settlement loop; returns how many records it closed. */
@@ -168,7 +221,9 @@ interface HeldCall {
   apiKeyId: string | null;
   model: string;
   promptBound: number;
-  viewer: Viewer;
+  /** Null for a call paid per request (no rate limits: each call is paid up front). */
+  viewer: Viewer | null;
+  payment?: CallPayment;
 }
 
 export function createMeteringService(options: MeteringOptions): MeteringService {
@@ -280,7 +335,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   ): Promise<UsageView | null> {
     if (result.kind !== 'failed') faults?.afterAnswer?.(held.usageId);
     const settlement = decideSettlement({ price: held.price, markup, hold: held.hold, result });
-    if (settlement.completionTokens > 0) {
+    if (held.payment) return settlePaidCall(held, held.payment, settlement);
+    if (held.viewer && settlement.completionTokens > 0) {
       options.rateLimits
         ?.record(held.viewer, { tokens: settlement.completionTokens })
         .catch((error: unknown) => logger.warn({ err: error }, 'could not record tokens for rate limits'));
@@ -291,6 +347,104 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       .then(() => usageView(held, settlement));
     if (mode === 'background') return Promise.resolve(usageView(held, settlement));
     return done;
+  }
+
+  /** Places a paid call's row; `exact` moves the money now (a refused payment releases the row and throws). */
+  async function placePaidCallRow(
+    payment: CallPayment,
+    request: ChatRequest,
+    streamed: boolean,
+  ): Promise<HeldCall> {
+    const price = prices.get(request.model);
+    if (!price) throw modelNotPriced(request.model);
+    const promptBound = Number(promptTokensUpperBound(request.holdMessages));
+    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const createdAt = new Date();
+    const { usageId, accountId } = await placePaidCall(sql, {
+      payer: payment.payer,
+      scheme: payment.scheme,
+      requestId,
+      model: request.model,
+      maxPrice: payment.maxPrice,
+      streamed,
+      now: createdAt,
+      holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
+    });
+    holds.open(usageId);
+    const held: HeldCall = {
+      usageId,
+      requestId,
+      hold: payment.maxPrice,
+      accountId,
+      price,
+      createdAt,
+      apiKeyId: null,
+      model: request.model,
+      promptBound,
+      viewer: null,
+      payment,
+    };
+    if (payment.scheme === 'exact') {
+      try {
+        await payment.settle(payment.maxPrice, (txHash) =>
+          recordPayment(sql, usageId, txHash, payment.maxPrice),
+        );
+      } catch (error) {
+        await finishPaidCall(sql, usageId, 'RELEASED', refusedPayment(String((error as Error).message)));
+        holds.close(usageId);
+        throw error;
+      }
+    }
+    faults?.afterHold?.(usageId);
+    return held;
+  }
+
+  /**
+   * Step 3 of a paid call: `upto` moves what the call cost now (a failure after serving: UNPAID); then the
+   * priced call awaits its settlement's credit (AWAITING_PAYMENT), unless crediting put its hold on the
+   * account while it ran: then it settles as a keyed call.
+   */
+  async function settlePaidCall(
+    held: HeldCall,
+    payment: CallPayment,
+    settlement: Settlement,
+  ): Promise<UsageView | null> {
+    const free = settlement.status === 'RELEASED' || settlement.userPrice === 0n;
+    const done = (async () => {
+      if (payment.scheme === 'upto' && !free) {
+        try {
+          await faults?.beforePaidSettlement?.(held.usageId);
+          await payment.settle(settlement.userPrice, (txHash) =>
+            recordPayment(sql, held.usageId, txHash, settlement.userPrice),
+          );
+        } catch (error) {
+          const reason = `payment failed after serving: ${String((error as Error).message)}`.slice(0, 500);
+          await finishPaidCall(sql, held.usageId, 'UNPAID', { ...settlement, error: reason });
+          holds.close(held.usageId);
+          logger.warn({ usageId: held.usageId, err: error }, 'a paid call was served and not paid');
+          options.onUnpaid?.(payment.scheme);
+          return;
+        }
+      }
+      const finished = await finishPaidCall(
+        sql,
+        held.usageId,
+        free ? 'RELEASED' : 'AWAITING_PAYMENT',
+        settlement,
+      );
+      if (finished) {
+        holds.close(held.usageId);
+        return;
+      }
+      // Crediting credited the payment while the call ran and put its hold on the account.
+      await settlements.settle(held.usageId, settlement, {
+        accountId: held.accountId,
+        apiKeyId: null,
+        hold: held.hold,
+      });
+    })();
+    await inFlight.track(done);
+    return usageView(held, settlement);
   }
 
   /** Step 2 for a held call; when it fails, settles the call charging nothing, then throws. */
@@ -342,16 +496,74 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return { requestId: held.requestId, chunks: opened.chunks, settled };
   }
 
+  async function completePaid(
+    payment: CallPayment,
+    request: ChatRequest,
+    callOptions: MeteredCallOptions = {},
+  ): Promise<MeteredCompletion> {
+    const held = await placePaidCallRow(payment, request, false);
+    const answer = await callUpstream(held, () =>
+      upstream.complete(request.upstream, { signal: callOptions.signal }),
+    );
+    const usage = await settleCall(held, completionResult(answer, held.promptBound), 'await');
+    return { requestId: held.requestId, completion: answer.completion, usage };
+  }
+
+  async function streamPaid(
+    payment: CallPayment,
+    request: ChatRequest,
+    callOptions: MeteredCallOptions = {},
+  ): Promise<MeteredStream> {
+    const held = await placePaidCallRow(payment, request, true);
+    const opened = await callUpstream(held, () =>
+      upstream.stream(request.upstream, { signal: callOptions.signal }),
+    );
+    holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
+    const settled = inFlight.track(
+      opened.outcome.then((outcome) =>
+        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'await'),
+      ),
+    );
+    return { requestId: held.requestId, chunks: opened.chunks, settled };
+  }
+
+  /**
+   * Paid calls whose process died before they ended: released when their payment moved (it stays as the
+   * payer's credits once credited); an `upto` call that never settled is UNPAID (it may have been served),
+   * for an operator to look at.
+   */
+  async function closeAbandonedPaidCalls(now: Date): Promise<number> {
+    let closed = 0;
+    for (const call of await findAbandonedPaidCalls(sql, now, 100, holds.openIds())) {
+      const status = call.scheme === 'upto' && call.txHash === null ? 'UNPAID' : 'RELEASED';
+      const ended = await finishPaidCall(sql, call.id, status, abandonedPaidCall(call.txHash));
+      if (ended) {
+        closed++;
+        logger.warn({ usageId: call.id, status }, 'closed a paid call its process left unfinished');
+      }
+    }
+    return closed;
+  }
+
   return {
     complete,
     stream,
+    completePaid,
+    streamPaid,
+    quote(request) {
+      const price = prices.get(request.model);
+      if (!price) throw modelNotPriced(request.model);
+      return estimateHold(price, request.holdMessages, request.maxTokens, markup);
+    },
     async listModels() {
       const models = await upstream.listModels().catch((error: unknown) => {
         throw error instanceof UpstreamError ? new ModelListUnavailableError(error) : error;
       });
       return models.filter((model) => prices.get(model.id) !== undefined);
     },
-    settleOutstanding: (now) => settlements.settleOutstanding(now),
+    async settleOutstanding(now = new Date()) {
+      return (await settlements.settleOutstanding(now)) + (await closeAbandonedPaidCalls(now));
+    },
     whenIdle: () => inFlight.whenIdle(),
     queuedSettlements: () => settlements.waitingInMemory,
     settlementBatches: () => ({ ...heads.outcomes }),
@@ -372,5 +584,33 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await heartbeatStopped;
       await prices.stop();
     },
+  };
+}
+
+/** The settlement of a paid call whose payment was refused: nothing charged, nothing served. */
+function refusedPayment(reason: string): Settlement {
+  return {
+    status: 'RELEASED',
+    promptTokens: 0,
+    completionTokens: 0,
+    providerCost: null,
+    userPrice: 0n as MicroUsd,
+    latencyMs: null,
+    flags: ['PAYMENT_REFUSED'],
+    error: reason.slice(0, 500),
+  };
+}
+
+/** The settlement of a paid call its process left unfinished (nothing known of its answer). */
+function abandonedPaidCall(txHash: string | null): Settlement {
+  return {
+    status: 'RELEASED',
+    promptTokens: 0,
+    completionTokens: 0,
+    providerCost: null,
+    userPrice: 0n as MicroUsd,
+    latencyMs: null,
+    flags: ['PAID_CALL_ABANDONED'],
+    error: txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null,
   };
 }

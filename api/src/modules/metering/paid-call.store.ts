@@ -1,0 +1,277 @@
+/**
+ * The SQL of calls paid per request (x402): the durable usage row placed before the payment moves and before
+ * the upstream is called, the settlement's transaction recorded on it the moment it is broadcast, the
+ * row's end once the call is priced, and the fragment crediting runs when it credits a settlement's deposit
+ * (see the x402 migration for the life of such a row). Metering owns `usage_records`: crediting calls these
+ * functions, never its own copies.
+ *
+ * A paid row holds nothing on its account (the payment is not credited yet) until crediting credits its
+ * settlement while the call still runs: then the row's hold is put on the account (`account_held`) and it
+ * settles like a keyed call (`settlement.store.ts`). Otherwise the priced call waits as AWAITING_PAYMENT,
+ * and crediting writes its USAGE entry in the transaction that credits the deposit.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MicroUsd } from '@chainmeter/schema';
+import { z } from 'zod';
+import type { Query, SqlRunner, Statement } from '../../db/sql.ts';
+import { createAccounts } from '../accounts/accounts.store.ts';
+import { type Settlement, settlementFromJson, settlementToJson } from './settlement.ts';
+
+export type PaymentScheme = 'exact' | 'upto';
+
+export interface PlacePaidCallParameters {
+  payer: string;
+  scheme: PaymentScheme;
+  requestId: string;
+  model: string;
+  /** The most the call may cost (what the payer signed), micro-USD. */
+  maxPrice: MicroUsd;
+  streamed: boolean;
+  now: Date;
+  holdExpiresAt: Date;
+}
+
+const PLACE_PAID_CALL: Statement = {
+  name: 'cm_place_paid_call',
+  text: `insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
+     created_at, hold_expires_at, payment_scheme, payer_address, account_held)
+   select $1::uuid, $2, a.id, null, $3, 'HELD', $4, $5::bigint, $6::timestamptz, $7::timestamptz, $8, $9, false
+   from accounts a where a.wallet_address = $9
+   returning account_id`,
+};
+
+const placedRow = z.object({ account_id: z.string() });
+
+/**
+ * Creates the payer's account if it has none (a wallet that pays before it ever signs in) and writes the
+ * call's durable row: HELD, nothing held on the account. Returns the usage id and the account.
+ */
+export async function placePaidCall(
+  sql: SqlRunner,
+  params: PlacePaidCallParameters,
+): Promise<{ usageId: string; accountId: string }> {
+  const usageId = randomUUID();
+  await createAccounts(sql.query, [params.payer]);
+  const [row] = await sql.query(PLACE_PAID_CALL, [
+    usageId,
+    params.requestId,
+    params.model,
+    params.streamed,
+    params.maxPrice.toString(),
+    params.now.toISOString(),
+    params.holdExpiresAt.toISOString(),
+    params.scheme,
+    params.payer,
+  ]);
+  return { usageId, accountId: placedRow.parse(row).account_id };
+}
+
+const RECORD_PAYMENT: Statement = {
+  name: 'cm_record_paid_call_payment',
+  text: `update usage_records set payment_tx_hash = $2, payment_amount = $3::bigint
+   where id = $1::uuid and payment_scheme is not null and payment_tx_hash is null returning id`,
+};
+
+/** Links the call to its settlement's transaction (lowercase hash), as soon as it is broadcast. */
+export async function recordPayment(
+  sql: SqlRunner,
+  usageId: string,
+  txHash: string,
+  amountToken: bigint,
+): Promise<void> {
+  await sql.query(RECORD_PAYMENT, [usageId, txHash.toLowerCase(), amountToken.toString()]);
+}
+
+const FINISH_PAID_CALL: Statement = {
+  name: 'cm_finish_paid_call',
+  text: `update usage_records set status = $2, prompt_tokens = $3, completion_tokens = $4,
+     provider_cost = $5::bigint, user_price = $6::bigint, latency_ms = $7,
+     flags = coalesce(string_to_array(nullif($8, ''), ','), '{}'), error = $9,
+     outcome = case when $2 = 'AWAITING_PAYMENT' then $10::jsonb else null end,
+     settled_at = case when $2 = 'AWAITING_PAYMENT' then null else $11::timestamptz end
+   where id = $1::uuid and status = 'HELD' and not account_held
+     and ($2 <> 'AWAITING_PAYMENT' or payment_tx_hash is not null)
+   returning id`,
+};
+
+/**
+ * Ends a paid call whose hold is not on its account: AWAITING_PAYMENT (priced, its USAGE entry follows when
+ * its settlement is credited), RELEASED (free) or UNPAID (served, the settlement failed). False when the row
+ * is no longer such a call: crediting put its hold on the account meanwhile (settle it as a keyed call), or
+ * it is settled already.
+ */
+export async function finishPaidCall(
+  sql: SqlRunner,
+  usageId: string,
+  status: 'AWAITING_PAYMENT' | 'RELEASED' | 'UNPAID',
+  settlement: Settlement,
+): Promise<boolean> {
+  const rows = await sql.query(FINISH_PAID_CALL, [
+    usageId,
+    status,
+    settlement.promptTokens,
+    settlement.completionTokens,
+    settlement.providerCost === null ? null : settlement.providerCost.toString(),
+    settlement.userPrice.toString(),
+    settlement.latencyMs === null ? null : Math.round(settlement.latencyMs),
+    settlement.flags.join(','),
+    settlement.error,
+    JSON.stringify(settlementToJson(settlement)),
+    new Date().toISOString(),
+  ]);
+  return rows.length === 1;
+}
+
+/** A priced paid call whose settlement crediting is crediting now: its USAGE entry goes in that transaction. */
+export interface AwaitingPaidCall {
+  usageId: string;
+  accountId: string;
+  txHash: string;
+  userPrice: bigint;
+  settlement: Settlement;
+}
+
+/** A paid call still running whose settlement crediting is crediting now: its hold moves onto the account. */
+export interface RunningPaidCall {
+  usageId: string;
+  accountId: string;
+  txHash: string;
+  hold: bigint;
+}
+
+const LOCK_AWAITING_PAID_CALLS: Statement = {
+  name: 'cm_lock_awaiting_paid_calls',
+  text: `select id, account_id, payment_tx_hash, user_price::text as user_price, outcome from usage_records
+   where payment_tx_hash = any($1::text[]) and status = 'AWAITING_PAYMENT' order by id for update`,
+};
+
+const awaitingRow = z.object({
+  id: z.string(),
+  account_id: z.string(),
+  payment_tx_hash: z.string(),
+  user_price: z.string(),
+  outcome: z
+    .union([z.string().transform((text) => JSON.parse(text) as unknown), z.unknown()])
+    .pipe(z.record(z.string(), z.unknown())),
+});
+
+const HOLD_RUNNING_PAID_CALLS: Statement = {
+  name: 'cm_hold_running_paid_calls',
+  text: `with r as (
+     update usage_records set account_held = true
+     where id in (select id from usage_records where payment_tx_hash = any($1::text[]) and status = 'HELD'
+       and not account_held order by id for update)
+     returning id, account_id, payment_tx_hash, hold_amount
+   ), a as (
+     update accounts set held = accounts.held + s.held
+     from (select account_id, sum(hold_amount) as held from r group by account_id) s
+     where accounts.id = s.account_id returning 1
+   )
+   select id, account_id, payment_tx_hash, hold_amount::text as hold_amount from r`,
+};
+
+const runningRow = z.object({
+  id: z.string(),
+  account_id: z.string(),
+  payment_tx_hash: z.string(),
+  hold_amount: z.string(),
+});
+
+/**
+ * Crediting's part, in its transaction, for the settlements (lowercase transaction hashes) it is crediting,
+ * after it locked their accounts: locks the priced calls that await them, and puts the hold of the calls
+ * still running on their accounts (so the money they were paid with cannot be spent by another call).
+ * The caller writes the awaiting calls' USAGE entries and then {@link markPaidCallsBilled}.
+ */
+export async function claimPaidCalls(
+  query: Query,
+  txHashes: readonly string[],
+): Promise<{ awaiting: AwaitingPaidCall[]; running: RunningPaidCall[] }> {
+  if (txHashes.length === 0) return { awaiting: [], running: [] };
+  const awaiting = (await query(LOCK_AWAITING_PAID_CALLS, [txHashes])).map((raw): AwaitingPaidCall => {
+    const row = awaitingRow.parse(raw);
+    return {
+      usageId: row.id,
+      accountId: row.account_id,
+      txHash: row.payment_tx_hash,
+      userPrice: BigInt(row.user_price),
+      settlement: settlementFromJson(row.outcome),
+    };
+  });
+  const running = (await query(HOLD_RUNNING_PAID_CALLS, [txHashes])).map((raw): RunningPaidCall => {
+    const row = runningRow.parse(raw);
+    return {
+      usageId: row.id,
+      accountId: row.account_id,
+      txHash: row.payment_tx_hash,
+      hold: BigInt(row.hold_amount),
+    };
+  });
+  return { awaiting, running };
+}
+
+const MARK_PAID_CALLS_BILLED: Statement = {
+  name: 'cm_mark_paid_calls_billed',
+  text: `update usage_records u set status = v.status, outcome = null, settled_at = $3::timestamptz
+   from unnest($1::uuid[], $2::text[]) as v(id, status)
+   where u.id = v.id and u.status = 'AWAITING_PAYMENT'`,
+};
+
+/** Closes the awaiting calls whose USAGE entries the caller wrote: BILLED (or NEEDS_REVIEW, as priced). */
+export async function markPaidCallsBilled(
+  query: Query,
+  calls: readonly AwaitingPaidCall[],
+  now: Date,
+): Promise<void> {
+  if (calls.length === 0) return;
+  await query(MARK_PAID_CALLS_BILLED, [
+    calls.map((call) => call.usageId),
+    calls.map((call) => (call.settlement.status === 'NEEDS_REVIEW' ? 'NEEDS_REVIEW' : 'BILLED')),
+    now.toISOString(),
+  ]);
+}
+
+/** A paid call whose process died before it ended (not held on its account). */
+export interface AbandonedPaidCall {
+  id: string;
+  scheme: PaymentScheme;
+  txHash: string | null;
+}
+
+const FIND_ABANDONED_PAID_CALLS: Statement = {
+  name: 'cm_find_abandoned_paid_calls',
+  text: `select id, payment_scheme, payment_tx_hash from usage_records
+   where status = 'HELD' and not account_held and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
+   order by hold_expires_at limit $2`,
+};
+
+const abandonedRow = z.object({
+  id: z.string(),
+  payment_scheme: z.enum(['exact', 'upto']),
+  payment_tx_hash: z.string().nullable(),
+});
+
+/** Paid calls still HELD past their expiry whose hold is not on their account (their process died). */
+export async function findAbandonedPaidCalls(
+  sql: SqlRunner,
+  now: Date,
+  limit: number,
+  exclude: readonly string[],
+): Promise<AbandonedPaidCall[]> {
+  const rows = await sql.query(FIND_ABANDONED_PAID_CALLS, [now.toISOString(), limit, exclude]);
+  return rows.map((raw) => {
+    const row = abandonedRow.parse(raw);
+    return { id: row.id, scheme: row.payment_scheme, txHash: row.payment_tx_hash };
+  });
+}
+
+const COUNT_UNPAID: Statement = {
+  name: 'cm_count_unpaid_paid_calls',
+  text: `select count(*)::int as n from usage_records where status = 'UNPAID'`,
+};
+
+/** How many paid calls were served and never paid (an upto settlement that failed). */
+export async function countUnpaidCalls(sql: SqlRunner): Promise<number> {
+  const [row] = await sql.query(COUNT_UNPAID, []);
+  return z.object({ n: z.number() }).parse(row).n;
+}

@@ -1,0 +1,257 @@
+/**
+ * Pay per request (x402 v2) on `POST /v1/chat/completions`: the platform is a resource server and its own
+ * facilitator, built from the x402 packages (`@x402/core` server and facilitator, `@x402/evm` schemes), never
+ * hand-written protocol code. What is ours:
+ * - the offer: `exact` (EIP-3009 on the configured USDC) and, where Permit2 and the x402 upto proxy have code
+ *   at their canonical addresses, `upto`; both for the call's maximum price (its hold), `payTo` the treasury,
+ *   `extra` the token's own EIP-712 name and version, read from the chain once;
+ * - the checks around the facilitator's: the payment must match one of the requirements offered for this
+ *   very request (scheme, network, asset, payTo, amount, timeout), then the facilitator verifies signature,
+ *   time window, value, unused nonce and balance (by simulating the transfer);
+ * - the settlement through the relayer's wallet (its client manages nonces, so settlements may run
+ *   concurrently), with a hook that hands metering the transaction's hash the moment it is broadcast (the
+ *   usage row is linked to it before the indexer can see it).
+ * Metering decides when money moves (`CallPayment`): `exact` before the upstream, `upto` after, for the price.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { MicroUsd } from '@chainmeter/schema';
+import { x402Facilitator } from '@x402/core/facilitator';
+import {
+  decodePaymentSignatureHeader,
+  encodePaymentRequiredHeader,
+  encodePaymentResponseHeader,
+} from '@x402/core/http';
+import { x402ResourceServer } from '@x402/core/server';
+import type {
+  Network,
+  PaymentPayload,
+  PaymentRequirements,
+  SettleResponse,
+  SupportedResponse,
+} from '@x402/core/types';
+import { PERMIT2_ADDRESS, toFacilitatorEvmSigner, x402UptoPermit2ProxyAddress } from '@x402/evm';
+import { ExactEvmScheme as ExactFacilitatorScheme } from '@x402/evm/exact/facilitator';
+import { ExactEvmScheme as ExactServerScheme } from '@x402/evm/exact/server';
+import { UptoEvmScheme as UptoFacilitatorScheme } from '@x402/evm/upto/facilitator';
+import { UptoEvmScheme as UptoServerScheme } from '@x402/evm/upto/server';
+import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
+import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
+import { ExpectedError } from '../../errors.ts';
+import { METRIC_PREFIX } from '../../observability/metrics.ts';
+import type { CallPayment } from '../metering/metering.service.ts';
+import type { PaymentScheme } from '../metering/paid-call.store.ts';
+import type { Relayer } from '../relayer/relayer.ts';
+
+export interface X402Options {
+  relayer: Pick<Relayer, 'address' | 'client'>;
+  chain: PublicClient;
+  chainId: number;
+  usdcAddress: Address;
+  treasuryAddress: Address;
+  logger: Logger;
+  /** Prometheus registry the x402 counters are registered in. */
+  registry?: import('prom-client').Registry;
+  /** How long a signed payment may take to settle (the offer's `maxTimeoutSeconds`). */
+  maxTimeoutSeconds?: number;
+}
+
+/** Why a payment was refused: the 402's `error`. */
+export class PaymentRefusedError extends Error {
+  override name = 'PaymentRefusedError';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** A payment that passed every check, ready for metering, and the receipt of its settlement once made. */
+export interface VerifiedPayment {
+  payment: CallPayment;
+  /** The facilitator's answer of the last settlement (for `PAYMENT-RESPONSE`), once settled. */
+  settlement(): SettleResponse | null;
+}
+
+export interface X402Service {
+  /** The `PAYMENT-REQUIRED` header for a call whose maximum price is `maxPrice`. */
+  paymentRequiredHeader(maxPrice: MicroUsd, resourceUrl: string, error?: string): Promise<string>;
+  /** Checks the `PAYMENT-SIGNATURE` header against this call's offer; throws {@link PaymentRefusedError}. */
+  verifyPayment(header: string, maxPrice: MicroUsd, resourceUrl: string): Promise<VerifiedPayment>;
+  /** The `PAYMENT-RESPONSE` header of a settlement. */
+  paymentResponseHeader(settlement: SettleResponse): string;
+  /** Whether `upto` is offered (Permit2 and the upto proxy have code on this chain). */
+  offersUpto(): Promise<boolean>;
+}
+
+const eip712DomainAbi = parseAbi([
+  'function name() view returns (string)',
+  'function version() view returns (string)',
+]);
+
+export function createX402Service(options: X402Options): X402Service {
+  const { relayer, logger } = options;
+  const network = `eip155:${options.chainId}` as Network;
+  const asset = getAddress(options.usdcAddress);
+  const payTo = getAddress(options.treasuryAddress);
+  const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 60;
+  /** Where the transaction hash of the settlement running in this async context goes once broadcast. */
+  const broadcastHook = new AsyncLocalStorage<(txHash: Hash) => Promise<void>>();
+  const client = relayer.client;
+  const signer = toFacilitatorEvmSigner({
+    address: relayer.address,
+    readContract: (args) => client.readContract(args as never),
+    verifyTypedData: (args) => client.verifyTypedData(args as never),
+    writeContract: async (args) => {
+      const hash = await client.writeContract(args as never);
+      await broadcastHook.getStore()?.(hash);
+      return hash;
+    },
+    sendTransaction: async (args) => {
+      const hash = await client.sendTransaction(args as never);
+      await broadcastHook.getStore()?.(hash);
+      return hash;
+    },
+    waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args as never),
+    getCode: (args) => client.getCode(args),
+  });
+  const facilitator = new x402Facilitator()
+    .register(network, new ExactFacilitatorScheme(signer))
+    .register(network, new UptoFacilitatorScheme(signer));
+  const server = new x402ResourceServer({
+    verify: (payload, requirements) => facilitator.verify(payload, requirements),
+    settle: (payload, requirements) => facilitator.settle(payload, requirements),
+    getSupported: async () => facilitator.getSupported() as SupportedResponse,
+  })
+    .register(network, new ExactServerScheme())
+    .register(network, new UptoServerScheme());
+  const paidCalls = options.registry
+    ? new Counter({
+        name: `${METRIC_PREFIX}x402_payments_total`,
+        help: 'x402 payments by scheme and outcome: settled, refused (402), settlement_failed (an upto payment that failed after serving)',
+        labelNames: ['scheme', 'outcome'],
+        registers: [options.registry],
+      })
+    : null;
+
+  let ready: Promise<{ domain: { name: string; version: string }; upto: boolean }> | null = null;
+  /** Read once: the token's EIP-712 domain and whether the upto contracts exist; retried after a failure. */
+  function setUp() {
+    ready ??= (async () => {
+      const [name, version, permit2Code, proxyCode] = await Promise.all([
+        options.chain.readContract({ address: asset, abi: eip712DomainAbi, functionName: 'name' }),
+        options.chain.readContract({ address: asset, abi: eip712DomainAbi, functionName: 'version' }),
+        options.chain.getCode({ address: PERMIT2_ADDRESS }),
+        options.chain.getCode({ address: x402UptoPermit2ProxyAddress }),
+      ]);
+      await server.initialize();
+      const upto = hasCode(permit2Code) && hasCode(proxyCode);
+      logger.info({ name, version, upto }, 'x402: offering payments');
+      return { domain: { name, version }, upto };
+    })().catch((error: unknown) => {
+      ready = null;
+      logger.error({ err: error }, 'x402: could not read the token or the chain');
+      throw new ExpectedError(
+        'UPSTREAM_UNAVAILABLE',
+        'Payments per request are unavailable right now: try again',
+      );
+    });
+    return ready;
+  }
+
+  async function requirementsFor(maxPrice: MicroUsd): Promise<PaymentRequirements[]> {
+    const { domain, upto } = await setUp();
+    const schemes: PaymentScheme[] = upto ? ['exact', 'upto'] : ['exact'];
+    const built = await Promise.all(
+      schemes.map((scheme) =>
+        server.buildPaymentRequirements({
+          scheme,
+          payTo,
+          network,
+          maxTimeoutSeconds,
+          price: { asset, amount: maxPrice.toString(), extra: { ...domain } },
+        }),
+      ),
+    );
+    return built.flat();
+  }
+
+  async function paymentRequiredHeader(maxPrice: MicroUsd, resourceUrl: string, error?: string) {
+    const accepts = await requirementsFor(maxPrice);
+    const { upto } = await setUp();
+    const required = await server.createPaymentRequiredResponse(
+      accepts,
+      { url: resourceUrl, description: 'One chat completion', mimeType: 'application/json' },
+      error,
+      // A wallet without ETH approves Permit2 for `upto` by an EIP-2612 signature the relayer submits.
+      upto ? { eip2612GasSponsoring: { info: {}, schema: {} } } : undefined,
+    );
+    return encodePaymentRequiredHeader(required);
+  }
+
+  async function verifyPayment(
+    header: string,
+    maxPrice: MicroUsd,
+    _resourceUrl: string,
+  ): Promise<VerifiedPayment> {
+    let payload: PaymentPayload;
+    try {
+      payload = decodePaymentSignatureHeader(header);
+    } catch {
+      throw refused('exact', 'invalid_payment_signature_header');
+    }
+    if (payload.x402Version !== 2) throw refused('exact', 'unsupported_x402_version');
+    const offered = await requirementsFor(maxPrice);
+    // The payment must be for exactly what this request was offered: same scheme, network, token, payee,
+    // amount and extra. A payment for another call's (lower) price, another token or payee matches nothing.
+    const requirements = server.findMatchingRequirements(offered, payload);
+    const scheme = (payload.accepted?.scheme === 'upto' ? 'upto' : 'exact') as PaymentScheme;
+    if (!requirements) throw refused(scheme, 'payment_does_not_match_offer');
+    const verified = await server.verifyPayment(payload, requirements).catch((error: unknown) => {
+      logger.warn({ err: error }, 'x402: verification failed');
+      throw refused(scheme, 'verification_failed');
+    });
+    if (!verified.isValid || !verified.payer) {
+      throw refused(scheme, verified.invalidReason ?? 'invalid_payment');
+    }
+    const payer = getAddress(verified.payer);
+    let last: SettleResponse | null = null;
+    const payment: CallPayment = {
+      scheme,
+      payer,
+      maxPrice,
+      async settle(amount, onBroadcast) {
+        const result = await broadcastHook.run(
+          (hash) => onBroadcast(hash),
+          () =>
+            scheme === 'upto'
+              ? server.settlePayment(payload, requirements, undefined, undefined, {
+                  amount: amount.toString(),
+                })
+              : server.settlePayment(payload, requirements),
+        );
+        last = result;
+        if (!result.success) {
+          paidCalls?.inc({ scheme, outcome: scheme === 'upto' ? 'settlement_failed' : 'refused' });
+          throw new PaymentRefusedError(result.errorReason ?? 'settlement_failed');
+        }
+        paidCalls?.inc({ scheme, outcome: 'settled' });
+      },
+    };
+    return { payment, settlement: () => last };
+  }
+
+  function refused(scheme: PaymentScheme, reason: string): PaymentRefusedError {
+    paidCalls?.inc({ scheme, outcome: 'refused' });
+    return new PaymentRefusedError(reason);
+  }
+
+  return {
+    paymentRequiredHeader,
+    verifyPayment,
+    paymentResponseHeader: (settlement) => encodePaymentResponseHeader(settlement),
+    offersUpto: async () => (await setUp()).upto,
+  };
+}
+
+const hasCode = (code: Hex | undefined) => code !== undefined && code !== '0x';
