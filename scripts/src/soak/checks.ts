@@ -105,6 +105,8 @@ export function checkDeposits(
   sent: readonly DepositRecord[],
   depositEntriesTwice: number,
   removedByReorgs: ReadonlySet<string>,
+  /** Settlements of paid calls (x402): transfers the load caused, of amounts the platform chose. */
+  settlements: ReadonlySet<string> = new Set(),
 ): Check[] {
   const key = (hash: string, logIndex: number) => `${hash.toLowerCase()}:${logIndex}`;
   const credited = new Map(
@@ -122,7 +124,10 @@ export function checkDeposits(
   const phantom = [...credited.keys()].filter((k) => !onChain.has(k));
   const sentHashes = new Map(sent.filter((d) => d.hash).map((d) => [(d.hash as string).toLowerCase(), d]));
   const chainHashes = new Set(chain.map((t) => t.txHash.toLowerCase()));
-  const unknown = chain.filter((t) => !sentHashes.has(t.txHash.toLowerCase()));
+  const unknown = chain.filter(
+    (t) => !sentHashes.has(t.txHash.toLowerCase()) && !settlements.has(t.txHash.toLowerCase()),
+  );
+  const deposited = chain.filter((t) => !settlements.has(t.txHash.toLowerCase()));
   const sentOnChain = [...sentHashes.values()].filter((d) =>
     chainHashes.has((d.hash as string).toLowerCase()),
   );
@@ -132,6 +137,8 @@ export function checkDeposits(
   );
   const notSent = sent.filter((d) => !d.hash).length;
   const chainTotal = sum(chain.map((t) => t.value));
+  const depositedTotal = sum(deposited.map((t) => t.value));
+  const paidOnChain = chain.length - deposited.length;
   return [
     {
       name: 'no deposit lost',
@@ -147,9 +154,9 @@ export function checkDeposits(
       name: 'the chain holds what the load sent',
       ok:
         unknown.length === 0 &&
-        sentOnChain.length === chain.length &&
-        sum(sentOnChain.map((d) => d.amount)) === chainTotal,
-      detail: `sent ${sent.length}: ${sentOnChain.length} on chain, ${removed.length} removed by reorgs, ${neverMined.length} never mined, ${notSent} refused by the RPC; ${unknown.length} transfers on chain the load did not send`,
+        sentOnChain.length === deposited.length &&
+        sum(sentOnChain.map((d) => d.amount)) === depositedTotal,
+      detail: `sent ${sent.length}: ${sentOnChain.length} on chain, ${removed.length} removed by reorgs, ${neverMined.length} never mined, ${notSent} refused by the RPC; ${paidOnChain} settlements of paid calls; ${unknown.length} transfers on chain the load did not cause`,
     },
   ];
 }

@@ -114,6 +114,8 @@ export interface CallRecord {
   requestId?: string;
   /** What went wrong: `error.code` of the body, `cut` (a stream that broke off), `network`, `timeout`. */
   failure?: string;
+  /** A paid call's settlement transaction (PAYMENT-RESPONSE). */
+  paymentTx?: string;
 }
 
 const CALL_TIMEOUT_MS = 20_000;
@@ -129,6 +131,8 @@ export interface CompletionLoadOptions {
   authorization(n: number): string | undefined;
   /** Plain `fetch` by default; a paying one for pay-per-request calls (x402's `wrapFetchWithPayment`). */
   fetch?: typeof fetch;
+  /** The settlement an answer names (x402's PAYMENT-RESPONSE). */
+  paymentOf?: (headers: Headers) => string | undefined;
 }
 
 export class CompletionLoad implements LoadKind {
@@ -182,6 +186,7 @@ export class CompletionLoad implements LoadKind {
       });
       record.status = response.status;
       record.requestId = response.headers.get('x-request-id') ?? undefined;
+      record.paymentTx = this.options.paymentOf?.(response.headers);
       const text = await response.text();
       if (response.status !== 200) {
         record.failure = errorCode(text) ?? `http_${response.status}`;

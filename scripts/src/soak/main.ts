@@ -29,6 +29,7 @@ import {
   readUsage,
 } from './soak.store.ts';
 import { CHAIN_ID, CONFIRMATIONS, HOLD_TTL_MS, startStack } from './stack.ts';
+import { payingFetch, settlementOf } from './x402.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const WALLETS = 100;
@@ -37,6 +38,8 @@ const CALLERS = 20;
 const SUBSCRIBERS = 10;
 const WALLET_USDC = 1_000_000_000n; // 1,000 USDC each
 const CALLER_FIRST_DEPOSIT = 100_000_000n; // 100 USDC: the calls' credits
+/** Wallets that pay per request (x402) instead of holding credits. */
+const PAYERS = 4;
 
 const say = (line: string) => console.log(`soak: ${line}`);
 
@@ -59,7 +62,11 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     const wallets: PrivateKeyAccount[] = Array.from({ length: WALLETS }, () =>
       privateKeyToAccount(generatePrivateKey()),
     );
-    await fundWallets(stack.rpcUrl, stack.token, wallets, WALLET_USDC);
+    // Pay-per-request wallets: they never sign in, they pay each call (x402).
+    const payers: PrivateKeyAccount[] = Array.from({ length: PAYERS }, () =>
+      privateKeyToAccount(generatePrivateKey()),
+    );
+    await fundWallets(stack.rpcUrl, stack.token, [...wallets, ...payers], WALLET_USDC);
     watcher.start();
     const deposits = new DepositLoad({
       rpcUrl: stack.rpcUrl,
@@ -111,11 +118,18 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       perSecond: options.callsPerSecond,
       maxInFlight: 32,
     });
-    // The load kinds. PAY-PER-REQUEST (x402) CALLS GO HERE as one more kind once main has them: a
-    // CompletionLoad with `authorization: () => undefined` and `fetch: wrapFetchWithPayment(fetch, client)`
-    // (@x402/fetch, an x402Client with the exact scheme for gasless payer wallets); then checkCalls over its
-    // records too, and checkDeposits counting its settlements (PAYMENT-RESPONSE) as transfers the load sent.
-    kinds.push(subscriptions, deposits, completions);
+    // Pay-per-request calls: the same calls without a key, each paid by an x402 payment the platform's
+    // relayer settles on chain before serving (the exact scheme).
+    const paidCalls = new CompletionLoad({
+      name: 'x402 calls',
+      url: stack.nginxUrl,
+      authorization: () => undefined,
+      fetch: payingFetch(stack.rpcUrl, stack.token, payers),
+      paymentOf: settlementOf,
+      perSecond: options.paidCallsPerSecond,
+      maxInFlight: 8,
+    });
+    kinds.push(subscriptions, deposits, completions, paidCalls);
     subscriptions.start();
     await waitUntil('every subscription to connect', async () => subscriptions.allConnected(), {
       timeoutMs: 30_000,
@@ -124,6 +138,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     const loadStart = Date.now();
     deposits.start();
     completions.start();
+    paidCalls.start();
     say(
       `load: ${options.callsPerSecond} calls/s, ${options.depositsPerSecond} deposits/s from ${WALLETS} wallets, ${SUBSCRIBERS} subscriptions; for ${options.durationMs / 1000} s`,
     );
@@ -156,7 +171,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     }
     const lastBack = Math.max(0, ...faults.map((fault) => fault.backAt));
     await sleep(Math.max(loadStart + options.durationMs, lastBack + 5_000) - Date.now());
-    await Promise.all([deposits.stop(), completions.stop()]);
+    await Promise.all([deposits.stop(), completions.stop(), paidCalls.stop()]);
     const loadEnd = Date.now();
     say(
       `load stopped after ${((loadEnd - loadStart) / 1000).toFixed(0)} s: ${completions.records.length} calls, ${deposits.records.length} deposits`,
@@ -253,10 +268,20 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     const chainTransfers = await treasuryTransfers(stack.rpcUrl, stack.token, stack.treasury, head);
     const depositRows = await readDeposits(db);
     const removed = new Set(faults.flatMap((fault) => fault.dropped ?? []).map((hash) => hash.toLowerCase()));
-    checks.push(
-      ...checkDeposits(chainTransfers, depositRows, deposits.records, books.deposit_entries_twice, removed),
+    const settlements = new Set(
+      paidCalls.records.flatMap((call) => (call.paymentTx ? [call.paymentTx.toLowerCase()] : [])),
     );
-    checks.push(...checkCalls(completions.records, await readUsage(db)));
+    checks.push(
+      ...checkDeposits(
+        chainTransfers,
+        depositRows,
+        deposits.records,
+        books.deposit_entries_twice,
+        removed,
+        settlements,
+      ),
+    );
+    checks.push(...checkCalls([...completions.records, ...paidCalls.records], await readUsage(db)));
 
     // The table.
     const credits: CreditTiming[] = [];
@@ -298,7 +323,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       `# Soak ${new Date(loadStart).toISOString()}`,
       '',
       `Load ${((loadEnd - loadStart) / 1000).toFixed(0)} s: ${options.callsPerSecond} metered calls/s offered (every 5th streamed) through nginx to 2 API replicas, ${options.depositsPerSecond} deposits/s from ${WALLETS} wallets, ${SUBSCRIBERS} balanceUpdated subscriptions (graphql-ws and SSE); CONFIRMATIONS ${CONFIRMATIONS}, 1 s blocks.`,
-      `Calls: ${completions.records.length} sent, ${served} served (${(served / Math.max(1, (loadEnd - loadStart) / 1000)).toFixed(1)}/s), ${completions.records.length - served} failed, ${completions.skipped} not sent (32 already in flight). Deposits: ${deposits.records.length} sent. Subscription events while the load ran: ${eventsReceived} received for ${eventsWritten} balance changes written.`,
+      `Calls: ${completions.records.length} sent, ${served} served (${(served / Math.max(1, (loadEnd - loadStart) / 1000)).toFixed(1)}/s), ${completions.records.length - served} failed, ${completions.skipped} not sent (32 already in flight). Paid (x402) calls: ${paidCalls.records.length} sent, ${paidCalls.records.filter((call) => call.served).length} served, ${settlements.size} settlements. Deposits: ${deposits.records.length} sent. Subscription events while the load ran: ${eventsReceived} received for ${eventsWritten} balance changes written.`,
       '',
       '## Faults',
       '',

@@ -78,7 +78,7 @@ export async function readBooks(client: pg.ClientBase): Promise<Books> {
       (select coalesce(sum(balance), 0)::text from accounts) as balance,
       (select coalesce(sum(held), 0)::text from accounts) as held,
       (select coalesce(sum(debt), 0)::text from accounts) as debt,
-      (select count(*)::int from usage_records where status in ('HELD', 'UNSETTLED')) as open_records,
+      (select count(*)::int from usage_records where status in ('HELD', 'UNSETTLED', 'AWAITING_PAYMENT')) as open_records,
       (select coalesce(sum(amount), 0)::text from deposits where status = 'CREDITED') as credited,
       (select coalesce(sum(user_price), 0)::text from usage_records where status in ('BILLED', 'NEEDS_REVIEW')) as charged,
       (select count(*)::int from ledger_entries where reason = 'USAGE') as usage_entries,
