@@ -18,6 +18,7 @@ describe('checkBooks', () => {
     held: '0',
     debt: '100',
     open_records: 0,
+    open_detail: '',
     credited: '2000',
     charged: '700',
     usage_entries: 3,

@@ -84,7 +84,7 @@ export function checkBooks(books: Books): Check[] {
     {
       name: 'nothing held',
       ok: books.held === '0' && books.open_records === 0,
-      detail: `held ${books.held} micro-USD, ${books.open_records} usage records still HELD or UNSETTLED`,
+      detail: `held ${books.held} micro-USD, ${books.open_records} usage records still open${books.open_detail ? ` (${books.open_detail})` : ''}`,
     },
     {
       name: 'one USAGE entry per charged call',

@@ -203,10 +203,13 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
       );
     };
     await drain('the load');
+    // Not fatal: 'nothing held' below reports what is still open.
     await waitUntil(
       'every hold to be settled or released',
       async () => {
-        const books = await readBooks(db);
+        const books = await readBooks(db).catch((error: unknown) =>
+          say(`${(error as Error).message.split('\n')[0]}`),
+        );
         return books.held === '0' && books.open_records === 0;
       },
       { timeoutMs: HOLD_TTL_MS + 60_000, everyMs: 500 },
