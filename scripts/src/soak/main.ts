@@ -207,13 +207,11 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     await waitUntil(
       'every hold to be settled or released',
       async () => {
-        const books = await readBooks(db).catch((error: unknown) =>
-          say(`${(error as Error).message.split('\n')[0]}`),
-        );
+        const books = await readBooks(db);
         return books.held === '0' && books.open_records === 0;
       },
       { timeoutMs: HOLD_TTL_MS + 60_000, everyMs: 500 },
-    );
+    ).catch((error: unknown) => say((error as Error).message.split('\n')[0] as string));
 
     // Subscriptions recovered: one more deposit from each subscriber reaches its subscription.
     const before = subscriptions.records.map((record) => record.events.length);
