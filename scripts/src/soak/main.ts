@@ -138,7 +138,7 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     const loadStart = Date.now();
     deposits.start();
     completions.start();
-    paidCalls.start();
+    if (options.paidCallsPerSecond > 0) paidCalls.start();
     say(
       `load: ${options.callsPerSecond} calls/s, ${options.depositsPerSecond} deposits/s from ${WALLETS} wallets, ${SUBSCRIBERS} subscriptions; for ${options.durationMs / 1000} s`,
     );

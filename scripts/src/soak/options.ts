@@ -16,7 +16,7 @@ export const SOAK_USAGE = `npm run soak -- [options]
   --report <file>            also write the report there (env SOAK_REPORT); it is always in .data/soak/<run>/
   --calls-per-second <n>     metered completions per second (default 20)
   --deposits-per-second <n>  deposits per second, from 100 wallets (default 3)
-  --paid-calls-per-second <n> calls paid per request with x402 (default 1)
+  --paid-calls-per-second <n> calls paid per request with x402 (default 1; 0: none)
 `;
 
 /** `90s`, `10m`, `1h`, `500ms` or a bare number of seconds, in ms. */
@@ -54,6 +54,6 @@ export function parseSoakOptions(argv: readonly string[], env: SoakEnv): SoakOpt
     reportFile: values.report ?? env.SOAK_REPORT,
     callsPerSecond: positive('calls-per-second', values['calls-per-second'], 20),
     depositsPerSecond: positive('deposits-per-second', values['deposits-per-second'], 3),
-    paidCallsPerSecond: positive('paid-calls-per-second', values['paid-calls-per-second'], 1),
+    paidCallsPerSecond: positive('paid-calls-per-second', values['paid-calls-per-second'], 1, true),
   };
 }

@@ -53,6 +53,9 @@ describe('soak options', () => {
     expect(parseSoakOptions([], { SOAK_DURATION: '5m' }).durationMs).toBe(300_000);
     expect(parseSoakOptions([], {}).durationMs).toBe(600_000);
     expect(() => parseSoakOptions(['--calls-per-second', '0'], {})).toThrow(/calls-per-second/);
+    // Paid calls may be left out.
+    expect(parseSoakOptions(['--paid-calls-per-second', '0'], {}).paidCallsPerSecond).toBe(0);
+    expect(parseSoakOptions([], {}).paidCallsPerSecond).toBe(1);
   });
 });
 
