@@ -29,11 +29,15 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
-function positive(name: string, text: string | undefined, fallback: number): number {
+/** A rate: above 0 (or 0, meaning none, where `zero` allows it), at most 1000. */
+function positive(name: string, text: string | undefined, fallback: number, zero = false): number {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!(value > 0) || value > 1_000)
-    throw new Error(`--${name} must be a number above 0 (at most 1000), not "${text}"`);
+  if (!(value > 0 || (zero && value === 0)) || value > 1_000) {
+    throw new Error(
+      `--${name} must be a number above 0${zero ? ' (or 0: none)' : ''}, at most 1000, not "${text}"`,
+    );
+  }
   return value;
 }
 
