@@ -22,6 +22,7 @@ import { loadPriceTable, type PriceTable, PriceTableError } from './modules/mete
 import { createRateLimits } from './modules/ratelimit/ratelimit.service.ts';
 import { createRelayer, type Relayer, startGasBalanceRefresh } from './modules/relayer/relayer.ts';
 import { createSolvencyService } from './modules/solvency/solvency.service.ts';
+import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
 import { createX402Service } from './modules/x402/x402.service.ts';
@@ -39,6 +40,10 @@ export interface AppServicesOptions {
   webhookDelivery?: boolean;
   /** Test hooks for the metering path (inject settlement failures). */
   meteringFaults?: MeteringFaults;
+  /** The clock of metered calls' holds (tests cross a key's budget period with it); default the system's. */
+  clock?: () => Date;
+  /** Period of the auto top-up worker's rounds (default 1 s; it also runs after each charge). */
+  autoTopUpIntervalMs?: number;
 }
 
 interface ComposedApp {
@@ -92,6 +97,8 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
   });
   const { pubsub } = pubsubHandle;
   const rateLimits = await createRateLimits(config.rateLimits, { redisUrl: config.redisUrl, logger });
+  /** Started with the background work, when a relayer is configured. */
+  let autoTopUp: AutoTopUpWorker | null = null;
   const metering = createMeteringService({
     orm,
     upstream,
@@ -103,9 +110,13 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     streamProgressMs: config.llm.streamProgressMs,
     rateLimits,
     faults: { ...crashFaults(config.crashAt), ...options.meteringFaults },
+    clock: options.clock,
     // Every replica's subscribers see the balance move when a call is charged, as for a deposit.
-    onCharged: ({ accountId, ledgerEntryId }) =>
-      pubsub.publish('balanceUpdated', accountId, { ledgerEntryId }),
+    onCharged: ({ accountId, ledgerEntryId }) => {
+      pubsub.publish('balanceUpdated', accountId, { ledgerEntryId });
+      // A charge may have taken the balance below an auto top-up threshold.
+      autoTopUp?.nudge();
+    },
     onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
   });
   const relayer: Relayer | null = config.relayer
@@ -164,6 +175,16 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
   const webhookMetrics = createWebhookMetrics(metrics.registry, METRIC_PREFIX);
 
   const startBackgroundWork = (): BackgroundWork => {
+    autoTopUp = relayer
+      ? startAutoTopUpWorker({
+          sql: sqlFor(orm),
+          config,
+          chain,
+          relayer,
+          logger,
+          intervalMs: options.autoTopUpIntervalMs ?? 1_000,
+        })
+      : null;
     // Sends what crediting (and any other writer of the outbox) enqueued; every replica runs one.
     const webhooks =
       options.webhookDelivery === false
@@ -224,6 +245,8 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     const solvencySnapshots = services.solvency.startSnapshots();
     return {
       stop: async () => {
+        await autoTopUp?.stop();
+        autoTopUp = null;
         gasRefresh?.stop();
         await solvencySnapshots.stop();
         await audits?.stop();

@@ -171,6 +171,14 @@ const schema = z.object({
     (value) => (value === '' ? undefined : value),
     z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
   ),
+  /**
+   * The web client's WalletConnect project id (read by its build). The API only needs to know whether it is
+   * set: the web client's Content-Security-Policy then lets WalletConnect's services in.
+   */
+  WALLETCONNECT_PROJECT_ID: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.string().optional(),
+  ),
   /** Origins (scheme://host[:port], comma-separated) whose browser code may call the API; none by default. */
   CORS_ORIGINS: z
     .string()
@@ -278,6 +286,8 @@ export interface ApiConfig {
   port: number;
   host: string;
   publicOrigin: string;
+  /** The web client offers WalletConnect (`WALLETCONNECT_PROJECT_ID` set): its CSP allows WalletConnect's services. */
+  walletConnect: boolean;
   databaseUrl: string | undefined;
   dataDir: string;
   redisUrl: string | undefined;
@@ -394,6 +404,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     port: env.PORT,
     host: env.HOST,
     publicOrigin,
+    walletConnect: env.WALLETCONNECT_PROJECT_ID !== undefined,
     databaseUrl: env.DATABASE_URL,
     dataDir: env.DATA_DIR,
     redisUrl: env.REDIS_URL,

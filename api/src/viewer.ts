@@ -13,5 +13,8 @@ export interface Viewer {
    * for an API key, so a leaked key cannot adjust balances. Services check it (`operations.service.ts`).
    */
   operator?: boolean;
-  credential: { kind: 'session'; sessionId: string } | { kind: 'apiKey'; apiKeyId: string };
+  credential:
+    | { kind: 'session'; sessionId: string }
+    /** `allowedModels`: the only models the key may call (fixed at its creation); absent for any. */
+    | { kind: 'apiKey'; apiKeyId: string; allowedModels?: readonly string[] };
 }

@@ -4,7 +4,7 @@
  * - `dev`: NODE_ENV=test on the devnet (chain 31337), plain-http origin, no METRICS_TOKEN;
  * - `prod`: NODE_ENV=production on Base (8453) behind https, an RPC_URL with a provider key in its path,
  *   and no METRICS_TOKEN;
- * - `prodWithToken`: production with METRICS_TOKEN.
+ * - `prodWithToken`: production with METRICS_TOKEN, and a web client built with WalletConnect.
  * That the web client still works under its policy is shown in headless Chromium by web/e2e/payment.test.ts.
  */
 import { readdirSync } from 'node:fs';
@@ -63,9 +63,18 @@ beforeAll(async () => {
     crediting: false,
     logger: createLogger({ level: 'warn', destination: { write: (line: string) => prodLog.push(line) } }),
   });
-  prodWithToken = await startApi(env({ ...PRODUCTION_ON_BASE, LOG_LEVEL: 'silent', METRICS_TOKEN }), {
-    crediting: false,
-  });
+  prodWithToken = await startApi(
+    // A web client built with WalletConnect (the API only learns that the id is set).
+    env({
+      ...PRODUCTION_ON_BASE,
+      LOG_LEVEL: 'silent',
+      METRICS_TOKEN,
+      WALLETCONNECT_PROJECT_ID: 'wc-public-id',
+    }),
+    {
+      crediting: false,
+    },
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -121,7 +130,16 @@ describe('the web client (served by the API)', () => {
         'ws://localhost:4000',
         'http://127.0.0.1:8545',
         new URL(anvil.rpcUrl).origin,
+        // Coinbase Wallet (always offered): its popup, its smart wallet's RPC, WalletLink's relay.
+        'https://keys.coinbase.com',
+        'https://rpc.wallet.coinbase.com',
+        'https://www.walletlink.org',
+        'wss://www.walletlink.org',
       ]);
+      // No WalletConnect without its project id: nothing of it is let in.
+      expect(response.headers.get('content-security-policy')).not.toMatch(
+        /walletconnect|web3modal|frame-src/,
+      );
       const html = await response.text();
       // What the policy relies on: the build has no inline script or style.
       expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
@@ -136,9 +154,42 @@ describe('the web client (served by the API)', () => {
       "'self'",
       'wss://chainmeter.example',
       'https://mainnet.base.org',
+      'https://keys.coinbase.com',
+      'https://rpc.wallet.coinbase.com',
+      'https://www.walletlink.org',
+      'wss://www.walletlink.org',
     ]);
     expect(response.headers.get('content-security-policy')).not.toContain('provider.example');
     expect(response.headers.get('content-security-policy')).not.toContain(PROVIDER_KEY);
+  });
+
+  it("built with WalletConnect, lets exactly WalletConnect's services in: relay, RPC, API, logos, fonts, verify frame", async () => {
+    const response = await fetch(`${prodWithToken.url}/`);
+    expectCommonHeaders(response);
+    const csp = cspOf(response);
+    const connect = csp.get('connect-src') ?? [];
+    expect(connect.slice(0, 3)).toEqual(["'self'", 'wss://chainmeter.example', 'https://mainnet.base.org']);
+    for (const source of [
+      'wss://relay.walletconnect.org',
+      'wss://relay.walletconnect.com',
+      'https://rpc.walletconnect.org',
+      'https://pulse.walletconnect.org',
+      'https://api.web3modal.org',
+      'wss://www.walletlink.org',
+    ]) {
+      expect(connect).toContain(source);
+    }
+    expect(csp.get('img-src')).toEqual(
+      expect.arrayContaining(["'self'", 'data:', 'https://api.web3modal.org']),
+    );
+    expect(csp.get('frame-src')).toEqual(
+      expect.arrayContaining(["'self'", 'https://verify.walletconnect.org']),
+    );
+    expect(csp.get('font-src')).toEqual(expect.arrayContaining(["'self'", 'https://fonts.reown.com']));
+    // Still no inline or foreign script, and never framed.
+    expect(csp.get('script-src')).toEqual(["'self'"]);
+    expect(csp.get('frame-ancestors')).toEqual(["'none'"]);
+    expect(csp.get('img-src')).not.toContain('*');
   });
 
   it('serves its assets with nosniff and a policy that lets them load nothing', async () => {

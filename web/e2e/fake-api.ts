@@ -17,6 +17,10 @@ export interface FakeApi {
   url: string;
   /** Sets what the account owes after a deep reorg (micro-USD). */
   setDebt(microUsd: bigint): void;
+  /** The authorizations the last `setAutoTopUp` stored, as the browser sent them. */
+  autoTopUpAuthorizations(): Record<string, string>[];
+  /** Pauses the stored auto top-up, as a failed submission would. */
+  pauseAutoTopUp(reason: string): void;
   close(): Promise<void>;
 }
 
@@ -31,6 +35,9 @@ interface ApiKeyRow {
   spendLimit: string | null;
   spent: string;
   scope: 'ACCOUNT' | 'AUDITOR';
+  limitReset: string | null;
+  allowedModels: string[] | null;
+  spentThisPeriod: string;
 }
 
 const MIME: Record<string, string> = {
@@ -49,6 +56,8 @@ export async function startFakeApi(
   options: {
     /** The web build to serve; default web/dist. */
     dist?: string;
+    /** The token paymentConfig names (a real one on a test's anvil); default the devnet's first deployment. */
+    tokenAddress?: string;
     /** More resolvers (e.g. the operators' part, `fake-operations.ts`). */
     extraResolvers?: ExtraResolvers;
   } = {},
@@ -63,6 +72,15 @@ export async function startFakeApi(
   // micro-USD, exact; Credits strings are micro-USD / 1000.
   let balance = 10_000_000n;
   let debt = 0n;
+  let lowBalanceThreshold: bigint | null = null;
+  let autoTopUp: {
+    threshold: string;
+    remaining: number;
+    paused: boolean;
+    pausedReason: string | null;
+    nonces: string[];
+  } | null = null;
+  let storedAuthorizations: Record<string, string>[] = [];
   const credits = (micro: bigint) => {
     const whole = micro / 1000n;
     const fraction = (micro % 1000n).toString().padStart(3, '0').replace(/0+$/, '');
@@ -85,7 +103,18 @@ export async function startFakeApi(
       createdAt: day(3 - i),
     });
   }
-  const account = () => ({ id: 'acct-1', walletAddress, balance: credits(balance), debt: credits(debt) });
+  const account = () => ({
+    id: 'acct-1',
+    walletAddress,
+    balance: credits(balance),
+    debt: credits(debt),
+    lowBalanceThreshold: lowBalanceThreshold === null ? null : credits(lowBalanceThreshold),
+    autoTopUp,
+  });
+  const micro = (creditsText: string) => {
+    const [whole = '0', fraction = ''] = creditsText.split('.');
+    return BigInt(whole) * 1000n + BigInt(fraction.padEnd(3, '0'));
+  };
   const summary = (groupBy: string) => {
     const buckets = new Map<string, { requests: number; micro: bigint }>();
     for (const row of usage) {
@@ -107,7 +136,7 @@ export async function startFakeApi(
         Query: {
           paymentConfig: () => ({
             chainId,
-            tokenAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+            tokenAddress: options.tokenAddress ?? '0x5FbDB2315678afecb367f032d93F642f64180aa3',
             tokenDecimals: 6,
             treasuryAddress: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
             confirmations: 2,
@@ -135,6 +164,30 @@ export async function startFakeApi(
             signedIn.value = true;
             return { token: 'fake', expiresAt: day(-1), account: account() };
           },
+          setAutoTopUp: (
+            _: unknown,
+            args: { input: { threshold: string; authorizations: Record<string, string>[] } },
+          ) => {
+            storedAuthorizations = args.input.authorizations;
+            autoTopUp = {
+              threshold: args.input.threshold,
+              remaining: storedAuthorizations.length,
+              paused: false,
+              pausedReason: null,
+              nonces: storedAuthorizations.map((a) => String(a.nonce)),
+            };
+            return autoTopUp;
+          },
+          cancelAutoTopUp: () => {
+            const existed = autoTopUp !== null;
+            autoTopUp = null;
+            storedAuthorizations = [];
+            return existed;
+          },
+          setLowBalanceAlert: (_: unknown, args: { threshold?: string | null }) => {
+            lowBalanceThreshold = args.threshold ? micro(args.threshold) : null;
+            return account();
+          },
           signOut: () => {
             signedIn.value = false;
             return true;
@@ -161,7 +214,17 @@ export async function startFakeApi(
             const last = args.input.messages.at(-1)?.content ?? '';
             return { id: row.id, model: row.model, content: `Echo: ${last}`, usage: row };
           },
-          createApiKey: (_: unknown, args: { input: { name: string; spendLimit?: string | null } }) => {
+          createApiKey: (
+            _: unknown,
+            args: {
+              input: {
+                name: string;
+                spendLimit?: string | null;
+                limitReset?: string | null;
+                allowedModels?: string[] | null;
+              };
+            },
+          ) => {
             const key: ApiKeyRow = {
               id: `k${apiKeys.length + 1}`,
               name: args.input.name,
@@ -173,6 +236,9 @@ export async function startFakeApi(
               spendLimit: args.input.spendLimit ?? null,
               spent: '0',
               scope: 'ACCOUNT',
+              limitReset: args.input.limitReset ?? null,
+              allowedModels: args.input.allowedModels ?? null,
+              spentThisPeriod: '0',
             };
             apiKeys.push(key);
             return { apiKey: key, secret: `${key.prefix}_secret_${'x'.repeat(32)}` };
@@ -230,6 +296,18 @@ export async function startFakeApi(
     url: `http://127.0.0.1:${port}`,
     setDebt: (microUsd) => {
       debt = microUsd;
+    },
+    autoTopUpAuthorizations: () => storedAuthorizations,
+    pauseAutoTopUp: (reason) => {
+      if (autoTopUp) {
+        autoTopUp = {
+          ...autoTopUp,
+          paused: true,
+          pausedReason: reason,
+          remaining: autoTopUp.remaining - 1,
+          nonces: autoTopUp.nonces.slice(1),
+        };
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {

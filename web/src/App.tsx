@@ -6,6 +6,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import { Provider as UrqlProvider, useQuery } from 'urql';
 import { type Config, useAccount, WagmiProvider } from 'wagmi';
+import { LowBalanceBanner } from './components/LowBalanceBanner';
 import { AccountMenu, ConnectWallet, SignInPanel, SwitchChainPanel } from './components/Wallet';
 import { graphql } from './gql';
 import { createGraphqlClient } from './graphql-client';
@@ -18,6 +19,7 @@ import { DashboardPage } from './pages/Dashboard';
 import { LedgerPage } from './pages/Ledger';
 import { OperationsPage } from './pages/Operations';
 import { PlaygroundPage } from './pages/Playground';
+import { SettingsPage } from './pages/Settings';
 import { UsagePage } from './pages/Usage';
 import { WebhooksPage } from './pages/Webhooks';
 import { PaymentConfigContext, readPaymentConfig, usePaymentConfig } from './payment-config';
@@ -171,6 +173,7 @@ function withNav(body: ReactNode) {
   return (
     <>
       <NavBar />
+      <LowBalanceBanner />
       {body}
     </>
   );
@@ -217,6 +220,8 @@ function Pages() {
       return <WebhooksPage />;
     case '/playground':
       return <PlaygroundPage />;
+    case '/settings':
+      return <SettingsPage />;
     case OPERATIONS_PATH:
       return <OperationsPage />;
     case '/':

@@ -11,6 +11,7 @@ export const routes = [
   { path: '/keys', label: 'API keys' },
   { path: '/webhooks', label: 'Webhooks' },
   { path: '/playground', label: 'Playground' },
+  { path: '/settings', label: 'Alerts' },
 ] as const;
 
 export type RoutePath = (typeof routes)[number]['path'];

@@ -6,6 +6,7 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { type ErrorAnswer, ExpectedError, errorAnswerOf } from '../errors.ts';
+import { MODEL_NOT_ALLOWED } from '../modules/apikeys/apikeys.service.ts';
 import { CompletionFailedError, MODEL_NOT_PRICED } from '../modules/metering/metering.errors.ts';
 import { RateLimitedError } from '../modules/ratelimit/ratelimit.service.ts';
 
@@ -62,6 +63,10 @@ export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Resp
     // A model that cannot be billed is refused before the upstream: say so in OpenAI's `code`.
     if (reason === MODEL_NOT_PRICED) openAi.code = MODEL_NOT_PRICED;
     openAi.param = typeof field === 'string' ? field : null;
+  } else if (error instanceof ExpectedError && error.extensions.reason === MODEL_NOT_ALLOWED) {
+    // A model outside the key's allowedModels: refused before the rate limits, the hold and the upstream.
+    openAi.code = MODEL_NOT_ALLOWED;
+    openAi.param = 'model';
   } else if (error instanceof RateLimitedError) {
     openAi.headers = { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterSeconds || 1))) };
   } else if (answer.code === 'SERVICE_UNAVAILABLE') {

@@ -131,9 +131,13 @@ export function openAiRoutes(services: AppServices): Hono {
   });
 
   app.get('/v1/models', async (c) => {
-    if (!(await callerOfRead(c, services))) return unauthorized(c);
+    const caller = await callerOfRead(c, services);
+    if (!caller) return unauthorized(c);
     try {
-      const models = await metering.listModels();
+      const { credential } = caller.viewer;
+      const allowed = credential.kind === 'apiKey' ? credential.allowedModels : undefined;
+      // A key limited to some models sees only those.
+      const models = (await metering.listModels()).filter((model) => !allowed || allowed.includes(model.id));
       return c.json({ object: 'list', data: models });
     } catch (error) {
       return openAiErrorFor(c, logger, error);

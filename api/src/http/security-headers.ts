@@ -3,7 +3,8 @@
  * api/test/security-headers.test.ts and the web client's end-to-end tests, which run under this policy):
  * - the web client's pages: a Content-Security-Policy that runs only this origin's scripts and styles
  *   (the Vite build has no inline script or style), connects only to this origin (HTTP, SSE, and its ws/wss
- *   form) and to the RPC the page reads the chain through, and may not be framed;
+ *   form), to the RPC the page reads the chain through and to the services of the wallets it offers
+ *   (Coinbase Wallet always; WalletConnect when the build has a project id), and may not be framed;
  * - GraphiQL (yoga's page, development only) loads its bundle from unpkg.com and boots with inline scripts:
  *   it gets a policy that allows exactly that, and still may not be framed;
  * - everything else (GraphQL, JSON, CSV, SSE, metrics) is data, never a document: `default-src 'none'`;
@@ -15,7 +16,7 @@ import { browserRpcUrl, DEVNET_CHAIN_ID } from '@chainmeter/schema';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ApiConfig } from '../env.ts';
 
-export type SecurityHeadersConfig = Pick<ApiConfig, 'publicOrigin' | 'chainId' | 'rpcUrl'>;
+export type SecurityHeadersConfig = Pick<ApiConfig, 'publicOrigin' | 'chainId' | 'rpcUrl' | 'walletConnect'>;
 
 /** yoga's GraphiQL page (graphql-yoga's `graphiql-html`) fetches its bundle and workers from here. */
 const GRAPHIQL_CDN = 'https://unpkg.com';
@@ -46,16 +47,64 @@ function rpcConnectSources(config: SecurityHeadersConfig): string[] {
   return [...new Set(urls.map((url) => new URL(url).origin))];
 }
 
+/**
+ * Coinbase Wallet's SDK (always offered): its popup's origin and the smart wallet's RPC, and WalletLink's
+ * relay (HTTP and WebSocket) for the mobile app. Read off the SDK's own constants (`@coinbase/wallet-sdk` 4).
+ */
+const COINBASE_WALLET_CONNECT_SOURCES = [
+  'https://keys.coinbase.com',
+  'https://rpc.wallet.coinbase.com',
+  'https://www.walletlink.org',
+  'wss://www.walletlink.org',
+];
+
+/** WalletConnect's services, as its maintainers' CSP guidance lists them (Reown, "Content Security Policy"). */
+const WALLETCONNECT_SOURCES = {
+  connect: ['rpc', 'relay', 'pulse', 'keys', 'notify', 'echo', 'push']
+    .flatMap((host) => [`https://${host}.walletconnect.com`, `https://${host}.walletconnect.org`])
+    .concat([
+      'wss://relay.walletconnect.com',
+      'wss://relay.walletconnect.org',
+      'https://api.web3modal.com',
+      'https://api.web3modal.org',
+    ]),
+  // Wallets' logos come from its API and CDNs.
+  img: [
+    'https://walletconnect.com',
+    'https://walletconnect.org',
+    'https://secure.walletconnect.com',
+    'https://secure.walletconnect.org',
+    'https://api.web3modal.com',
+    'https://api.web3modal.org',
+  ],
+  font: ['https://fonts.gstatic.com', 'https://fonts.reown.com'],
+  style: ['https://fonts.googleapis.com'],
+  frame: [
+    'https://verify.walletconnect.com',
+    'https://verify.walletconnect.org',
+    'https://secure.walletconnect.com',
+    'https://secure.walletconnect.org',
+  ],
+};
+
 /** The web client's policy (index.html and the SPA fallback). */
 function webClientCsp(config: SecurityHeadersConfig): string {
+  const walletConnect = config.walletConnect ? WALLETCONNECT_SOURCES : null;
   return policy({
     'default-src': ["'self'"],
     'script-src': ["'self'"],
-    'style-src': ["'self'"],
+    'style-src': ["'self'", ...(walletConnect?.style ?? [])],
     // The favicon and the icons EIP-6963 wallets announce are data: URLs.
-    'img-src': ["'self'", 'data:'],
-    'font-src': ["'self'"],
-    'connect-src': ["'self'", webSocketOrigin(config.publicOrigin), ...rpcConnectSources(config)],
+    'img-src': ["'self'", 'data:', ...(walletConnect?.img ?? [])],
+    'font-src': ["'self'", ...(walletConnect?.font ?? [])],
+    'connect-src': [
+      "'self'",
+      webSocketOrigin(config.publicOrigin),
+      ...rpcConnectSources(config),
+      ...COINBASE_WALLET_CONNECT_SOURCES,
+      ...(walletConnect?.connect ?? []),
+    ],
+    ...(walletConnect ? { 'frame-src': ["'self'", ...walletConnect.frame] } : {}),
     'object-src': ["'none'"],
     'base-uri': ["'self'"],
     'form-action': ["'self'"],

@@ -1,5 +1,6 @@
 import './scalars.ts';
 import '../modules/accounts/accounts.schema.ts';
+import '../modules/alerts/alerts.schema.ts';
 import '../modules/apikeys/apikeys.schema.ts';
 import '../modules/audit/audit.schema.ts';
 import '../modules/auth/auth.schema.ts';
@@ -10,6 +11,7 @@ import '../modules/operations/operations.schema.ts';
 import '../modules/solvency/solvency.schema.ts';
 import '../modules/webhooks/webhooks.schema.ts';
 import '../modules/relayer/relayer.schema.ts';
+import '../modules/topup/topup.schema.ts';
 import { builder } from './builder.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

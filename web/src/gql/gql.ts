@@ -18,9 +18,10 @@ type Documents = {
     "\n  query OperatorCheck {\n    operations {\n      __typename\n    }\n  }\n": typeof types.OperatorCheckDocument,
     "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": typeof types.DepositProgress_DepositFragmentDoc,
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": typeof types.LedgerRow_EntryFragmentDoc,
+    "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": typeof types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": typeof types.DepositUpdatedDocument,
-    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.CreateApiKeyDocument,
     "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": typeof types.RevokeApiKeyDocument,
@@ -31,6 +32,11 @@ type Documents = {
     "\n  mutation AdjustBalance($input: AdjustBalanceInput!) {\n    adjustBalance(input: $input) {\n      id\n      amount\n      balanceAfter\n      operator\n      reasonText\n    }\n  }\n": typeof types.AdjustBalanceDocument,
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": typeof types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": typeof types.PlaygroundBalanceDocument,
+    "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.BalanceSettingsDocument,
+    "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n": typeof types.AutoTopUpSettingsDocument,
+    "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n": typeof types.SetAutoTopUpDocument,
+    "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n": typeof types.CancelAutoTopUpDocument,
+    "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": typeof types.UsageDocument,
     "\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n": typeof types.WebhookDeliveryRow_DeliveryFragmentDoc,
     "\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n": typeof types.WebhookEndpoint_EndpointFragmentDoc,
@@ -50,9 +56,10 @@ const documents: Documents = {
     "\n  query OperatorCheck {\n    operations {\n      __typename\n    }\n  }\n": types.OperatorCheckDocument,
     "\n  fragment DepositProgress_deposit on Deposit {\n    id\n    chainId\n    txHash\n    blockNumber\n    credits\n    status\n    confirmations\n    creditedAt\n  }\n": types.DepositProgress_DepositFragmentDoc,
     "\n  fragment LedgerRow_entry on LedgerEntry {\n    id\n    amount\n    balanceAfter\n    reason\n    createdAt\n    deposit {\n      id\n      chainId\n      txHash\n    }\n  }\n": types.LedgerRow_EntryFragmentDoc,
+    "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": types.DepositUpdatedDocument,
-    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
+    "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      apiKeys {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.CreateApiKeyDocument,
     "\n  mutation RevokeApiKey($id: ID!) {\n    revokeApiKey(id: $id) {\n      id\n      ...ApiKeyRow_apiKey\n    }\n  }\n": types.RevokeApiKeyDocument,
@@ -63,6 +70,11 @@ const documents: Documents = {
     "\n  mutation AdjustBalance($input: AdjustBalanceInput!) {\n    adjustBalance(input: $input) {\n      id\n      amount\n      balanceAfter\n      operator\n      reasonText\n    }\n  }\n": types.AdjustBalanceDocument,
     "\n  mutation CreateCompletion($input: CompletionInput!) {\n    createCompletion(input: $input) {\n      id\n      model\n      content\n      usage {\n        id\n        promptTokens\n        completionTokens\n        userPrice\n        billingStatus\n      }\n    }\n  }\n": types.CreateCompletionDocument,
     "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n": types.PlaygroundBalanceDocument,
+    "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.BalanceSettingsDocument,
+    "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n": types.AutoTopUpSettingsDocument,
+    "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n": types.SetAutoTopUpDocument,
+    "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n": types.CancelAutoTopUpDocument,
+    "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.SetLowBalanceAlertDocument,
     "\n  query Usage($first: Int!, $after: String, $filter: UsageFilter, $from: DateTime!, $to: DateTime!) {\n    me {\n      id\n      apiKeys {\n        id\n        name\n        prefix\n      }\n      byDay: usageSummary(from: $from, to: $to, groupBy: DAY) {\n        key\n        requests\n        userPrice\n      }\n      byModel: usageSummary(from: $from, to: $to, groupBy: MODEL) {\n        key\n        requests\n        userPrice\n      }\n      usage(first: $first, after: $after, filter: $filter) {\n        edges {\n          cursor\n          node {\n            id\n            requestId\n            model\n            promptTokens\n            completionTokens\n            providerCost\n            userPrice\n            billingStatus\n            createdAt\n            apiKey {\n              id\n              name\n            }\n          }\n        }\n        pageInfo {\n          hasNextPage\n          endCursor\n        }\n      }\n    }\n  }\n": types.UsageDocument,
     "\n  fragment WebhookDeliveryRow_delivery on WebhookDelivery {\n    id\n    webhookId\n    eventType\n    status\n    attempts\n    lastResponseCode\n    createdAt\n    deliveredAt\n    attemptLog {\n      id\n      latencyMs\n      error\n    }\n  }\n": types.WebhookDeliveryRow_DeliveryFragmentDoc,
     "\n  fragment WebhookEndpoint_endpoint on WebhookEndpoint {\n    id\n    url\n    events\n    createdAt\n    deliveries(first: 20) {\n      edges {\n        node {\n          id\n          ...WebhookDeliveryRow_delivery\n        }\n      }\n    }\n  }\n": types.WebhookEndpoint_EndpointFragmentDoc,
@@ -111,6 +123,10 @@ export function graphql(source: "\n  fragment LedgerRow_entry on LedgerEntry {\n
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
+export function graphql(source: "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
 export function graphql(source: "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n"): (typeof documents)["\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
@@ -119,7 +135,7 @@ export function graphql(source: "\n  subscription DepositUpdated {\n    depositU
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"): (typeof documents)["\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n  }\n"];
+export function graphql(source: "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n"): (typeof documents)["\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -160,6 +176,26 @@ export function graphql(source: "\n  mutation CreateCompletion($input: Completio
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"): (typeof documents)["\n  query PlaygroundBalance {\n    me {\n      id\n      balance\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  query BalanceSettings {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n"): (typeof documents)["\n  query AutoTopUpSettings {\n    me {\n      id\n      autoTopUp {\n        threshold\n        remaining\n        paused\n        pausedReason\n        nonces\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n"): (typeof documents)["\n  mutation SetAutoTopUp($input: AutoTopUpInput!) {\n    setAutoTopUp(input: $input) {\n      threshold\n      remaining\n      paused\n      pausedReason\n      nonces\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n"): (typeof documents)["\n  mutation CancelAutoTopUp {\n    cancelAutoTopUp\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"): (typeof documents)["\n  mutation SetLowBalanceAlert($threshold: Credits) {\n    setLowBalanceAlert(threshold: $threshold) {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -1,12 +1,14 @@
 /**
- * API keys: create one (name, optional spend limit and expiry) and see its secret exactly once;
- * the list with last use and spend; revoke with a confirmation.
+ * API keys: create one (name, optional spend limit, per day/week/month or for the key's life, the models it
+ * may call, expiry) and see its secret exactly once; the list with last use, spend in the current period and
+ * allowed models; revoke with a confirmation.
  */
 import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
+import type { LimitReset } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayCredits, displayDateTime } from '../lib/format';
 
@@ -21,8 +23,18 @@ const ApiKeyRowFields = graphql(`
     expiresAt
     spendLimit
     spent
+    limitReset
+    allowedModels
+    spentThisPeriod
   }
 `);
+
+/** A key's limit period as the page says it, UTC boundaries (weeks from Monday). */
+const PERIOD_LABEL: Record<LimitReset, string> = {
+  DAILY: 'per day',
+  WEEKLY: 'per week',
+  MONTHLY: 'per month',
+};
 
 const ApiKeysQuery = graphql(`
   query ApiKeys {
@@ -104,6 +116,7 @@ export function ApiKeysPage() {
                   <th scope="col" className="num">
                     Spent
                   </th>
+                  <th scope="col">Models</th>
                   <th scope="col">Status</th>
                   <th scope="col">
                     <span className="visually-hidden">Actions</span>
@@ -127,6 +140,8 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
   const id = useId();
   const [name, setName] = useState('');
   const [limit, setLimit] = useState('');
+  const [reset, setReset] = useState<LimitReset | ''>('');
+  const [models, setModels] = useState('');
   const [expires, setExpires] = useState('');
   const [formError, setFormError] = useState<string | null>(null);
   const [{ fetching }, createKey] = useMutation(CreateApiKeyMutation);
@@ -142,6 +157,15 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
         return setFormError('The spend limit is a number of credits with at most 3 decimals.');
       }
     }
+    if (reset && !limit.trim()) return setFormError('A reset needs a spend limit to reset.');
+    const allowedModels = [
+      ...new Set(
+        models
+          .split(',')
+          .map((model) => model.trim())
+          .filter(Boolean),
+      ),
+    ];
     const expiresAt = expires ? new Date(`${expires}T23:59:59.999Z`) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now())
       return setFormError('The expiry must be in the future.');
@@ -149,6 +173,8 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
       input: {
         name: name.trim(),
         spendLimit: limit.trim() || null,
+        limitReset: reset || null,
+        allowedModels: allowedModels.length > 0 ? allowedModels : null,
         expiresAt: expiresAt ? expiresAt.toISOString() : null,
       },
     });
@@ -158,6 +184,8 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
     onCreated(name.trim(), result.data.createApiKey.secret);
     setName('');
     setLimit('');
+    setReset('');
+    setModels('');
     setExpires('');
   };
 
@@ -185,6 +213,30 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
         />
       </div>
       <div className="field">
+        <label htmlFor={`${id}-reset`}>Limit resets</label>
+        <select
+          id={`${id}-reset`}
+          value={reset}
+          aria-describedby={`${id}-budget-hint`}
+          onChange={(event) => setReset(event.target.value as LimitReset | '')}
+        >
+          <option value="">Never</option>
+          <option value="DAILY">Daily, 00:00 UTC</option>
+          <option value="WEEKLY">Weekly, Monday 00:00 UTC</option>
+          <option value="MONTHLY">Monthly, the 1st 00:00 UTC</option>
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-models`}>Allowed models (optional)</label>
+        <input
+          id={`${id}-models`}
+          value={models}
+          placeholder="Any model"
+          aria-describedby={`${id}-budget-hint`}
+          onChange={(event) => setModels(event.target.value)}
+        />
+      </div>
+      <div className="field">
         <label htmlFor={`${id}-expires`}>Expires (optional)</label>
         <input
           id={`${id}-expires`}
@@ -198,6 +250,10 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
           {fetching ? 'Creating…' : 'Create key'}
         </button>
       </div>
+      <p id={`${id}-budget-hint`} className="muted small form-wide">
+        With a reset, the spend limit is a budget per UTC day, week (from Monday) or month. Allowed models are
+        comma-separated; a call to any other is refused before it reaches the model.
+      </p>
       {formError && (
         <p className="alert alert-error form-wide" role="alert">
           {formError}
@@ -267,11 +323,35 @@ function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFi
       </td>
       <td data-label="Created">{displayDateTime(key.createdAt)}</td>
       <td data-label="Last used">{key.lastUsedAt ? displayDateTime(key.lastUsedAt) : 'Never'}</td>
-      <td data-label="Spent" className="num">
-        <span>
-          {displayCredits(key.spent)}
-          {key.spendLimit !== null && <span className="muted"> / {displayCredits(key.spendLimit)}</span>}
-        </span>
+      <td data-label="Spent" className="num" data-testid="key-spent">
+        {key.limitReset ? (
+          <span>
+            {displayCredits(key.spentThisPeriod)}
+            <span className="muted">
+              {' '}
+              / {displayCredits(key.spendLimit ?? '0')} {PERIOD_LABEL[key.limitReset]}
+            </span>
+            <span className="muted small block">{displayCredits(key.spent)} in all</span>
+          </span>
+        ) : (
+          <span>
+            {displayCredits(key.spent)}
+            {key.spendLimit !== null && <span className="muted"> / {displayCredits(key.spendLimit)}</span>}
+          </span>
+        )}
+      </td>
+      <td data-label="Models" data-testid="key-models">
+        {key.allowedModels ? (
+          <span className="small">
+            {key.allowedModels.map((model) => (
+              <code key={model} className="block">
+                {model}
+              </code>
+            ))}
+          </span>
+        ) : (
+          <span className="muted">Any</span>
+        )}
       </td>
       <td data-label="Status">
         <span>

@@ -8,6 +8,7 @@ import { Migration20261125000000_reorg_debt } from './Migration20261125000000_re
 import { Migration20261203000000_api_key_scope } from './Migration20261203000000_api_key_scope.ts';
 import { Migration20261203100000_x402 } from './Migration20261203100000_x402.ts';
 import { Migration20261203120000_webhooks } from './Migration20261203120000_webhooks.ts';
+import { Migration20261203130000_budgets_alerts } from './Migration20261203130000_budgets_alerts.ts';
 import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
 
 /**
@@ -24,5 +25,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261203000000_api_key_scope', class: Migration20261203000000_api_key_scope },
   { name: 'Migration20261203100000_x402', class: Migration20261203100000_x402 },
   { name: 'Migration20261203120000_webhooks', class: Migration20261203120000_webhooks },
+  { name: 'Migration20261203130000_budgets_alerts', class: Migration20261203130000_budgets_alerts },
   { name: 'Migration20261203140000_operations', class: Migration20261203140000_operations },
 ];

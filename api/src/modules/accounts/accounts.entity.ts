@@ -28,6 +28,12 @@ export const Account = defineEntity({
     /** Hash of the newest ledger entry; null before the first. */
     ledgerHead: p.string().columnType('text').nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
+    /** BALANCE_LOW fires when the balance falls below this (micro-USD); null: no alert. See alerts module. */
+    lowBalanceThreshold: p.bigint().nullable(),
+    /** Whether the balance was below the threshold at its last change (written with the balance). */
+    lowBalanceBelow: p.boolean().default(false),
+    /** The ledger seq of the change that last crossed the threshold downwards. */
+    lowBalanceFiredSeq: p.integer().nullable(),
   },
 });
 

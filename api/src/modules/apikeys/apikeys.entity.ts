@@ -10,6 +10,13 @@ export const API_KEY_SCOPES = ['ACCOUNT', 'AUDITOR'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 /**
+ * How often a key's spend limit starts afresh, at UTC boundaries: DAILY at 00:00 UTC, WEEKLY on Monday
+ * 00:00 UTC (ISO weeks), MONTHLY on the 1st at 00:00 UTC. Without one the limit is for the key's life.
+ */
+export const LIMIT_RESETS = ['DAILY', 'WEEKLY', 'MONTHLY'] as const;
+export type LimitReset = (typeof LIMIT_RESETS)[number];
+
+/**
  * An integrator's API key. The secret (`cm_` + random) is shown once at creation; only its SHA-256 hex
  * (`secretHash`) and a display `prefix` (e.g. `cm_AbCd1234`) are stored.
  *
@@ -18,9 +25,11 @@ export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
  * - `held`: reserved by this key's in-flight calls. Billing raises it in the same transaction that
  *   places the account's hold, and lowers it in the settling transaction.
  * - `spent`: settled user price of this key's calls, raised by the settling transaction.
- * The database enforces `held >= 0`, `spent >= 0` and `spendLimit is null or spent + held <= spendLimit`
- * (constraint `api_keys_within_spend_limit`), so a reservation that would overrun the limit fails with a
- * check violation, however many requests race.
+ * - `periodSpent`: what was settled since `periodStart` (keys with a `limitReset`): the hold statement
+ *   moves `periodStart` to the current period and zeroes `periodSpent` in the same update.
+ * The database enforces `held >= 0`, `spent >= 0` and `spendLimit is null or S + held <= spendLimit`, S being
+ * `periodSpent` for a key with a `limitReset` and `spent` otherwise (constraint `api_keys_within_spend_limit`),
+ * so a reservation that would overrun the limit fails with a check violation, however many requests race.
  */
 export const ApiKey = defineEntity({
   name: 'ApiKey',
@@ -42,6 +51,13 @@ export const ApiKey = defineEntity({
     spendLimit: p.bigint().nullable(),
     spent: p.bigint().default(0),
     held: p.bigint().default(0),
+    limitReset: p.enum(LIMIT_RESETS).columnType('text').nullable(),
+    /** The models this key may call; null for any. Fixed at creation. */
+    allowedModels: p.array().columnType('text[]').nullable(),
+    periodStart: p.datetime().nullable(),
+    periodSpent: p.bigint().default(0),
+    /** The period KEY_LIMIT_REACHED was last fired for (see `apikeys.store.ts`). */
+    limitReachedPeriod: p.datetime().nullable(),
   },
 });
 

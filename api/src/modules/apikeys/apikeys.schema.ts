@@ -2,14 +2,21 @@ import { viewerOf } from '../../context.ts';
 import { forbidden } from '../../errors.ts';
 import { builder } from '../../schema/builder.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
-import { API_KEY_SCOPES, type IApiKey } from './apikeys.entity.ts';
+import { API_KEY_SCOPES, type IApiKey, LIMIT_RESETS } from './apikeys.entity.ts';
 import {
   assertCanManageKeys,
   type CreatedApiKey,
   createApiKey,
   listApiKeys,
   revokeApiKey,
+  spentThisPeriod,
 } from './apikeys.service.ts';
+
+const LimitResetRef = builder.enumType('LimitReset', {
+  values: LIMIT_RESETS,
+  description:
+    "When a key's spend limit starts afresh, at UTC boundaries: DAILY at 00:00 UTC, WEEKLY on Monday at 00:00 UTC, MONTHLY on the 1st at 00:00 UTC.",
+});
 
 const ApiKeyScopeRef = builder.enumType('ApiKeyScope', {
   values: API_KEY_SCOPES,
@@ -46,6 +53,23 @@ export const ApiKeyRef = builder.objectRef<IApiKey>('ApiKey').implement({
       description: 'What calls made with this key have cost so far.',
       resolve: (apiKey) => apiKey.spent,
     }),
+    limitReset: t.field({
+      type: LimitResetRef,
+      nullable: true,
+      description: 'When the spend limit starts afresh; null: the limit is for the life of the key.',
+      resolve: (apiKey) => apiKey.limitReset ?? null,
+    }),
+    allowedModels: t.stringList({
+      nullable: true,
+      description: 'The only models this key may call; null for any.',
+      resolve: (apiKey) => apiKey.allowedModels ?? null,
+    }),
+    spentThisPeriod: t.field({
+      type: 'Credits',
+      description:
+        'What calls made with this key have cost in the current period (see limitReset); without a reset, the same as spent.',
+      resolve: (apiKey) => spentThisPeriod(apiKey),
+    }),
   }),
 });
 
@@ -60,7 +84,18 @@ const CreatedApiKeyRef = builder.objectRef<CreatedApiKey>('CreatedApiKey').imple
 const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
   fields: (t) => ({
     name: t.string({ required: true, description: '1 to 100 characters.' }),
-    spendLimit: t.field({ type: 'Credits', description: 'Optional: the most the key may ever spend.' }),
+    spendLimit: t.field({
+      type: 'Credits',
+      description: 'Optional: the most the key may spend (ever, or per period with limitReset).',
+    }),
+    limitReset: t.field({
+      type: LimitResetRef,
+      description: 'Optional, with spendLimit: the limit applies per UTC day, week (from Monday) or month.',
+    }),
+    allowedModels: t.stringList({
+      description:
+        'Optional: the only models the key may call (1 to 100); any other is refused (FORBIDDEN, reason model_not_allowed) before anything is held or sent upstream.',
+    }),
     expiresAt: t.field({ type: 'DateTime', description: 'Optional: the key stops working at this time.' }),
     scope: t.field({
       type: ApiKeyScopeRef,
@@ -87,6 +122,8 @@ builder.mutationFields((t) => ({
         name: input.name,
         scope: input.scope ?? 'ACCOUNT',
         spendLimit: input.spendLimit ?? null,
+        limitReset: input.limitReset ?? null,
+        allowedModels: input.allowedModels ?? null,
         expiresAt: input.expiresAt ?? null,
       });
     },

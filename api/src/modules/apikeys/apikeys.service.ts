@@ -7,23 +7,39 @@
  * has seen, the hold statement itself (`RecentApiKeys` remembers who a key is, never whether it is live).
  * `last_used_at` is written at most once a minute per key (a guarded update), so a hot key does not write
  * on every request.
+ *
+ * Budgets: a key's `spendLimit` may reset every UTC day, week (from Monday) or month (`limitReset`). The
+ * hold statement moves the key into the period of its own clock and starts the period's spend from 0 in the
+ * same update, so the database CHECK holds the limit per period under any burst, on every replica; the first
+ * refusal by the limit in a period fires KEY_LIMIT_REACHED ({@link keyLimitReached}). `allowedModels`, fixed
+ * at creation and so remembered with the key, is checked before anything is counted or held
+ * ({@link assertModelAllowed}).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { MicroUsd } from '@chainmeter/schema';
+import { formatCredits, type MicroUsd } from '@chainmeter/schema';
 import { LockMode } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
 import type { Em } from '../../db/orm.ts';
-import { sqlOf } from '../../db/sql.ts';
+import { type SqlRunner, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
-import { badInput, forbidden, notFound } from '../../errors.ts';
+import { badInput, ExpectedError, forbidden, notFound } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { roleOf } from '../auth/auth.service.ts';
-import { ApiKey, type ApiKeyScope, type IApiKey, liveApiKeyWhere } from './apikeys.entity.ts';
-import { findLiveKeyBySecretHash } from './apikeys.store.ts';
+import { enqueueWebhookEvents } from '../webhooks/webhook-events.store.ts';
+import {
+  ApiKey,
+  type ApiKeyScope,
+  type IApiKey,
+  type LimitReset,
+  liveApiKeyWhere,
+} from './apikeys.entity.ts';
+import { findLiveKeyBySecretHash, recordKeyLimitReached } from './apikeys.store.ts';
 
 export const API_KEY_PREFIX = 'cm_';
+/** `extensions.reason` (REST: `error.code`) of a call refused for a model outside the key's `allowedModels`. */
+export const MODEL_NOT_ALLOWED = 'model_not_allowed';
 /** Random bytes in a secret: 256 bits. */
 const SECRET_BYTES = 32;
 /** base64url of 32 bytes, unpadded. */
@@ -34,12 +50,19 @@ export const MAX_LIVE_KEYS_PER_ACCOUNT = 50;
 export const MAX_KEY_NAME_LENGTH = 100;
 /** `last_used_at` is refreshed at most this often per key. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
+/** At most this many models in a key's `allowedModels`, each at most MAX_MODEL_NAME_LENGTH characters. */
+export const MAX_ALLOWED_MODELS = 100;
+export const MAX_MODEL_NAME_LENGTH = 200;
 
 export interface CreateApiKeyInput {
   name: string;
   /** `AUDITOR` only for an auditor's session (the schema checks the role); default `ACCOUNT`. */
   scope?: ApiKeyScope;
   spendLimit?: MicroUsd | bigint | null;
+  /** The spend limit starts afresh every UTC day, week (from Monday) or month; needs a `spendLimit`. */
+  limitReset?: LimitReset | null;
+  /** The only models the key may call; null or absent for any. */
+  allowedModels?: readonly string[] | null;
   expiresAt?: Date | null;
 }
 
@@ -83,6 +106,11 @@ export async function createApiKey(
   if (expiresAt !== null && expiresAt.getTime() <= now.getTime()) {
     throw badInput('The expiry must be in the future', 'expiresAt');
   }
+  const limitReset = input.limitReset ?? null;
+  if (limitReset !== null && spendLimit === null) {
+    throw badInput('A limit reset needs a spend limit to reset', 'limitReset');
+  }
+  const allowedModels = allowedModelsOf(input.allowedModels ?? null);
   return inTransaction(em, async (tx) => {
     // The account row lock serializes key creation per account, so the live-key cap holds under races.
     const account = await tx.findOne(
@@ -112,9 +140,86 @@ export async function createApiKey(
       spendLimit,
       spent: 0n,
       held: 0n,
+      limitReset,
+      allowedModels,
+      periodStart: null,
+      periodSpent: 0n,
+      limitReachedPeriod: null,
     });
     await tx.flush();
     return { apiKey, secret };
+  });
+}
+
+function allowedModelsOf(models: readonly string[] | null): string[] | null {
+  if (models === null) return null;
+  const unique = [...new Set(models.map((model) => model.trim()))];
+  if (unique.length < 1 || unique.length > MAX_ALLOWED_MODELS) {
+    throw badInput(
+      `allowedModels must name 1 to ${MAX_ALLOWED_MODELS} models (omit it to allow any)`,
+      'allowedModels',
+    );
+  }
+  if (unique.some((model) => model.length < 1 || model.length > MAX_MODEL_NAME_LENGTH)) {
+    throw badInput(`A model's name must have 1 to ${MAX_MODEL_NAME_LENGTH} characters`, 'allowedModels');
+  }
+  return unique;
+}
+
+/**
+ * The start of the budget period that contains `now`, at UTC boundaries: the day, the ISO week (Monday) or
+ * the month. The TypeScript form of `keyPeriodStartSql` (apikeys.store.ts), which the hold statement uses.
+ *
+ * @example keyPeriodStart('WEEKLY', new Date('2026-12-06T23:59:59Z')) // 2026-11-30T00:00:00.000Z, a Monday
+ */
+export function keyPeriodStart(reset: LimitReset, now: Date): Date {
+  const year = now.getUTCFullYear();
+  const month = now.getUTCMonth();
+  const day = now.getUTCDate();
+  switch (reset) {
+    case 'DAILY':
+      return new Date(Date.UTC(year, month, day));
+    case 'WEEKLY':
+      // getUTCDay: Sunday 0 .. Saturday 6; days since Monday: (d + 6) % 7.
+      return new Date(Date.UTC(year, month, day - ((now.getUTCDay() + 6) % 7)));
+    case 'MONTHLY':
+      return new Date(Date.UTC(year, month, 1));
+  }
+}
+
+/**
+ * What the key has spent in its current period at `now` (settled calls; what is held is not spent yet):
+ * for a key without a reset, all it has spent. A period that has ended counts nothing of the new one.
+ */
+export function spentThisPeriod(key: IApiKey, now = new Date()): bigint {
+  if (!key.limitReset) return key.spent;
+  const start = keyPeriodStart(key.limitReset, now);
+  return key.periodStart && key.periodStart.getTime() >= start.getTime() ? key.periodSpent : 0n;
+}
+
+/**
+ * A call was refused by the key's spend limit at `now`: the first such refusal of the key's period (on any
+ * replica) writes KEY_LIMIT_REACHED to the webhook outbox, in the transaction that marks the period.
+ * Returns whether this call fired it.
+ */
+export async function keyLimitReached(sql: SqlRunner, apiKeyId: string, now: Date): Promise<boolean> {
+  return sql.transaction(async (query) => {
+    const reached = await recordKeyLimitReached(query, apiKeyId, now);
+    if (!reached) return false;
+    await enqueueWebhookEvents(query, [
+      {
+        accountId: reached.accountId,
+        type: 'KEY_LIMIT_REACHED',
+        data: {
+          apiKeyId,
+          name: reached.name,
+          spendLimit: reached.spendLimit === null ? null : formatCredits(reached.spendLimit as MicroUsd),
+          limitReset: reached.limitReset,
+          periodStart: reached.limitReset === null ? null : reached.periodStart.toISOString(),
+        },
+      },
+    ]);
+    return true;
   });
 }
 
@@ -172,6 +277,7 @@ export async function viewerFromApiKey(
     accountId: row.account_id,
     scope: row.scope,
     walletAddress: row.wallet_address as Address,
+    allowedModels: row.allowed_models,
   };
   recent?.remember(secretHash, key);
   return viewerOfKey(config, key);
@@ -188,6 +294,8 @@ interface KnownKey {
   accountId: string;
   scope: ApiKeyScope;
   walletAddress: Address;
+  /** Fixed at the key's creation, so it may be remembered with the rest. */
+  allowedModels: readonly string[] | null;
 }
 
 function viewerOfKey(config: { auditorAddresses: readonly Address[] }, key: KnownKey): Viewer {
@@ -196,8 +304,25 @@ function viewerOfKey(config: { auditorAddresses: readonly Address[] }, key: Know
     walletAddress: key.walletAddress,
     // Both: the key asked for the auditor scope, and its wallet is (still) an auditor.
     role: key.scope === 'AUDITOR' ? roleOf(config, key.walletAddress) : 'user',
-    credential: { kind: 'apiKey', apiKeyId: key.apiKeyId },
+    credential:
+      key.allowedModels === null
+        ? { kind: 'apiKey', apiKeyId: key.apiKeyId }
+        : { kind: 'apiKey', apiKeyId: key.apiKeyId, allowedModels: key.allowedModels },
   };
+}
+
+/**
+ * Refuses a call to a model outside the key's `allowedModels` (FORBIDDEN, reason `model_not_allowed`):
+ * checked before anything is counted, held or sent upstream. Sessions and keys without a list call any.
+ */
+export function assertModelAllowed(viewer: Viewer, model: string): void {
+  const allowed = viewer.credential.kind === 'apiKey' ? viewer.credential.allowedModels : undefined;
+  if (allowed && !allowed.includes(model)) {
+    throw new ExpectedError('FORBIDDEN', `This API key may not call the model ${model}`, {
+      field: 'model',
+      reason: MODEL_NOT_ALLOWED,
+    });
+  }
 }
 
 /**

@@ -1,10 +1,35 @@
 /**
  * The raw SQL of API keys: what "live" means in SQL, for the statements that accept a key (the lookup
- * here, the hold's check, a subscription's check), and the one-round-trip lookup of a key by its secret.
+ * here, the hold's check, a subscription's check), the one-round-trip lookup of a key by its secret, the
+ * budget period's SQL that the hold statement embeds, and the once-per-period KEY_LIMIT_REACHED record.
  */
 import { z } from 'zod';
 import type { Query, Statement } from '../../db/sql.ts';
 import { API_KEY_SCOPES } from './apikeys.entity.ts';
+
+/**
+ * The start of the key's current budget period at `now` (a statement's placeholder for its clock), in SQL:
+ * `date_trunc` in UTC (PostgreSQL's weeks start on Monday); null for a key without a `limit_reset`. The one
+ * rule: `keyPeriodStart` in apikeys.service.ts is its TypeScript form, for reads (tested against this).
+ */
+export function keyPeriodStartSql(now: string, table = 'api_keys'): string {
+  return `(case ${table}.limit_reset when 'DAILY' then date_trunc('day', ${now}::timestamptz, 'UTC')
+     when 'WEEKLY' then date_trunc('week', ${now}::timestamptz, 'UTC')
+     when 'MONTHLY' then date_trunc('month', ${now}::timestamptz, 'UTC') end)`;
+}
+
+/**
+ * The `set` assignments that move a key into its budget period at `now` before a reservation: when the
+ * period has moved on, `period_start` advances and `period_spent` starts again from 0, in the same update
+ * (PostgreSQL reads the old row in every assignment), so the CHECK sees the new period's figures. Never
+ * backwards: a replica whose clock lags cannot reopen a period that has ended.
+ */
+export function keyPeriodAssignmentsSql(now: string, table = 'api_keys'): string {
+  const start = keyPeriodStartSql(now, table);
+  return `period_spent = case when ${start} > coalesce(${table}.period_start, '-infinity'::timestamptz) then 0
+       else ${table}.period_spent end,
+     period_start = greatest(${table}.period_start, ${start})`;
+}
 
 /**
  * What "live" means for a key: not revoked, and not expired at `now`. The one rule, in the SQL
@@ -18,7 +43,7 @@ export function liveApiKeySql(now: string, table = 'api_keys'): string {
 const LIVE_KEY_BY_SECRET_HASH: Statement = {
   name: 'cm_viewer_from_api_key',
   text: `with k as (
-     select api_keys.id, api_keys.account_id, api_keys.scope, accounts.wallet_address
+     select api_keys.id, api_keys.account_id, api_keys.scope, accounts.wallet_address, api_keys.allowed_models
      from api_keys join accounts on accounts.id = api_keys.account_id
      where api_keys.secret_hash = $1 and ${liveApiKeySql('$2')}
    ), used as (
@@ -26,7 +51,7 @@ const LIVE_KEY_BY_SECRET_HASH: Statement = {
      where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
      returning 1
    )
-   select id, account_id, scope, wallet_address from k`,
+   select id, account_id, scope, wallet_address, allowed_models from k`,
 };
 
 const liveKeyRow = z.object({
@@ -34,6 +59,7 @@ const liveKeyRow = z.object({
   account_id: z.string(),
   scope: z.enum(API_KEY_SCOPES),
   wallet_address: z.string(),
+  allowed_models: z.array(z.string()).nullable(),
 });
 export type LiveKeyRow = z.infer<typeof liveKeyRow>;
 
@@ -53,4 +79,49 @@ export async function findLiveKeyBySecretHash(
     lastUsedBefore.toISOString(),
   ]);
   return rows[0] === undefined ? null : liveKeyRow.parse(rows[0]);
+}
+
+const RECORD_KEY_LIMIT_REACHED: Statement = {
+  name: 'cm_record_key_limit_reached',
+  text: `update api_keys set limit_reached_period = coalesce(${keyPeriodStartSql('$2')}, created_at)
+   where id = $1::uuid and limit_reached_period is distinct from coalesce(${keyPeriodStartSql('$2')}, created_at)
+   returning account_id, name, spend_limit::text as spend_limit, limit_reset, limit_reached_period`,
+};
+
+const limitReachedRow = z.object({
+  account_id: z.string(),
+  name: z.string(),
+  spend_limit: z.string().nullable(),
+  limit_reset: z.string().nullable(),
+  limit_reached_period: z.coerce.date(),
+});
+
+export interface KeyLimitReached {
+  accountId: string;
+  name: string;
+  spendLimit: bigint | null;
+  limitReset: string | null;
+  /** The period the limit was reached in (the key's creation for a key without a reset). */
+  periodStart: Date;
+}
+
+/**
+ * Marks the key's limit as reached in its current period at `now`, once: the guarded update returns the key
+ * only to the first caller in the period (on any replica), null to every other.
+ */
+export async function recordKeyLimitReached(
+  query: Query,
+  apiKeyId: string,
+  now: Date,
+): Promise<KeyLimitReached | null> {
+  const [raw] = await query(RECORD_KEY_LIMIT_REACHED, [apiKeyId, now.toISOString()]);
+  if (raw === undefined) return null;
+  const row = limitReachedRow.parse(raw);
+  return {
+    accountId: row.account_id,
+    name: row.name,
+    spendLimit: row.spend_limit === null ? null : BigInt(row.spend_limit),
+    limitReset: row.limit_reset,
+    periodStart: row.limit_reached_period,
+  };
 }

@@ -9,18 +9,23 @@ import { getAddress } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlOf } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
-import { ApiKey } from './apikeys.entity.ts';
+import { ApiKey, LIMIT_RESETS } from './apikeys.entity.ts';
 import {
   createApiKey,
   hashApiKeySecret,
+  keyLimitReached,
+  keyPeriodStart,
   LAST_USED_RESOLUTION_MS,
   listApiKeys,
   MAX_LIVE_KEYS_PER_ACCOUNT,
   revokeApiKey,
+  spentThisPeriod,
   viewerFromApiKey,
 } from './apikeys.service.ts';
+import { keyPeriodStartSql } from './apikeys.store.ts';
 
 let db: Awaited<ReturnType<typeof createTestOrm>>;
 let orm: Orm;
@@ -272,5 +277,73 @@ describe('the spend limit, enforced by the database', () => {
     const accountId = await newAccount();
     const { apiKey } = await createApiKey(fork(), accountId, { name: 'open' });
     await sql(`update api_keys set spent = 9000000000000 where id = ?`, [apiKey.id]);
+  });
+});
+
+describe('budget periods (limitReset)', () => {
+  // Edges: a Sunday's last millisecond and the Monday after, a year's end, a leap day, a month's last instant.
+  const instants = [
+    '2026-11-29T23:59:59.999Z',
+    '2026-11-30T00:00:00.000Z',
+    '2026-12-31T23:59:59.999Z',
+    '2027-01-01T00:00:00.000Z',
+    '2028-02-29T12:00:00.000Z',
+    '2028-03-01T00:00:00.000Z',
+    '2026-12-03T13:45:10.123Z',
+  ].map((iso) => new Date(iso));
+  for (let i = 0; i < 40; i++)
+    instants.push(new Date(Date.UTC(2020, 0, 1) + Math.floor(Math.random() * 4e11)));
+
+  it('keyPeriodStart agrees with the SQL the hold statement runs, at every edge', async () => {
+    for (const reset of LIMIT_RESETS) {
+      for (const instant of instants) {
+        const [row] = await sqlOf(fork()).query<{ ms: number }>(
+          {
+            name: 'test_key_period_start',
+            text: `select (extract(epoch from ${keyPeriodStartSql('$1', 't')}) * 1000)::float8 as ms
+              from (select $2::text as limit_reset) t`,
+          },
+          [instant.toISOString(), reset],
+        );
+        expect([reset, instant, keyPeriodStart(reset, instant).getTime()]).toEqual([reset, instant, row?.ms]);
+      }
+    }
+    // Weeks start on Monday, UTC: Sunday 2026-11-29 belongs to the week of Monday 2026-11-23.
+    expect(keyPeriodStart('WEEKLY', new Date('2026-11-29T23:59:59.999Z'))).toEqual(new Date('2026-11-23'));
+    expect(keyPeriodStart('WEEKLY', new Date('2026-11-30T00:00:00Z'))).toEqual(new Date('2026-11-30'));
+    expect(keyPeriodStart('MONTHLY', new Date('2028-02-29T12:00:00Z'))).toEqual(new Date('2028-02-01'));
+  });
+
+  it('refuses a reset without a limit, and counts this period only', async () => {
+    const accountId = await newAccount();
+    await expectCode(createApiKey(fork(), accountId, { name: 'a', limitReset: 'DAILY' }), 'BAD_USER_INPUT');
+    const { apiKey } = await createApiKey(fork(), accountId, {
+      name: 'daily',
+      spendLimit: 1_000n,
+      limitReset: 'DAILY',
+    });
+    expect(spentThisPeriod(apiKey)).toBe(0n);
+    const read = { ...apiKey, spent: 700n, periodSpent: 300n, periodStart: new Date('2026-12-03') };
+    expect(spentThisPeriod(read, new Date('2026-12-03T23:59:59Z'))).toBe(300n);
+    expect(spentThisPeriod(read, new Date('2026-12-04T00:00:00Z'))).toBe(0n);
+    expect(spentThisPeriod({ ...read, limitReset: null }, new Date('2026-12-04T00:00:00Z'))).toBe(700n);
+  });
+
+  it('KEY_LIMIT_REACHED is recorded once per period, however many refusals race', async () => {
+    const accountId = await newAccount();
+    const daily = await createApiKey(fork(), accountId, {
+      name: 'daily',
+      spendLimit: 1_000n,
+      limitReset: 'DAILY',
+    });
+    const once = await createApiKey(fork(), accountId, { name: 'lifetime', spendLimit: 1_000n });
+    const race = (id: string, at: string) =>
+      Promise.all(Array.from({ length: 20 }, () => keyLimitReached(sqlOf(fork()), id, new Date(at))));
+    const fired = async (id: string, at: string) => (await race(id, at)).filter(Boolean).length;
+    expect(await fired(daily.apiKey.id, '2026-12-03T10:00:00Z')).toBe(1);
+    expect(await fired(daily.apiKey.id, '2026-12-03T23:59:59Z')).toBe(0);
+    expect(await fired(daily.apiKey.id, '2026-12-04T00:00:00Z')).toBe(1);
+    expect(await fired(once.apiKey.id, '2026-12-03T10:00:00Z')).toBe(1);
+    expect(await fired(once.apiKey.id, '2027-12-03T10:00:00Z')).toBe(0);
   });
 });

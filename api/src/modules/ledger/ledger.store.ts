@@ -12,6 +12,11 @@ import { type ChainedLedgerEntry, chainLedgerEntry, type LedgerHead } from '@cha
 import { z } from 'zod';
 import { namedParameters } from '../../db/named-parameters.ts';
 import type { Query, Statement } from '../../db/sql.ts';
+import {
+  lowBalanceAssignmentsSql,
+  lowBalanceEventsSql,
+  lowBalanceReturningSql,
+} from '../alerts/alerts.store.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
 
 export type LedgerReason = (typeof LEDGER_REASONS)[number];
@@ -147,10 +152,22 @@ export function ledgerHeadsUnnestSql(
   return `unnest(${arrays.join(', ')}) as ${alias}(${columns.join(', ')})`;
 }
 
-/** The `set` list that moves an account to the head in `<alias>` (a row of {@link ledgerHeadsUnnestSql}). */
+/**
+ * The `set` list that moves an account to the head in `<alias>` (a row of {@link ledgerHeadsUnnestSql}), with
+ * the low-balance alert's state (alerts.store.ts): an update with it must return
+ * {@link ledgerHeadReturningSql} and embed {@link ledgerHeadEventsSql}, so a crossing is written to the outbox
+ * by the statement that makes it.
+ */
 export function ledgerHeadAssignmentsSql(alias: string): string {
-  return `balance = ${alias}.balance, ledger_seq = ${alias}.seq, ledger_head = ${alias}.head`;
+  return `balance = ${alias}.balance, ledger_seq = ${alias}.seq, ledger_head = ${alias}.head,
+     ${lowBalanceAssignmentsSql(alias)}`;
 }
+
+/** The RETURNING list of an update with {@link ledgerHeadAssignmentsSql}. */
+export const ledgerHeadReturningSql = lowBalanceReturningSql;
+
+/** The outbox insert of the events the heads written by `updated` (a CTE returning the above) fire. */
+export const ledgerHeadEventsSql = lowBalanceEventsSql;
 
 /** The heads in account id order (the order rows are locked in), as their columns. */
 export function ledgerHeadValues(
@@ -180,6 +197,9 @@ const WRITE_LEDGER_BATCH: Statement = {
      update accounts set ${ledgerHeadAssignmentsSql('v')}
      from ${ledgerHeadsUnnestSql(writeBatch.$, 'v')}
      where accounts.id = v.id
+     returning ${ledgerHeadReturningSql('v')}
+   ), alerts as (
+     ${ledgerHeadEventsSql('a')}
      returning 1
    )
    select (select count(*) from e)::int as entries, (select count(*) from a)::int as accounts`,

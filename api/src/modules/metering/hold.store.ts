@@ -13,7 +13,7 @@ import { violatedConstraint } from '../../db/constraint.ts';
 import type { SqlRunner, Statement } from '../../db/sql.ts';
 import { unauthenticated } from '../../errors.ts';
 import { type ApiKeyCheck, lastUsedBefore } from '../apikeys/apikeys.service.ts';
-import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
+import { keyPeriodAssignmentsSql, liveApiKeySql } from '../apikeys/apikeys.store.ts';
 import { InsufficientCreditsError } from './metering.errors.ts';
 import type { Settlement, SettleOptions, SettleResult } from './settlement.ts';
 
@@ -41,7 +41,7 @@ const PLACE_HOLD: Statement = {
      where id = $2::uuid and balance - held - debt >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
      returning id, balance, ledger_seq, ledger_head
    ), k as (
-     update api_keys set held = held + $1::bigint,
+     update api_keys set held = held + $1::bigint, ${keyPeriodAssignmentsSql('$8')},
        last_used_at = case when $10::text is not null and (last_used_at is null or last_used_at <= $11::timestamptz)
          then $8::timestamptz else last_used_at end
      where id = $3::uuid and exists (select 1 from a) returning id
@@ -72,8 +72,10 @@ export interface PlacedHold {
 
 /**
  * Reserves `hold` on the account (`balance - held - debt >= hold`, one guarded update: what a deep reorg
- * left owed is not spendable) and on the API key (its CHECK refuses `spent + held > spend_limit`), and
- * writes the durable record, all in one statement: it
+ * left owed is not spendable) and on the API key (its CHECK refuses `spent + held > spend_limit`, or for a
+ * key with a `limit_reset` the period's spend: the same update first moves the key into the period of `now`,
+ * starting its spend afresh when the period has changed), and writes the durable record, all in one
+ * statement: it
  * either does all three or nothing. With a `keyCheck`, the same statement first checks the key is live
  * (else nothing is held and UNAUTHENTICATED is thrown) and refreshes its throttled `last_used_at`.
  * Throws {@link InsufficientCreditsError} when the hold does not fit.

@@ -26,7 +26,7 @@ import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
-import type { ApiKeyCheck } from '../apikeys/apikeys.service.ts';
+import { type ApiKeyCheck, assertModelAllowed, keyLimitReached } from '../apikeys/apikeys.service.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import { completionResult, streamResult } from './call-result.ts';
@@ -37,7 +37,12 @@ import { InFlightWork } from './in-flight-work.ts';
 import { LedgerHeads } from './ledger-heads.ts';
 import type { LlmUpstream } from './llm.upstream.ts';
 import type { BillingStatus, UsageResolution } from './metering.entity.ts';
-import { CompletionFailedError, ModelListUnavailableError, modelNotPriced } from './metering.errors.ts';
+import {
+  CompletionFailedError,
+  InsufficientCreditsError,
+  ModelListUnavailableError,
+  modelNotPriced,
+} from './metering.errors.ts';
 import {
   findAbandonedPaidCalls,
   finishPaidCall,
@@ -90,6 +95,11 @@ export interface MeteringOptions {
    */
   rateLimits?: RateLimits;
   faults?: MeteringFaults;
+  /**
+   * The clock of holds (default the system's): the time a hold is placed at, which decides a key's budget
+   * period and whether it is still live. Tests set it to cross a period boundary.
+   */
+  clock?: () => Date;
   /** Called after a charge commits, with its ledger entry (to publish `balanceUpdated`). */
   onCharged?: (charge: { accountId: string; ledgerEntryId: string }) => void;
   /** Called when a paid call was served and its settlement failed (recorded UNPAID). */
@@ -228,6 +238,7 @@ interface HeldCall {
 
 export function createMeteringService(options: MeteringOptions): MeteringService {
   const { orm, upstream, prices, markup, logger, faults } = options;
+  const clock = options.clock ?? (() => new Date());
   /** Every statement here is raw SQL (the metering stores), run on the ORM's connections. */
   const sql = sqlFor(orm);
   const inFlight = new InFlightWork();
@@ -264,7 +275,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     streamed: boolean,
     keyCheck: MeteredCallOptions['keyCheck'],
   ): Promise<HeldCall> {
-    // Before anything is counted, held or sent: a call that cannot be billed is never made.
+    // Before anything is counted, held or sent: a model the key may not call, a call that cannot be billed.
+    assertModelAllowed(viewer, request.model);
     const price = prices.get(request.model);
     if (!price) throw modelNotPriced(request.model);
     const hold = estimateHold(price, request.holdMessages, request.maxTokens, markup);
@@ -273,7 +285,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     await options.rateLimits?.consume(viewer, limited);
     const apiKeyId = viewer.credential.kind === 'apiKey' ? viewer.credential.apiKeyId : null;
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
-    const createdAt = new Date();
+    const createdAt = clock();
     const { usageId, head } = await placeHold(sql, {
       accountId: viewer.accountId,
       apiKeyId,
@@ -289,6 +301,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       // The hold found the key dead: that request is nobody's, it must not use the account's budget.
       if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
         await options.rateLimits?.giveBack(viewer, limited);
+      }
+      if (apiKeyId !== null && error instanceof InsufficientCreditsError && error.scope === 'apiKey') {
+        // The key's limit refused the call: KEY_LIMIT_REACHED, once per period. Never fails the refusal.
+        await keyLimitReached(sql, apiKeyId, createdAt).catch((cause: unknown) =>
+          logger.warn({ err: cause, apiKeyId }, 'could not record that a key reached its limit'),
+        );
       }
       throw error;
     });

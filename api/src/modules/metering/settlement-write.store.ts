@@ -15,6 +15,8 @@ import {
   type LedgerEntryInput,
   ledgerEntryValues,
   ledgerHeadAssignmentsSql,
+  ledgerHeadEventsSql,
+  ledgerHeadReturningSql,
   ledgerHeadsUnnestSql,
   ledgerHeadValues,
 } from '../ledger/ledger.store.ts';
@@ -71,7 +73,9 @@ const { $ } = p;
  * so what it saw stays true until the commit. If it fails, nothing is written and the statement answers
  * `applied = 0` (the caller takes the locking path); if it passes, every row of every part is written,
  * or the statement fails and with it the whole transaction: a batch is never half-written. After
- * LOCK_FOR_SETTLEMENT, in the same transaction, the guard holds by construction.
+ * LOCK_FOR_SETTLEMENT, in the same transaction, the guard holds by construction. A key's `period_spent` grows
+ * with its `spent`: a call held before a budget period ended and settled after counts in whichever period
+ * the key is in when it settles (its hold counted against that period's limit meanwhile).
  */
 export const WRITE_SETTLEMENTS: Statement = {
   name: 'cm_write_settlements',
@@ -110,12 +114,16 @@ export const WRITE_SETTLEMENTS: Statement = {
      update accounts set ${ledgerHeadAssignmentsSql('h')}, held = accounts.held - h.released
      from ${ledgerHeadsUnnestSql($, 'h', [{ column: 'released', array: `${$.headReleased}::bigint[]` }])}
      where accounts.id = h.id and (select ok from guard)
+     returning ${ledgerHeadReturningSql('h')}
+   ), alerts as (
+     ${ledgerHeadEventsSql('a')}
      returning 1
    ), e as (
      ${insertLedgerEntriesSql($, '(select ok from guard)')}
      returning 1
    ), k as (
-     update api_keys set held = api_keys.held - x.released, spent = api_keys.spent + x.spent
+     update api_keys set held = api_keys.held - x.released, spent = api_keys.spent + x.spent,
+       period_spent = api_keys.period_spent + x.spent
      from unnest(${$.keyIds}::uuid[], ${$.keyReleased}::bigint[], ${$.keySpent}::bigint[]) as x(id, released, spent)
      where api_keys.id = x.id and (select ok from guard)
      returning 1

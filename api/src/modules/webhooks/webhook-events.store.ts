@@ -32,19 +32,29 @@ export interface WebhookEventInput {
   data: Record<string, unknown>;
 }
 
-// The CTE is materialized (it calls a volatile function), so one event fanned out to several endpoints keeps
-// one event id: the `webhook-id` every endpoint sees for it.
-const ENQUEUE_WEBHOOK_EVENTS: Statement = {
-  name: 'cm_enqueue_webhook_events',
-  text: `with events as materialized (
-     select gen_random_uuid() as event_id, t.account_id, t.event_type, t.data
-     from unnest($1::uuid[], $2::text[], $3::jsonb[]) as t(account_id, event_type, data)
+/**
+ * The outbox insert, to embed in another module's statement where the event must be written by the very
+ * statement that makes the change (a hot path that stays one statement, as a CTE of it): `events` is a
+ * parenthesized query with the columns (account_id uuid, event_type text, data jsonb). Its own CTE is
+ * materialized (it calls a volatile function), so one event fanned out to several endpoints keeps one event
+ * id: the `webhook-id` every endpoint sees for it.
+ */
+export function enqueueWebhookEventsSql(events: string): string {
+  return `with events as materialized (
+     select gen_random_uuid() as event_id, x.account_id, x.event_type, x.data from ${events} as x
    )
    insert into webhook_deliveries (endpoint_id, account_id, event_id, event_type, event_at, data,
      next_attempt_at, retrying_since, created_at)
    select e.id, events.account_id, events.event_id, events.event_type, now(), events.data, now(), now(), now()
    from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
-     and events.event_type = any(e.events)`,
+     and events.event_type = any(e.events)`;
+}
+
+const ENQUEUE_WEBHOOK_EVENTS: Statement = {
+  name: 'cm_enqueue_webhook_events',
+  text: enqueueWebhookEventsSql(
+    '(select * from unnest($1::uuid[], $2::text[], $3::jsonb[]) as t(account_id, event_type, data))',
+  ),
 };
 
 function jsonOf(data: Record<string, unknown>): string {
