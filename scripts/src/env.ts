@@ -145,3 +145,16 @@ export function auditEnvironment(envFile: string | undefined): AuditEnv {
   }
   return loadAuditEnv({ ...fromFile, ...process.env });
 }
+
+const soakSchema = z.object({
+  /** How long `npm run soak` drives its load (`--duration` wins): `90s`, `10m`, or seconds. */
+  SOAK_DURATION: optional,
+  /** Where the soak writes its report (`--report` wins). */
+  SOAK_REPORT: optional,
+});
+
+export type SoakEnv = z.infer<typeof soakSchema>;
+
+export function loadSoakEnv(source: Record<string, string | undefined> = process.env): SoakEnv {
+  return soakSchema.parse(source);
+}

@@ -1,0 +1,45 @@
+/**
+ * Pay-per-request calls for the soak: the official x402 client (`@x402/fetch` around `@x402/core`'s client with
+ * `@x402/evm`'s exact scheme), paying from wallets that sign EIP-3009 authorizations for the platform's relayer
+ * to settle. Each paid call is a transfer to the treasury, which PAYMENT-RESPONSE names.
+ */
+import { x402Client } from '@x402/core/client';
+import { decodePaymentResponseHeader } from '@x402/core/http';
+import { toClientEvmSigner } from '@x402/evm';
+import { ExactEvmScheme } from '@x402/evm/exact/client';
+import { wrapFetchWithPayment } from '@x402/fetch';
+import { type Address, createPublicClient, http, type PrivateKeyAccount } from 'viem';
+import { CHAIN_ID } from './stack.ts';
+
+const NETWORK = `eip155:${CHAIN_ID}` as const;
+
+/** A `fetch` that pays each 402 from the payers in turn (the devnet's token allowed by name: DESIGN.md). */
+export function payingFetch(
+  rpcUrl: string,
+  token: Address,
+  payers: readonly PrivateKeyAccount[],
+): typeof fetch {
+  const publicClient = createPublicClient({ transport: http(rpcUrl) });
+  const fetches = payers.map((payer) =>
+    wrapFetchWithPayment(
+      fetch,
+      new x402Client()
+        .register(NETWORK, new ExactEvmScheme(toClientEvmSigner(payer, publicClient)))
+        .setSpendControls({ allowedAssets: [{ network: NETWORK, asset: token }] }),
+    ),
+  );
+  let next = 0;
+  return ((input: RequestInfo | URL, init?: RequestInit) =>
+    (fetches[next++ % fetches.length] as typeof fetch)(input, init)) as typeof fetch;
+}
+
+/** The settlement transaction PAYMENT-RESPONSE names, if the answer has one. */
+export function settlementOf(headers: Headers): string | undefined {
+  const header = headers.get('PAYMENT-RESPONSE');
+  if (!header) return undefined;
+  try {
+    return decodePaymentResponseHeader(header).transaction || undefined;
+  } catch {
+    return undefined;
+  }
+}
