@@ -52,8 +52,9 @@ function env(overrides: Record<string, string>) {
     AUDITOR_ADDRESSES: auditor.address,
     RATE_LIMIT_IP_PER_MINUTE: '10000',
     RATE_LIMIT_TOKENS_PER_MINUTE: String(TOKENS_PER_MINUTE),
-    // No background settlement loop: the SQL counter sees only what a request causes.
+    // No background settlement loop nor solvency snapshots: the SQL counter sees only what a request causes.
     METERING_RETRY_MS: '600000',
+    SOLVENCY_SNAPSHOT_MS: '0',
     ...overrides,
   });
   // In-memory limits per instance; the prefix keeps them apart anyway.
@@ -62,7 +63,8 @@ function env(overrides: Record<string, string>) {
 
 beforeAll(async () => {
   database = await createTestDatabase('cm_forgery');
-  api = await startApi(env({}), { crediting: false });
+  // Nor any other background worker's polls (webhook delivery, auto top-up rounds).
+  api = await startApi(env({}), { crediting: false, webhookDelivery: false, autoTopUpIntervalMs: 3_600_000 });
   untrusted = await startApi(env({ RATE_LIMIT_IP_PER_MINUTE: String(IP_LIMIT) }), { crediting: false });
   trusted = await startApi(
     env({ RATE_LIMIT_IP_PER_MINUTE: String(IP_LIMIT), TRUSTED_PROXIES: '127.0.0.1/32, ::1/128' }),

@@ -54,8 +54,9 @@ function env(overrides: Record<string, string>) {
     LOG_LEVEL: 'silent',
     // This file signs in many times from one address; the per-IP limits have their own tests.
     RATE_LIMIT_IP_PER_MINUTE: '10000',
-    // No background settlement loop: the SQL counter must see only what a request causes.
+    // No background settlement loop nor solvency snapshots: the SQL counter must see only what a request causes.
     METERING_RETRY_MS: '600000',
+    SOLVENCY_SNAPSHOT_MS: '0',
     ...overrides,
   });
 }
@@ -63,14 +64,17 @@ function env(overrides: Record<string, string>) {
 beforeAll(async () => {
   anvil = await startAnvil();
   database = await createTestDatabase('cm_security');
-  dev = await startApi(env({}), { crediting: false });
+  // Nor any other background worker (crediting, webhook delivery, auto top-up rounds): their polls would be
+  // counted as the SQL of a refused document.
+  const quiet = { crediting: false, webhookDelivery: false, autoTopUpIntervalMs: 3_600_000 };
+  dev = await startApi(env({}), quiet);
   prod = await startApi(
     env({ NODE_ENV: 'production', PUBLIC_ORIGIN: PROD_ORIGIN, CORS_ORIGINS: ALLOWED_ORIGIN }),
-    { crediting: false },
+    quiet,
   );
   prodIntrospection = await startApi(
     env({ NODE_ENV: 'production', PUBLIC_ORIGIN: PROD_ORIGIN, GRAPHQL_INTROSPECTION: 'true' }),
-    { crediting: false },
+    quiet,
   );
   for (const api of [dev, prod, prodIntrospection]) sqlCounts.set(api, await countSql(api));
 });
