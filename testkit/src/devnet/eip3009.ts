@@ -8,6 +8,7 @@
  * const signature = await signTransferAuthorization(payer, { token, chainId: 31337 }, authorization);
  * await submitTransferWithAuthorization(rpcUrl, devAccounts.relayer, token, authorization, signature);
  */
+import { transferWithAuthorizationTypes } from '@chainmeter/schema';
 import {
   type Account,
   type Address,
@@ -186,17 +187,8 @@ export const eip3009Abi = [
   },
 ] as const;
 
-/** The EIP-712 types of each authorization FiatToken v2 accepts. */
-export const transferWithAuthorizationTypes = {
-  TransferWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-} as const;
+/** The EIP-712 types of each authorization FiatToken v2 accepts (the transfer's are the platform's own). */
+export { transferWithAuthorizationTypes };
 
 export const receiveWithAuthorizationTypes = {
   ReceiveWithAuthorization: transferWithAuthorizationTypes.TransferWithAuthorization,
