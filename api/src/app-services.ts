@@ -25,6 +25,7 @@ import { createSolvencyService } from './modules/solvency/solvency.service.ts';
 import { type AutoTopUpWorker, startAutoTopUpWorker } from './modules/topup/topup.service.ts';
 import { createWebhookMetrics } from './modules/webhooks/webhook.metrics.ts';
 import { startWebhookDeliveryWorker } from './modules/webhooks/webhook-delivery.worker.ts';
+import { startPaidCallResubmission } from './modules/x402/paid-call-resubmission.ts';
 import { createX402Service } from './modules/x402/x402.service.ts';
 import { createLogger } from './observability/logger.ts';
 import { instrumentMetering } from './observability/metering-metrics.ts';
@@ -62,7 +63,7 @@ interface ComposedApp {
 interface BackgroundWork {
   /**
    * Stops the crediting worker, the webhook delivery worker (after its attempts in flight), the audit
-   * scheduler, the relayer's gas reads and the solvency snapshots (the settlement loop stops in `close`).
+   * scheduler, the relayer's gas reads, the x402 resubmissions and the solvency snapshots (the settlement loop stops in `close`).
    */
   stop(): Promise<void>;
 }
@@ -243,8 +244,20 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
           })
         : null;
     const solvencySnapshots = services.solvency.startSnapshots();
+    // Submits again the payments whose settlement a reorg deeper than CONFIRMATIONS removed.
+    const resubmission = services.x402
+      ? startPaidCallResubmission({
+          sql: sqlFor(orm),
+          chain,
+          x402: services.x402,
+          logger,
+          intervalMs: config.x402ResubmitMs,
+          onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
+        })
+      : null;
     return {
       stop: async () => {
+        await resubmission?.stop();
         await autoTopUp?.stop();
         autoTopUp = null;
         gasRefresh?.stop();

@@ -268,6 +268,11 @@ const schema = z.object({
     (value) => (value === '' ? undefined : value),
     z.enum(['on', 'off'], { message: 'must be on or off' }).optional(),
   ),
+  /**
+   * How often (ms) each replica looks for paid calls whose settlement a deep reorg removed, to submit the
+   * payer's signed authorization again (x402 `paid-call-resubmission.ts`).
+   */
+  X402_RESUBMIT_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
   /** The smallest gasless top-up (`relayPayment`), in token base units (micro-USD): 1 USDC by default. */
   RELAY_MIN_AMOUNT: z.coerce.bigint().min(1n).default(1_000_000n),
   /** Gasless top-ups (`relayPayment`) per paying wallet per hour. */
@@ -345,6 +350,8 @@ export interface ApiConfig {
   relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
   /** Pay per request on `/v1` (`X402`); never on without a relayer. */
   x402: boolean;
+  /** How often paid calls whose settlement a deep reorg removed are looked for (`X402_RESUBMIT_MS`). */
+  x402ResubmitMs: number;
   /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
   relay: { minAmount: bigint };
   /** Test only: the step of a metered call at which the process kills itself. */
@@ -474,6 +481,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         }
       : null,
     x402: relayerKey !== undefined && env.X402 !== 'off',
+    x402ResubmitMs: env.X402_RESUBMIT_MS,
     relay: { minAmount: env.RELAY_MIN_AMOUNT },
     crashAt: env.CHAINMETER_CRASH_AT,
   };

@@ -129,7 +129,7 @@ export function createAppMetrics(): AppMetrics {
     auditLastRun,
     unpaidCalls: new Counter({
       name: name('unpaid_calls_total'),
-      help: 'Calls paid per request (x402 upto) that were served and whose settlement then failed (recorded UNPAID)',
+      help: 'Calls paid per request (x402) that were served and never paid (recorded UNPAID): an upto settlement that failed, or a settlement a deep reorg removed after its authorization expired',
       labelNames: ['scheme'],
       registers,
     }),

@@ -26,6 +26,7 @@ import {
   readBooks,
   readDeposits,
   readLedgerTimes,
+  readPaidCallSettlements,
   readUsage,
 } from './soak.store.ts';
 import { CHAIN_ID, CONFIRMATIONS, HOLD_TTL_MS, startStack } from './stack.ts';
@@ -269,9 +270,11 @@ async function soak(options: SoakOptions, runDir: string): Promise<boolean> {
     const chainTransfers = await treasuryTransfers(stack.rpcUrl, stack.token, stack.treasury, head);
     const depositRows = await readDeposits(db);
     const removed = new Set(faults.flatMap((fault) => fault.dropped ?? []).map((hash) => hash.toLowerCase()));
-    const settlements = new Set(
-      paidCalls.records.flatMap((call) => (call.paymentTx ? [call.paymentTx.toLowerCase()] : [])),
-    );
+    // The settlements the load saw, and those the platform submitted again after the reorg removed them.
+    const settlements = new Set([
+      ...paidCalls.records.flatMap((call) => (call.paymentTx ? [call.paymentTx.toLowerCase()] : [])),
+      ...(await readPaidCallSettlements(db)),
+    ]);
     checks.push(
       ...checkDeposits(
         chainTransfers,

@@ -59,6 +59,19 @@ export async function readUsage(client: pg.ClientBase): Promise<UsageRow[]> {
   return rows.map((row) => usageRow.parse(row));
 }
 
+/**
+ * The settlement each paid call points at now: the one the load saw, or the one the platform submitted again
+ * after a reorg deeper than CONFIRMATIONS removed it (lowercase hashes).
+ */
+export async function readPaidCallSettlements(client: pg.ClientBase): Promise<string[]> {
+  const { rows } = await client.query(
+    /* readPaidCallSettlements */ 'select payment_tx_hash from usage_records where payment_tx_hash is not null',
+  );
+  return rows.map((row) =>
+    z.object({ payment_tx_hash: z.string() }).parse(row).payment_tx_hash.toLowerCase(),
+  );
+}
+
 const booksRow = z.object({
   balance: z.string(),
   held: z.string(),

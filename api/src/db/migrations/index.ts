@@ -11,6 +11,7 @@ import { Migration20261203120000_webhooks } from './Migration20261203120000_webh
 import { Migration20261203130000_budgets_alerts } from './Migration20261203130000_budgets_alerts.ts';
 import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
 import { Migration20261203150000_adjustment_idempotency } from './Migration20261203150000_adjustment_idempotency.ts';
+import { Migration20261203160000_x402_resubmission } from './Migration20261203160000_x402_resubmission.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -32,4 +33,5 @@ export const migrationsList: MigrationObject[] = [
     name: 'Migration20261203150000_adjustment_idempotency',
     class: Migration20261203150000_adjustment_idempotency,
   },
+  { name: 'Migration20261203160000_x402_resubmission', class: Migration20261203160000_x402_resubmission },
 ];

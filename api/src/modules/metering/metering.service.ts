@@ -117,6 +117,11 @@ export interface CallPayment {
   /** The most the call may cost (the amount signed), micro-USD = token base units. */
   maxPrice: MicroUsd;
   /**
+   * The payment as accepted (x402's payload and the requirements it was verified against), kept on the row
+   * so the payment can be submitted again if a deep reorg removes its settlement.
+   */
+  payload: unknown;
+  /**
    * Moves `amount` (token base units) from the payer to the treasury on chain: calls `onBroadcast` with the
    * transaction's hash as soon as it is sent, resolves once it is mined and succeeded, throws otherwise.
    * `exact`: called once before the upstream with `maxPrice`; `upto`: after the answer with its price
@@ -387,6 +392,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       streamed,
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
+      payload: payment.payload,
     });
     holds.open(usageId);
     const held: HeldCall = {

@@ -29,13 +29,16 @@ export interface PlacePaidCallParameters {
   streamed: boolean;
   now: Date;
   holdExpiresAt: Date;
+  /** The payment as accepted (x402's payload and requirements), kept to submit it again after a deep reorg. */
+  payload?: unknown;
 }
 
 const PLACE_PAID_CALL: Statement = {
   name: 'cm_place_paid_call',
   text: `insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
-     created_at, hold_expires_at, payment_scheme, payer_address, account_held)
-   select $1::uuid, $2, a.id, null, $3, 'HELD', $4, $5::bigint, $6::timestamptz, $7::timestamptz, $8, $9, false
+     created_at, hold_expires_at, payment_scheme, payer_address, account_held, payment_payload)
+   select $1::uuid, $2, a.id, null, $3, 'HELD', $4, $5::bigint, $6::timestamptz, $7::timestamptz, $8, $9, false,
+     $10::jsonb
    from accounts a where a.wallet_address = $9
    returning account_id`,
 };
@@ -62,6 +65,7 @@ export async function placePaidCall(
     params.holdExpiresAt.toISOString(),
     params.scheme,
     params.payer,
+    params.payload === undefined ? null : JSON.stringify(params.payload),
   ]);
   return { usageId, accountId: placedRow.parse(row).account_id };
 }
@@ -270,8 +274,110 @@ const COUNT_UNPAID: Statement = {
   text: `select count(*)::int as n from usage_records where status = 'UNPAID'`,
 };
 
-/** How many paid calls were served and never paid (an upto settlement that failed). */
+/** How many paid calls were served and never paid (an upto settlement that failed, or one a reorg removed). */
 export async function countUnpaidCalls(sql: SqlRunner): Promise<number> {
   const [row] = await sql.query(COUNT_UNPAID, []);
   return z.object({ n: z.number() }).parse(row).n;
+}
+
+/**
+ * A charged or priced paid call whose settlement may be gone from the chain: AWAITING_PAYMENT (its settlement
+ * was mined before it was priced, but not credited yet), or charged (BILLED, NEEDS_REVIEW) while its
+ * settlement's deposit is REORGED and not credited again. The caller asks the chain whether it is gone.
+ */
+export interface UnsettledPaidCall {
+  id: string;
+  status: 'AWAITING_PAYMENT' | 'BILLED' | 'NEEDS_REVIEW';
+  scheme: PaymentScheme;
+  txHash: string;
+  /** What the settlement moved (token base units). */
+  amount: bigint;
+  /** The payment as accepted, as {@link placePaidCall} kept it. */
+  payload: unknown;
+}
+
+const FIND_UNSETTLED_PAID_CALLS: Statement = {
+  name: 'cm_find_unsettled_paid_calls',
+  text: `select u.id, u.status, u.payment_scheme, u.payment_tx_hash, u.payment_amount::text as payment_amount,
+     u.payment_payload from usage_records u
+   where u.payment_payload is not null and u.payment_tx_hash is not null and u.payment_amount is not null
+     and (u.status = 'AWAITING_PAYMENT'
+       or (u.status in ('BILLED', 'NEEDS_REVIEW')
+         and exists (select 1 from deposits d where d.tx_hash = u.payment_tx_hash and d.status = 'REORGED')
+         and not exists (select 1 from deposits d where d.tx_hash = u.payment_tx_hash and d.status <> 'REORGED')))
+   order by u.created_at limit $1`,
+};
+
+const unsettledRow = z.object({
+  id: z.string(),
+  status: z.enum(['AWAITING_PAYMENT', 'BILLED', 'NEEDS_REVIEW']),
+  payment_scheme: z.enum(['exact', 'upto']),
+  payment_tx_hash: z.string(),
+  payment_amount: z.string(),
+  payment_payload: z.unknown(),
+});
+
+/** Paid calls whose settlement a deep reorg may have removed (oldest first); see {@link UnsettledPaidCall}. */
+export async function findUnsettledPaidCalls(sql: SqlRunner, limit: number): Promise<UnsettledPaidCall[]> {
+  const rows = await sql.query(FIND_UNSETTLED_PAID_CALLS, [limit]);
+  return rows.map((raw) => {
+    const row = unsettledRow.parse(raw);
+    return {
+      id: row.id,
+      status: row.status,
+      scheme: row.payment_scheme,
+      txHash: row.payment_tx_hash,
+      amount: BigInt(row.payment_amount),
+      payload:
+        typeof row.payment_payload === 'string' ? JSON.parse(row.payment_payload) : row.payment_payload,
+    };
+  });
+}
+
+const REPLACE_PAYMENT_TX: Statement = {
+  name: 'cm_replace_paid_call_payment_tx',
+  text: `update usage_records set payment_tx_hash = $3
+   where id = $1::uuid and payment_tx_hash = $2 returning id`,
+};
+
+/**
+ * Points the call at its settlement submitted again (lowercase hashes). Guarded by the old hash: of several
+ * replicas that found the same call, one replaces it, once. False when the row no longer has `oldTxHash`.
+ */
+export async function replacePaymentTx(
+  sql: SqlRunner,
+  usageId: string,
+  oldTxHash: string,
+  newTxHash: string,
+): Promise<boolean> {
+  const rows = await sql.query(REPLACE_PAYMENT_TX, [
+    usageId,
+    oldTxHash.toLowerCase(),
+    newTxHash.toLowerCase(),
+  ]);
+  return rows.length === 1;
+}
+
+const MARK_PAID_CALL_UNPAID: Statement = {
+  name: 'cm_mark_paid_call_unpaid',
+  text: `update usage_records set status = 'UNPAID', outcome = null, settled_at = $3::timestamptz
+   where id = $1::uuid and payment_tx_hash = $2 and status in ('AWAITING_PAYMENT', 'BILLED', 'NEEDS_REVIEW')
+   returning id`,
+};
+
+/**
+ * A call whose settlement is gone and whose authorization expired: served, never paid. An AWAITING_PAYMENT
+ * call has no USAGE entry (its price was never charged). A charged call keeps its USAGE entry: the reorg's
+ * reversal of its settlement's deposit left the account owing what it could not take back, and that debt
+ * stands (the payer was served and owes the price); the audit lists the call as unpaid, its ledger still
+ * adds up. Guarded by the settlement's hash, like {@link replacePaymentTx}.
+ */
+export async function markPaidCallUnpaid(
+  sql: SqlRunner,
+  usageId: string,
+  txHash: string,
+  now: Date,
+): Promise<boolean> {
+  const rows = await sql.query(MARK_PAID_CALL_UNPAID, [usageId, txHash.toLowerCase(), now.toISOString()]);
+  return rows.length === 1;
 }

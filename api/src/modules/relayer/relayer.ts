@@ -26,7 +26,8 @@ import {
   type Transport,
   type WalletActions,
 } from 'viem';
-import { nonceManager, privateKeyToAccount } from 'viem/accounts';
+import { privateKeyToAccount } from 'viem/accounts';
+import { createNonceManager, jsonRpc } from 'viem/nonce';
 
 /** A wallet client of the relayer's account with the public actions (reads, simulation, receipts) beside. */
 export type RelayerClient = Client<
@@ -44,6 +45,12 @@ export interface Relayer {
   client: RelayerClient;
   /** The relayer's ETH balance (wei), read from the chain now. */
   gasBalance(): Promise<bigint>;
+  /**
+   * Forgets the nonces handed out, so the next one is read from the chain (its pending count). After a
+   * reorg whose removed transactions the node dropped, the nonce manager would otherwise go on from the
+   * last nonce it used, leaving a gap no transaction fills.
+   */
+  resetNonce(): void;
 }
 
 export interface CreateRelayerParameters {
@@ -62,6 +69,8 @@ export interface CreateRelayerParameters {
  * await relayer.client.waitForTransactionReceipt({ hash });
  */
 export function createRelayer(parameters: CreateRelayerParameters): Relayer {
+  // Its own manager (not viem's shared one), so resetting it touches this relayer only.
+  const nonceManager = createNonceManager({ source: jsonRpc() });
   const account = privateKeyToAccount(parameters.privateKey, { nonceManager });
   // Only the id matters: transactions are signed for it (EIP-155) and the RPC is the one given.
   const chain = defineChain({
@@ -81,6 +90,7 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
     address: account.address,
     client: client as RelayerClient,
     gasBalance: () => client.getBalance({ address: account.address }),
+    resetNonce: () => nonceManager.reset({ address: account.address, chainId: parameters.chainId }),
   };
 }
 

@@ -12,6 +12,9 @@
  *   concurrently), with a hook that hands metering the transaction's hash the moment it is broadcast (the
  *   usage row is linked to it before the indexer can see it).
  * Metering decides when money moves (`CallPayment`): `exact` before the upstream, `upto` after, for the price.
+ * The payment as accepted (payload and requirements) is kept on the call's row: if a reorg deeper than
+ * CONFIRMATIONS removes the settlement, `resubmit` submits the same signed authorization again
+ * (`paid-call-resubmission.ts`).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MicroUsd } from '@chainmeter/schema';
@@ -29,7 +32,7 @@ import type {
   SettleResponse,
   SupportedResponse,
 } from '@x402/core/types';
-import { PERMIT2_ADDRESS, toFacilitatorEvmSigner, x402UptoPermit2ProxyAddress } from '@x402/evm';
+import { eip3009ABI, PERMIT2_ADDRESS, toFacilitatorEvmSigner, x402UptoPermit2ProxyAddress } from '@x402/evm';
 import { ExactEvmScheme as ExactFacilitatorScheme } from '@x402/evm/exact/facilitator';
 import { ExactEvmScheme as ExactServerScheme } from '@x402/evm/exact/server';
 import { UptoEvmScheme as UptoFacilitatorScheme } from '@x402/evm/upto/facilitator';
@@ -37,6 +40,7 @@ import { UptoEvmScheme as UptoServerScheme } from '@x402/evm/upto/server';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
+import { z } from 'zod';
 import { ExpectedError } from '../../errors.ts';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
@@ -44,7 +48,7 @@ import type { PaymentScheme } from '../metering/paid-call.store.ts';
 import type { Relayer } from '../relayer/relayer.ts';
 
 export interface X402Options {
-  relayer: Pick<Relayer, 'address' | 'client'>;
+  relayer: Pick<Relayer, 'address' | 'client' | 'resetNonce'>;
   chain: PublicClient;
   chainId: number;
   usdcAddress: Address;
@@ -82,7 +86,40 @@ export interface X402Service {
   paymentResponseHeader(settlement: SettleResponse): string;
   /** Whether `upto` is offered (Permit2 and the upto proxy have code on this chain). */
   offersUpto(): Promise<boolean>;
+  /**
+   * Submits a payment again whose settlement a deep reorg removed (`stored` as `CallPayment.payload` kept
+   * it), for `amount` (upto: the price settled before; exact: the signed amount), if its authorization is
+   * still unused on chain and valid. `used`: the authorization was spent on this chain already (the original
+   * transaction mined again, or another replica's resubmission): nothing to do. `expired`: it can never be
+   * settled. `failed`: try again later.
+   */
+  resubmit(stored: unknown, amount: bigint): Promise<Resubmission>;
 }
+
+export type Resubmission =
+  | { outcome: 'submitted'; txHash: Hash }
+  | { outcome: 'used' | 'expired' }
+  | { outcome: 'failed'; reason: string };
+
+/** The payment as kept on the call's row: what `settlePayment` needs to run again. */
+interface StoredPayment {
+  payload: PaymentPayload;
+  requirements: PaymentRequirements;
+}
+
+/** The signed authorization's owner, nonce and end of validity, whichever way it was signed. */
+const storedAuthorization = z.union([
+  z.object({
+    authorization: z.object({ from: z.string(), nonce: z.string(), validBefore: z.string() }),
+  }),
+  z.object({
+    permit2Authorization: z.object({ from: z.string(), nonce: z.string(), deadline: z.string() }),
+  }),
+]);
+
+const permit2NonceAbi = parseAbi([
+  'function nonceBitmap(address owner, uint256 wordPos) view returns (uint256)',
+]);
 
 const eip712DomainAbi = parseAbi([
   'function name() view returns (string)',
@@ -128,7 +165,7 @@ export function createX402Service(options: X402Options): X402Service {
   const paidCalls = options.registry
     ? new Counter({
         name: `${METRIC_PREFIX}x402_payments_total`,
-        help: 'x402 payments by scheme and outcome: settled, refused (402), settlement_failed (an upto payment that failed after serving)',
+        help: 'x402 payments by scheme and outcome: settled, refused (402), settlement_failed (an upto payment that failed after serving), resubmitted / resubmit_failed (submitted again after a deep reorg removed its settlement)',
         labelNames: ['scheme', 'outcome'],
         registers: [options.registry],
       })
@@ -216,10 +253,12 @@ export function createX402Service(options: X402Options): X402Service {
     }
     const payer = getAddress(verified.payer);
     let last: SettleResponse | null = null;
+    const stored: StoredPayment = { payload, requirements };
     const payment: CallPayment = {
       scheme,
       payer,
       maxPrice,
+      payload: stored,
       async settle(amount, onBroadcast) {
         const result = await broadcastHook.run(
           (hash) => onBroadcast(hash),
@@ -241,6 +280,59 @@ export function createX402Service(options: X402Options): X402Service {
     return { payment, settlement: () => last };
   }
 
+  /**
+   * Whether the signed authorization can still move money: `used` when its nonce is spent on this chain,
+   * `expired` past its `validBefore` (EIP-3009) or `deadline` (Permit2) by the chain's own clock.
+   */
+  async function authorizationState(stored: StoredPayment): Promise<'unused' | 'used' | 'expired'> {
+    const signed = storedAuthorization.parse(stored.payload.payload);
+    const { timestamp } = await options.chain.getBlock({ blockTag: 'latest' });
+    if ('authorization' in signed) {
+      const { from, nonce, validBefore } = signed.authorization;
+      const used = await options.chain.readContract({
+        address: getAddress(stored.requirements.asset),
+        abi: eip3009ABI,
+        functionName: 'authorizationState',
+        args: [getAddress(from), nonce as Hex],
+      });
+      if (used) return 'used';
+      return BigInt(validBefore) <= timestamp ? 'expired' : 'unused';
+    }
+    const { from, nonce, deadline } = signed.permit2Authorization;
+    const word = await options.chain.readContract({
+      address: PERMIT2_ADDRESS,
+      abi: permit2NonceAbi,
+      functionName: 'nonceBitmap',
+      args: [getAddress(from), BigInt(nonce) >> 8n],
+    });
+    if ((word >> (BigInt(nonce) & 255n)) & 1n) return 'used';
+    return BigInt(deadline) <= timestamp ? 'expired' : 'unused';
+  }
+
+  async function resubmit(raw: unknown, amount: bigint): Promise<Resubmission> {
+    const stored = raw as StoredPayment;
+    const state = await authorizationState(stored);
+    if (state !== 'unused') return { outcome: state };
+    // The node dropped the removed settlement, and with it the relayer's nonce it used: read it again.
+    relayer.resetNonce();
+    // The token (EIP-3009) or Permit2 spends the authorization's nonce with the transfer: should the
+    // original transaction be mined again, or another replica submit it too, only one of them can move the
+    // money, every other reverts. Submitting again can never take the payer's money twice.
+    const result = await (stored.requirements.scheme === 'upto'
+      ? server.settlePayment(stored.payload, stored.requirements, undefined, undefined, {
+          amount: amount.toString(),
+        })
+      : server.settlePayment(stored.payload, stored.requirements));
+    paidCalls?.inc({
+      scheme: stored.requirements.scheme,
+      outcome: result.success ? 'resubmitted' : 'resubmit_failed',
+    });
+    if (!result.success || !result.transaction) {
+      return { outcome: 'failed', reason: result.errorReason ?? 'settlement_failed' };
+    }
+    return { outcome: 'submitted', txHash: result.transaction as Hash };
+  }
+
   function refused(scheme: PaymentScheme, reason: string): PaymentRefusedError {
     paidCalls?.inc({ scheme, outcome: 'refused' });
     return new PaymentRefusedError(reason);
@@ -251,6 +343,7 @@ export function createX402Service(options: X402Options): X402Service {
     verifyPayment,
     paymentResponseHeader: (settlement) => encodePaymentResponseHeader(settlement),
     offersUpto: async () => (await setUp()).upto,
+    resubmit,
   };
 }
 
