@@ -54,9 +54,10 @@ function env(overrides: Record<string, string>) {
     LOG_LEVEL: 'silent',
     // This file signs in many times from one address; the per-IP limits have their own tests.
     RATE_LIMIT_IP_PER_MINUTE: '10000',
-    // No background settlement loop nor solvency snapshots: the SQL counter must see only what a request causes.
+    // No background settlement loop, solvency snapshots or x402 resubmission rounds: the SQL counter must see only what a request causes.
     METERING_RETRY_MS: '600000',
     SOLVENCY_SNAPSHOT_MS: '0',
+    X402_RESUBMIT_MS: '3600000',
     ...overrides,
   });
 }
