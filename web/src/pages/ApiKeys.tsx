@@ -6,6 +6,7 @@
 import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
+import { SecretOnce } from '../components/SecretOnce';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
 import type { LimitReset } from '../gql/graphql';
@@ -82,7 +83,19 @@ export function ApiKeysPage() {
           <code>/v1</code> endpoint, billed to your balance.
         </p>
         {created ? (
-          <SecretOnce name={created.name} secret={created.secret} onDone={() => setCreated(null)} />
+          <SecretOnce
+            warning={
+              <>
+                Copy the secret of “{created.name}” now. It is shown only once: ChainMeter stores only its
+                hash.
+              </>
+            }
+            label="Secret"
+            secret={created.secret}
+            onDone={() => setCreated(null)}
+            testId="secret-once"
+            secretTestId="api-key-secret"
+          />
         ) : (
           <CreateKeyForm
             onCreated={(name, secret) => {
@@ -260,49 +273,6 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
         </p>
       )}
     </form>
-  );
-}
-
-function SecretOnce({ name, secret, onDone }: { name: string; secret: string; onDone(): void }) {
-  const id = useId();
-  const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      setCopied('yes');
-    } catch {
-      (document.getElementById(id) as HTMLInputElement | null)?.select();
-      setCopied('failed');
-    }
-  };
-  return (
-    <div className="secret-once" data-testid="secret-once">
-      <p className="alert alert-warn" role="alert">
-        Copy the secret of “{name}” now. It is shown only once: ChainMeter stores only its hash.
-      </p>
-      <label htmlFor={id}>Secret</label>
-      <div className="row">
-        <input
-          id={id}
-          className="secret"
-          readOnly
-          value={secret}
-          onFocus={(event) => event.currentTarget.select()}
-          data-testid="api-key-secret"
-        />
-        <button type="button" className="primary" onClick={copy}>
-          {copied === 'yes' ? 'Copied' : 'Copy'}
-        </button>
-        <button type="button" onClick={onDone}>
-          I have stored it
-        </button>
-      </div>
-      <p className="muted small" aria-live="polite">
-        {copied === 'yes' && 'Copied to the clipboard.'}
-        {copied === 'failed' &&
-          'The browser blocked the clipboard: the secret is selected, press Ctrl+C (⌘C).'}
-      </p>
-    </div>
   );
 }
 

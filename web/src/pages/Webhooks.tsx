@@ -5,6 +5,7 @@
  */
 import { type FormEvent, useEffect, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
+import { SecretOnce } from '../components/SecretOnce';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
 import type { WebhookEventType } from '../gql/graphql';
@@ -121,7 +122,14 @@ export function WebhooksPage() {
           retried for a day; receivers deduplicate on <code>webhook-id</code>.
         </p>
         {created ? (
-          <SecretOnce url={created.url} secret={created.secret} onDone={() => setCreated(null)} />
+          <SecretOnce
+            warning={<>Copy the signing secret of {created.url} now. It is shown only once.</>}
+            label="Signing secret"
+            secret={created.secret}
+            onDone={() => setCreated(null)}
+            testId="webhook-secret-once"
+            secretTestId="webhook-secret"
+          />
         ) : (
           <CreateEndpointForm
             onCreated={(url, secret) => {
@@ -222,49 +230,6 @@ function CreateEndpointForm({ onCreated }: { onCreated(url: string, secret: stri
         </p>
       )}
     </form>
-  );
-}
-
-function SecretOnce({ url, secret, onDone }: { url: string; secret: string; onDone(): void }) {
-  const id = useId();
-  const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      setCopied('yes');
-    } catch {
-      (document.getElementById(id) as HTMLInputElement | null)?.select();
-      setCopied('failed');
-    }
-  };
-  return (
-    <div className="secret-once" data-testid="webhook-secret-once">
-      <p className="alert alert-warn" role="alert">
-        Copy the signing secret of {url} now. It is shown only once.
-      </p>
-      <label htmlFor={id}>Signing secret</label>
-      <div className="row">
-        <input
-          id={id}
-          className="secret"
-          readOnly
-          value={secret}
-          onFocus={(event) => event.currentTarget.select()}
-          data-testid="webhook-secret"
-        />
-        <button type="button" className="primary" onClick={copy}>
-          {copied === 'yes' ? 'Copied' : 'Copy'}
-        </button>
-        <button type="button" onClick={onDone}>
-          I have stored it
-        </button>
-      </div>
-      <p className="muted small" aria-live="polite">
-        {copied === 'yes' && 'Copied to the clipboard.'}
-        {copied === 'failed' &&
-          'The browser blocked the clipboard: the secret is selected, press Ctrl+C (⌘C).'}
-      </p>
-    </div>
   );
 }
 
