@@ -488,12 +488,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     }
   }
 
-  async function complete(
-    viewer: Viewer,
+  /** Steps 2 and 3 of a call whose hold (or paid row) is placed: the upstream's answer, then its settlement. */
+  async function completeHeld(
+    held: HeldCall,
     request: ChatRequest,
-    callOptions: MeteredCallOptions = {},
+    callOptions: MeteredCallOptions,
   ): Promise<MeteredCompletion> {
-    const held = await placeCallHold(viewer, request, false, callOptions.keyCheck);
     const answer = await callUpstream(held, () =>
       upstream.complete(request.upstream, { signal: callOptions.signal }),
     );
@@ -502,12 +502,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return { requestId: held.requestId, completion: answer.completion, usage };
   }
 
-  async function stream(
-    viewer: Viewer,
+  /** The same for a stream: settled once it ends (or is cut), its progress recorded meanwhile. */
+  async function streamHeld(
+    held: HeldCall,
     request: ChatRequest,
-    callOptions: MeteredCallOptions = {},
+    callOptions: MeteredCallOptions,
   ): Promise<MeteredStream> {
-    const held = await placeCallHold(viewer, request, true, callOptions.keyCheck);
     const opened = await callUpstream(held, () =>
       upstream.stream(request.upstream, { signal: callOptions.signal }),
     );
@@ -518,6 +518,24 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       ),
     );
     return { requestId: held.requestId, chunks: opened.chunks, settled };
+  }
+
+  async function complete(
+    viewer: Viewer,
+    request: ChatRequest,
+    callOptions: MeteredCallOptions = {},
+  ): Promise<MeteredCompletion> {
+    const held = await placeCallHold(viewer, request, false, callOptions.keyCheck);
+    return completeHeld(held, request, callOptions);
+  }
+
+  async function stream(
+    viewer: Viewer,
+    request: ChatRequest,
+    callOptions: MeteredCallOptions = {},
+  ): Promise<MeteredStream> {
+    const held = await placeCallHold(viewer, request, true, callOptions.keyCheck);
+    return streamHeld(held, request, callOptions);
   }
 
   async function completePaid(
@@ -526,11 +544,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: MeteredCallOptions = {},
   ): Promise<MeteredCompletion> {
     const held = await placePaidCallRow(payment, request, false);
-    const answer = await callUpstream(held, () =>
-      upstream.complete(request.upstream, { signal: callOptions.signal }),
-    );
-    const usage = await settleCall(held, completionResult(answer, held.promptBound), 'await');
-    return { requestId: held.requestId, completion: answer.completion, usage };
+    // A paid call is always settled before its answer leaves, whatever `settle` says.
+    return completeHeld(held, request, { ...callOptions, settle: 'await' });
   }
 
   async function streamPaid(
@@ -539,16 +554,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: MeteredCallOptions = {},
   ): Promise<MeteredStream> {
     const held = await placePaidCallRow(payment, request, true);
-    const opened = await callUpstream(held, () =>
-      upstream.stream(request.upstream, { signal: callOptions.signal }),
-    );
-    holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
-    const settled = inFlight.track(
-      opened.outcome.then((outcome) =>
-        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'await'),
-      ),
-    );
-    return { requestId: held.requestId, chunks: opened.chunks, settled };
+    return streamHeld(held, request, callOptions);
   }
 
   /**
