@@ -5,7 +5,10 @@
  * token the same), read from the chain, never assumed.
  */
 
-/** The functions of FiatToken v2 that relaying an authorization needs. */
+/**
+ * The functions of FiatToken v2 that relaying an authorization needs, and `cancelAuthorization`, which the web
+ * client sends to cancel the auto top-up authorizations it signed.
+ */
 export const usdcAuthorizationAbi = [
   {
     type: 'function',
@@ -17,6 +20,17 @@ export const usdcAuthorizationAbi = [
       { name: 'value', type: 'uint256' },
       { name: 'validAfter', type: 'uint256' },
       { name: 'validBefore', type: 'uint256' },
+      { name: 'nonce', type: 'bytes32' },
+      { name: 'signature', type: 'bytes' },
+    ],
+    outputs: [],
+  },
+  {
+    type: 'function',
+    name: 'cancelAuthorization',
+    stateMutability: 'nonpayable',
+    inputs: [
+      { name: 'authorizer', type: 'address' },
       { name: 'nonce', type: 'bytes32' },
       { name: 'signature', type: 'bytes' },
     ],
@@ -56,6 +70,14 @@ export const transferWithAuthorizationTypes = {
     { name: 'value', type: 'uint256' },
     { name: 'validAfter', type: 'uint256' },
     { name: 'validBefore', type: 'uint256' },
+    { name: 'nonce', type: 'bytes32' },
+  ],
+} as const;
+
+/** The EIP-712 types of a CancelAuthorization (primary type `CancelAuthorization`). */
+export const cancelAuthorizationTypes = {
+  CancelAuthorization: [
+    { name: 'authorizer', type: 'address' },
     { name: 'nonce', type: 'bytes32' },
   ],
 } as const;

@@ -8,7 +8,7 @@
  * const signature = await signTransferAuthorization(payer, { token, chainId: 31337 }, authorization);
  * await submitTransferWithAuthorization(rpcUrl, devAccounts.relayer, token, authorization, signature);
  */
-import { transferWithAuthorizationTypes } from '@chainmeter/schema';
+import { cancelAuthorizationTypes, transferWithAuthorizationTypes } from '@chainmeter/schema';
 import {
   type Account,
   type Address,
@@ -187,18 +187,11 @@ export const eip3009Abi = [
   },
 ] as const;
 
-/** The EIP-712 types of each authorization FiatToken v2 accepts (the transfer's are the platform's own). */
-export { transferWithAuthorizationTypes };
+/** The EIP-712 types of each authorization FiatToken v2 accepts (the transfer's and the cancel's are the platform's own). */
+export { cancelAuthorizationTypes, transferWithAuthorizationTypes };
 
 export const receiveWithAuthorizationTypes = {
   ReceiveWithAuthorization: transferWithAuthorizationTypes.TransferWithAuthorization,
-} as const;
-
-export const cancelAuthorizationTypes = {
-  CancelAuthorization: [
-    { name: 'authorizer', type: 'address' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
 } as const;
 
 export const permitTypes = {

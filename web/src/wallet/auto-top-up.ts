@@ -4,32 +4,15 @@
  * platform's copies are deleted, cancelling them on chain (`cancelAuthorization`, a transaction the wallet
  * pays for) so no copy anywhere can ever be used.
  */
-import { transferWithAuthorizationTypes, usdcAuthorizationAbi } from '@chainmeter/schema';
+import {
+  cancelAuthorizationTypes,
+  transferWithAuthorizationTypes,
+  usdcAuthorizationAbi,
+} from '@chainmeter/schema';
 import { useCallback } from 'react';
 import { type Address, type Hex, toHex } from 'viem';
 import { useAccount, useConfig, useReadContracts, useSignTypedData, useWriteContract } from 'wagmi';
 import { waitForTransactionReceipt } from 'wagmi/actions';
-
-const cancelAuthorizationTypes = {
-  CancelAuthorization: [
-    { name: 'authorizer', type: 'address' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-} as const;
-
-const cancelAuthorizationAbi = [
-  {
-    type: 'function',
-    name: 'cancelAuthorization',
-    stateMutability: 'nonpayable',
-    inputs: [
-      { name: 'authorizer', type: 'address' },
-      { name: 'nonce', type: 'bytes32' },
-      { name: 'signature', type: 'bytes' },
-    ],
-    outputs: [],
-  },
-] as const;
 
 export interface AutoTopUpTarget {
   chainId: number;
@@ -119,7 +102,7 @@ export function useAutoTopUpSigner(target: AutoTopUpTarget) {
         });
         const hash = await writeContractAsync({
           address: target.token,
-          abi: cancelAuthorizationAbi,
+          abi: usdcAuthorizationAbi,
           functionName: 'cancelAuthorization',
           args: [address, nonce, signature],
           chainId: target.chainId,
