@@ -76,9 +76,11 @@ describe('claimDueDeliveries', () => {
         enqueueWebhookEvents(sqlOf(tx).query, [{ accountId, type: 'DEPOSIT_CREDITED', data: {} }]),
       );
     const sql = sqlFor(orm);
-    const [first] = await claimDueDeliveries(sql.query, 1_000, 1);
+    // A lease that has already run out (0 ms; `now()` never goes back between two transactions): the next
+    // claim (the "other replica") takes it again. A 1 ms lease raced the clock: a second claim within the same
+    // millisecond found nothing due.
+    const [first] = await claimDueDeliveries(sql.query, 1_000, 0);
     if (!first) throw new Error('nothing claimed');
-    // A 1 ms lease: the next claim (the "other replica") takes it again.
     const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000);
     expect(second?.id).toBe(first.id);
     expect(second?.eventId).toBe(first.eventId);
