@@ -36,11 +36,6 @@ const schema = z.object({
 
 export type StartConfig = z.infer<typeof schema>;
 
-/** Loads `.env` into the environment when there is one (the processes started later inherit it). */
-export function loadDotEnv(file: string): void {
-  if (existsSync(file)) process.loadEnvFile(file);
-}
-
 export function loadStartConfig(source: Record<string, string | undefined> = process.env): StartConfig {
   // An empty variable (VAR= in a .env file) means "use the default", as if it were unset.
   const parsed = schema.safeParse(

@@ -2,18 +2,22 @@
  * `npm start`: the whole platform on embedded defaults — a local chain with the test USDC (unless RPC_URL
  * points at a real one), the Ponder indexer, the API with the web client on its origin. Prints the URLs and a
  * line `ready` once everything answers; Ctrl-C stops it all cleanly and keeps the data for the next start.
+ *
+ * This process supervises the others for as long as they run, so it loads only Node's built-ins and the
+ * testkit's process helpers: the configuration's validation and the devnet's contracts (zod, viem) run in a
+ * helper process that exits once the chain is ready (start-setup.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEVNET_CHAIN_ID, verifyChainSetup } from '@chainmeter/schema';
+import { DEVNET_CHAIN_ID } from '@chainmeter/schema/chains';
 import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
 import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testkit/persistent-devnet';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
-import { loadDotEnv, loadStartConfig } from './env.ts';
+import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const API_MAIN = path.join(ROOT, 'api/src/main.ts');
@@ -30,18 +34,29 @@ const LEAN_NODE_ARGS = [
   path.join(ROOT, 'scripts/src/collect-startup-garbage.ts'),
 ];
 
+/**
+ * glibc malloc settings for the children. By default the threshold above which an allocation gets its own
+ * mapping (returned to the system when freed) grows with every such block freed, up to 32 MB; the start's
+ * big short-lived buffers (PGlite's WebAssembly code and data files, initdb's dump, compilation memory) then
+ * land in the main heap, which keeps their pages once freed: ~130 MB of the API's resident memory after a
+ * first start. Fixed at glibc's initial 128 kB, big blocks go back to the system when freed. Set only when
+ * the environment sets no tunables of its own.
+ */
+const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072';
+
 const say = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
-  loadDotEnv(path.join(ROOT, '.env'));
-  const config = loadStartConfig();
-  const dataDir = path.resolve(ROOT, config.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // The processes started later inherit it.
+  if (existsSync(path.join(ROOT, '.env'))) process.loadEnvFile(path.join(ROOT, '.env'));
+  process.env.GLIBC_TUNABLES ??= MALLOC_TUNABLES;
+  const setup = forkSetupHelper();
   const stops: (() => Promise<void>)[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    setup.close();
     say('stopping...');
     for (const stop of stops.reverse()) await stop().catch((error) => console.error(String(error)));
     say('stopped');
@@ -51,6 +66,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
+    const config = await setup.request({ method: 'config' });
+    const dataDir = path.resolve(ROOT, config.DATA_DIR);
+    mkdirSync(dataDir, { recursive: true });
     // The web build needs nothing else: it runs while the devnet and the indexer start.
     const webBuilt = buildWebIfStale();
     webBuilt.catch(() => undefined);
@@ -74,6 +92,7 @@ async function main(): Promise<void> {
         dependentDirs: [path.join(dataDir, 'api'), path.join(dataDir, 'ponder')],
         port: config.DEVNET_PORT,
         blockTime: config.DEVNET_BLOCK_TIME,
+        prepare: (rpcUrl, kept) => setup.request({ method: 'prepare', rpcUrl, kept }),
       });
       stops.push(() => (devnet as PersistentDevnet).stop());
       if (devnet.resetReason === 'first start') say('devnet    new chain and fresh local data (first start)');
@@ -91,12 +110,16 @@ async function main(): Promise<void> {
       );
     }
 
-    const problems = await verifyChainSetup({
-      rpcUrl: chain.rpcUrl,
-      chainId: chain.chainId,
-      usdcAddress: chain.token,
-      treasuryAddress: chain.treasury,
+    const problems = await setup.request({
+      method: 'verify',
+      chain: {
+        rpcUrl: chain.rpcUrl,
+        chainId: chain.chainId,
+        usdcAddress: chain.token,
+        treasuryAddress: chain.treasury,
+      },
     });
+    setup.close();
     if (problems.length > 0)
       throw new Error(`The chain configuration is wrong:\n  - ${problems.join('\n  - ')}`);
     say(`usdc      ${chain.token}`);

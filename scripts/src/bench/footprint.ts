@@ -77,6 +77,7 @@ function roleOf(pid: number): string {
   if (args.length === 0) return 'gone'; // exiting (a zombie has no command line)
   const line = args.join(' ');
   if (line.includes('scripts/src/start.ts')) return 'start.ts';
+  if (line.includes('scripts/src/start-setup.ts')) return 'start-setup.ts (exits once the chain is set up)';
   if (line.includes('api/src/main.ts')) return 'api';
   if (line.includes('.bin/ponder') || line.includes('ponder/dist')) return 'ponder';
   if (line.includes('esbuild')) return 'ponder esbuild';

@@ -1,13 +1,11 @@
 import { type Hex, toHex } from 'viem';
 import { mnemonicToAccount, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts';
+import { ANVIL_ACCOUNT_COUNT } from './anvil-process.ts';
 
 /** anvil's default mnemonic: its funded accounts are public knowledge, devnet only. */
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
-/**
- * How many of the mnemonic's accounts every devnet funds with ETH (`anvil --accounts`): anvil's ten
- * plus the relayer's.
- */
-export const ANVIL_ACCOUNT_COUNT = 11;
+export { ANVIL_ACCOUNT_COUNT } from './anvil-process.ts';
+
 /** The DAO wallet on the devnet. A fixed index, so every devnet run pays the same address. */
 const TREASURY_ACCOUNT_INDEX = 9;
 /** Submits x402 settlements and gasless top-ups, paying their gas: never a payer nor the treasury. */

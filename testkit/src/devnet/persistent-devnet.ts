@@ -6,16 +6,18 @@
  * remembers transfers the chain no longer has: so a start keeps the local data only when the previous run
  * stopped cleanly and the restored chain still holds the block recorded at that stop. Otherwise the chain
  * starts from scratch and the local data is wiped with it, and the start says so.
+ *
+ * This module loads no viem: what needs it (contracts, balances, the check of a restored chain) is
+ * `prepare`, by default `prepareDevnetChain` (`devnet-chain.ts`) in this process. `npm start` runs it in a
+ * short-lived helper process instead, so that its long-lived supervisor stays small.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEVNET_CHAIN_ID } from '@chainmeter/schema';
-import { type Address, createPublicClient, createTestClient, type Hash, http, parseEther } from 'viem';
-import { devAccounts } from './accounts.ts';
-import { type Anvil, startAnvil } from './anvil.ts';
-import { deployTestUsdc, mintUsdc, testUsdcRuntimeCode } from './token.ts';
+import { DEVNET_CHAIN_ID } from '@chainmeter/schema/chains';
+import { type Anvil, spawnAnvil } from './anvil-process.ts';
 
-const FUNDING = 10_000n * 1_000_000n; // 10,000 USDC per payer, in base units
+type Address = `0x${string}`;
+type Hash = `0x${string}`;
 
 interface DevnetRecord {
   chainId: number;
@@ -24,6 +26,21 @@ interface DevnetRecord {
   /** Written by a clean stop: the head the chain was left at. Absent while running or after a crash. */
   stoppedAt?: { blockNumber: string; blockHash: Hash };
 }
+
+/** The devnet's token and treasury once `prepare` has run. */
+export interface DevnetChain {
+  token: Address;
+  treasury: Address;
+}
+
+/**
+ * Sets up the chain anvil runs at `rpcUrl`: a fresh one (`kept` null) from nothing; a restored one from the
+ * record of the run that stopped it, or `{ reset }` when the chain is not the one that run left.
+ */
+export type PrepareDevnetChain = (
+  rpcUrl: string,
+  kept: { token: Address; stoppedAt: { blockNumber: string; blockHash: Hash } } | null,
+) => Promise<DevnetChain | { reset: string }>;
 
 export interface PersistentDevnet {
   anvil: Anvil;
@@ -40,7 +57,10 @@ export async function startPersistentDevnet(options: {
   dependentDirs: string[];
   port: number;
   blockTime: number;
+  /** Default: `prepareDevnetChain`, in this process. */
+  prepare?: PrepareDevnetChain;
 }): Promise<PersistentDevnet> {
+  const prepare = options.prepare ?? (await import('./devnet-chain.ts')).prepareDevnetChain;
   const devnetDir = path.join(options.dataDir, 'devnet');
   const stateFile = path.join(devnetDir, 'anvil-state.json');
   const recordFile = path.join(devnetDir, 'devnet.json');
@@ -57,44 +77,35 @@ export async function startPersistentDevnet(options: {
   }
   if (resetReason) rmSync(stateFile, { force: true });
 
-  let anvil = await startAnvil({
+  const anvilOptions = {
     port: options.port,
     chainId: DEVNET_CHAIN_ID,
     blockTime: options.blockTime,
     stateFile,
     stateIntervalSeconds: 1,
-  });
-  if (!resetReason && record?.stoppedAt) {
-    const client = createPublicClient({ transport: http(anvil.rpcUrl) });
-    const kept = await client
-      .getBlock({ blockNumber: BigInt(record.stoppedAt.blockNumber) })
-      .then((block) => block.hash === record.stoppedAt?.blockHash)
-      .catch(() => false);
-    const code = await client.getCode({ address: record.token }).catch(() => undefined);
-    if (!kept || !code || code === '0x') {
-      resetReason = 'the restored chain does not contain the block it was stopped at';
-      await anvil.stop();
-      rmSync(stateFile, { force: true });
-      anvil = await startAnvil({
-        port: options.port,
-        chainId: DEVNET_CHAIN_ID,
-        blockTime: options.blockTime,
-        stateFile,
-        stateIntervalSeconds: 1,
-      });
+  };
+  let anvil = await spawnAnvil(anvilOptions);
+  let chain: DevnetChain | { reset: string } | null = null;
+  try {
+    if (!resetReason && record?.stoppedAt) {
+      chain = await prepare(anvil.rpcUrl, { token: record.token, stoppedAt: record.stoppedAt });
+      if ('reset' in chain) {
+        resetReason = chain.reset;
+        await anvil.stop();
+        rmSync(stateFile, { force: true });
+        anvil = await spawnAnvil(anvilOptions);
+      }
     }
+    if (!chain || 'reset' in chain) {
+      for (const dir of options.dependentDirs) rmSync(dir, { recursive: true, force: true });
+      chain = await prepare(anvil.rpcUrl, null);
+      if ('reset' in chain) throw new Error(`the devnet could not be set up: ${chain.reset}`);
+    }
+  } catch (error) {
+    await anvil.stop();
+    throw error;
   }
-
-  let token: Address;
-  if (resetReason || !record) {
-    for (const dir of options.dependentDirs) rmSync(dir, { recursive: true, force: true });
-    token = await deployTestUsdc(anvil.rpcUrl);
-    for (const payer of devAccounts.payers) await mintUsdc(anvil.rpcUrl, token, payer.address, FUNDING);
-  } else {
-    token = record.token;
-    await keepDevnetCurrent(anvil.rpcUrl, token);
-  }
-  const treasury = devAccounts.treasury.address;
+  const { token, treasury } = chain;
   // Running: no `stoppedAt`, so a crash from here on is detected at the next start.
   writeRecord(recordFile, { chainId: DEVNET_CHAIN_ID, token, treasury });
 
@@ -104,35 +115,31 @@ export async function startPersistentDevnet(options: {
     treasury,
     resetReason,
     stop: async () => {
-      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
-      const head = await client.getBlock().catch(() => null);
+      const head = await latestBlock(anvil.rpcUrl).catch(() => null);
       await anvil.stop();
-      if (head?.hash && existsSync(stateFile)) {
-        writeRecord(recordFile, {
-          chainId: DEVNET_CHAIN_ID,
-          token,
-          treasury,
-          stoppedAt: { blockNumber: head.number.toString(), blockHash: head.hash },
-        });
+      if (head && existsSync(stateFile)) {
+        writeRecord(recordFile, { chainId: DEVNET_CHAIN_ID, token, treasury, stoppedAt: head });
       }
     },
   };
 }
 
-/**
- * A chain kept from an older checkout may carry an older TestUSDC (before EIP-3009) or predate the
- * relayer account. The token's code is replaced in place (its storage layout only ever grows at the
- * end, so balances stay as the indexer saw them) and the relayer gets its ETH.
- */
-async function keepDevnetCurrent(rpcUrl: string, token: Address): Promise<void> {
-  const client = createTestClient({ mode: 'anvil', transport: http(rpcUrl) });
-  const publicClient = createPublicClient({ transport: http(rpcUrl) });
-  if ((await publicClient.getCode({ address: token })) !== testUsdcRuntimeCode) {
-    await client.setCode({ address: token, bytecode: testUsdcRuntimeCode });
-  }
-  if ((await publicClient.getBalance({ address: devAccounts.relayer.address })) === 0n) {
-    await client.setBalance({ address: devAccounts.relayer.address, value: parseEther('10000') });
-  }
+/** The head block's number (decimal) and hash, by plain JSON-RPC. */
+async function latestBlock(rpcUrl: string): Promise<{ blockNumber: string; blockHash: Hash } | null> {
+  const response = await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'eth_getBlockByNumber',
+      params: ['latest', false],
+    }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const { result } = (await response.json()) as { result?: { number?: string; hash?: Hash } | null };
+  if (!result?.number || !result.hash) return null;
+  return { blockNumber: BigInt(result.number).toString(), blockHash: result.hash };
 }
 
 function readRecord(file: string): DevnetRecord | null {
