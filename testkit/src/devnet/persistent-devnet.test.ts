@@ -3,7 +3,7 @@
  * canonical contracts), what a clean restart keeps, and how a chain saved by an older checkout (an
  * older TestUSDC, no relayer ETH) is brought up to date without losing its balances.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicClient, createTestClient, http } from 'viem';
@@ -62,6 +62,33 @@ it('sets up the devnet, keeps it across a clean restart and updates an older one
     expect(await usdcBalance(second.anvil.rpcUrl, token, payer)).toBe(10_000_000_000n);
     expect(await client.getBalance({ address: devAccounts.relayer.address })).toBeGreaterThan(0n);
     expect(await canonicalContractsPlaced(second.anvil.rpcUrl)).toBe(true);
+  } finally {
+    await second.stop();
+  }
+});
+
+it('starts from scratch, wiping the local data, when the restored chain lacks the block it was stopped at', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cm-persistent-devnet-'));
+  dirs.push(dataDir);
+  const localData = join(dataDir, 'api');
+  const options = { dataDir, dependentDirs: [localData], port: await findFreePort(), blockTime: 1 };
+  const first = await startPersistentDevnet(options);
+  await first.stop();
+  mkdirSync(localData);
+  writeFileSync(join(localData, 'kept'), 'indexed by the previous run');
+  // A chain that is not the one the previous run stopped: the recorded block's hash differs.
+  const recordFile = join(dataDir, 'devnet', 'devnet.json');
+  const record = JSON.parse(readFileSync(recordFile, 'utf8'));
+  record.stoppedAt.blockHash = `0x${'ab'.repeat(32)}`;
+  writeFileSync(recordFile, JSON.stringify(record));
+
+  const second = await startPersistentDevnet(options);
+  try {
+    expect(second.resetReason).toBe('the restored chain does not contain the block it was stopped at');
+    expect(existsSync(localData)).toBe(false);
+    expect(await usdcBalance(second.anvil.rpcUrl, second.token, devAccounts.payers[0]?.address ?? '0x')).toBe(
+      10_000_000_000n,
+    );
   } finally {
     await second.stop();
   }
