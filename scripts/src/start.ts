@@ -47,21 +47,20 @@ const PONDER_NODE_ARGS = [
 ];
 
 /**
- * glibc malloc settings for the children. By default the threshold above which an allocation gets its own
- * mapping (returned to the system when freed) grows with every such block freed, up to 32 MB; the start's
- * big short-lived buffers (PGlite's WebAssembly code and data files, initdb's dump, compilation memory) then
- * land in the main heap, which keeps their pages once freed: ~130 MB of the API's resident memory after a
- * first start. Fixed at glibc's initial 128 kB, big blocks go back to the system when freed. Set only when
- * the environment sets no tunables of its own.
+ * glibc malloc settings for the API. By default the threshold above which an allocation gets its own mapping
+ * (returned to the system when freed) grows with every such block freed, up to 32 MB; the start's big
+ * short-lived buffers (PGlite's WebAssembly code and data files, initdb's dump, compilation memory) then land
+ * in the main heap, which keeps their pages once freed: ~100-140 MB of the API's resident memory. Fixed at
+ * glibc's initial 128 kB, big blocks go back to the system when freed. Not for Ponder: its starts were
+ * markedly slower with it (it saves Ponder 30-70 MB). Only when the environment sets no tunables of its own.
  */
-const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072';
+const API_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072';
 
 const say = (line: string) => console.log(line);
 
 async function main(): Promise<void> {
   // The processes started later inherit it.
   if (existsSync(path.join(ROOT, '.env'))) process.loadEnvFile(path.join(ROOT, '.env'));
-  process.env.GLIBC_TUNABLES ??= MALLOC_TUNABLES;
   const setup = forkSetupHelper();
   const stops: (() => Promise<void>)[] = [];
   let stopping = false;
@@ -243,7 +242,7 @@ interface StartedApi {
 async function startApiProcess(env: Record<string, string>, logFile: string): Promise<StartedApi> {
   const child = spawn(process.execPath, [...API_NODE_ARGS, API_MAIN], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { GLIBC_TUNABLES: API_MALLOC_TUNABLES, ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
