@@ -4,7 +4,7 @@
  * `DATA_DIR`; a copy of a cluster that has already been through `initdb` (and nothing else: no table, no
  * migration) opens in about a second, and is then exactly what a first start would have found.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,31 +22,48 @@ function pgliteVersion(): string {
 let template: Promise<string> | undefined;
 
 /**
- * The path of the machine's template cluster (built once, by whichever test gets there first; a build is
- * renamed into place whole, so a concurrent test file never copies a half-made one).
+ * The path of the machine's template cluster, built once by whichever test file gets there first while the
+ * others wait for it (a lock directory, as `web-build.ts` does); a build is renamed into place whole, so
+ * nobody ever copies a half-made one.
  */
 function templateDir(): Promise<string> {
   template ??= (async () => {
     const dir = path.join(tmpdir(), `chainmeter-pglite-template-${pgliteVersion()}`);
-    if (existsSync(dir)) return dir;
-    const building = `${dir}.${process.pid}.${Date.now()}`;
-    // The API's own way of opening PGlite on a data directory, stopped right after initdb.
-    const orm = await createOrm({ pgliteDataDir: building });
-    try {
-      await orm.em.fork().execute('select 1');
-    } finally {
-      await orm.close(true);
-    }
-    try {
-      renameSync(building, dir);
-    } catch (error) {
-      // Another test file won the race: its template is as good as ours.
-      rmSync(building, { recursive: true, force: true });
-      if (!existsSync(dir)) throw error;
+    const lock = `${dir}.lock`;
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(dir)) {
+      try {
+        mkdirSync(lock);
+      } catch {
+        // Another file is building it; a lock older than the deadline is left over from a killed run.
+        if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 120_000)
+          rmSync(lock, { recursive: true, force: true });
+        if (Date.now() > deadline)
+          throw new Error(`${lock} is held: is another PGlite template build stuck?`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      try {
+        if (!existsSync(dir)) await build(dir);
+      } finally {
+        rmSync(lock, { recursive: true, force: true });
+      }
     }
     return dir;
   })();
   return template;
+}
+
+async function build(dir: string): Promise<void> {
+  const building = `${dir}.${process.pid}.${Date.now()}`;
+  // The API's own way of opening PGlite on a data directory, stopped right after initdb.
+  const orm = await createOrm({ pgliteDataDir: building });
+  try {
+    await orm.em.fork().execute('select 1');
+  } finally {
+    await orm.close(true);
+  }
+  renameSync(building, dir);
 }
 
 /**
