@@ -1,5 +1,5 @@
 /**
-import type { Viewer } from '../../viewer.ts';
+ * Metered completions: hold, call, settle (README "Metered LLM calls").
  *
  * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
  *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
