@@ -1,5 +1,5 @@
 /**
-import type { Viewer } from '../../viewer.ts';
+ * Metered completions: hold, call, settle (README "Metered LLM calls").
  *
  * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
  *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
@@ -23,7 +23,7 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import type { Model } from 'openai/resources/models';
 import type { Logger } from 'pino';
 import type { Orm } from '../../db/orm.ts';
-import { sqlFor } from '../../db/sql.ts';
+import { sqlFor, sqlWithGenericPlans } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
 import { type ApiKeyCheck, assertModelAllowed, keyLimitReached } from '../apikeys/apikeys.service.ts';
@@ -246,6 +246,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   const clock = options.clock ?? (() => new Date());
   /** Every statement here is raw SQL (the metering stores), run on the ORM's connections. */
   const sql = sqlFor(orm);
+  /**
+   * The settlement batches' statement on its generic plan: its arrays make PostgreSQL prefer planning it
+   * afresh, which cost more than writing the batch (see `sqlWithGenericPlans`).
+   */
+  const planned = sqlWithGenericPlans(orm);
   const inFlight = new InFlightWork();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
   const heads = new LedgerHeads();
@@ -261,6 +266,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   });
   const settlements = new SettlementQueue({
     sql,
+    batchSql: planned.sql,
     logger,
     heads,
     holds,
@@ -613,6 +619,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await loopStopped;
       await heartbeatStopped;
       await prices.stop();
+      await planned.close();
     },
   };
 }

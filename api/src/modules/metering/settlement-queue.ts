@@ -23,6 +23,11 @@ const LOOP_BATCH = 100;
 
 export interface SettlementQueueOptions {
   sql: SqlRunner;
+  /**
+   * Where charged settlements are written in batches (default `sql`): the metering service gives it a runner
+   * on generic plans (`sqlWithGenericPlans`), so the batch statement is not planned afresh on every run.
+   */
+  batchSql?: SqlRunner;
   logger: Logger;
   heads: LedgerHeads;
   /** The records this process holds open: closed once settled, and never expired by the loop. */
@@ -51,7 +56,7 @@ export class SettlementQueue {
 
   constructor(options: SettlementQueueOptions) {
     this.#options = options;
-    this.#batcher = new SettlementBatcher(options.sql, options.heads, options.logger);
+    this.#batcher = new SettlementBatcher(options.batchSql ?? options.sql, options.heads, options.logger);
   }
 
   /** Settlements waiting in memory for a retry. */
