@@ -43,13 +43,7 @@ import {
   ModelListUnavailableError,
   modelNotPriced,
 } from './metering.errors.ts';
-import {
-  findAbandonedPaidCalls,
-  finishPaidCall,
-  type PaymentScheme,
-  placePaidCall,
-  recordPayment,
-} from './paid-call.store.ts';
+import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import type { Settlement } from './settlement.ts';
@@ -563,24 +557,6 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return streamHeld(held, request, callOptions);
   }
 
-  /**
-   * Paid calls whose process died before they ended: released when their payment moved (it stays as the
-   * payer's credits once credited); an `upto` call that never settled is UNPAID (it may have been served),
-   * for an operator to look at.
-   */
-  async function closeAbandonedPaidCalls(now: Date): Promise<number> {
-    let closed = 0;
-    for (const call of await findAbandonedPaidCalls(sql, now, 100, holds.openIds())) {
-      const status = call.scheme === 'upto' && call.txHash === null ? 'UNPAID' : 'RELEASED';
-      const ended = await finishPaidCall(sql, call.id, status, abandonedPaidCall(call.txHash));
-      if (ended) {
-        closed++;
-        logger.warn({ usageId: call.id, status }, 'closed a paid call its process left unfinished');
-      }
-    }
-    return closed;
-  }
-
   return {
     complete,
     stream,
@@ -598,7 +574,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       return models.filter((model) => prices.get(model.id) !== undefined);
     },
     async settleOutstanding(now = new Date()) {
-      return (await settlements.settleOutstanding(now)) + (await closeAbandonedPaidCalls(now));
+      return settlements.settleOutstanding(now);
     },
     whenIdle: () => inFlight.whenIdle(),
     queuedSettlements: () => settlements.waitingInMemory,
@@ -635,19 +611,5 @@ function refusedPayment(reason: string): Settlement {
     latencyMs: null,
     flags: ['PAYMENT_REFUSED'],
     error: reason.slice(0, 500),
-  };
-}
-
-/** The settlement of a paid call its process left unfinished (nothing known of its answer). */
-function abandonedPaidCall(txHash: string | null): Settlement {
-  return {
-    status: 'RELEASED',
-    promptTokens: 0,
-    completionTokens: 0,
-    providerCost: null,
-    userPrice: 0n as MicroUsd,
-    latencyMs: null,
-    flags: ['PAID_CALL_ABANDONED'],
-    error: txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null,
   };
 }
