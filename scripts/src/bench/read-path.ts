@@ -4,7 +4,8 @@
  * entries, each with its deposit.
  * 1. SQL statements per request, on an in-process API, each statement attributed to the request that caused
  *    it (ORM and raw `pg` paths alike: api/test/support/sql-counter.ts), for first = 1, 10 and 100: the
- *    same at every page size (LedgerEntry.deposit goes through a dataloader), else the run fails.
+ *    same at every page size (the page reads each entry's deposit in its own statement), else the run fails.
+ *    BENCH_CPU_PROF=<dir> has the API process of the load runs write a V8 CPU profile there.
  * 2. Latency and throughput at concurrency 50 against the API as its own process (`node api/src/main.ts`,
  *    as in production), so the load generator does not share its event loop.
  * Real PostgreSQL; the ledger is credited by the real crediting worker from a fake indexer's transfers (no
