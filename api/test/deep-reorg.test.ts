@@ -6,11 +6,12 @@
  * transfer the reorg put below the crediting cursor is still credited. The auditor's report stays clean.
  * Real anvil (`anvil_reorg`, `evm_snapshot`/`evm_revert`), real Ponder, real PostgreSQL.
  */
-import { usdcAbi, verifyLedgerChain } from '@chainmeter/schema';
+import { PONDER_FINALITY_BLOCKS, usdcAbi, verifyLedgerChain } from '@chainmeter/schema';
 import { mineBlocks, reorg, revert, snapshot } from '@chainmeter/testkit/anvil';
 import { mintUsdc } from '@chainmeter/testkit/token';
 import { createPublicClient, encodeFunctionData, type Hex, http, keccak256 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIndexerClient } from '../src/modules/deposits/indexer.client.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
@@ -323,6 +324,52 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       30_000,
       'a clean audit',
     );
+    expect(audit.discrepancies).toEqual([]);
+  });
+
+  it("reverses a credit that a reorg removed while no API ran, the chain then moving on past Ponder's window", async () => {
+    const rpcUrl = platform.anvil.rpcUrl;
+    const client = createPublicClient({ transport: http(rpcUrl) });
+    const payer = devPayer(5);
+    await mintUsdc(rpcUrl, platform.token, payer.address, 10_000_000n);
+    const token = await signIn(api.url, payer, platform.chainId);
+    await send(await signedPayment(5, 2_000_000n));
+    await mineBlocks(rpcUrl, 2);
+    await eventually(async () => {
+      const { me } = await gqlData<Me>(api.url, ME, {}, token);
+      return me.balance === '2000' ? me : undefined;
+    });
+
+    // Every API is down (a deploy, a crash) while a reorg 3 blocks deep removes the transfer, and the chain
+    // goes on for more than Ponder's 30 blocks before one comes back: the credit is now further below the
+    // head than the window a round looks at, yet it is gone and must be taken back.
+    await api.close();
+    await reorg(rpcUrl, 3);
+    await mineBlocks(rpcUrl, PONDER_FINALITY_BLOCKS + 10);
+    const chainHead = await client.getBlockNumber({ cacheTime: 0 });
+    const indexer = createIndexerClient(platform.indexer.url);
+    await eventually(
+      async () => ((await indexer.head()).blockNumber === chainHead ? true : undefined),
+      30_000,
+      'the indexer to catch up with the chain',
+    );
+    api = await platform.startApi({ AUDITOR_ADDRESSES: auditor.address });
+
+    const reversed = await eventually(
+      async () => {
+        const { me } = await gqlData<Me>(api.url, ME, {}, token);
+        return me.balance === '0' ? me : undefined;
+      },
+      30_000,
+      'the removed credit to be taken back',
+    );
+    expect(reversed.ledger.edges.map((e) => [e.node.reason, e.node.amount, e.node.balanceAfter])).toEqual([
+      ['ADJUSTMENT', '-2000', '0'],
+      ['DEPOSIT', '2000', '2000'],
+    ]);
+    expect(reversed.deposits.edges.map((e) => e.node.status)).toEqual(['REORGED']);
+    await ledgerVerifies(reversed.id);
+    const audit = await auditReport();
     expect(audit.discrepancies).toEqual([]);
   });
 });

@@ -225,6 +225,19 @@ describe('the API', () => {
     }
   });
 
+  it('asks browsers for HTTPS only (HSTS, a year) when its public origin is https, never on plain http', async () => {
+    for (const response of [
+      await graphqlPost(prod),
+      await fetch(`${prod.url}/`),
+      await fetch(`${prod.url}/v1/models`),
+    ]) {
+      expect(response.headers.get('strict-transport-security'), response.url).toBe('max-age=31536000');
+    }
+    for (const response of [await graphqlPost(dev), await fetch(`${dev.url}/`)]) {
+      expect(response.headers.get('strict-transport-security'), response.url).toBeNull();
+    }
+  });
+
   it('gives GraphiQL (development only) the allowances it needs, and still no framing', async () => {
     const page = await fetch(`${dev.url}/graphql`, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);

@@ -10,7 +10,9 @@
  * - everything else (GraphQL, JSON, CSV, SSE, metrics) is data, never a document: `default-src 'none'`;
  * - all of them: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (browsers without
  *   frame-ancestors), `Referrer-Policy: no-referrer` (no page address, which may carry a `?rpc=` or a
- *   usage filter, leaves in a Referer).
+ *   usage filter, leaves in a Referer);
+ * - when PUBLIC_ORIGIN is https: `Strict-Transport-Security` for a year, so a browser that has been here
+ *   once never sends the session cookie over plain HTTP again (not for subdomains: they are not ours).
  */
 import { browserRpcUrl, DEVNET_CHAIN_ID } from '@chainmeter/schema';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -131,6 +133,9 @@ function graphiqlCsp(config: SecurityHeadersConfig): string {
 export function securityHeaders(config: SecurityHeadersConfig): MiddlewareHandler {
   const webClient = webClientCsp(config);
   const graphiql = graphiqlCsp(config);
+  const transport: Record<string, string> = config.publicOrigin.startsWith('https:')
+    ? { 'strict-transport-security': 'max-age=31536000' }
+    : {};
   return async (c, next) => {
     await next();
     const isPage = (c.res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html');
@@ -140,6 +145,7 @@ export function securityHeaders(config: SecurityHeadersConfig): MiddlewareHandle
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
       'referrer-policy': 'no-referrer',
+      ...transport,
     });
   };
 }

@@ -17,6 +17,7 @@ import { BlockWatcher, fundWallets, treasuryTransfers } from './chain.ts';
 import { type Check, checkBooks, checkCalls, checkDeposits, runAudit } from './checks.ts';
 import { type FaultRecord, faultSchedule, injectFault } from './faults.ts';
 import { CompletionLoad, DepositLoad, type LoadKind, SubscriptionLoad } from './load.ts';
+import { requireNginx } from './nginx.ts';
 import { parseSoakOptions, SOAK_USAGE, type SoakOptions } from './options.ts';
 import { answers200, sleep, unexpectedExits, waitUntil } from './processes.ts';
 import { type CreditTiming, formatTable, type Phase, phaseRows } from './report.ts';
@@ -390,6 +391,12 @@ async function main(): Promise<number> {
     options = parseSoakOptions(process.argv.slice(2), loadSoakEnv());
   } catch (error) {
     console.error(`soak: ${(error as Error).message}\n\n${SOAK_USAGE}`);
+    return 2;
+  }
+  try {
+    requireNginx();
+  } catch (error) {
+    console.error(`soak: could not run: ${(error as Error).message}`);
     return 2;
   }
   const runDir = path.join(ROOT, '.data', 'soak', new Date().toISOString().replace(/[:.]/g, '-'));

@@ -4,7 +4,7 @@
  * listener's, on 127.0.0.1) and what a non-daemon nginx without root's paths needs (pid file, error log,
  * temporary folders in the run's folder). Every proxy setting is the deploy file's. Debian's `nginx` package.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Child, spawnChild, waitUntil } from './processes.ts';
@@ -61,6 +61,15 @@ export function deriveNginxConf(deployConf: string, addresses: NginxAddresses): 
     '',
   ].join('\n');
   return header + conf;
+}
+
+/** Throws, saying how to install it, when Debian's nginx is not on this machine. */
+export function requireNginx(): void {
+  if (!existsSync(NGINX_BIN)) {
+    throw new Error(
+      `${NGINX_BIN} not found: the soak puts the API replicas behind nginx (apt-get install -y nginx)`,
+    );
+  }
 }
 
 export interface Nginx {

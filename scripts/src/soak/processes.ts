@@ -39,7 +39,10 @@ export function spawnChild(
   child.stdout?.pipe(file);
   child.stderr?.pipe(file);
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`${name}: ${command} could not be started`);
+  // A command that cannot start (not installed) says so twice: no pid now, an 'error' event just after,
+  // which would end the soak unhandled instead of letting it stop what it started.
+  child.on('error', () => {});
+  if (pid === undefined) throw new Error(`${name}: ${command} could not be started (is it installed?)`);
   const forget = killGroupOnExit(pid);
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   let stopped: Promise<void> | undefined;

@@ -78,6 +78,8 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
   let inFlight: Promise<void> | null = null;
   // The head of the last round that finished its work; an unchanged head means nothing to do.
   let settledHead: string | null = null;
+  // The indexer's head up to which the last complete reorg check compared every credit (see `round`).
+  let checkedHead: bigint | null = null;
   let indexerDown = false;
 
   async function publish(events: CreditingEvent[]): Promise<void> {
@@ -107,6 +109,12 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     if (headKey === settledHead) return;
 
     const toBlock = head.blockNumber - BigInt(confirmations);
+    if (checkedHead === null) {
+      // Before this process's first check: the last credit was made at a head at least CONFIRMATIONS
+      // above the crediting cursor, so a reorg since then that removed it reaches below that head.
+      const cursor = await getCreditingCursor(orm.em.fork(), chainId);
+      checkedHead = cursor ? cursor.blockNumber + BigInt(confirmations) : head.blockNumber;
+    }
     let busy = false;
     if (toBlock >= 0n) {
       for (;;) {
@@ -132,12 +140,23 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     if (busy) return;
 
     // Everything Ponder can still roll back: the unconfirmed window, and the confirmed blocks below it
-    // whose credits a reorg deeper than CONFIRMATIONS could still remove. Only blocks the window is
-    // complete up to are compared: while Ponder recovers from a crash its rows end below the head
-    // this round started from, and a transfer it has not re-indexed yet is not a reorged one.
-    const reorgableFrom = head.blockNumber - BigInt(PONDER_FINALITY_BLOCKS - 1);
-    const windowFrom = reorgableFrom > 0n ? reorgableFrom : 0n;
-    const window = await indexer.window(windowFrom);
+    // whose credits a reorg deeper than CONFIRMATIONS could still remove. Ponder rolls back at most its
+    // finality depth below its head *at the reorg*, which may be far below today's head: no round ran
+    // while the chain moved on (every replica down, or rounds slower than blocks). So the window reaches
+    // that far below the head of the last complete check too. Only blocks the window is complete up to
+    // are compared: while Ponder recovers from a crash its rows end below the head this round started
+    // from, and a transfer it has not re-indexed yet is not a reorged one.
+    const latestFrom = reorgWindowFrom(head.blockNumber);
+    let windowFrom = reorgWindowFrom(earlier(checkedHead, head.blockNumber));
+    let window = await indexer.window(windowFrom);
+    if (window.transfers.length >= INDEXER_MAX_LIMIT && windowFrom < latestFrom) {
+      logger.error(
+        { chainId, fromBlock: windowFrom.toString(), toBlock: (latestFrom - 1n).toString() },
+        'too many transfers since the last reorg check: credits in these blocks are not compared again',
+      );
+      windowFrom = latestFrom;
+      window = await indexer.window(windowFrom);
+    }
     const windowHead = earlier(window.indexedTo, head.blockNumber);
     const windowComplete = window.transfers.length < INDEXER_MAX_LIMIT;
     const outcome = await withCreditingLock(async (tx) => {
@@ -158,6 +177,8 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
       };
     });
     if (outcome === null) return;
+    // Every credit up to the window's head has been compared with what the indexer has now.
+    if (windowComplete) checkedHead = windowHead;
     if (!windowComplete) {
       logger.warn(
         { chainId, size: window.transfers.length },
@@ -243,6 +264,12 @@ function sameCursor(
 }
 
 /** The lower of two block numbers (Math.min takes no bigints). */
+/** The lowest block Ponder can still roll back while its head is `head` (its finality depth below it). */
+function reorgWindowFrom(head: bigint): bigint {
+  const from = head - BigInt(PONDER_FINALITY_BLOCKS - 1);
+  return from > 0n ? from : 0n;
+}
+
 function earlier(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }

@@ -2,7 +2,16 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 import { Account } from '../accounts/accounts.entity.ts';
 import { ApiKey } from '../apikeys/apikeys.entity.ts';
 
-const USAGE_STATUSES = ['HELD', 'UNSETTLED', 'BILLED', 'NEEDS_REVIEW', 'RELEASED'] as const;
+/** AWAITING_PAYMENT and UNPAID are a paid (x402) call's: see the x402 migration for its lifecycle. */
+const USAGE_STATUSES = [
+  'HELD',
+  'UNSETTLED',
+  'BILLED',
+  'NEEDS_REVIEW',
+  'RELEASED',
+  'AWAITING_PAYMENT',
+  'UNPAID',
+] as const;
 export type UsageStatus = (typeof USAGE_STATUSES)[number];
 /** The statuses of a settled call: the rows users see as their usage. */
 export const BILLING_STATUSES = ['BILLED', 'NEEDS_REVIEW'] as const;
@@ -51,6 +60,17 @@ export const UsageRecord = defineEntity({
     resolvedAt: p.datetime().nullable(),
     /** What the call had been charged (its hold) before the operator's resolution. */
     chargedBeforeResolution: p.bigint().nullable(),
+    /** A paid call's (x402) scheme, `exact` or `upto`; null for a keyed call (so are the four below). */
+    paymentScheme: p.string().columnType('text').nullable(),
+    payerAddress: p.string().columnType('text').nullable(),
+    /** Its settlement's transaction, once broadcast (replaced when a deep reorg made it be submitted again). */
+    paymentTxHash: p.string().columnType('text').nullable(),
+    /** What the payer signed for (micro-USD). */
+    paymentAmount: p.bigint().nullable(),
+    /** The signed payment as received, kept to submit it again after a deep reorg. */
+    paymentPayload: p.json<Record<string, unknown>>().nullable(),
+    /** Whether the call's hold is on its account's `held` (always for a keyed call). */
+    accountHeld: p.boolean().default(true),
   },
 });
 
