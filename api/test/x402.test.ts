@@ -638,7 +638,17 @@ describe('a paid call its process left unfinished', () => {
     const exact = await place('exact', exactPayer);
     await recordPayment(sql, exact.usageId, `0x${'ee'.repeat(32)}`, 1_000n);
     const upto = await place('upto', uptoPayer);
-    expect(await api.services.metering.settleOutstanding(new Date())).toBeGreaterThanOrEqual(2);
+    // The API's own loop (METERING_RETRY_MS, 1 s) closes them; nothing here calls it. It once did not: only
+    // a direct call of the service's settleOutstanding closed abandoned paid calls, and a replica killed
+    // mid-call left its paid call HELD for good (the soak's "nothing held" check failed on one).
+    await waitFor(
+      'the settlement loop to close both calls',
+      async () => {
+        const statuses = [...(await usageOfPayer(exactPayer)), ...(await usageOfPayer(uptoPayer))];
+        return statuses.every((u) => u.status !== 'HELD');
+      },
+      30_000,
+    );
     expect((await usageOfPayer(exactPayer)).map((u) => u.status)).toEqual(['RELEASED']);
     expect((await usageOfPayer(uptoPayer)).map((u) => u.status)).toEqual(['UNPAID']);
     expect(upto.accountId).not.toBe(exact.accountId);

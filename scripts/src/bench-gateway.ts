@@ -9,7 +9,9 @@
  *    one run (interleaved rounds), at concurrency 1 and 50: latency p50/p99 of each, the latency each
  *    gateway adds and its throughput. The ChainMeter path does everything a real call does: API key
  *    lookup, rate limits, hold, upstream call, settlement (written before the answer leaves, so a crash
- *    cannot lose it); Portkey only forwards. `BENCH_PEER=off` leaves the peer out;
+ *    cannot lose it); Portkey only forwards. The CPU time each gateway process used per call is read from
+ *    /proc, and for ChainMeter that of the PostgreSQL server processes of its database too (the part of
+ *    the work Portkey does not do that runs outside the API). `BENCH_PEER=off` leaves the peer out;
  * 2. for settled completions per second, on one hot account and spread over 100 accounts: the clock
  *    stops when the last of them is settled (usage row BILLED and ledger entry written), not when the
  *    last answer arrives.
@@ -35,7 +37,7 @@ import { startApi } from '@chainmeter/api/server';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import pg from 'pg';
-import { countBilledSince, readBooks } from './bench/gateway.store.ts';
+import { backendPids, countBilledSince, readBooks } from './bench/gateway.store.ts';
 import { loadBenchConfig } from './env.ts';
 
 const ACCOUNTS = 100;
@@ -174,11 +176,15 @@ async function post([url, authorization, headers]: Target, body: string): Promis
   return performance.now() - started;
 }
 
-/** One way to the upstream: its requests, and the gateway process whose CPU time is counted. */
+/**
+ * One way to the upstream: its requests, the gateway process whose CPU time is counted and, for a gateway
+ * that writes to PostgreSQL, whether the database's server processes are counted too.
+ */
 interface Path {
   name: string;
   target: (i: number) => Target;
   cpuOf?: number;
+  database?: boolean;
 }
 
 interface RunResult {
@@ -218,6 +224,27 @@ function cpuMsOf(pid: number | undefined): number | null {
   }
 }
 
+/** CPU time used so far by each of `pids` (those still running). */
+function cpuMsOfEach(pids: readonly number[]): Map<number, number> {
+  const used = new Map<number, number>();
+  for (const pid of pids) {
+    const ms = cpuMsOf(pid);
+    if (ms !== null) used.set(pid, ms);
+  }
+  return used;
+}
+
+/**
+ * CPU time the database's server processes used between two readings: a process that appeared in between
+ * (a connection the pool opened under load) counts from zero. The server's shared processes (WAL writer,
+ * checkpointer) serve every database of the server and are not counted.
+ */
+function databaseCpuMs(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
+  return total;
+}
+
 function percentile(samples: readonly number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
   return (
@@ -236,6 +263,8 @@ function printTable(title: string, rows: Record<string, string>[]): void {
 }
 
 const ms = (value: number) => `${value.toFixed(2)} ms`;
+/** CPU time per request of a run, in microseconds. */
+const perCall = (cpuMs: number, run: RunResult) => `${((cpuMs / run.latencies.length) * 1000).toFixed(0)} us`;
 
 export async function benchGateway(): Promise<void> {
   const bench = loadBenchConfig();
@@ -292,7 +321,7 @@ export async function benchGateway(): Promise<void> {
         cpuOf: peer.process.pid,
       });
     }
-    paths.push({ name: 'ChainMeter', target: gateway, cpuOf: api.process.pid });
+    paths.push({ name: 'ChainMeter', target: gateway, cpuOf: api.process.pid, database: true });
 
     // Warm up every path (JIT, connection pools, the API key cache of nothing: every call looks it up).
     for (const path of paths) await load(300, 10, path.target, body);
@@ -302,15 +331,19 @@ export async function benchGateway(): Promise<void> {
       [1, SERIAL_REQUESTS],
       [50, PARALLEL_REQUESTS],
     ] as const) {
-      const runs = paths.map(() => ({ latencies: [] as number[], elapsedMs: 0, cpuMs: 0 }));
+      const runs = paths.map(() => ({ latencies: [] as number[], elapsedMs: 0, cpuMs: 0, databaseCpuMs: 0 }));
       // The paths take turns, round after round, so that drift on a busy machine hits them alike.
       for (let round = 0; round < ROUNDS; round++) {
         for (const [index, path] of paths.entries()) {
           const into = runs[index] as (typeof runs)[number];
           const cpuBefore = cpuMsOf(path.cpuOf);
+          const databaseBefore = path.database ? cpuMsOfEach(await backendPids(reader)) : null;
           const result = await load(total / ROUNDS, concurrency, path.target, body);
           const cpuAfter = cpuMsOf(path.cpuOf);
           if (cpuBefore !== null && cpuAfter !== null) into.cpuMs += cpuAfter - cpuBefore;
+          if (databaseBefore) {
+            into.databaseCpuMs += databaseCpuMs(databaseBefore, cpuMsOfEach(await backendPids(reader)));
+          }
           into.latencies.push(...result.latencies);
           into.elapsedMs += result.elapsedMs;
         }
@@ -331,8 +364,8 @@ export async function benchGateway(): Promise<void> {
           'added p99': added(99),
           'req/s': rate(run).toFixed(0),
           'vs direct': (rate(run) / rate(base)).toFixed(2),
-          'gateway CPU per call':
-            path.cpuOf === undefined ? '' : `${((run.cpuMs / run.latencies.length) * 1000).toFixed(0)} us`,
+          'gateway CPU per call': path.cpuOf === undefined ? '' : perCall(run.cpuMs, run),
+          'PostgreSQL CPU per call': path.database ? perCall(run.databaseCpuMs, run) : '',
         });
       }
     }

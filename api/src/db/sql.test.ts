@@ -1,12 +1,13 @@
 /**
  * `sqlOf` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
  * transactions as two inlined scripts) and PGlite (through the EntityManager): values and arrays (nulls,
- * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written.
+ * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written. `sqlWithGenericPlans`
+ * runs its statements on their generic plan from the first run on PostgreSQL, and like `sqlFor` on PGlite.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../test/support/database.ts';
 import { createOrm, type Orm } from './orm.ts';
-import { type Statement, sqlFor, sqlOf } from './sql.ts';
+import { type Statement, sqlFor, sqlOf, sqlWithGenericPlans } from './sql.ts';
 
 const ECHO: Statement = {
   name: 'cm_test_echo',
@@ -104,4 +105,28 @@ describe.each(drivers)('sqlOf on %s', (_name, open) => {
     expect(written).toBe(1);
     expect(await count()).toBe((before ?? 0) + 1);
   });
+
+  it('sqlWithGenericPlans runs the same statements, each on its generic plan (PostgreSQL) from its first run', async () => {
+    const { sql, close: closeRunner } = sqlWithGenericPlans(orm, 1);
+    try {
+      const [row] = await sql.query<{ text: string; list: string[] }>(ECHO, ['generic', 1, tricky, []]);
+      expect(row).toMatchObject({ text: 'generic', list: tricky });
+      if (_name !== 'PostgreSQL') return; // PGlite: the ORM's one session, whatever PostgreSQL would plan
+      const id = '6f1c1d3e-8a1b-4c5d-9e0f-112233445566';
+      for (let run = 0; run < 3; run++) await sql.query(ECHO, ['again', run, [], [id]]);
+      const plans = (runner: typeof sql) =>
+        runner.query<{ generic: number; custom: number }>(PLANS, [ECHO.name]).then((rows) => rows[0]);
+      // One connection: every run above went to it, and so does this read of its prepared statements.
+      // PostgreSQL's default would have planned the first five runs for their values (custom: 4).
+      expect(await plans(sql)).toEqual({ generic: 4, custom: 0 });
+    } finally {
+      await closeRunner();
+    }
+  });
 });
+
+const PLANS: Statement = {
+  name: 'cm_test_plans',
+  text: `select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements
+   where name = $1`,
+};

@@ -81,6 +81,41 @@ export function sqlFor(orm: Orm): SqlRunner {
   };
 }
 
+/**
+ * A hot-path executor whose prepared statements always run on their generic plan (PostgreSQL's
+ * `plan_cache_mode = force_generic_plan`), for statements whose arrays make the planner misjudge it: the
+ * generic plan of a statement over `unnest($n::uuid[])` is costed for 10 rows per array, its custom plans
+ * (the values known) for the 1 or few rows a call has, so after its five first runs PostgreSQL may keep
+ * planning it afresh on every run, which for the settlement's statement cost more CPU than running it.
+ * On PostgreSQL: a small pool of its own (`max` connections, default 2) with the ORM pool's settings; on
+ * PGlite, `sqlFor(orm)`. Only for statements whose plan does not depend on their values (lookups by id, set
+ * writes); `close` ends its pool (the ORM's close does not).
+ */
+export function sqlWithGenericPlans(orm: Orm, max = 2): { sql: SqlRunner; close(): Promise<void> } {
+  const connection = orm.em.fork().getConnection();
+  if (!(connection instanceof PostgreSqlConnection)) return { sql: sqlFor(orm), close: async () => {} };
+  const pool = (connection.getNativeClient() as Promise<Pool>).then((base) => {
+    const settings = base.options as pg.PoolConfig;
+    const own = new pg.Pool({
+      ...settings,
+      max,
+      options: `${settings.options ?? ''} -c plan_cache_mode=force_generic_plan`.trim(),
+    });
+    // A connection that dies while idle (the server restarted) is dropped by the pool; the next statement
+    // opens another. Without a listener, that 'error' would end the process.
+    own.on('error', () => {});
+    return own;
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    sql: throughPool(pool),
+    close: () => {
+      closed ??= pool.then((own) => own.end());
+      return closed;
+    },
+  };
+}
+
 /** `statement` with its values inlined as escaped literals (arrays as array literals), for a script. */
 function inlined(statement: Statement, values: readonly unknown[]): string {
   return statement.text.replace(/\$(\d+)/g, (_, index: string) => {

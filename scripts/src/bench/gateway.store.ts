@@ -24,3 +24,16 @@ export async function readBooks(client: pg.ClientBase): Promise<z.infer<typeof b
   );
   return books.parse(rows[0]);
 }
+
+const backend = z.object({ pid: z.number().int() });
+
+/**
+ * The PostgreSQL server processes serving the database `client` is connected to (the API's pool, and this
+ * client itself): their CPU time is the database's share of a call.
+ */
+export async function backendPids(client: pg.ClientBase): Promise<number[]> {
+  const { rows } = await client.query(
+    'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+  );
+  return rows.map((row) => backend.parse(row).pid);
+}

@@ -1,5 +1,5 @@
 /**
-import type { Viewer } from '../../viewer.ts';
+ * Metered completions: hold, call, settle (README "Metered LLM calls").
  *
  * 1. Validate; refuse a model without a price (`model_not_priced`: nothing held, upstream not called);
  *    estimate the most the call can cost (`estimateHold`, with the output limit sent upstream
@@ -23,7 +23,7 @@ import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/
 import type { Model } from 'openai/resources/models';
 import type { Logger } from 'pino';
 import type { Orm } from '../../db/orm.ts';
-import { sqlFor } from '../../db/sql.ts';
+import { sqlFor, sqlWithGenericPlans } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
 import { type ApiKeyCheck, assertModelAllowed, keyLimitReached } from '../apikeys/apikeys.service.ts';
@@ -43,13 +43,7 @@ import {
   ModelListUnavailableError,
   modelNotPriced,
 } from './metering.errors.ts';
-import {
-  findAbandonedPaidCalls,
-  finishPaidCall,
-  type PaymentScheme,
-  placePaidCall,
-  recordPayment,
-} from './paid-call.store.ts';
+import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import type { Settlement } from './settlement.ts';
@@ -246,6 +240,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   const clock = options.clock ?? (() => new Date());
   /** Every statement here is raw SQL (the metering stores), run on the ORM's connections. */
   const sql = sqlFor(orm);
+  /**
+   * The settlement batches' statement on its generic plan: its arrays make PostgreSQL prefer planning it
+   * afresh, which cost more than writing the batch (see `sqlWithGenericPlans`).
+   */
+  const planned = sqlWithGenericPlans(orm);
   const inFlight = new InFlightWork();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
   const heads = new LedgerHeads();
@@ -261,6 +260,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   });
   const settlements = new SettlementQueue({
     sql,
+    batchSql: planned.sql,
     logger,
     heads,
     holds,
@@ -557,24 +557,6 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return streamHeld(held, request, callOptions);
   }
 
-  /**
-   * Paid calls whose process died before they ended: released when their payment moved (it stays as the
-   * payer's credits once credited); an `upto` call that never settled is UNPAID (it may have been served),
-   * for an operator to look at.
-   */
-  async function closeAbandonedPaidCalls(now: Date): Promise<number> {
-    let closed = 0;
-    for (const call of await findAbandonedPaidCalls(sql, now, 100, holds.openIds())) {
-      const status = call.scheme === 'upto' && call.txHash === null ? 'UNPAID' : 'RELEASED';
-      const ended = await finishPaidCall(sql, call.id, status, abandonedPaidCall(call.txHash));
-      if (ended) {
-        closed++;
-        logger.warn({ usageId: call.id, status }, 'closed a paid call its process left unfinished');
-      }
-    }
-    return closed;
-  }
-
   return {
     complete,
     stream,
@@ -592,7 +574,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       return models.filter((model) => prices.get(model.id) !== undefined);
     },
     async settleOutstanding(now = new Date()) {
-      return (await settlements.settleOutstanding(now)) + (await closeAbandonedPaidCalls(now));
+      return settlements.settleOutstanding(now);
     },
     whenIdle: () => inFlight.whenIdle(),
     queuedSettlements: () => settlements.waitingInMemory,
@@ -613,6 +595,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await loopStopped;
       await heartbeatStopped;
       await prices.stop();
+      await planned.close();
     },
   };
 }
@@ -628,19 +611,5 @@ function refusedPayment(reason: string): Settlement {
     latencyMs: null,
     flags: ['PAYMENT_REFUSED'],
     error: reason.slice(0, 500),
-  };
-}
-
-/** The settlement of a paid call its process left unfinished (nothing known of its answer). */
-function abandonedPaidCall(txHash: string | null): Settlement {
-  return {
-    status: 'RELEASED',
-    promptTokens: 0,
-    completionTokens: 0,
-    providerCost: null,
-    userPrice: 0n as MicroUsd,
-    latencyMs: null,
-    flags: ['PAID_CALL_ABANDONED'],
-    error: txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null,
   };
 }

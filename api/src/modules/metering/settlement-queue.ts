@@ -3,15 +3,18 @@
  * answer: it is kept on the record (UNSETTLED) or, if even that fails, in memory, and the settlement loop
  * retries it. Each round the loop also settles what a crashed process left UNSETTLED and closes holds
  * whose call never finished (HELD past `hold_expires_at`): released, or, for a stream with recorded
- * progress, billed for what it had generated.
+ * progress, billed for what it had generated; and a paid call whose process died (its payment not on its
+ * account): released when its payment moved (it stays as the payer's credits once credited), UNPAID when
+ * an `upto` call never settled (it may have been served), for an operator to look at.
  */
-import type { Ratio } from '@chainmeter/schema';
+import type { MicroUsd, Ratio } from '@chainmeter/schema';
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
 import { settlementOfExpiredHold } from './billing.ts';
 import { findExpiredHolds } from './hold.store.ts';
 import type { HoldHeartbeat } from './hold-heartbeat.ts';
 import type { LedgerHeads } from './ledger-heads.ts';
+import { findAbandonedPaidCalls, finishPaidCall } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { applySettlement, findUnsettled, markUnsettled } from './settlement.store.ts';
 import type { Settlement, SettleResult } from './settlement.ts';
@@ -23,6 +26,11 @@ const LOOP_BATCH = 100;
 
 export interface SettlementQueueOptions {
   sql: SqlRunner;
+  /**
+   * Where charged settlements are written in batches (default `sql`): the metering service gives it a runner
+   * on generic plans (`sqlWithGenericPlans`), so the batch statement is not planned afresh on every run.
+   */
+  batchSql?: SqlRunner;
   logger: Logger;
   heads: LedgerHeads;
   /** The records this process holds open: closed once settled, and never expired by the loop. */
@@ -51,7 +59,7 @@ export class SettlementQueue {
 
   constructor(options: SettlementQueueOptions) {
     this.#options = options;
-    this.#batcher = new SettlementBatcher(options.sql, options.heads, options.logger);
+    this.#batcher = new SettlementBatcher(options.batchSql ?? options.sql, options.heads, options.logger);
   }
 
   /** Settlements waiting in memory for a retry. */
@@ -133,6 +141,13 @@ export class SettlementQueue {
         );
       }
     }
+    for (const call of await findAbandonedPaidCalls(sql, now, LOOP_BATCH, holds.openIds())) {
+      const status = call.scheme === 'upto' && call.txHash === null ? 'UNPAID' : 'RELEASED';
+      if (await finishPaidCall(sql, call.id, status, abandonedPaidCall(call.txHash))) {
+        closed++;
+        logger.warn({ usageId: call.id, status }, 'closed a paid call its process left unfinished');
+      }
+    }
     return closed;
   }
 
@@ -168,4 +183,18 @@ export class SettlementQueue {
       this.#options.onCharged?.({ accountId: result.accountId, ledgerEntryId: result.ledgerEntryId });
     }
   }
+}
+
+/** The settlement of a paid call its process left unfinished (nothing known of its answer). */
+function abandonedPaidCall(txHash: string | null): Settlement {
+  return {
+    status: 'RELEASED',
+    promptTokens: 0,
+    completionTokens: 0,
+    providerCost: null,
+    userPrice: 0n as MicroUsd,
+    latencyMs: null,
+    flags: ['PAID_CALL_ABANDONED'],
+    error: txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null,
+  };
 }
