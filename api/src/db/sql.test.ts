@@ -4,8 +4,12 @@
  * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written. `sqlWithGenericPlans`
  * runs its statements on their generic plan from the first run on PostgreSQL, and like `sqlFor` on PGlite.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../test/support/database.ts';
+import { seedPgliteDataDir } from '../../test/support/pglite-template.ts';
 import { createOrm, type Orm } from './orm.ts';
 import { type Statement, sqlFor, sqlOf, sqlWithGenericPlans } from './sql.ts';
 
@@ -25,8 +29,18 @@ const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] =
   [
     'PGlite',
     async () => {
-      const orm = await createOrm();
-      return { orm, close: () => orm.close(true) };
+      // On a data directory, as the API runs it, seeded past initdb (seconds of WebAssembly otherwise);
+      // PGlite in memory is orm.test.ts's.
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-sql-pglite-'));
+      await seedPgliteDataDir(dataDir);
+      const orm = await createOrm({ pgliteDataDir: dataDir });
+      return {
+        orm,
+        close: async () => {
+          await orm.close(true);
+          rmSync(dataDir, { recursive: true, force: true });
+        },
+      };
     },
   ],
 ];

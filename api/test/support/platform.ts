@@ -17,6 +17,7 @@ import { deployTestUsdc } from '@chainmeter/testkit/token';
 import type { Address } from 'viem';
 import { loadConfig } from '../../src/env.ts';
 import { type RunningApi, startApi } from '../../src/server.ts';
+import { seedApiDataDir } from './pglite-template.ts';
 
 const API_MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -78,6 +79,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     cleanups.push(() => indexer.stop());
     const database = options.pglite ? undefined : await createTestDatabase('cm_api');
     if (database) cleanups.push(() => database.drop());
+    // A first start on an empty DATA_DIR would spend seconds in PGlite's initdb: start from its result.
+    else await seedApiDataDir(path.join(scratch, 'api-data'));
     const apiEnv = (overrides: Record<string, string> = {}) => ({
       NODE_ENV: 'test',
       PORT: '0',

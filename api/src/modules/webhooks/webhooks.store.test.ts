@@ -4,6 +4,7 @@ import path from 'node:path';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
+import { seedPgliteDataDir } from '../../../test/support/pglite-template.ts';
 import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
 import { sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
@@ -109,6 +110,8 @@ describe('claimDueDeliveries', () => {
 describe('the outbox on embedded PGlite', () => {
   it('enqueues, claims and records attempts (arrays, nulls and quotes in the excerpt)', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-webhooks-pglite-'));
+    // A cluster past initdb (seconds of WebAssembly otherwise); the migrations still run here.
+    await seedPgliteDataDir(dataDir);
     const embedded = await createOrm({ pgliteDataDir: dataDir });
     try {
       await migrateUp(embedded);
