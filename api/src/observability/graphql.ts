@@ -42,6 +42,10 @@ export function graphqlMetricsPlugins(metrics: AppMetrics): Plugin[] {
         graphql_envelop_phase_validate: true,
         graphql_envelop_phase_execute: true,
         graphql_yoga_http_duration: true,
+        // The schema deprecates nothing, and this one walks every request's document to find out (about 1%
+        // of the API's CPU on the ledger read path).
+        graphql_envelop_deprecated_field: false,
+        graphql_envelop_schema_change: false,
       },
       labels: {
         operationName: false,

@@ -3,10 +3,13 @@
  * `me { ledger(first: N) { edges { node { ... deposit { ... } } } } }`, for an account with 150 DEPOSIT
  * entries, each with its deposit.
  * 1. SQL statements per request, on an in-process API, each statement attributed to the request that caused
- *    it (ORM and raw `pg` paths alike: api/test/support/sql-counter.ts), for first = 1, 10 and 100: the
- *    same at every page size (LedgerEntry.deposit goes through a dataloader), else the run fails.
+ *    it (ORM and raw `pg` paths alike: api/test/support/sql-counter.ts), for first = 1, 10 and 100, with a
+ *    session token and with an API key: the same at every page size (the statement that reads the page
+ *    reads each entry's deposit too), else the run fails.
+ *    BENCH_CPU_PROF=<dir> has the API process of the load runs write a V8 CPU profile there.
  * 2. Latency and throughput at concurrency 50 against the API as its own process (`node api/src/main.ts`,
- *    as in production), so the load generator does not share its event loop.
+ *    as in production), so the load generator does not share its event loop: first = 10 and 100 with the
+ *    session token, first = 10 with the API key.
  * Real PostgreSQL; the ledger is credited by the real crediting worker from a fake indexer's transfers (no
  * chain needed for the data; anvil only answers the API's start-up checks). Not a test: it prints figures.
  */
@@ -102,41 +105,61 @@ export async function benchReadPath(): Promise<void> {
       `${ENTRIES} credited deposits`,
     );
 
+    // Integrators read the same page with an API key (its lookup is the /v1 gateway's too).
+    const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
+      api.url,
+      'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
+      { input: { name: 'bench' } },
+      token,
+    );
+    const credentials = [
+      { name: 'session token', token },
+      { name: 'API key', token: createApiKey.secret },
+    ];
+
     // 1. SQL statements per request, by page size. Each statement is attributed to the request that caused
     //    it (support/sql-counter.ts), so the crediting worker polling in this process meanwhile counts for
     //    none of them, and the sequential requests of each page size are compared with each other.
     const counter = await countSql(api);
     const sqlRows: Record<string, string | number>[] = [];
-    const perPage = new Map<number, number>();
-    for (const first of [1, 10, 100]) {
-      counter.requests.length = 0;
-      for (let i = 0; i < SQL_SAMPLES; i++) {
-        const page = await gqlData<LedgerPage>(api.url, LEDGER_QUERY, { first }, token);
-        if (
-          page.me.ledger.edges.length !== first ||
-          page.me.ledger.edges.some((edge) => !edge.node.deposit)
-        ) {
-          throw new Error(`first: ${first} returned an incomplete page`);
+    /** Statements per request, by credential and page size. */
+    const perPage = new Map<string, number>();
+    const sqlKey = (credential: string, first: number) => `${credential} ${first}`;
+    let constant = true;
+    for (const credential of credentials) {
+      const counts = new Set<number>();
+      for (const first of [1, 10, 100]) {
+        counter.requests.length = 0;
+        for (let i = 0; i < SQL_SAMPLES; i++) {
+          const page = await gqlData<LedgerPage>(api.url, LEDGER_QUERY, { first }, credential.token);
+          if (
+            page.me.ledger.edges.length !== first ||
+            page.me.ledger.edges.some((edge) => !edge.node.deposit)
+          ) {
+            throw new Error(`first: ${first} returned an incomplete page`);
+          }
         }
+        const statements = counter.requests
+          .filter((request) => request.method === 'POST' && request.path === '/graphql')
+          .map((request) => request.statements);
+        if (statements.length !== SQL_SAMPLES) {
+          throw new Error(`first: ${first}: ${statements.length} GraphQL requests seen, ${SQL_SAMPLES} sent`);
+        }
+        const fewest = Math.min(...statements);
+        const most = Math.max(...statements);
+        // What every request of this page size needed (an occasional extra write, such as a throttled
+        // last-used update, shows as `most`); an N+1 would add statements to every request of a larger page.
+        perPage.set(sqlKey(credential.name, first), fewest);
+        counts.add(fewest);
+        sqlRows.push({
+          credential: credential.name,
+          'page size (first)': first,
+          'deposits loaded': first,
+          'SQL statements per request': fewest === most ? fewest : `${fewest}-${most}`,
+        });
       }
-      const statements = counter.requests
-        .filter((request) => request.method === 'POST' && request.path === '/graphql')
-        .map((request) => request.statements);
-      if (statements.length !== SQL_SAMPLES) {
-        throw new Error(`first: ${first}: ${statements.length} GraphQL requests seen, ${SQL_SAMPLES} sent`);
-      }
-      const fewest = Math.min(...statements);
-      const most = Math.max(...statements);
-      // What every request of this page size needed (an occasional extra write, such as a throttled
-      // last-used update, shows as `most`); an N+1 would add statements to every request of a larger page.
-      perPage.set(first, fewest);
-      sqlRows.push({
-        'page size (first)': first,
-        'deposits loaded': first,
-        'SQL statements per request': fewest === most ? fewest : `${fewest}-${most}`,
-      });
+      if (counts.size !== 1) constant = false;
     }
-    const constant = new Set(perPage.values()).size === 1;
     printTable(
       `SQL statements per ledger request (${SQL_SAMPLES} sequential requests each, counted per request): ${constant ? 'the same for every page size' : 'NOT constant (an N+1)'}`,
       sqlRows,
@@ -155,22 +178,31 @@ export async function benchReadPath(): Promise<void> {
     });
     cleanups.push(() => server.stop());
     const loadRows: Record<string, string | number>[] = [];
-    for (const first of [10, 100]) {
-      await load(server.url, token, first, { requests: WARMUP });
-      const { latencies, seconds, failures } = await load(server.url, token, first, { ms: DURATION_MS });
+    const runs = [
+      { credential: credentials[0], first: 10 },
+      { credential: credentials[0], first: 100 },
+      { credential: credentials[1], first: 10 },
+    ];
+    for (const { credential, first } of runs) {
+      if (!credential) continue;
+      await load(server.url, credential.token, first, { requests: WARMUP });
+      const { latencies, seconds, failures } = await load(server.url, credential.token, first, {
+        ms: DURATION_MS,
+      });
       loadRows.push({
         query: `ledger(first: ${first}) + deposits`,
+        credential: credential.name,
         concurrency: CONCURRENCY,
         requests: latencies.length,
         failures,
         p50: ms(percentile(latencies, 50)),
         p99: ms(percentile(latencies, 99)),
         'requests/s': (latencies.length / seconds).toFixed(0),
-        'SQL/request': perPage.get(first) ?? '?',
+        'SQL/request': perPage.get(sqlKey(credential.name, first)) ?? '?',
       });
     }
     printTable(
-      `Ledger read path at concurrency ${CONCURRENCY}, ${DURATION_MS / 1000} s each (API process, PostgreSQL, ${ENTRIES}-entry account, session token; load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} cores)`,
+      `Ledger read path at concurrency ${CONCURRENCY}, ${DURATION_MS / 1000} s each (API process, PostgreSQL, ${ENTRIES}-entry account; load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} cores)`,
       loadRows,
     );
     if (!constant) throw new Error('SQL statements per request grow with the page size: an N+1 query');

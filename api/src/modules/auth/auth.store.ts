@@ -10,8 +10,9 @@ import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
 
 const LIVE_SESSION_BY_TOKEN: Statement = {
   name: 'cm_auth_live_session_by_token',
+  // Every column of the account: a partial row would leave the entity uninitialized, and `me` would read it again.
   text: `select s.id as session_id, a.id, a.wallet_address, a.balance, a.held, a.debt, a.ledger_seq,
-     a.ledger_head, a.created_at
+     a.ledger_head, a.created_at, a.low_balance_threshold, a.low_balance_below, a.low_balance_fired_seq
    from sessions s join accounts a on a.id = s.account_id
    where s.token_hash = $1 and s.revoked_at is null and s.expires_at > $2::timestamptz`,
 };

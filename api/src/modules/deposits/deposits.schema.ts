@@ -9,7 +9,7 @@ import {
   whileCredentialLive,
 } from '../auth/live-subscription.ts';
 import { DEPOSIT_STATUSES, Deposit } from './deposits.entity.ts';
-import { depositCursor, listDeposits } from './deposits.service.ts';
+import { depositCursor, getDepositsByIds, listDeposits } from './deposits.service.ts';
 import type { DepositView } from './deposits.store.ts';
 
 const DepositStatusRef = builder.enumType('DepositStatus', {
@@ -18,24 +18,37 @@ const DepositStatusRef = builder.enumType('DepositStatus', {
     'PENDING until CONFIRMATIONS blocks are on top, then CREDITED; REORGED if the chain dropped it.',
 });
 
-export const DepositRef = builder.objectRef<DepositView>('Deposit').implement({
-  description: 'A USDC transfer to the treasury, as indexed from the chain.',
-  fields: (t) => ({
-    id: t.exposeID('id'),
-    chainId: t.exposeInt('chainId'),
-    txHash: t.field({ type: 'Hash', resolve: (deposit) => deposit.txHash }),
-    logIndex: t.exposeInt('logIndex'),
-    blockNumber: t.field({ type: 'BigInt', resolve: (deposit) => deposit.blockNumber }),
-    from: t.field({ type: 'Address', resolve: (deposit) => deposit.fromAddress }),
-    amountToken: t.field({ type: 'BigInt', description: 'Token base units.', resolve: (d) => d.amountToken }),
-    credits: t.field({ type: 'Credits', resolve: (deposit) => deposit.amount }),
-    status: t.field({ type: DepositStatusRef, resolve: (deposit) => deposit.status }),
-    confirmations: t.exposeInt('confirmations', {
-      description: 'Blocks on top of the transfer when last seen (live while PENDING).',
+/**
+ * A field of this type may resolve to the deposit itself or to its id: ids are loaded together, one
+ * statement per request (the ledger's entries read outside a page, such as a subscription's, load theirs).
+ */
+export const DepositRef = builder
+  .loadableObjectRef<DepositView, string>('Deposit', {
+    load: (ids, ctx) => getDepositsByIds(ctx.em, ids),
+    sort: (deposit) => deposit.id,
+  })
+  .implement({
+    description: 'A USDC transfer to the treasury, as indexed from the chain.',
+    fields: (t) => ({
+      id: t.exposeID('id'),
+      chainId: t.exposeInt('chainId'),
+      txHash: t.field({ type: 'Hash', resolve: (deposit) => deposit.txHash }),
+      logIndex: t.exposeInt('logIndex'),
+      blockNumber: t.field({ type: 'BigInt', resolve: (deposit) => deposit.blockNumber }),
+      from: t.field({ type: 'Address', resolve: (deposit) => deposit.fromAddress }),
+      amountToken: t.field({
+        type: 'BigInt',
+        description: 'Token base units.',
+        resolve: (d) => d.amountToken,
+      }),
+      credits: t.field({ type: 'Credits', resolve: (deposit) => deposit.amount }),
+      status: t.field({ type: DepositStatusRef, resolve: (deposit) => deposit.status }),
+      confirmations: t.exposeInt('confirmations', {
+        description: 'Blocks on top of the transfer when last seen (live while PENDING).',
+      }),
+      creditedAt: t.expose('creditedAt', { type: 'DateTime', nullable: true }),
     }),
-    creditedAt: t.expose('creditedAt', { type: 'DateTime', nullable: true }),
-  }),
-});
+  });
 
 const DepositConnection = builder.connectionObject({ type: DepositRef, name: 'DepositConnection' });
 

@@ -19,6 +19,14 @@ export type DepositView = Pick<
   | 'creditedAt'
 >;
 
+/** The columns of {@link DepositView} as a JSON object, for a statement that reads deposits with other rows. */
+export function depositViewJsonSql(alias: string): string {
+  return `json_build_object('id', ${alias}.id, 'chain_id', ${alias}.chain_id, 'tx_hash', ${alias}.tx_hash,
+     'log_index', ${alias}.log_index, 'block_number', ${alias}.block_number::text, 'from_address', ${alias}.from_address,
+     'amount_token', ${alias}.amount_token::text, 'amount', ${alias}.amount::text, 'status', ${alias}.status,
+     'confirmations', ${alias}.confirmations, 'credited_at', ${alias}.credited_at)`;
+}
+
 const DEPOSITS_BY_IDS: Statement = {
   name: 'cm_deposits_by_ids',
   text: `select id, chain_id, tx_hash, log_index, block_number::text as block_number, from_address,
@@ -55,6 +63,11 @@ const depositRow = z
       creditedAt: row.credited_at,
     }),
   );
+
+/** A deposit read by {@link depositViewJsonSql} (or a row of the same columns). */
+export function parseDepositView(row: unknown): DepositView {
+  return depositRow.parse(row);
+}
 
 export async function readDepositsByIds(query: Query, ids: readonly string[]): Promise<DepositView[]> {
   return (await query(DEPOSITS_BY_IDS, [ids])).map((row) => depositRow.parse(row));

@@ -15,7 +15,8 @@ import { createOrm, type Orm } from '../../db/orm.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { getAccountByWallet } from '../accounts/accounts.service.ts';
 import { readAuditRecords } from '../audit/audit.service.ts';
-import { appendLedgerEntry } from '../ledger/ledger.service.ts';
+import { appendLedgerEntry, listLedger } from '../ledger/ledger.service.ts';
+import { depositIdOf } from '../ledger/ledger.store.ts';
 import {
   type CreditingEvent,
   creditConfirmedTransfers,
@@ -24,7 +25,7 @@ import {
 } from './crediting.service.ts';
 import { startCreditingWorker } from './crediting.worker.ts';
 import { Deposit } from './deposits.entity.ts';
-import { listDeposits } from './deposits.service.ts';
+import { getDepositsByIds, listDeposits } from './deposits.service.ts';
 import { createIndexerClient, IndexerUnavailableError } from './indexer.client.ts';
 
 let db: Awaited<ReturnType<typeof createTestOrm>>;
@@ -395,6 +396,21 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       ['ADJUSTMENT', 150n, 150n, deposit.id],
     ]);
     expect(await depositOf(chainId, paid.txHash)).toMatchObject({ status: 'CREDITED', blockNumber: 14n });
+    // The ledger's page reads each entry's deposit with it (one statement): the DEPOSIT entry's and the
+    // ADJUSTMENTs' that correct it, none for the USAGE; the same deposit the loader gives an entry read alone.
+    const page = await listLedger(orm.em.fork(), account.id, { first: 10 });
+    expect(page.entries.map((entry) => [entry.reason, entry.deposit?.id ?? null])).toEqual([
+      ['ADJUSTMENT', deposit.id],
+      ['ADJUSTMENT', deposit.id],
+      ['USAGE', null],
+      ['DEPOSIT', deposit.id],
+    ]);
+    const [loaded] = await getDepositsByIds(orm.em.fork(), [deposit.id]);
+    expect(loaded).toMatchObject({ status: 'CREDITED', blockNumber: 14n, amount: 500n });
+    for (const entry of page.entries) {
+      expect(depositIdOf(entry)).toBe(entry.deposit?.id ?? null);
+      if (entry.deposit) expect(entry.deposit).toEqual(loaded);
+    }
     expect((await auditOf(chainId, indexer, [payer])).discrepancies).toEqual([]);
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
   });

@@ -8,14 +8,9 @@ import {
   whileCredentialLive,
 } from '../auth/live-subscription.ts';
 import { DepositRef } from '../deposits/deposits.schema.ts';
-import { getDepositsByIds } from '../deposits/deposits.service.ts';
-import type { DepositView } from '../deposits/deposits.store.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
 import { getLedgerEntry, ledgerCursor, listLedger } from './ledger.service.ts';
-import type { LedgerEntryView } from './ledger.store.ts';
-
-/** An ADJUSTMENT's reference is a deposit id when it corrects a deposit (other references are not uuids or name no deposit). */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { depositIdOf, type LedgerEntryView } from './ledger.store.ts';
 
 const LedgerReasonRef = builder.enumType('LedgerReason', { values: LEDGER_REASONS });
 
@@ -31,16 +26,13 @@ export const LedgerEntryRef = builder.objectRef<LedgerEntryView>('LedgerEntry').
     balanceAfter: t.field({ type: 'Credits', resolve: (entry) => entry.balanceAfter }),
     reason: t.field({ type: LedgerReasonRef, resolve: (entry) => entry.reason }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    deposit: t.loadable({
+    deposit: t.field({
       type: DepositRef,
       nullable: true,
       description:
         'The on-chain deposit a DEPOSIT entry credits, or that an ADJUSTMENT corrects after a reorg deeper than CONFIRMATIONS (its reversal, a payment of the debt it left, its re-credit).',
-      load: (ids: string[], ctx) => getDepositsByIds(ctx.em, ids),
-      sort: (deposit: DepositView) => deposit.id,
-      resolve: (entry) =>
-        entry.depositId ??
-        (entry.reason === 'ADJUSTMENT' && UUID.test(entry.referenceId) ? entry.referenceId : null),
+      // A page of the ledger reads each entry's deposit with it; an entry read alone gives its id to load.
+      resolve: (entry) => (entry.deposit !== undefined ? entry.deposit : depositIdOf(entry)),
     }),
     hash: t.exposeString('hash', {
       description: 'sha256 over the previous entry hash and this entry (see the audit): the hash chain link.',

@@ -17,6 +17,7 @@ import {
   lowBalanceEventsSql,
   lowBalanceReturningSql,
 } from '../alerts/alerts.store.ts';
+import { type DepositView, depositViewJsonSql, parseDepositView } from '../deposits/deposits.store.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
 
 export type LedgerReason = (typeof LEDGER_REASONS)[number];
@@ -245,10 +246,17 @@ export interface LedgerEntryView {
   /** Set on entries an operator wrote (`adjustBalance`, `resolveUsage`): who, and the reason they gave. */
   operator: string | null;
   reasonText: string | null;
+  /**
+   * The deposit the entry credits or corrects (see {@link ledgerDepositIdSql}), when it was read with the
+   * entry ({@link readLedgerPage}): null when there is none; absent when not read.
+   */
+  deposit?: DepositView | null;
 }
 
-const VIEW_COLUMNS = `id, account_id, seq, amount::text as amount, balance_after::text as balance_after, reason,
-  reference_id, deposit_id, created_at, prev_hash, hash, operator, reason_text`;
+/** The columns of {@link LedgerEntryView} of table (or alias) `e`. */
+const viewColumns = (e: string) => `${e}.id, ${e}.account_id, ${e}.seq, ${e}.amount::text as amount,
+  ${e}.balance_after::text as balance_after, ${e}.reason, ${e}.reference_id, ${e}.deposit_id, ${e}.created_at,
+  ${e}.prev_hash, ${e}.hash, ${e}.operator, ${e}.reason_text`;
 
 const ledgerRow = z
   .object({
@@ -284,25 +292,58 @@ const ledgerRow = z
     }),
   );
 
+/**
+ * The deposit an entry belongs to: a DEPOSIT entry's `deposit_id`, or the deposit an ADJUSTMENT's reference
+ * names when it corrects one after a reorg deeper than CONFIRMATIONS (other references are not uuids, or
+ * name no deposit and find none).
+ */
+export function ledgerDepositIdSql(alias: string): string {
+  return `coalesce(${alias}.deposit_id, case when ${alias}.reason = 'ADJUSTMENT'
+     and ${alias}.reference_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+     then ${alias}.reference_id::uuid end)`;
+}
+
+/** An ADJUSTMENT's reference is a deposit id when it corrects a deposit. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** {@link ledgerDepositIdSql} for an entry already read: the id of its deposit, or null. */
+export function depositIdOf(
+  entry: Pick<LedgerEntryView, 'depositId' | 'reason' | 'referenceId'>,
+): string | null {
+  return (
+    entry.depositId ??
+    (entry.reason === 'ADJUSTMENT' && UUID.test(entry.referenceId) ? entry.referenceId : null)
+  );
+}
+
 const LEDGER_PAGE: Statement = {
-  name: 'cm_ledger_page',
-  text: `select ${VIEW_COLUMNS} from ledger_entries
-   where account_id = $1::uuid and seq < coalesce($2::int, 2147483647) order by seq desc limit $3`,
+  name: 'cm_ledger_page_with_deposits',
+  text: `select ${viewColumns('e')},
+     case when d.id is null then null else ${depositViewJsonSql('d')} end as deposit
+   from ledger_entries e left join deposits d on d.id = ${ledgerDepositIdSql('e')}
+   where e.account_id = $1::uuid and e.seq < coalesce($2::int, 2147483647) order by e.seq desc limit $3`,
 };
 
-/** Up to `limit` entries of an account, newest first, below seq `before` (all when null). */
+/**
+ * Up to `limit` entries of an account, newest first, below seq `before` (all when null), each with its
+ * deposit: one statement for a page of the ledger as the account's page shows it.
+ */
 export async function readLedgerPage(
   query: Query,
   accountId: string,
   before: number | null,
   limit: number,
 ): Promise<LedgerEntryView[]> {
-  return (await query(LEDGER_PAGE, [accountId, before, limit])).map((row) => ledgerRow.parse(row));
+  const rows = await query<{ deposit: unknown }>(LEDGER_PAGE, [accountId, before, limit]);
+  return rows.map((row) => ({
+    ...ledgerRow.parse(row),
+    deposit: row.deposit === null ? null : parseDepositView(row.deposit),
+  }));
 }
 
 const LEDGER_ENTRY_BY_ID: Statement = {
   name: 'cm_ledger_entry_by_id',
-  text: `select ${VIEW_COLUMNS} from ledger_entries where id = $1::uuid`,
+  text: `select ${viewColumns('ledger_entries')} from ledger_entries where id = $1::uuid`,
 };
 
 export async function readLedgerEntry(query: Query, id: string): Promise<LedgerEntryView | null> {
@@ -312,7 +353,7 @@ export async function readLedgerEntry(query: Query, id: string): Promise<LedgerE
 
 const OPERATOR_ADJUSTMENT: Statement = {
   name: 'cm_operator_adjustment',
-  text: `select ${VIEW_COLUMNS} from ledger_entries
+  text: `select ${viewColumns('ledger_entries')} from ledger_entries
    where account_id = $1::uuid and reference_id = $2 and reason = 'ADJUSTMENT' and operator is not null`,
 };
 
