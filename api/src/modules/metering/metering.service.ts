@@ -46,7 +46,7 @@ import {
 import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
-import type { Settlement } from './settlement.ts';
+import { releasedUnanswered, type Settlement } from './settlement.ts';
 import { SettlementQueue } from './settlement-queue.ts';
 import { UpstreamError } from './upstream-error.ts';
 
@@ -602,14 +602,5 @@ export function createMeteringService(options: MeteringOptions): MeteringService
 
 /** The settlement of a paid call whose payment was refused: nothing charged, nothing served. */
 function refusedPayment(reason: string): Settlement {
-  return {
-    status: 'RELEASED',
-    promptTokens: 0,
-    completionTokens: 0,
-    providerCost: null,
-    userPrice: 0n as MicroUsd,
-    latencyMs: null,
-    flags: ['PAYMENT_REFUSED'],
-    error: reason.slice(0, 500),
-  };
+  return releasedUnanswered('PAYMENT_REFUSED', reason.slice(0, 500));
 }

@@ -7,7 +7,7 @@
  * account): released when its payment moved (it stays as the payer's credits once credited), UNPAID when
  * an `upto` call never settled (it may have been served), for an operator to look at.
  */
-import type { MicroUsd, Ratio } from '@chainmeter/schema';
+import type { Ratio } from '@chainmeter/schema';
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
 import { settlementOfExpiredHold } from './billing.ts';
@@ -17,7 +17,7 @@ import type { LedgerHeads } from './ledger-heads.ts';
 import { findAbandonedPaidCalls, finishPaidCall } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { applySettlement, findUnsettled, markUnsettled } from './settlement.store.ts';
-import type { Settlement, SettleResult } from './settlement.ts';
+import { releasedUnanswered, type Settlement, type SettleResult } from './settlement.ts';
 import { SettlementBatcher } from './settlement-batcher.ts';
 import type { HeldRecord } from './settlement-write.store.ts';
 
@@ -187,14 +187,6 @@ export class SettlementQueue {
 
 /** The settlement of a paid call its process left unfinished (nothing known of its answer). */
 function abandonedPaidCall(txHash: string | null): Settlement {
-  return {
-    status: 'RELEASED',
-    promptTokens: 0,
-    completionTokens: 0,
-    providerCost: null,
-    userPrice: 0n as MicroUsd,
-    latencyMs: null,
-    flags: ['PAID_CALL_ABANDONED'],
-    error: txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null,
-  };
+  const error = txHash ? `process ended before the call did; payment ${txHash} stays as credits` : null;
+  return releasedUnanswered('PAID_CALL_ABANDONED', error);
 }

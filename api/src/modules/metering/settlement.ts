@@ -55,3 +55,17 @@ export function settlementFromJson(json: Record<string, unknown>): Settlement {
     error: typeof json.error === 'string' ? json.error : null,
   };
 }
+
+/** A call closed with nothing charged and nothing known of its answer (a paid call refused or abandoned). */
+export function releasedUnanswered(flag: string, error: string | null): Settlement {
+  return {
+    status: 'RELEASED',
+    promptTokens: 0,
+    completionTokens: 0,
+    providerCost: null,
+    userPrice: 0n as MicroUsd,
+    latencyMs: null,
+    flags: [flag],
+    error,
+  };
+}
