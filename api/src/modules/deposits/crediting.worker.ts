@@ -263,13 +263,13 @@ function sameCursor(
   return a.blockNumber === b.blockNumber && a.logIndex === b.logIndex;
 }
 
-/** The lower of two block numbers (Math.min takes no bigints). */
 /** The lowest block Ponder can still roll back while its head is `head` (its finality depth below it). */
 function reorgWindowFrom(head: bigint): bigint {
   const from = head - BigInt(PONDER_FINALITY_BLOCKS - 1);
   return from > 0n ? from : 0n;
 }
 
+/** The lower of two block numbers (Math.min takes no bigints). */
 function earlier(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }
