@@ -7,12 +7,9 @@
 import { parseCredits } from '@chainmeter/schema';
 import { mineBlocks } from '@chainmeter/testkit/anvil';
 import { createGaslessPayer, usdcBalance } from '@chainmeter/testkit/token';
-import { x402Client } from '@x402/core/client';
+import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import { decodePaymentResponseHeader } from '@x402/core/http';
-import { toClientEvmSigner } from '@x402/evm';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
-import { createPublicClient, http } from 'viem';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
 import { gqlData, signIn } from './support/graphql.ts';
@@ -41,13 +38,7 @@ interface Me {
 it('pays an exact call on embedded PGlite; the payer finds deposit, usage and leftover credits after sign-in', async () => {
   expect(api.services.config.databaseUrl).toBeUndefined();
   const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 2_000_000n);
-  const client = new x402Client().register(
-    'eip155:31337',
-    new ExactEvmScheme(
-      toClientEvmSigner(payer, createPublicClient({ transport: http(platform.anvil.rpcUrl) })),
-    ),
-  );
-  client.setSpendControls({ allowedAssets: [{ network: 'eip155:31337', asset: platform.token }] });
+  const client = devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: [platform.token] });
   const response = await wrapFetchWithPayment(fetch, client)(`${api.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -9,10 +9,8 @@
 import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
 import { mineBlocks, reorg, setAutomine } from '@chainmeter/testkit/anvil';
 import { createGaslessPayer, type GaslessPayer } from '@chainmeter/testkit/token';
-import { x402Client } from '@x402/core/client';
-import { toClientEvmSigner } from '@x402/evm';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
-import { UptoEvmScheme } from '@x402/evm/upto/client';
+import { devnetX402Client } from '@chainmeter/testkit/x402-client';
+import type { x402Client } from '@x402/core/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
 import pg from 'pg';
 import { type Address, createPublicClient, getAddress, type Hash, http } from 'viem';
@@ -23,7 +21,6 @@ import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platfor
 import { waitFor } from './support/wait-for.ts';
 
 const CONFIRMATIONS = 3;
-const NETWORK = 'eip155:31337';
 
 let platform: Platform;
 let api: RunningApi;
@@ -45,13 +42,7 @@ afterAll(async () => {
 const chain = () => createPublicClient({ transport: http(platform.anvil.rpcUrl) });
 
 function client(payer: GaslessPayer, scheme: 'exact' | 'upto'): x402Client {
-  const signer = toClientEvmSigner(payer, chain());
-  const paying = new x402Client().register(
-    NETWORK,
-    scheme === 'exact' ? new ExactEvmScheme(signer) : new UptoEvmScheme(signer),
-  );
-  paying.setSpendControls({ allowedAssets: [{ network: NETWORK, asset: platform.token }] });
-  return paying;
+  return devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: [platform.token], scheme });
 }
 
 async function payCall(payer: GaslessPayer, scheme: 'exact' | 'upto') {

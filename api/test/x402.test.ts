@@ -21,16 +21,14 @@ import {
   mintUsdc,
   usdcBalance,
 } from '@chainmeter/testkit/token';
-import { x402Client } from '@x402/core/client';
+import { devnetX402Client } from '@chainmeter/testkit/x402-client';
+import type { x402Client } from '@x402/core/client';
 import {
   decodePaymentRequiredHeader,
   decodePaymentResponseHeader,
   encodePaymentSignatureHeader,
 } from '@x402/core/http';
 import type { PaymentRequired, PaymentRequirements } from '@x402/core/types';
-import { toClientEvmSigner } from '@x402/evm';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
-import { UptoEvmScheme } from '@x402/evm/upto/client';
 import { wrapFetchWithPayment } from '@x402/fetch';
 import pg from 'pg';
 import { type Address, createPublicClient, getAddress, http } from 'viem';
@@ -71,27 +69,14 @@ const body = (maxTokens = 64, extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
-/** An official x402 client paying from `payer` with the exact scheme; the devnet token allowed by name. */
+/** An official x402 client paying from `payer` with the exact scheme (EIP-3009), allowed `tokens`. */
 function payingClient(payer: GaslessPayer, tokens: Address[] = [platform.token]): x402Client {
-  const publicClient = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
-  const client = new x402Client().register(
-    NETWORK,
-    new ExactEvmScheme(toClientEvmSigner(payer, publicClient)),
-  );
-  // The client pays only the assets it knows unless told: the devnet's token must be named (DESIGN.md).
-  client.setSpendControls({ allowedAssets: tokens.map((asset) => ({ network: NETWORK, asset })) });
-  return client;
+  return devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: tokens });
 }
 
 /** An official x402 client paying from `payer` with the upto scheme (Permit2, approved by EIP-2612 signature). */
 function uptoClient(payer: GaslessPayer): x402Client {
-  const publicClient = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
-  const client = new x402Client().register(
-    NETWORK,
-    new UptoEvmScheme(toClientEvmSigner(payer, publicClient)),
-  );
-  client.setSpendControls({ allowedAssets: [{ network: NETWORK, asset: platform.token }] });
-  return client;
+  return devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: [platform.token], scheme: 'upto' });
 }
 
 const chat = (init: RequestInit = {}, url = api.url) =>

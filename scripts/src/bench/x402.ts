@@ -16,16 +16,12 @@ import { devAccounts } from '@chainmeter/testkit/accounts';
 import { startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import { createGaslessPayer, deployTestUsdc } from '@chainmeter/testkit/token';
-import { x402Client } from '@x402/core/client';
+import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import { decodePaymentRequiredHeader, encodePaymentSignatureHeader } from '@x402/core/http';
-import { toClientEvmSigner } from '@x402/evm';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
-import { createPublicClient, http } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { ms, percentile, printTable } from './stats.ts';
 
 const CHAIN_ID = 31337;
-const NETWORK = 'eip155:31337';
 const SAMPLES = 20;
 const BODY = JSON.stringify({
   model: 'chainmeter-dev',
@@ -82,12 +78,7 @@ export async function benchX402(): Promise<void> {
 
     // The paying wallet: USDC, no ETH.
     const payer = await createGaslessPayer(anvil.rpcUrl, usdc, 100_000_000n);
-    const client = new x402Client()
-      .register(
-        NETWORK,
-        new ExactEvmScheme(toClientEvmSigner(payer, createPublicClient({ transport: http(anvil.rpcUrl) }))),
-      )
-      .setSpendControls({ allowedAssets: [{ network: NETWORK, asset: usdc }] });
+    const client = devnetX402Client(payer, { rpcUrl: anvil.rpcUrl, assets: [usdc], chainId: CHAIN_ID });
 
     const keyed: number[] = [];
     const offer: number[] = [];

@@ -3,15 +3,12 @@
  * `@x402/evm`'s exact scheme), paying from wallets that sign EIP-3009 authorizations for the platform's relayer
  * to settle. Each paid call is a transfer to the treasury, which PAYMENT-RESPONSE names.
  */
-import { x402Client } from '@x402/core/client';
-import { decodePaymentResponseHeader } from '@x402/core/http';
-import { toClientEvmSigner } from '@x402/evm';
-import { ExactEvmScheme } from '@x402/evm/exact/client';
-import { wrapFetchWithPayment } from '@x402/fetch';
-import { type Address, createPublicClient, http, type PrivateKeyAccount } from 'viem';
-import { CHAIN_ID } from './stack.ts';
 
-const NETWORK = `eip155:${CHAIN_ID}` as const;
+import { devnetX402Client } from '@chainmeter/testkit/x402-client';
+import { decodePaymentResponseHeader } from '@x402/core/http';
+import { wrapFetchWithPayment } from '@x402/fetch';
+import type { Address, PrivateKeyAccount } from 'viem';
+import { CHAIN_ID } from './stack.ts';
 
 /** A `fetch` that pays each 402 from the payers in turn (the devnet's token allowed by name: DESIGN.md). */
 export function payingFetch(
@@ -19,14 +16,8 @@ export function payingFetch(
   token: Address,
   payers: readonly PrivateKeyAccount[],
 ): typeof fetch {
-  const publicClient = createPublicClient({ transport: http(rpcUrl) });
   const fetches = payers.map((payer) =>
-    wrapFetchWithPayment(
-      fetch,
-      new x402Client()
-        .register(NETWORK, new ExactEvmScheme(toClientEvmSigner(payer, publicClient)))
-        .setSpendControls({ allowedAssets: [{ network: NETWORK, asset: token }] }),
-    ),
+    wrapFetchWithPayment(fetch, devnetX402Client(payer, { rpcUrl, assets: [token], chainId: CHAIN_ID })),
   );
   let next = 0;
   return ((input: RequestInfo | URL, init?: RequestInit) =>
