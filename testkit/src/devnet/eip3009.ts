@@ -8,7 +8,11 @@
  * const signature = await signTransferAuthorization(payer, { token, chainId: 31337 }, authorization);
  * await submitTransferWithAuthorization(rpcUrl, devAccounts.relayer, token, authorization, signature);
  */
-import { cancelAuthorizationTypes, transferWithAuthorizationTypes } from '@chainmeter/schema';
+import {
+  cancelAuthorizationTypes,
+  transferWithAuthorizationTypes,
+  usdcAuthorizationAbi,
+} from '@chainmeter/schema';
 import {
   type Account,
   type Address,
@@ -28,6 +32,9 @@ export const TEST_USDC_EIP712_VERSION = '2';
 
 /** The EIP-3009 (and EIP-2612) surface of FiatToken v2.2, as viem wants it. */
 export const eip3009Abi = [
+  // What relaying needs, as the platform declares it (transferWithAuthorization and cancelAuthorization with
+  // a bytes signature, authorizationState, name, version), then the rest of FiatToken v2's surface.
+  ...usdcAuthorizationAbi,
   {
     type: 'function',
     name: 'transferWithAuthorization',
@@ -42,21 +49,6 @@ export const eip3009Abi = [
       { name: 'v', type: 'uint8' },
       { name: 'r', type: 'bytes32' },
       { name: 's', type: 'bytes32' },
-    ],
-    outputs: [],
-  },
-  {
-    type: 'function',
-    name: 'transferWithAuthorization',
-    stateMutability: 'nonpayable',
-    inputs: [
-      { name: 'from', type: 'address' },
-      { name: 'to', type: 'address' },
-      { name: 'value', type: 'uint256' },
-      { name: 'validAfter', type: 'uint256' },
-      { name: 'validBefore', type: 'uint256' },
-      { name: 'nonce', type: 'bytes32' },
-      { name: 'signature', type: 'bytes' },
     ],
     outputs: [],
   },
@@ -104,27 +96,6 @@ export const eip3009Abi = [
       { name: 's', type: 'bytes32' },
     ],
     outputs: [],
-  },
-  {
-    type: 'function',
-    name: 'cancelAuthorization',
-    stateMutability: 'nonpayable',
-    inputs: [
-      { name: 'authorizer', type: 'address' },
-      { name: 'nonce', type: 'bytes32' },
-      { name: 'signature', type: 'bytes' },
-    ],
-    outputs: [],
-  },
-  {
-    type: 'function',
-    name: 'authorizationState',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'authorizer', type: 'address' },
-      { name: 'nonce', type: 'bytes32' },
-    ],
-    outputs: [{ name: '', type: 'bool' }],
   },
   {
     type: 'function',
@@ -154,20 +125,6 @@ export const eip3009Abi = [
     stateMutability: 'view',
     inputs: [],
     outputs: [{ name: '', type: 'bytes32' }],
-  },
-  {
-    type: 'function',
-    name: 'name',
-    stateMutability: 'view',
-    inputs: [],
-    outputs: [{ name: '', type: 'string' }],
-  },
-  {
-    type: 'function',
-    name: 'version',
-    stateMutability: 'view',
-    inputs: [],
-    outputs: [{ name: '', type: 'string' }],
   },
   {
     type: 'event',
