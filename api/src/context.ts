@@ -1,6 +1,6 @@
 /**
  * What every GraphQL operation gets: a fresh EntityManager fork (never shared across requests), the
- * authenticated viewer (or null) and the app's long-lived services.
+ * authenticated viewer (or null) and its account, and the app's long-lived services.
  */
 
 import type { Logger } from 'pino';
@@ -8,6 +8,7 @@ import type { PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
+import type { AccountView } from './modules/accounts/accounts.store.ts';
 import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
@@ -49,8 +50,11 @@ export interface SessionCookie {
 }
 
 export interface GraphQLContext {
+  /** Forked on first use (a request that reads through stores alone forks none). */
   em: Em;
   viewer: Viewer | null;
+  /** The viewer's account as the credential's lookup read it at the start of the request (`me`). */
+  viewerAccount: AccountView | null;
   services: AppServices;
   sessionCookie: SessionCookie | null;
   /** The caller's IP (see `clientIpOf`), for per-IP rate limits; null when unknown. */

@@ -72,14 +72,23 @@ export function sqlOf(em: Em): SqlRunner {
  * a fresh fork of the EntityManager per statement or transaction.
  */
 export function sqlFor(orm: Orm): SqlRunner {
+  // One runner per ORM: the GraphQL read path asks for it on every request.
+  let runner = runners.get(orm);
+  if (runner) return runner;
   const probe = orm.em.fork();
-  if (probe.getConnection() instanceof PostgreSqlConnection) return sqlOf(probe);
-  return {
-    query: (statement, values) => throughEm(orm.em.fork()).query(statement, values),
-    transaction: (fn) => throughEm(orm.em.fork()).transaction(fn),
-    inTwoRoundTrips: (steps) => throughEm(orm.em.fork()).inTwoRoundTrips(steps),
-  };
+  runner =
+    probe.getConnection() instanceof PostgreSqlConnection
+      ? sqlOf(probe)
+      : {
+          query: (statement, values) => throughEm(orm.em.fork()).query(statement, values),
+          transaction: (fn) => throughEm(orm.em.fork()).transaction(fn),
+          inTwoRoundTrips: (steps) => throughEm(orm.em.fork()).inTwoRoundTrips(steps),
+        };
+  runners.set(orm, runner);
+  return runner;
 }
+
+const runners = new WeakMap<Orm, SqlRunner>();
 
 /**
  * A hot-path executor whose prepared statements always run on their generic plan (PostgreSQL's

@@ -4,9 +4,10 @@
  * Session tokens start with `cms_`, API keys with `cm_`; a token is never logged nor echoed in an error.
  */
 import type { AppServices } from '../context.ts';
-import type { Em } from '../db/orm.ts';
-import { type ApiKeyCheck, isApiKeySecret, viewerFromApiKey } from '../modules/apikeys/apikeys.service.ts';
-import { isSessionToken, viewerFromSessionToken } from '../modules/auth/auth.service.ts';
+import { sqlFor } from '../db/sql.ts';
+import type { AccountRecord } from '../modules/accounts/accounts.store.ts';
+import { type ApiKeyCheck, callerFromApiKey, isApiKeySecret } from '../modules/apikeys/apikeys.service.ts';
+import { callerFromSessionToken, isSessionToken } from '../modules/auth/auth.service.ts';
 import type { Viewer } from '../viewer.ts';
 import { cookieNotAccepted } from './csrf.ts';
 
@@ -35,11 +36,11 @@ export interface Caller {
   viewer: Viewer;
   /** Set when the API key was taken on trust from `recentApiKeys`: the call's hold checks it is still live. */
   keyCheck?: ApiKeyCheck;
+  /** The account's row, read with the credential (absent when the key was taken on trust). */
+  account?: AccountRecord;
 }
 
 interface ResolveCallerOptions {
-  /** The request's EntityManager; a fresh fork when omitted. */
-  em?: Em;
   /**
    * How `recentApiKeys` is used for an API key (by default not at all: its row is read now). `claim`: a key
    * this replica saw lately is taken on trust with a `keyCheck` (the metered call's hold checks it), any
@@ -69,16 +70,15 @@ export async function resolveCaller(
   }
   if (!token) return null;
   const { config, recentApiKeys } = services;
-  // Forked only when a row is read: a key claimed on trust (every metered call of a busy key) reads none.
-  const em = () => options.em ?? services.orm.em.fork();
-  if (isSessionToken(token)) return callerOf(await viewerFromSessionToken(em(), config, token));
+  // On the ORM's own connections, not through an EntityManager: most requests need none.
+  if (isSessionToken(token)) return callerFromSessionToken(sqlFor(services.orm).query, config, token);
   if (!isApiKeySecret(token)) return null;
   if (options.recentApiKeys === 'claim') {
     const claim = recentApiKeys.claim(config, token);
     if (claim) return { viewer: claim.viewer, keyCheck: claim.check };
   }
   const remember = options.recentApiKeys ? recentApiKeys : undefined;
-  return callerOf(await viewerFromApiKey(em(), config, token, new Date(), remember));
+  return callerFromApiKey(sqlFor(services.orm).query, config, token, new Date(), remember);
 }
 
 function firstToken(values: readonly unknown[]): string | null {
@@ -88,5 +88,3 @@ function firstToken(values: readonly unknown[]): string | null {
   }
   return null;
 }
-
-const callerOf = (viewer: Viewer | null): Caller | null => (viewer ? { viewer } : null);

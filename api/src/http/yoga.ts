@@ -5,13 +5,15 @@
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { useCookies } from '@whatwg-node/server-plugin-cookies';
 import { getOperationAST } from 'graphql';
-import { createYoga, type YogaInitialContext } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { AppServices, GraphQLContext } from '../context.ts';
+import type { Em } from '../db/orm.ts';
 import { maskError } from '../errors.ts';
+import { Account } from '../modules/accounts/accounts.entity.ts';
 import { graphqlMetricsPlugins } from '../observability/graphql.ts';
 import { schema } from '../schema/index.ts';
-import { resolveCaller, SESSION_COOKIE } from './caller.ts';
+import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
 import { isPreflighted } from './csrf.ts';
 import { corsPolicy, graphqlArmor, introspectionPolicy, variableInputLimits } from './graphql-security.ts';
 import { type CookieStoreLike, sessionCookie } from './session-cookie.ts';
@@ -43,6 +45,7 @@ export function createGraphqlServer(services: AppServices) {
     },
     plugins: [
       useCookies(),
+      requestContext(services),
       graphqlArmor(config),
       variableInputLimits(config, schema),
       ...introspectionPolicy(config),
@@ -59,34 +62,57 @@ export function createGraphqlServer(services: AppServices) {
         },
       ),
     ],
-    context: (initial) => createContext(services, initial),
   });
 }
 
 export type GraphqlServer = ReturnType<typeof createGraphqlServer>;
 
-async function createContext(
+/**
+ * Each operation's context, filled in by an envelop plugin rather than yoga's `context` option, which copies
+ * the properties of the object it returns onto the context: `em` must stay a getter.
+ */
+function requestContext(services: AppServices): Plugin<TransportContext> {
+  return {
+    async onContextBuilding({ context }) {
+      const { caller, ...fields } = await contextFields(services, context);
+      let em: Em | undefined;
+      Object.assign(context, fields);
+      // Forked on first use: the read path (`me`, the ledger, its deposits) reads through stores and needs
+      // none. The caller's account goes into its identity map, so what reads it through the ORM finds it.
+      // Not enumerable: plugins copy the context (the Prometheus plugin spreads it on every response), and
+      // a copy must not fork it.
+      Object.defineProperty(context, 'em', {
+        enumerable: false,
+        get(): Em {
+          if (!em) {
+            em = services.orm.em.fork();
+            if (caller?.account) em.map(Account, caller.account.row);
+          }
+          return em;
+        },
+      });
+    },
+  };
+}
+
+async function contextFields(
   services: AppServices,
   initial: YogaInitialContext & TransportContext,
-): Promise<GraphQLContext> {
-  const em = services.orm.em.fork();
+): Promise<Omit<GraphQLContext, 'em'> & { caller: Caller | null }> {
   // Absent over graphql-ws, where the credential comes in `connectionParams`.
   const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
   const cookieStore = request?.cookieStore;
   const preflighted = request ? isPreflighted(request.headers) : false;
-  const caller = await resolveCaller(
-    services,
-    {
-      authorization: [initial.connectionParams?.authorization, request?.headers.get('authorization')],
-      sessionCookie: cookieStore
-        ? { value: (await cookieStore.get(SESSION_COOKIE))?.value, accepted: preflighted }
-        : undefined,
-    },
-    { em },
-  );
+  const caller = await resolveCaller(services, {
+    authorization: [initial.connectionParams?.authorization, request?.headers.get('authorization')],
+    sessionCookie: cookieStore
+      ? { value: (await cookieStore.get(SESSION_COOKIE))?.value, accepted: preflighted }
+      : undefined,
+  });
   return {
-    em,
+    caller,
     viewer: caller?.viewer ?? null,
+    viewerAccount: caller?.account?.view ?? null,
     services,
     // Only a preflighted request may receive the cookie: no signing a browser in from another site.
     sessionCookie: cookieStore && preflighted ? sessionCookie(cookieStore, services.config) : null,

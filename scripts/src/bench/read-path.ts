@@ -14,6 +14,7 @@
  * chain needed for the data; anvil only answers the API's start-up checks). Not a test: it prints figures.
  */
 
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { loadConfig } from '@chainmeter/api/env';
 import { type RunningApi, startApi } from '@chainmeter/api/server';
@@ -186,9 +187,11 @@ export async function benchReadPath(): Promise<void> {
     for (const { credential, first } of runs) {
       if (!credential) continue;
       await load(server.url, credential.token, first, { requests: WARMUP });
+      const cpuBefore = cpuMsOf(server.child.pid);
       const { latencies, seconds, failures } = await load(server.url, credential.token, first, {
         ms: DURATION_MS,
       });
+      const cpuAfter = cpuMsOf(server.child.pid);
       loadRows.push({
         query: `ledger(first: ${first}) + deposits`,
         credential: credential.name,
@@ -198,6 +201,10 @@ export async function benchReadPath(): Promise<void> {
         p50: ms(percentile(latencies, 50)),
         p99: ms(percentile(latencies, 99)),
         'requests/s': (latencies.length / seconds).toFixed(0),
+        'API CPU/request':
+          cpuBefore === null || cpuAfter === null
+            ? '?'
+            : `${(((cpuAfter - cpuBefore) / latencies.length) * 1000).toFixed(0)} us`,
         'SQL/request': perPage.get(sqlKey(credential.name, first)) ?? '?',
       });
     }
@@ -208,6 +215,20 @@ export async function benchReadPath(): Promise<void> {
     if (!constant) throw new Error('SQL statements per request grow with the page size: an N+1 query');
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  }
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. Per request
+ * it says what the API costs, which the throughput on a shared 2-core machine says only through the noise.
+ */
+function cpuMsOf(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
   }
 }
 

@@ -1,9 +1,10 @@
 import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
-import type { IAccount } from './accounts.entity.ts';
 import { getAccount } from './accounts.service.ts';
+import type { AccountView } from './accounts.store.ts';
 
-export const AccountRef = builder.objectRef<IAccount>('Account').implement({
+// An entity (`IAccount`) or a row read with the caller's credential (`me`): both are an AccountView.
+export const AccountRef = builder.objectRef<AccountView>('Account').implement({
   description: "A wallet's account. Only its owner (or an auditor) can read it.",
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -27,6 +28,12 @@ builder.queryField('me', (t) =>
     type: AccountRef,
     nullable: true,
     description: 'The signed-in account; null when not authenticated.',
-    resolve: async (_root, _args, ctx) => (ctx.viewer ? getAccount(ctx.em, viewerOf(ctx).accountId) : null),
+    // The account as the credential's lookup read it a moment ago, in the same request: no statement of its own.
+    resolve: async (_root, _args, ctx) => {
+      if (!ctx.viewer) return null;
+      const { accountId } = viewerOf(ctx);
+      if (ctx.viewerAccount?.id === accountId) return ctx.viewerAccount;
+      return getAccount(ctx.em, accountId);
+    },
   }),
 );

@@ -21,12 +21,12 @@ import { LockMode } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
 import type { Address } from 'viem';
 import type { Em } from '../../db/orm.ts';
-import { type SqlRunner, sqlOf } from '../../db/sql.ts';
+import { type Query, type SqlRunner, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError, forbidden, notFound } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
 import { Account } from '../accounts/accounts.entity.ts';
-import { roleOf } from '../auth/auth.service.ts';
+import { roleOf, type SignedInCaller } from '../auth/auth.service.ts';
 import { enqueueWebhookEvents } from '../webhooks/webhook-events.store.ts';
 import {
   ApiKey,
@@ -246,18 +246,44 @@ export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]>
 }
 
 /**
- * The viewer behind an API key secret, or null when the secret is malformed, unknown, revoked or
- * expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
+ * The caller behind an API key secret (the viewer and its account), or null when the secret is malformed,
+ * unknown, revoked or expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
  * the auditor role; any other key, an auditor's included, reads its own account only.
  *
  * ONE prepared statement and one round trip (`sqlOf`), with no entity hydration: the key row (by its
- * unique hash, still live at `now`) joined to its account's wallet, and the throttled `last_used_at`
+ * unique hash, still live at `now`) joined to its account, and the throttled `last_used_at`
  * write as a data-modifying CTE that touches the row only when the stored value is a minute old (of
  * concurrent requests on any replica, only the first in each minute writes; the others, and every
  * request in between, write nothing and so wait for no commit). Nothing is cached here: a revocation or
  * an expiry refuses the key from the very next request. `recent`, when given, remembers who the key is
  * (see {@link RecentApiKeys}).
  */
+export async function callerFromApiKey(
+  query: Query,
+  config: { auditorAddresses: readonly Address[] },
+  secret: string,
+  now = new Date(),
+  recent?: RecentApiKeys,
+): Promise<SignedInCaller | null> {
+  if (!SECRET_PATTERN.test(secret)) return null;
+  const secretHash = hashApiKeySecret(secret);
+  const row = await findLiveKeyBySecretHash(query, secretHash, now, lastUsedBefore(now));
+  if (!row) {
+    recent?.forget(secretHash);
+    return null;
+  }
+  const key: KnownKey = {
+    apiKeyId: row.id,
+    accountId: row.account.view.id,
+    scope: row.scope,
+    walletAddress: row.account.view.walletAddress as Address,
+    allowedModels: row.allowedModels,
+  };
+  recent?.remember(secretHash, key);
+  return { viewer: viewerOfKey(config, key), account: row.account };
+}
+
+/** {@link callerFromApiKey}'s viewer alone. */
 export async function viewerFromApiKey(
   em: Em,
   config: { auditorAddresses: readonly Address[] },
@@ -265,22 +291,7 @@ export async function viewerFromApiKey(
   now = new Date(),
   recent?: RecentApiKeys,
 ): Promise<Viewer | null> {
-  if (!SECRET_PATTERN.test(secret)) return null;
-  const secretHash = hashApiKeySecret(secret);
-  const row = await findLiveKeyBySecretHash(sqlOf(em).query, secretHash, now, lastUsedBefore(now));
-  if (!row) {
-    recent?.forget(secretHash);
-    return null;
-  }
-  const key: KnownKey = {
-    apiKeyId: row.id,
-    accountId: row.account_id,
-    scope: row.scope,
-    walletAddress: row.wallet_address as Address,
-    allowedModels: row.allowed_models,
-  };
-  recent?.remember(secretHash, key);
-  return viewerOfKey(config, key);
+  return (await callerFromApiKey(sqlOf(em).query, config, secret, now, recent))?.viewer ?? null;
 }
 
 /** `last_used_at` older than this is refreshed by a request at `now`. */

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import type { Query, Statement } from '../../db/sql.ts';
-import { API_KEY_SCOPES } from './apikeys.entity.ts';
+import { type AccountRecord, accountColumnsSql, accountRecordOf } from '../accounts/accounts.store.ts';
+import { API_KEY_SCOPES, type ApiKeyScope } from './apikeys.entity.ts';
 
 /**
  * The start of the key's current budget period at `now` (a statement's placeholder for its clock), in SQL:
@@ -41,31 +42,39 @@ export function liveApiKeySql(now: string, table = 'api_keys'): string {
 }
 
 const LIVE_KEY_BY_SECRET_HASH: Statement = {
-  name: 'cm_viewer_from_api_key',
+  name: 'cm_caller_from_api_key',
+  // Every column of the account besides the key's: `me` serves it, with no statement of its own.
   text: `with k as (
-     select api_keys.id, api_keys.account_id, api_keys.scope, accounts.wallet_address, api_keys.allowed_models
+     select api_keys.id as api_key_id, api_keys.scope, api_keys.allowed_models, ${accountColumnsSql('accounts')}
      from api_keys join accounts on accounts.id = api_keys.account_id
      where api_keys.secret_hash = $1 and ${liveApiKeySql('$2')}
    ), used as (
      update api_keys set last_used_at = $2::timestamptz
-     where id = (select id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
+     where id = (select api_key_id from k) and (last_used_at is null or last_used_at <= $3::timestamptz)
      returning 1
    )
-   select id, account_id, scope, wallet_address, allowed_models from k`,
+   select * from k`,
 };
 
-const liveKeyRow = z.object({
-  id: z.string(),
-  account_id: z.string(),
-  scope: z.enum(API_KEY_SCOPES),
-  wallet_address: z.string(),
-  allowed_models: z.array(z.string()).nullable(),
-});
-export type LiveKeyRow = z.infer<typeof liveKeyRow>;
+const liveKeyRow = z
+  .object({
+    api_key_id: z.string(),
+    scope: z.enum(API_KEY_SCOPES),
+    allowed_models: z.array(z.string()).nullable(),
+  })
+  .loose();
+
+/** A live key and its account. */
+export interface LiveKeyRow {
+  id: string;
+  scope: ApiKeyScope;
+  allowedModels: string[] | null;
+  account: AccountRecord;
+}
 
 /**
- * The live key with this secret hash and its account's wallet, or null; touches `last_used_at` (to `now`)
- * only when the stored value is not after `lastUsedBefore`, in the same statement.
+ * The live key with this secret hash and its account, or null; touches `last_used_at` (to `now`) only when
+ * the stored value is not after `lastUsedBefore`, in the same statement.
  */
 export async function findLiveKeyBySecretHash(
   query: Query,
@@ -78,7 +87,9 @@ export async function findLiveKeyBySecretHash(
     now.toISOString(),
     lastUsedBefore.toISOString(),
   ]);
-  return rows[0] === undefined ? null : liveKeyRow.parse(rows[0]);
+  if (rows[0] === undefined) return null;
+  const { api_key_id, scope, allowed_models, ...accountColumns } = liveKeyRow.parse(rows[0]);
+  return { id: api_key_id, scope, allowedModels: allowed_models, account: accountRecordOf(accountColumns) };
 }
 
 const RECORD_KEY_LIMIT_REACHED: Statement = {

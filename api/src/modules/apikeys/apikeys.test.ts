@@ -14,6 +14,7 @@ import { ExpectedError } from '../../errors.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { ApiKey, LIMIT_RESETS } from './apikeys.entity.ts';
 import {
+  callerFromApiKey,
   createApiKey,
   hashApiKeySecret,
   keyLimitReached,
@@ -175,6 +176,26 @@ describe('viewerFromApiKey', () => {
       role: 'user',
       credential: { kind: 'apiKey', apiKeyId: apiKey.id },
     });
+  });
+
+  it('reads the account with the key in the same statement (`me` then reads nothing more)', async () => {
+    const wallet = getAddress(`0x${randomBytes(20).toString('hex')}`);
+    const accountId = await newAccount(wallet);
+    const { secret } = await createApiKey(fork(), accountId, { name: 'k' });
+    const caller = await callerFromApiKey(sqlOf(fork()).query, config, secret);
+    expect(caller?.viewer.accountId).toBe(accountId);
+    expect(caller?.account.view).toMatchObject({
+      id: accountId,
+      walletAddress: wallet,
+      balance: 0n,
+      held: 0n,
+      debt: 0n,
+      ledgerSeq: 0,
+      ledgerHead: null,
+      lowBalanceThreshold: null,
+      lowBalanceBelow: false,
+    });
+    expect(caller?.account.row).toMatchObject({ id: accountId, wallet_address: wallet });
   });
 
   it('gives the auditor role only to an AUDITOR-scoped key of a wallet that is an auditor', async () => {

@@ -19,11 +19,13 @@ import {
 } from 'viem';
 import { createSiweMessage, generateSiweNonce, parseSiweMessage, verifySiweMessage } from 'viem/siwe';
 import type { Em } from '../../db/orm.ts';
+import { type Query, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { badInput, ExpectedError } from '../../errors.ts';
 import type { Viewer } from '../../viewer.ts';
 import { Account, type IAccount } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
+import type { AccountRecord } from '../accounts/accounts.store.ts';
 import { Session, SiweNonce } from './auth.entity.ts';
 import { apiKeyIsLive, readLiveSessionByToken, sessionIsLive } from './auth.store.ts';
 
@@ -198,24 +200,51 @@ export function isSessionToken(token: string): boolean {
   return token.startsWith(SESSION_TOKEN_PREFIX);
 }
 
-/** The viewer behind a session token, or null when it is unknown, expired or revoked. */
+/** A request's caller as its credential's lookup read it: who, and their account's row at that moment. */
+export interface SignedInCaller {
+  viewer: Viewer;
+  account: AccountRecord;
+}
+
+/**
+ * The caller behind a session token, or null when it is unknown, expired or revoked: one statement, which
+ * reads the account too.
+ */
+export async function callerFromSessionToken(
+  query: Query,
+  config: Pick<AuthConfig, 'auditorAddresses' | 'operatorAddresses'>,
+  token: string,
+  now = new Date(),
+): Promise<SignedInCaller | null> {
+  const session = await readLiveSessionByToken(query, hashToken(token), now);
+  if (!session) return null;
+  const { id, walletAddress } = session.account.view;
+  return {
+    viewer: {
+      accountId: id,
+      walletAddress: walletAddress as Address,
+      role: roleOf(config, walletAddress),
+      operator: isOperator(config, walletAddress),
+      credential: { kind: 'session', sessionId: session.sessionId },
+    },
+    account: session.account,
+  };
+}
+
+/**
+ * The viewer behind a session token, or null when it is unknown, expired or revoked; its account goes into
+ * `em`'s identity map, as the ORM's populate would put it (what reads it through `em` then finds it there).
+ */
 export async function viewerFromSessionToken(
   em: Em,
   config: Pick<AuthConfig, 'auditorAddresses' | 'operatorAddresses'>,
   token: string,
   now = new Date(),
 ): Promise<Viewer | null> {
-  const session = await readLiveSessionByToken(em, hashToken(token), now);
-  if (!session) return null;
-  // Into the request's identity map, as the ORM's populate put it: `me` and others read it from there.
-  const account = em.map(Account, session.account);
-  return {
-    accountId: account.id,
-    walletAddress: account.walletAddress as Address,
-    role: roleOf(config, account.walletAddress),
-    operator: isOperator(config, account.walletAddress),
-    credential: { kind: 'session', sessionId: session.sessionId },
-  };
+  const caller = await callerFromSessionToken(sqlOf(em).query, config, token, now);
+  if (!caller) return null;
+  em.map(Account, caller.account.row);
+  return caller.viewer;
 }
 
 /**

@@ -5,35 +5,39 @@
  */
 import { z } from 'zod';
 import type { Em } from '../../db/orm.ts';
-import { type Statement, sqlOf } from '../../db/sql.ts';
+import { type Query, type Statement, sqlOf } from '../../db/sql.ts';
+import { type AccountRecord, accountColumnsSql, accountRecordOf } from '../accounts/accounts.store.ts';
 import { liveApiKeySql } from '../apikeys/apikeys.store.ts';
 
 const LIVE_SESSION_BY_TOKEN: Statement = {
   name: 'cm_auth_live_session_by_token',
-  // Every column of the account: a partial row would leave the entity uninitialized, and `me` would read it again.
-  text: `select s.id as session_id, a.id, a.wallet_address, a.balance, a.held, a.debt, a.ledger_seq,
-     a.ledger_head, a.created_at, a.low_balance_threshold, a.low_balance_below, a.low_balance_fired_seq
+  // Every column of the account: `me` serves it, and a partial row would leave an entity uninitialized.
+  text: `select s.id as session_id, ${accountColumnsSql('a')}
    from sessions s join accounts a on a.id = s.account_id
    where s.token_hash = $1 and s.revoked_at is null and s.expires_at > $2::timestamptz`,
 };
 
-/** The session's id and its account's row, as `em.map` takes it (the account's columns). */
-const sessionAccountRow = z
-  .object({ session_id: z.string(), id: z.string(), wallet_address: z.string() })
-  .loose()
-  .transform(({ session_id, ...account }) => ({ sessionId: session_id, account }));
+/** A live session: its id and its account. */
+export interface LiveSession {
+  sessionId: string;
+  account: AccountRecord;
+}
+
+const sessionIdRow = z.object({ session_id: z.string() }).loose();
 
 /**
- * The live session whose token hashes to `tokenHash` at `now` and its account's row, or null: one statement
+ * The live session whose token hashes to `tokenHash` at `now` and its account, or null: one statement
  * (a hand-written join costs a fraction of the ORM's query building on this per-request path).
  */
 export async function readLiveSessionByToken(
-  em: Em,
+  query: Query,
   tokenHash: string,
   now: Date,
-): Promise<z.infer<typeof sessionAccountRow> | null> {
-  const [row] = await sqlOf(em).query(LIVE_SESSION_BY_TOKEN, [tokenHash, now.toISOString()]);
-  return row === undefined ? null : sessionAccountRow.parse(row);
+): Promise<LiveSession | null> {
+  const [row] = await query(LIVE_SESSION_BY_TOKEN, [tokenHash, now.toISOString()]);
+  if (row === undefined) return null;
+  const { session_id, ...accountColumns } = sessionIdRow.parse(row);
+  return { sessionId: session_id, account: accountRecordOf(accountColumns) };
 }
 
 const LIVE_SESSION: Statement = {

@@ -12,6 +12,7 @@ import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.t
 import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
 import { createOrm, type Orm } from '../../db/orm.ts';
+import { sqlFor } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { getAccountByWallet } from '../accounts/accounts.service.ts';
 import { readAuditRecords } from '../audit/audit.service.ts';
@@ -398,7 +399,7 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
     expect(await depositOf(chainId, paid.txHash)).toMatchObject({ status: 'CREDITED', blockNumber: 14n });
     // The ledger's page reads each entry's deposit with it (one statement): the DEPOSIT entry's and the
     // ADJUSTMENTs' that correct it, none for the USAGE; the same deposit the loader gives an entry read alone.
-    const page = await listLedger(orm.em.fork(), account.id, { first: 10 });
+    const page = await listLedger(sqlFor(orm), account.id, { first: 10 });
     expect(page.entries.map((entry) => [entry.reason, entry.deposit?.id ?? null])).toEqual([
       ['ADJUSTMENT', deposit.id],
       ['ADJUSTMENT', deposit.id],

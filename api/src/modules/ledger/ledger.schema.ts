@@ -1,4 +1,5 @@
 import { viewerOf } from '../../context.ts';
+import { sqlFor } from '../../db/sql.ts';
 import { builder } from '../../schema/builder.ts';
 import { toConnection } from '../../schema/pagination.ts';
 import { AccountRef } from '../accounts/accounts.schema.ts';
@@ -63,7 +64,7 @@ builder.objectField(AccountRef, 'ledger', (t) =>
     description: 'Ledger entries, newest first.',
     args: { first: t.arg.int(), after: t.arg.string() },
     resolve: async (account, args, ctx) =>
-      toConnection(await listLedger(ctx.em, account.id, args), ledgerCursor),
+      toConnection(await listLedger(sqlFor(ctx.services.orm), account.id, args), ledgerCursor),
   }),
 );
 

@@ -8,7 +8,7 @@ import {
   pageSize,
 } from '../../db/cursor.ts';
 import type { Em } from '../../db/orm.ts';
-import { sqlOf } from '../../db/sql.ts';
+import { type SqlRunner, sqlOf } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import { ExpectedError } from '../../errors.ts';
 import { Account } from '../accounts/accounts.entity.ts';
@@ -141,7 +141,7 @@ export function ledgerCursor(entry: Pick<ILedgerEntry, 'seq'>): string {
 
 /** An account's entries, newest first, paged by seq (keyset, so pages stay stable while entries arrive). */
 export async function listLedger(
-  em: Em,
+  sql: SqlRunner,
   accountId: string,
   args: PageArgs = {},
 ): Promise<Page<LedgerEntryView>> {
@@ -149,7 +149,7 @@ export async function listLedger(
   const before = args.after
     ? cursorInteger(LEDGER_CURSOR, decodeCursor(LEDGER_CURSOR, args.after, 1)[0])
     : null;
-  const rows = await readLedgerPage(sqlOf(em).query, accountId, before, first + 1);
+  const rows = await readLedgerPage(sql.query, accountId, before, first + 1);
   const entries = rows.slice(0, first);
   const last = entries.at(-1);
   return { entries, hasNextPage: rows.length > first, endCursor: last ? ledgerCursor(last) : null };

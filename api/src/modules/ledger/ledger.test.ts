@@ -6,6 +6,7 @@ import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.t
 import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { InvalidCursorError } from '../../db/cursor.ts';
 import type { Orm } from '../../db/orm.ts';
+import { sqlFor } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import {
@@ -128,7 +129,7 @@ describe('listLedger', () => {
         referenceId: `r${i}`,
       });
     }
-    const page1 = await listLedger(orm.em.fork(), accountId, { first: 3 });
+    const page1 = await listLedger(sqlFor(orm), accountId, { first: 3 });
     expect(page1.entries.map((e) => e.seq)).toEqual([7, 6, 5]);
     expect(page1.hasNextPage).toBe(true);
     // A new entry between pages must not shift the next page.
@@ -138,17 +139,17 @@ describe('listLedger', () => {
       reason: 'ADJUSTMENT',
       referenceId: 'r8',
     });
-    const page2 = await listLedger(orm.em.fork(), accountId, { first: 3, after: page1.endCursor });
+    const page2 = await listLedger(sqlFor(orm), accountId, { first: 3, after: page1.endCursor });
     expect(page2.entries.map((e) => e.seq)).toEqual([4, 3, 2]);
-    const page3 = await listLedger(orm.em.fork(), accountId, { first: 3, after: page2.endCursor });
+    const page3 = await listLedger(sqlFor(orm), accountId, { first: 3, after: page2.endCursor });
     expect(page3.entries.map((e) => e.seq)).toEqual([1]);
     expect(page3.hasNextPage).toBe(false);
-    const empty = await listLedger(orm.em.fork(), accountId, { first: 0 });
+    const empty = await listLedger(sqlFor(orm), accountId, { first: 0 });
     expect(empty).toEqual({ entries: [], hasNextPage: true, endCursor: null });
-    await expect(listLedger(orm.em.fork(), accountId, { after: 'garbage' })).rejects.toBeInstanceOf(
+    await expect(listLedger(sqlFor(orm), accountId, { after: 'garbage' })).rejects.toBeInstanceOf(
       InvalidCursorError,
     );
-    await expect(listLedger(orm.em.fork(), accountId, { first: 1000 })).rejects.toBeInstanceOf(
+    await expect(listLedger(sqlFor(orm), accountId, { first: 1000 })).rejects.toBeInstanceOf(
       InvalidCursorError,
     );
   });
