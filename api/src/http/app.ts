@@ -14,7 +14,9 @@ import { type RequestVariables, requestObservability } from '../observability/ht
 import { metricsRoute } from '../observability/metrics-route.ts';
 import type { PlatformProbe } from '../observability/platform-probe.ts';
 import { checkReadiness } from '../observability/readiness.ts';
-import { graphqlBodyLimit } from './graphql-security.ts';
+import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
+import { graphqlBodyLimit, graphqlBodyTooLarge } from './graphql-security.ts';
+import { nodeRequestAs, requestHeader } from './node-request.ts';
 import { openAiRoutes } from './openai.routes.ts';
 import { securityHeaders } from './security-headers.ts';
 import type { GraphqlServer } from './yoga.ts';
@@ -45,13 +47,19 @@ export function createHttpApp({ services, probe, yoga, trustedProxies }: HttpApp
   app.get('/metrics', metricsRoute({ config, metrics, logger }));
   app.route('/', openAiRoutes(services));
   app.use('/graphql', graphqlBodyLimit());
-  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', (c) =>
-    yoga.fetch(c.req.raw, {
-      clientIp: clientIpOf(getConnInfo(c).remote.address, c.req.header('x-forwarded-for'), trustedProxies),
+  app.on(['GET', 'POST', 'OPTIONS'], '/graphql', async (c) => {
+    const request = await nodeRequestAs(c, yoga.fetchAPI.Request, MAX_REQUEST_BODY_BYTES);
+    if (request === null) return graphqlBodyTooLarge(c);
+    return yoga.fetch(request ?? c.req.raw, {
+      clientIp: clientIpOf(
+        getConnInfo(c).remote.address,
+        requestHeader(c, 'x-forwarded-for'),
+        trustedProxies,
+      ),
       requestId: c.get('requestId'),
       log: c.get('log'),
-    }),
-  );
+    });
+  });
   if (existsSync(webDist)) {
     app.use('/*', serveStatic({ root: path.relative(process.cwd(), webDist) }));
     app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));

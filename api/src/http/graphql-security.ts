@@ -24,12 +24,13 @@ import {
   visit,
 } from 'graphql';
 import type { Plugin, YogaServerOptions } from 'graphql-yoga';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { LRUCache } from 'lru-cache';
 import type { ApiConfig } from '../env.ts';
 import { badInput } from '../errors.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
+import { hasNodeRequest } from './node-request.ts';
 
 /** The armor limits. Legitimate queries of the web client and the audit CLI stay far below them. */
 export const GRAPHQL_LIMITS = {
@@ -99,23 +100,29 @@ export function corsPolicy(config: Pick<ApiConfig, 'security'>): YogaServerOptio
   };
 }
 
-/** Refuses a larger body with 413 and a GraphQL-shaped error, before yoga reads it. */
+/**
+ * Refuses a larger body with 413 and a GraphQL-shaped error, before yoga reads it. A request served by Node
+ * is left to the route, which reads its body from Node's request with the same limit and answer
+ * ({@link graphqlBodyTooLarge}): reading it here would build a WHATWG Request for it.
+ */
 export function graphqlBodyLimit(): MiddlewareHandler {
-  return bodyLimit({
-    maxSize: MAX_REQUEST_BODY_BYTES,
-    onError: (c) =>
-      c.json(
+  const limit = bodyLimit({ maxSize: MAX_REQUEST_BODY_BYTES, onError: graphqlBodyTooLarge });
+  return (c, next) => (hasNodeRequest(c) ? next() : limit(c, next));
+}
+
+/** The 413 of a GraphQL request whose body passes {@link MAX_REQUEST_BODY_BYTES}. */
+export function graphqlBodyTooLarge(c: Context): Response {
+  return c.json(
+    {
+      errors: [
         {
-          errors: [
-            {
-              message: `Request body too large: the limit is ${MAX_REQUEST_BODY_BYTES} bytes`,
-              extensions: { code: 'BAD_USER_INPUT' },
-            },
-          ],
+          message: `Request body too large: the limit is ${MAX_REQUEST_BODY_BYTES} bytes`,
+          extensions: { code: 'BAD_USER_INPUT' },
         },
-        413,
-      ),
-  });
+      ],
+    },
+    413,
+  );
 }
 
 /** `first: $n` or `last: $n` somewhere in the text: only then can variables change the cost. */

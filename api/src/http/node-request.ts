@@ -15,6 +15,9 @@ interface NodeBindings {
 
 const nodeOf = (c: Context): NodeBindings => (c.env ?? {}) as NodeBindings;
 
+/** Served by Node (@hono/node-server), not through `app.request()`. */
+export const hasNodeRequest = (c: Context): boolean => nodeOf(c).incoming !== undefined;
+
 /** A request header (first value when repeated), case-insensitive. */
 export function requestHeader(c: Context, name: string): string | undefined {
   const incoming = nodeOf(c).incoming;
@@ -46,6 +49,39 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<JsonBo
   } catch {
     return { ok: false, reason: 'invalid_json' };
   }
+}
+
+/** What a WHATWG Request is built with: its class and its init. */
+type RequestClass = new (url: string, init: RequestInit) => Request;
+
+/**
+ * The request as a WHATWG Request of class `RequestClass` (yoga's own, `yoga.fetchAPI.Request`), built from
+ * Node's `IncomingMessage`: its headers as Node parsed them, its body read whole (refused as null past
+ * `maxBytes`, declared or counted), aborted when the client goes away. The Request @hono/node-server
+ * builds (`c.req.raw`, undici's, its body a web stream over the Node stream) cost the GraphQL read path
+ * more than its resolvers; undefined without a Node request (`app.request()`: use `c.req.raw`).
+ */
+export async function nodeRequestAs(
+  c: Context,
+  RequestClass: RequestClass,
+  maxBytes: number,
+): Promise<Request | null | undefined> {
+  const { incoming } = nodeOf(c);
+  if (!incoming) return undefined;
+  const method = incoming.method ?? 'GET';
+  let body: string | undefined;
+  if (method !== 'GET' && method !== 'HEAD') {
+    if (Number(incoming.headers['content-length'] ?? 0) > maxBytes) return null;
+    const bytes = await readUpTo(incoming, maxBytes);
+    if (bytes === null) return null;
+    body = bytes.toString('utf8');
+  }
+  return new RequestClass(c.req.url, {
+    method,
+    headers: incoming.headers as Record<string, string>,
+    body,
+    signal: clientGoneSignal(c),
+  });
 }
 
 /**
