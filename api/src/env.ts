@@ -232,6 +232,11 @@ const schema = z.object({
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Webhook attempts in flight at once per API process. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /**
+   * Webhook attempts in flight at once to one account's endpoints, all API processes together: a receiver
+   * that hangs delays its own account's webhooks, not everyone's.
+   */
+  WEBHOOK_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(8),
   /** How often each API process looks for due webhook deliveries. */
   WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
@@ -341,6 +346,7 @@ export interface ApiConfig {
     allowPrivateUrls: boolean;
     timeoutMs: number;
     concurrency: number;
+    accountConcurrency: number;
     pollIntervalMs: number;
     retryBaseDelayMs: number;
     retryMaxDelayMs: number;
@@ -468,6 +474,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         : env.CHAIN_ID === DEVNET_CHAIN_ID,
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       concurrency: env.WEBHOOK_CONCURRENCY,
+      accountConcurrency: env.WEBHOOK_ACCOUNT_CONCURRENCY,
       pollIntervalMs: env.WEBHOOK_POLL_MS,
       retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
       retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,

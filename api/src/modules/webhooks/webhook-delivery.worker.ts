@@ -4,7 +4,8 @@
  * (`webhook-sender.ts`) with at most `concurrency` in flight, logs every attempt, and moves the delivery to
  * DELIVERED (a 2xx), or PENDING again after an exponential backoff, or FAILED once the retry window (a day by
  * default) has passed. It runs beside crediting, never inside it: a receiver that never answers holds one
- * of this worker's slots until its timeout, and nothing else.
+ * of this worker's slots until its timeout, and nothing else; and one account's receivers hold at most
+ * `accountConcurrency` attempts at once, so a hanging one delays only its own account's webhooks.
  */
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
@@ -23,6 +24,8 @@ export interface WebhookDeliverySettings {
   timeoutMs: number;
   /** Attempts in flight at once in this process. */
   concurrency: number;
+  /** Attempts in flight at once to one account's endpoints, every process together (see `claimDueDeliveries`). */
+  accountConcurrency: number;
   /** How often to look for due deliveries when nothing woke the worker. */
   pollIntervalMs: number;
   /** The delay after the first failed attempt; it doubles with each further one, up to `retryMaxDelayMs`. */
@@ -150,7 +153,7 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     let claimed: ClaimedDelivery[] = [];
     const free = options.concurrency - inFlight.size;
     try {
-      claimed = await claimDueDeliveries(sql.query, free, leaseMs);
+      claimed = await claimDueDeliveries(sql.query, free, leaseMs, options.accountConcurrency);
     } catch (error) {
       logger.warn({ err: error }, 'webhook deliveries could not be claimed; retrying');
     } finally {

@@ -27,6 +27,23 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
+/** A cap no test here reaches: the claims below are about other things. */
+const NO_CAP = 1_000;
+
+/** Enqueues `count` DEPOSIT_CREDITED events of the account (one delivery each, to its one endpoint). */
+async function enqueue(accountId: string, count: number): Promise<void> {
+  await orm.em.fork().transactional(async (tx) =>
+    enqueueWebhookEvents(
+      sqlOf(tx).query,
+      Array.from({ length: count }, (_, i) => ({
+        accountId,
+        type: 'DEPOSIT_CREDITED' as const,
+        data: { i },
+      })),
+    ),
+  );
+}
+
 async function accountWithEndpoint(): Promise<string> {
   const accountId = (await findOrCreateAccount(orm.em.fork(), privateKeyToAddress(generatePrivateKey()))).id;
   await sqlFor(orm).transaction((query) =>
@@ -43,23 +60,14 @@ describe('claimDueDeliveries', () => {
   it('never gives one delivery to two claimers at once (replicas claiming in parallel)', async () => {
     const accountId = await accountWithEndpoint();
     const count = 300;
-    await orm.em.fork().transactional(async (tx) =>
-      enqueueWebhookEvents(
-        sqlOf(tx).query,
-        Array.from({ length: count }, (_, i) => ({
-          accountId,
-          type: 'DEPOSIT_CREDITED' as const,
-          data: { i },
-        })),
-      ),
-    );
+    await enqueue(accountId, count);
     const sql = sqlFor(orm);
     const claimed: string[] = [];
     // Eight claimers, each taking small batches until nothing is left, all at the same time.
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         for (;;) {
-          const batch = await claimDueDeliveries(sql.query, 7, 60_000);
+          const batch = await claimDueDeliveries(sql.query, 7, 60_000, NO_CAP);
           if (batch.length === 0) return;
           claimed.push(...batch.map((delivery) => delivery.id));
         }
@@ -80,9 +88,9 @@ describe('claimDueDeliveries', () => {
     // A lease that has already run out (0 ms; `now()` never goes back between two transactions): the next
     // claim (the "other replica") takes it again. A 1 ms lease raced the clock: a second claim within the same
     // millisecond found nothing due.
-    const [first] = await claimDueDeliveries(sql.query, 1_000, 0);
+    const [first] = await claimDueDeliveries(sql.query, 1_000, 0, NO_CAP);
     if (!first) throw new Error('nothing claimed');
-    const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000);
+    const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     expect(second?.id).toBe(first.id);
     expect(second?.eventId).toBe(first.eventId);
     expect(second?.attempts).toBe(2);
@@ -103,7 +111,55 @@ describe('claimDueDeliveries', () => {
         nextAttemptAt: null,
       }),
     ).toBe(true);
-    expect(await claimDueDeliveries(sql.query, 1_000, 60_000)).toEqual([]);
+    expect(await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP)).toEqual([]);
+  });
+
+  it("keeps an account's deliveries in flight within its cap, whoever claims them, so others still get slots", async () => {
+    const sql = sqlFor(orm);
+    // Whatever earlier tests left due is claimed first, so only this test's deliveries are due below.
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const busy = await accountWithEndpoint();
+    const other = await accountWithEndpoint();
+    await enqueue(busy, 20);
+    await enqueue(other, 2);
+    // Oldest first, 16 slots: without a cap all 16 would be the busy account's.
+    const first = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    const countOf = (claimed: ClaimedDelivery[], accountId: string) =>
+      claimed.filter((delivery) => delivery.accountId === accountId).length;
+    expect([countOf(first, busy), countOf(first, other)]).toEqual([4, 2]);
+    // Its 4 are in flight (this claimer's or another replica's, the same rows): nothing more of it.
+    expect(await claimDueDeliveries(sql.query, 16, 60_000, 4)).toEqual([]);
+
+    // Two attempts end (one delivered, one to be retried later): two slots of the busy account free up.
+    const [done, failed] = first.filter((delivery) => delivery.accountId === busy) as [
+      ClaimedDelivery,
+      ClaimedDelivery,
+    ];
+    const result = {
+      responseCode: 200,
+      latencyMs: 1,
+      error: null,
+      responseExcerpt: null,
+      attemptedAt: new Date(),
+    };
+    await recordAttempts(sql.query, [
+      { delivery: done, result, next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: failed,
+        result: { ...result, responseCode: 500 },
+        next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+      },
+    ]);
+    const next = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    expect(next.map((delivery) => delivery.accountId)).toEqual([busy, busy]);
+
+    // Leases that ran out (their worker died at once: a 0 ms lease) are not in flight any more.
+    const third = await accountWithEndpoint();
+    await enqueue(third, 6);
+    const lapsed = await claimDueDeliveries(sql.query, 16, 0, 4);
+    expect(lapsed.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
+    const again = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    expect(again.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
   });
 });
 
@@ -132,7 +188,7 @@ describe('the outbox on embedded PGlite', () => {
           { accountId, type: 'DEPOSIT_CREDITED', data: { n: 2 } },
         ]),
       );
-      const claimed = await claimDueDeliveries(sql.query, 10, 60_000);
+      const claimed = await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP);
       expect(claimed.map((d) => d.data.n).sort()).toEqual([1, 2]);
       expect(claimed.find((d) => d.data.n === 1)?.data.text).toBe('a "quoted" \\ value');
       const [first, second] = claimed as [ClaimedDelivery, ClaimedDelivery];
@@ -169,7 +225,7 @@ describe('the outbox on embedded PGlite', () => {
         error: 'ECONNREFUSED: "no"',
       });
       // Neither is due now: one delivered, one retried in a minute.
-      expect(await claimDueDeliveries(sql.query, 10, 60_000)).toEqual([]);
+      expect(await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP)).toEqual([]);
     } finally {
       await embedded.close(true);
       rmSync(dataDir, { recursive: true, force: true });
