@@ -242,6 +242,8 @@ const schema = z.object({
   /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
   WEBHOOK_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
   WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  /** Finished webhook deliveries (and their attempt logs) are deleted this many days after their event. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(30),
   /** A delivery is retried for this long after its event (or its redelivery), then FAILED. */
   WEBHOOK_RETRY_WINDOW_MS: z.coerce
     .number()
@@ -351,6 +353,7 @@ export interface ApiConfig {
     retryBaseDelayMs: number;
     retryMaxDelayMs: number;
     retryWindowMs: number;
+    retentionMs: number;
   };
   /** The wallet that submits settlements and gasless top-ups; null: x402 and relaying are off. */
   relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
@@ -479,6 +482,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
       retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
       retryWindowMs: env.WEBHOOK_RETRY_WINDOW_MS,
+      retentionMs: env.WEBHOOK_RETENTION_DAYS * 86_400_000,
     },
     relayer: relayerKey
       ? {

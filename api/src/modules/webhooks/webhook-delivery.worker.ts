@@ -15,8 +15,13 @@ import {
   type AttemptRecord,
   type ClaimedDelivery,
   claimDueDeliveries,
+  pruneFinishedDeliveries,
   recordAttempts,
 } from './webhooks.store.ts';
+
+/** How often each worker deletes finished deliveries past their retention, and how many per statement. */
+const PRUNE_INTERVAL_MS = 3_600_000;
+const PRUNE_BATCH = 1_000;
 
 export interface WebhookDeliverySettings {
   allowPrivateUrls: boolean;
@@ -33,6 +38,8 @@ export interface WebhookDeliverySettings {
   retryMaxDelayMs: number;
   /** No attempt is scheduled later than this after the event (or its manual redelivery): then FAILED. */
   retryWindowMs: number;
+  /** Finished deliveries (and their attempt logs) older than this are deleted (see `pruneFinished`). */
+  retentionMs: number;
 }
 
 export interface WebhookDeliveryWorkerOptions extends WebhookDeliverySettings {
@@ -181,6 +188,28 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     } else schedule(options.pollIntervalMs);
   }
 
+  /** Deletes what is past its retention, a batch per statement (short transactions), until none is left. */
+  let pruning: Promise<void> | null = null;
+  const pruneFinished = () => {
+    if (pruning || stopped) return;
+    pruning = (async () => {
+      const before = new Date(Date.now() - options.retentionMs);
+      let deleted = 0;
+      for (let n = PRUNE_BATCH; n === PRUNE_BATCH && !stopped; ) {
+        n = await pruneFinishedDeliveries(sql.query, before, PRUNE_BATCH);
+        deleted += n;
+      }
+      if (deleted > 0) logger.info({ deleted, before }, 'deleted webhook deliveries past their retention');
+    })()
+      .catch((error: unknown) => logger.warn({ err: error }, 'webhook deliveries could not be pruned'))
+      .finally(() => {
+        pruning = null;
+      });
+  };
+  const pruneTimer = setInterval(pruneFinished, PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
+  pruneFinished();
+
   schedule(0);
   return {
     wake() {
@@ -189,6 +218,8 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(pruneTimer);
+      await pruning;
       while (claiming || inFlight.size > 0) {
         await Promise.allSettled([...inFlight]);
         if (claiming) await new Promise((resolve) => setImmediate(resolve));

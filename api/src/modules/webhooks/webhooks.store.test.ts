@@ -13,6 +13,7 @@ import {
   type ClaimedDelivery,
   claimDueDeliveries,
   insertEndpointWithin,
+  pruneFinishedDeliveries,
   readAttemptsOfDeliveries,
   recordAttempt,
   recordAttempts,
@@ -26,6 +27,15 @@ beforeAll(async () => {
   orm = db.orm;
 });
 afterAll(() => db.close());
+
+/** An attempt the receiver answered with `code`, just now. */
+const answered = (code: number) => ({
+  responseCode: code,
+  latencyMs: 1,
+  error: null,
+  responseExcerpt: null,
+  attemptedAt: new Date(),
+});
 
 /** A cap no test here reaches: the claims below are about other things. */
 const NO_CAP = 1_000;
@@ -135,18 +145,11 @@ describe('claimDueDeliveries', () => {
       ClaimedDelivery,
       ClaimedDelivery,
     ];
-    const result = {
-      responseCode: 200,
-      latencyMs: 1,
-      error: null,
-      responseExcerpt: null,
-      attemptedAt: new Date(),
-    };
     await recordAttempts(sql.query, [
-      { delivery: done, result, next: { status: 'DELIVERED', nextAttemptAt: null } },
+      { delivery: done, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
       {
         delivery: failed,
-        result: { ...result, responseCode: 500 },
+        result: answered(500),
         next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
       },
     ]);
@@ -160,6 +163,56 @@ describe('claimDueDeliveries', () => {
     expect(lapsed.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
     const again = await claimDueDeliveries(sql.query, 16, 60_000, 4);
     expect(again.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
+  });
+});
+
+describe('pruneFinishedDeliveries', () => {
+  it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
+    const sql = sqlFor(orm);
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const accountId = await accountWithEndpoint();
+    await enqueue(accountId, 4);
+    const [delivered, failed, recent, pending] = (
+      await claimDueDeliveries(sql.query, 4, 60_000, NO_CAP)
+    ).sort((x, y) => Number(x.data.i) - Number(y.data.i)) as [
+      ClaimedDelivery,
+      ClaimedDelivery,
+      ClaimedDelivery,
+      ClaimedDelivery,
+    ];
+    await recordAttempts(sql.query, [
+      { delivery: delivered, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: failed,
+        result: answered(500),
+        next: { status: 'FAILED', nextAttemptAt: null },
+      },
+      { delivery: recent, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: pending,
+        result: answered(503),
+        next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+      },
+    ]);
+    const day = 86_400_000;
+    const aged = [delivered.id, failed.id, pending.id];
+    await sql.query(
+      {
+        name: 'test_age_deliveries',
+        text: 'update webhook_deliveries set created_at = $2 where id = any($1::uuid[])',
+      },
+      [aged, new Date(Date.now() - 40 * day).toISOString()],
+    );
+
+    const deleted = await pruneFinishedDeliveries(sql.query, new Date(Date.now() - 30 * day), 1_000);
+    expect(deleted).toBe(2);
+    const left = await readAttemptsOfDeliveries(sql.query, [delivered.id, failed.id, recent.id, pending.id]);
+    expect(new Set(left.map((attempt) => attempt.deliveryId))).toEqual(new Set([recent.id, pending.id]));
+    const rows = await sql.query(
+      { name: 'test_deliveries_left', text: 'select id from webhook_deliveries where id = any($1::uuid[])' },
+      [[delivered.id, failed.id, recent.id, pending.id]],
+    );
+    expect(new Set(rows.map((row) => (row as { id: string }).id))).toEqual(new Set([recent.id, pending.id]));
   });
 });
 

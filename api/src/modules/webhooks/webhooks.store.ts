@@ -417,3 +417,27 @@ export async function readAttemptsOfDeliveries(
   if (deliveryIds.length === 0) return [];
   return (await query(ATTEMPTS_OF_DELIVERIES, [deliveryIds])).map((row) => attemptRow.parse(row));
 }
+
+const PRUNE_FINISHED: Statement = {
+  name: 'cm_prune_finished_webhook_deliveries',
+  text: `with gone as (
+     select id from webhook_deliveries
+     where status in ('DELIVERED', 'FAILED') and created_at < $1::timestamptz
+     order by created_at
+     limit $2::int
+     for update skip locked
+   ), attempts as (
+     delete from webhook_attempts a using gone where a.delivery_id = gone.id
+   )
+   delete from webhook_deliveries d using gone where d.id = gone.id
+   returning d.id`,
+};
+
+/**
+ * Deletes up to `limit` finished deliveries (DELIVERED or FAILED) created before `before`, oldest first,
+ * with their attempt logs: the delivery log keeps a retention period, not every event ever sent. A
+ * delivery still PENDING is kept whatever its age. Returns how many were deleted.
+ */
+export async function pruneFinishedDeliveries(query: Query, before: Date, limit: number): Promise<number> {
+  return (await query(PRUNE_FINISHED, [before.toISOString(), limit])).length;
+}
