@@ -232,11 +232,18 @@ const schema = z.object({
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Webhook attempts in flight at once per API process. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  /**
+   * Webhook attempts in flight at once to one account's endpoints, all API processes together: a receiver
+   * that hangs delays its own account's webhooks, not everyone's.
+   */
+  WEBHOOK_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(8),
   /** How often each API process looks for due webhook deliveries. */
   WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** The delay after a failed webhook attempt, doubled after each further one up to WEBHOOK_RETRY_MAX_DELAY_MS. */
   WEBHOOK_RETRY_BASE_DELAY_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
   WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  /** Finished webhook deliveries (and their attempt logs) are deleted this many days after their event. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(30),
   /** A delivery is retried for this long after its event (or its redelivery), then FAILED. */
   WEBHOOK_RETRY_WINDOW_MS: z.coerce
     .number()
@@ -341,10 +348,12 @@ export interface ApiConfig {
     allowPrivateUrls: boolean;
     timeoutMs: number;
     concurrency: number;
+    accountConcurrency: number;
     pollIntervalMs: number;
     retryBaseDelayMs: number;
     retryMaxDelayMs: number;
     retryWindowMs: number;
+    retentionMs: number;
   };
   /** The wallet that submits settlements and gasless top-ups; null: x402 and relaying are off. */
   relayer: { privateKey: Hex; pollingIntervalMs: number; gasRefreshMs: number } | null;
@@ -468,10 +477,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         : env.CHAIN_ID === DEVNET_CHAIN_ID,
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       concurrency: env.WEBHOOK_CONCURRENCY,
+      accountConcurrency: env.WEBHOOK_ACCOUNT_CONCURRENCY,
       pollIntervalMs: env.WEBHOOK_POLL_MS,
       retryBaseDelayMs: env.WEBHOOK_RETRY_BASE_DELAY_MS,
       retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
       retryWindowMs: env.WEBHOOK_RETRY_WINDOW_MS,
+      retentionMs: env.WEBHOOK_RETENTION_DAYS * 86_400_000,
     },
     relayer: relayerKey
       ? {

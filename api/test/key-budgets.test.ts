@@ -12,14 +12,13 @@
  */
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 import { loadConfig } from '../src/env.ts';
-import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
-import { gql, gqlData, signIn } from './support/graphql.ts';
+import { gql, gqlData } from './support/graphql.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
+import { fundedUser, type TestUser } from './support/users.ts';
 
 const DEV = 'chainmeter-dev';
 const HOLD = 21n;
@@ -67,22 +66,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-interface User {
-  token: string;
-  accountId: string;
-}
+type User = TestUser;
 
-async function newUser(balance: bigint): Promise<User> {
-  const token = await signIn(apiA.url, privateKeyToAccount(generatePrivateKey()), 31337);
-  const { me } = await gqlData<{ me: { id: string } }>(apiA.url, '{ me { id } }', {}, token);
-  await appendLedgerEntry(apiA.services.orm.em.fork(), {
-    accountId: me.id,
-    amount: balance,
-    reason: 'ADJUSTMENT',
-    referenceId: 'test-setup',
-  });
-  return { token, accountId: me.id };
-}
+const newUser = (balance: bigint): Promise<User> => fundedUser(apiA, balance);
 
 interface KeyView {
   id: string;

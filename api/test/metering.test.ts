@@ -11,20 +11,19 @@ import { join } from 'node:path';
 import { formatCredits, type MicroUsd, parseCredits } from '@chainmeter/schema';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlOf } from '../src/db/sql.ts';
 import { DEV_MODEL_PRICES } from '../src/dev-model/dev-model.replies.ts';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
 import { ConfigError, loadConfig } from '../src/env.ts';
-import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { extendHolds, placeHold } from '../src/modules/metering/hold.store.ts';
 import { applySettlement } from '../src/modules/metering/settlement.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
-import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
+import { gql, gqlData, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
+import { fundedUser } from './support/users.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const ORIGIN = 'http://localhost:4000';
@@ -101,19 +100,10 @@ interface User {
   client: OpenAI;
 }
 
-/** A signed-in wallet with `credits` micro-USD on its balance (an ADJUSTMENT: no chain needed). */
+/** A signed-in wallet with `balance` micro-USD on its balance (an ADJUSTMENT: no chain needed). */
 async function newUser(balance: bigint): Promise<User> {
-  const token = await signIn(api.url, privateKeyToAccount(generatePrivateKey()), 31337);
-  const { me } = await gqlData<{ me: { id: string } }>(api.url, '{ me { id } }', {}, token);
-  if (balance > 0n) {
-    await appendLedgerEntry(api.services.orm.em.fork(), {
-      accountId: me.id,
-      amount: balance,
-      reason: 'ADJUSTMENT',
-      referenceId: 'test-setup',
-    });
-  }
-  return { token, accountId: me.id, client: openai(token) };
+  const user = await fundedUser(api, balance);
+  return { ...user, client: openai(user.token) };
 }
 
 function openai(apiKey: string): OpenAI {

@@ -337,6 +337,32 @@ describe('deposit webhooks', () => {
     expect(hooks.open).toBeGreaterThanOrEqual(1);
   });
 
+  it("a receiver that hangs on many deliveries delays only its own account's webhooks", async () => {
+    const slow = await receiver();
+    slow.answer = () => 'hang';
+    const alice = await user();
+    slow.secret = (await createEndpoint(alice.session, slow.url, ['DEPOSIT_CREDITED'])).secret;
+    // More deliveries than both replicas' 32 slots, all due at once: oldest first, without a cap per account
+    // they would all be Alice's, and Bob's webhook would wait for their 30 s timeout.
+    const block = nextBlock;
+    nextBlock += 10n;
+    for (let i = 0; i < 40; i++)
+      indexer.transfers.push(makeTransfer(CHAIN_ID, alice.wallet.address, 1_000n, block, i));
+    indexer.setHead(block + 2n);
+    await waitFor('the hanging receiver holds requests open', () => slow.open >= 1);
+
+    const fast = await receiver();
+    const bob = await user();
+    fast.secret = (await createEndpoint(bob.session, fast.url, ['DEPOSIT_CREDITED'])).secret;
+    confirm(pay(bob.wallet.address, 5_000n));
+    await waitFor("Bob's webhook", () => fast.received.some((hook) => hook.status === 204));
+    // Alice's requests still hang (30 s), within her cap (8; two replicas claiming at the same instant may
+    // each take it once).
+    expect(slow.received.every((hook) => hook.status === 0)).toBe(true);
+    expect(slow.open).toBeGreaterThanOrEqual(1);
+    expect(slow.open).toBeLessThanOrEqual(16);
+  });
+
   it('two replicas deliver each event once', async () => {
     const hooks = await receiver();
     const { wallet, session } = await user();

@@ -107,12 +107,11 @@ export function openAiRoutes(services: AppServices): Hono {
     try {
       const request = parseChatRequest(body.value);
       if (!request.stream) {
+        // Settled (or durably queued as UNSETTLED) before the answer leaves, else withheld: an answer sent
+        // before its charge is recorded is free if the process dies in between (api/test/faults).
         const { completion, requestId } = await metering.complete(viewer, request, {
           signal,
           keyCheck,
-          // Settled (or durably queued as UNSETTLED) before the answer leaves: an answer sent before its
-          // charge is recorded is free if the process dies in between (api/test/faults/crash-recovery).
-          settle: 'await',
         });
         return c.json(completion, 200, { 'x-request-id': requestId });
       }

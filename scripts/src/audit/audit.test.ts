@@ -679,7 +679,8 @@ describe('an audit that cannot run', () => {
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
     }
-  });
+    // Nine CLI processes one after another: 41 s in a CI run, past a minute on a busier machine.
+  }, 180_000);
 });
 
 describe('the scheduled audit (AUDIT_INTERVAL_MS)', () => {

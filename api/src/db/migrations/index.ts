@@ -12,6 +12,7 @@ import { Migration20261203130000_budgets_alerts } from './Migration2026120313000
 import { Migration20261203140000_operations } from './Migration20261203140000_operations.ts';
 import { Migration20261203150000_adjustment_idempotency } from './Migration20261203150000_adjustment_idempotency.ts';
 import { Migration20261203160000_x402_resubmission } from './Migration20261203160000_x402_resubmission.ts';
+import { Migration20261203170000_webhook_in_flight } from './Migration20261203170000_webhook_in_flight.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -34,4 +35,5 @@ export const migrationsList: MigrationObject[] = [
     class: Migration20261203150000_adjustment_idempotency,
   },
   { name: 'Migration20261203160000_x402_resubmission', class: Migration20261203160000_x402_resubmission },
+  { name: 'Migration20261203170000_webhook_in_flight', class: Migration20261203170000_webhook_in_flight },
 ];

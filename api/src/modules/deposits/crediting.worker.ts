@@ -34,6 +34,14 @@ export interface CreditingWorkerOptions {
   confirmations: number;
   /** How often to ask the indexer for its head. */
   pollIntervalMs?: number;
+  /**
+   * While the window holds unconfirmed transfers, how long an unchanged indexer head is trusted to need no
+   * new look (default 2 s). The head's hash comes from the chain's RPC, its rows from Ponder: after a reorg at
+   * the same height the new hash can be seen before Ponder has rolled its rows back, and the window read then
+   * still holds the gone transfers. Without a new look, a pending deposit they left would stay PENDING until
+   * the next block. With no unconfirmed transfer, an unchanged head is trusted until it changes.
+   */
+  headRecheckMs?: number;
   /** Transfers credited per transaction. */
   batchSize?: number;
   /** Called after each transaction commits with what it changed; errors are logged, not retried. */
@@ -71,13 +79,15 @@ const ADVISORY_LOCK_KEY = 0x434d_4352; // "CMCR"
 export function startCreditingWorker(options: CreditingWorkerOptions): CreditingWorker {
   const { orm, indexer, chainId, confirmations } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const headRecheckMs = options.headRecheckMs ?? 2_000;
   const batchSize = Math.min(options.batchSize ?? 2_000, INDEXER_MAX_LIMIT);
   const logger = options.logger ?? silent;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> | null = null;
-  // The head of the last round that finished its work; an unchanged head means nothing to do.
-  let settledHead: string | null = null;
+  // The head of the last round that finished its work, when, and whether its window held unconfirmed
+  // transfers: an unchanged head means nothing to do (for `headRecheckMs` only, if it did).
+  let settledHead: { key: string; at: number; unconfirmed: boolean } | null = null;
   // The indexer's head up to which the last complete reorg check compared every credit (see `round`).
   let checkedHead: bigint | null = null;
   let indexerDown = false;
@@ -106,7 +116,12 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
     }
     options.onHead?.(head.blockNumber);
     const headKey = `${head.blockNumber}:${head.blockHash}`;
-    if (headKey === settledHead) return;
+    if (
+      headKey === settledHead?.key &&
+      (!settledHead.unconfirmed || performance.now() - settledHead.at < headRecheckMs)
+    ) {
+      return;
+    }
 
     const toBlock = head.blockNumber - BigInt(confirmations);
     if (checkedHead === null) {
@@ -214,7 +229,12 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
       return;
     }
     // A window behind the head is looked at again next round, whatever the head does meanwhile.
-    if (windowHead === head.blockNumber) settledHead = headKey;
+    if (windowHead === head.blockNumber) {
+      const unconfirmed = window.transfers.some(
+        (t) => head.blockNumber - t.blockNumber < BigInt(confirmations),
+      );
+      settledHead = { key: headKey, at: performance.now(), unconfirmed };
+    }
   }
 
   async function runOnce(): Promise<void> {

@@ -43,7 +43,7 @@ afterAll(async () => {
 
 // Each test runs on its own chain id, so cursors and deposits never collide between tests.
 let nextChainId = 90_000;
-async function setup(confirmations = 2) {
+async function setup(confirmations = 2, headRecheckMs?: number) {
   const chainId = nextChainId++;
   const indexer = await startFakeIndexer(chainId);
   indexers.push(indexer);
@@ -56,6 +56,7 @@ async function setup(confirmations = 2) {
     confirmations,
     // The tests drive rounds with runOnce; the background loop only has to not get in the way.
     pollIntervalMs: 60_000,
+    headRecheckMs,
     onEvents: (batch) => {
       events.push(...batch);
     },
@@ -209,6 +210,32 @@ describe('crediting', () => {
     expect(await depositOf(chainId, remined.txHash)).toMatchObject({ status: 'CREDITED' });
     expect((await getAccountByWallet(orm.em.fork(), payer))?.balance).toBe(2_000n);
     expect((await checkLedgerInvariants(orm.em.fork())).problems).toEqual([]);
+  });
+
+  it('looks again at an unchanged head: a reorg at the same height whose rows the indexer had not rolled back yet', async () => {
+    const { chainId, indexer, worker } = await setup(3, 50);
+    const payer = wallet();
+    const orphaned = makeTransfer(chainId, payer, 1_000n, 20n, 0);
+    indexer.transfers.push(orphaned);
+    indexer.setHead(21n);
+    await worker.runOnce();
+    // The reorg's new hash is seen (the RPC's) while the rows are still the old chain's.
+    indexer.head.blockHash = blockHash(21n, 1);
+    await worker.runOnce();
+    expect(await depositOf(chainId, orphaned.txHash)).toMatchObject({ status: 'PENDING' });
+
+    // Ponder rolls the rows back; the head it reports does not change. No block comes meanwhile.
+    indexer.transfers.splice(0, 1);
+    await waitFor(
+      'the deposit the reorg removed to be REORGED',
+      async () => {
+        await worker.runOnce();
+        return (await depositOf(chainId, orphaned.txHash))?.status === 'REORGED';
+      },
+      5_000,
+    );
+    await worker.stop();
+    expect((await getAccountByWallet(orm.em.fork(), payer))?.balance ?? 0n).toBe(0n);
   });
 
   it('takes nothing back while the indexer re-indexes after a crash, only what the chain really lost', async () => {

@@ -105,7 +105,7 @@ builder.mutationField('createCompletion', (t) =>
         temperature: input.temperature ?? undefined,
       });
       try {
-        const result = await ctx.services.metering.complete(viewerOf(ctx), request, { settle: 'await' });
+        const result = await ctx.services.metering.complete(viewerOf(ctx), request);
         if (!result.usage) {
           throw new ExpectedError(
             'UPSTREAM_ERROR',

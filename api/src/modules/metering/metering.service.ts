@@ -177,8 +177,6 @@ export interface MeteredCallOptions {
    * hash is still live. Whether a failed call got that far: `failedAfterKeyCheck(error)`.
    */
   keyCheck?: ApiKeyCheck;
-  /** Settle before returning (GraphQL, which returns the usage) or in the background (REST). */
-  settle?: 'await' | 'background';
 }
 
 export interface MeteringService {
@@ -350,11 +348,15 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     };
   }
 
-  /** Step 3: decides what the call costs and hands it to the settlement queue. */
-  function settleCall(
+  /**
+   * Step 3: decides what the call costs and hands it to the settlement queue. `answer`: whether the call's
+   * answer waits for this (a completion, sent only once its charge is durable) or has been sent (a stream).
+   * A waiting answer whose charge cannot be made durable is withheld: this throws why.
+   */
+  async function settleCall(
     held: HeldCall,
     result: CallResult,
-    mode: MeteredCallOptions['settle'],
+    answer: 'waiting' | 'sent',
   ): Promise<UsageView | null> {
     if (result.kind !== 'failed') faults?.afterAnswer?.(held.usageId);
     const settlement = decideSettlement({ price: held.price, markup, hold: held.hold, result });
@@ -365,11 +367,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
         .catch((error: unknown) => logger.warn({ err: error }, 'could not record tokens for rate limits'));
     }
     const record = { accountId: held.accountId, apiKeyId: held.apiKeyId, hold: held.hold };
-    const done = inFlight
-      .track(settlements.settle(held.usageId, settlement, record))
-      .then(() => usageView(held, settlement));
-    if (mode === 'background') return Promise.resolve(usageView(held, settlement));
-    return done;
+    const outcome = await inFlight.track(
+      settlements.settle(held.usageId, settlement, record, { answerWaiting: answer === 'waiting' }),
+    );
+    // Released instead, nothing charged: the caller answers with this error (the database, mostly).
+    if (!outcome.durable && outcome.withheld) throw outcome.error;
+    return usageView(held, settlement);
   }
 
   /** Places a paid call's row; `exact` moves the money now (a refused payment releases the row and throws). */
@@ -482,7 +485,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await settleCall(
         held,
         { kind: 'failed', latencyMs: performance.now() - started, error: failure.message },
-        'await',
+        'sent',
       );
       throw new CompletionFailedError(failure, held.requestId);
     }
@@ -498,7 +501,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       upstream.complete(request.upstream, { signal: callOptions.signal }),
     );
     const result = completionResult(answer, held.promptBound);
-    const usage = await settleCall(held, result, callOptions.settle ?? 'await');
+    const usage = await settleCall(held, result, 'waiting');
     return { requestId: held.requestId, completion: answer.completion, usage };
   }
 
@@ -514,7 +517,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
     const settled = inFlight.track(
       opened.outcome.then((outcome) =>
-        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'await'),
+        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'sent'),
       ),
     );
     return { requestId: held.requestId, chunks: opened.chunks, settled };
@@ -544,8 +547,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: MeteredCallOptions = {},
   ): Promise<MeteredCompletion> {
     const held = await placePaidCallRow(payment, request, false);
-    // A paid call is always settled before its answer leaves, whatever `settle` says.
-    return completeHeld(held, request, { ...callOptions, settle: 'await' });
+    return completeHeld(held, request, callOptions);
   }
 
   async function streamPaid(

@@ -1,7 +1,8 @@
 /**
- * Applying settlements exactly once, whatever fails. A settlement that fails never blocks or fails the
- * answer: it is kept on the record (UNSETTLED) or, if even that fails, in memory, and the settlement loop
- * retries it. Each round the loop also settles what a crashed process left UNSETTLED and closes holds
+ * Applying settlements exactly once, whatever fails. A settlement that fails is kept on the record
+ * (UNSETTLED) or, if even that fails, in memory, and the settlement loop retries it. Only the first is durable:
+ * a charge kept in memory only for a call whose answer is still waiting withholds that answer (`settle`'s
+ * `answerWaiting`), since a crash before the retry would release its hold and give the answer away. Each round the loop also settles what a crashed process left UNSETTLED and closes holds
  * whose call never finished (HELD past `hold_expires_at`): released, or, for a stream with recorded
  * progress, billed for what it had generated; and a paid call whose process died (its payment not on its
  * account): released when its payment moved (it stays as the payer's credits once credited), UNPAID when
@@ -48,6 +49,15 @@ export interface SettlementQueueOptions {
   onCharged?(charge: { accountId: string; ledgerEntryId: string }): void;
 }
 
+/** The flag of a call released because its answer was withheld (`settle`'s `answerWaiting`). */
+const ANSWER_WITHHELD = 'ANSWER_WITHHELD';
+
+/**
+ * Whether a settlement is durable; when it is kept in memory only, the error that kept it there, and whether
+ * the call's answer must be withheld (what is kept is then its release).
+ */
+export type SettleOutcome = { durable: true } | { durable: false; withheld: boolean; error: unknown };
+
 export class SettlementQueue {
   readonly #options: SettlementQueueOptions;
   readonly #batcher: SettlementBatcher;
@@ -69,9 +79,20 @@ export class SettlementQueue {
 
   /**
    * Applies a settlement; on failure keeps it for the loop. Never throws. `record`: the record as this
-   * process's hold wrote it (absent for records read back from the database).
+   * process's hold wrote it (absent for records read back from the database). Says whether the settlement
+   * is durable (written, or recorded UNSETTLED for the loop) or kept in memory only, with why.
+   *
+   * `answerWaiting`: the call's answer has not left and waits for this. If a charge can then be kept in
+   * memory only, the answer must not leave (a crash before the retry would release its hold: a free call),
+   * so what the loop retries is a release instead, nothing charged, and the outcome says `withheld`. If this
+   * process dies first, the sweep releases the hold once it expires: either way the call is not charged.
    */
-  async settle(usageId: string, settlement: Settlement, record?: HeldRecord): Promise<void> {
+  async settle(
+    usageId: string,
+    settlement: Settlement,
+    record?: HeldRecord,
+    { answerWaiting = false }: { answerWaiting?: boolean } = {},
+  ): Promise<SettleOutcome> {
     const { sql, logger, holds } = this.#options;
     const attempt = (this.#attempts.get(usageId) ?? 0) + 1;
     this.#attempts.set(usageId, attempt);
@@ -85,18 +106,22 @@ export class SettlementQueue {
       this.#attempts.delete(usageId);
       holds.close(usageId);
       if (result.settled && result.ledgerEntryId) this.#options.afterCharge?.(usageId);
-      if (!result.settled) logger.debug({ usageId }, 'usage already settled');
-      else this.#announceCharge(result);
+      if (result.settled) this.#announceCharge(result);
+      else if (settlement.flags.includes(ANSWER_WITHHELD)) {
+        // The charge it failed to confirm had committed after all: charged for an answer it never got.
+        logger.error({ usageId }, 'a call whose answer was withheld had been charged; review it');
+      } else logger.debug({ usageId }, 'usage already settled');
       if (settlement.status === 'NEEDS_REVIEW') {
         logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
       }
+      return { durable: true };
     } catch (error) {
       logger.error({ err: error, usageId, attempt }, 'settlement failed; it will be retried');
       try {
         if (await markUnsettled(sql, usageId, settlement, String((error as Error).message))) {
           this.#retryFromMemory.delete(usageId);
           holds.close(usageId);
-          return;
+          return { durable: true };
         }
       } catch (markError) {
         logger.error(
@@ -104,7 +129,17 @@ export class SettlementQueue {
           'could not record the unsettled usage; retrying from memory',
         );
       }
-      this.#retryFromMemory.set(usageId, settlement);
+      const withheld = answerWaiting && settlement.userPrice > 0n;
+      this.#retryFromMemory.set(
+        usageId,
+        withheld
+          ? releasedUnanswered(
+              ANSWER_WITHHELD,
+              'its settlement could not be written; the answer was not sent',
+            )
+          : settlement,
+      );
+      return { durable: false, withheld, error };
     }
   }
 

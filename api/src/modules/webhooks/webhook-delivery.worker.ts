@@ -4,7 +4,8 @@
  * (`webhook-sender.ts`) with at most `concurrency` in flight, logs every attempt, and moves the delivery to
  * DELIVERED (a 2xx), or PENDING again after an exponential backoff, or FAILED once the retry window (a day by
  * default) has passed. It runs beside crediting, never inside it: a receiver that never answers holds one
- * of this worker's slots until its timeout, and nothing else.
+ * of this worker's slots until its timeout, and nothing else; and one account's receivers hold at most
+ * `accountConcurrency` attempts at once, so a hanging one delays only its own account's webhooks.
  */
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
@@ -14,8 +15,13 @@ import {
   type AttemptRecord,
   type ClaimedDelivery,
   claimDueDeliveries,
+  pruneFinishedDeliveries,
   recordAttempts,
 } from './webhooks.store.ts';
+
+/** How often each worker deletes finished deliveries past their retention, and how many per statement. */
+const PRUNE_INTERVAL_MS = 3_600_000;
+const PRUNE_BATCH = 1_000;
 
 export interface WebhookDeliverySettings {
   allowPrivateUrls: boolean;
@@ -23,6 +29,8 @@ export interface WebhookDeliverySettings {
   timeoutMs: number;
   /** Attempts in flight at once in this process. */
   concurrency: number;
+  /** Attempts in flight at once to one account's endpoints, every process together (see `claimDueDeliveries`). */
+  accountConcurrency: number;
   /** How often to look for due deliveries when nothing woke the worker. */
   pollIntervalMs: number;
   /** The delay after the first failed attempt; it doubles with each further one, up to `retryMaxDelayMs`. */
@@ -30,6 +38,8 @@ export interface WebhookDeliverySettings {
   retryMaxDelayMs: number;
   /** No attempt is scheduled later than this after the event (or its manual redelivery): then FAILED. */
   retryWindowMs: number;
+  /** Finished deliveries (and their attempt logs) older than this are deleted (see `pruneFinished`). */
+  retentionMs: number;
 }
 
 export interface WebhookDeliveryWorkerOptions extends WebhookDeliverySettings {
@@ -150,7 +160,7 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     let claimed: ClaimedDelivery[] = [];
     const free = options.concurrency - inFlight.size;
     try {
-      claimed = await claimDueDeliveries(sql.query, free, leaseMs);
+      claimed = await claimDueDeliveries(sql.query, free, leaseMs, options.accountConcurrency);
     } catch (error) {
       logger.warn({ err: error }, 'webhook deliveries could not be claimed; retrying');
     } finally {
@@ -178,6 +188,28 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     } else schedule(options.pollIntervalMs);
   }
 
+  /** Deletes what is past its retention, a batch per statement (short transactions), until none is left. */
+  let pruning: Promise<void> | null = null;
+  const pruneFinished = () => {
+    if (pruning || stopped) return;
+    pruning = (async () => {
+      const before = new Date(Date.now() - options.retentionMs);
+      let deleted = 0;
+      for (let n = PRUNE_BATCH; n === PRUNE_BATCH && !stopped; ) {
+        n = await pruneFinishedDeliveries(sql.query, before, PRUNE_BATCH);
+        deleted += n;
+      }
+      if (deleted > 0) logger.info({ deleted, before }, 'deleted webhook deliveries past their retention');
+    })()
+      .catch((error: unknown) => logger.warn({ err: error }, 'webhook deliveries could not be pruned'))
+      .finally(() => {
+        pruning = null;
+      });
+  };
+  const pruneTimer = setInterval(pruneFinished, PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
+  pruneFinished();
+
   schedule(0);
   return {
     wake() {
@@ -186,6 +218,8 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(pruneTimer);
+      await pruning;
       while (claiming || inFlight.size > 0) {
         await Promise.allSettled([...inFlight]);
         if (claiming) await new Promise((resolve) => setImmediate(resolve));

@@ -89,7 +89,8 @@ const WebhookEndpointRef = builder.objectRef<WebhookEndpoint>('WebhookEndpoint')
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     deliveries: t.field({
       type: WebhookDeliveryConnection,
-      description: 'Its deliveries, newest first.',
+      description:
+        'Its deliveries, newest first; finished ones are kept WEBHOOK_RETENTION_DAYS (30 by default) after their event.',
       args: { first: t.arg.int(), after: t.arg.string() },
       resolve: async (endpoint, args, ctx) => {
         const pages = await listDeliveriesOfEndpoints(ctx.em, [endpoint.id], args);

@@ -13,6 +13,7 @@ import {
   type ClaimedDelivery,
   claimDueDeliveries,
   insertEndpointWithin,
+  pruneFinishedDeliveries,
   readAttemptsOfDeliveries,
   recordAttempt,
   recordAttempts,
@@ -26,6 +27,32 @@ beforeAll(async () => {
   orm = db.orm;
 });
 afterAll(() => db.close());
+
+/** An attempt the receiver answered with `code`, just now. */
+const answered = (code: number) => ({
+  responseCode: code,
+  latencyMs: 1,
+  error: null,
+  responseExcerpt: null,
+  attemptedAt: new Date(),
+});
+
+/** A cap no test here reaches: the claims below are about other things. */
+const NO_CAP = 1_000;
+
+/** Enqueues `count` DEPOSIT_CREDITED events of the account (one delivery each, to its one endpoint). */
+async function enqueue(accountId: string, count: number): Promise<void> {
+  await orm.em.fork().transactional(async (tx) =>
+    enqueueWebhookEvents(
+      sqlOf(tx).query,
+      Array.from({ length: count }, (_, i) => ({
+        accountId,
+        type: 'DEPOSIT_CREDITED' as const,
+        data: { i },
+      })),
+    ),
+  );
+}
 
 async function accountWithEndpoint(): Promise<string> {
   const accountId = (await findOrCreateAccount(orm.em.fork(), privateKeyToAddress(generatePrivateKey()))).id;
@@ -43,23 +70,14 @@ describe('claimDueDeliveries', () => {
   it('never gives one delivery to two claimers at once (replicas claiming in parallel)', async () => {
     const accountId = await accountWithEndpoint();
     const count = 300;
-    await orm.em.fork().transactional(async (tx) =>
-      enqueueWebhookEvents(
-        sqlOf(tx).query,
-        Array.from({ length: count }, (_, i) => ({
-          accountId,
-          type: 'DEPOSIT_CREDITED' as const,
-          data: { i },
-        })),
-      ),
-    );
+    await enqueue(accountId, count);
     const sql = sqlFor(orm);
     const claimed: string[] = [];
     // Eight claimers, each taking small batches until nothing is left, all at the same time.
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         for (;;) {
-          const batch = await claimDueDeliveries(sql.query, 7, 60_000);
+          const batch = await claimDueDeliveries(sql.query, 7, 60_000, NO_CAP);
           if (batch.length === 0) return;
           claimed.push(...batch.map((delivery) => delivery.id));
         }
@@ -80,9 +98,9 @@ describe('claimDueDeliveries', () => {
     // A lease that has already run out (0 ms; `now()` never goes back between two transactions): the next
     // claim (the "other replica") takes it again. A 1 ms lease raced the clock: a second claim within the same
     // millisecond found nothing due.
-    const [first] = await claimDueDeliveries(sql.query, 1_000, 0);
+    const [first] = await claimDueDeliveries(sql.query, 1_000, 0, NO_CAP);
     if (!first) throw new Error('nothing claimed');
-    const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000);
+    const [second] = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     expect(second?.id).toBe(first.id);
     expect(second?.eventId).toBe(first.eventId);
     expect(second?.attempts).toBe(2);
@@ -103,7 +121,98 @@ describe('claimDueDeliveries', () => {
         nextAttemptAt: null,
       }),
     ).toBe(true);
-    expect(await claimDueDeliveries(sql.query, 1_000, 60_000)).toEqual([]);
+    expect(await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP)).toEqual([]);
+  });
+
+  it("keeps an account's deliveries in flight within its cap, whoever claims them, so others still get slots", async () => {
+    const sql = sqlFor(orm);
+    // Whatever earlier tests left due is claimed first, so only this test's deliveries are due below.
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const busy = await accountWithEndpoint();
+    const other = await accountWithEndpoint();
+    await enqueue(busy, 20);
+    await enqueue(other, 2);
+    // Oldest first, 16 slots: without a cap all 16 would be the busy account's.
+    const first = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    const countOf = (claimed: ClaimedDelivery[], accountId: string) =>
+      claimed.filter((delivery) => delivery.accountId === accountId).length;
+    expect([countOf(first, busy), countOf(first, other)]).toEqual([4, 2]);
+    // Its 4 are in flight (this claimer's or another replica's, the same rows): nothing more of it.
+    expect(await claimDueDeliveries(sql.query, 16, 60_000, 4)).toEqual([]);
+
+    // Two attempts end (one delivered, one to be retried later): two slots of the busy account free up.
+    const [done, failed] = first.filter((delivery) => delivery.accountId === busy) as [
+      ClaimedDelivery,
+      ClaimedDelivery,
+    ];
+    await recordAttempts(sql.query, [
+      { delivery: done, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: failed,
+        result: answered(500),
+        next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+      },
+    ]);
+    const next = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    expect(next.map((delivery) => delivery.accountId)).toEqual([busy, busy]);
+
+    // Leases that ran out (their worker died at once: a 0 ms lease) are not in flight any more.
+    const third = await accountWithEndpoint();
+    await enqueue(third, 6);
+    const lapsed = await claimDueDeliveries(sql.query, 16, 0, 4);
+    expect(lapsed.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
+    const again = await claimDueDeliveries(sql.query, 16, 60_000, 4);
+    expect(again.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
+  });
+});
+
+describe('pruneFinishedDeliveries', () => {
+  it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
+    const sql = sqlFor(orm);
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const accountId = await accountWithEndpoint();
+    await enqueue(accountId, 4);
+    const [delivered, failed, recent, pending] = (
+      await claimDueDeliveries(sql.query, 4, 60_000, NO_CAP)
+    ).sort((x, y) => Number(x.data.i) - Number(y.data.i)) as [
+      ClaimedDelivery,
+      ClaimedDelivery,
+      ClaimedDelivery,
+      ClaimedDelivery,
+    ];
+    await recordAttempts(sql.query, [
+      { delivery: delivered, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: failed,
+        result: answered(500),
+        next: { status: 'FAILED', nextAttemptAt: null },
+      },
+      { delivery: recent, result: answered(200), next: { status: 'DELIVERED', nextAttemptAt: null } },
+      {
+        delivery: pending,
+        result: answered(503),
+        next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+      },
+    ]);
+    const day = 86_400_000;
+    const aged = [delivered.id, failed.id, pending.id];
+    await sql.query(
+      {
+        name: 'test_age_deliveries',
+        text: 'update webhook_deliveries set created_at = $2 where id = any($1::uuid[])',
+      },
+      [aged, new Date(Date.now() - 40 * day).toISOString()],
+    );
+
+    const deleted = await pruneFinishedDeliveries(sql.query, new Date(Date.now() - 30 * day), 1_000);
+    expect(deleted).toBe(2);
+    const left = await readAttemptsOfDeliveries(sql.query, [delivered.id, failed.id, recent.id, pending.id]);
+    expect(new Set(left.map((attempt) => attempt.deliveryId))).toEqual(new Set([recent.id, pending.id]));
+    const rows = await sql.query(
+      { name: 'test_deliveries_left', text: 'select id from webhook_deliveries where id = any($1::uuid[])' },
+      [[delivered.id, failed.id, recent.id, pending.id]],
+    );
+    expect(new Set(rows.map((row) => (row as { id: string }).id))).toEqual(new Set([recent.id, pending.id]));
   });
 });
 
@@ -132,7 +241,7 @@ describe('the outbox on embedded PGlite', () => {
           { accountId, type: 'DEPOSIT_CREDITED', data: { n: 2 } },
         ]),
       );
-      const claimed = await claimDueDeliveries(sql.query, 10, 60_000);
+      const claimed = await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP);
       expect(claimed.map((d) => d.data.n).sort()).toEqual([1, 2]);
       expect(claimed.find((d) => d.data.n === 1)?.data.text).toBe('a "quoted" \\ value');
       const [first, second] = claimed as [ClaimedDelivery, ClaimedDelivery];
@@ -169,7 +278,7 @@ describe('the outbox on embedded PGlite', () => {
         error: 'ECONNREFUSED: "no"',
       });
       // Neither is due now: one delivered, one retried in a minute.
-      expect(await claimDueDeliveries(sql.query, 10, 60_000)).toEqual([]);
+      expect(await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP)).toEqual([]);
     } finally {
       await embedded.close(true);
       rmSync(dataDir, { recursive: true, force: true });

@@ -212,6 +212,8 @@ export async function redeliver(
 export interface ClaimedDelivery {
   id: string;
   claim: string;
+  /** The account whose endpoint it goes to (whose deliveries in flight are capped). */
+  accountId: string;
   eventId: string;
   eventType: WebhookEventType;
   eventAt: Date;
@@ -225,9 +227,21 @@ export interface ClaimedDelivery {
 
 const CLAIM_DUE: Statement = {
   name: 'cm_claim_due_webhook_deliveries',
-  text: `with due as (
+  text: `with in_flight as (
+     select account_id, count(*) as n from webhook_deliveries
+     where status = 'PENDING' and claim is not null and next_attempt_at > now()
+     group by account_id
+   ), within_cap as (
+     select id from (
+       select d.id, coalesce(f.n, 0)
+           + row_number() over (partition by d.account_id order by d.next_attempt_at, d.id) as place
+       from webhook_deliveries d left join in_flight f on f.account_id = d.account_id
+       where d.status = 'PENDING' and d.next_attempt_at <= now()
+     ) ranked
+     where place <= $3::int
+   ), due as (
      select id from webhook_deliveries
-     where status = 'PENDING' and next_attempt_at <= now()
+     where id in (select id from within_cap) and status = 'PENDING' and next_attempt_at <= now()
      order by next_attempt_at
      limit $1::int
      for update skip locked
@@ -237,7 +251,7 @@ const CLAIM_DUE: Statement = {
      next_attempt_at = now() + $2::int * interval '1 millisecond'
    from due, webhook_endpoints e
    where d.id = due.id and e.id = d.endpoint_id
-   returning d.id, d.claim, d.event_id, d.event_type, d.event_at, d.data, d.attempts, d.retrying_since,
+   returning d.id, d.claim, d.account_id, d.event_id, d.event_type, d.event_at, d.data, d.attempts, d.retrying_since,
      e.url, e.secret`,
 };
 
@@ -245,6 +259,7 @@ const claimedRow = z
   .object({
     id: z.string(),
     claim: z.string(),
+    account_id: z.string(),
     event_id: z.string(),
     event_type: eventType,
     event_at: z.coerce.date(),
@@ -258,6 +273,7 @@ const claimedRow = z
     (row): ClaimedDelivery => ({
       id: row.id,
       claim: row.claim,
+      accountId: row.account_id,
       eventId: row.event_id,
       eventType: row.event_type,
       eventAt: row.event_at,
@@ -270,17 +286,21 @@ const claimedRow = z
   );
 
 /**
- * Claims up to `limit` due deliveries for this worker. `for update skip locked`: replicas claiming at the
- * same time take different rows. The claim pushes `next_attempt_at` forward by `leaseMs`: if this worker dies
- * before it records the attempt, another claims the delivery again after that (at least once).
+ * Claims up to `limit` due deliveries for this worker, oldest first, leaving an account's deliveries due
+ * while `accountCap` of them are in flight (claimed, lease running; every worker's), so that one account's
+ * slow or hanging receivers cannot take every slot. `for update skip locked`: replicas claiming at the same
+ * time take different rows (and, not seeing each other's claims yet, may together pass an account's cap
+ * once). The claim pushes `next_attempt_at` forward by `leaseMs`: if this worker dies before it records the
+ * attempt, another claims the delivery again after that (at least once).
  */
 export async function claimDueDeliveries(
   query: Query,
   limit: number,
   leaseMs: number,
+  accountCap: number,
 ): Promise<ClaimedDelivery[]> {
   if (limit <= 0) return [];
-  return (await query(CLAIM_DUE, [limit, leaseMs])).map((row) => claimedRow.parse(row));
+  return (await query(CLAIM_DUE, [limit, leaseMs, accountCap])).map((row) => claimedRow.parse(row));
 }
 
 /** What one HTTP attempt came to. */
@@ -396,4 +416,28 @@ export async function readAttemptsOfDeliveries(
 ): Promise<WebhookAttempt[]> {
   if (deliveryIds.length === 0) return [];
   return (await query(ATTEMPTS_OF_DELIVERIES, [deliveryIds])).map((row) => attemptRow.parse(row));
+}
+
+const PRUNE_FINISHED: Statement = {
+  name: 'cm_prune_finished_webhook_deliveries',
+  text: `with gone as (
+     select id from webhook_deliveries
+     where status in ('DELIVERED', 'FAILED') and created_at < $1::timestamptz
+     order by created_at
+     limit $2::int
+     for update skip locked
+   ), attempts as (
+     delete from webhook_attempts a using gone where a.delivery_id = gone.id
+   )
+   delete from webhook_deliveries d using gone where d.id = gone.id
+   returning d.id`,
+};
+
+/**
+ * Deletes up to `limit` finished deliveries (DELIVERED or FAILED) created before `before`, oldest first,
+ * with their attempt logs: the delivery log keeps a retention period, not every event ever sent. A
+ * delivery still PENDING is kept whatever its age. Returns how many were deleted.
+ */
+export async function pruneFinishedDeliveries(query: Query, before: Date, limit: number): Promise<number> {
+  return (await query(PRUNE_FINISHED, [before.toISOString(), limit])).length;
 }
