@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const config = await setup.request({ method: 'config' });
     const dataDir = path.resolve(ROOT, config.DATA_DIR);
     mkdirSync(dataDir, { recursive: true });
-    // The web build needs nothing else: it runs while the devnet and the indexer start.
+    // The web build needs nothing else: it runs while the devnet, the indexer and the API start.
     const webBuilt = buildWebIfStale();
     webBuilt.catch(() => undefined);
     let chain: { rpcUrl: string; chainId: number; token: string; treasury: string };
@@ -159,8 +159,6 @@ async function main(): Promise<void> {
     let indexer: Indexer | undefined;
     indexerStarting.then((started) => (indexer = started)).catch(() => undefined);
     stops.push(async () => indexer?.stop());
-    // The API serves web/dist only when it exists at its start.
-    await webBuilt;
     const apiStarting = startApiProcess(
       {
         PORT: String(config.PORT),
@@ -181,6 +179,8 @@ async function main(): Promise<void> {
       throw new Error(`the indexer took port ${boundPort}, not ${indexerPort} (taken meanwhile?)`);
     say(`indexer   ${indexerUrl} (logs in ${path.relative(ROOT, indexerLog)})`);
     const { child: apiChild, logs: apiLogs } = await apiStarting;
+    // The API serves web/dist from the moment it exists: `ready` means the web client is there too.
+    await webBuilt;
     const origin = `http://localhost:${config.PORT}`;
     say(`api       ${origin}/graphql`);
     say(`web       ${origin}/`);

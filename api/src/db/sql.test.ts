@@ -2,7 +2,8 @@
  * `sqlOf` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
  * transactions as two inlined scripts) and PGlite (through the EntityManager): values and arrays (nulls,
  * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written. `sqlWithGenericPlans`
- * runs its statements on their generic plan from the first run on PostgreSQL, and like `sqlFor` on PGlite.
+ * runs its statements on their generic plan from the first run on PostgreSQL, with sequential scans off, and
+ * like `sqlFor` on PGlite.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,7 +121,7 @@ describe.each(drivers)('sqlOf on %s', (_name, open) => {
     expect(await count()).toBe((before ?? 0) + 1);
   });
 
-  it('sqlWithGenericPlans runs the same statements, each on its generic plan (PostgreSQL) from its first run', async () => {
+  it('sqlWithGenericPlans runs the same statements, each on its generic plan (PostgreSQL) from its first run, never a sequential scan', async () => {
     const { sql, close: closeRunner } = sqlWithGenericPlans(orm, 1);
     try {
       const [row] = await sql.query<{ text: string; list: string[] }>(ECHO, ['generic', 1, tricky, []]);
@@ -133,11 +134,18 @@ describe.each(drivers)('sqlOf on %s', (_name, open) => {
       // One connection: every run above went to it, and so does this read of its prepared statements.
       // PostgreSQL's default would have planned the first five runs for their values (custom: 4).
       expect(await plans(sql)).toEqual({ generic: 4, custom: 0 });
+      // Plans made on small tables must not read them whole once they have grown.
+      expect(await sql.query(SEQSCAN, [])).toEqual([{ enable_seqscan: 'off' }]);
     } finally {
       await closeRunner();
     }
   });
 });
+
+const SEQSCAN: Statement = {
+  name: 'cm_test_seqscan',
+  text: `select current_setting('enable_seqscan') as enable_seqscan`,
+};
 
 const PLANS: Statement = {
   name: 'cm_test_plans',

@@ -98,7 +98,10 @@ const runners = new WeakMap<Orm, SqlRunner>();
  * planning it afresh on every run, which for the settlement's statement cost more CPU than running it.
  * On PostgreSQL: a small pool of its own (`max` connections, default 2) with the ORM pool's settings; on
  * PGlite, `sqlFor(orm)`. Only for statements whose plan does not depend on their values (lookups by id, set
- * writes); `close` ends its pool (the ORM's close does not).
+ * writes); `close` ends its pool (the ORM's close does not). Its connections also run with
+ * `enable_seqscan = off`: a generic plan is made once, often on a fresh table (a new database, the first
+ * calls after a deploy), and a plan that reads a small table whole stays the connection's plan as the
+ * table grows; these statements find their rows by key, so an index is always the right way to them.
  */
 export function sqlWithGenericPlans(orm: Orm, max = 2): { sql: SqlRunner; close(): Promise<void> } {
   const connection = orm.em.fork().getConnection();
@@ -108,7 +111,7 @@ export function sqlWithGenericPlans(orm: Orm, max = 2): { sql: SqlRunner; close(
     const own = new pg.Pool({
       ...settings,
       max,
-      options: `${settings.options ?? ''} -c plan_cache_mode=force_generic_plan`.trim(),
+      options: `${settings.options ?? ''} -c plan_cache_mode=force_generic_plan -c enable_seqscan=off`.trim(),
     });
     // A connection that dies while idle (the server restarted) is dropped by the pool; the next statement
     // opens another. Without a listener, that 'error' would end the process.

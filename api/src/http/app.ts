@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { serveStatic } from '@hono/node-server/serve-static';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { AppServices } from '../context.ts';
 import { clientIpOf, type TrustedProxies } from '../modules/ratelimit/client-ip.ts';
 import { type RequestVariables, requestObservability } from '../observability/http.ts';
@@ -60,9 +60,19 @@ export function createHttpApp({ services, probe, yoga, trustedProxies }: HttpApp
       log: c.get('log'),
     });
   });
-  if (existsSync(webDist)) {
-    app.use('/*', serveStatic({ root: path.relative(process.cwd(), webDist) }));
-    app.get('*', serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }));
-  }
+  // Until web/dist exists, each request looks for it again (and falls through to a 404): `npm start` builds
+  // the web client while the API starts, and the API serves it once the build is there.
+  let webClient: { assets: MiddlewareHandler; index: MiddlewareHandler } | undefined;
+  const web = () => {
+    if (!webClient && existsSync(webDist)) {
+      webClient = {
+        assets: serveStatic({ root: path.relative(process.cwd(), webDist) }),
+        index: serveStatic({ path: path.relative(process.cwd(), path.join(webDist, 'index.html')) }),
+      };
+    }
+    return webClient;
+  };
+  app.use('/*', (c, next) => web()?.assets(c, next) ?? next());
+  app.get('*', (c, next) => web()?.index(c, next) ?? next());
   return app;
 }

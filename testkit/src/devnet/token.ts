@@ -37,7 +37,8 @@ function walletClient(rpcUrl: string, account: Account) {
 
 export type MinedTransaction = { txHash: Hash; blockNumber: bigint };
 
-async function waitMined(rpcUrl: string, hash: Hash): Promise<MinedTransaction> {
+/** Waits until `hash` is mined; throws when it reverted. */
+export async function waitMined(rpcUrl: string, hash: Hash): Promise<MinedTransaction> {
   const receipt = await publicClient(rpcUrl).waitForTransactionReceipt({ hash, timeout: 30_000 });
   if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
   return { txHash: hash, blockNumber: receipt.blockNumber };
@@ -64,14 +65,27 @@ export async function mintUsdc(
   to: Address,
   amount: bigint,
 ): Promise<MinedTransaction> {
-  const hash = await walletClient(rpcUrl, devAccounts.deployer).writeContract({
+  return waitMined(rpcUrl, await submitUsdcMint(rpcUrl, token, to, amount));
+}
+
+/**
+ * Sends an open mint without waiting for it to be mined: several sent one after another (each takes the
+ * deployer's next pending nonce) land in the same block, where `mintUsdc` each time waits for a block of
+ * its own (up to a second on an interval-mining devnet).
+ */
+export async function submitUsdcMint(
+  rpcUrl: string,
+  token: Address,
+  to: Address,
+  amount: bigint,
+): Promise<Hash> {
+  return walletClient(rpcUrl, devAccounts.deployer).writeContract({
     address: token,
     abi: usdcAbi,
     functionName: 'mint',
     args: [to, amount],
     chain: null,
   });
-  return waitMined(rpcUrl, hash);
 }
 
 /** Sends an ERC-20 `transfer` without waiting for it to be mined (for several in one block). */

@@ -76,6 +76,13 @@ const { $ } = p;
  * LOCK_FOR_SETTLEMENT, in the same transaction, the guard holds by construction. A key's `period_spent` grows
  * with its `spent`: a call held before a budget period ended and settled after counts in whichever period
  * the key is in when it settles (its hold counted against that period's limit meanwhile).
+ *
+ * Every table is reached through its primary key (`id = any(<the batch's ids>)`), and the records are
+ * locked by id alone, their state checked by the guard: with `status in ('HELD', 'UNSETTLED')` in the lock's
+ * WHERE, PostgreSQL read them through `usage_records_open_idx`, the partial index of open records, which
+ * keeps an entry for every call settled since the table's last VACUUM, so each settlement scanned all of
+ * them; and its generic plan, made on a connection's first run while the tables were small, joined the
+ * whole of `usage_records` (a sequential scan) for the rest of the connection's life.
  */
 export const WRITE_SETTLEMENTS: Statement = {
   name: 'cm_write_settlements',
@@ -87,15 +94,16 @@ export const WRITE_SETTLEMENTS: Statement = {
        as v(id, status, prompt_tokens, completion_tokens, provider_cost, user_price, latency_ms, flags, error,
          account_id, api_key_id, hold_amount)
    ), locked_records as materialized (
-     select id, account_id, api_key_id, hold_amount from usage_records
-     where id = any(${$.usageIds}::uuid[]) and status in ('HELD', 'UNSETTLED')
+     select id, status, account_id, api_key_id, hold_amount from usage_records
+     where id = any(${$.usageIds}::uuid[])
      order by id for update
    ), locked_accounts as materialized (
      select id, ledger_seq from accounts where id = any(${$.headAccountIds}::uuid[]) order by id for update
    ), guard as materialized (
      select
-       (select count(*) from locked_records r join v on v.id = r.id and v.account_id = r.account_id
-          and v.hold_amount = r.hold_amount and v.api_key_id is not distinct from r.api_key_id)
+       (select count(*) from locked_records r join v on v.id = r.id and r.status in ('HELD', 'UNSETTLED')
+          and v.account_id = r.account_id and v.hold_amount = r.hold_amount
+          and v.api_key_id is not distinct from r.api_key_id)
          = cardinality(${$.usageIds}::uuid[])
        and (select count(*) from locked_accounts l
           join unnest(${$.headAccountIds}::uuid[], ${$.headFromSeqs}::int[]) as f(id, from_seq)
@@ -108,12 +116,12 @@ export const WRITE_SETTLEMENTS: Statement = {
        error = v.error, outcome = null, settled_at = ${$.settledAt}::timestamptz,
        settle_attempts = usage_records.settle_attempts + ${$.attemptIncrement}::int
      from v
-     where usage_records.id = v.id and (select ok from guard)
+     where usage_records.id = v.id and usage_records.id = any(${$.usageIds}::uuid[]) and (select ok from guard)
      returning 1
    ), a as (
      update accounts set ${ledgerHeadAssignmentsSql('h')}, held = accounts.held - h.released
      from ${ledgerHeadsUnnestSql($, 'h', [{ column: 'released', array: `${$.headReleased}::bigint[]` }])}
-     where accounts.id = h.id and (select ok from guard)
+     where accounts.id = h.id and accounts.id = any(${$.headAccountIds}::uuid[]) and (select ok from guard)
      returning ${ledgerHeadReturningSql('h')}
    ), alerts as (
      ${ledgerHeadEventsSql('a')}
@@ -125,7 +133,7 @@ export const WRITE_SETTLEMENTS: Statement = {
      update api_keys set held = api_keys.held - x.released, spent = api_keys.spent + x.spent,
        period_spent = api_keys.period_spent + x.spent
      from unnest(${$.keyIds}::uuid[], ${$.keyReleased}::bigint[], ${$.keySpent}::bigint[]) as x(id, released, spent)
-     where api_keys.id = x.id and (select ok from guard)
+     where api_keys.id = x.id and api_keys.id = any(${$.keyIds}::uuid[]) and (select ok from guard)
      returning 1
    ), written as (
      select (select ok from guard) as ok, (select count(*) from u) as u, (select count(*) from a) as a,
