@@ -30,6 +30,7 @@ describe('the error family', () => {
       UPSTREAM_ERROR: 502,
       UPSTREAM_UNAVAILABLE: 502,
       UPSTREAM_TIMEOUT: 504,
+      SERVICE_UNAVAILABLE: 503,
     });
     expect(httpStatusOf('RATE_LIMITED')).toBe(429);
   });

@@ -14,6 +14,8 @@ import { maskError as defaultMaskError, type MaskError } from 'graphql-yoga';
  * - `UPSTREAM_UNAVAILABLE`: it could not be reached, dropped the connection or answered 5xx;
  * - `UPSTREAM_ERROR`: it refused the request, answered something that is not a completion, or generated
  *   nothing.
+ * `SERVICE_UNAVAILABLE` is a temporary failure of ours that a retry may not meet (also what REST answers an
+ * unreachable database with).
  */
 export const HTTP_STATUS_OF_CODE = {
   BAD_USER_INPUT: 400,
@@ -26,6 +28,7 @@ export const HTTP_STATUS_OF_CODE = {
   UPSTREAM_ERROR: 502,
   UPSTREAM_UNAVAILABLE: 502,
   UPSTREAM_TIMEOUT: 504,
+  SERVICE_UNAVAILABLE: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof HTTP_STATUS_OF_CODE;

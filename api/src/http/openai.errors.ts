@@ -70,9 +70,11 @@ export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Resp
   } else if (error instanceof RateLimitedError) {
     openAi.headers = { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterSeconds || 1))) };
   } else if (answer.code === 'SERVICE_UNAVAILABLE') {
-    logger.warn({ err: error, path: c.req.path }, 'REST request failed: database unavailable');
-    openAi.message =
-      'The service is temporarily unavailable (its database cannot be reached); nothing was charged. Retry shortly.';
+    if (!answer.expected) {
+      logger.warn({ err: error, path: c.req.path }, 'REST request failed: database unavailable');
+      openAi.message =
+        'The service is temporarily unavailable (its database cannot be reached); nothing was charged. Retry shortly.';
+    }
     openAi.headers = { 'retry-after': '1' };
   } else if (!answer.expected) {
     logger.error({ err: error, path: c.req.path }, 'REST request failed');

@@ -3,7 +3,8 @@
  * charge nor the UNSETTLED record of it can be written. A completion's answer must then not leave (were the
  * process to die before a retry, the sweep would release its hold: a free call); the caller gets a retryable
  * 503 and, once the database is back, the call is released with nothing charged. A stream's answer has left
- * already: its charge is retried from memory and lands once the database is back.
+ * already: its charge is retried from memory and lands once the database is back. The same for a completion
+ * whose hold a sweep released while it ran (its process could not extend it): nothing charged, no answer.
  *
  * The API runs in this process against the real PostgreSQL through a TCP proxy the test cuts (every
  * connection reset, new ones refused) at the moment the upstream, the real dev model over HTTP, has answered.
@@ -11,8 +12,11 @@
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlFor } from '../../src/db/sql.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
 import { loadConfig } from '../../src/env.ts';
+import { applySettlement } from '../../src/modules/metering/settlement.store.ts';
+import { releasedUnanswered } from '../../src/modules/metering/settlement.ts';
 import { type RunningApi, startApi } from '../../src/server.ts';
 import { type CuttableProxy, sql, startCuttableProxy } from '../support/faults.ts';
 import { gqlData } from '../support/graphql.ts';
@@ -30,6 +34,8 @@ let accountId: string;
 let client: OpenAI;
 /** Set by a test: the next answered call cuts the database before its settlement. */
 let cutOnAnswer = false;
+/** Set by a test: the next settlement finds its record released by a sweep (its hold expired meanwhile). */
+let sweptBeforeSettlement = false;
 
 beforeAll(async () => {
   database = await createTestDatabase('cm_withheld');
@@ -60,6 +66,18 @@ beforeAll(async () => {
           if (!cutOnAnswer) return;
           cutOnAnswer = false;
           proxy.cut();
+        },
+        beforeSettlement: async (usageId, attempt) => {
+          if (!sweptBeforeSettlement || attempt !== 1) return;
+          sweptBeforeSettlement = false;
+          // What a replica's sweep does to a hold whose heartbeat stopped for a whole TTL: the same statement,
+          // at a time the hold had expired by.
+          await applySettlement(
+            sqlFor(api.services.orm),
+            usageId,
+            releasedUnanswered('TEST_SWEPT', 'released by the test as an expired hold'),
+            { expiredAt: new Date(Date.now() + 86_400_000) },
+          );
         },
       },
     },
@@ -117,19 +135,26 @@ const request = {
   max_tokens: 16,
 };
 
+/** A completion that must be refused: a retryable 503 in OpenAI's shape, as the official client sees it. */
+async function unanswered(why: string): Promise<InstanceType<typeof OpenAI.APIError>> {
+  const error = await client.chat.completions.create(request).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error, why).toBeInstanceOf(OpenAI.APIError);
+  const refusal = error as InstanceType<typeof OpenAI.APIError>;
+  expect(refusal.status).toBe(503);
+  expect(refusal.code).toBe('service_unavailable');
+  expect(refusal.headers?.get('retry-after')).toBe('1');
+  return refusal;
+}
+
 describe('the database lost between the hold and the settlement', () => {
   it('a completion is not answered (503, retryable), then released with nothing charged', async () => {
     const before = await books();
     cutOnAnswer = true;
-    const error = await client.chat.completions.create(request).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error, 'the answer must not leave without its charge on record').toBeInstanceOf(OpenAI.APIError);
-    const apiError = error as InstanceType<typeof OpenAI.APIError>;
-    expect(apiError.status).toBe(503);
-    expect(apiError.code).toBe('service_unavailable');
-    expect(apiError.message).toMatch(/nothing was charged/);
+    const refusal = await unanswered('the answer must not leave without its charge on record');
+    expect(refusal.message).toMatch(/nothing was charged/);
 
     proxy.restore();
     await waitFor(
@@ -161,6 +186,17 @@ describe('the database lost between the hold and the settlement', () => {
       held: 0n,
       usageEntries: before.usageEntries + 1,
     });
+  }, 60_000);
+
+  it('a completion whose hold a sweep released while it ran is not answered: nothing was charged', async () => {
+    const before = await books();
+    sweptBeforeSettlement = true;
+    const refusal = await unanswered('an answer whose call is released must not leave');
+    expect(refusal.message).toMatch(/released before it was answered.*nothing was charged/);
+    const row = await usage();
+    expect(row?.status).toBe('RELEASED');
+    expect(row?.flags).toEqual(['TEST_SWEPT']);
+    expect(await books()).toEqual({ ...before, held: 0n });
   }, 60_000);
 
   it('with the database back, a completion is answered and charged as usual', async () => {

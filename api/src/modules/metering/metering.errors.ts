@@ -56,6 +56,22 @@ export class CompletionFailedError extends ExpectedError {
   }
 }
 
+/**
+ * A completion whose record another process closed while it ran (its hold expired: this process's
+ * heartbeat could not reach the database for a whole TTL, and a replica's sweep released it): its answer is
+ * not sent, since nothing was charged for it.
+ */
+export class CallReleasedError extends ExpectedError {
+  override name = 'CallReleasedError';
+  constructor(requestId: string) {
+    super(
+      'SERVICE_UNAVAILABLE',
+      'The call was released before it was answered (its hold expired); nothing was charged. Retry it.',
+      { reason: 'HOLD_EXPIRED', requestId },
+    );
+  }
+}
+
 /** The upstream's model list could not be fetched. */
 export class ModelListUnavailableError extends ExpectedError {
   override name = 'ModelListUnavailableError';

@@ -38,6 +38,7 @@ import { LedgerHeads } from './ledger-heads.ts';
 import type { LlmUpstream } from './llm.upstream.ts';
 import type { BillingStatus, UsageResolution } from './metering.entity.ts';
 import {
+  CallReleasedError,
   CompletionFailedError,
   InsufficientCreditsError,
   ModelListUnavailableError,
@@ -371,7 +372,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       settlements.settle(held.usageId, settlement, record, { answerWaiting: answer === 'waiting' }),
     );
     // Released instead, nothing charged: the caller answers with this error (the database, mostly).
-    if (!outcome.durable && outcome.withheld) throw outcome.error;
+    if (!outcome.durable && outcome.withheld) throw outcome.error ?? new CallReleasedError(held.requestId);
     return usageView(held, settlement);
   }
 

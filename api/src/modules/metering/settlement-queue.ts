@@ -54,7 +54,8 @@ const ANSWER_WITHHELD = 'ANSWER_WITHHELD';
 
 /**
  * Whether a settlement is durable; when it is kept in memory only, the error that kept it there, and whether
- * the call's answer must be withheld (what is kept is then its release).
+ * the call's answer must be withheld (what is kept is then its release). `error` is null when nothing failed
+ * but the record had been released already (its hold expired under the call).
  */
 export type SettleOutcome = { durable: true } | { durable: false; withheld: boolean; error: unknown };
 
@@ -113,6 +114,12 @@ export class SettlementQueue {
       } else logger.debug({ usageId }, 'usage already settled');
       if (settlement.status === 'NEEDS_REVIEW') {
         logger.warn({ usageId, flags: settlement.flags }, 'usage needs review');
+      }
+      if (!result.settled && answerWaiting && settlement.userPrice > 0n) {
+        // Its first settlement, and the record was closed already: a sweep released its expired hold
+        // (this process's heartbeat could not extend it). Answering now would give the call away.
+        logger.warn({ usageId }, 'a call was released under its running call; its answer is withheld');
+        return { durable: false, withheld: true, error: null };
       }
       return { durable: true };
     } catch (error) {
