@@ -23,7 +23,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +37,7 @@ import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
 import pg from 'pg';
 import { backendPids, countBilledSince, readBooks } from './bench/gateway.store.ts';
+import { cpuMsOf } from './bench/stats.ts';
 import { loadBenchConfig } from './env.ts';
 
 const ACCOUNTS = 100;
@@ -211,17 +211,6 @@ async function load(
     }),
   );
   return { latencies, elapsedMs: performance.now() - started };
-}
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. */
-function cpuMsOf(pid: number | undefined): number | null {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (USER_HZ, 100 on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return null;
-  }
 }
 
 /** CPU time used so far by each of `pids` (those still running). */

@@ -14,7 +14,6 @@
  * chain needed for the data; anvil only answers the API's start-up checks). Not a test: it prints figures.
  */
 
-import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { loadConfig } from '@chainmeter/api/env';
 import { type RunningApi, startApi } from '@chainmeter/api/server';
@@ -28,7 +27,7 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { loadBenchConfig } from '../env.ts';
-import { ms, percentile, printTable } from './stats.ts';
+import { cpuMsOf, ms, percentile, printTable } from './stats.ts';
 
 const CHAIN_ID = 31337;
 const ENTRIES = 150;
@@ -215,20 +214,6 @@ export async function benchReadPath(): Promise<void> {
     if (!constant) throw new Error('SQL statements per request grow with the page size: an N+1 query');
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-  }
-}
-
-/**
- * CPU time (user + system) a process has used so far, in ms, from /proc (Linux); null elsewhere. Per request
- * it says what the API costs, which the throughput on a shared 2-core machine says only through the noise.
- */
-function cpuMsOf(pid: number | undefined): number | null {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (USER_HZ, 100 on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return null;
   }
 }
 
