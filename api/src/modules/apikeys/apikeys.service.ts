@@ -247,8 +247,8 @@ export async function listApiKeys(em: Em, accountId: string): Promise<IApiKey[]>
 
 /**
  * The caller behind an API key secret (the viewer and its account), or null when the secret is malformed,
- * unknown, revoked or expired. The viewer is an auditor only for a key created with the `AUDITOR` scope whose wallet still has
- * the auditor role; any other key, an auditor's included, reads its own account only.
+ * unknown, revoked or expired. The viewer is an auditor only for a key created with the `AUDITOR` scope
+ * whose wallet still has the auditor role; any other key, an auditor's included, reads its own account only.
  *
  * ONE prepared statement and one round trip (`sqlOf`), with no entity hydration: the key row (by its
  * unique hash, still live at `now`) joined to its account, and the throttled `last_used_at`

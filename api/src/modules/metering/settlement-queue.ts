@@ -2,11 +2,12 @@
  * Applying settlements exactly once, whatever fails. A settlement that fails is kept on the record
  * (UNSETTLED) or, if even that fails, in memory, and the settlement loop retries it. Only the first is durable:
  * a charge kept in memory only for a call whose answer is still waiting withholds that answer (`settle`'s
- * `answerWaiting`), since a crash before the retry would release its hold and give the answer away. Each round the loop also settles what a crashed process left UNSETTLED and closes holds
- * whose call never finished (HELD past `hold_expires_at`): released, or, for a stream with recorded
- * progress, billed for what it had generated; and a paid call whose process died (its payment not on its
- * account): released when its payment moved (it stays as the payer's credits once credited), UNPAID when
- * an `upto` call never settled (it may have been served), for an operator to look at.
+ * `answerWaiting`), since a crash before the retry would release its hold and give the answer away. Each
+ * round the loop also settles what a crashed process left UNSETTLED and closes holds whose call never
+ * finished (HELD past `hold_expires_at`): released, or, for a stream with recorded progress, billed for what
+ * it had generated; and a paid call whose process died (its payment not on its account): released when its
+ * payment moved (it stays as the payer's credits once credited), UNPAID when an `upto` call never settled
+ * (it may have been served), for an operator to look at.
  */
 import type { Ratio } from '@chainmeter/schema';
 import type { Logger } from 'pino';
