@@ -16,8 +16,9 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import type { PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { ConfigError } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, subscribe } from './support/graphql.ts';
 import { countSql } from './support/sql-counter.ts';
 
@@ -35,18 +36,10 @@ let sqlCount: { count: number };
 const auditor = privateKeyToAccount(generatePrivateKey());
 
 function env(overrides: Record<string, string>) {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
+  const config = testApiConfig({
     HOST: '127.0.0.1',
     PUBLIC_ORIGIN: ORIGIN,
-    // Never called: wallet signatures are verified locally. A closed port.
-    RPC_URL: 'http://127.0.0.1:9',
-    CHAIN_ID: String(CHAIN_ID),
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     // A POST without Authorization would be a call paid per request (x402.test.ts): keyed calls only here.
     X402: 'off',
     AUDITOR_ADDRESSES: auditor.address,
