@@ -8,7 +8,8 @@
  * - the cost limit counts `first: $n` like the literal;
  * - X-Forwarded-For believed only from TRUSTED_PROXIES;
  * - a prompt larger than the per-minute token budget: 400 / BAD_USER_INPUT, not 429 forever;
- * - only a key created with the AUDITOR scope, by an auditor, reads other accounts.
+ * - only a key created with the AUDITOR scope, by an auditor, reads other accounts; a session learns which
+ *   scopes it may give a new key (`Account.availableApiKeyScopes`).
  * Wallet signatures are verified locally, so no chain is needed (RPC_URL is a closed port).
  */
 import { randomUUID } from 'node:crypto';
@@ -608,6 +609,24 @@ describe('only a key created with the AUDITOR scope reads other accounts', () =>
       'audit:AUDITOR',
       'integration:ACCOUNT',
     ]);
+  });
+
+  it('tells each caller the scopes it may give a new key: AUDITOR only to an auditor session', async () => {
+    const SCOPES = '{ me { availableApiKeyScopes } }';
+    const scopes = async (credential: string) =>
+      (await gqlData<{ me: { availableApiKeyScopes: string[] } }>(api.url, SCOPES, {}, credential)).me
+        .availableApiKeyScopes;
+    const { token } = await signInWithCookie(auditor);
+    expect(await scopes(token)).toEqual(['ACCOUNT', 'AUDITOR']);
+    expect(await scopes((await signInWithCookie(newWallet())).token)).toEqual(['ACCOUNT']);
+    // A key makes no keys, whatever its own scope.
+    const scoped = await gqlData<{ createApiKey: { secret: string } }>(
+      api.url,
+      CREATE,
+      { input: { name: 'audit-scopes', scope: 'AUDITOR' } },
+      token,
+    );
+    expect(await scopes(scoped.createApiKey.secret)).toEqual([]);
   });
 
   it('refuses the AUDITOR scope to a wallet without the role', async () => {
