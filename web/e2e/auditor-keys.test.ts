@@ -136,6 +136,7 @@ describe('web client: auditor keys on the API keys page (real API)', () => {
     // What the page made is an ordinary key: the auditors' query is refused to it.
     expect((await auditWith(secret)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(pageErrors).toEqual([]);
+    await page.context().close();
   });
 
   it("an auditor chooses the scope; the AUDITOR key's secret reads every account through the API", async () => {
