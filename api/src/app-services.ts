@@ -160,6 +160,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             treasuryAddress: config.treasuryAddress,
             logger,
             registry: metrics.registry,
+            maxTimeoutSeconds: config.x402MaxTimeoutSeconds,
           })
         : null,
   };

@@ -280,6 +280,11 @@ const schema = z.object({
    * payer's signed authorization again (x402 `paid-call-resubmission.ts`).
    */
   X402_RESUBMIT_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
+  /**
+   * How long a payer's signed payment stays valid, in seconds (the offer's `maxTimeoutSeconds`), and so the
+   * longest a paid call waits for its settlement to be mined before it gives up and serves nothing.
+   */
+  X402_MAX_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(3_600).default(60),
   /** The smallest gasless top-up (`relayPayment`), in token base units (micro-USD): 1 USDC by default. */
   RELAY_MIN_AMOUNT: z.coerce.bigint().min(1n).default(1_000_000n),
   /** Gasless top-ups (`relayPayment`) per paying wallet per hour. */
@@ -361,6 +366,8 @@ export interface ApiConfig {
   x402: boolean;
   /** How often paid calls whose settlement a deep reorg removed are looked for (`X402_RESUBMIT_MS`). */
   x402ResubmitMs: number;
+  /** How long a signed payment stays valid and its settlement is awaited (`X402_MAX_TIMEOUT_SECONDS`). */
+  x402MaxTimeoutSeconds: number;
   /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
   relay: { minAmount: bigint };
   /** Test only: the step of a metered call at which the process kills itself. */
@@ -493,6 +500,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       : null,
     x402: relayerKey !== undefined && env.X402 !== 'off',
     x402ResubmitMs: env.X402_RESUBMIT_MS,
+    x402MaxTimeoutSeconds: env.X402_MAX_TIMEOUT_SECONDS,
     relay: { minAmount: env.RELAY_MIN_AMOUNT },
     crashAt: env.CHAINMETER_CRASH_AT,
   };

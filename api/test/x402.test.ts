@@ -8,7 +8,7 @@
 
 import { checkAudit, fetchTreasuryTransfers, type MicroUsd, readAllAuditRecords } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
-import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import {
   signTransferAuthorization,
   submitTransferWithAuthorization,
@@ -361,6 +361,49 @@ describe('a refused payment (402 with the reason; nothing served, nothing moved)
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(1n);
     expect((await usageOfPayer(payer.address)).filter((u) => u.status !== 'RELEASED')).toEqual([]);
   }, 30_000);
+
+  it('gives up on a settlement the chain does not mine within the payment window: released, nothing taken', async () => {
+    // A replica whose payments are valid 10 s (the facilitator wants 6 s of validity left at verification); the chain stops mining, so the settlement sits unmined (as a
+    // transaction dropped, or removed by a reorg before its receipt was seen, would).
+    const quick = await platform.startApi({ ...UNLIMITED_RATES, X402_MAX_TIMEOUT_SECONDS: '10' });
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const offered = await chat({}, quick.url);
+    expect(offered.status).toBe(402);
+    const offer = decodePaymentRequiredHeader(offered.headers.get('PAYMENT-REQUIRED') as string);
+    expect(offer.accepts.map((requirements) => requirements.maxTimeoutSeconds)).toEqual(
+      offer.accepts.map(() => 10),
+    );
+    const pay = wrapFetchWithPayment(fetch, payingClient(payer));
+    await setAutomine(platform.anvil.rpcUrl, false);
+    let response: Response;
+    try {
+      response = await pay(`${quick.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(),
+      });
+      // Answered while the chain still mines nothing (the x402 signer's default wait is 180 s), and its
+      // process no longer keeps the call alive: released, nothing charged.
+      const [released] = await usageOfPayer(payer.address);
+      expect(released?.status).toBe('RELEASED');
+      expect(released?.user_price).toBe('0');
+      expect(released?.payment_tx_hash).toMatch(/^0x[0-9a-f]{64}$/);
+    } finally {
+      await setAutomine(platform.anvil.rpcUrl, true);
+      await quick.close();
+    }
+    expect(response.status).toBe(402);
+    // Mined late, past the authorization's window: it moves nothing, and no deposit is credited.
+    await mineBlocks(platform.anvil.rpcUrl, 3);
+    const receipt = await createPublicClient({
+      transport: http(platform.anvil.rpcUrl),
+    }).getTransactionReceipt({
+      hash: (await usageOfPayer(payer.address))[0]?.payment_tx_hash as `0x${string}`,
+    });
+    expect(receipt.status).toBe('reverted');
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+    expect((await usageOfPayer(payer.address)).map((u) => u.status)).toEqual(['RELEASED']);
+  }, 60_000);
 });
 
 describe('ten payers at once', () => {

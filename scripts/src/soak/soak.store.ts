@@ -93,8 +93,12 @@ export async function readBooks(client: pg.ClientBase): Promise<Books> {
       (select coalesce(sum(held), 0)::text from accounts) as held,
       (select coalesce(sum(debt), 0)::text from accounts) as debt,
       (select count(*)::int from usage_records where status in ('HELD', 'UNSETTLED', 'AWAITING_PAYMENT')) as open_records,
-      (select coalesce(string_agg(status || ' ' || n, ', '), '') from (select status, count(*) as n from usage_records
-         where status in ('HELD', 'UNSETTLED', 'AWAITING_PAYMENT') group by status) as open) as open_detail,
+      (select coalesce(string_agg(status || ' ' || n || ' ' || kind, ', '), '') from (select status, count(*) as n,
+           case when payment_scheme is null then 'keyed' else 'paid ' || payment_scheme end
+             || case when account_held then '' else ', not on its account' end
+             || ', oldest ' || extract(epoch from now() - min(created_at))::int || ' s ago' as kind
+         from usage_records where status in ('HELD', 'UNSETTLED', 'AWAITING_PAYMENT')
+         group by status, payment_scheme, account_held) as open) as open_detail,
       (select coalesce(sum(amount), 0)::text from deposits where status = 'CREDITED') as credited,
       (select coalesce(sum(user_price), 0)::text from usage_records where status in ('BILLED', 'NEEDS_REVIEW')) as charged,
       (select count(*)::int from ledger_entries where reason = 'USAGE') as usage_entries,

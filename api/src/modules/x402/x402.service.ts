@@ -56,7 +56,10 @@ export interface X402Options {
   logger: Logger;
   /** Prometheus registry the x402 counters are registered in. */
   registry?: import('prom-client').Registry;
-  /** How long a signed payment may take to settle (the offer's `maxTimeoutSeconds`). */
+  /**
+   * How long a signed payment may take to settle (the offer's `maxTimeoutSeconds`): past it the payer's
+   * authorization has expired, so a settlement not mined by then is not waited for any longer.
+   */
   maxTimeoutSeconds?: number;
 }
 
@@ -135,23 +138,29 @@ export function createX402Service(options: X402Options): X402Service {
   /** Where the transaction hash of the settlement running in this async context goes once broadcast. */
   const broadcastHook = new AsyncLocalStorage<(txHash: Hash) => Promise<void>>();
   const client = relayer.client;
-  const signer = toFacilitatorEvmSigner({
-    address: relayer.address,
-    readContract: (args) => client.readContract(args as never),
-    verifyTypedData: (args) => client.verifyTypedData(args as never),
-    writeContract: async (args) => {
-      const hash = await client.writeContract(args as never);
-      await broadcastHook.getStore()?.(hash);
-      return hash;
+  const signer = toFacilitatorEvmSigner(
+    {
+      address: relayer.address,
+      readContract: (args) => client.readContract(args as never),
+      verifyTypedData: (args) => client.verifyTypedData(args as never),
+      writeContract: async (args) => {
+        const hash = await client.writeContract(args as never);
+        await broadcastHook.getStore()?.(hash);
+        return hash;
+      },
+      sendTransaction: async (args) => {
+        const hash = await client.sendTransaction(args as never);
+        await broadcastHook.getStore()?.(hash);
+        return hash;
+      },
+      waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args as never),
+      getCode: (args) => client.getCode(args),
+      // Each receipt wait is bounded (180 s by default) by this signer: a settlement never mined (dropped, or
+      // removed by a reorg before its receipt was seen) would keep its call, and the call's hold, alive that
+      // long. A paid call waits no longer than its payment can be valid.
     },
-    sendTransaction: async (args) => {
-      const hash = await client.sendTransaction(args as never);
-      await broadcastHook.getStore()?.(hash);
-      return hash;
-    },
-    waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args as never),
-    getCode: (args) => client.getCode(args),
-  });
+    { confirmationTimeoutMs: maxTimeoutSeconds * 1_000 },
+  );
   const facilitator = new x402Facilitator()
     .register(network, new ExactFacilitatorScheme(signer))
     .register(network, new UptoFacilitatorScheme(signer));
