@@ -409,13 +409,17 @@ const EXTEND_HOLDS: Statement = {
   name: 'cm_extend_holds',
   text: `with p as (
      select * from unnest($3::uuid[], $4::bigint[], $5::int[]) as p(id, bytes, bound)
+   ), locked as materialized (
+     -- in id order, as settlements lock records: a beat over records in another order deadlocked with a
+     -- settlement batch (PostgreSQL broke it after deadlock_timeout, 1 s, failing one of them)
+     select id from usage_records where id = any($1::uuid[]) order by id for update
    ), x as (
      update usage_records u set hold_expires_at = greatest(u.hold_expires_at, $2::timestamptz),
        generated_bytes = greatest(u.generated_bytes, coalesce(p.bytes, 0)),
        prompt_tokens_bound = coalesce(p.bound, u.prompt_tokens_bound),
        progress_at = case when p.bytes > u.generated_bytes then $6::timestamptz else u.progress_at end
-     from (select unnest($1::uuid[]) as id) ids left join p on p.id = ids.id
-     where u.id = ids.id and u.status = 'HELD'
+     from locked left join p on p.id = locked.id
+     where u.id = locked.id and u.id = any($1::uuid[]) and u.status = 'HELD'
      returning 1
    )
    select count(*)::int as n from x`,
