@@ -8,9 +8,10 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import pg from 'pg';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiConfig, loadConfig } from '../src/env.ts';
+import type { ApiConfig } from '../src/env.ts';
 import { RateLimitedError } from '../src/modules/ratelimit/ratelimit.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { type GraphQLResponse, gql, gqlData } from './support/graphql.ts';
 
 const CHAIN_ID = 31337;
@@ -27,23 +28,14 @@ function replicaConfig(
   keyPrefix: string,
   env: Record<string, string> = {},
 ): ApiConfig {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
+  const config = testApiConfig({
     HOST: '127.0.0.1',
-    PUBLIC_ORIGIN: 'http://localhost:4000',
-    // Never called: wallet signatures are verified locally. A closed port, not the devnet's.
-    RPC_URL: 'http://127.0.0.1:9',
-    CHAIN_ID: String(CHAIN_ID),
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
     REDIS_URL,
     RATE_LIMIT_IP_PER_MINUTE: String(IP_LIMIT),
     RATE_LIMIT_REQUESTS_PER_MINUTE: '4',
     // The tests stand in for the load balancer on loopback: its X-Forwarded-For names the client.
     TRUSTED_PROXIES: '127.0.0.1/32,::1/128',
-    LOG_LEVEL: 'silent',
     ...env,
   });
   return { ...config, rateLimits: { ...config.rateLimits, keyPrefix } };

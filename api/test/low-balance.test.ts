@@ -12,9 +12,9 @@ import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
-import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, signIn } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
@@ -25,15 +25,8 @@ let apiA: RunningApi;
 let apiB: RunningApi;
 
 function config() {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
-    PUBLIC_ORIGIN: 'http://localhost:4000',
-    CHAIN_ID: '31337',
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+  return testApiConfig({
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     LLM_BASE_URL: dev.baseUrl,
     LLM_TIMEOUT_MS: '4000',
     PRICE_MARKUP: '1.5',

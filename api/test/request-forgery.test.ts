@@ -8,7 +8,8 @@
  * - the cost limit counts `first: $n` like the literal;
  * - X-Forwarded-For believed only from TRUSTED_PROXIES;
  * - a prompt larger than the per-minute token budget: 400 / BAD_USER_INPUT, not 429 forever;
- * - only a key created with the AUDITOR scope, by an auditor, reads other accounts.
+ * - only a key created with the AUDITOR scope, by an auditor, reads other accounts; a session learns which
+ *   scopes it may give a new key (`Account.availableApiKeyScopes`).
  * Wallet signatures are verified locally, so no chain is needed (RPC_URL is a closed port).
  */
 import { randomUUID } from 'node:crypto';
@@ -16,8 +17,9 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import type { PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { ConfigError } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, subscribe } from './support/graphql.ts';
 import { countSql } from './support/sql-counter.ts';
 
@@ -35,18 +37,10 @@ let sqlCount: { count: number };
 const auditor = privateKeyToAccount(generatePrivateKey());
 
 function env(overrides: Record<string, string>) {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
+  const config = testApiConfig({
     HOST: '127.0.0.1',
     PUBLIC_ORIGIN: ORIGIN,
-    // Never called: wallet signatures are verified locally. A closed port.
-    RPC_URL: 'http://127.0.0.1:9',
-    CHAIN_ID: String(CHAIN_ID),
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     // A POST without Authorization would be a call paid per request (x402.test.ts): keyed calls only here.
     X402: 'off',
     AUDITOR_ADDRESSES: auditor.address,
@@ -615,6 +609,24 @@ describe('only a key created with the AUDITOR scope reads other accounts', () =>
       'audit:AUDITOR',
       'integration:ACCOUNT',
     ]);
+  });
+
+  it('tells each caller the scopes it may give a new key: AUDITOR only to an auditor session', async () => {
+    const SCOPES = '{ me { availableApiKeyScopes } }';
+    const scopes = async (credential: string) =>
+      (await gqlData<{ me: { availableApiKeyScopes: string[] } }>(api.url, SCOPES, {}, credential)).me
+        .availableApiKeyScopes;
+    const { token } = await signInWithCookie(auditor);
+    expect(await scopes(token)).toEqual(['ACCOUNT', 'AUDITOR']);
+    expect(await scopes((await signInWithCookie(newWallet())).token)).toEqual(['ACCOUNT']);
+    // A key makes no keys, whatever its own scope.
+    const scoped = await gqlData<{ createApiKey: { secret: string } }>(
+      api.url,
+      CREATE,
+      { input: { name: 'audit-scopes', scope: 'AUDITOR' } },
+      token,
+    );
+    expect(await scopes(scoped.createApiKey.secret)).toEqual([]);
   });
 
   it('refuses the AUDITOR scope to a wallet without the role', async () => {

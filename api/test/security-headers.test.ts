@@ -13,9 +13,9 @@ import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/env.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 
 const WEB_ASSETS = fileURLToPath(new URL('../../web/dist/assets', import.meta.url));
 const PROD_ORIGIN = 'https://chainmeter.example';
@@ -30,15 +30,9 @@ let prodWithToken: RunningApi;
 const prodLog: string[] = [];
 
 function env(overrides: Record<string, string>) {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
+  return testApiConfig({
     RPC_URL: anvil.rpcUrl,
-    CHAIN_ID: '31337',
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     METERING_RETRY_MS: '600000',
     ...overrides,
   });

@@ -15,12 +15,13 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { ConfigError } from '../src/env.ts';
 import { MAX_REQUEST_BODY_BYTES } from '../src/http/body-limit.ts';
 import { GRAPHQL_LIMITS } from '../src/http/graphql-security.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { countSql, type SqlCount } from './support/sql-counter.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -42,16 +43,10 @@ let prodIntrospection: RunningApi;
 const sqlCounts = new Map<RunningApi, SqlCount>();
 
 function env(overrides: Record<string, string>) {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
+  return testApiConfig({
     PUBLIC_ORIGIN: DEV_ORIGIN,
     RPC_URL: anvil.rpcUrl,
-    CHAIN_ID: String(CHAIN_ID),
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     // This file signs in many times from one address; the per-IP limits have their own tests.
     RATE_LIMIT_IP_PER_MINUTE: '10000',
     // No background settlement loop, solvency snapshots or x402 resubmission rounds: the SQL counter must see only what a request causes.

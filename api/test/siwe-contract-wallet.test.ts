@@ -10,8 +10,8 @@ import solc from 'solc';
 import { type Abi, createPublicClient, createWalletClient, type Hex, http } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData } from './support/graphql.ts';
 
 let anvil: Anvil;
@@ -37,16 +37,9 @@ beforeAll(async () => {
   anvil = await startAnvil();
   database = await createTestDatabase('cm_siwe1271');
   api = await startApi(
-    loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
-      PUBLIC_ORIGIN: 'http://localhost:4000',
+    testApiConfig({
       RPC_URL: anvil.rpcUrl,
-      CHAIN_ID: '31337',
-      USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      TREASURY_ADDRESS: devAccounts.treasury.address,
       DATABASE_URL: database.url,
-      LOG_LEVEL: 'silent',
     }),
     { crediting: false },
   );

@@ -4,15 +4,14 @@
  * and the API verifies it on chain (through its RPC) by simulating that deployment. The wallet and its
  * CREATE2 factory are the testkit's (`@chainmeter/testkit/smart-wallet`), on a real anvil node.
  */
-import { devAccounts } from '@chainmeter/testkit/accounts';
 import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { counterfactualWallet, deploySmartWalletFactory } from '@chainmeter/testkit/smart-wallet';
 import { createPublicClient, type Hex, http } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData } from './support/graphql.ts';
 
 let anvil: Anvil;
@@ -30,16 +29,9 @@ beforeAll(async () => {
   factory = await deploySmartWalletFactory(anvil.rpcUrl);
   database = await createTestDatabase('cm_siwe6492');
   api = await startApi(
-    loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
-      PUBLIC_ORIGIN: 'http://localhost:4000',
+    testApiConfig({
       RPC_URL: anvil.rpcUrl,
-      CHAIN_ID: '31337',
-      USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      TREASURY_ADDRESS: devAccounts.treasury.address,
       DATABASE_URL: database.url,
-      LOG_LEVEL: 'silent',
     }),
     { crediting: false },
   );

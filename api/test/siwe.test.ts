@@ -9,8 +9,8 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 
 const ORIGIN = 'http://localhost:4000';
@@ -28,16 +28,10 @@ beforeAll(async () => {
   anvil = await startAnvil();
   database = await createTestDatabase('cm_siwe');
   api = await startApi(
-    loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
+    testApiConfig({
       PUBLIC_ORIGIN: ORIGIN,
       RPC_URL: anvil.rpcUrl,
-      CHAIN_ID: String(CHAIN_ID),
-      USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
       DATABASE_URL: database.url,
-      LOG_LEVEL: 'silent',
       // This file signs in dozens of times from one address; the per-IP limit has its own tests.
       RATE_LIMIT_IP_PER_MINUTE: '1000',
     }),

@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApiConfig, loadConfig } from '../src/env.ts';
+import type { ApiConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { type FakeIndexer, makeTransfer, startFakeIndexer } from './support/fake-indexer.ts';
 import { gql, gqlData, signIn } from './support/graphql.ts';
 import { sample, scrape } from './support/prometheus.ts';
@@ -25,15 +26,7 @@ let apiB: RunningApi;
 const receivers: WebhookReceiver[] = [];
 
 function config(env: Record<string, string> = {}): ApiConfig {
-  const loaded = loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
-    PUBLIC_ORIGIN: 'http://localhost:4000',
-    // Never called: sign-in signatures of plain wallets are checked locally.
-    RPC_URL: 'http://127.0.0.1:9',
-    CHAIN_ID: String(CHAIN_ID),
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+  const loaded = testApiConfig({
     DATABASE_URL: database.url,
     INDEXER_URL: indexer.url,
     CONFIRMATIONS: '2',
@@ -45,7 +38,6 @@ function config(env: Record<string, string> = {}): ApiConfig {
     WEBHOOK_RETRY_MAX_DELAY_MS: '200',
     // Long enough that a receiver that never answers is still holding its request when the test looks.
     WEBHOOK_TIMEOUT_MS: '30000',
-    LOG_LEVEL: 'silent',
     ...env,
   });
   return { ...loaded, rateLimits: { ...loaded.rateLimits, keyPrefix: `cm:rl:test:${randomUUID()}` } };

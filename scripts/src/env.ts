@@ -65,8 +65,12 @@ const benchSchema = z.object({
   BENCH_FOOTPRINT_RUNS: z.coerce.number().int().min(1).max(20).default(3),
   /** The footprint benchmark: seconds of sampling after `ready`, for the settled figure. */
   BENCH_FOOTPRINT_SETTLE_S: z.coerce.number().int().min(1).max(600).default(30),
-  /** `fresh`: the footprint benchmark deletes `web/dist` first, so its first run builds the web client as a fresh clone does. */
-  BENCH_FOOTPRINT_WEB: z.enum(['keep', 'fresh']).default('keep'),
+  /**
+   * What `npm install` leaves for the first start (the web build and the PGlite template, postinstall.ts):
+   * `keep` them as they are; `install`: delete both and run the postinstall step again (timed), as on a
+   * fresh clone; `none`: delete both, so that the first start does all the work itself.
+   */
+  BENCH_FOOTPRINT_CACHES: z.enum(['keep', 'install', 'none']).default('keep'),
 });
 
 export type BenchConfig = z.infer<typeof benchSchema>;

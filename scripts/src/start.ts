@@ -8,7 +8,7 @@
  * helper process that exits once the chain is ready (start-setup.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
 import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testkit/persistent-devnet';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
+import { isWebBuildFresh } from '@chainmeter/testkit/web-build';
 import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -199,9 +200,8 @@ async function main(): Promise<void> {
 
 async function buildWebIfStale(): Promise<void> {
   const web = path.join(ROOT, 'web');
-  if (!existsSync(path.join(web, 'index.html'))) return;
-  const dist = path.join(web, 'dist', 'index.html');
-  if (existsSync(dist) && newestMtime(path.join(web, 'src')) <= statSync(dist).mtimeMs) return;
+  // `npm install` builds it (postinstall.ts): this is for a source changed since, or a failed build.
+  if (!existsSync(path.join(web, 'index.html')) || isWebBuildFresh()) return;
   say('web       building the web client...');
   const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/.bin/vite'), 'build'], {
     cwd: web,
@@ -222,15 +222,6 @@ function isPortFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
-}
-
-function newestMtime(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
 }
 
 interface StartedApi {

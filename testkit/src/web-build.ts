@@ -20,7 +20,8 @@ function newestMtime(target: string): number {
   return newest;
 }
 
-function isFresh(): boolean {
+/** Whether `web/dist` is there and newer than every source it is built from. */
+export function isWebBuildFresh(): boolean {
   const built = path.join(WEB, 'dist', 'index.html');
   const sources = [
     path.join(WEB, 'src'),
@@ -51,7 +52,7 @@ export function ensureWebBuild(): void {
     }
   }
   try {
-    if (isFresh()) return;
+    if (isWebBuildFresh()) return;
     const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
     const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
       cwd: WEB,

@@ -110,6 +110,8 @@ export async function startFakeApi(
     debt: credits(debt),
     lowBalanceThreshold: lowBalanceThreshold === null ? null : credits(lowBalanceThreshold),
     autoTopUp,
+    // A plain wallet's session: the real API's answer for anyone without the auditor role.
+    availableApiKeyScopes: ['ACCOUNT'],
   });
   const micro = (creditsText: string) => {
     const [whole = '0', fraction = ''] = creditsText.split('.');

@@ -7,6 +7,7 @@ import { type AbstractSqlDriver, MikroORM, type Options, type SqlEntityManager }
 import pg from 'pg';
 import { entities } from './entities.ts';
 import { migrationsList } from './migrations/index.ts';
+import { ensurePgliteTemplate, seedFromPgliteTemplate } from './pglite-template.ts';
 
 export type Orm = MikroORM<AbstractSqlDriver, SqlEntityManager>;
 /** The EntityManager every service takes: the caller's transaction, never a global one. */
@@ -64,7 +65,11 @@ export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
       clientUrl: options.databaseUrl,
     })) as unknown as Orm;
   }
-  if (options.pgliteDataDir) mkdirSync(options.pgliteDataDir, { recursive: true });
+  if (options.pgliteDataDir) {
+    // A first start copies the cluster `npm install` made, rather than running initdb (pglite-template.ts).
+    seedFromPgliteTemplate(options.pgliteDataDir);
+    mkdirSync(options.pgliteDataDir, { recursive: true });
+  }
   return (await MikroORM.init({
     ...common,
     driver: PgliteDriver,
@@ -72,6 +77,21 @@ export async function createOrm(options: CreateOrmOptions = {}): Promise<Orm> {
     // Without a named-database option the data directory is the whole cluster (database "postgres").
     dbName: options.pgliteDataDir ?? 'memory://',
   })) as unknown as Orm;
+}
+
+/**
+ * Makes the PGlite template cluster when it is missing (`npm install` does, and the tests that need one)
+ * and returns its path: a data directory opened the way the API opens it, closed right after `initdb`.
+ */
+export function preparePgliteTemplate(): Promise<string> {
+  return ensurePgliteTemplate(async (dataDir) => {
+    const orm = await createOrm({ pgliteDataDir: dataDir });
+    try {
+      await orm.em.fork().execute('select 1');
+    } finally {
+      await orm.close(true);
+    }
+  });
 }
 
 /** Any constant shared by every ChainMeter process: the key of the migrations' advisory lock. */

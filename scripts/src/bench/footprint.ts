@@ -5,8 +5,9 @@
  *
  * Each run is a real `node scripts/src/start.ts` on a fresh temporary DATA_DIR and free ports (so it never
  * meets a developer's own `npm start` on 8545/4000/42069): the first run is a first start (new chain, new
- * databases), the next ones restart on the data the previous one kept. `BENCH_FOOTPRINT_WEB=fresh` deletes
- * `web/dist` before the first run, so that it builds the web client as a fresh clone does.
+ * databases), the next ones restart on the data the previous one kept. `BENCH_FOOTPRINT_CACHES=install` first
+ * deletes what `npm install` prepared for a first start (`web/dist`, the PGlite template) and makes it again
+ * as a fresh clone's `npm install` does, timed; `none` deletes it, so that the first start does that work.
  *
  * Per run: the time of each line start.ts prints (what the start spends its time on), the peak of the summed
  * RSS over the whole start, and after `ready` the settled figures (the last sample of a
@@ -14,17 +15,19 @@
  * once: the honest "together" figure). Then SIGINT, as Ctrl-C does: the run fails unless start.ts says
  * `stopped` and every process of its tree is gone within 60 s.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pgliteTemplateDir } from '@chainmeter/api/db/pglite-template';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { loadBenchConfig } from '../env.ts';
 import { printTable } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const START = path.join(ROOT, 'scripts/src/start.ts');
+const POSTINSTALL = path.join(ROOT, 'scripts/src/postinstall.ts');
 const TARGET_READY_S = 30;
 const TARGET_RSS_MB = 1_024;
 const SAMPLE_MS = 250;
@@ -228,8 +231,19 @@ async function stop(
 
 export async function benchFootprint(): Promise<void> {
   const config = loadBenchConfig();
-  if (config.BENCH_FOOTPRINT_WEB === 'fresh')
+  if (config.BENCH_FOOTPRINT_CACHES !== 'keep') {
     rmSync(path.join(ROOT, 'web/dist'), { recursive: true, force: true });
+    rmSync(pgliteTemplateDir(), { recursive: true, force: true });
+  }
+  if (config.BENCH_FOOTPRINT_CACHES === 'install') {
+    const started = Date.now();
+    const install = spawnSync(process.execPath, [POSTINSTALL, '--strict'], { cwd: ROOT, encoding: 'utf8' });
+    if (install.status !== 0)
+      throw new Error(`the postinstall step failed:\n${install.stdout}\n${install.stderr}`);
+    console.log(
+      `\npostinstall (the web build and the PGlite template): ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  }
   const dataDir = mkdtempSync(path.join(tmpdir(), 'chainmeter-footprint-'));
   const results: RunResult[] = [];
   try {

@@ -1,7 +1,9 @@
 /**
  * API keys: create one (name, optional spend limit, per day/week/month or for the key's life, the models it
  * may call, expiry) and see its secret exactly once; the list with last use, spend in the current period and
- * allowed models; revoke with a confirmation.
+ * allowed models; revoke with a confirmation. A wallet with the auditor role also chooses the key's scope
+ * (its own account, or every account read-only for the audit CLI) and sees each key's scope: the API says
+ * which scopes the caller may give (`availableApiKeyScopes`), and refuses any other.
  */
 import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
@@ -9,7 +11,7 @@ import { useMutation, useQuery } from 'urql';
 import { SecretOnce } from '../components/SecretOnce';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
-import type { LimitReset } from '../gql/graphql';
+import type { ApiKeyScope, LimitReset } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayCredits, displayDateTime } from '../lib/format';
 
@@ -24,6 +26,7 @@ const ApiKeyRowFields = graphql(`
     expiresAt
     spendLimit
     spent
+    scope
     limitReset
     allowedModels
     spentThisPeriod
@@ -41,8 +44,10 @@ const ApiKeysQuery = graphql(`
   query ApiKeys {
     me {
       id
+      availableApiKeyScopes
       apiKeys {
         id
+        scope
         ...ApiKeyRow_apiKey
       }
     }
@@ -55,6 +60,7 @@ const CreateApiKeyMutation = graphql(`
       secret
       apiKey {
         id
+        scope
         ...ApiKeyRow_apiKey
       }
     }
@@ -72,8 +78,11 @@ const RevokeApiKeyMutation = graphql(`
 
 export function ApiKeysPage() {
   const [{ data, fetching, error }, reexecute] = useQuery({ query: ApiKeysQuery });
-  const [created, setCreated] = useState<{ name: string; secret: string } | null>(null);
+  const [created, setCreated] = useState<{ name: string; secret: string; scope: ApiKeyScope } | null>(null);
   const keys = data?.me?.apiKeys ?? [];
+  const auditor = data?.me?.availableApiKeyScopes.includes('AUDITOR') ?? false;
+  // Scopes matter only to auditors, and to a wallet that made AUDITOR keys before it lost the role.
+  const showScope = auditor || keys.some((key) => key.scope === 'AUDITOR');
   return (
     <div className="page">
       <section className="card" aria-labelledby="keys-title">
@@ -85,10 +94,21 @@ export function ApiKeysPage() {
         {created ? (
           <SecretOnce
             warning={
-              <>
+              // One flex item: the alert spreads its children apart.
+              <span>
                 Copy the secret of “{created.name}” now. It is shown only once: ChainMeter stores only its
                 hash.
-              </>
+                {created.scope === 'AUDITOR' && (
+                  <>
+                    {' '}
+                    It is an auditor key: give it to the audit CLI,{' '}
+                    <code>
+                      npm run audit -- --api {window.location.origin} --key {'<secret>'}
+                    </code>
+                    .
+                  </>
+                )}
+              </span>
             }
             label="Secret"
             secret={created.secret}
@@ -98,8 +118,9 @@ export function ApiKeysPage() {
           />
         ) : (
           <CreateKeyForm
-            onCreated={(name, secret) => {
-              setCreated({ name, secret });
+            auditor={auditor}
+            onCreated={(name, secret, scope) => {
+              setCreated({ name, secret, scope });
               reexecute({ requestPolicy: 'network-only' });
             }}
           />
@@ -130,6 +151,7 @@ export function ApiKeysPage() {
                     Spent
                   </th>
                   <th scope="col">Models</th>
+                  {showScope && <th scope="col">Scope</th>}
                   <th scope="col">Status</th>
                   <th scope="col">
                     <span className="visually-hidden">Actions</span>
@@ -138,7 +160,7 @@ export function ApiKeysPage() {
               </thead>
               <tbody>
                 {keys.map((key) => (
-                  <ApiKeyRow key={key.id} apiKey={key} />
+                  <ApiKeyRow key={key.id} apiKey={key} showScope={showScope} auditor={auditor} />
                 ))}
               </tbody>
             </table>
@@ -149,9 +171,17 @@ export function ApiKeysPage() {
   );
 }
 
-function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string): void }) {
+function CreateKeyForm({
+  auditor,
+  onCreated,
+}: {
+  /** The caller may create AUDITOR keys: the form offers the scope, else it sends none (ACCOUNT). */
+  auditor: boolean;
+  onCreated(name: string, secret: string, scope: ApiKeyScope): void;
+}) {
   const id = useId();
   const [name, setName] = useState('');
+  const [scope, setScope] = useState<ApiKeyScope>('ACCOUNT');
   const [limit, setLimit] = useState('');
   const [reset, setReset] = useState<LimitReset | ''>('');
   const [models, setModels] = useState('');
@@ -189,13 +219,15 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
         limitReset: reset || null,
         allowedModels: allowedModels.length > 0 ? allowedModels : null,
         expiresAt: expiresAt ? expiresAt.toISOString() : null,
+        scope: auditor ? scope : null,
       },
     });
     if (!result.data) {
       return setFormError(result.error ? describeGraphqlError(result.error) : 'The API gave no answer.');
     }
-    onCreated(name.trim(), result.data.createApiKey.secret);
+    onCreated(name.trim(), result.data.createApiKey.secret, result.data.createApiKey.apiKey.scope);
     setName('');
+    setScope('ACCOUNT');
     setLimit('');
     setReset('');
     setModels('');
@@ -258,6 +290,38 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
           onChange={(event) => setExpires(event.target.value)}
         />
       </div>
+      {auditor && (
+        <fieldset className="form-wide scope-choices" data-testid="key-scope-choice">
+          <legend>Scope</legend>
+          <label className="check">
+            <input
+              type="radio"
+              name={`${id}-scope`}
+              value="ACCOUNT"
+              checked={scope === 'ACCOUNT'}
+              onChange={() => setScope('ACCOUNT')}
+            />
+            <span>This account only</span>
+          </label>
+          <label className="check">
+            <input
+              type="radio"
+              name={`${id}-scope`}
+              value="AUDITOR"
+              checked={scope === 'AUDITOR'}
+              aria-describedby={`${id}-auditor-hint`}
+              onChange={() => setScope('AUDITOR')}
+            />
+            <span>
+              Auditor: read every account's records, read-only
+              <span id={`${id}-auditor-hint`} className="muted small block">
+                For the audit CLI (<code>npm run audit -- --api … --key …</code>); only while your wallet
+                keeps the auditor role.
+              </span>
+            </span>
+          </label>
+        </fieldset>
+      )}
       <div className="field field-submit">
         <button type="submit" className="primary" disabled={fetching}>
           {fetching ? 'Creating…' : 'Create key'}
@@ -276,7 +340,16 @@ function CreateKeyForm({ onCreated }: { onCreated(name: string, secret: string):
   );
 }
 
-function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFields> }) {
+function ApiKeyRow({
+  apiKey: masked,
+  showScope,
+  auditor,
+}: {
+  apiKey: FragmentType<typeof ApiKeyRowFields>;
+  showScope: boolean;
+  /** The wallet has the auditor role now (its AUDITOR keys read every account only while it does). */
+  auditor: boolean;
+}) {
   const key = getFragmentData(ApiKeyRowFields, masked);
   const [confirming, setConfirming] = useState(false);
   const [{ fetching }, revoke] = useMutation(RevokeApiKeyMutation);
@@ -323,6 +396,20 @@ function ApiKeyRow({ apiKey: masked }: { apiKey: FragmentType<typeof ApiKeyRowFi
           <span className="muted">Any</span>
         )}
       </td>
+      {showScope && (
+        <td data-label="Scope" data-testid="key-scope">
+          {key.scope === 'AUDITOR' ? (
+            <span>
+              <span className="badge badge-pending">Auditor</span>
+              <span className="muted small block">
+                {auditor ? 'every account, read-only' : 'own account only: your wallet lost the auditor role'}
+              </span>
+            </span>
+          ) : (
+            <span className="muted">This account</span>
+          )}
+        </td>
+      )}
       <td data-label="Status">
         <span>
           <span className={`badge ${status === 'Active' ? 'badge-ok' : 'badge-muted'}`}>{status}</span>

@@ -7,6 +7,7 @@ import {
   assertCanManageKeys,
   type CreatedApiKey,
   createApiKey,
+  keyScopesFor,
   listApiKeys,
   revokeApiKey,
   spentThisPeriod,
@@ -115,7 +116,7 @@ builder.mutationFields((t) => ({
       await ctx.services.rateLimits.consumeIp(ctx.clientIp, 'apiKeys');
       const viewer = viewerOf(ctx);
       assertCanManageKeys(viewer);
-      if (input.scope === 'AUDITOR' && viewer.role !== 'auditor') {
+      if (input.scope === 'AUDITOR' && !keyScopesFor(viewer, viewer.accountId).includes('AUDITOR')) {
         throw forbidden('Only a wallet with the auditor role may create an AUDITOR key');
       }
       return createApiKey(ctx.em, viewer.accountId, {
@@ -153,5 +154,15 @@ builder.objectField(AccountRef, 'apiKeys', (t) =>
       if (viewer.accountId !== account.id && viewer.role !== 'auditor') throw forbidden();
       return listApiKeys(ctx.em, account.id);
     },
+  }),
+);
+
+builder.objectField(AccountRef, 'availableApiKeyScopes', (t) =>
+  t.field({
+    type: [ApiKeyScopeRef],
+    description:
+      "The scopes the caller may give a new key of this account (createApiKey's input.scope): ACCOUNT, and AUDITOR too for the session of a wallet with the auditor role. Empty with an API key or for another account: keys are made by their owner's session.",
+    authScopes: { authenticated: true },
+    resolve: (account, _args, ctx) => keyScopesFor(viewerOf(ctx), account.id),
   }),
 );

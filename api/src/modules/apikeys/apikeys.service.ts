@@ -392,6 +392,19 @@ export function assertCanManageKeys(viewer: Viewer): void {
   }
 }
 
+/**
+ * The scopes `viewer` may give a new key of account `accountId`: `ACCOUNT`, and `AUDITOR` too for the
+ * session of a wallet with the auditor role; none for another account or with an API key (keys are made
+ * by their owner's session). `createApiKey` refuses any other scope, so a client may offer exactly these.
+ *
+ * @example
+ * keyScopesFor(viewer, viewer.accountId); // ['ACCOUNT', 'AUDITOR'] for an auditor's session
+ */
+export function keyScopesFor(viewer: Viewer, accountId: string): ApiKeyScope[] {
+  if (viewer.credential.kind !== 'session' || viewer.accountId !== accountId) return [];
+  return viewer.role === 'auditor' ? ['ACCOUNT', 'AUDITOR'] : ['ACCOUNT'];
+}
+
 function liveKeysOf(accountId: string, now: Date) {
   return { account: accountId, ...liveApiKeyWhere(now) };
 }

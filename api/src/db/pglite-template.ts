@@ -1,0 +1,104 @@
+/**
+ * A PGlite data directory that starts fast. A fresh PGlite 0.5 cluster runs `initdb` in WebAssembly first:
+ * ~7-10 s of CPU and a ~1.1 GB peak (it runs in a second, in-memory instance, then copies the result to disk)
+ * for every API that starts on an empty `DATA_DIR`. A copy of a cluster that has been through `initdb` and
+ * nothing else (no table, no migration) opens in about a second, and is exactly what `initdb` would have made.
+ *
+ * `npm install` makes the template once (scripts/src/postinstall.ts), in `node_modules/.cache` beside the
+ * PGlite that made it, named by its version: a cluster belongs to the PGlite version that made it, and a
+ * reinstall or an upgrade leaves the old one behind. `createOrm` seeds an empty data directory from it when
+ * it is there, and runs `initdb` itself when it is not. Tests seed their clusters from it too.
+ */
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** The PGlite package the API runs, and its version. */
+function pglitePackage(): { dir: string; version: string } {
+  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  let dir = path.dirname(entry);
+  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  const { version } = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string };
+  return { dir, version };
+}
+
+/** Where the template of this PGlite version lives (whether or not it has been made). */
+export function pgliteTemplateDir(): string {
+  const { dir, version } = pglitePackage();
+  let modules = dir;
+  while (path.basename(modules) !== 'node_modules' && path.dirname(modules) !== modules)
+    modules = path.dirname(modules);
+  return path.join(modules, '.cache', 'chainmeter', `pglite-template-${version}`);
+}
+
+/** A data directory holds a cluster once `initdb` wrote its version file. */
+function hasCluster(dataDir: string): boolean {
+  return existsSync(path.join(dataDir, 'PG_VERSION'));
+}
+
+/**
+ * Makes the template when it is missing, with `initCluster` (the API's own way of opening PGlite on a data
+ * directory, closed right after `initdb`). Several processes may ask at once (parallel test files): one
+ * makes it under a lock directory while the others wait (bounded), and it is renamed into place whole, so
+ * nobody ever copies a half-made one. Returns its path.
+ */
+export async function ensurePgliteTemplate(initCluster: (dataDir: string) => Promise<void>): Promise<string> {
+  const dir = pgliteTemplateDir();
+  const lock = `${dir}.lock`;
+  const deadline = Date.now() + 120_000;
+  mkdirSync(path.dirname(dir), { recursive: true });
+  while (!hasCluster(dir)) {
+    try {
+      mkdirSync(lock);
+    } catch {
+      // Another process is making it; a lock older than the deadline is left over from a killed run.
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 120_000)
+        rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`${lock} is held: is another PGlite template build stuck?`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    try {
+      if (!hasCluster(dir)) {
+        const building = `${dir}.${process.pid}.${Date.now()}`;
+        try {
+          await initCluster(building);
+          rmSync(dir, { recursive: true, force: true });
+          renameSync(building, dir);
+        } finally {
+          rmSync(building, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+  return dir;
+}
+
+/**
+ * Fills `dataDir` with a copy of the template when `dataDir` holds no cluster yet (missing or empty) and
+ * the template exists. The copy goes to a sibling first and is renamed into place, so a crash mid-copy
+ * leaves no half cluster behind. Returns whether it seeded.
+ */
+export function seedFromPgliteTemplate(dataDir: string): boolean {
+  const template = pgliteTemplateDir();
+  if (!hasCluster(template) || hasCluster(dataDir)) return false;
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) return false; // not ours to touch
+  const copying = `${dataDir}.seeding-${process.pid}`;
+  rmSync(copying, { recursive: true, force: true });
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  cpSync(template, copying, { recursive: true });
+  rmSync(dataDir, { recursive: true, force: true });
+  renameSync(copying, dataDir);
+  return true;
+}
