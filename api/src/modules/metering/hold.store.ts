@@ -136,8 +136,11 @@ export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Pr
  * A member whose key row is not there is left out too (`PLACE_HOLD` would hold without the key's checks).
  * The key's final row then satisfies its CHECK (its period moved to the latest `now` of its placed
  * members, as one by one: `period_start` only moves forward), and each account's update checks its
- * `balance - held - debt` again on the row it writes; if either ever failed, the statement fails whole
- * (nothing written) and the caller places every member on its own.
+ * `balance - held - debt` again on the row it writes; if either fails, the statement fails whole (nothing
+ * written) and the caller places every member on its own. The key's CHECK did fire, rarely, in a race of
+ * two batchers with settlements alongside (hold-batcher.test.ts; the README's "Grouped holds"): not
+ * understood yet, so a batch's exactness rests on these two checks of the rows written as well as on its
+ * locks.
  */
 const PLACE_HOLDS: Statement = {
   name: 'cm_place_holds',
