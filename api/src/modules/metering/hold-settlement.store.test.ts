@@ -331,6 +331,38 @@ describe('heartbeat', () => {
   });
 });
 
+describe('heartbeat locks', () => {
+  it('locks the records it extends in id order, as settlements do (no deadlock between them)', async () => {
+    const accountId = await newAccount(1_000_000n);
+    // Two records whose higher id was written first: whether PostgreSQL walks the ids as given or the
+    // table in the order rows were written, a beat that is not id-ordered takes the higher one first.
+    let low = '';
+    let high = '';
+    while (high <= low) {
+      high = await hold(accountId, 1n);
+      low = await hold(accountId, 1n);
+    }
+    // A settlement's transaction holds the lower record, as its id-ordered lock would.
+    const settling = orm.em.fork();
+    await settling.begin();
+    try {
+      await settling.execute('select id from usage_records where id = ? for update', [low]);
+      // The beat is given the higher id first: it must wait on the lower one before it locks the higher.
+      const beat = extendHolds(sqlOf(orm.em.fork()), [high, low], new Date(Date.now() + 120_000));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const [free] = await settling.execute<{ id: string }[]>(
+        'select id from usage_records where id = ? for update nowait',
+        [high],
+      );
+      expect(free?.id).toBe(high);
+      await settling.commit();
+      expect(await beat).toBe(2);
+    } finally {
+      if (settling.isInTransaction()) await settling.rollback();
+    }
+  });
+});
+
 describe('the expiry sweep against a live heartbeat', () => {
   it('never releases or bills a hold that a heartbeat extended after the sweep read it', async () => {
     const accountId = await newAccount(1_000_000n);

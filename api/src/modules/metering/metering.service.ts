@@ -31,7 +31,7 @@ import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { type CallResult, decideSettlement } from './billing.ts';
 import { completionResult, streamResult } from './call-result.ts';
 import type { ChatRequest } from './chat-request.ts';
-import { placeHold } from './hold.store.ts';
+import { HoldBatcher } from './hold-batcher.ts';
 import { HoldHeartbeat } from './hold-heartbeat.ts';
 import { InFlightWork } from './in-flight-work.ts';
 import { LedgerHeads } from './ledger-heads.ts';
@@ -244,6 +244,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
    * afresh, which cost more than writing the batch (see `sqlWithGenericPlans`).
    */
   const planned = sqlWithGenericPlans(orm);
+  /**
+   * Holds grouped as settlements are: those that arrive while a batch is being written go out together,
+   * one statement and one commit (`HoldBatcher`); on the generic-plan pool's settings, a pool of their own.
+   */
+  const holdPlanned = sqlWithGenericPlans(orm, 1);
+  const holdBatcher = new HoldBatcher(sql, holdPlanned.sql, logger);
   const inFlight = new InFlightWork();
   /** The ledger heads this process saw last: most settlements go out as one guarded statement. */
   const heads = new LedgerHeads();
@@ -290,30 +296,32 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const apiKeyId = viewer.credential.kind === 'apiKey' ? viewer.credential.apiKeyId : null;
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = clock();
-    const { usageId, head } = await placeHold(sql, {
-      accountId: viewer.accountId,
-      apiKeyId,
-      requestId,
-      model: request.model,
-      hold,
-      streamed,
-      now: createdAt,
-      holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
-      // A dead key fails the hold with UNAUTHENTICATED; any other outcome saw it live (`failedAfterKeyCheck`).
-      keyCheck,
-    }).catch(async (error: unknown) => {
-      // The hold found the key dead: that request is nobody's, it must not use the account's budget.
-      if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
-        await options.rateLimits?.giveBack(viewer, limited);
-      }
-      if (apiKeyId !== null && error instanceof InsufficientCreditsError && error.scope === 'apiKey') {
-        // The key's limit refused the call: KEY_LIMIT_REACHED, once per period. Never fails the refusal.
-        await keyLimitReached(sql, apiKeyId, createdAt).catch((cause: unknown) =>
-          logger.warn({ err: cause, apiKeyId }, 'could not record that a key reached its limit'),
-        );
-      }
-      throw error;
-    });
+    const { usageId, head } = await holdBatcher
+      .place({
+        accountId: viewer.accountId,
+        apiKeyId,
+        requestId,
+        model: request.model,
+        hold,
+        streamed,
+        now: createdAt,
+        holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
+        // A dead key fails the hold with UNAUTHENTICATED; any other outcome saw it live (`failedAfterKeyCheck`).
+        keyCheck,
+      })
+      .catch(async (error: unknown) => {
+        // The hold found the key dead: that request is nobody's, it must not use the account's budget.
+        if (error instanceof ExpectedError && error.code === 'UNAUTHENTICATED') {
+          await options.rateLimits?.giveBack(viewer, limited);
+        }
+        if (apiKeyId !== null && error instanceof InsufficientCreditsError && error.scope === 'apiKey') {
+          // The key's limit refused the call: KEY_LIMIT_REACHED, once per period. Never fails the refusal.
+          await keyLimitReached(sql, apiKeyId, createdAt).catch((cause: unknown) =>
+            logger.warn({ err: cause, apiKeyId }, 'could not record that a key reached its limit'),
+          );
+        }
+        throw error;
+      });
     holds.open(usageId);
     heads.observe(viewer.accountId, head);
     faults?.afterHold?.(usageId);
@@ -599,6 +607,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       await heartbeatStopped;
       await prices.stop();
       await planned.close();
+      await holdPlanned.close();
     },
   };
 }
