@@ -117,6 +117,16 @@ function readUpTo(incoming: IncomingMessage, maxBytes: number): Promise<Buffer |
   });
 }
 
+/**
+ * Whether the client went away before its response was complete: the connection closed with the response
+ * unfinished (a tab closed on a live subscription, a caller that gave up).
+ */
+export function clientWentAway(c: Context): boolean {
+  const outgoing = nodeOf(c).outgoing;
+  if (!outgoing) return c.req.raw.signal.aborted;
+  return outgoing.destroyed && !outgoing.writableFinished;
+}
+
 /** Aborted when the client goes away before the response is complete. */
 export function clientGoneSignal(c: Context): AbortSignal {
   const outgoing = nodeOf(c).outgoing;

@@ -9,6 +9,10 @@ import { type ErrorAnswer, ExpectedError, errorAnswerOf } from '../errors.ts';
 import { MODEL_NOT_ALLOWED } from '../modules/apikeys/apikeys.service.ts';
 import { CompletionFailedError, MODEL_NOT_PRICED } from '../modules/metering/metering.errors.ts';
 import { RateLimitedError } from '../modules/ratelimit/ratelimit.service.ts';
+import { clientWentAway } from './node-request.ts';
+
+/** nginx's status for a request whose client closed the connection first; never seen by that client. */
+const CLIENT_CLOSED_REQUEST = 499;
 
 interface OpenAiError {
   message: string;
@@ -49,6 +53,8 @@ const OPENAI_ERROR_OF: Record<ErrorAnswer['code'], { type: string; code: string 
 
 /** The OpenAI-shaped answer to an error thrown while serving a `/v1` request. */
 export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Response {
+  // The client went away mid-request, and its abort is the error: nobody to answer, and nothing failed here.
+  if (clientWentAway(c)) return new Response(null, { status: CLIENT_CLOSED_REQUEST });
   const answer = errorAnswerOf(error);
   const openAi: OpenAiError = { message: answer.message, ...OPENAI_ERROR_OF[answer.code] };
   if (error instanceof CompletionFailedError) {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
-import { requestHeader } from '../http/node-request.ts';
+import { clientWentAway, requestHeader } from '../http/node-request.ts';
 import type { AppMetrics } from './metrics.ts';
 
 const REQUEST_ID_HEADER = 'x-request-id';
@@ -52,7 +52,8 @@ export function requestObservability(
     } finally {
       const seconds = (performance.now() - started) / 1000;
       // A client that goes away (a closed tab ending an SSE subscription) is not a server failure: 499.
-      const clientGone = failed !== null && c.req.raw.signal.aborted;
+      // An error is either answered by the app's error handler (`c.error`) or escaped it (`failed`).
+      const clientGone = (failed !== null || c.error !== undefined) && clientWentAway(c);
       const status = clientGone ? 499 : failed ? 500 : c.res.status;
       const route = routeOf(c, status);
       metrics.httpRequests.inc({ method: c.req.method, route, status: String(status) });
