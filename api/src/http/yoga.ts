@@ -83,28 +83,20 @@ function requestContext(services: AppServices): Plugin<TransportContext> {
       Object.assign(context, fields);
       // Forked on first use: the read path (`me`, the ledger, its deposits) reads through stores and needs
       // none. The caller's account goes into its identity map, so what reads it through the ORM finds it.
-      forkOf.set(context, () => {
-        if (!em) {
-          em = services.orm.em.fork();
-          if (caller?.account) em.map(Account, caller.account.row);
-        }
-        return em;
-      });
       // Not enumerable: plugins copy the context (the Prometheus plugin spreads it on every response), and
-      // a copy must not fork it. One getter for every context: a getter of its own gave each request's
-      // context a shape of its own, and every resolver's read of the context went the slow way.
-      Object.defineProperty(context, 'em', { enumerable: false, get: requestEm });
+      // a copy must not fork it.
+      Object.defineProperty(context, 'em', {
+        enumerable: false,
+        get(): Em {
+          if (!em) {
+            em = services.orm.em.fork();
+            if (caller?.account) em.map(Account, caller.account.row);
+          }
+          return em;
+        },
+      });
     },
   };
-}
-
-/** Each operation's context's EntityManager, forked on first use (see {@link requestContext}). */
-const forkOf = new WeakMap<object, () => Em>();
-
-function requestEm(this: object): Em {
-  const fork = forkOf.get(this);
-  if (!fork) throw new Error('the context has no EntityManager: it was not built by requestContext');
-  return fork();
 }
 
 async function contextFields(
