@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   formatCredits,
+  formatDecimal,
   microUsd,
   multiplyCeil,
   parseCredits,
@@ -16,6 +17,18 @@ describe('credits', () => {
     expect(formatCredits(microUsd(-2_500n))).toBe('-2.5');
     expect(formatCredits(microUsd(0n))).toBe('0');
     expect(formatCredits(microUsd(-1n))).toBe('-0.001');
+    expect(formatCredits(microUsd(10n))).toBe('0.01');
+    expect(formatCredits(microUsd(1_000n))).toBe('1');
+    expect(formatCredits(microUsd(-1_010n))).toBe('-1.01');
+    expect(formatCredits(microUsd(9_223_372_036_854_775_807n))).toBe('9223372036854775.807');
+  });
+
+  it('formats any scale, trailing zeros dropped', () => {
+    expect(formatDecimal(1_230n, 0)).toBe('1230');
+    expect(formatDecimal(-5n, 0)).toBe('-5');
+    expect(formatDecimal(5n, 6)).toBe('0.000005');
+    expect(formatDecimal(-120_000n, 6)).toBe('-0.12');
+    expect(formatDecimal(10n ** 30n + 1n, 18)).toBe('1000000000000.000000000000000001');
   });
 
   it('parses credit strings and refuses what is not exact', () => {

@@ -49,13 +49,19 @@ export function parseDecimal(text: string, scale: number): bigint {
   return sign ? -scaled : scaled;
 }
 
-/** Formats an integer scaled by 10^scale as a decimal string without trailing zeros. */
+/**
+ * Formats an integer scaled by 10^scale as a decimal string without trailing zeros. Cut from the integer's
+ * digits rather than divided: every amount of a ledger page goes through here (three per entry).
+ */
 export function formatDecimal(value: bigint, scale: number): string {
   const negative = value < 0n;
-  const abs = negative ? -value : value;
-  const unit = 10n ** BigInt(scale);
-  const whole = abs / unit;
-  const fraction = (abs % unit).toString().padStart(scale, '0').replace(/0+$/, '');
+  const digits = (negative ? -value : value).toString();
+  const cut = digits.length - scale;
+  const whole = cut > 0 ? digits.slice(0, cut) : '0';
+  let fraction = cut >= 0 ? digits.slice(cut) : digits.padStart(scale, '0');
+  let end = fraction.length;
+  while (end > 0 && fraction.charCodeAt(end - 1) === 48 /* '0' */) end--;
+  fraction = fraction.slice(0, end);
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
 }
 

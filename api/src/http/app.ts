@@ -16,7 +16,7 @@ import type { PlatformProbe } from '../observability/platform-probe.ts';
 import { checkReadiness } from '../observability/readiness.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { graphqlBodyLimit, graphqlBodyTooLarge } from './graphql-security.ts';
-import { nodeRequestAs, requestHeader } from './node-request.ts';
+import { nodeRequestAs, requestHeader, singleResultResponse } from './node-request.ts';
 import { openAiRoutes } from './openai.routes.ts';
 import { securityHeaders } from './security-headers.ts';
 import type { GraphqlServer } from './yoga.ts';
@@ -50,7 +50,7 @@ export function createHttpApp({ services, probe, yoga, trustedProxies }: HttpApp
   app.on(['GET', 'POST', 'OPTIONS'], '/graphql', async (c) => {
     const request = await nodeRequestAs(c, yoga.fetchAPI.Request, MAX_REQUEST_BODY_BYTES);
     if (request === null) return graphqlBodyTooLarge(c);
-    return yoga.fetch(request ?? c.req.raw, {
+    const response = await yoga.fetch(request ?? c.req.raw, {
       clientIp: clientIpOf(
         getConnInfo(c).remote.address,
         requestHeader(c, 'x-forwarded-for'),
@@ -59,6 +59,7 @@ export function createHttpApp({ services, probe, yoga, trustedProxies }: HttpApp
       requestId: c.get('requestId'),
       log: c.get('log'),
     });
+    return singleResultResponse(c, response);
   });
   // Until web/dist exists, each request looks for it again (and falls through to a 404): `npm start` builds
   // the web client while the API starts, and the API serves it once the build is there.

@@ -137,3 +137,24 @@ export function clientGoneSignal(c: Context): AbortSignal {
   });
   return controller.signal;
 }
+
+/** The content types of yoga's single results (a query's or a mutation's): one JSON text, never a stream. */
+const SINGLE_RESULT_TYPE = /^application\/(?:graphql-response\+)?json\b/i;
+
+/**
+ * Yoga's answer to a request served by Node, as a Response that @hono/node-server writes in one go. Yoga's
+ * own Response (its ponyfill) hands the server its body as a web stream, which the server reads chunk by
+ * chunk, waiting a timer turn for the first one: for a single JSON result that is a second copy of the body
+ * and a timer per request. The same status, headers and text go out; streams (SSE subscriptions, incremental
+ * delivery) and pages pass through as they are, and so does everything without a Node request.
+ */
+export async function singleResultResponse(c: Context, response: Response): Promise<Response> {
+  if (!hasNodeRequest(c) || !SINGLE_RESULT_TYPE.test(response.headers.get('content-type') ?? '')) {
+    return response;
+  }
+  // `Response` is @hono/node-server's (it replaces the global when it serves): it keeps the text and the
+  // headers as given and writes them without a stream, with the text's own content-length.
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  return new Response(await response.text(), { status: response.status, headers });
+}

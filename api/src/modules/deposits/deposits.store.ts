@@ -1,5 +1,5 @@
 /** The deposits read path's SQL: plain rows, no entity hydration. */
-import { z } from 'zod';
+import { ColumnTypeError, int4, int8Text, oneOf, text, timestampOrNull } from '../../db/columns.ts';
 import type { Query, Statement } from '../../db/sql.ts';
 import { DEPOSIT_STATUSES, type IDeposit } from './deposits.entity.ts';
 
@@ -19,56 +19,61 @@ export type DepositView = Pick<
   | 'creditedAt'
 >;
 
-/** The columns of {@link DepositView} as a JSON object, for a statement that reads deposits with other rows. */
-export function depositViewJsonSql(alias: string): string {
-  return `json_build_object('id', ${alias}.id, 'chain_id', ${alias}.chain_id, 'tx_hash', ${alias}.tx_hash,
-     'log_index', ${alias}.log_index, 'block_number', ${alias}.block_number::text, 'from_address', ${alias}.from_address,
-     'amount_token', ${alias}.amount_token::text, 'amount', ${alias}.amount::text, 'status', ${alias}.status,
-     'confirmations', ${alias}.confirmations, 'credited_at', ${alias}.credited_at)`;
+/**
+ * The columns of {@link DepositView} of table (or alias) `d`, each named `d_<column>`: for a statement that
+ * reads deposits beside other rows (a left join: all null when it finds none), and the statement below.
+ * Plain columns rather than one JSON object: PostgreSQL builds no JSON per row and the API parses none.
+ */
+export function depositViewColumnsSql(d: string): string {
+  return `${d}.id as d_id, ${d}.chain_id as d_chain_id, ${d}.tx_hash as d_tx_hash, ${d}.log_index as d_log_index,
+     ${d}.block_number::text as d_block_number, ${d}.from_address as d_from_address,
+     ${d}.amount_token::text as d_amount_token, ${d}.amount::text as d_amount, ${d}.status as d_status,
+     ${d}.confirmations as d_confirmations, ${d}.credited_at as d_credited_at`;
+}
+
+/** A row with the columns of {@link depositViewColumnsSql}. */
+export interface DepositViewRow {
+  d_id: unknown;
+  d_chain_id: unknown;
+  d_tx_hash: unknown;
+  d_log_index: unknown;
+  d_block_number: unknown;
+  d_from_address: unknown;
+  d_amount_token: unknown;
+  d_amount: unknown;
+  d_status: unknown;
+  d_confirmations: unknown;
+  d_credited_at: unknown;
+}
+
+/** The deposit of a row of {@link depositViewColumnsSql}, or null when its join found none. */
+export function depositViewOf(row: DepositViewRow): DepositView | null {
+  if (row.d_id === null) return null;
+  return {
+    id: text(row.d_id, 'd_id'),
+    chainId: int4(row.d_chain_id, 'd_chain_id'),
+    txHash: text(row.d_tx_hash, 'd_tx_hash'),
+    logIndex: int4(row.d_log_index, 'd_log_index'),
+    blockNumber: int8Text(row.d_block_number, 'd_block_number'),
+    fromAddress: text(row.d_from_address, 'd_from_address'),
+    amountToken: int8Text(row.d_amount_token, 'd_amount_token'),
+    amount: int8Text(row.d_amount, 'd_amount'),
+    status: oneOf(DEPOSIT_STATUSES, row.d_status, 'd_status'),
+    confirmations: int4(row.d_confirmations, 'd_confirmations'),
+    creditedAt: timestampOrNull(row.d_credited_at, 'd_credited_at'),
+  };
 }
 
 const DEPOSITS_BY_IDS: Statement = {
   name: 'cm_deposits_by_ids',
-  text: `select id, chain_id, tx_hash, log_index, block_number::text as block_number, from_address,
-     amount_token::text as amount_token, amount::text as amount, status, confirmations, credited_at
-   from deposits where id = any($1::uuid[])`,
+  text: `select ${depositViewColumnsSql('deposits')} from deposits where id = any($1::uuid[])`,
 };
 
-const depositRow = z
-  .object({
-    id: z.string(),
-    chain_id: z.number(),
-    tx_hash: z.string(),
-    log_index: z.number(),
-    block_number: z.string(),
-    from_address: z.string(),
-    amount_token: z.string(),
-    amount: z.string(),
-    status: z.enum(DEPOSIT_STATUSES),
-    confirmations: z.number(),
-    credited_at: z.coerce.date().nullable(),
-  })
-  .transform(
-    (row): DepositView => ({
-      id: row.id,
-      chainId: row.chain_id,
-      txHash: row.tx_hash,
-      logIndex: row.log_index,
-      blockNumber: BigInt(row.block_number),
-      fromAddress: row.from_address,
-      amountToken: BigInt(row.amount_token),
-      amount: BigInt(row.amount),
-      status: row.status,
-      confirmations: row.confirmations,
-      creditedAt: row.credited_at,
-    }),
-  );
-
-/** A deposit read by {@link depositViewJsonSql} (or a row of the same columns). */
-export function parseDepositView(row: unknown): DepositView {
-  return depositRow.parse(row);
-}
-
 export async function readDepositsByIds(query: Query, ids: readonly string[]): Promise<DepositView[]> {
-  return (await query(DEPOSITS_BY_IDS, [ids])).map((row) => depositRow.parse(row));
+  const rows = await query<DepositViewRow>(DEPOSITS_BY_IDS, [ids]);
+  return rows.map((row) => {
+    const deposit = depositViewOf(row);
+    if (!deposit) throw new ColumnTypeError('d_id', 'uuid', null);
+    return deposit;
+  });
 }

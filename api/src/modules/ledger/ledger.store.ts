@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { type ChainedLedgerEntry, chainLedgerEntry, type LedgerHead } from '@chainmeter/schema';
 import { z } from 'zod';
+import { int4, int8Text, oneOf, text, textOrNull, timestamp } from '../../db/columns.ts';
 import { namedParameters } from '../../db/named-parameters.ts';
 import type { Query, Statement } from '../../db/sql.ts';
 import {
@@ -17,7 +18,12 @@ import {
   lowBalanceEventsSql,
   lowBalanceReturningSql,
 } from '../alerts/alerts.store.ts';
-import { type DepositView, depositViewJsonSql, parseDepositView } from '../deposits/deposits.store.ts';
+import {
+  type DepositView,
+  type DepositViewRow,
+  depositViewColumnsSql,
+  depositViewOf,
+} from '../deposits/deposits.store.ts';
 import { LEDGER_REASONS } from './ledger.entity.ts';
 
 export type LedgerReason = (typeof LEDGER_REASONS)[number];
@@ -258,39 +264,41 @@ const viewColumns = (e: string) => `${e}.id, ${e}.account_id, ${e}.seq, ${e}.amo
   ${e}.balance_after::text as balance_after, ${e}.reason, ${e}.reference_id, ${e}.deposit_id, ${e}.created_at,
   ${e}.prev_hash, ${e}.hash, ${e}.operator, ${e}.reason_text`;
 
-const ledgerRow = z
-  .object({
-    id: z.string(),
-    account_id: z.string(),
-    seq: z.number(),
-    amount: z.string(),
-    balance_after: z.string(),
-    reason: z.enum(LEDGER_REASONS),
-    reference_id: z.string(),
-    deposit_id: z.string().nullable(),
-    created_at: z.coerce.date(),
-    prev_hash: z.string().nullable(),
-    hash: z.string(),
-    operator: z.string().nullable(),
-    reason_text: z.string().nullable(),
-  })
-  .transform(
-    (row): LedgerEntryView => ({
-      id: row.id,
-      accountId: row.account_id,
-      seq: row.seq,
-      amount: BigInt(row.amount),
-      balanceAfter: BigInt(row.balance_after),
-      reason: row.reason,
-      referenceId: row.reference_id,
-      depositId: row.deposit_id,
-      createdAt: row.created_at,
-      prevHash: row.prev_hash,
-      hash: row.hash,
-      operator: row.operator,
-      reasonText: row.reason_text,
-    }),
-  );
+/** A row with the columns of {@link viewColumns}. */
+interface LedgerEntryRow {
+  id: unknown;
+  account_id: unknown;
+  seq: unknown;
+  amount: unknown;
+  balance_after: unknown;
+  reason: unknown;
+  reference_id: unknown;
+  deposit_id: unknown;
+  created_at: unknown;
+  prev_hash: unknown;
+  hash: unknown;
+  operator: unknown;
+  reason_text: unknown;
+}
+
+/** A row of {@link viewColumns} as the view, each column checked (db/columns.ts: no zod on this hot read). */
+function ledgerEntryViewOf(row: LedgerEntryRow): LedgerEntryView {
+  return {
+    id: text(row.id, 'id'),
+    accountId: text(row.account_id, 'account_id'),
+    seq: int4(row.seq, 'seq'),
+    amount: int8Text(row.amount, 'amount'),
+    balanceAfter: int8Text(row.balance_after, 'balance_after'),
+    reason: oneOf(LEDGER_REASONS, row.reason, 'reason'),
+    referenceId: text(row.reference_id, 'reference_id'),
+    depositId: textOrNull(row.deposit_id, 'deposit_id'),
+    createdAt: timestamp(row.created_at, 'created_at'),
+    prevHash: textOrNull(row.prev_hash, 'prev_hash'),
+    hash: text(row.hash, 'hash'),
+    operator: textOrNull(row.operator, 'operator'),
+    reasonText: textOrNull(row.reason_text, 'reason_text'),
+  };
+}
 
 /**
  * The deposit an entry belongs to: a DEPOSIT entry's `deposit_id`, or the deposit an ADJUSTMENT's reference
@@ -318,8 +326,7 @@ export function depositIdOf(
 
 const LEDGER_PAGE: Statement = {
   name: 'cm_ledger_page_with_deposits',
-  text: `select ${viewColumns('e')},
-     case when d.id is null then null else ${depositViewJsonSql('d')} end as deposit
+  text: `select ${viewColumns('e')}, ${depositViewColumnsSql('d')}
    from ledger_entries e left join deposits d on d.id = ${ledgerDepositIdSql('e')}
    where e.account_id = $1::uuid and e.seq < coalesce($2::int, 2147483647) order by e.seq desc limit $3`,
 };
@@ -334,11 +341,15 @@ export async function readLedgerPage(
   before: number | null,
   limit: number,
 ): Promise<LedgerEntryView[]> {
-  const rows = await query<{ deposit: unknown }>(LEDGER_PAGE, [accountId, before, limit]);
-  return rows.map((row) => ({
-    ...ledgerRow.parse(row),
-    deposit: row.deposit === null ? null : parseDepositView(row.deposit),
-  }));
+  const rows = await query<LedgerEntryRow & DepositViewRow>(LEDGER_PAGE, [accountId, before, limit]);
+  const entries: LedgerEntryView[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i] as LedgerEntryRow & DepositViewRow;
+    const entry = ledgerEntryViewOf(row);
+    entry.deposit = depositViewOf(row);
+    entries[i] = entry;
+  }
+  return entries;
 }
 
 const LEDGER_ENTRY_BY_ID: Statement = {
@@ -347,8 +358,8 @@ const LEDGER_ENTRY_BY_ID: Statement = {
 };
 
 export async function readLedgerEntry(query: Query, id: string): Promise<LedgerEntryView | null> {
-  const [row] = await query(LEDGER_ENTRY_BY_ID, [id]);
-  return row === undefined ? null : ledgerRow.parse(row);
+  const [row] = await query<LedgerEntryRow>(LEDGER_ENTRY_BY_ID, [id]);
+  return row === undefined ? null : ledgerEntryViewOf(row);
 }
 
 const OPERATOR_ADJUSTMENT: Statement = {
@@ -363,6 +374,6 @@ export async function readOperatorAdjustment(
   accountId: string,
   referenceId: string,
 ): Promise<LedgerEntryView | null> {
-  const [row] = await query(OPERATOR_ADJUSTMENT, [accountId, referenceId]);
-  return row === undefined ? null : ledgerRow.parse(row);
+  const [row] = await query<LedgerEntryRow>(OPERATOR_ADJUSTMENT, [accountId, referenceId]);
+  return row === undefined ? null : ledgerEntryViewOf(row);
 }
