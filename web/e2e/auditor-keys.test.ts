@@ -6,8 +6,8 @@
  * wallet loses the role while the form is open (the API restarted without it in AUDITOR_ADDRESSES), the
  * API's refusal is shown in its own words and the page carries on.
  */
-import { loadConfig } from '@chainmeter/api/env';
 import { type RunningApi, startApi } from '@chainmeter/api/server';
+import { testApiConfig } from '@chainmeter/api/testing/config';
 import { type FakeIndexer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { findFreePort } from '@chainmeter/testkit/ports';
@@ -43,15 +43,9 @@ describe('web client: auditor keys on the API keys page (real API)', () => {
   /** The API on `port` over the test's database, with `auditors` as AUDITOR_ADDRESSES. */
   const startApiWith = (auditors: string) =>
     startApi(
-      loadConfig({
-        NODE_ENV: 'test',
+      testApiConfig({
         PORT: String(port),
         PUBLIC_ORIGIN: `http://127.0.0.1:${port}`,
-        // Never called: the dev wallet's sign-in signature is checked locally.
-        RPC_URL: 'http://127.0.0.1:9',
-        CHAIN_ID: String(CHAIN_ID),
-        USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-        TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
         DATABASE_URL: database.url,
         INDEXER_URL: indexer.url,
         CONFIRMATIONS: '2',

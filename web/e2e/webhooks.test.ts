@@ -4,8 +4,8 @@
  * each request with `standardwebhooks`: add an endpoint and read its secret once, watch a deposit's delivery
  * fail, be retried and succeed (status, response code, latency), redeliver it, delete the endpoint.
  */
-import { loadConfig } from '@chainmeter/api/env';
 import { type RunningApi, startApi } from '@chainmeter/api/server';
+import { testApiConfig } from '@chainmeter/api/testing/config';
 import { type FakeIndexer, makeTransfer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
 import { startWebhookReceiver, type WebhookReceiver } from '@chainmeter/api/testing/webhook-receiver';
 import { devAccounts } from '@chainmeter/testkit/accounts';
@@ -35,15 +35,9 @@ describe('web client: webhooks page (real API)', () => {
     receiver = await startWebhookReceiver();
     const port = await findFreePort();
     api = await startApi(
-      loadConfig({
-        NODE_ENV: 'test',
+      testApiConfig({
         PORT: String(port),
         PUBLIC_ORIGIN: `http://127.0.0.1:${port}`,
-        // Never called: the dev wallet's sign-in signature is checked locally.
-        RPC_URL: 'http://127.0.0.1:9',
-        CHAIN_ID: String(CHAIN_ID),
-        USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-        TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
         DATABASE_URL: database.url,
         INDEXER_URL: indexer.url,
         CONFIRMATIONS: '2',

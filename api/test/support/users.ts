@@ -1,5 +1,10 @@
-/** Users for tests of an in-process API: a fresh wallet signed in, with credits put on its balance. */
+/**
+ * Users for tests: a fresh wallet signed in to an in-process API, or an account of a store test's database,
+ * with credits put on its balance.
+ */
+import { randomBytes } from 'node:crypto';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import type { Orm } from '../../src/db/orm.ts';
 import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
 import type { RunningApi } from '../../src/server.ts';
 import { gqlData, signIn } from './graphql.ts';
@@ -25,4 +30,26 @@ export async function fundedUser(api: RunningApi, balance: bigint): Promise<Test
     });
   }
   return { token, accountId: me.id };
+}
+
+/**
+ * A new account of a random wallet in `orm`'s database with `balance` micro-USD credited as an ADJUSTMENT
+ * (nothing for 0): for store tests, which need no API. Returns its id.
+ */
+export async function fundedAccount(orm: Orm, balance: bigint): Promise<string> {
+  const em = orm.em.fork();
+  const [row] = await em.execute<{ id: string }[]>(
+    'insert into accounts (wallet_address) values (?) returning id',
+    [`0x${randomBytes(20).toString('hex')}`],
+  );
+  if (!row) throw new Error('no account');
+  if (balance > 0n) {
+    await appendLedgerEntry(em, {
+      accountId: row.id,
+      amount: balance,
+      reason: 'ADJUSTMENT',
+      referenceId: 'setup',
+    });
+  }
+  return row.id;
 }

@@ -15,10 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { seedPgliteDataDir } from '../../../test/support/pglite-template.ts';
+import { fundedAccount } from '../../../test/support/users.ts';
 import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
 import { type SqlRunner, sqlFor, sqlWithGenericPlans } from '../../db/sql.ts';
 import { createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
-import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import { type PlacedHold, type PlaceHoldParameters, placeHolds } from './hold.store.ts';
 import { HoldBatcher } from './hold-batcher.ts';
 import { LedgerHeads } from './ledger-heads.ts';
@@ -64,23 +64,7 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
     await close?.();
   });
 
-  async function newAccount(balance: bigint): Promise<string> {
-    const em = orm.em.fork();
-    const [row] = await em.execute<{ id: string }[]>(
-      'insert into accounts (wallet_address) values (?) returning id',
-      [`0x${randomBytes(20).toString('hex')}`],
-    );
-    if (!row) throw new Error('no account');
-    if (balance > 0n) {
-      await appendLedgerEntry(em, {
-        accountId: row.id,
-        amount: balance,
-        reason: 'ADJUSTMENT',
-        referenceId: 'setup',
-      });
-    }
-    return row.id;
-  }
+  const newAccount = (balance: bigint) => fundedAccount(orm, balance);
 
   const params = (
     accountId: string,

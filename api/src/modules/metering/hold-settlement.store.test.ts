@@ -7,6 +7,7 @@ import type { MicroUsd } from '@chainmeter/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { fundedAccount } from '../../../test/support/users.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
@@ -25,23 +26,7 @@ beforeAll(async () => {
 });
 afterAll(async () => close?.());
 
-async function newAccount(balance: bigint): Promise<string> {
-  const em = orm.em.fork();
-  const [row] = await em.execute<{ id: string }[]>(
-    'insert into accounts (wallet_address) values (?) returning id',
-    [`0x${randomBytes(20).toString('hex')}`],
-  );
-  if (!row) throw new Error('no account');
-  if (balance > 0n) {
-    await appendLedgerEntry(em, {
-      accountId: row.id,
-      amount: balance,
-      reason: 'ADJUSTMENT',
-      referenceId: 'setup',
-    });
-  }
-  return row.id;
-}
+const newAccount = (balance: bigint) => fundedAccount(orm, balance);
 
 const placed = (
   accountId: string,
