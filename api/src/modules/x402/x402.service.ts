@@ -155,10 +155,10 @@ export function createX402Service(options: X402Options): X402Service {
       },
       waitForTransactionReceipt: (args) => client.waitForTransactionReceipt(args as never),
       getCode: (args) => client.getCode(args),
-      // Each receipt wait is bounded (180 s by default) by this signer: a settlement never mined (dropped, or
-      // removed by a reorg before its receipt was seen) would keep its call, and the call's hold, alive that
-      // long. A paid call waits no longer than its payment can be valid.
     },
+    // The signer bounds each receipt wait (180 s by default): a settlement never mined (dropped, or removed
+    // by a reorg before its receipt was seen) would keep its call, and the call's hold, alive that long. A
+    // paid call waits no longer than its payment can be valid.
     { confirmationTimeoutMs: maxTimeoutSeconds * 1_000 },
   );
   const facilitator = new x402Facilitator()
