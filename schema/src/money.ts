@@ -58,10 +58,7 @@ export function formatDecimal(value: bigint, scale: number): string {
   const digits = (negative ? -value : value).toString();
   const cut = digits.length - scale;
   const whole = cut > 0 ? digits.slice(0, cut) : '0';
-  let fraction = cut >= 0 ? digits.slice(cut) : digits.padStart(scale, '0');
-  let end = fraction.length;
-  while (end > 0 && fraction.charCodeAt(end - 1) === 48 /* '0' */) end--;
-  fraction = fraction.slice(0, end);
+  const fraction = (cut >= 0 ? digits.slice(cut) : digits.padStart(scale, '0')).replace(/0+$/, '');
   return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
 }
 

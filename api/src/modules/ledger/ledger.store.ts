@@ -342,14 +342,11 @@ export async function readLedgerPage(
   limit: number,
 ): Promise<LedgerEntryView[]> {
   const rows = await query<LedgerEntryRow & DepositViewRow>(LEDGER_PAGE, [accountId, before, limit]);
-  const entries: LedgerEntryView[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i] as LedgerEntryRow & DepositViewRow;
+  return rows.map((row) => {
     const entry = ledgerEntryViewOf(row);
     entry.deposit = depositViewOf(row);
-    entries[i] = entry;
-  }
-  return entries;
+    return entry;
+  });
 }
 
 const LEDGER_ENTRY_BY_ID: Statement = {

@@ -25,6 +25,17 @@ import { LedgerHeads } from './ledger-heads.ts';
 import { InsufficientCreditsError } from './metering.errors.ts';
 import { applyChargedSettlements } from './settlement.store.ts';
 
+/** `inner`, pushing the name of every statement it runs onto `seen`. */
+function recordingNames(inner: SqlRunner, seen: string[]): SqlRunner {
+  return {
+    ...inner,
+    query: (statement, values) => {
+      seen.push(statement.name);
+      return inner.query(statement, values);
+    },
+  };
+}
+
 const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] = [
   ['PostgreSQL', createTestOrm],
   [
@@ -245,13 +256,7 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
   it('sends the holds that arrive while a batch is written in one statement, alone when idle', async () => {
     const accountId = await newAccount(1_000_000n);
     const seen: string[] = [];
-    const counting = (inner: SqlRunner): SqlRunner => ({
-      ...inner,
-      query: (statement, values) => {
-        seen.push(statement.name);
-        return inner.query(statement, values);
-      },
-    });
+    const counting = (inner: SqlRunner) => recordingNames(inner, seen);
     const batcher = new HoldBatcher(counting(sql), counting(planned.sql), logger);
     await batcher.place(params(accountId, 1n));
     expect(seen).toEqual(['cm_place_hold']);
@@ -282,13 +287,7 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
     // Two replicas, each its own batcher and batch connection.
     const second = sqlWithGenericPlans(orm, 1);
     const seen: string[] = [];
-    const counting = (inner: SqlRunner): SqlRunner => ({
-      ...inner,
-      query: (statement, values) => {
-        seen.push(statement.name);
-        return inner.query(statement, values);
-      },
-    });
+    const counting = (inner: SqlRunner) => recordingNames(inner, seen);
     const replicas = [
       new HoldBatcher(sql, counting(planned.sql), logger),
       new HoldBatcher(sql, counting(second.sql), logger),
