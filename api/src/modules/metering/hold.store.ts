@@ -32,19 +32,32 @@ export interface PlaceHoldParameters {
 
 const PLACE_HOLD: Statement = {
   name: 'cm_place_hold',
-  text: `with live_key as (
-     select 1 from api_keys
-     where $10::text is not null and id = $3::uuid and account_id = $2::uuid and secret_hash = $10::text
-       and ${liveApiKeySql('$8')}
+  text: `with locked_account as materialized (
+     select id, balance, held, debt from accounts where id = $2::uuid for update
+   ), locked_key as materialized (
+     select id, account_id, secret_hash, revoked_at, expires_at, limit_reset, period_start, period_spent, held
+     from api_keys
+     -- the account's lock first (the lock order of this file's header)
+     where id = $3::uuid and (select count(*) from locked_account) >= 0 for update
+   ), live_key as (
+     select 1 from locked_key k
+     where $10::text is not null and k.account_id = $2::uuid and k.secret_hash = $10::text
+       and ${liveApiKeySql('$8', 'k')}
    ), a as (
-     update accounts set held = held + $1::bigint
-     where id = $2::uuid and balance - held - debt >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
-     returning id, balance, ledger_seq, ledger_head
+     -- decided from the locked row, never from accounts' own columns here (see placeHold)
+     update accounts set held = accounts.held + $1::bigint
+     from locked_account la
+     where accounts.id = la.id and accounts.id = $2::uuid and la.balance - la.held - la.debt >= $1::bigint
+       and ($10::text is null or exists (select 1 from live_key))
+     returning accounts.id, accounts.balance, accounts.ledger_seq, accounts.ledger_head
    ), k as (
-     update api_keys set held = held + $1::bigint, ${keyPeriodAssignmentsSql('$8')},
-       last_used_at = case when $10::text is not null and (last_used_at is null or last_used_at <= $11::timestamptz)
-         then $8::timestamptz else last_used_at end
-     where id = $3::uuid and exists (select 1 from a) returning id
+     -- what the key's CHECK reads and this update changes, from the locked row (see placeHold)
+     update api_keys set held = lk.held + $1::bigint, ${keyPeriodAssignmentsSql('$8', 'lk')},
+       last_used_at = case when $10::text is not null
+         and (api_keys.last_used_at is null or api_keys.last_used_at <= $11::timestamptz)
+         then $8::timestamptz else api_keys.last_used_at end
+     from locked_key lk
+     where api_keys.id = lk.id and api_keys.id = $3::uuid and exists (select 1 from a) returning 1
    ), r as (
      insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
        created_at, hold_expires_at)
@@ -181,14 +194,16 @@ const PLACE_HOLDS: Statement = {
      from decided where placed
      returning 1
    ), a as (
+     -- the guard on the locked row's figures, never on accounts' own columns here (see above)
      update accounts set held = accounts.held + s.total
      from (select account_id, sum(hold) as total from decided where placed group by account_id) s
+       join locked_accounts la on la.id = s.account_id
      where accounts.id = s.account_id and accounts.id = any($3::uuid[])
-       -- what checked decided from the locked row, checked again on the row written: never false
-       and accounts.balance - accounts.held - accounts.debt >= s.total
+       and la.balance - la.held - la.debt >= s.total
      returning 1
    ), k as (
-     update api_keys set held = api_keys.held + s.total, ${keyPeriodAssignmentsSql('s.now')},
+     -- what the CHECK reads, from the locked row (see above); last_used_at, which nothing checks, from its own
+     update api_keys set held = lk.held + s.total, ${keyPeriodAssignmentsSql('s.now', 'lk')},
        last_used_at = case when s.used_now is not null
          and (api_keys.last_used_at is null or api_keys.last_used_at <= s.used_before)
          then s.used_now else api_keys.last_used_at end
@@ -196,6 +211,7 @@ const PLACE_HOLDS: Statement = {
              max(now) filter (where secret_hash is not null) as used_now,
              max(used_before) filter (where secret_hash is not null) as used_before
            from decided where placed and api_key_id is not null group by api_key_id) s
+       join locked_keys lk on lk.id = s.api_key_id
      where api_keys.id = s.api_key_id and api_keys.id = any($4::uuid[])
      returning 1
    ), written as (
