@@ -429,21 +429,7 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
             settled.push(
               applyChargedSettlements(
                 planned.sql,
-                [
-                  {
-                    usageId: placed.usageId,
-                    settlement: {
-                      status: 'BILLED',
-                      promptTokens: 1,
-                      completionTokens: 1,
-                      providerCost: 100n as MicroUsd,
-                      userPrice: 200n as MicroUsd,
-                      latencyMs: 1,
-                      flags: [],
-                      error: null,
-                    },
-                  },
-                ],
+                [{ usageId: placed.usageId, settlement: charged200 }],
                 heads,
               ),
             );
@@ -457,9 +443,9 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
     expect(placedCount + refused).toBe(calls);
     expect(refused).toBeGreaterThan(0); // the keys' limits
     expect(seen.filter((name) => name === 'cm_place_holds').length).toBeGreaterThan(0);
-    // A batch whose key CHECK fired (rare under this race: see PLACE_HOLDS) was placed again member by
-    // member; the books above are right either way.
-    expect(warnings.every((line) => line.includes('api_keys_within_spend_limit'))).toBe(true);
+    // No batch failed: none judged a row older than the one it locked (the key's CHECK fired in 1 run of
+    // 30 here, and in 10 batches of 60 in 30 rounds of this race, before PLACE_HOLDS wrote from its locks).
+    expect(warnings).toEqual([]);
     const report = await checkLedgerInvariants(orm.em.fork());
     expect(report.problems).toEqual([]);
     for (const [index, accountId] of accounts.entries()) {

@@ -92,6 +92,17 @@ export interface PlacedHold {
  * either does all three or nothing. With a `keyCheck`, the same statement first checks the key is live
  * (else nothing is held and UNAUTHENTICATED is thrown) and refreshes its throttled `last_used_at`.
  * Throws {@link InsufficientCreditsError} when the hold does not fit.
+ *
+ * Decided and written from the rows it locked: the statement locks the account, then the key
+ * (`locked_account`, `locked_key`), and its guard, its liveness check and the key's new figures read those
+ * rows, never the updated table's own columns. An `UPDATE` finds its rows with the statement's snapshot,
+ * taken before the statement waited for a lock; after a settlement committed in that wait, the scan finds
+ * the row from before it, and PostgreSQL evaluates a WHERE on that version (false: the row is skipped,
+ * without a look at the newest one) and builds the new row from it and checks the CHECK constraints on that
+ * candidate before the write notices the newer version and redoes it from there. So a hold that fitted was
+ * refused (the key's CHECK, or the account's guard). Computed from the locked rows, the candidate is the
+ * row written: the locks are held until the commit. `spent` is left to the row: only a settlement moves it,
+ * upwards, so an older version cannot fail the CHECK where the newest passes.
  */
 export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Promise<PlacedHold> {
   const usageId = randomUUID();
@@ -147,13 +158,17 @@ export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Pr
  *   it, so the caller places it with `PLACE_HOLD` on its own, which gives it its own refusal
  *   (UNAUTHENTICATED, the account's or the key's InsufficientCreditsError) or its hold.
  * A member whose key row is not there is left out too (`PLACE_HOLD` would hold without the key's checks).
- * The key's final row then satisfies its CHECK (its period moved to the latest `now` of its placed
- * members, as one by one: `period_start` only moves forward), and each account's update checks its
- * `balance - held - debt` again on the row it writes; if either fails, the statement fails whole (nothing
- * written) and the caller places every member on its own. The key's CHECK did fire, rarely, in a race of
- * two batchers with settlements alongside (hold-batcher.test.ts; the README's "Grouped holds"): not
- * understood yet, so a batch's exactness rests on these two checks of the rows written as well as on its
- * locks.
+ * The writes are computed from the locked rows as well, as in `PLACE_HOLD` (see placeHold): the key's new
+ * `held` and period from `locked_keys`, the account's guard from `locked_accounts`. Computed from the updated
+ * tables' own columns, they were judged on the row version the update's scan found with the statement's
+ * snapshot: a settlement committed while the batch waited for a lock left that scan the row from before it,
+ * so the key's CHECK fired on a candidate 100 over the locked row's figures (or the account's guard skipped
+ * its row), and the batch went member by member (the racing test's race: 10 batches of 60). Nothing wrong
+ * was written (the write itself redoes the row from the newest version), but the checks judged rows that
+ * were never to be written. They remain as the second line of defence: the key's final row satisfies its
+ * CHECK (its period moved to the latest `now` of its placed members, as one by one: `period_start` only
+ * moves forward), and each account's placed total fits its locked `balance - held - debt`; if either fails,
+ * the statement fails whole (nothing written) and the caller places every member on its own.
  */
 const PLACE_HOLDS: Statement = {
   name: 'cm_place_holds',
