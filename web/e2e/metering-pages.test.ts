@@ -17,7 +17,7 @@ describe('web client: metering pages (fake API)', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     api = await startFakeApi(devAccounts.payers[0]?.address ?? '');
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
