@@ -5,7 +5,7 @@ import { type Address, getAddress, type Hex, isAddress, isHex } from 'viem';
 import { INT8_MAX } from '../db/cursor.ts';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
-import { parseDateTime } from './date-time.ts';
+import { formatDateTime, parseDateTime } from './date-time.ts';
 
 /** Micro-USD amounts are stored in bigint columns: no larger amount exists. */
 const MAX_CREDITS = formatCredits(INT8_MAX as MicroUsd);
@@ -120,7 +120,7 @@ function parseDateTimeInput(value: unknown) {
 
 builder.scalarType('DateTime', {
   description: 'An ISO-8601 date and time in UTC, e.g. "2026-11-24T05:45:12.000Z".',
-  serialize: (value) => value.toISOString(),
+  serialize: formatDateTime,
   parseValue: parseDateTimeInput,
   parseLiteral: fromLiteral(parseDateTimeInput),
 });
