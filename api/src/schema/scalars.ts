@@ -1,6 +1,5 @@
 import { formatCredits, type MicroUsd, MoneyFormatError, parseCredits } from '@chainmeter/schema';
 import { type ValueNode, valueFromASTUntyped } from 'graphql';
-import { LRUCache } from 'lru-cache';
 import { type Address, getAddress, type Hex, isAddress, isHex } from 'viem';
 import { INT8_MAX } from '../db/cursor.ts';
 import { badInput } from '../errors.ts';
@@ -58,14 +57,17 @@ function parseAddressInput(value: unknown) {
 /**
  * Checksummed addresses by the text they were serialized from. `getAddress` costs about 0.7 us even for an
  * address it has seen (viem's two LRU maps, keyed by new strings), and a ledger page serializes the sender of
- * every deposit: most often the same few wallets.
+ * every deposit: most often the same few wallets. A plain Map, emptied when full: an LRU's bookkeeping on
+ * every hit cost more than the misses it would save.
  */
-const checksummed = new LRUCache<string, Address>({ max: 4096 });
+const checksummed = new Map<string, Address>();
+const CHECKSUMMED_MAX = 4096;
 
 function serializeAddress(value: string): Address {
   let address = checksummed.get(value);
   if (address === undefined) {
     address = getAddress(value);
+    if (checksummed.size >= CHECKSUMMED_MAX) checksummed.clear();
     checksummed.set(value, address);
   }
   return address;
