@@ -47,7 +47,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
     rolldownOptions: {
       output: {
-        advancedChunks: {
+        codeSplitting: {
           // Only the modules named below: their helpers stay where the bundler would put them.
           includeDependenciesRecursively: false,
           groups: [

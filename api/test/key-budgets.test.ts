@@ -14,8 +14,9 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
-import { loadConfig } from '../src/env.ts';
+
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData } from './support/graphql.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
 import { fundedUser, type TestUser } from './support/users.ts';
@@ -34,15 +35,8 @@ let now: Date;
 const midnight = new Date(Math.floor(Date.now() / DAY) * DAY + 2 * DAY);
 
 function config() {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
-    PUBLIC_ORIGIN: 'http://localhost:4000',
-    CHAIN_ID: '31337',
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+  return testApiConfig({
     DATABASE_URL: database.url,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     LLM_BASE_URL: dev.baseUrl,
     LLM_TIMEOUT_MS: '4000',
     PRICE_MARKUP: '1.5',

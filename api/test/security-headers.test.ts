@@ -49,7 +49,7 @@ const PRODUCTION_ON_BASE = {
 };
 
 beforeAll(async () => {
-  ensureWebBuild();
+  await ensureWebBuild();
   anvil = await startAnvil();
   database = await createTestDatabase('cm_headers');
   dev = await startApi(env({ PUBLIC_ORIGIN: 'http://localhost:4000' }), { crediting: false });

@@ -17,7 +17,7 @@ import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
 import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testkit/persistent-devnet';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
-import { isWebBuildFresh } from '@chainmeter/testkit/web-build';
+import { ensureWebBuild, isWebBuildFresh } from '@chainmeter/testkit/web-build';
 import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -199,20 +199,16 @@ async function main(): Promise<void> {
 }
 
 async function buildWebIfStale(): Promise<void> {
-  const web = path.join(ROOT, 'web');
   // `npm install` builds it (postinstall.ts): this is for a source changed since, or a failed build.
-  if (!existsSync(path.join(web, 'index.html')) || isWebBuildFresh()) return;
+  if (!existsSync(path.join(ROOT, 'web', 'index.html')) || isWebBuildFresh()) return;
   say('web       building the web client...');
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/.bin/vite'), 'build'], {
-    cwd: web,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const status = await new Promise<number | null>((resolve) => {
-    child.on('error', () => resolve(null));
-    child.on('exit', (code) => resolve(code));
-  });
-  // The API and GraphQL stay useful to integrators without it: warn rather than refuse to start.
-  if (status !== 0) say('web       the web client did not build (see above); serving the API only');
+  try {
+    await ensureWebBuild();
+  } catch (error) {
+    // The API and GraphQL stay useful to integrators without it: warn rather than refuse to start.
+    console.error((error as Error).message);
+    say('web       the web client did not build (see above); serving the API only');
+  }
 }
 
 /** Whether 127.0.0.1:`port` can be bound right now. */

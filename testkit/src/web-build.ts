@@ -4,9 +4,10 @@
  * `api` tests need it and `web` tests start the API: a web-owned helper would make the two depend on each
  * other. The web workspace is found by its place in the repository, as the indexer is in `devnet/indexer.ts`.
  */
-import { spawnSync } from 'node:child_process';
+import { type SpawnOptions, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,10 +34,12 @@ export function isWebBuildFresh(): boolean {
 }
 
 /**
- * Builds `web/dist` when it is missing or older than any of its sources. Test files run in parallel
- * workers, so one builds under a lock directory while the others wait for it (bounded).
+ * Builds `web/dist` when it is missing or older than any of its sources: `npm install`'s postinstall,
+ * `npm start` (a source changed since) and the tests that serve the client all build it through this. Test
+ * files run in parallel workers, so one builds under a lock directory while the others wait for it (bounded).
+ * Rejects with Vite's output when the build fails.
  */
-export function ensureWebBuild(): void {
+export async function ensureWebBuild(): Promise<void> {
   const lock = path.join(WEB, '.build-lock');
   const deadline = Date.now() + 120_000;
   for (;;) {
@@ -48,20 +51,39 @@ export function ensureWebBuild(): void {
       if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 120_000)
         rmSync(lock, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error(`${lock} is held: is another web build stuck?`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      await sleep(100);
     }
   }
   try {
     if (isWebBuildFresh()) return;
     const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-    const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
+    const { status, output } = await run(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
       cwd: WEB,
-      encoding: 'utf8',
       // Vitest sets NODE_ENV=test, which would make Vite bundle React's development build.
       env: { ...process.env, NODE_ENV: 'production' },
     });
-    if (result.status !== 0) throw new Error(`web build failed:\n${result.stdout}\n${result.stderr}`);
+    if (status !== 0) throw new Error(`web build failed:\n${output}`);
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
+}
+
+/** Runs a command to its end: its exit status (null when it could not start) and its output, both streams. */
+function run(
+  command: string,
+  args: string[],
+  options: SpawnOptions,
+): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', (error) => resolve({ status: null, output: `${output}${error.message}` }));
+    child.on('close', (status) => resolve({ status, output }));
+  });
 }

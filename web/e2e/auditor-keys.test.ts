@@ -94,7 +94,7 @@ describe('web client: auditor keys on the API keys page (real API)', () => {
   };
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     database = await createTestDatabase('cm_web_auditor_keys');
     indexer = await startFakeIndexer(CHAIN_ID);
     port = await findFreePort();

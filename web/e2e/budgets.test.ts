@@ -26,7 +26,7 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     // A real chain for what the wallet reads and sends (the token's EIP-712 domain, cancelAuthorization).
     anvil = await startAnvil({ chainId: 31337 });
     token = await deployTestUsdc(anvil.rpcUrl);

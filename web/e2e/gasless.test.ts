@@ -28,7 +28,7 @@ describe('web client: gasless top-up in a real browser', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     platform = await startPlatform({ confirmations: CONFIRMATIONS });
     const port = await findFreePort();
     origin = `http://127.0.0.1:${port}`;

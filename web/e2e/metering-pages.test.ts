@@ -17,7 +17,7 @@ describe('web client: metering pages (fake API)', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     api = await startFakeApi(devAccounts.payers[0]?.address ?? '');
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
@@ -73,6 +73,16 @@ describe('web client: metering pages (fake API)', () => {
     expect(csv).toMatch(/^\/v1\/usage\/export\?format=csv&from=.+&to=.+/);
     await page.getByLabel('Model').selectOption('');
     await page.screenshot({ path: screenshotPath('fake-02-usage'), fullPage: true });
+    // The range is whole UTC days, the last one included; a start after the end is said, not sent.
+    const exportHref = () => page.getByRole('link', { name: 'Export JSON' }).getAttribute('href');
+    await page.getByLabel('From').fill('2026-03-10');
+    await page.getByLabel('To').fill('2026-03-09');
+    await page.getByText('The start day must not be after the end day.').waitFor();
+    await page.getByLabel('To').fill('2026-03-12');
+    await page.getByText('The start day must not be after the end day.').waitFor({ state: 'detached' });
+    expect(await exportHref()).toBe(
+      '/v1/usage/export?format=json&from=2026-03-10T00%3A00%3A00.000Z&to=2026-03-13T00%3A00%3A00.000Z',
+    );
   });
 
   it('API keys: create, secret once with a warning, revoke with confirmation', async () => {

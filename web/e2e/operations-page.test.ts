@@ -37,7 +37,7 @@ describe('web client: the Operations section (fake API)', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     ops = fakeOperations(true);
     operatorApi = await startFakeApi(WALLET, 31337, { extraResolvers: ops.resolvers });
     userApi = await startFakeApi(WALLET, 31337, { extraResolvers: fakeOperations(false).resolvers });

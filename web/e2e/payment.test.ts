@@ -24,7 +24,7 @@ describe('web client: payment journey in a real browser', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     platform = await startPlatform({ confirmations: CONFIRMATIONS });
     const port = await findFreePort();
     origin = `http://127.0.0.1:${port}`;

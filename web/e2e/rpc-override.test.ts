@@ -19,7 +19,7 @@ describe('web client: the ?rpc= override', () => {
   const apis: FakeApi[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     browser = await launchChromium();
   }, 120_000);
 

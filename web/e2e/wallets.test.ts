@@ -30,7 +30,7 @@ describe('web client: wallet connectors', () => {
   const apis: FakeApi[] = [];
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     browser = await launchChromium();
   }, 120_000);
 

@@ -29,7 +29,7 @@ describe('web client: webhooks page (real API)', () => {
   const payer = devAccounts.payers[0]?.address as `0x${string}`;
 
   beforeAll(async () => {
-    ensureWebBuild();
+    await ensureWebBuild();
     database = await createTestDatabase('cm_web_webhooks');
     indexer = await startFakeIndexer(CHAIN_ID);
     receiver = await startWebhookReceiver();

@@ -10,7 +10,7 @@ import { type ApiConfig, loadConfig } from '../../src/env.ts';
 export const DEVNET_USDC_ADDRESS = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
 
 /**
- * The devnet's chain and addresses, silent logs, and an RPC on a closed port (wallet signatures are checked
+ * The devnet's chain and addresses, silent logs (unless the environment's LOG_LEVEL says otherwise), and an RPC on a closed port (wallet signatures are checked
  * locally; a test that needs the chain passes its anvil's `RPC_URL`), then `overrides`. `DATABASE_URL` is
  * the test's own database.
  */
@@ -25,7 +25,7 @@ export function testApiConfig(
     CHAIN_ID: String(DEVNET_CHAIN_ID),
     USDC_ADDRESS: DEVNET_USDC_ADDRESS,
     TREASURY_ADDRESS: devAccounts.treasury.address,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...overrides,
   });
 }

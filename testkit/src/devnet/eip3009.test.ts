@@ -11,6 +11,7 @@ import {
   type Hex,
   http,
   keccak256,
+  parseAbi,
   parseEventLogs,
   toHex,
 } from 'viem';
@@ -392,18 +393,7 @@ describe('TestUSDC as USDC v2.2', () => {
     expect((await submit()).status).toBe('success');
     const allowance = await publicClient().readContract({
       address: token,
-      abi: [
-        {
-          type: 'function',
-          name: 'allowance',
-          stateMutability: 'view',
-          inputs: [
-            { name: 'owner', type: 'address' },
-            { name: 'spender', type: 'address' },
-          ],
-          outputs: [{ type: 'uint256' }],
-        },
-      ] as const,
+      abi: parseAbi(['function allowance(address owner, address spender) view returns (uint256)']),
       functionName: 'allowance',
       args: [owner.address, spender],
     });

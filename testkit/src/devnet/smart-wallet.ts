@@ -20,6 +20,7 @@ import {
   http,
   type LocalAccount,
   pad,
+  parseAbi,
   type SignableMessage,
   serializeErc6492Signature,
   type TypedDataDefinition,
@@ -37,36 +38,11 @@ function artifact(name: string): Artifact {
 const smartWalletArtifact = artifact('SmartWallet');
 
 /** The wallet's own functions: `owner`, `isValidSignature` (EIP-1271) and `execute`. */
-export const smartWalletAbi = [
-  {
-    type: 'function',
-    name: 'owner',
-    stateMutability: 'view',
-    inputs: [],
-    outputs: [{ name: '', type: 'address' }],
-  },
-  {
-    type: 'function',
-    name: 'isValidSignature',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'hash', type: 'bytes32' },
-      { name: 'signature', type: 'bytes' },
-    ],
-    outputs: [{ name: '', type: 'bytes4' }],
-  },
-  {
-    type: 'function',
-    name: 'execute',
-    stateMutability: 'nonpayable',
-    inputs: [
-      { name: 'target', type: 'address' },
-      { name: 'value', type: 'uint256' },
-      { name: 'data', type: 'bytes' },
-    ],
-    outputs: [{ name: '', type: 'bytes' }],
-  },
-] as const;
+export const smartWalletAbi = parseAbi([
+  'function owner() view returns (address)',
+  'function isValidSignature(bytes32 hash, bytes signature) view returns (bytes4)',
+  'function execute(address target, uint256 value, bytes data) returns (bytes)',
+]);
 
 function clients(rpcUrl: string, account: Account) {
   return {
@@ -102,28 +78,10 @@ export async function deploySmartWallet(rpcUrl: string, owner: Address): Promise
 const factoryArtifact = artifact('SmartWalletFactory');
 
 /** The factory's functions: `createWallet(owner, salt)` (CREATE2) and `walletAddress(owner, salt)`. */
-export const smartWalletFactoryAbi = [
-  {
-    type: 'function',
-    name: 'createWallet',
-    stateMutability: 'nonpayable',
-    inputs: [
-      { name: 'owner', type: 'address' },
-      { name: 'salt', type: 'bytes32' },
-    ],
-    outputs: [{ name: 'wallet', type: 'address' }],
-  },
-  {
-    type: 'function',
-    name: 'walletAddress',
-    stateMutability: 'view',
-    inputs: [
-      { name: 'owner', type: 'address' },
-      { name: 'salt', type: 'bytes32' },
-    ],
-    outputs: [{ name: '', type: 'address' }],
-  },
-] as const;
+export const smartWalletFactoryAbi = parseAbi([
+  'function createWallet(address owner, bytes32 salt) returns (address wallet)',
+  'function walletAddress(address owner, bytes32 salt) view returns (address)',
+]);
 
 /** SmartWallet's creation code (constructor included), as the factory deploys it with CREATE2. */
 export const smartWalletCreationCode: Hex = smartWalletArtifact.bytecode;

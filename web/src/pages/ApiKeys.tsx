@@ -8,6 +8,7 @@
 import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
+import { ConfirmAction } from '../components/ConfirmAction';
 import { SecretOnce } from '../components/SecretOnce';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
@@ -351,9 +352,7 @@ function ApiKeyRow({
   auditor: boolean;
 }) {
   const key = getFragmentData(ApiKeyRowFields, masked);
-  const [confirming, setConfirming] = useState(false);
   const [{ fetching }, revoke] = useMutation(RevokeApiKeyMutation);
-  const [revokeError, setRevokeError] = useState<string | null>(null);
   const expired = key.expiresAt !== null && new Date(key.expiresAt).getTime() <= Date.now();
   const status = key.revokedAt ? 'Revoked' : expired ? 'Expired' : 'Active';
   return (
@@ -419,36 +418,18 @@ function ApiKeyRow({
         </span>
       </td>
       <td data-label="Actions" className="actions-cell">
-        {status === 'Active' &&
-          (confirming ? (
-            <fieldset className="confirm">
-              <legend className="visually-hidden">Confirm revoking {key.name}</legend>
-              <span className="small">Apps using it stop at once.</span>
-              <button
-                type="button"
-                className="danger"
-                disabled={fetching}
-                onClick={async () => {
-                  const result = await revoke({ id: key.id });
-                  if (result.error) setRevokeError(describeGraphqlError(result.error));
-                  else setConfirming(false);
-                }}
-              >
-                {fetching ? 'Revoking…' : 'Revoke now'}
-              </button>
-              <button type="button" className="ghost" onClick={() => setConfirming(false)}>
-                Cancel
-              </button>
-            </fieldset>
-          ) : (
-            <button type="button" className="danger" onClick={() => setConfirming(true)}>
-              Revoke<span className="visually-hidden"> {key.name}</span>
-            </button>
-          ))}
-        {revokeError && (
-          <span className="field-error small" role="alert">
-            {revokeError}
-          </span>
+        {status === 'Active' && (
+          <ConfirmAction
+            verb="Revoke"
+            busyVerb="Revoking"
+            target={key.name}
+            consequence="Apps using it stop at once."
+            busy={fetching}
+            onConfirm={async () => {
+              const result = await revoke({ id: key.id });
+              return result.error ? describeGraphqlError(result.error) : null;
+            }}
+          />
         )}
       </td>
     </tr>

@@ -9,6 +9,7 @@ import { type FormEvent, useEffect, useId, useState } from 'react';
 import { type CombinedError, useMutation, useQuery } from 'urql';
 import { isAddress } from 'viem';
 import { BarChart } from '../components/BarChart';
+import { DayRangeError, DayRangeFields, useDayRange } from '../components/DayRange';
 import { LineChart } from '../components/LineChart';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { graphql } from '../gql';
@@ -109,21 +110,14 @@ function percent(part: string, whole: string): string {
   return `${tenths / 10n}.${tenths % 10n}%`;
 }
 
-const isoDay = (date: Date) => date.toISOString().slice(0, 10);
-
 export function OperationsPage() {
   const id = useId();
-  const [fromDay, setFromDay] = useState(isoDay(new Date(Date.now() - 29 * 86_400_000)));
-  const [toDay, setToDay] = useState(isoDay(new Date()));
-  const validRange = Boolean(fromDay && toDay && fromDay <= toDay);
-  const to = new Date(`${validRange ? toDay : isoDay(new Date())}T00:00:00.000Z`);
-  to.setUTCDate(to.getUTCDate() + 1);
-  const from = new Date(`${validRange ? fromDay : isoDay(new Date())}T00:00:00.000Z`);
+  const range = useDayRange(30);
   const [historyTo] = useState(() => new Date(Date.now() + 86_400_000).toISOString());
   const [historyFrom] = useState(() => new Date(Date.now() - 90 * 86_400_000).toISOString());
   const [{ data, fetching, error }, reexecute] = useQuery({
     query: OperationsQuery,
-    variables: { from: from.toISOString(), to: to.toISOString(), historyFrom, historyTo },
+    variables: { from: range.from, to: range.to, historyFrom, historyTo },
     requestPolicy: 'cache-and-network',
   });
   const refresh = () => reexecute({ requestPolicy: 'network-only' });
@@ -232,28 +226,9 @@ export function OperationsPage() {
       <section className="card" aria-labelledby={`${id}-revenue`}>
         <h2 id={`${id}-revenue`}>Revenue</h2>
         <form className="filters" onSubmit={(event) => event.preventDefault()} aria-label="Revenue range">
-          <div className="field">
-            <label htmlFor={`${id}-from`}>From</label>
-            <input
-              id={`${id}-from`}
-              type="date"
-              value={fromDay}
-              max={toDay}
-              onChange={(e) => setFromDay(e.target.value)}
-            />
-          </div>
-          <div className="field">
-            <label htmlFor={`${id}-to`}>To</label>
-            <input
-              id={`${id}-to`}
-              type="date"
-              value={toDay}
-              min={fromDay}
-              onChange={(e) => setToDay(e.target.value)}
-            />
-          </div>
+          <DayRangeFields id={id} range={range} />
         </form>
-        {!validRange && <p className="field-error">The start day must not be after the end day.</p>}
+        <DayRangeError range={range} />
         <div className="charts">
           <BarChart
             title="Margin by day (credits)"

@@ -5,6 +5,7 @@
 import { useEffect, useId, useState } from 'react';
 import { useQuery } from 'urql';
 import { BarChart } from '../components/BarChart';
+import { DayRangeError, DayRangeFields, useDayRange } from '../components/DayRange';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { graphql } from '../gql';
 import { describeGraphqlError } from '../lib/errors';
@@ -60,35 +61,19 @@ const UsageQuery = graphql(`
   }
 `);
 
-function isoDay(date: Date): string {
-  return date.toISOString().slice(0, 10);
-}
-
-/** The UTC range [from 00:00, to 24:00) of two `yyyy-mm-dd` days. */
-function dayRange(fromDay: string, toDay: string): { from: string; to: string } {
-  const from = new Date(`${fromDay}T00:00:00.000Z`);
-  const to = new Date(`${toDay}T00:00:00.000Z`);
-  to.setUTCDate(to.getUTCDate() + 1);
-  return { from: from.toISOString(), to: to.toISOString() };
-}
-
 export function UsagePage() {
   const id = useId();
-  const today = new Date();
-  const monthAgo = new Date(today.getTime() - 29 * 86_400_000);
-  const [fromDay, setFromDay] = useState(isoDay(monthAgo));
-  const [toDay, setToDay] = useState(isoDay(today));
+  const range = useDayRange(30);
   const [model, setModel] = useState('');
   const [apiKeyId, setApiKeyId] = useState('');
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const after = cursors[cursors.length - 1] ?? null;
   // A new filter starts again from the first page.
+  const firstPage = () => setCursors([null]);
   const filterBy = (set: (value: string) => void, value: string) => {
     set(value);
-    setCursors([null]);
+    firstPage();
   };
-  const validRange = Boolean(fromDay && toDay && fromDay <= toDay);
-  const range = validRange ? dayRange(fromDay, toDay) : dayRange(isoDay(today), isoDay(today));
   const [{ data, fetching, error }, reexecute] = useQuery({
     query: UsageQuery,
     variables: {
@@ -98,7 +83,7 @@ export function UsagePage() {
       to: range.to,
       filter: { from: range.from, to: range.to, model: model || null, apiKeyId: apiKeyId || null },
     },
-    pause: !validRange,
+    pause: !range.valid,
   });
   const live = useLive();
   useEffect(() => {
@@ -124,26 +109,7 @@ export function UsagePage() {
           </div>
         </div>
         <form className="filters" onSubmit={(event) => event.preventDefault()} aria-label="Usage filters">
-          <div className="field">
-            <label htmlFor={`${id}-from`}>From</label>
-            <input
-              id={`${id}-from`}
-              type="date"
-              value={fromDay}
-              max={toDay}
-              onChange={(e) => filterBy(setFromDay, e.target.value)}
-            />
-          </div>
-          <div className="field">
-            <label htmlFor={`${id}-to`}>To</label>
-            <input
-              id={`${id}-to`}
-              type="date"
-              value={toDay}
-              min={fromDay}
-              onChange={(e) => filterBy(setToDay, e.target.value)}
-            />
-          </div>
+          <DayRangeFields id={id} range={range} onChange={firstPage} />
           <div className="field">
             <label htmlFor={`${id}-model`}>Model</label>
             <select id={`${id}-model`} value={model} onChange={(e) => filterBy(setModel, e.target.value)}>
@@ -165,7 +131,7 @@ export function UsagePage() {
             </select>
           </div>
         </form>
-        {!validRange && <p className="field-error">The start day must not be after the end day.</p>}
+        <DayRangeError range={range} />
       </section>
 
       {error && !data ? (

@@ -5,6 +5,7 @@
  */
 import { type FormEvent, useEffect, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
+import { ConfirmAction } from '../components/ConfirmAction';
 import { SecretOnce } from '../components/SecretOnce';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { type FragmentType, getFragmentData, graphql } from '../gql';
@@ -241,9 +242,7 @@ function EndpointCard({
   onChanged(): void;
 }) {
   const endpoint = getFragmentData(WebhookEndpointFields, masked);
-  const [confirming, setConfirming] = useState(false);
   const [{ fetching }, remove] = useMutation(DeleteWebhookEndpointMutation);
-  const [deleteError, setDeleteError] = useState<string | null>(null);
   const deliveries = endpoint.deliveries.edges.map((edge) => edge.node);
   const titleId = useId();
   return (
@@ -258,36 +257,19 @@ function EndpointCard({
           </p>
         </div>
         <div className="actions-cell">
-          {confirming ? (
-            <fieldset className="confirm">
-              <legend className="visually-hidden">Confirm deleting {endpoint.url}</legend>
-              <span className="small">Nothing more is sent to it.</span>
-              <button
-                type="button"
-                className="danger"
-                disabled={fetching}
-                onClick={async () => {
-                  const result = await remove({ id: endpoint.id });
-                  if (result.error) setDeleteError(describeGraphqlError(result.error));
-                  else onChanged();
-                }}
-              >
-                {fetching ? 'Deleting…' : 'Delete now'}
-              </button>
-              <button type="button" className="ghost" onClick={() => setConfirming(false)}>
-                Cancel
-              </button>
-            </fieldset>
-          ) : (
-            <button type="button" className="danger" onClick={() => setConfirming(true)}>
-              Delete<span className="visually-hidden"> {endpoint.url}</span>
-            </button>
-          )}
-          {deleteError && (
-            <span className="field-error small" role="alert">
-              {deleteError}
-            </span>
-          )}
+          <ConfirmAction
+            verb="Delete"
+            busyVerb="Deleting"
+            target={endpoint.url}
+            consequence="Nothing more is sent to it."
+            busy={fetching}
+            onConfirm={async () => {
+              const result = await remove({ id: endpoint.id });
+              if (result.error) return describeGraphqlError(result.error);
+              onChanged();
+              return null;
+            }}
+          />
         </div>
       </div>
       {deliveries.length === 0 ? (

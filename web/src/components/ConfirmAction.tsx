@@ -1,0 +1,68 @@
+import { useState } from 'react';
+
+/**
+ * A destructive action asked for twice: its button ("Revoke") opens a confirmation that says what follows
+ * ("Apps using it stop at once.") with "<verb> now" and "Cancel". A failure is shown beside it, as an alert.
+ *
+ * @example
+ * <ConfirmAction verb="Revoke" busyVerb="Revoking" target={key.name} consequence="Apps using it stop at once."
+ *   busy={fetching} onConfirm={async () => errorOf(await revoke({ id: key.id }))} />
+ */
+export function ConfirmAction({
+  verb,
+  busyVerb,
+  target,
+  consequence,
+  busy,
+  onConfirm,
+}: {
+  verb: string;
+  /** Shown on the confirming button while `busy` ("Revoking" gives "Revoking…"), and in its legend. */
+  busyVerb: string;
+  /** What the action is done to, for screen readers ("Revoke CI"). */
+  target: string;
+  consequence: string;
+  busy: boolean;
+  /** Does the action; resolves with the message to show when it failed, else null (the confirmation closes). */
+  onConfirm(): Promise<string | null>;
+}) {
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <>
+      {confirming ? (
+        <fieldset className="confirm">
+          <legend className="visually-hidden">
+            Confirm {busyVerb.toLowerCase()} {target}
+          </legend>
+          <span className="small">{consequence}</span>
+          <button
+            type="button"
+            className="danger"
+            disabled={busy}
+            onClick={async () => {
+              const failure = await onConfirm();
+              setError(failure);
+              if (failure === null) setConfirming(false);
+            }}
+          >
+            {busy ? `${busyVerb}…` : `${verb} now`}
+          </button>
+          <button type="button" className="ghost" onClick={() => setConfirming(false)}>
+            Cancel
+          </button>
+        </fieldset>
+      ) : (
+        <button type="button" className="danger" onClick={() => setConfirming(true)}>
+          {verb}
+          <span className="visually-hidden"> {target}</span>
+        </button>
+      )}
+      {error && (
+        <span className="field-error small" role="alert">
+          {error}
+        </span>
+      )}
+    </>
+  );
+}
