@@ -163,15 +163,22 @@ const CLAIM: Statement = {
      select distinct on (z.account_id) z.account_id, z.id from auto_top_up_authorizations z join due using (account_id)
      where z.status = 'STORED' and z.valid_before > $2::bigint
      order by z.account_id, z.position
-   ), claimed as (
-     update auto_top_ups t set in_flight_id = next.id, in_flight_since = $1::timestamptz
-     from next where t.account_id = next.account_id and t.in_flight_id is null
-     returning next.id
+   ), submitted as (
+     -- The authorization first: its row is not locked by next, which read it from the statement's
+     -- snapshot. If a replacement deleted (or a release changed) it meanwhile, this update waits for that
+     -- transaction and then finds nothing, and so the account is not marked in flight for it.
+     update auto_top_up_authorizations z set status = 'SUBMITTED', submitted_at = $1::timestamptz
+     from next where z.id = next.id and z.status = 'STORED'
+     returning z.id, z.account_id, z.from_address, z.value, z.valid_after, z.valid_before, z.nonce, z.signature
+   ), in_flight as (
+     -- due locked these rows: nothing in flight can have appeared since
+     update auto_top_ups t set in_flight_id = s.id, in_flight_since = $1::timestamptz
+     from submitted s where t.account_id = s.account_id and t.in_flight_id is null
+     returning t.in_flight_id
    )
-   update auto_top_up_authorizations z set status = 'SUBMITTED', submitted_at = $1::timestamptz
-   from claimed where z.id = claimed.id and z.status = 'STORED'
-   returning z.id, z.account_id, z.from_address, z.value::text as value, z.valid_after::text as valid_after,
-     z.valid_before::text as valid_before, z.nonce, z.signature`,
+   select s.id, s.account_id, s.from_address, s.value::text as value, s.valid_after::text as valid_after,
+     s.valid_before::text as valid_before, s.nonce, s.signature
+   from submitted s join in_flight f on f.in_flight_id = s.id`,
 };
 
 const claimedRow = z.object({

@@ -1,0 +1,102 @@
+/**
+ * The auto top-up claim against a replacement of the authorizations committed while the claim runs, on the
+ * real PostgreSQL: the claim must not mark an account in flight for an authorization that is gone.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrm } from '../../../test/support/database.ts';
+import { fundedAccount } from '../../../test/support/users.ts';
+import type { Orm } from '../../db/orm.ts';
+import { sqlFor } from '../../db/sql.ts';
+import { claimDueTopUps, type StoredAuthorization, storeAutoTopUp } from './topup.store.ts';
+
+let db: Awaited<ReturnType<typeof createTestOrm>>;
+let orm: Orm;
+
+beforeAll(async () => {
+  db = await createTestOrm();
+  orm = db.orm;
+});
+afterAll(() => db.close());
+
+const NOW = new Date('2026-12-04T00:00:00Z');
+const hex = (bytes: number) => `0x${randomBytes(bytes).toString('hex')}`;
+
+function authorization(): StoredAuthorization {
+  return {
+    from: hex(20),
+    value: 5_000_000n,
+    validAfter: 0n,
+    validBefore: 4_000_000_000n,
+    nonce: hex(32),
+    signature: hex(65),
+  };
+}
+
+/** An account below its threshold (balance 100, threshold 1,000) with `count` stored authorizations. */
+async function dueAccount(count: number): Promise<string> {
+  const accountId = await fundedAccount(orm, 100n);
+  const authorizations = Array.from({ length: count }, authorization);
+  await sqlFor(orm).transaction((query) => storeAutoTopUp(query, accountId, 1_000n, authorizations));
+  return accountId;
+}
+
+async function inFlight(accountId: string): Promise<string | null> {
+  const [row] = await orm.em
+    .fork()
+    .execute<{ in_flight_id: string | null }[]>(
+      'select in_flight_id from auto_top_ups where account_id = ?',
+      [accountId],
+    );
+  return row?.in_flight_id ?? null;
+}
+
+/** Resolves once a session of this database waits for a row lock (bounded). */
+async function someoneWaitsForALock(): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [row] = await orm.em.fork().execute<{ waiting: number }[]>(
+      `select count(*)::int as waiting from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    if (row && row.waiting > 0) return;
+    if (Date.now() > deadline) throw new Error('the claim never waited for the replacement');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('claimDueTopUps', () => {
+  it('claims the first stored authorization of an account below its threshold, once', async () => {
+    const accountId = await dueAccount(2);
+    const claimed = await claimDueTopUps(sqlFor(orm).query, NOW, 0n, 20);
+    const mine = claimed.filter((c) => c.accountId === accountId);
+    expect(mine).toHaveLength(1);
+    expect(await inFlight(accountId)).toBe(mine[0]?.id);
+    // In flight: nothing more is claimed for it.
+    const again = await claimDueTopUps(sqlFor(orm).query, NOW, 0n, 20);
+    expect(again.filter((c) => c.accountId === accountId)).toEqual([]);
+  });
+
+  it('does not mark an account in flight for an authorization a replacement deleted while the claim ran', async () => {
+    const accountId = await dueAccount(1);
+    const replacing = new pg.Client({ connectionString: db.url });
+    await replacing.connect();
+    try {
+      // The wallet replaces its authorizations (none left): the delete holds the row until it commits.
+      await replacing.query('begin');
+      await replacing.query(
+        `delete from auto_top_up_authorizations where account_id = $1 and status = 'STORED'`,
+        [accountId],
+      );
+      const claim = claimDueTopUps(sqlFor(orm).query, NOW, 0n, 20);
+      await someoneWaitsForALock();
+      await replacing.query('commit');
+      const claimed = await claim;
+      expect(claimed.filter((c) => c.accountId === accountId)).toEqual([]);
+      expect(await inFlight(accountId)).toBeNull();
+    } finally {
+      await replacing.end();
+    }
+  });
+});
