@@ -14,6 +14,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
+import { untilALockIsWaitedFor } from '../../../test/support/lock-waits.ts';
 import { seedPgliteDataDir } from '../../../test/support/pglite-template.ts';
 import { fundedAccount } from '../../../test/support/users.ts';
 import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
@@ -305,17 +306,8 @@ describe.each(drivers)('grouped holds on %s', (driver, open) => {
           done = true; // awaited below, after the commit
         },
       );
-      const deadline = Date.now() + 10_000;
       // Until the holds wait for a lock (only they can, in this database), or gave up without waiting.
-      for (;;) {
-        const [row] = await orm.em.fork().execute<{ waiting: number }[]>(
-          `select count(*)::int as waiting from pg_stat_activity
-             where datname = current_database() and wait_event_type = 'Lock'`,
-        );
-        if (done || (row && row.waiting > 0)) break;
-        if (Date.now() > deadline) throw new Error('the holds never waited for the settlement');
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await untilALockIsWaitedFor(orm, () => done);
     });
     return started as Promise<T>;
   }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestOrm } from '../../../test/support/database.ts';
+import { untilALockIsWaitedFor } from '../../../test/support/lock-waits.ts';
 import { fundedAccount } from '../../../test/support/users.ts';
 import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
@@ -52,20 +53,6 @@ async function inFlight(accountId: string): Promise<string | null> {
   return row?.in_flight_id ?? null;
 }
 
-/** Resolves once a session of this database waits for a row lock (bounded). */
-async function someoneWaitsForALock(): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const [row] = await orm.em.fork().execute<{ waiting: number }[]>(
-      `select count(*)::int as waiting from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'`,
-    );
-    if (row && row.waiting > 0) return;
-    if (Date.now() > deadline) throw new Error('the claim never waited for the replacement');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('claimDueTopUps', () => {
   it('claims the first stored authorization of an account below its threshold, once', async () => {
     const accountId = await dueAccount(2);
@@ -90,7 +77,7 @@ describe('claimDueTopUps', () => {
         [accountId],
       );
       const claim = claimDueTopUps(sqlFor(orm).query, NOW, 0n, 20);
-      await someoneWaitsForALock();
+      await untilALockIsWaitedFor(orm);
       await replacing.query('commit');
       const claimed = await claim;
       expect(claimed.filter((c) => c.accountId === accountId)).toEqual([]);
