@@ -18,6 +18,7 @@ import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testki
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
 import { ensureWebBuild, isWebBuildFresh } from '@chainmeter/testkit/web-build';
+import { seedPonderPgliteDir } from './ponder-pglite.ts';
 import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -151,6 +152,9 @@ async function main(): Promise<void> {
     // port is chosen (and checked free) here and the indexer must end up on it.
     const indexerPort = (await isPortFree(config.INDEXER_PORT)) ? config.INDEXER_PORT : await findFreePort();
     const indexerLog = path.join(dataDir, 'indexer.log');
+    const ponderDataDir = path.join(dataDir, 'ponder');
+    // A first start copies the cluster `npm install` made, rather than have Ponder run initdb (ponder-pglite.ts).
+    if (!config.PONDER_DATABASE_URL) seedPonderPgliteDir(ponderDataDir);
     const indexerStarting = startIndexer({
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
@@ -161,7 +165,7 @@ async function main(): Promise<void> {
       databaseUrl: config.PONDER_DATABASE_URL,
       // One schema per chain and token: a different devnet never mixes with an old index.
       databaseSchema: `chainmeter_${chain.chainId}_${chain.token.slice(2, 10).toLowerCase()}`,
-      dataDir: path.join(dataDir, 'ponder'),
+      dataDir: ponderDataDir,
       logFile: indexerLog,
       nodeArgs: PONDER_NODE_ARGS,
     });
