@@ -25,6 +25,46 @@ describe('column checks', () => {
     expect(timestampOrNull(null, 'c')).toBeNull();
   });
 
+  it("read PostgreSQL's UTC text of every shape to the millisecond, as Date reads it", () => {
+    // Fractions of 0 to 6 digits (PostgreSQL drops trailing zeros), microseconds cut, not rounded.
+    const cases: [string, number][] = [
+      ['2026-12-03 22:01:05+00', Date.UTC(2026, 11, 3, 22, 1, 5, 0)],
+      ['2026-12-03 22:01:05.1+00', Date.UTC(2026, 11, 3, 22, 1, 5, 100)],
+      ['2026-12-03 22:01:05.12+00', Date.UTC(2026, 11, 3, 22, 1, 5, 120)],
+      ['2026-12-03 22:01:05.999999+00', Date.UTC(2026, 11, 3, 22, 1, 5, 999)],
+      ['2024-02-29 23:59:59.0005+00', Date.UTC(2024, 1, 29, 23, 59, 59, 0)],
+      ['1000-01-01 00:00:00+00', Date.UTC(1000, 0, 1)],
+      ['9999-12-31 23:59:59.999+00', Date.UTC(9999, 11, 31, 23, 59, 59, 999)],
+      // Other offsets and years are left to Date.
+      ['2026-12-03 23:01:05.5+01', Date.UTC(2026, 11, 3, 22, 1, 5, 500)],
+      ['2026-12-03 17:31:05+05:30', Date.UTC(2026, 11, 3, 12, 1, 5, 0)],
+      ['0999-12-31 23:59:59+00', Date.UTC(999, 11, 31, 23, 59, 59)],
+    ];
+    for (const [text, instant] of cases) {
+      expect(timestamp(text, 'c').getTime(), text).toBe(instant);
+      expect(timestamp(text, 'c').getTime(), text).toBe(new Date(text).getTime());
+    }
+    // Every millisecond digit and every day of a leap year, against Date's own reading.
+    for (let day = 0; day < 366; day++) {
+      const instant = Date.UTC(2028, 0, 1) + day * 86_400_000 + day * 3_723_007;
+      const iso = new Date(instant).toISOString();
+      const text = `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(day % 1000).padStart(3, '0')}+00`;
+      expect(timestamp(text, 'c').getTime(), text).toBe(instant);
+    }
+    // Any other text is read by Date as before: refused when Date refuses it.
+    for (const text of [
+      '2026-12-03 22:01:05.x+00',
+      '2026-13-03 22:01:05+00',
+      '2026-12-03 22:01:0x+00',
+      '2026-12-03T22:01:05.123+00',
+      '2026-02-31 22:01:05+00',
+    ]) {
+      const instant = Date.parse(text);
+      if (Number.isNaN(instant)) expect(() => timestamp(text, 'created_at'), text).toThrow(/timestamptz/);
+      else expect(timestamp(text, 'c').getTime(), text).toBe(instant);
+    }
+  });
+
   it('refuse anything else with the column named: a statement that does not select what its store reads', () => {
     expect(() => text(1, 'tx_hash')).toThrow(ColumnTypeError);
     expect(() => text(null, 'tx_hash')).toThrow(/column tx_hash: expected text, got null/);

@@ -173,20 +173,26 @@ export function variableCostErrors(
  * masked error. Refused up front as bad input, in the variables and in the document's string literals.
  */
 export function nulCharacterErrors(query: string | null | undefined, variables: unknown): GraphQLError[] {
-  let found = holdsNul(variables, 0);
+  return holdsNul(variables, 0) || (query && literalHoldsNul(query)) ? [nulCharacterError()] : [];
+}
+
+const nulCharacterError = () => badInput('Text may not contain the NUL character (U+0000)');
+
+/** Whether a string literal of the document holds U+0000. */
+function literalHoldsNul(query: string): boolean {
   // Only a raw NUL or a unicode escape can put one in a literal: parse only then.
-  if (!found && query && (query.includes('\u0000') || /\\u/i.test(query))) {
-    try {
-      visit(parse(query, { maxTokens: GRAPHQL_LIMITS.tokens }), {
-        StringValue(node) {
-          if (node.value.includes('\u0000')) found = true;
-        },
-      });
-    } catch {
-      // yoga's own parse answers a document that does not parse
-    }
+  if (!query.includes('\u0000') && !/\\u/i.test(query)) return false;
+  let found = false;
+  try {
+    visit(parse(query, { maxTokens: GRAPHQL_LIMITS.tokens }), {
+      StringValue(node) {
+        if (node.value.includes('\u0000')) found = true;
+      },
+    });
+  } catch {
+    // yoga's own parse answers a document that does not parse
   }
-  return found ? [badInput('Text may not contain the NUL character (U+0000)')] : [];
+  return found;
 }
 
 function holdsNul(value: unknown, depth: number): boolean {
@@ -204,20 +210,39 @@ function holdsNul(value: unknown, depth: number): boolean {
  * server.ts).
  */
 export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: GraphQLSchema): Plugin {
-  // The web client pages with `first: $first`: one verdict per document and page sizes, not a parse per request.
-  const verdicts = new LRUCache<string, readonly GraphQLError[]>({ max: 1_000 });
+  // What each document's text says, read once per document (the web client and integrators send the same
+  // few): the variables its page sizes come from, whether a literal holds NUL, and the cost verdict for
+  // each combination of page sizes seen, not a parse per request.
+  // Bounded by the documents' text too: a body may be up to 4 MiB, and a larger one than the cap is not kept.
+  const documents = new LRUCache<string, DocumentFacts>({
+    max: 1_000,
+    maxSize: 8 * 1024 * 1024,
+    sizeCalculation: (_facts, query) => query.length,
+  });
   return {
     onParams({ params, setResult }) {
-      const nul = nulCharacterErrors(params.query, params.variables);
-      if (nul.length > 0) return setResult({ errors: nul });
       const { query } = params;
       // No variables at all still leaves their defaults (`$n: Int = 1000`).
       const variables = params.variables ?? {};
-      if (!query) return;
-      const pageSizes = [...query.matchAll(PAGE_SIZE_VARIABLE)].map(([, name]) => variables[name as string]);
-      if (pageSizes.length === 0) return;
-      const key = `${JSON.stringify(pageSizes)}\n${query}`;
-      let errors = verdicts.get(key);
+      if (!query) {
+        if (holdsNul(params.variables, 0)) setResult({ errors: [nulCharacterError()] });
+        return;
+      }
+      let facts = documents.get(query);
+      if (!facts) {
+        facts = {
+          pageSizeVariables: [...query.matchAll(PAGE_SIZE_VARIABLE)].map(([, name]) => name as string),
+          literalHoldsNul: literalHoldsNul(query),
+          verdicts: new Map(),
+        };
+        documents.set(query, facts);
+      }
+      if (facts.literalHoldsNul || holdsNul(params.variables, 0)) {
+        return setResult({ errors: [nulCharacterError()] });
+      }
+      if (facts.pageSizeVariables.length === 0) return;
+      const key = JSON.stringify(facts.pageSizeVariables.map((name) => variables[name]));
+      let errors = facts.verdicts.get(key);
       if (!errors) {
         let document: DocumentNode;
         try {
@@ -226,9 +251,21 @@ export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: Grap
           return; // yoga's own parse answers it, with the token limit's message
         }
         errors = variableCostErrors(config, schema, document, variables);
-        verdicts.set(key, errors);
+        // Page sizes are the caller's to choose: a bounded set per document.
+        if (facts.verdicts.size >= MAX_VERDICTS_PER_DOCUMENT) facts.verdicts.clear();
+        facts.verdicts.set(key, errors);
       }
       if (errors.length > 0) setResult({ errors: [...errors] });
     },
   };
 }
+
+interface DocumentFacts {
+  /** The names of the variables of its `first: $n` and `last: $n`, in the text's order. */
+  pageSizeVariables: string[];
+  literalHoldsNul: boolean;
+  /** The cost limit's errors (none when it fits) by the page sizes' values (JSON). */
+  verdicts: Map<string, readonly GraphQLError[]>;
+}
+
+const MAX_VERDICTS_PER_DOCUMENT = 64;

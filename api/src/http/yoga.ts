@@ -3,6 +3,7 @@
  * HTTP and graphql-ws alike: a fresh EntityManager fork, the caller, the session cookie, the request's id.
  */
 import { useGraphQlJit } from '@envelop/graphql-jit';
+import { initContextCache } from '@pothos/core';
 import { useCookies } from '@whatwg-node/server-plugin-cookies';
 import { getOperationAST } from 'graphql';
 import { createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
@@ -80,7 +81,9 @@ function requestContext(services: AppServices): Plugin<TransportContext> {
     async onContextBuilding({ context }) {
       const { caller, ...fields } = await contextFields(services, context);
       let em: Em | undefined;
-      Object.assign(context, fields);
+      // Pothos's per-request caches (the deposits' DataLoader, looked up for every entry of a ledger page)
+      // are keyed by this own property rather than by a lookup of a missing symbol on the whole context.
+      Object.assign(context, fields, initContextCache());
       // Forked on first use: the read path (`me`, the ledger, its deposits) reads through stores and needs
       // none. The caller's account goes into its identity map, so what reads it through the ORM finds it.
       // Not enumerable: plugins copy the context (the Prometheus plugin spreads it on every response), and

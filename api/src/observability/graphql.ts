@@ -46,6 +46,9 @@ export function graphqlMetricsPlugins(metrics: AppMetrics): Plugin[] {
         graphql_envelop_phase_validate: false,
         graphql_envelop_phase_execute: true,
         graphql_yoga_http_duration: false,
+        // On by default: a summary (a t-digest per label set, updated on every request) of the same time as
+        // `graphql_envelop_request_duration`'s histogram. Nothing reads it; 0.4% of the read path's CPU.
+        graphql_envelop_request_time_summary: false,
         // The schema deprecates nothing, and this one walks every request's document to find out (about 1%
         // of the API's CPU on the ledger read path).
         graphql_envelop_deprecated_field: false,

@@ -27,3 +27,48 @@ export function parseDateTime(text: string, options: { dateOnly?: boolean } = {}
   if (new Date(date.getTime() + minutes * 60_000).toISOString().slice(0, 10) !== parts[1]) return null;
   return date.getUTCFullYear() >= 1 ? date : null;
 }
+
+const MS_PER_DAY = 86_400_000;
+/** 1000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the years written with four digits and no sign. */
+const FOUR_DIGIT_YEARS_FROM = -30_610_224_000_000;
+const FOUR_DIGIT_YEARS_TO = 253_402_300_799_999;
+
+const pad2 = (value: number): string => (value < 10 ? `0${value}` : `${value}`);
+
+/**
+ * `date.toISOString()`, character for character, computed from its time in whole numbers: V8's own costs
+ * about three times as much, and a ledger page of 100 entries writes 200 of them. Dates outside the years
+ * 1000 to 9999 (and invalid ones) go to `toISOString` itself.
+ *
+ * @example formatDateTime(new Date('2026-11-24T05:45:12Z')) // '2026-11-24T05:45:12.000Z'
+ */
+export function formatDateTime(date: Date): string {
+  const time = date.getTime();
+  if (!(time >= FOUR_DIGIT_YEARS_FROM && time <= FOUR_DIGIT_YEARS_TO)) return date.toISOString();
+  const days = Math.floor(time / MS_PER_DAY);
+  let ms = time - days * MS_PER_DAY;
+  // The civil date of a day count (Howard Hinnant's days_from_civil, inverted), in 400-year eras.
+  const shifted = days + 719_468;
+  const era = Math.floor(shifted / 146_097);
+  const dayOfEra = shifted - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra -
+      Math.floor(dayOfEra / 1460) +
+      Math.floor(dayOfEra / 36_524) -
+      Math.floor(dayOfEra / 146_096)) /
+      365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthFromMarch = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthFromMarch + 2) / 5) + 1;
+  const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hours = Math.floor(ms / 3_600_000);
+  ms -= hours * 3_600_000;
+  const minutes = Math.floor(ms / 60_000);
+  ms -= minutes * 60_000;
+  const seconds = Math.floor(ms / 1000);
+  ms -= seconds * 1000;
+  const millis = ms < 10 ? `00${ms}` : ms < 100 ? `0${ms}` : `${ms}`;
+  return `${year}-${pad2(month)}-${pad2(day)}T${pad2(hours)}:${pad2(minutes)}:${pad2(seconds)}.${millis}Z`;
+}

@@ -1,11 +1,10 @@
 import { formatCredits, type MicroUsd, MoneyFormatError, parseCredits } from '@chainmeter/schema';
 import { type ValueNode, valueFromASTUntyped } from 'graphql';
-import { LRUCache } from 'lru-cache';
 import { type Address, getAddress, type Hex, isAddress, isHex } from 'viem';
 import { INT8_MAX } from '../db/cursor.ts';
 import { badInput } from '../errors.ts';
 import { builder } from './builder.ts';
-import { parseDateTime } from './date-time.ts';
+import { formatDateTime, parseDateTime } from './date-time.ts';
 
 /** Micro-USD amounts are stored in bigint columns: no larger amount exists. */
 const MAX_CREDITS = formatCredits(INT8_MAX as MicroUsd);
@@ -58,14 +57,17 @@ function parseAddressInput(value: unknown) {
 /**
  * Checksummed addresses by the text they were serialized from. `getAddress` costs about 0.7 us even for an
  * address it has seen (viem's two LRU maps, keyed by new strings), and a ledger page serializes the sender of
- * every deposit: most often the same few wallets.
+ * every deposit: most often the same few wallets. A plain Map, emptied when full: an LRU's bookkeeping on
+ * every hit cost more than the misses it would save.
  */
-const checksummed = new LRUCache<string, Address>({ max: 4096 });
+const checksummed = new Map<string, Address>();
+const CHECKSUMMED_MAX = 4096;
 
 function serializeAddress(value: string): Address {
   let address = checksummed.get(value);
   if (address === undefined) {
     address = getAddress(value);
+    if (checksummed.size >= CHECKSUMMED_MAX) checksummed.clear();
     checksummed.set(value, address);
   }
   return address;
@@ -120,7 +122,7 @@ function parseDateTimeInput(value: unknown) {
 
 builder.scalarType('DateTime', {
   description: 'An ISO-8601 date and time in UTC, e.g. "2026-11-24T05:45:12.000Z".',
-  serialize: (value) => value.toISOString(),
+  serialize: formatDateTime,
   parseValue: parseDateTimeInput,
   parseLiteral: fromLiteral(parseDateTimeInput),
 });

@@ -32,19 +32,32 @@ export interface PlaceHoldParameters {
 
 const PLACE_HOLD: Statement = {
   name: 'cm_place_hold',
-  text: `with live_key as (
-     select 1 from api_keys
-     where $10::text is not null and id = $3::uuid and account_id = $2::uuid and secret_hash = $10::text
-       and ${liveApiKeySql('$8')}
+  text: `with locked_account as materialized (
+     select id, balance, held, debt from accounts where id = $2::uuid for update
+   ), locked_key as materialized (
+     select id, account_id, secret_hash, revoked_at, expires_at, limit_reset, period_start, period_spent, held
+     from api_keys
+     -- the account's lock first (the lock order of this file's header)
+     where id = $3::uuid and (select count(*) from locked_account) >= 0 for update
+   ), live_key as (
+     select 1 from locked_key k
+     where $10::text is not null and k.account_id = $2::uuid and k.secret_hash = $10::text
+       and ${liveApiKeySql('$8', 'k')}
    ), a as (
-     update accounts set held = held + $1::bigint
-     where id = $2::uuid and balance - held - debt >= $1::bigint and ($10::text is null or exists (select 1 from live_key))
-     returning id, balance, ledger_seq, ledger_head
+     -- decided from the locked row, never from accounts' own columns here (see placeHold)
+     update accounts set held = accounts.held + $1::bigint
+     from locked_account la
+     where accounts.id = la.id and accounts.id = $2::uuid and la.balance - la.held - la.debt >= $1::bigint
+       and ($10::text is null or exists (select 1 from live_key))
+     returning accounts.id, accounts.balance, accounts.ledger_seq, accounts.ledger_head
    ), k as (
-     update api_keys set held = held + $1::bigint, ${keyPeriodAssignmentsSql('$8')},
-       last_used_at = case when $10::text is not null and (last_used_at is null or last_used_at <= $11::timestamptz)
-         then $8::timestamptz else last_used_at end
-     where id = $3::uuid and exists (select 1 from a) returning id
+     -- what the key's CHECK reads and this update changes, from the locked row (see placeHold)
+     update api_keys set held = lk.held + $1::bigint, ${keyPeriodAssignmentsSql('$8', 'lk')},
+       last_used_at = case when $10::text is not null
+         and (api_keys.last_used_at is null or api_keys.last_used_at <= $11::timestamptz)
+         then $8::timestamptz else api_keys.last_used_at end
+     from locked_key lk
+     where api_keys.id = lk.id and api_keys.id = $3::uuid and exists (select 1 from a) returning 1
    ), r as (
      insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
        created_at, hold_expires_at)
@@ -79,6 +92,17 @@ export interface PlacedHold {
  * either does all three or nothing. With a `keyCheck`, the same statement first checks the key is live
  * (else nothing is held and UNAUTHENTICATED is thrown) and refreshes its throttled `last_used_at`.
  * Throws {@link InsufficientCreditsError} when the hold does not fit.
+ *
+ * Decided and written from the rows it locked: the statement locks the account, then the key
+ * (`locked_account`, `locked_key`), and its guard, its liveness check and the key's new figures read those
+ * rows, never the updated table's own columns. An `UPDATE` finds its rows with the statement's snapshot,
+ * taken before the statement waited for a lock; after a settlement committed in that wait, the scan finds
+ * the row from before it, and PostgreSQL evaluates a WHERE on that version (false: the row is skipped,
+ * without a look at the newest one) and builds the new row from it and checks the CHECK constraints on that
+ * candidate before the write notices the newer version and redoes it from there. So a hold that fitted was
+ * refused (the key's CHECK, or the account's guard). Computed from the locked rows, the candidate is the
+ * row written: the locks are held until the commit. `spent` is left to the row: only a settlement moves it,
+ * upwards, so an older version cannot fail the CHECK where the newest passes.
  */
 export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Promise<PlacedHold> {
   const usageId = randomUUID();
@@ -134,13 +158,17 @@ export async function placeHold(sql: SqlRunner, params: PlaceHoldParameters): Pr
  *   it, so the caller places it with `PLACE_HOLD` on its own, which gives it its own refusal
  *   (UNAUTHENTICATED, the account's or the key's InsufficientCreditsError) or its hold.
  * A member whose key row is not there is left out too (`PLACE_HOLD` would hold without the key's checks).
- * The key's final row then satisfies its CHECK (its period moved to the latest `now` of its placed
- * members, as one by one: `period_start` only moves forward), and each account's update checks its
- * `balance - held - debt` again on the row it writes; if either fails, the statement fails whole (nothing
- * written) and the caller places every member on its own. The key's CHECK did fire, rarely, in a race of
- * two batchers with settlements alongside (hold-batcher.test.ts; the README's "Grouped holds"): not
- * understood yet, so a batch's exactness rests on these two checks of the rows written as well as on its
- * locks.
+ * The writes are computed from the locked rows as well, as in `PLACE_HOLD` (see placeHold): the key's new
+ * `held` and period from `locked_keys`, the account's guard from `locked_accounts`. Computed from the updated
+ * tables' own columns, they were judged on the row version the update's scan found with the statement's
+ * snapshot: a settlement committed while the batch waited for a lock left that scan the row from before it,
+ * so the key's CHECK fired on a candidate 100 over the locked row's figures (or the account's guard skipped
+ * its row), and the batch went member by member (the racing test's race: 10 batches of 60). Nothing wrong
+ * was written (the write itself redoes the row from the newest version), but the checks judged rows that
+ * were never to be written. They remain as the second line of defence: the key's final row satisfies its
+ * CHECK (its period moved to the latest `now` of its placed members, as one by one: `period_start` only
+ * moves forward), and each account's placed total fits its locked `balance - held - debt`; if either fails,
+ * the statement fails whole (nothing written) and the caller places every member on its own.
  */
 const PLACE_HOLDS: Statement = {
   name: 'cm_place_holds',
@@ -181,14 +209,16 @@ const PLACE_HOLDS: Statement = {
      from decided where placed
      returning 1
    ), a as (
+     -- the guard on the locked row's figures, never on accounts' own columns here (see above)
      update accounts set held = accounts.held + s.total
      from (select account_id, sum(hold) as total from decided where placed group by account_id) s
+       join locked_accounts la on la.id = s.account_id
      where accounts.id = s.account_id and accounts.id = any($3::uuid[])
-       -- what checked decided from the locked row, checked again on the row written: never false
-       and accounts.balance - accounts.held - accounts.debt >= s.total
+       and la.balance - la.held - la.debt >= s.total
      returning 1
    ), k as (
-     update api_keys set held = api_keys.held + s.total, ${keyPeriodAssignmentsSql('s.now')},
+     -- what the CHECK reads, from the locked row (see above); last_used_at, which nothing checks, from its own
+     update api_keys set held = lk.held + s.total, ${keyPeriodAssignmentsSql('s.now', 'lk')},
        last_used_at = case when s.used_now is not null
          and (api_keys.last_used_at is null or api_keys.last_used_at <= s.used_before)
          then s.used_now else api_keys.last_used_at end
@@ -196,6 +226,7 @@ const PLACE_HOLDS: Statement = {
              max(now) filter (where secret_hash is not null) as used_now,
              max(used_before) filter (where secret_hash is not null) as used_before
            from decided where placed and api_key_id is not null group by api_key_id) s
+       join locked_keys lk on lk.id = s.api_key_id
      where api_keys.id = s.api_key_id and api_keys.id = any($4::uuid[])
      returning 1
    ), written as (
