@@ -4,14 +4,16 @@
  * `npm start` does the work as before (`--strict`: exit 1 instead, for the footprint benchmark).
  * - the web client's production build (`web/dist`), unless it is already newer than its sources;
  * - the PGlite template cluster, past `initdb`, that the API copies for its first embedded database
- *   (api/src/db/pglite-template.ts).
+ *   (api/src/db/pglite-template.ts), and the one of Ponder's own PGlite version (ponder-pglite.ts).
  */
 import { preparePgliteTemplate } from '@chainmeter/api/db/orm';
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
+import { preparePonderPgliteTemplate } from './ponder-pglite.ts';
 
 const steps: [string, () => unknown][] = [
   ['building the web client (web/dist)', ensureWebBuild],
   ['preparing the embedded database (PGlite, past initdb)', preparePgliteTemplate],
+  ["preparing the indexer's embedded database (Ponder's PGlite, past initdb)", preparePonderPgliteTemplate],
 ];
 let failed = false;
 for (const [what, step] of steps) {

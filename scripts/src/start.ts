@@ -18,6 +18,7 @@ import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testki
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
 import { ensureWebBuild, isWebBuildFresh } from '@chainmeter/testkit/web-build';
+import { seedPonderPgliteDir } from './ponder-pglite.ts';
 import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,17 +34,26 @@ const COLLECT_STARTUP_GARBAGE = [
   '--import',
   path.join(ROOT, 'scripts/src/collect-startup-garbage.ts'),
 ];
-const API_NODE_ARGS = ['--max-semi-space-size=8', ...COLLECT_STARTUP_GARBAGE];
+/**
+ * Both PGlites' WebAssembly (the API's and Ponder's, each a build of PostgreSQL) stays on V8's baseline
+ * compiler, Liftoff. With V8's defaults, dynamic tiering hands the hottest functions to the optimising
+ * compiler as they get hot; for one of them (the function of ~107-123 kB of WebAssembly that every query
+ * runs through, in both PGlite versions) that compilation takes a background thread 6-18 s and ~610-650 MB
+ * of compiler memory, freed when it ends: it made most of the peak of a start (the API ~770 MB, Ponder
+ * ~0.9-1.1 GB), and of its CPU. `--no-wasm-tier-up` alone does not stop it: dynamic tiering is a flag of
+ * its own. A PGlite transaction (insert, indexed select, update) measured the same CPU either way
+ * (1.7-2.2 ms against 2.2-2.6 ms with the optimising compiler): the WebAssembly is not where its time goes.
+ */
+const WASM_BASELINE_ONLY = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+const API_NODE_ARGS = ['--max-semi-space-size=8', ...WASM_BASELINE_ONLY, ...COLLECT_STARTUP_GARBAGE];
 /**
  * Ponder serves few requests, so it runs smaller still: 2 MB semi-spaces and `--optimize-for-size` (~50 MB
- * less once settled), and its PGlite's WebAssembly stays on V8's baseline compiler (`--no-wasm-tier-up`: no
- * optimising compilation of the hot functions, whose memory made most of the peak; the start was no slower
- * for it). The API keeps V8's defaults: it is the hot path.
+ * less once settled).
  */
 const PONDER_NODE_ARGS = [
   '--max-semi-space-size=2',
   '--optimize-for-size',
-  '--no-wasm-tier-up',
+  ...WASM_BASELINE_ONLY,
   ...COLLECT_STARTUP_GARBAGE,
 ];
 
@@ -142,6 +152,9 @@ async function main(): Promise<void> {
     // port is chosen (and checked free) here and the indexer must end up on it.
     const indexerPort = (await isPortFree(config.INDEXER_PORT)) ? config.INDEXER_PORT : await findFreePort();
     const indexerLog = path.join(dataDir, 'indexer.log');
+    const ponderDataDir = path.join(dataDir, 'ponder');
+    // A first start copies the cluster `npm install` made, rather than have Ponder run initdb (ponder-pglite.ts).
+    if (!config.PONDER_DATABASE_URL) seedPonderPgliteDir(ponderDataDir);
     const indexerStarting = startIndexer({
       rpcUrl: chain.rpcUrl,
       chainId: chain.chainId,
@@ -152,7 +165,7 @@ async function main(): Promise<void> {
       databaseUrl: config.PONDER_DATABASE_URL,
       // One schema per chain and token: a different devnet never mixes with an old index.
       databaseSchema: `chainmeter_${chain.chainId}_${chain.token.slice(2, 10).toLowerCase()}`,
-      dataDir: path.join(dataDir, 'ponder'),
+      dataDir: ponderDataDir,
       logFile: indexerLog,
       nodeArgs: PONDER_NODE_ARGS,
     });

@@ -22,9 +22,16 @@ import {
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-/** The PGlite package the API runs, and its version. */
-function pglitePackage(): { dir: string; version: string } {
-  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+/**
+ * Which PGlite: the copy of `@electric-sql/pglite` that resolves from `from` (a file path or URL). The default
+ * is the API's own; Ponder depends on an older version of its own, and its template is made and seeded by the
+ * same functions given a path inside Ponder's package (scripts/src/ponder-pglite.ts).
+ */
+const API_PGLITE: string = import.meta.url;
+
+/** The PGlite package that resolves from `from`, and its version. */
+function pglitePackage(from: string): { dir: string; version: string } {
+  const entry = createRequire(from).resolve('@electric-sql/pglite');
   let dir = path.dirname(entry);
   while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
   const { version } = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string };
@@ -32,8 +39,8 @@ function pglitePackage(): { dir: string; version: string } {
 }
 
 /** Where the template of this PGlite version lives (whether or not it has been made). */
-export function pgliteTemplateDir(): string {
-  const { dir, version } = pglitePackage();
+export function pgliteTemplateDir(from: string = API_PGLITE): string {
+  const { dir, version } = pglitePackage(from);
   let modules = dir;
   while (path.basename(modules) !== 'node_modules' && path.dirname(modules) !== modules)
     modules = path.dirname(modules);
@@ -46,13 +53,16 @@ function hasCluster(dataDir: string): boolean {
 }
 
 /**
- * Makes the template when it is missing, with `initCluster` (the API's own way of opening PGlite on a data
- * directory, closed right after `initdb`). Several processes may ask at once (parallel test files): one
+ * Makes the template when it is missing, with `initCluster` (its owner's own way of opening that PGlite on a
+ * data directory, closed right after `initdb`). Several processes may ask at once (parallel test files): one
  * makes it under a lock directory while the others wait (bounded), and it is renamed into place whole, so
  * nobody ever copies a half-made one. Returns its path.
  */
-export async function ensurePgliteTemplate(initCluster: (dataDir: string) => Promise<void>): Promise<string> {
-  const dir = pgliteTemplateDir();
+export async function ensurePgliteTemplate(
+  initCluster: (dataDir: string) => Promise<void>,
+  from: string = API_PGLITE,
+): Promise<string> {
+  const dir = pgliteTemplateDir(from);
   const lock = `${dir}.lock`;
   const deadline = Date.now() + 120_000;
   mkdirSync(path.dirname(dir), { recursive: true });
@@ -90,8 +100,8 @@ export async function ensurePgliteTemplate(initCluster: (dataDir: string) => Pro
  * the template exists. The copy goes to a sibling first and is renamed into place, so a crash mid-copy
  * leaves no half cluster behind. Returns whether it seeded.
  */
-export function seedFromPgliteTemplate(dataDir: string): boolean {
-  const template = pgliteTemplateDir();
+export function seedFromPgliteTemplate(dataDir: string, from: string = API_PGLITE): boolean {
+  const template = pgliteTemplateDir(from);
   if (!hasCluster(template) || hasCluster(dataDir)) return false;
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) return false; // not ours to touch
   const copying = `${dataDir}.seeding-${process.pid}`;

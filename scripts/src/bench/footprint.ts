@@ -6,7 +6,7 @@
  * Each run is a real `node scripts/src/start.ts` on a fresh temporary DATA_DIR and free ports (so it never
  * meets a developer's own `npm start` on 8545/4000/42069): the first run is a first start (new chain, new
  * databases), the next ones restart on the data the previous one kept. `BENCH_FOOTPRINT_CACHES=install` first
- * deletes what `npm install` prepared for a first start (`web/dist`, the PGlite template) and makes it again
+ * deletes what `npm install` prepared for a first start (`web/dist`, the PGlite templates) and makes it again
  * as a fresh clone's `npm install` does, timed; `none` deletes it, so that the first start does that work.
  *
  * Per run: the time of each line start.ts prints (what the start spends its time on), the peak of the summed
@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { pgliteTemplateDir } from '@chainmeter/api/db/pglite-template';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { loadBenchConfig } from '../env.ts';
+import { ponderPgliteTemplateDir } from '../ponder-pglite.ts';
 import { printTable } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -234,6 +235,7 @@ export async function benchFootprint(): Promise<void> {
   if (config.BENCH_FOOTPRINT_CACHES !== 'keep') {
     rmSync(path.join(ROOT, 'web/dist'), { recursive: true, force: true });
     rmSync(pgliteTemplateDir(), { recursive: true, force: true });
+    rmSync(ponderPgliteTemplateDir(), { recursive: true, force: true });
   }
   if (config.BENCH_FOOTPRINT_CACHES === 'install') {
     const started = Date.now();
@@ -241,7 +243,7 @@ export async function benchFootprint(): Promise<void> {
     if (install.status !== 0)
       throw new Error(`the postinstall step failed:\n${install.stdout}\n${install.stderr}`);
     console.log(
-      `\npostinstall (the web build and the PGlite template): ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      `\npostinstall (the web build and the PGlite templates): ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   }
   const dataDir = mkdtempSync(path.join(tmpdir(), 'chainmeter-footprint-'));
