@@ -61,6 +61,21 @@ describe('the PGlite template cluster', () => {
     }
   }, 120_000);
 
+  it('removes the copies a process that died mid-copy left, and keeps a live one', () => {
+    const parent = path.join(work, 'crashed');
+    const dataDir = path.join(parent, 'api');
+    // No process has this id (above Linux's largest pid_max); pid 1 is alive.
+    const abandoned = path.join(parent, 'api.seeding-2147483646');
+    const live = path.join(parent, 'api.seeding-1');
+    const other = path.join(parent, 'ponder.seeding-2147483646');
+    for (const dir of [abandoned, live, other]) mkdirSync(dir, { recursive: true });
+    expect(seedFromPgliteTemplate(dataDir)).toBe(true);
+    expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(other)).toBe(true); // another directory's, left to its own seeding
+  });
+
   it('leaves a directory that holds anything else alone', () => {
     const dataDir = path.join(work, 'occupied');
     mkdirSync(dataDir, { recursive: true });

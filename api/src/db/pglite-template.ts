@@ -95,18 +95,41 @@ export async function ensurePgliteTemplate(
   return dir;
 }
 
+const SEEDING = '.seeding-';
+
+/** Whether process `pid` is alive (one we may not signal is). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Copies of the template beside `dataDir` that a process which died mid-copy left (this one's too). */
+function removeAbandonedCopies(dataDir: string): void {
+  const prefix = `${path.basename(dataDir)}${SEEDING}`;
+  for (const name of readdirSync(path.dirname(dataDir))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (Number.isInteger(pid) && (pid === process.pid || !isAlive(pid)))
+      rmSync(path.join(path.dirname(dataDir), name), { recursive: true, force: true });
+  }
+}
+
 /**
  * Fills `dataDir` with a copy of the template when `dataDir` holds no cluster yet (missing or empty) and
  * the template exists. The copy goes to a sibling first and is renamed into place, so a crash mid-copy
- * leaves no half cluster behind. Returns whether it seeded.
+ * leaves no half cluster behind; the next seeding removes such a sibling. Returns whether it seeded.
  */
 export function seedFromPgliteTemplate(dataDir: string, from: string = API_PGLITE): boolean {
   const template = pgliteTemplateDir(from);
   if (!hasCluster(template) || hasCluster(dataDir)) return false;
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) return false; // not ours to touch
-  const copying = `${dataDir}.seeding-${process.pid}`;
-  rmSync(copying, { recursive: true, force: true });
   mkdirSync(path.dirname(dataDir), { recursive: true });
+  removeAbandonedCopies(dataDir);
+  const copying = `${dataDir}${SEEDING}${process.pid}`;
   cpSync(template, copying, { recursive: true });
   rmSync(dataDir, { recursive: true, force: true });
   renameSync(copying, dataDir);
