@@ -41,8 +41,8 @@ const COLLECT_STARTUP_GARBAGE = [
  * runs through, in both PGlite versions) that compilation takes a background thread 6-18 s and ~610-650 MB
  * of compiler memory, freed when it ends: it made most of the peak of a start (the API ~770 MB, Ponder
  * ~0.9-1.1 GB), and of its CPU. `--no-wasm-tier-up` alone does not stop it: dynamic tiering is a flag of
- * its own. A PGlite transaction (insert, indexed select, update) measured the same CPU either way
- * (1.7-2.2 ms against 2.2-2.6 ms with the optimising compiler): the WebAssembly is not where its time goes.
+ * its own. The price is in the embedded database's speed: up to a fifth on short statements, up to ~1.7x
+ * on a query computing over many rows (README, "`npm start`'s footprint"); on PostgreSQL none runs.
  */
 const WASM_BASELINE_ONLY = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 const API_NODE_ARGS = ['--max-semi-space-size=8', ...WASM_BASELINE_ONLY, ...COLLECT_STARTUP_GARBAGE];
