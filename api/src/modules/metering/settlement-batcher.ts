@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { SqlRunner } from '../../db/sql.ts';
+import { GroupCommitQueue, type Waiting as GroupCommitWaiting } from './group-commit.ts';
 import type { LedgerHeads } from './ledger-heads.ts';
 import { applyChargedSettlements, applySettlement } from './settlement.store.ts';
 import type { SettleResult } from './settlement.ts';
@@ -13,18 +14,15 @@ import type { PendingSettlement } from './settlement-write.store.ts';
 /** Charged settlements written in one transaction at most. */
 const MAX_SETTLEMENT_BATCH = 500;
 
-interface Waiting {
-  item: PendingSettlement;
-  resolve: (result: SettleResult) => void;
-  reject: (error: unknown) => void;
-}
+type Waiting = GroupCommitWaiting<PendingSettlement, SettleResult>;
 
 export class SettlementBatcher {
   readonly #sql: SqlRunner;
   readonly #heads: LedgerHeads;
   readonly #logger: Logger;
-  readonly #waiting: Waiting[] = [];
-  #writing = false;
+  readonly #queue = new GroupCommitQueue<PendingSettlement, SettleResult>(MAX_SETTLEMENT_BATCH, (batch) =>
+    this.#writeBatch(batch),
+  );
 
   /** `heads`: the ledger heads this process saw last, so most batches go out as one guarded statement. */
   constructor(sql: SqlRunner, heads: LedgerHeads, logger: Logger) {
@@ -35,21 +33,7 @@ export class SettlementBatcher {
 
   /** Settles `item` with the next batch. */
   settle(item: PendingSettlement): Promise<SettleResult> {
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ item, resolve, reject });
-      if (!this.#writing) void this.#writeBatches();
-    });
-  }
-
-  async #writeBatches(): Promise<void> {
-    this.#writing = true;
-    try {
-      while (this.#waiting.length > 0) {
-        await this.#writeBatch(this.#waiting.splice(0, MAX_SETTLEMENT_BATCH));
-      }
-    } finally {
-      this.#writing = false;
-    }
+    return this.#queue.submit(item);
   }
 
   async #writeBatch(batch: Waiting[]): Promise<void> {
