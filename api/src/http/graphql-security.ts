@@ -224,7 +224,8 @@ export function variableInputLimits(config: Pick<ApiConfig, 'env'>, schema: Grap
       const { query } = params;
       // No variables at all still leaves their defaults (`$n: Int = 1000`).
       const variables = params.variables ?? {};
-      if (!query) {
+      // Not a string (`"query": 5`): yoga's own parameter check, which runs next, answers it with a 400.
+      if (typeof query !== 'string' || !query) {
         if (holdsNul(params.variables, 0)) setResult({ errors: [nulCharacterError()] });
         return;
       }

@@ -1,0 +1,80 @@
+/**
+ * The public contract probed from outside by a careless or hostile integrator, for what security.test.ts and
+ * request-forgery.test.ts do not already cover: the shapes of a GraphQL request yoga parses itself (GET and
+ * form parameters, a `query` that is not a string), variables that do not coerce, variable defaults and
+ * literals of the custom scalars in queries (which run compiled by graphql-jit), and REST bodies that nest
+ * deeper than anything legitimate. Each must answer a clear 4xx or an error with `extensions.code`, never a
+ * 500, a masked "Unexpected error." or an internal message. One API instance on a fresh PostgreSQL database;
+ * no chain is needed (wallet signatures are checked locally).
+ */
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
+import { fundedUser, type TestUser } from './support/users.ts';
+
+let database: TestDatabase;
+let api: RunningApi;
+let user: TestUser;
+
+beforeAll(async () => {
+  database = await createTestDatabase('cm_hostile');
+  api = await startApi(
+    testApiConfig({ DATABASE_URL: database.url, X402: 'off', RATE_LIMIT_IP_PER_MINUTE: '10000' }),
+    { crediting: false, webhookDelivery: false },
+  );
+  user = await fundedUser(api, 10_000_000n);
+});
+
+afterAll(async () => {
+  await api?.close();
+  await database?.drop();
+});
+
+interface Answer {
+  status: number;
+  text: string;
+  json: {
+    data?: unknown;
+    errors?: { message: string; extensions?: Record<string, unknown> }[];
+    error?: { message: string; code: string; param?: string | null };
+  } | null;
+}
+
+async function send(path: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(`${api.url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${user.token}`, ...init.headers },
+  });
+  const text = await response.text();
+  let json: Answer['json'] = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: response.status, text, json };
+}
+
+const postJson = (body: unknown) =>
+  send('/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+/** A refusal the caller can act on: a 4xx, a code, the caller's own message, nothing of the server's insides. */
+function expectClientError(answer: Answer, code: string, message: RegExp) {
+  expect(answer.status, answer.text).toBeGreaterThanOrEqual(400);
+  expect(answer.status, answer.text).toBeLessThan(500);
+  expect(answer.json?.data ?? null, answer.text).toBeNull();
+  expect(answer.json?.errors?.[0]?.extensions?.code, answer.text).toBe(code);
+  expect(answer.json?.errors?.[0]?.message, answer.text).toMatch(message);
+  expect(answer.text).not.toMatch(/Unexpected error|SyntaxError|TypeError|\.ts:\d|node_modules/);
+}
+
+describe('GraphQL requests yoga parses', () => {
+  it('a query that is not a string is a 400, not a crash of the request checks', async () => {
+    for (const query of [5, true, { kind: 'Document' }, ['{ me { id } }']]) {
+      expectClientError(await postJson({ query }), 'BAD_REQUEST', /"query" param to be a string/);
+    }
+  });
+});
