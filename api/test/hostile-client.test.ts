@@ -77,4 +77,32 @@ describe('GraphQL requests yoga parses', () => {
       expectClientError(await postJson({ query }), 'BAD_REQUEST', /"query" param to be a string/);
     }
   });
+
+  it('variables or extensions that are not JSON, in a GET, a form or a multipart request: 400', async () => {
+    const query = encodeURIComponent('query($n: Int) { me { ledger(first: $n) { edges { cursor } } } }');
+    for (const [name, broken] of [
+      ['variables', '{"n":'],
+      ['extensions', 'not json'],
+    ]) {
+      const parameter = `${name}=${encodeURIComponent(broken as string)}`;
+      expectClientError(await send(`/graphql?query=${query}&${parameter}`), 'BAD_REQUEST', /not valid JSON/);
+      const form = await send('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `query=${query}&${parameter}`,
+      });
+      expectClientError(form, 'BAD_REQUEST', /not valid JSON/);
+    }
+    const multipart = new FormData();
+    multipart.append('operations', '{"query":');
+    multipart.append('map', '{}');
+    expectClientError(
+      await send('/graphql', { method: 'POST', body: multipart }),
+      'BAD_REQUEST',
+      /must be a valid JSON string/,
+    );
+    // The same request well formed is answered.
+    const fine = await send(`/graphql?query=${query}&variables=${encodeURIComponent('{"n":1}')}`);
+    expect(fine.json?.errors, fine.text).toBeUndefined();
+  });
 });

@@ -15,7 +15,7 @@ import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import {
   type DocumentNode,
-  type GraphQLError,
+  GraphQLError,
   type GraphQLSchema,
   Kind,
   parse,
@@ -81,6 +81,34 @@ export function graphqlArmor(config: Pick<ApiConfig, 'env'>): Plugin {
     blockFieldSuggestion: { enabled: config.env === 'production' },
   }) as Plugin;
 }
+
+/**
+ * A malformed request is answered like yoga answers a POST body that is not JSON (400, `BAD_REQUEST`): yoga's
+ * GET and form parsers hand `variables` and `extensions` to `JSON.parse` unguarded, so their SyntaxError
+ * was masked as a 500, and its multipart parser's refusals carry no code.
+ */
+export function malformedRequestAsBadRequest(): Plugin {
+  return {
+    onRequestParse({ requestParser, setRequestParser }) {
+      // None: an unsupported content type, which yoga answers with 415 itself.
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          if (error instanceof SyntaxError)
+            throw badRequest("The request's variables or extensions are not valid JSON");
+          if (error instanceof GraphQLError && error.extensions.code === undefined)
+            throw badRequest(error.message);
+          throw error;
+        }
+      });
+    },
+  };
+}
+
+const badRequest = (message: string) =>
+  new GraphQLError(message, { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } });
 
 /** Introspection per `config.security.introspection`; an empty list when it stays on. */
 export function introspectionPolicy(config: Pick<ApiConfig, 'security'>): Plugin[] {

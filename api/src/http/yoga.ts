@@ -16,7 +16,13 @@ import { graphqlMetricsPlugins } from '../observability/graphql.ts';
 import { schema } from '../schema/index.ts';
 import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
 import { isPreflighted } from './csrf.ts';
-import { corsPolicy, graphqlArmor, introspectionPolicy, variableInputLimits } from './graphql-security.ts';
+import {
+  corsPolicy,
+  graphqlArmor,
+  introspectionPolicy,
+  malformedRequestAsBadRequest,
+  variableInputLimits,
+} from './graphql-security.ts';
 import { type CookieStoreLike, sessionCookie } from './session-cookie.ts';
 
 /** What the transports hand yoga besides the request: graphql-ws params, the client's IP, the request's log. */
@@ -50,6 +56,7 @@ export function createGraphqlServer(services: AppServices) {
     },
     plugins: [
       useCookies(),
+      malformedRequestAsBadRequest(),
       requestContext(services),
       graphqlArmor(config),
       variableInputLimits(config, schema),
