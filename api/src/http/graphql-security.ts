@@ -23,7 +23,7 @@ import {
   validate,
   visit,
 } from 'graphql';
-import type { Plugin, YogaServerOptions } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin, type YogaServerOptions } from 'graphql-yoga';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { LRUCache } from 'lru-cache';
@@ -105,6 +105,46 @@ export function malformedRequestAsBadRequest(): Plugin {
       });
     },
   };
+}
+
+/**
+ * Variables that do not coerce (a string sent for `$n: Int`, a required one left out, an input field its type
+ * does not have) are invalid arguments: `BAD_USER_INPUT`, as docs/api.md says and as a custom scalar's own
+ * refusal already is. graphql-js and graphql-jit report them with no code at all. They are the errors of a
+ * result without `data` (nothing ran); one that wraps an unexpected error is left to the mask.
+ */
+export function uncoercedVariablesAsBadInput(): Plugin {
+  return {
+    onExecute() {
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (isAsyncIterable(result) || result.data !== undefined || !result.errors) return;
+          if (result.errors.every((error) => !isUncoercedVariable(error))) return;
+          setResult({ ...result, errors: result.errors.map(asBadInput) });
+        },
+      };
+    },
+  };
+}
+
+function isUncoercedVariable(error: GraphQLError): boolean {
+  const cause = error.originalError;
+  // graphql-jit's errors have no `extensions` at all.
+  const code = (error.extensions as GraphQLError['extensions'] | undefined)?.code;
+  return code === undefined && (cause === undefined || cause instanceof GraphQLError);
+}
+
+function asBadInput(error: GraphQLError): GraphQLError {
+  if (!isUncoercedVariable(error)) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    // A 400 where GraphQL over HTTP allows it (application/graphql-response+json), like validation errors.
+    extensions: { ...error.extensions, code: 'BAD_USER_INPUT', http: { status: 400, spec: true } },
+  });
 }
 
 const badRequest = (message: string) =>

@@ -21,6 +21,7 @@ import {
   graphqlArmor,
   introspectionPolicy,
   malformedRequestAsBadRequest,
+  uncoercedVariablesAsBadInput,
   variableInputLimits,
 } from './graphql-security.ts';
 import { type CookieStoreLike, sessionCookie } from './session-cookie.ts';
@@ -60,6 +61,7 @@ export function createGraphqlServer(services: AppServices) {
       requestContext(services),
       graphqlArmor(config),
       variableInputLimits(config, schema),
+      uncoercedVariablesAsBadInput(),
       ...introspectionPolicy(config),
       ...graphqlMetricsPlugins(metrics),
       // Queries run as compiled JavaScript, one compilation per document (cached with the parsed document):
