@@ -8,7 +8,10 @@
  * no chain is needed (wallet signatures are checked locally).
  */
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jitRunsAsGraphqlJs } from '../src/http/graphql-jit.ts';
+import { schema } from '../src/schema/index.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { testApiConfig } from './support/config.ts';
 import { fundedUser, type TestUser } from './support/users.ts';
@@ -147,5 +150,38 @@ describe('variables that do not coerce are BAD_USER_INPUT, in queries and mutati
 
   it.each(cases)('%s', async (_name, query, variables, message) => {
     expectClientError(await postJson({ query, variables }), 'BAD_USER_INPUT', message);
+  });
+});
+
+describe('queries graphql-jit would run otherwise than graphql-js', () => {
+  it('a variable default is used when the variable is left out, a non-null one too', async () => {
+    const page = await postJson({
+      query: 'query($n: Int! = 1) { me { ledger(first: $n) { edges { node { amount } } } } }',
+    });
+    expect(page.json, page.text).toEqual({
+      data: { me: { ledger: { edges: [{ node: { amount: '10000' } }] } } },
+    });
+    // A custom scalar's default is parsed like the value it stands for (a date, not a string).
+    const usage = await postJson({
+      query:
+        'query($from: DateTime = "2099-01-01T00:00:00Z") { me { usage(filter: { from: $from }) { edges { cursor } } } }',
+    });
+    expect(usage.json, usage.text).toEqual({ data: { me: { usage: { edges: [] } } } });
+  });
+
+  it('a BigInt literal or default is read, not a masked 500 (here: refused to a non-auditor)', async () => {
+    for (const query of [
+      '{ auditReport(fromBlock: "1") { consistent } }',
+      'query($from: BigInt = "1") { auditReport(fromBlock: $from) { consistent } }',
+    ]) {
+      expectClientError(await postJson({ query }), 'FORBIDDEN', /auditor/);
+    }
+  });
+
+  it("still compiles the read path's queries", () => {
+    const ledgerPage = parse(
+      'query($first: Int, $after: String) { me { balance ledger(first: $first, after: $after) { edges { cursor node { id amount createdAt deposit { txHash } } } } usage(filter: { from: "2026-01-01T00:00:00Z" }) { edges { cursor } } } }',
+    );
+    expect(jitRunsAsGraphqlJs(schema, ledgerPage)).toBe(true);
   });
 });

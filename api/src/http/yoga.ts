@@ -16,6 +16,7 @@ import { graphqlMetricsPlugins } from '../observability/graphql.ts';
 import { schema } from '../schema/index.ts';
 import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
 import { isPreflighted } from './csrf.ts';
+import { jitRunsAsGraphqlJs } from './graphql-jit.ts';
 import {
   corsPolicy,
   graphqlArmor,
@@ -66,11 +67,13 @@ export function createGraphqlServer(services: AppServices) {
       ...graphqlMetricsPlugins(metrics),
       // Queries run as compiled JavaScript, one compilation per document (cached with the parsed document):
       // graphql-js's generic executor was most of the CPU of a ledger page of 100 entries. Mutations and
-      // subscriptions keep graphql-js.
+      // subscriptions keep graphql-js, and so do the few queries graphql-jit would run wrongly (graphql-jit.ts).
       useGraphQlJit(
         {},
         {
-          enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation === 'query',
+          enableIf: (args) =>
+            getOperationAST(args.document, args.operationName)?.operation === 'query' &&
+            jitRunsAsGraphqlJs(args.schema, args.document),
           onError: (result) =>
             logger.error({ errors: result.errors }, 'graphql-jit could not compile a query'),
         },
