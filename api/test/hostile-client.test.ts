@@ -185,3 +185,49 @@ describe('queries graphql-jit would run otherwise than graphql-js', () => {
     expect(jitRunsAsGraphqlJs(schema, ledgerPage)).toBe(true);
   });
 });
+
+describe('REST bodies nested deeper than anything legitimate', () => {
+  /** `[[[...]]]`, `depth` levels: JSON.parse reads it; anything recursive over it overflows the stack. */
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const complete = (body: string) =>
+    send('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+
+  it('a response_format or a content part nested 100,000 deep is a 400 naming the field, and nothing is charged', async () => {
+    const before = (await postJson({ query: '{ me { balance } }' })).text;
+    for (const [param, body] of [
+      [
+        'response_format',
+        `{"model":"chainmeter-dev","max_tokens":3,"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":${nested(100_000)}}}`,
+      ],
+      [
+        'messages',
+        `{"model":"chainmeter-dev","max_tokens":3,"messages":[{"role":"user","content":[{"type":"text","text":"hi","extra":${nested(100_000)}}]}]}`,
+      ],
+    ]) {
+      const answer = await complete(body as string);
+      expect(answer.status, answer.text).toBe(400);
+      expect(answer.json?.error?.code).toBe('invalid_request');
+      expect(answer.json?.error?.param).toBe(param);
+      expect(answer.json?.error?.message).toMatch(/nest/);
+      expect(answer.text).not.toMatch(/RangeError|call stack/);
+    }
+    expect((await postJson({ query: '{ me { balance } }' })).text).toBe(before);
+    // A realistic JSON schema still passes.
+    const schemaFormat = {
+      type: 'json_schema',
+      json_schema: {
+        name: 'x',
+        schema: { type: 'object', properties: { a: { type: 'array', items: { type: 'string' } } } },
+      },
+    };
+    const fine = await complete(
+      JSON.stringify({
+        model: 'chainmeter-dev',
+        max_tokens: 3,
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+        response_format: schemaFormat,
+      }),
+    );
+    expect(fine.status, fine.text).toBe(200);
+  });
+});

@@ -11,6 +11,12 @@ import { DEFAULT_MAX_TOKENS, type HoldMessage } from './pricing.ts';
 const MAX_OUTPUT_TOKENS = 1_000_000;
 const MAX_MESSAGES = 2_000;
 const MAX_MODEL_NAME = 256;
+/**
+ * How deep what is forwarded as the client sent it (content parts, `response_format`) may nest. JSON.parse
+ * reads any depth, but what walks it recursively (the upstream request's JSON.stringify, the hold's count)
+ * overflows the stack on a body of `[[[...]]]`: a 500, or a "RangeError" passed off as the upstream's.
+ */
+const MAX_NESTING = 64;
 
 export interface ChatRequest {
   model: string;
@@ -28,6 +34,22 @@ type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Whether `value` has objects or arrays more than `levels` deep; stops looking at that depth. */
+function nestsDeeperThan(value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (levels === 0) return true;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    if (nestsDeeperThan(item, levels - 1)) return true;
+  }
+  return false;
+}
+
+function refuseDeepNesting(value: unknown, field: string, param: string): void {
+  if (nestsDeeperThan(value, MAX_NESTING)) {
+    throw badInput(`${field} nests deeper than ${MAX_NESTING} levels`, param);
+  }
+}
 
 function optionalNumber(body: Json, field: string, min: number, max: number): number | undefined {
   const value = body[field];
@@ -50,6 +72,7 @@ function contentText(content: unknown, index: number): string {
   if (content === undefined || content === null) return '';
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
+    refuseDeepNesting(content, `messages[${index}].content`, 'messages');
     let text = '';
     for (const part of content) {
       if (!isObject(part) || part.type !== 'text' || typeof part.text !== 'string') {
@@ -157,6 +180,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     if (!isObject(body.response_format) || typeof body.response_format.type !== 'string') {
       throw badInput("'response_format' must be an object with a 'type'", 'response_format');
     }
+    refuseDeepNesting(body.response_format, "'response_format'", 'response_format');
     upstream.response_format = body.response_format;
     // A JSON schema is prompt text to the model: the hold counts its bytes too.
     holdMessages.push({ role: 'system', content: JSON.stringify(body.response_format) });
