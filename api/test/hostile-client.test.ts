@@ -153,6 +153,26 @@ describe('variables that do not coerce are BAD_USER_INPUT, in queries and mutati
   });
 });
 
+describe('DateTime is years 0001 to 9999 in UTC, at both ends', () => {
+  // 9999-12-31 at 23:59 -23:59 is 10000-01-01 in UTC: serialized back it would be "+010000-01-01T23:58...Z",
+  // which no DateTime input accepts. 0001-01-01 at 00:00 +01:00 (year 0 in UTC) was refused already.
+  const PAST_9999 = '9999-12-31T23:59:59.999-23:59';
+
+  it('refuses an instant past 9999 in UTC, in GraphQL and in the REST export', async () => {
+    for (const at of [PAST_9999, '0001-01-01T00:00:00+01:00']) {
+      const key = await postJson({
+        query: 'mutation($at: DateTime) { createApiKey(input: { name: "k", expiresAt: $at }) { secret } }',
+        variables: { at },
+      });
+      expectClientError(key, 'BAD_USER_INPUT', /years 0001 to 9999/);
+      const exported = await send(`/v1/usage/export?to=${encodeURIComponent(at)}`);
+      expect(exported.status, exported.text).toBe(400);
+    }
+    const keys = await postJson({ query: '{ me { apiKeys { id } } }' });
+    expect(keys.json, keys.text).toEqual({ data: { me: { apiKeys: [] } } });
+  });
+});
+
 describe('queries graphql-jit would run otherwise than graphql-js', () => {
   it('a variable default is used when the variable is left out, a non-null one too', async () => {
     const page = await postJson({

@@ -25,7 +25,9 @@ export function parseDateTime(text: string, options: { dateOnly?: boolean } = {}
       ? 0
       : (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
   if (new Date(date.getTime() + minutes * 60_000).toISOString().slice(0, 10) !== parts[1]) return null;
-  return date.getUTCFullYear() >= 1 ? date : null;
+  // In UTC too: 9999-12-31T23:59-23:59 is in the year 10000, which would be written back as "+010000-...".
+  const year = date.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? date : null;
 }
 
 const MS_PER_DAY = 86_400_000;
