@@ -2,12 +2,15 @@
  * The public contract probed from outside by a careless or hostile integrator, for what security.test.ts and
  * request-forgery.test.ts do not already cover: the shapes of a GraphQL request yoga parses itself (GET and
  * form parameters, a `query` that is not a string), variables that do not coerce, variable defaults and
- * literals of the custom scalars in queries (which run compiled by graphql-jit), and REST bodies that nest
- * deeper than anything legitimate. Each must answer a clear 4xx or an error with `extensions.code`, never a
- * 500, a masked "Unexpected error." or an internal message. One API instance on a fresh PostgreSQL database;
- * no chain is needed (wallet signatures are checked locally).
+ * literals of the custom scalars in queries (which run compiled by graphql-jit), DateTimes at the edge of
+ * their range, REST bodies that nest deeper than anything legitimate, and x402 payment headers that hold no
+ * payment. Each must answer a clear 4xx or an error with `extensions.code`, never a 500, a masked "Unexpected
+ * error." or an internal message. One API instance on a fresh PostgreSQL database, without a chain (wallet
+ * signatures are checked locally); the x402 cases add a second one on an anvil chain.
  */
+import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jitRunsAsGraphqlJs } from '../src/http/graphql-jit.ts';
@@ -249,5 +252,52 @@ describe('REST bodies nested deeper than anything legitimate', () => {
       }),
     );
     expect(fine.status, fine.text).toBe(200);
+  });
+});
+
+describe('x402: a PAYMENT-SIGNATURE that decodes to no payment at all', () => {
+  let anvil: Anvil;
+  let paid: RunningApi;
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    const token = await deployTestUsdc(anvil.rpcUrl);
+    // x402 is on by default on the devnet (its relayer); the offer reads the token's EIP-712 domain from the chain.
+    paid = await startApi(
+      testApiConfig({ DATABASE_URL: database.url, RPC_URL: anvil.rpcUrl, USDC_ADDRESS: token }),
+      {
+        crediting: false,
+        webhookDelivery: false,
+      },
+    );
+  });
+
+  afterAll(async () => {
+    await paid?.close();
+    await anvil?.stop();
+  });
+
+  it('is a refused payment (402 with the offer), whatever JSON it holds', async () => {
+    const body = JSON.stringify({
+      model: 'chainmeter-dev',
+      max_tokens: 3,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    for (const json of ['null', '5', '"x"', '[]', 'true']) {
+      const response = await fetch(`${paid.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'payment-signature': Buffer.from(json).toString('base64'),
+        },
+        body,
+      });
+      const text = await response.text();
+      expect(response.status, `${json}: ${text}`).toBe(402);
+      expect(response.headers.get('payment-required'), json).toBeTruthy();
+      expect(JSON.parse(text).error.code, json).toMatch(
+        /^(invalid_payment_signature_header|unsupported_x402_version)$/,
+      );
+    }
   });
 });

@@ -246,6 +246,10 @@ export function createX402Service(options: X402Options): X402Service {
     } catch {
       throw refused('exact', 'invalid_payment_signature_header');
     }
+    // Base64 of `null` decodes too: a payment is an object.
+    if (typeof payload !== 'object' || payload === null) {
+      throw refused('exact', 'invalid_payment_signature_header');
+    }
     if (payload.x402Version !== 2) throw refused('exact', 'unsupported_x402_version');
     const offered = await requirementsFor(maxPrice);
     // The payment must be for exactly what this request was offered: same scheme, network, token, payee,
