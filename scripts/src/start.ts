@@ -42,7 +42,7 @@ const COLLECT_STARTUP_GARBAGE = [
  * of compiler memory, freed when it ends: it made most of the peak of a start (the API ~770 MB, Ponder
  * ~0.9-1.1 GB), and of its CPU. `--no-wasm-tier-up` alone does not stop it: dynamic tiering is a flag of
  * its own. The price is in the embedded database's speed: up to a fifth on short statements, up to ~1.7x
- * on a query computing over many rows (README, "`npm start`'s footprint"); on PostgreSQL none runs.
+ * on a query computing over many rows (docs/performance.md, "`npm start`'s footprint"); on PostgreSQL none runs.
  */
 const WASM_BASELINE_ONLY = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 const API_NODE_ARGS = ['--max-semi-space-size=8', ...WASM_BASELINE_ONLY, ...COLLECT_STARTUP_GARBAGE];
