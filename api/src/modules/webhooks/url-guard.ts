@@ -1,7 +1,8 @@
 /**
  * Where a webhook may be sent (server-side request forgery): https only, to a host whose every address is
  * public. Private, loopback, link-local (cloud metadata), shared, multicast and documentation ranges are
- * refused, in IPv4 and IPv6 (IPv4-mapped IPv6 is checked as the IPv4 it carries). The check runs when an
+ * refused, in IPv4 and IPv6 (IPv4-mapped IPv6 is checked as the IPv4 it carries; IPv4-compatible and
+ * IPv4-translated IPv6 are refused, however the address is spelled). The check runs when an
  * endpoint is created and again when each request connects (`guardedLookup`): a host that resolved to a
  * public address then may resolve to 127.0.0.1 now (DNS rebinding), and the connection uses exactly the
  * addresses that were checked. `WEBHOOK_ALLOW_PRIVATE_URLS` (the devnet's default) turns all of it off and
@@ -47,25 +48,44 @@ for (const [network, prefix] of [
   blocked.addSubnet(network, prefix, 'ipv6');
 }
 
-const MAPPED_IPV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
-const MAPPED_IPV4_HEX = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i;
+/**
+ * The eight 16-bit groups of an IPv6 literal (`isIP(address) === 6`), whatever its spelling: `::` anywhere,
+ * leading zeros, a trailing dotted IPv4, a zone (`%eth0`, dropped). The ranges below are checked on these
+ * numbers, not on the text: `::127.0.0.1`, `::7f00:1` and `0::7f00:1` are one address.
+ */
+function ipv6Groups(address: string): number[] {
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const parse = (part: string) =>
+    part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16));
+  const front = parse(head);
+  const back = tail === undefined ? [] : parse(tail);
+  return [...front, ...Array<number>(8 - front.length - back.length).fill(0), ...back];
+}
 
 /** True when `address` (an IP literal) is one a webhook may be sent to. */
 export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return !blocked.check(address, 'ipv4');
   if (family !== 6) return false;
-  const dotted = MAPPED_IPV4.exec(address)?.[1];
-  if (dotted) return isPublicAddress(dotted);
-  const hex = MAPPED_IPV4_HEX.exec(address);
-  if (hex) {
-    const high = Number.parseInt(hex[1] as string, 16);
-    const low = Number.parseInt(hex[2] as string, 16);
-    return isPublicAddress(`${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`);
-  }
-  // IPv4-compatible (::a.b.c.d, deprecated) addresses are refused along with `::/96`.
-  if (/^::(\d+\.\d+\.\d+\.\d+)$/.test(address)) return false;
-  return !blocked.check(address, 'ipv6');
+  const groups = ipv6Groups(address);
+  const embedded = () => {
+    const [high = 0, low = 0] = groups.slice(6);
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  };
+  const zeros = (n: number) => groups.slice(0, n).every((group) => group === 0);
+  // IPv4-mapped (::ffff:0:0/96): the IPv4 address it carries is the one reached.
+  if (zeros(5) && groups[5] === 0xffff) return isPublicAddress(embedded());
+  // IPv4-compatible (::/96, deprecated; :: and ::1 with it) and IPv4-translated (::ffff:0:0:0/96, SIIT):
+  // never a public webhook target, whatever IPv4 address they carry.
+  if (zeros(6)) return false;
+  if (zeros(4) && groups[4] === 0xffff && groups[5] === 0) return false;
+  return !blocked.check(groups.map((group) => group.toString(16)).join(':'), 'ipv6');
 }
 
 /** Why a URL is refused as a webhook target; null when it is fine (not counting its addresses). */

@@ -163,6 +163,20 @@ describe('isPublicAddress', () => {
       '::ffff:7f00:1',
       '::ffff:a9fe:a9fe',
       '::127.0.0.1',
+      // IPv4-compatible (::/96) however spelled: the URL parser turns [::127.0.0.1] into [::7f00:1].
+      '::7f00:1',
+      '::a00:1',
+      '0::a9fe:a9fe',
+      '0:0:0:0:0:0:c0a8:1',
+      '::127.0.0.1%1',
+      '::808:808',
+      // IPv4-mapped (::ffff:0:0/96) in its other spellings, and IPv4-translated (::ffff:0:0:0/96).
+      '0:0:0:0:0:ffff:7f00:1',
+      '0::ffff:10.0.0.1',
+      '::ffff:0a00:0001',
+      '::ffff:0:7f00:1',
+      '::ffff:0:127.0.0.1',
+      '::ffff:0:808:808',
       '64:ff9b::a00:1',
       '2002:7f00:1::',
       'not-an-ip',
@@ -172,7 +186,16 @@ describe('isPublicAddress', () => {
   });
 
   it('allows public addresses', () => {
-    for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
+    for (const address of [
+      '8.8.8.8',
+      '1.1.1.1',
+      '172.32.0.1',
+      '2606:4700:4700::1111',
+      '::ffff:8.8.8.8',
+      '::ffff:808:808',
+      '0:0:0:0:0:ffff:101:101',
+      '2001:4860:4860::8888',
+    ]) {
       expect({ address, public: isPublicAddress(address) }).toEqual({ address, public: true });
     }
   });
