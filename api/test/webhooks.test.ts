@@ -4,18 +4,16 @@
  * drives, and real HTTP receivers on loopback that verify every request with `standardwebhooks`. Retries
  * run on a 50 ms base delay (WEBHOOK_RETRY_BASE_DELAY_MS), so no test waits on the production backoff.
  */
-import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiConfig } from '../src/env.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
-import { testApiConfig } from './support/config.ts';
 import { type FakeIndexer, makeTransfer, startFakeIndexer } from './support/fake-indexer.ts';
 import { gql, gqlData, signIn } from './support/graphql.ts';
 import { sample, scrape } from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
-import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
+import { webhookReceivers, webhookTestConfig } from './support/webhook-platform.ts';
 
 const CHAIN_ID = 31337;
 
@@ -23,24 +21,14 @@ let database: TestDatabase;
 let indexer: FakeIndexer;
 let apiA: RunningApi;
 let apiB: RunningApi;
-const receivers: WebhookReceiver[] = [];
+const receivers = webhookReceivers();
 
 function config(env: Record<string, string> = {}): ApiConfig {
-  const loaded = testApiConfig({
-    DATABASE_URL: database.url,
-    INDEXER_URL: indexer.url,
-    CONFIRMATIONS: '2',
-    CREDITING_POLL_MS: '50',
-    RATE_LIMIT_IP_PER_MINUTE: '1000',
-    METRICS_CACHE_MS: '0',
-    WEBHOOK_POLL_MS: '50',
-    WEBHOOK_RETRY_BASE_DELAY_MS: '50',
-    WEBHOOK_RETRY_MAX_DELAY_MS: '200',
+  return webhookTestConfig(
+    { databaseUrl: database.url, indexerUrl: indexer.url },
     // Long enough that a receiver that never answers is still holding its request when the test looks.
-    WEBHOOK_TIMEOUT_MS: '30000',
-    ...env,
-  });
-  return { ...loaded, rateLimits: { ...loaded.rateLimits, keyPrefix: `cm:rl:test:${randomUUID()}` } };
+    { WEBHOOK_TIMEOUT_MS: '30000', ...env },
+  );
 }
 
 beforeAll(async () => {
@@ -51,18 +39,14 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const receiver of receivers) await receiver.close();
+  await receivers.closeAll();
   await apiA?.close();
   await apiB?.close();
   await indexer?.close();
   await database?.drop();
 });
 
-async function receiver(): Promise<WebhookReceiver> {
-  const started = await startWebhookReceiver();
-  receivers.push(started);
-  return started;
-}
+const receiver = receivers.start;
 
 async function user() {
   const wallet = privateKeyToAccount(generatePrivateKey());

@@ -15,6 +15,15 @@ export interface ReceivedWebhook {
 }
 
 /**
+ * An answer the test writes itself (a body with odd bytes, a body that never ends, a reset connection):
+ * `status` is what `received` records for it (0 when no status line is sent).
+ */
+export interface RawAnswer {
+  status: number;
+  write(response: ServerResponse): void;
+}
+
+/**
  * A real HTTP receiver on loopback, as an integrator writes one: it verifies each request with the
  * `standardwebhooks` package and the endpoint's secret (set once the endpoint exists), and answers what
  * `answer` says; `hang` keeps the request open without answering.
@@ -25,8 +34,8 @@ export interface WebhookReceiver {
   received: ReceivedWebhook[];
   /** Requests received and not answered (by `hang`). */
   open: number;
-  /** The status for the n-th request (0-based); 'hang' never answers. */
-  answer: (index: number) => number | 'hang';
+  /** The status for the n-th request (0-based); 'hang' never answers; a `RawAnswer` answers as it says. */
+  answer: (index: number) => number | 'hang' | RawAnswer;
   close(): Promise<void>;
 }
 
@@ -64,12 +73,16 @@ export async function startWebhookReceiver(path = '/hooks/chainmeter'): Promise<
         timestamp: headers['webhook-timestamp'],
         payload,
         verifyError,
-        status: answer === 'hang' ? 0 : answer,
+        status: answer === 'hang' ? 0 : typeof answer === 'object' ? answer.status : answer,
         receivedAt,
       });
       if (answer === 'hang') {
         state.open++;
         hanging.add(response);
+        return;
+      }
+      if (typeof answer === 'object') {
+        answer.write(response);
         return;
       }
       response.writeHead(answer, { 'content-type': 'text/plain' });

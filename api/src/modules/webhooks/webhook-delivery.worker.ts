@@ -75,21 +75,30 @@ export function startWebhookDeliveryWorker(options: WebhookDeliveryWorkerOptions
   let timer: NodeJS.Timeout | undefined;
 
   // Attempts that end close together are recorded by one statement (one commit): at a high delivery rate
-  // that is most of the database work a delivery costs.
-  let pending: { record: AttemptRecord; settle(moved: boolean): void; fail(error: unknown): void }[] = [];
+  // that is most of the database work a delivery costs. When that statement fails, each attempt is recorded
+  // on its own, so that one record that cannot be written does not lose the others' results (which would
+  // leave their deliveries claimed until the lease ends, and send a delivered one again).
+  type Pending = { record: AttemptRecord; settle(moved: boolean): void; fail(error: unknown): void };
+  let pending: Pending[] = [];
   let flushing = false;
+  const recordBatch = async (batch: Pending[]): Promise<void> => {
+    const moved = await recordAttempts(
+      sql.query,
+      batch.map((entry) => entry.record),
+    );
+    for (const entry of batch) entry.settle(moved.has(entry.record.delivery.id));
+  };
   const flush = async (): Promise<void> => {
     while (pending.length > 0) {
       const batch = pending;
       pending = [];
       try {
-        const moved = await recordAttempts(
-          sql.query,
-          batch.map((entry) => entry.record),
-        );
-        for (const entry of batch) entry.settle(moved.has(entry.record.delivery.id));
+        await recordBatch(batch);
       } catch (error) {
-        for (const entry of batch) entry.fail(error);
+        if (batch.length === 1) (batch[0] as Pending).fail(error);
+        else {
+          for (const entry of batch) await recordBatch([entry]).catch((alone: unknown) => entry.fail(alone));
+        }
       }
     }
     flushing = false;

@@ -342,18 +342,21 @@ export interface AttemptRecord {
  * Logs attempts (one statement, one commit for all of them) and moves each delivery on: DELIVERED, FAILED,
  * or PENDING again from `nextAttemptAt`. Every attempt is logged; a delivery changes only while the claim
  * its attempt was made under holds (a redelivery or a deleted endpoint took it back meanwhile). Returns the
- * ids of the deliveries that changed.
+ * ids of the deliveries that changed. NUL characters in the error and the excerpt are stored as U+FFFD.
  */
 export async function recordAttempts(query: Query, records: readonly AttemptRecord[]): Promise<Set<string>> {
   if (records.length === 0) return new Set();
+  // A receiver's answer (and so the excerpt) may hold U+0000, which PostgreSQL text cannot: the statement
+  // would fail for every attempt of the batch.
+  const storable = (text: string | null) => text?.replaceAll('\u0000', '\uFFFD') ?? null;
   const rows = await query(RECORD_ATTEMPTS, [
     records.map((r) => r.delivery.id),
     records.map((r) => r.delivery.claim),
     records.map((r) => r.result.attemptedAt.toISOString()),
     records.map((r) => r.result.responseCode),
     records.map((r) => r.result.latencyMs),
-    records.map((r) => r.result.error),
-    records.map((r) => r.result.responseExcerpt),
+    records.map((r) => storable(r.result.error)),
+    records.map((r) => storable(r.result.responseExcerpt)),
     records.map((r) => r.next.status),
     records.map((r) => r.next.nextAttemptAt?.toISOString() ?? null),
   ]);
