@@ -8,6 +8,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { Webhook } from 'standardwebhooks';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiConfig } from '../src/env.ts';
@@ -382,6 +383,53 @@ describe('an API restart with deliveries pending', () => {
       await second?.close();
       await restartDatabase.drop();
     }
+  });
+});
+
+describe('rotating a secret with a second endpoint (docs/api.md)', () => {
+  it('both endpoints get each event with the same webhook-id, each signed with its own secret', async () => {
+    const hooks = await receiver();
+    const session = await accountWithEvents(hooks, 0);
+    const oldSecret = hooks.secret as string;
+    const { createWebhookEndpoint } = await gqlData<{
+      createWebhookEndpoint: { secret: string; endpoint: { id: string } };
+    }>(api.url, CREATE, { input: { url: hooks.url, events: ['DEPOSIT_CREDITED'] } }, session);
+    const newSecret = createWebhookEndpoint.secret;
+    expect(newSecret).not.toBe(oldSecret);
+    const wallet = (
+      await gqlData<{ me: { walletAddress: `0x${string}` } }>(
+        api.url,
+        '{ me { walletAddress } }',
+        {},
+        session,
+      )
+    ).me.walletAddress;
+    const block = nextBlock;
+    nextBlock += 10n;
+    indexer.transfers.push(makeTransfer(CHAIN_ID, wallet, 2_000_000n, block));
+    indexer.setHead(block + 2n);
+    await delivered(session, 2);
+    // One event, one webhook-id, two requests: one verifies with the old secret only, one with the new only.
+    expect(hooks.received).toHaveLength(2);
+    expect(new Set(hooks.received.map((r) => r.id)).size).toBe(1);
+    const verifies = (secret: string, request: (typeof hooks.received)[number]) => {
+      try {
+        new Webhook(secret).verify(request.body, {
+          'webhook-id': request.id,
+          'webhook-timestamp': request.timestamp,
+          'webhook-signature': request.signature,
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(
+      hooks.received.map((request) => [verifies(oldSecret, request), verifies(newSecret, request)]).sort(),
+    ).toEqual([
+      [false, true],
+      [true, false],
+    ]);
   });
 });
 

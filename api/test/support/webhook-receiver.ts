@@ -6,6 +6,9 @@ import { Webhook } from 'standardwebhooks';
 export interface ReceivedWebhook {
   id: string;
   timestamp: string;
+  /** The raw body and signature header, for a test that verifies with another secret. */
+  body: string;
+  signature: string;
   /** The parsed body, as `Webhook.verify` returned it; null when the signature did not verify. */
   payload: { type: string; timestamp: string; data: Record<string, unknown> } | null;
   verifyError: string | null;
@@ -71,6 +74,8 @@ export async function startWebhookReceiver(path = '/hooks/chainmeter'): Promise<
       state.received.push({
         id: headers['webhook-id'],
         timestamp: headers['webhook-timestamp'],
+        body,
+        signature: headers['webhook-signature'],
         payload,
         verifyError,
         status: answer === 'hang' ? 0 : typeof answer === 'object' ? answer.status : answer,
