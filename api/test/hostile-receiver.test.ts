@@ -299,6 +299,27 @@ describe('receivers that fail', () => {
     for (const attempt of row?.attemptLog.slice(1) ?? []) expect(attempt.error).toMatch(/ECONNRESET/);
     expectOneRequestPerAttempt(hooks, row ? [row] : []);
   });
+
+  // (A reset, rather than a close, can discard what the client has not read yet, the status line included: then
+  // it is the case above.)
+  it('a connection closed in the middle of the body: the status that came counts (a 500 is retried, a 2xx delivered)', async () => {
+    const hooks = await receiver();
+    const closeAfter = (status: number): RawAnswer => ({
+      status,
+      write: (response) => {
+        response.writeHead(status, { 'content-type': 'text/plain', 'content-length': '1000' });
+        response.write('partial', () => response.socket?.destroy());
+      },
+    });
+    hooks.answer = (index) => closeAfter(index === 0 ? 500 : 200);
+    const session = await accountWithEvents(hooks);
+    const [row] = await delivered(session);
+    expect(row?.attemptLog.map((attempt) => [attempt.responseCode, attempt.responseExcerpt])).toEqual([
+      [200, 'partial'],
+      [500, 'partial'],
+    ]);
+    expectOneRequestPerAttempt(hooks, row ? [row] : []);
+  });
 });
 
 describe('answers that never end or never stop', () => {
