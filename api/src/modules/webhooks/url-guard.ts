@@ -1,8 +1,8 @@
 /**
  * Where a webhook may be sent (server-side request forgery): https only, to a host whose every address is
  * public. Private, loopback, link-local (cloud metadata), shared, multicast and documentation ranges are
- * refused, in IPv4 and IPv6 (IPv4-mapped IPv6 is checked as the IPv4 it carries; IPv4-compatible and
- * IPv4-translated IPv6 are refused, however the address is spelled). The check runs when an
+ * refused, in IPv4 and IPv6 (IPv4-mapped IPv6 is checked as the IPv4 it carries; any other IPv6 address
+ * outside global unicast, 2000::/3, is refused, however it is spelled). The check runs when an
  * endpoint is created and again when each request connects (`guardedLookup`): a host that resolved to a
  * public address then may resolve to 127.0.0.1 now (DNS rebinding), and the connection uses exactly the
  * addresses that were checked. `WEBHOOK_ALLOW_PRIVATE_URLS` (the devnet's default) turns all of it off and
@@ -32,18 +32,14 @@ for (const [network, prefix] of [
 ] as const) {
   blocked.addSubnet(network, prefix, 'ipv4');
 }
+// Inside global unicast (2000::/3, the only IPv6 space a public host is given; everything else is refused
+// before this list is read: ::/8 with loopback and the IPv4-compatible and -translated forms, 64:ff9b::/96
+// NAT64, 100::/64, unique local, link-local, multicast).
 for (const [network, prefix] of [
-  ['::', 128], // unspecified
-  ['::1', 128], // loopback
-  ['64:ff9b::', 96], // NAT64: reaches IPv4 addresses, private ones included
-  ['64:ff9b:1::', 48],
-  ['100::', 64], // discard
+  ['2001::', 23], // IETF protocol assignments: Teredo (2001::/32, embeds an IPv4 address), benchmarking, ORCHID
   ['2001:db8::', 32], // documentation
   ['2002::', 16], // 6to4: embeds any IPv4 address
-  ['fc00::', 7], // unique local
-  ['fe80::', 10], // link-local
-  ['fec0::', 10], // site-local (deprecated)
-  ['ff00::', 8], // multicast
+  ['3fff::', 20], // documentation
 ] as const) {
   blocked.addSubnet(network, prefix, 'ipv6');
 }
@@ -81,10 +77,9 @@ export function isPublicAddress(address: string): boolean {
   const zeros = (n: number) => groups.slice(0, n).every((group) => group === 0);
   // IPv4-mapped (::ffff:0:0/96): the IPv4 address it carries is the one reached.
   if (zeros(5) && groups[5] === 0xffff) return isPublicAddress(embedded());
-  // IPv4-compatible (::/96, deprecated; :: and ::1 with it) and IPv4-translated (::ffff:0:0:0/96, SIIT):
-  // never a public webhook target, whatever IPv4 address they carry.
-  if (zeros(6)) return false;
-  if (zeros(4) && groups[4] === 0xffff && groups[5] === 0) return false;
+  // Outside global unicast (2000::/3): IPv4-compatible (::/96) and IPv4-translated (::ffff:0:0:0/96) forms,
+  // whatever IPv4 address they carry, ::/8's other reserved space (::1:0:0:0), NAT64 and every local scope.
+  if ((groups[0] ?? 0) >> 13 !== 0b001) return false;
   return !blocked.check(groups.map((group) => group.toString(16)).join(':'), 'ipv6');
 }
 

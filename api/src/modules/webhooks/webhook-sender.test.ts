@@ -179,6 +179,15 @@ describe('isPublicAddress', () => {
       '::ffff:0:808:808',
       '64:ff9b::a00:1',
       '2002:7f00:1::',
+      // The rest of ::/8 and of what lies outside global unicast (2000::/3), Teredo and documentation.
+      '::1:0:0:0',
+      '0:1::7f00:1',
+      '100::1',
+      '64:ff9b:1::a00:1',
+      '4000::1',
+      'e000::1',
+      '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+      '3fff:1::1',
       'not-an-ip',
     ]) {
       expect({ address, public: isPublicAddress(address) }).toEqual({ address, public: false });
