@@ -10,9 +10,9 @@ import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
-import { loadConfig } from '../src/env.ts';
 import { appendLedgerEntry } from '../src/modules/ledger/ledger.service.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { testApiConfig } from './support/config.ts';
 import { gqlData, signIn } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
@@ -34,15 +34,8 @@ let replicaA: RunningApi;
 let replicaB: RunningApi;
 
 function config() {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
-    PUBLIC_ORIGIN: 'http://localhost:4000',
-    CHAIN_ID: '31337',
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+  return testApiConfig({
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     LLM_BASE_URL: dev.baseUrl,
     // The longest silence between chunks (100 ms here); it must stay under the TTL.
     LLM_TIMEOUT_MS: String(HOLD_TTL_MS - 100),

@@ -15,18 +15,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlOf } from '../src/db/sql.ts';
 import { DEV_MODEL_PRICES } from '../src/dev-model/dev-model.replies.ts';
 import { type DevModelServer, startDevModelServer } from '../src/dev-model/dev-model.server.ts';
-import { ConfigError, loadConfig } from '../src/env.ts';
+import { ConfigError } from '../src/env.ts';
 import { extendHolds, placeHold } from '../src/modules/metering/hold.store.ts';
 import { applySettlement } from '../src/modules/metering/settlement.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { chunkedBody } from './support/chunked.ts';
+import { testApiConfig } from './support/config.ts';
 import { gql, gqlData, subscribe } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { UNLIMITED_RATES } from './support/platform.ts';
 import { fundedUser } from './support/users.ts';
 import { waitFor } from './support/wait-for.ts';
 
-const ORIGIN = 'http://localhost:4000';
 const MARKUP = '1.5';
 const DEV = 'chainmeter-dev';
 
@@ -40,15 +40,8 @@ const failedOnce = new Set<string>();
 const settlementGates = new Map<string, { reached(): void; open: Promise<void> }>();
 
 function config(overrides: Record<string, string> = {}) {
-  return loadConfig({
-    NODE_ENV: 'test',
-    PORT: '0',
-    PUBLIC_ORIGIN: ORIGIN,
-    CHAIN_ID: '31337',
-    USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-    TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+  return testApiConfig({
     DATABASE_URL: database.url,
-    LOG_LEVEL: 'silent',
     LLM_BASE_URL: dev.baseUrl,
     // Far above any answer of the dev model on a loaded machine (a burst of 200 calls shares one process),
     // and below dev-slow's 5 s, which must time out: that timer is armed first and due first.

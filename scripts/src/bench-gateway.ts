@@ -21,7 +21,7 @@
  * http://127.0.0.1:4000/v1>` and `BENCH_MODEL=<model>`; its calls are BILLED (and so counted as settled)
  * when it sends `x-litellm-response-cost` or the model is priced in `LLM_PRICES`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
@@ -35,6 +35,7 @@ import { appendLedgerEntry } from '@chainmeter/api/modules/ledger/ledger.service
 import { startApi } from '@chainmeter/api/server';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase } from '@chainmeter/testkit/postgres';
+import { spawnGroup } from '@chainmeter/testkit/process-group';
 import pg from 'pg';
 import { backendPids, countBilledSince, readBooks } from './bench/gateway.store.ts';
 import { cpuMsOf } from './bench/stats.ts';
@@ -92,7 +93,7 @@ interface Child {
 }
 
 function startChild(args: string[], nodeArgs: string[] = []): Promise<Child> {
-  const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), ...args], {
+  const child = spawnGroup(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -122,11 +123,15 @@ async function startPortkey(upstreamUrl: string): Promise<Child & { headers: Rec
   const port = await findFreePort();
   const server = createRequire(import.meta.url).resolve('@portkey-ai/gateway/build/start-server.js');
   const loopbackOnly = fileURLToPath(new URL('./bench/loopback-only.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', loopbackOnly, server, `--port=${port}`, '--headless'], {
-    // Production mode: no log UI, no request log kept for it.
-    env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawnGroup(
+    process.execPath,
+    ['--import', loopbackOnly, server, `--port=${port}`, '--headless'],
+    {
+      // Production mode: no log UI, no request log kept for it.
+      env: { ...process.env, NODE_ENV: 'production' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -7,7 +7,7 @@
  * testkit's process helpers: the configuration's validation and the devnet's contracts (zod, viem) run in a
  * helper process that exits once the chain is ready (start-setup.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { DEVNET_CHAIN_ID } from '@chainmeter/schema/chains';
 import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
 import { type PersistentDevnet, startPersistentDevnet } from '@chainmeter/testkit/persistent-devnet';
 import { findFreePort } from '@chainmeter/testkit/ports';
-import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
+import { captureOutput, spawnGroup, stopGroup } from '@chainmeter/testkit/process-group';
 import { ensureWebBuild, isWebBuildFresh } from '@chainmeter/testkit/web-build';
 import { seedPonderPgliteDir } from './ponder-pglite.ts';
 import { forkSetupHelper } from './start-setup-protocol.ts';
@@ -240,17 +240,15 @@ interface StartedApi {
 }
 
 async function startApiProcess(env: Record<string, string>, logFile: string): Promise<StartedApi> {
-  const child = spawn(process.execPath, [...API_NODE_ARGS, API_MAIN], {
+  const child = spawnGroup(process.execPath, [...API_NODE_ARGS, API_MAIN], {
     cwd: ROOT,
     env: { GLIBC_TUNABLES: API_MALLOC_TUNABLES, ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
   });
   const output = captureOutput(child, 256_000);
   // Structured logs go to a file; a start-up refusal (plain text on stderr) to the terminal as well.
   child.stdout?.pipe(createWriteStream(logFile, { flags: 'a' }));
   child.stderr?.pipe(process.stderr);
-  const forget = killGroupOnExit(child.pid ?? 0);
   const url = `http://127.0.0.1:${env.PORT}`;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
@@ -263,10 +261,7 @@ async function startApiProcess(env: Record<string, string>, logFile: string): Pr
       return {
         child,
         logs: output.text,
-        stop: async () => {
-          forget();
-          await stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 });
-        },
+        stop: () => stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 }),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -1,17 +1,5 @@
-/**
- * `sqlOf` behaves the same on its two paths: PostgreSQL (prepared statements on the pg pool, two-step
- * transactions as two inlined scripts) and PGlite (through the EntityManager): values and arrays (nulls,
- * quotes, backslashes) arrive intact, and a failure at any step leaves nothing written. `sqlWithGenericPlans`
- * runs its statements on their generic plan from the first run on PostgreSQL, with sequential scans off, and
- * like `sqlFor` on PGlite.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../test/support/database.ts';
-import { seedPgliteDataDir } from '../../test/support/pglite-template.ts';
-import { createOrm, type Orm } from './orm.ts';
+import { describe, expect, it } from 'vitest';
+import { TEST_DRIVERS, testOrmForFile } from '../../test/support/database.ts';
 import { type Statement, sqlFor, sqlOf, sqlWithGenericPlans } from './sql.ts';
 
 const ECHO: Statement = {
@@ -25,35 +13,10 @@ const INSERT: Statement = {
 const COUNT: Statement = { name: 'cm_test_count', text: 'select count(*)::int as n from hot_sql_test' };
 const tricky = [`it's`, 'back\\slash', '"quoted"', 'comma,brace}{', null];
 
-const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] = [
-  ['PostgreSQL', createTestOrm],
-  [
-    'PGlite',
-    async () => {
-      // On a data directory, as the API runs it, seeded past initdb (seconds of WebAssembly otherwise);
-      // PGlite in memory is orm.test.ts's.
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-sql-pglite-'));
-      await seedPgliteDataDir(dataDir);
-      const orm = await createOrm({ pgliteDataDir: dataDir });
-      return {
-        orm,
-        close: async () => {
-          await orm.close(true);
-          rmSync(dataDir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-];
-
-describe.each(drivers)('sqlOf on %s', (_name, open) => {
-  let orm: Orm;
-  let close: () => Promise<void>;
-  beforeAll(async () => {
-    ({ orm, close } = await open());
-    await orm.em.fork().execute('create table hot_sql_test (label text)');
-  });
-  afterAll(async () => close?.());
+// PGlite on a data directory, as the API runs it; PGlite in memory is orm.test.ts's.
+describe.each(TEST_DRIVERS)('sqlOf on %s', async (driver) => {
+  const { orm } = await testOrmForFile(driver);
+  await orm.em.fork().execute('create table hot_sql_test (label text)');
 
   const count = async () => (await sqlOf(orm.em.fork()).query<{ n: number }>(COUNT, []))[0]?.n;
 
@@ -126,7 +89,7 @@ describe.each(drivers)('sqlOf on %s', (_name, open) => {
     try {
       const [row] = await sql.query<{ text: string; list: string[] }>(ECHO, ['generic', 1, tricky, []]);
       expect(row).toMatchObject({ text: 'generic', list: tricky });
-      if (_name !== 'PostgreSQL') return; // PGlite: the ORM's one session, whatever PostgreSQL would plan
+      if (driver !== 'PostgreSQL') return; // PGlite: the ORM's one session, whatever PostgreSQL would plan
       const id = '6f1c1d3e-8a1b-4c5d-9e0f-112233445566';
       for (let run = 0; run < 3; run++) await sql.query(ECHO, ['again', run, [], [id]]);
       const plans = (runner: typeof sql) =>

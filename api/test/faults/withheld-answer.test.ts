@@ -14,10 +14,10 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlFor } from '../../src/db/sql.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
-import { loadConfig } from '../../src/env.ts';
 import { applySettlement } from '../../src/modules/metering/settlement.store.ts';
 import { releasedUnanswered } from '../../src/modules/metering/settlement.ts';
 import { type RunningApi, startApi } from '../../src/server.ts';
+import { testApiConfig } from '../support/config.ts';
 import { type CuttableProxy, sql, startCuttableProxy } from '../support/faults.ts';
 import { gqlData } from '../support/graphql.ts';
 import { UNLIMITED_RATES } from '../support/platform.ts';
@@ -45,15 +45,8 @@ beforeAll(async () => {
   throughProxy.port = new URL(proxy.url).port;
   dev = await startDevModelServer();
   api = await startApi(
-    loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
-      PUBLIC_ORIGIN: 'http://localhost:4000',
-      CHAIN_ID: '31337',
-      USDC_ADDRESS: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      TREASURY_ADDRESS: '0xa0Ee7A142d267C1f36714E4a8F75612F20a79720',
+    testApiConfig({
       DATABASE_URL: throughProxy.toString(),
-      LOG_LEVEL: 'silent',
       LLM_BASE_URL: dev.baseUrl,
       METERING_RETRY_MS: '50',
       X402: 'off',

@@ -3,13 +3,13 @@
  * PostgreSQL server and a throwaway Redis that a test may stop, restart or kill without touching the
  * machine's shared ones, and direct SQL on a database (the checks read the tables, not the API).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { findFreePort } from '@chainmeter/testkit/ports';
-import { isGroupAlive, killGroupOnExit, signalGroup } from '@chainmeter/testkit/process-group';
+import { isGroupAlive, signalGroup, spawnGroup } from '@chainmeter/testkit/process-group';
 import pg from 'pg';
 import { createOrm, type Orm } from '../../src/db/orm.ts';
 import { checkLedgerInvariants, type LedgerReport } from './ledger-invariants.ts';
@@ -135,7 +135,6 @@ export async function startScratchPostgres(): Promise<ScratchPostgres> {
   const port = await findFreePort();
   const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   let server: ChildProcess | null = null;
-  let forget = () => {};
 
   async function start(): Promise<void> {
     const run = asPostgres(postgresBin('postgres'), [
@@ -152,9 +151,8 @@ export async function startScratchPostgres(): Promise<ScratchPostgres> {
       '-c',
       'max_connections=200',
     ]);
-    const child = spawn(run.command, run.args, { stdio: 'ignore', detached: true });
+    const child = spawnGroup(run.command, run.args, { stdio: 'ignore' });
     server = child;
-    forget = killGroupOnExit(child.pid as number);
     await waitFor(
       `scratch PostgreSQL on port ${port}`,
       async () => {
@@ -174,7 +172,6 @@ export async function startScratchPostgres(): Promise<ScratchPostgres> {
     signalGroup(child.pid, 'SIGINT');
     const pid = child.pid;
     await waitFor('scratch PostgreSQL to stop', () => !isGroupAlive(pid), 30_000);
-    forget();
   }
 
   await start();
@@ -206,7 +203,6 @@ export async function startScratchRedis(): Promise<ScratchRedis> {
   const port = await findFreePort();
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | null = null;
-  let forget = () => {};
 
   async function ping(): Promise<boolean> {
     try {
@@ -221,13 +217,12 @@ export async function startScratchRedis(): Promise<ScratchRedis> {
   }
 
   async function start(): Promise<void> {
-    const started = spawn(
+    const started = spawnGroup(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore', detached: true },
+      { stdio: 'ignore' },
     );
     child = started;
-    forget = killGroupOnExit(started.pid as number);
     await waitFor(`scratch Redis on port ${port}`, ping, 10_000);
   }
 
@@ -238,7 +233,6 @@ export async function startScratchRedis(): Promise<ScratchRedis> {
     const pid = current.pid;
     signalGroup(pid, 'SIGKILL');
     await waitFor('scratch Redis to die', () => !isGroupAlive(pid), 10_000);
-    forget();
   }
 
   await start();

@@ -2,7 +2,7 @@
  * The whole platform for an integration test file: a real anvil chain with the test token, a real Ponder
  * indexer, a fresh PostgreSQL database (or PGlite) and the API, in-process or as real child processes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { type Indexer, startIndexer } from '@chainmeter/testkit/indexer';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
-import { captureOutput, killGroupOnExit, stopGroup } from '@chainmeter/testkit/process-group';
+import { captureOutput, spawnGroup, stopGroup } from '@chainmeter/testkit/process-group';
 import { deployTestUsdc } from '@chainmeter/testkit/token';
 import type { Address } from 'viem';
 import { loadConfig } from '../../src/env.ts';
@@ -144,13 +144,11 @@ export interface ApiProcess {
 /** The API as a real process (`node api/src/main.ts`), for restarts and several replicas at once. */
 export async function spawnApiProcess(env: Record<string, string>): Promise<ApiProcess> {
   const port = await findFreePort();
-  const child = spawn(process.execPath, [API_MAIN], {
+  const child = spawnGroup(process.execPath, [API_MAIN], {
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
   });
   const output = captureOutput(child);
-  const forget = killGroupOnExit(child.pid as number);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
@@ -166,9 +164,6 @@ export async function spawnApiProcess(env: Record<string, string>): Promise<ApiP
     url,
     child,
     logs: () => output.text(),
-    stop: async () => {
-      forget();
-      await stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 });
-    },
+    stop: () => stopGroup(child, { signal: 'SIGTERM', graceMs: 15_000 }),
   };
 }

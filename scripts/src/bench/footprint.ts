@@ -15,13 +15,14 @@
  * once: the honest "together" figure). Then SIGINT, as Ctrl-C does: the run fails unless start.ts says
  * `stopped` and every process of its tree is gone within 60 s.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pgliteTemplateDir } from '@chainmeter/api/db/pglite-template';
 import { findFreePort } from '@chainmeter/testkit/ports';
+import { spawnGroup } from '@chainmeter/testkit/process-group';
 import { loadBenchConfig } from '../env.ts';
 import { ponderPgliteTemplateDir } from '../ponder-pglite.ts';
 import { printTable } from './stats.ts';
@@ -130,7 +131,7 @@ async function runOnce(dataDir: string, settleS: number): Promise<RunResult> {
     RPC_URL: '',
   };
   const started = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [START], {
+  const child: ChildProcess = spawnGroup(process.execPath, [START], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

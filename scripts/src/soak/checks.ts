@@ -3,10 +3,11 @@
  * (sums read from the tables), the deposits against the chain's own transfer logs and what the load sent,
  * and the calls against what the load was answered.
  */
-import { spawn } from 'node:child_process';
+
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnGroup } from '@chainmeter/testkit/process-group';
 import type { ChainTransfer } from './chain.ts';
 import type { CallRecord, DepositRecord } from './load.ts';
 import type { Books, DepositRow, UsageRow } from './soak.store.ts';
@@ -36,16 +37,16 @@ export async function runAudit(options: {
     'json',
     '--quiet',
   ];
-  const child = spawn(process.execPath, args, {
+  const child = spawnGroup(process.execPath, args, {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
+  child.stdout?.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
   });
-  child.stderr.on('data', (chunk: Buffer) => {
+  child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -2,9 +2,9 @@
  * The soak's child processes: each the leader of its own process group (so a `.bin` wrapper's grandchild
  * goes with it), its output appended to a log file in the run's folder, killed with the soak if the soak dies.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { captureOutput, killGroupOnExit, signalGroup, stopGroup } from '@chainmeter/testkit/process-group';
+import { captureOutput, signalGroup, spawnGroup, stopGroup } from '@chainmeter/testkit/process-group';
 
 /** Children that exited without the soak stopping or killing them: a part that died on its own. */
 export const unexpectedExits: { name: string; at: number; how: string }[] = [];
@@ -28,10 +28,9 @@ export function spawnChild(
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile: string; exits?: boolean },
 ): Child {
-  const child = spawn(command, args, {
+  const child = spawnGroup(command, args, {
     env: options.env ?? process.env,
     cwd: options.cwd,
-    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = captureOutput(child, 32_000);
@@ -43,7 +42,6 @@ export function spawnChild(
   // which would end the soak unhandled instead of letting it stop what it started.
   child.on('error', () => {});
   if (pid === undefined) throw new Error(`${name}: ${command} could not be started (is it installed?)`);
-  const forget = killGroupOnExit(pid);
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   let stopped: Promise<void> | undefined;
   let stopping = options.exits === true;
@@ -57,7 +55,7 @@ export function spawnChild(
     exited,
     stop: (signal = 'SIGTERM', graceMs = 15_000) => {
       stopping = true;
-      stopped ??= stopGroup(child, { signal, graceMs }).finally(forget);
+      stopped ??= stopGroup(child, { signal, graceMs });
       return stopped;
     },
     signal: (signal) => {

@@ -1,14 +1,8 @@
-/**
- * anvil as a process, without viem: spawned, awaited until it answers `eth_chainId`, stopped. `startAnvil`
- * (`anvil.ts`) adds the devnet's contracts on top; `npm start`'s supervisor runs anvil through this module
- * alone, so that viem stays out of its long-lived process (see `persistent-devnet.ts`).
- */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from './ports.ts';
-import { captureOutput, killGroupOnExit, stopGroup } from './process-group.ts';
+import { captureOutput, spawnGroup, stopGroup } from './process-group.ts';
 
 /**
  * How many of the mnemonic's accounts every devnet funds with ETH (`anvil --accounts`): anvil's ten
@@ -112,16 +106,12 @@ async function startOnce(
   }
 
   const { command, prefix } = anvilCommand();
-  const child = spawn(command, [...prefix, ...args], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnGroup(command, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = captureOutput(child);
-  const forgetOnExit = killGroupOnExit(child.pid ?? 0);
   const rpcUrl = `http://127.0.0.1:${port}`;
   let stopped: Promise<void> | undefined;
   const stop = () => {
-    stopped ??= stopGroup(child, { signal: 'SIGINT', graceMs: 10_000 }).finally(forgetOnExit);
+    stopped ??= stopGroup(child, { signal: 'SIGINT', graceMs: 10_000 });
     return stopped;
   };
 

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicClient, http, parseAbiItem } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
 import { devAccounts } from './accounts.ts';
 import { mineBlocks, reorg, revert, snapshot, startAnvil } from './anvil.ts';
+import { findProcesses } from './process-group.ts';
 import { deployTestUsdc, mintUsdc, transferUsdc, usdcBalance } from './token.ts';
 
 const dirs: string[] = [];
@@ -14,19 +15,10 @@ afterAll(() => {
 
 /** Every live process whose command line mentions `--port <port>` and anvil (the binary, and a wrapper if any). */
 function processesOnPort(port: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const at = args.indexOf('--port');
-      if (at >= 0 && args[at + 1] === String(port) && args.some((arg) => arg.includes('anvil')))
-        pids.push(Number(entry));
-    } catch {
-      // Exited while we looked.
-    }
-  }
-  return pids;
+  return findProcesses((args) => {
+    const at = args.indexOf('--port');
+    return at >= 0 && args[at + 1] === String(port) && args.some((arg) => arg.includes('anvil'));
+  });
 }
 
 describe('devnet', () => {

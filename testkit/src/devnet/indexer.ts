@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from './ports.ts';
-import { captureOutput, killGroupOnExit, stopGroup } from './process-group.ts';
+import { captureOutput, spawnGroup, stopGroup } from './process-group.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const INDEXER_DIR = `${REPO_ROOT}indexer`;
@@ -140,10 +140,9 @@ async function spawnPonder(command: 'start' | 'serve', options: StartIndexerOpti
     '--log-format',
     'json',
   ];
-  const child = spawn(process.execPath, args, {
+  const child = spawnGroup(process.execPath, args, {
     cwd: INDEXER_DIR,
     env,
-    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = captureOutput(child, 256_000);
@@ -152,10 +151,9 @@ async function spawnPonder(command: 'start' | 'serve', options: StartIndexerOpti
     child.stdout?.pipe(file);
     child.stderr?.pipe(file);
   }
-  const forgetOnExit = killGroupOnExit(child.pid ?? 0);
   let stopped: Promise<void> | undefined;
   const stop = () => {
-    stopped ??= stopGroup(child, { signal: 'SIGINT', graceMs: 15_000 }).finally(forgetOnExit);
+    stopped ??= stopGroup(child, { signal: 'SIGINT', graceMs: 15_000 });
     return stopped;
   };
   return { child, logs: output.text, stop };

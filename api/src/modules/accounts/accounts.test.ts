@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
-import type { Orm } from '../../db/orm.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { Session } from '../auth/auth.entity.ts';
 import { viewerFromSessionToken } from '../auth/auth.service.ts';
 import {
@@ -13,14 +12,7 @@ import {
   InvalidWalletAddressError,
 } from './accounts.service.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(() => db.close());
+const { orm } = await testOrmForFile();
 
 describe('accounts', () => {
   it('creates one checksummed account per wallet, whatever the case of the input', async () => {

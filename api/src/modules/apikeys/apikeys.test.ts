@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { getAddress } from 'viem';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
-import type { Orm } from '../../db/orm.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { ExpectedError } from '../../errors.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
@@ -28,18 +27,9 @@ import {
 } from './apikeys.service.ts';
 import { keyPeriodStartSql } from './apikeys.store.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
+const { orm, url } = await testOrmForFile();
 const AUDITOR = getAddress(`0x${'a1'.repeat(20)}`);
 const config = { auditorAddresses: [AUDITOR] };
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(async () => {
-  await db?.close();
-});
 
 const fork = () => orm.em.fork();
 const sql = <T = Record<string, unknown>>(query: string, params: unknown[] = []) =>
@@ -275,7 +265,7 @@ describe('the spend limit, enforced by the database', () => {
     const accountId = await newAccount();
     const { apiKey } = await createApiKey(fork(), accountId, { name: 'burst', spendLimit: 10_000n });
     // 100 reservations of 300 micro-USD racing over 20 connections: 33 fit (9,900), 67 must fail.
-    const pool = new pg.Pool({ connectionString: db.url, max: 20 });
+    const pool = new pg.Pool({ connectionString: url, max: 20 });
     const results = await Promise.allSettled(
       Array.from({ length: 100 }, () =>
         pool.query(`update api_keys set held = held + 300 where id = $1`, [apiKey.id]),

@@ -1,20 +1,16 @@
 import { checkAudit } from '@chainmeter/schema';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { InvalidCursorError } from '../../db/cursor.ts';
-import type { Orm } from '../../db/orm.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
 import { buildAccountProof, listAuditAccounts, listAuditEntries, readAuditRecords } from './audit.service.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
+const { orm } = await testOrmForFile();
 const wallets = Array.from({ length: 3 }, () => privateKeyToAddress(generatePrivateKey()));
 
 beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
   for (const [i, wallet] of wallets.entries()) {
     const account = await findOrCreateAccount(orm.em.fork(), wallet);
     for (let n = 1; n <= 3 + i; n++) {
@@ -29,7 +25,6 @@ beforeAll(async () => {
     }
   }
 });
-afterAll(() => db.close());
 
 describe('auditor pages', () => {
   it('walk every entry of every account once, in (account, seq) order, whatever the page size', async () => {

@@ -1,7 +1,7 @@
 import { checkAudit } from '@chainmeter/schema';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import {
   blockHash,
   type FakeIndexer,
@@ -11,7 +11,7 @@ import {
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
-import { createOrm, type Orm } from '../../db/orm.ts';
+import { createOrm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { getAccountByWallet } from '../accounts/accounts.service.ts';
@@ -29,18 +29,9 @@ import { Deposit } from './deposits.entity.ts';
 import { getDepositsByIds, listDeposits } from './deposits.service.ts';
 import { createIndexerClient, IndexerUnavailableError } from './indexer.client.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
+const { orm, url } = await testOrmForFile();
 const indexers: FakeIndexer[] = [];
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(async () => {
-  await Promise.all(indexers.map((indexer) => indexer.close()));
-  await db.close();
-});
+afterAll(() => Promise.all(indexers.map((indexer) => indexer.close())));
 
 // Each test runs on its own chain id, so cursors and deposits never collide between tests.
 let nextChainId = 90_000;
@@ -579,7 +570,7 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
 describe('concurrency', () => {
   it('two services crediting the same transfers at once credit each exactly once', async () => {
     const chainId = nextChainId++;
-    const other = await createOrm({ databaseUrl: db.url });
+    const other = await createOrm({ databaseUrl: url });
     try {
       const payers = Array.from({ length: 10 }, wallet);
       const transfers = Array.from({ length: 400 }, (_, i) =>
@@ -612,7 +603,7 @@ describe('concurrency', () => {
     const chainId = nextChainId++;
     const indexer = await startFakeIndexer(chainId);
     indexers.push(indexer);
-    const other = await createOrm({ databaseUrl: db.url });
+    const other = await createOrm({ databaseUrl: url });
     try {
       const payers = Array.from({ length: 25 }, wallet);
       for (let i = 0; i < 3_000; i++) {

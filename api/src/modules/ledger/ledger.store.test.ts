@@ -1,23 +1,15 @@
 import { type LedgerHead, verifyLedgerChain } from '@chainmeter/schema';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { listAllLedgerEntries } from '../../../test/support/records.ts';
-import type { Orm } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { chainLedgerBatch, writeLedgerBatch } from './ledger.store.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(() => db.close());
+const { orm } = await testOrmForFile();
 
 const EMPTY: LedgerHead = { seq: 0, hash: null, balance: 0n };
 

@@ -1,11 +1,10 @@
 import { verifyLedgerChain } from '@chainmeter/schema';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { listAllLedgerEntries } from '../../../test/support/records.ts';
 import { InvalidCursorError } from '../../db/cursor.ts';
-import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { Account } from '../accounts/accounts.entity.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
@@ -16,14 +15,7 @@ import {
   listLedger,
 } from './ledger.service.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(() => db.close());
+const { orm } = await testOrmForFile();
 
 async function newAccountId(): Promise<string> {
   return (await findOrCreateAccount(orm.em.fork(), privateKeyToAddress(generatePrivateKey()))).id;

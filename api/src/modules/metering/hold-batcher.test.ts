@@ -6,18 +6,13 @@
  * same accounts and keys never deadlock and never hold more than the account can spend.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { MicroUsd } from '@chainmeter/schema';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_DRIVERS, testOrmForFile } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { untilALockIsWaitedFor } from '../../../test/support/lock-waits.ts';
-import { seedPgliteDataDir } from '../../../test/support/pglite-template.ts';
 import { fundedAccount } from '../../../test/support/users.ts';
-import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
 import { type SqlRunner, sqlFor, sqlOf, sqlWithGenericPlans } from '../../db/sql.ts';
 import { createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { type PlacedHold, type PlaceHoldParameters, placeHold, placeHolds } from './hold.store.ts';
@@ -38,44 +33,15 @@ function recordingNames(inner: SqlRunner, seen: string[]): SqlRunner {
   };
 }
 
-const drivers: [string, () => Promise<{ orm: Orm; close(): Promise<void> }>][] = [
-  ['PostgreSQL', createTestOrm],
-  [
-    'PGlite',
-    async () => {
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-holds-pglite-'));
-      await seedPgliteDataDir(dataDir);
-      const orm = await createOrm({ pgliteDataDir: dataDir });
-      await migrateUp(orm);
-      return {
-        orm,
-        close: async () => {
-          await orm.close(true);
-          rmSync(dataDir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-];
-
 /** What the batchers logged: a batch that failed (a constraint, a deadlock) is a warning. */
 const warnings: string[] = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
 
-describe.each(drivers)('grouped holds on %s', (driver, open) => {
-  let orm: Orm;
-  let close: () => Promise<void>;
-  let sql: SqlRunner;
-  let planned: { sql: SqlRunner; close(): Promise<void> };
-  beforeAll(async () => {
-    ({ orm, close } = await open());
-    sql = sqlFor(orm);
-    planned = sqlWithGenericPlans(orm, 1);
-  }, 120_000);
-  afterAll(async () => {
-    await planned?.close();
-    await close?.();
-  });
+describe.each(TEST_DRIVERS)('grouped holds on %s', async (driver) => {
+  const { orm } = await testOrmForFile(driver);
+  const sql = sqlFor(orm);
+  const planned = sqlWithGenericPlans(orm, 1);
+  afterAll(() => planned.close());
 
   const newAccount = (balance: bigint) => fundedAccount(orm, balance);
 

@@ -4,11 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MicroUsd } from '@chainmeter/schema';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { checkLedgerInvariants } from '../../../test/support/ledger-invariants.ts';
 import { fundedAccount } from '../../../test/support/users.ts';
-import type { Orm } from '../../db/orm.ts';
 import { sqlOf } from '../../db/sql.ts';
 import { type ApiKeyCheck, createApiKey, hashApiKeySecret } from '../apikeys/apikeys.service.ts';
 import { appendLedgerEntry } from '../ledger/ledger.service.ts';
@@ -18,13 +17,7 @@ import { InsufficientCreditsError } from './metering.errors.ts';
 import { applyChargedSettlements, applySettlement } from './settlement.store.ts';
 import type { Settlement } from './settlement.ts';
 
-let orm: Orm;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  ({ orm, close } = await createTestOrm());
-});
-afterAll(async () => close?.());
+const { orm } = await testOrmForFile();
 
 const newAccount = (balance: bigint) => fundedAccount(orm, balance);
 

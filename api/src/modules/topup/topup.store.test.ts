@@ -4,22 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { untilALockIsWaitedFor } from '../../../test/support/lock-waits.ts';
 import { fundedAccount } from '../../../test/support/users.ts';
-import type { Orm } from '../../db/orm.ts';
 import { sqlFor } from '../../db/sql.ts';
 import { claimDueTopUps, type StoredAuthorization, storeAutoTopUp } from './topup.store.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(() => db.close());
+const { orm, url } = await testOrmForFile();
 
 const NOW = new Date('2026-12-04T00:00:00Z');
 const hex = (bytes: number) => `0x${randomBytes(bytes).toString('hex')}`;
@@ -67,7 +59,7 @@ describe('claimDueTopUps', () => {
 
   it('does not mark an account in flight for an authorization a replacement deleted while the claim ran', async () => {
     const accountId = await dueAccount(1);
-    const replacing = new pg.Client({ connectionString: db.url });
+    const replacing = new pg.Client({ connectionString: url });
     await replacing.connect();
     try {
       // The wallet replaces its authorizations (none left): the delete holds the row until it commits.

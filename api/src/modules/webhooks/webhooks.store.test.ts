@@ -1,11 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestOrm } from '../../../test/support/database.ts';
-import { seedPgliteDataDir } from '../../../test/support/pglite-template.ts';
-import { createOrm, migrateUp, type Orm } from '../../db/orm.ts';
+import { describe, expect, it } from 'vitest';
+import { testOrmForFile } from '../../../test/support/database.ts';
 import { sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { enqueueWebhookEvents } from './webhook-events.store.ts';
@@ -19,14 +14,7 @@ import {
   recordAttempts,
 } from './webhooks.store.ts';
 
-let db: Awaited<ReturnType<typeof createTestOrm>>;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestOrm();
-  orm = db.orm;
-});
-afterAll(() => db.close());
+const { orm } = await testOrmForFile();
 
 /** An attempt the receiver answered with `code`, just now. */
 const answered = (code: number) => ({
@@ -216,72 +204,63 @@ describe('pruneFinishedDeliveries', () => {
   });
 });
 
-describe('the outbox on embedded PGlite', () => {
+describe('the outbox on embedded PGlite', async () => {
+  const { orm: embedded } = await testOrmForFile('PGlite');
   it('enqueues, claims and records attempts (arrays, nulls and quotes in the excerpt)', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'cm-webhooks-pglite-'));
-    // A cluster past initdb (seconds of WebAssembly otherwise); the migrations still run here.
-    await seedPgliteDataDir(dataDir);
-    const embedded = await createOrm({ pgliteDataDir: dataDir });
-    try {
-      await migrateUp(embedded);
-      const accountId = (
-        await findOrCreateAccount(embedded.em.fork(), privateKeyToAddress(generatePrivateKey()))
-      ).id;
-      const sql = sqlFor(embedded);
-      await sql.transaction((query) =>
-        insertEndpointWithin(
-          query,
-          { accountId, url: 'http://127.0.0.1:9/hook', secret: 'whsec_AAAA', events: ['DEPOSIT_CREDITED'] },
-          10,
-        ),
-      );
-      await sql.transaction((query) =>
-        enqueueWebhookEvents(query, [
-          { accountId, type: 'DEPOSIT_CREDITED', data: { n: 1, text: 'a "quoted" \\ value' } },
-          { accountId, type: 'DEPOSIT_CREDITED', data: { n: 2 } },
-        ]),
-      );
-      const claimed = await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP);
-      expect(claimed.map((d) => d.data.n).sort()).toEqual([1, 2]);
-      expect(claimed.find((d) => d.data.n === 1)?.data.text).toBe('a "quoted" \\ value');
-      const [first, second] = claimed as [ClaimedDelivery, ClaimedDelivery];
-      const attemptedAt = new Date();
-      const moved = await recordAttempts(sql.query, [
-        {
-          delivery: first,
-          result: {
-            responseCode: 200,
-            latencyMs: 4,
-            error: null,
-            responseExcerpt: 'ok "fine" {x}',
-            attemptedAt,
-          },
-          next: { status: 'DELIVERED', nextAttemptAt: null },
+    const accountId = (
+      await findOrCreateAccount(embedded.em.fork(), privateKeyToAddress(generatePrivateKey()))
+    ).id;
+    const sql = sqlFor(embedded);
+    await sql.transaction((query) =>
+      insertEndpointWithin(
+        query,
+        { accountId, url: 'http://127.0.0.1:9/hook', secret: 'whsec_AAAA', events: ['DEPOSIT_CREDITED'] },
+        10,
+      ),
+    );
+    await sql.transaction((query) =>
+      enqueueWebhookEvents(query, [
+        { accountId, type: 'DEPOSIT_CREDITED', data: { n: 1, text: 'a "quoted" \\ value' } },
+        { accountId, type: 'DEPOSIT_CREDITED', data: { n: 2 } },
+      ]),
+    );
+    const claimed = await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP);
+    expect(claimed.map((d) => d.data.n).sort()).toEqual([1, 2]);
+    expect(claimed.find((d) => d.data.n === 1)?.data.text).toBe('a "quoted" \\ value');
+    const [first, second] = claimed as [ClaimedDelivery, ClaimedDelivery];
+    const attemptedAt = new Date();
+    const moved = await recordAttempts(sql.query, [
+      {
+        delivery: first,
+        result: {
+          responseCode: 200,
+          latencyMs: 4,
+          error: null,
+          responseExcerpt: 'ok "fine" {x}',
+          attemptedAt,
         },
-        {
-          delivery: second,
-          result: {
-            responseCode: null,
-            latencyMs: 9,
-            error: 'ECONNREFUSED: "no"',
-            responseExcerpt: null,
-            attemptedAt,
-          },
-          next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+        next: { status: 'DELIVERED', nextAttemptAt: null },
+      },
+      {
+        delivery: second,
+        result: {
+          responseCode: null,
+          latencyMs: 9,
+          error: 'ECONNREFUSED: "no"',
+          responseExcerpt: null,
+          attemptedAt,
         },
-      ]);
-      expect([...moved].sort()).toEqual([first.id, second.id].sort());
-      const attempts = await readAttemptsOfDeliveries(sql.query, [first.id, second.id]);
-      expect(attempts.find((a) => a.deliveryId === first.id)?.responseExcerpt).toBe('ok "fine" {x}');
-      expect(attempts.find((a) => a.deliveryId === second.id)).toMatchObject({
-        responseCode: null,
-        error: 'ECONNREFUSED: "no"',
-      });
-      // Neither is due now: one delivered, one retried in a minute.
-      expect(await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP)).toEqual([]);
-    } finally {
-      await embedded.close(true);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+        next: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 60_000) },
+      },
+    ]);
+    expect([...moved].sort()).toEqual([first.id, second.id].sort());
+    const attempts = await readAttemptsOfDeliveries(sql.query, [first.id, second.id]);
+    expect(attempts.find((a) => a.deliveryId === first.id)?.responseExcerpt).toBe('ok "fine" {x}');
+    expect(attempts.find((a) => a.deliveryId === second.id)).toMatchObject({
+      responseCode: null,
+      error: 'ECONNREFUSED: "no"',
+    });
+    // Neither is due now: one delivered, one retried in a minute.
+    expect(await claimDueDeliveries(sql.query, 10, 60_000, NO_CAP)).toEqual([]);
+  });
 });
