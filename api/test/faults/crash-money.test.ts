@@ -1,0 +1,477 @@
+/**
+ * kill -9 of a real API process (`node api/src/main.ts`) at a chosen point inside a money path: the test holds
+ * a row lock (an account's row, which is its ledger head) so that the API is blocked inside the very
+ * statement it wants to interrupt, sees it waiting in `pg_stat_activity`, kills the process, then lets go.
+ * No sleeps: each kill lands where it is aimed. After each restart the books are checked against figures
+ * worked out here from the amounts chosen: balance = credited deposits - charged usage - reversed, holds 0,
+ * every transfer credited once, every reversal once, every settlement once. Real PostgreSQL, anvil and
+ * Ponder, and a real loopback OpenAI-speaking upstream that holds its answers until the test lets them go
+ * (`gated-upstream.ts`: every answered call costs 23 micro-USD, 46 at the default markup of 2).
+ *
+ * `crash-recovery.test.ts` kills at random moments of steady flows and at each `CHAINMETER_CRASH_AT` step
+ * of one call; this file kills inside a deep reorg's reversals, inside a crediting backlog's transaction,
+ * with calls waiting at the upstream, and inside a group of settlements written together.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { DevAccount } from '@chainmeter/testkit/accounts';
+import { mineBlocks, reorg, setAutomine } from '@chainmeter/testkit/anvil';
+import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
+import pg from 'pg';
+import type { Hash } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrm } from '../../src/db/orm.ts';
+import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
+import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
+import { GATED_MODEL, type GatedUpstream, startGatedUpstream } from '../support/gated-upstream.ts';
+import { gqlData, signIn } from '../support/graphql.ts';
+import {
+  type ApiProcess,
+  devPayer,
+  type Platform,
+  spawnApiProcess,
+  startPlatform,
+  UNLIMITED_RATES,
+} from '../support/platform.ts';
+import { waitFor } from '../support/wait-for.ts';
+
+const CONFIRMATIONS = 2;
+/** What one answered call is charged: (3 prompt x 1 + 2 completion x 10) micro-USD x markup 2. */
+const CALL_PRICE = 46n;
+const AUDIT_CLI = fileURLToPath(new URL('../../../scripts/src/audit.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+let platform: Platform;
+let upstream: GatedUpstream;
+let dbUrl: string;
+let api: ApiProcess | undefined;
+
+function apiEnv(): Record<string, string> {
+  return platform.apiEnv({
+    LOG_LEVEL: 'fatal',
+    LLM_BASE_URL: upstream.baseUrl,
+    // A killed process's holds expire 5 s after its last heartbeat; a live one beats every third of that.
+    LLM_TIMEOUT_MS: '4000',
+    METERING_HOLD_TTL_MS: '5000',
+    METERING_STREAM_PROGRESS_MS: '50',
+    METERING_RETRY_MS: '100',
+    ...UNLIMITED_RATES,
+  });
+}
+
+beforeAll(async () => {
+  platform = await startPlatform({ confirmations: CONFIRMATIONS });
+  if (!platform.database) throw new Error('the crash tests need PostgreSQL');
+  dbUrl = platform.database.url;
+  upstream = await startGatedUpstream();
+  const rpc = platform.anvil.rpcUrl;
+  for (let i = 0; i < 7; i++) await mintUsdc(rpc, platform.token, devPayer(i).address, 10_000_000n);
+  // From here on, blocks are mined by the test only: each payment lands in the block it is meant for.
+  await setAutomine(rpc, false);
+}, 120_000);
+
+afterAll(async () => {
+  if (api) await crashApi(api).catch(() => {});
+  await upstream?.close();
+  await platform?.close();
+});
+
+async function kill(): Promise<void> {
+  if (api) await crashApi(api);
+  api = undefined;
+}
+
+/** Transfers to the treasury, all mined in one new block (one per payer: their nonces are the pool's). */
+async function payInOneBlock(payments: [DevAccount, bigint][]): Promise<Hash[]> {
+  const rpc = platform.anvil.rpcUrl;
+  const hashes: Hash[] = [];
+  for (const [payer, amount] of payments) {
+    hashes.push(await submitUsdcTransfer(rpc, platform.token, payer, platform.treasury, amount));
+  }
+  await mineBlocks(rpc, 1);
+  return hashes;
+}
+
+/** A test's own transaction holding the row lock of an account (its ledger head) until `release`. */
+async function lockAccount(accountId: string): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: dbUrl });
+  client.on('error', () => {}); // the database is dropped under it when a test fails holding it
+  await client.connect();
+  await client.query('begin');
+  const { rowCount } = await client.query('select 1 from accounts where id = $1 for update', [accountId]);
+  if (rowCount !== 1) throw new Error(`no account ${accountId}`);
+  return {
+    async release() {
+      await client.query('rollback');
+      await client.end();
+    },
+  };
+}
+
+/** Waits until a session of the API's database waits for a lock inside a statement containing `fragment`. */
+async function blockedIn(fragment: string): Promise<{ pid: number; inTransaction: boolean }> {
+  return waitFor(
+    `a statement with "${fragment}" to wait for a lock`,
+    async () => {
+      const [row] = await sql<{ pid: number; in_transaction: boolean }>(
+        dbUrl,
+        `select pid, xact_start < query_start as in_transaction from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and position($1 in query) > 0`,
+        [fragment],
+      );
+      if (row) return { pid: row.pid, inTransaction: row.in_transaction };
+      const waiting = await sql<{ query: string }>(
+        dbUrl,
+        "select query from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+      );
+      throw new Error(`waiting for locks: ${JSON.stringify(waiting.map((w) => w.query))}`);
+    },
+    30_000,
+  );
+}
+
+/** Waits until no session of the killed process is left on the database (its backends notice, and end). */
+async function deadSessionsGone(): Promise<void> {
+  await waitFor(
+    'the killed process to have no session left',
+    async () => {
+      const [row] = await sql<{ n: number }>(
+        dbUrl,
+        `select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+      );
+      return row?.n === 0;
+    },
+    30_000,
+  );
+}
+
+async function accountIdOf(wallet: string): Promise<string> {
+  const [row] = await sql<{ id: string }>(dbUrl, 'select id from accounts where lower(wallet_address) = $1', [
+    wallet.toLowerCase(),
+  ]);
+  if (!row) throw new Error(`no account for ${wallet}`);
+  return row.id;
+}
+
+interface Books {
+  balance: bigint;
+  held: bigint;
+  debt: bigint;
+}
+
+async function books(accountId: string): Promise<Books> {
+  const [row] = await sql<{ balance: string; held: string; debt: string }>(
+    dbUrl,
+    'select balance::text, held::text, debt::text from accounts where id = $1',
+    [accountId],
+  );
+  if (!row) throw new Error(`no account ${accountId}`);
+  return { balance: BigInt(row.balance), held: BigInt(row.held), debt: BigInt(row.debt) };
+}
+
+/** Each transfer's deposit: its status and the ledger entries that name it (DEPOSIT and ADJUSTMENTs). */
+async function depositsOf(hashes: readonly Hash[]) {
+  return sql<{ tx_hash: string; status: string; amount: string; deposits: string; adjustments: string[] }>(
+    dbUrl,
+    `select d.tx_hash, d.status, d.amount::text as amount,
+       (select count(*) from ledger_entries e where e.deposit_id = d.id and e.reason = 'DEPOSIT')::text as deposits,
+       array(select e.amount::text from ledger_entries e
+              where e.reference_id = d.id::text and e.reason = 'ADJUSTMENT' order by e.seq) as adjustments
+       from deposits d where d.tx_hash = any($1::text[]) order by d.block_number, d.log_index`,
+    [hashes.map((h) => h.toLowerCase())],
+  );
+}
+
+async function creditedCount(hashes: readonly Hash[]): Promise<number> {
+  const [row] = await sql<{ n: number }>(
+    dbUrl,
+    "select count(*)::int as n from deposits where status = 'CREDITED' and tx_hash = any($1::text[])",
+    [hashes.map((h) => h.toLowerCase())],
+  );
+  return row?.n ?? 0;
+}
+
+/** A new wallet signed in, credited `amount` micro-USD by an ADJUSTMENT (the ledger's own statement). */
+async function fundedWallet(amount: bigint): Promise<{ accountId: string; token: string }> {
+  if (!api) throw new Error('no API');
+  const token = await signIn(api.url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
+  const { me } = await gqlData<{ me: { id: string } }>(api.url, '{ me { id } }', {}, token);
+  const orm = await createOrm({ databaseUrl: dbUrl });
+  try {
+    await appendLedgerEntry(orm.em.fork(), {
+      accountId: me.id,
+      amount,
+      reason: 'ADJUSTMENT',
+      referenceId: 'crash-money-setup',
+    });
+  } finally {
+    await orm.close(true);
+  }
+  return { accountId: me.id, token };
+}
+
+interface Call {
+  streamed: boolean;
+  /** The request id, once the whole answer arrived; null when the call failed (the process died under it). */
+  answered: Promise<string | null>;
+  done: boolean;
+}
+
+/** One OpenAI-compatible call to the gated model through `url`, with a session token. */
+function call(url: string, token: string, streamed: boolean): Call {
+  const state: Call = { streamed, done: false, answered: Promise.resolve(null) };
+  state.answered = (async () => {
+    try {
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          model: GATED_MODEL,
+          messages: [{ role: 'user', content: 'q' }],
+          max_tokens: 4,
+          stream: streamed,
+          ...(streamed ? { stream_options: { include_usage: true } } : {}),
+        }),
+      });
+      const requestId = response.headers.get('x-request-id');
+      const text = await response.text();
+      if (response.status !== 200 || !requestId) return null;
+      const whole = streamed ? text.includes('data: [DONE]') : text.includes('Gated answer.');
+      return whole ? requestId : null;
+    } catch {
+      return null;
+    } finally {
+      state.done = true;
+    }
+  })();
+  return state;
+}
+
+interface UsageRow {
+  id: string;
+  request_id: string;
+  status: string;
+  user_price: string;
+  flags: string[];
+  charged: string[];
+}
+
+async function usageOf(accountIds: string[]): Promise<UsageRow[]> {
+  return sql<UsageRow>(
+    dbUrl,
+    `select u.id, u.request_id, u.status, u.user_price::text as user_price, u.flags,
+       array(select e.amount::text from ledger_entries e where e.reference_id = u.id::text and e.reason = 'USAGE')
+         as charged
+       from usage_records u where u.account_id = any($1::uuid[]) order by u.created_at`,
+    [accountIds],
+  );
+}
+
+async function openCalls(accountIds: string[]): Promise<number> {
+  const [row] = await sql<{ n: number }>(
+    dbUrl,
+    `select count(*)::int as n from usage_records
+      where status in ('HELD', 'UNSETTLED') and account_id = any($1::uuid[])`,
+    [accountIds],
+  );
+  return row?.n ?? 0;
+}
+
+/** The audit CLI (`npm run audit`) as a real process over the database: its exit code and JSON report. */
+function runAudit(): Promise<{
+  code: number | null;
+  report: { consistent: boolean; discrepancies: unknown[] };
+}> {
+  const args = [
+    AUDIT_CLI,
+    '--quiet',
+    '--rpc',
+    platform.anvil.rpcUrl,
+    '--database',
+    dbUrl,
+    '--token',
+    platform.token,
+    '--treasury',
+    platform.treasury,
+    '--confirmations',
+    String(CONFIRMATIONS),
+    '--format',
+    'json',
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? ((error as { code?: number }).code ?? null) : 0;
+      try {
+        resolve({ code, report: JSON.parse(stdout) });
+      } catch {
+        reject(new Error(`audit exited ${code}: ${stderr}`));
+      }
+    });
+  });
+}
+
+describe('kill -9 inside a crediting transaction of a backlog', () => {
+  it('credits every confirmed transfer exactly once after the restart', async () => {
+    const payers = [0, 1, 2, 3].map(devPayer);
+    api = await spawnApiProcess(apiEnv());
+    const first = await payInOneBlock(payers.map((p, i) => [p, 10_000n + BigInt(i)]));
+    await mineBlocks(platform.anvil.rpcUrl, CONFIRMATIONS);
+    await waitFor(
+      'the first payments to be credited',
+      async () => (await creditedCount(first)) === 4,
+      30_000,
+    );
+    await kill();
+
+    // A backlog builds while no API runs: 6 blocks of 4 payments, all confirmed.
+    const backlog: Hash[] = [];
+    const amounts = new Map<string, bigint>(payers.map((p, i) => [p.address, 10_000n + BigInt(i)]));
+    for (let block = 1; block <= 6; block++) {
+      const payments = payers.map((p, i): [DevAccount, bigint] => [p, 1_000n * BigInt(block) + BigInt(i)]);
+      backlog.push(...(await payInOneBlock(payments)));
+      for (const [p, amount] of payments) amounts.set(p.address, (amounts.get(p.address) ?? 0n) + amount);
+    }
+    await mineBlocks(platform.anvil.rpcUrl, CONFIRMATIONS);
+
+    // The last payer's account is locked by the test: the API's crediting transaction waits for it after
+    // it has locked the other accounts of the batch. Killed there.
+    const lock = await lockAccount(await accountIdOf(payers[3]?.address as string));
+    api = await spawnApiProcess(apiEnv());
+    const blocked = await blockedIn('from accounts where wallet_address = any(');
+    expect(blocked.inTransaction).toBe(true);
+    await kill();
+    await lock.release();
+    await deadSessionsGone();
+    expect(await creditedCount(backlog)).toBe(0);
+    await expectLedgerSound(dbUrl);
+
+    // More payments while it is down, then the restart.
+    const last = await payInOneBlock(payers.map((p, i) => [p, 100n + BigInt(i)]));
+    for (const [i, p] of payers.entries())
+      amounts.set(p.address, (amounts.get(p.address) ?? 0n) + 100n + BigInt(i));
+    await mineBlocks(platform.anvil.rpcUrl, CONFIRMATIONS);
+    api = await spawnApiProcess(apiEnv());
+    const all = [...first, ...backlog, ...last];
+    await waitFor(
+      'every payment to be credited',
+      async () => (await creditedCount(all)) === all.length,
+      60_000,
+    );
+
+    const deposits = await depositsOf(all);
+    expect(deposits).toHaveLength(32);
+    for (const deposit of deposits)
+      expect([deposit.status, deposit.deposits, deposit.adjustments]).toEqual(['CREDITED', '1', []]);
+    // By hand: payer i paid 10,000 + i, then 1,000 x block + i in each of the 6 blocks, then 100 + i.
+    for (const [i, payer] of payers.entries()) {
+      const expected = 10_000n + 21_000n + 100n + 8n * BigInt(i);
+      expect(amounts.get(payer.address)).toBe(expected);
+      expect(await books(await accountIdOf(payer.address))).toEqual({
+        balance: expected,
+        held: 0n,
+        debt: 0n,
+      });
+    }
+    await expectLedgerSound(dbUrl);
+  }, 120_000);
+});
+
+describe('kill -9 while a deep reorg is reversed', () => {
+  it('reverses each removed credit exactly once, with the right debts, and audits clean', async () => {
+    const rpc = platform.anvil.rpcUrl;
+    const [a, b, c] = [devPayer(4), devPayer(5), devPayer(6)];
+    api ??= await spawnApiProcess(apiEnv());
+    await upstream.setOpen(true);
+    // Below the fork: these stay on chain.
+    const stable = await payInOneBlock([
+      [a, 1_000n],
+      [b, 100n],
+      [c, 100n],
+    ]);
+    // The four blocks a reorg will replace: four credits it removes.
+    const doomed = [
+      ...(await payInOneBlock([
+        [a, 2_000n],
+        [b, 300n],
+        [c, 500n],
+      ])),
+      ...(await payInOneBlock([[c, 700n]])),
+    ];
+    await mineBlocks(rpc, CONFIRMATIONS);
+    await waitFor(
+      'every payment to be credited',
+      async () => (await creditedCount([...stable, ...doomed])) === 7,
+      30_000,
+    );
+    const [accountA, accountB, accountC] = [
+      await accountIdOf(a.address),
+      await accountIdOf(b.address),
+      await accountIdOf(c.address),
+    ];
+
+    // Spent before the reorg, by real calls: A twice, B three times, 46 micro-USD each.
+    const tokens = new Map<string, string>();
+    for (const [payer, times] of [
+      [a, 2],
+      [b, 3],
+    ] as const) {
+      const token = await signIn(api.url, payer, platform.chainId);
+      tokens.set(payer.address, token);
+      for (let i = 0; i < times; i++) expect(await call(api.url, token, false).answered).not.toBeNull();
+    }
+    expect(await books(accountA)).toEqual({ balance: 3_000n - 2n * CALL_PRICE, held: 0n, debt: 0n });
+    expect(await books(accountB)).toEqual({ balance: 400n - 3n * CALL_PRICE, held: 0n, debt: 0n });
+    expect(await books(accountC)).toEqual({ balance: 1_300n, held: 0n, debt: 0n });
+
+    // C's account is locked by the test: the reversal (one transaction, in chain order) takes A's and B's
+    // credits back, then waits for C's account. Killed there.
+    const lock = await lockAccount(accountC);
+    await reorg(rpc, 4);
+    await mineBlocks(rpc, 1);
+    const blocked = await blockedIn('ledger_head from accounts where id =');
+    expect(blocked.inTransaction).toBe(true);
+    await kill();
+    await lock.release();
+    await deadSessionsGone();
+    // Nothing of the reversal stands: all or nothing.
+    for (const deposit of await depositsOf(doomed))
+      expect([deposit.status, deposit.adjustments]).toEqual(['CREDITED', []]);
+    expect((await books(accountA)).balance).toBe(3_000n - 2n * CALL_PRICE);
+    await expectLedgerSound(dbUrl);
+
+    api = await spawnApiProcess(apiEnv());
+    await waitFor(
+      'the four removed credits to be reversed',
+      async () => (await depositsOf(doomed)).every((d) => d.status === 'REORGED'),
+      30_000,
+    );
+    // By hand. A: 1,000 + 2,000 - 92 spent - 2,000 reversed. B: 100 + 300 - 138 spent leaves 262 of the 300
+    // to take back; 38 is owed. C: 100 + 500 + 700 - 1,200 reversed.
+    expect(await books(accountA)).toEqual({ balance: 908n, held: 0n, debt: 0n });
+    expect(await books(accountB)).toEqual({ balance: 0n, held: 0n, debt: 38n });
+    expect(await books(accountC)).toEqual({ balance: 100n, held: 0n, debt: 0n });
+    expect((await depositsOf(doomed)).map((d) => [d.amount, d.deposits, d.adjustments])).toEqual([
+      ['2000', '1', ['-2000']],
+      ['300', '1', ['-262']],
+      ['500', '1', ['-500']],
+      ['700', '1', ['-700']],
+    ]);
+
+    // B pays again after the restart: the debt is paid first, from this credit.
+    const later = await payInOneBlock([[b, 500n]]);
+    await mineBlocks(rpc, CONFIRMATIONS);
+    await waitFor('the new payment to be credited', async () => (await creditedCount(later)) === 1, 30_000);
+    // B: 100 + 300 + 500 credited - 138 spent - 300 reversed (262 taken back + 38 of debt paid).
+    expect(await books(accountB)).toEqual({ balance: 462n, held: 0n, debt: 0n });
+    expect((await depositsOf(doomed))[1]?.adjustments).toEqual(['-262', '-38']);
+    const usage = await usageOf([accountA, accountB]);
+    expect(usage.map((u) => [u.status, u.charged])).toEqual(Array(5).fill(['BILLED', ['-46']]));
+    await expectLedgerSound(dbUrl);
+
+    const audit = await runAudit();
+    expect(audit.report.discrepancies).toEqual([]);
+    expect([audit.code, audit.report.consistent]).toEqual([0, true]);
+  }, 120_000);
+});
