@@ -49,7 +49,7 @@ let api: ApiProcess | undefined;
 
 function apiEnv(): Record<string, string> {
   return platform.apiEnv({
-    LOG_LEVEL: 'fatal',
+    LOG_LEVEL: process.env.CRASH_MONEY_LOG ?? 'fatal',
     LLM_BASE_URL: upstream.baseUrl,
     // A killed process's holds expire 5 s after its last heartbeat; a live one beats every third of that.
     LLM_TIMEOUT_MS: '4000',
@@ -110,17 +110,17 @@ async function lockAccount(accountId: string): Promise<{ release(): Promise<void
 }
 
 /** Waits until a session of the API's database waits for a lock inside a statement containing `fragment`. */
-async function blockedIn(fragment: string): Promise<{ pid: number; inTransaction: boolean }> {
+async function blockedIn(fragment: string): Promise<number> {
   return waitFor(
     `a statement with "${fragment}" to wait for a lock`,
     async () => {
-      const [row] = await sql<{ pid: number; in_transaction: boolean }>(
+      const [row] = await sql<{ pid: number }>(
         dbUrl,
-        `select pid, xact_start < query_start as in_transaction from pg_stat_activity
+        `select pid from pg_stat_activity
           where datname = current_database() and wait_event_type = 'Lock' and position($1 in query) > 0`,
         [fragment],
       );
-      if (row) return { pid: row.pid, inTransaction: row.in_transaction };
+      if (row) return row.pid;
       const waiting = await sql<{ query: string }>(
         dbUrl,
         "select query from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
@@ -251,6 +251,7 @@ function call(url: string, token: string, streamed: boolean): Call {
 
 interface UsageRow {
   id: string;
+  account_id: string;
   request_id: string;
   status: string;
   user_price: string;
@@ -261,7 +262,7 @@ interface UsageRow {
 async function usageOf(accountIds: string[]): Promise<UsageRow[]> {
   return sql<UsageRow>(
     dbUrl,
-    `select u.id, u.request_id, u.status, u.user_price::text as user_price, u.flags,
+    `select u.id, u.account_id, u.request_id, u.status, u.user_price::text as user_price, u.flags,
        array(select e.amount::text from ledger_entries e where e.reference_id = u.id::text and e.reason = 'USAGE')
          as charged
        from usage_records u where u.account_id = any($1::uuid[]) order by u.created_at`,
@@ -339,8 +340,7 @@ describe('kill -9 inside a crediting transaction of a backlog', () => {
     // it has locked the other accounts of the batch. Killed there.
     const lock = await lockAccount(await accountIdOf(payers[3]?.address as string));
     api = await spawnApiProcess(apiEnv());
-    const blocked = await blockedIn('from accounts where wallet_address = any(');
-    expect(blocked.inTransaction).toBe(true);
+    await blockedIn('from accounts where wallet_address = any(');
     await kill();
     await lock.release();
     await deadSessionsGone();
@@ -430,8 +430,7 @@ describe('kill -9 while a deep reorg is reversed', () => {
     const lock = await lockAccount(accountC);
     await reorg(rpc, 4);
     await mineBlocks(rpc, 1);
-    const blocked = await blockedIn('ledger_head from accounts where id =');
-    expect(blocked.inTransaction).toBe(true);
+    await blockedIn('ledger_head from accounts where id =');
     await kill();
     await lock.release();
     await deadSessionsGone();
@@ -474,4 +473,152 @@ describe('kill -9 while a deep reorg is reversed', () => {
     expect(audit.report.discrepancies).toEqual([]);
     expect([audit.code, audit.report.consistent]).toEqual([0, true]);
   }, 120_000);
+});
+
+/** Request ids of the calls that got their whole answer. */
+async function answeredIds(calls: readonly Call[]): Promise<Set<string>> {
+  const ids = await Promise.all(calls.map((c) => c.answered));
+  return new Set(ids.filter((id): id is string => id !== null));
+}
+
+describe('kill -9 with calls waiting at the upstream', () => {
+  it('charges each answered call once and nothing for the calls whose answers never left', async () => {
+    api ??= await spawnApiProcess(apiEnv());
+    await upstream.setOpen(false);
+    const x = await fundedWallet(100_000n);
+    const y = await fundedWallet(100_000n);
+    const before = upstream.received();
+    const plan: [typeof x, boolean][] = [
+      [x, false],
+      [x, true],
+      [x, false],
+      [y, false],
+      [y, true],
+      [y, false],
+    ];
+    const url = api.url;
+    const calls = plan.map(([wallet, streamed]) => ({ wallet, call: call(url, wallet.token, streamed) }));
+    await waitFor('six calls at the upstream', () => upstream.received() - before === 6);
+    // Two of them are answered (charged before their answer leaves); four still wait when the process dies.
+    await upstream.release(2);
+    await waitFor('two calls answered', () => calls.filter((c) => c.call.done).length === 2);
+    await kill();
+    const answered = await answeredIds(calls.map((c) => c.call));
+    expect(answered.size).toBe(2);
+    await upstream.release(); // to a process that is gone
+    await expectLedgerSound(dbUrl);
+
+    api = await spawnApiProcess(apiEnv());
+    const accounts = [x.accountId, y.accountId];
+    await waitFor('every hold released or settled', async () => (await openCalls(accounts)) === 0, 30_000);
+    const usage = await usageOf(accounts);
+    expect(usage).toHaveLength(6);
+    for (const record of usage) {
+      if (answered.has(record.request_id)) {
+        expect([record.status, record.user_price, record.charged]).toEqual(['BILLED', '46', ['-46']]);
+      } else {
+        // README "A process that dies": released, streams included (none had produced anything).
+        expect([record.status, record.charged, record.flags]).toEqual(['RELEASED', [], ['HOLD_EXPIRED']]);
+      }
+    }
+    // By hand: 100,000 credited, less 46 for each of its calls that was answered.
+    for (const wallet of [x, y]) {
+      const answeredHere = usage.filter(
+        (u) => u.account_id === wallet.accountId && answered.has(u.request_id),
+      );
+      expect(await books(wallet.accountId)).toEqual({
+        balance: 100_000n - BigInt(answeredHere.length) * CALL_PRICE,
+        held: 0n,
+        debt: 0n,
+      });
+    }
+    await expectLedgerSound(dbUrl);
+  }, 90_000);
+});
+
+/** The records among `ids` that a statement holds locked (a probe that skips locked rows sees the others). */
+async function lockedAmong(ids: readonly string[]): Promise<string[]> {
+  const free = await sql<{ id: string }>(
+    dbUrl,
+    'select id from usage_records where id = any($1::uuid[]) for update skip locked',
+    [ids],
+  );
+  const unlocked = new Set(free.map((row) => row.id));
+  return ids.filter((id) => !unlocked.has(id));
+}
+
+describe('kill -9 while a group of settlements is written', () => {
+  it('applies each settlement of the group exactly once, even when it commits after the kill', async () => {
+    api ??= await spawnApiProcess(apiEnv());
+    await upstream.setOpen(false);
+    const x = await fundedWallet(100_000n);
+    const y = await fundedWallet(100_000n);
+    const z = await fundedWallet(100_000n);
+    const url = api.url;
+    const before = upstream.received();
+    const first = call(url, x.token, false);
+    await waitFor('the first call at the upstream', () => upstream.received() - before === 1);
+    const group = [y, y, y, y, x].map((wallet) => call(url, wallet.token, false));
+    await waitFor('the group at the upstream', () => upstream.received() - before === 6);
+    const never = call(url, z.token, false);
+    await waitFor('the last call at the upstream', () => upstream.received() - before === 7);
+    const accounts = [x.accountId, y.accountId, z.accountId];
+    const records = await usageOf(accounts);
+    expect(records.map((r) => r.status)).toEqual(Array(7).fill('HELD'));
+    const firstId = records.find((r) => r.account_id === x.accountId)?.id as string;
+    const groupIds = records.filter((r) => r.id !== firstId && r.account_id !== z.accountId).map((r) => r.id);
+
+    // X's and Y's ledger heads are locked by the test. The first answer's settlement goes out alone (the
+    // batcher was idle) and waits for X; the five answers that come meanwhile queue behind it, and go out
+    // together once X is let go, to wait for Y.
+    const lockX = await lockAccount(x.accountId);
+    const lockY = await lockAccount(y.accountId);
+    await upstream.release(1);
+    // The usual path: the one guarded statement (the locking path locks its rows before it writes them, so
+    // it never waits in this statement).
+    await blockedIn('guard as materialized');
+    await upstream.release(5);
+    await lockX.release();
+    expect(await first.answered).not.toBeNull();
+    await blockedIn('guard as materialized');
+    const inGroup = await lockedAmong(groupIds);
+    expect(inGroup.length, 'settlements written together').toBeGreaterThan(1);
+    await kill();
+    expect(await answeredIds(group)).toEqual(new Set());
+    await upstream.release(); // the last call's answer, to a process that is gone
+
+    // The dead process's statement still waits for Y, holding its records. The restarted process's sweep
+    // comes to release those holds once they expire, and waits behind it.
+    api = await spawnApiProcess(apiEnv());
+    await blockedIn('returning account_id, api_key_id, hold_amount');
+    await lockY.release();
+    await waitFor('every hold released or settled', async () => (await openCalls(accounts)) === 0, 30_000);
+
+    // The statement sent before the kill committed once Y was free (PostgreSQL ran it to its end, alone in
+    // its implicit transaction): those calls are charged once, though their answers never left (README "A
+    // process that dies": billed if its settlement was committed). The sweep found them settled.
+    const usage = new Map((await usageOf(accounts)).map((u) => [u.id, u]));
+    expect(usage.get(firstId)?.charged).toEqual(['-46']);
+    for (const id of groupIds) {
+      const record = usage.get(id);
+      if (inGroup.includes(id)) expect([record?.status, record?.charged]).toEqual(['BILLED', ['-46']]);
+      else
+        expect([record?.status, record?.charged, record?.flags]).toEqual(['RELEASED', [], ['HOLD_EXPIRED']]);
+    }
+    const zRecord = [...usage.values()].find((u) => u.account_id === z.accountId);
+    expect([zRecord?.status, zRecord?.charged, zRecord?.flags]).toEqual(['RELEASED', [], ['HOLD_EXPIRED']]);
+    expect(await never.answered).toBeNull();
+    // By hand: 100,000 each, less 46 per charged call.
+    const chargedOf = (accountId: string) =>
+      BigInt([...usage.values()].filter((u) => u.account_id === accountId && u.status === 'BILLED').length);
+    expect(chargedOf(x.accountId) + chargedOf(y.accountId)).toBe(1n + BigInt(inGroup.length));
+    for (const wallet of [x, y, z]) {
+      expect(await books(wallet.accountId)).toEqual({
+        balance: 100_000n - chargedOf(wallet.accountId) * CALL_PRICE,
+        held: 0n,
+        debt: 0n,
+      });
+    }
+    await expectLedgerSound(dbUrl);
+  }, 90_000);
 });

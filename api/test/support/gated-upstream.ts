@@ -94,14 +94,12 @@ export async function startGatedUpstream(): Promise<GatedUpstream> {
       return;
     }
     if (request.method === 'GET' && url === '/v1/models') {
-      response
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            object: 'list',
-            data: [{ id: GATED_MODEL, object: 'model', created: 0, owned_by: 'test' }],
-          }),
-        );
+      response.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          object: 'list',
+          data: [{ id: GATED_MODEL, object: 'model', created: 0, owned_by: 'test' }],
+        }),
+      );
       return;
     }
     if (request.method !== 'POST' || url !== '/v1/chat/completions') {
@@ -117,8 +115,16 @@ export async function startGatedUpstream(): Promise<GatedUpstream> {
       received++;
       const streamed = (JSON.parse(body) as { stream?: boolean }).stream === true;
       const call = { streamed, response };
-      if (open) void answer(call, `gated-${++answered}`);
-      else waiting.push(call);
+      if (open) {
+        void answer(call, `gated-${++answered}`);
+        return;
+      }
+      waiting.push(call);
+      // A caller that gave up (or died) is no longer waiting: a release answers the living ones.
+      response.once('close', () => {
+        const index = waiting.indexOf(call);
+        if (index >= 0) waiting.splice(index, 1);
+      });
     });
   });
   const port = await new Promise<number>((resolve) => {
