@@ -14,14 +14,16 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { PONDER_FINALITY_BLOCKS } from '@chainmeter/schema';
 import type { DevAccount } from '@chainmeter/testkit/accounts';
 import { mineBlocks, reorg, setAutomine } from '@chainmeter/testkit/anvil';
 import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
 import pg from 'pg';
-import type { Hash } from 'viem';
+import { createPublicClient, type Hash, http } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm } from '../../src/db/orm.ts';
+import { createIndexerClient } from '../../src/modules/deposits/indexer.client.ts';
 import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
 import { GATED_MODEL, type GatedUpstream, startGatedUpstream } from '../support/gated-upstream.ts';
@@ -425,19 +427,36 @@ describe('kill -9 while a deep reorg is reversed', () => {
     expect(await books(accountB)).toEqual({ balance: 400n - 3n * CALL_PRICE, held: 0n, debt: 0n });
     expect(await books(accountC)).toEqual({ balance: 1_300n, held: 0n, debt: 0n });
 
-    // C's account is locked by the test: the reversal (one transaction, in chain order) takes A's and B's
-    // credits back, then waits for C's account. Killed there.
-    const lock = await lockAccount(accountC);
+    // Every API is down (a deploy, a crash) when a reorg 4 blocks deep removes the four credits; the chain
+    // then goes on past Ponder's window, and A pays 4,000 more, confirmed.
+    await kill();
     await reorg(rpc, 4);
-    await mineBlocks(rpc, 1);
+    await mineBlocks(rpc, PONDER_FINALITY_BLOCKS + 5);
+    const newer = await payInOneBlock([[a, 4_000n]]);
+    await mineBlocks(rpc, CONFIRMATIONS);
+    const chainHead = await createPublicClient({ transport: http(rpc) }).getBlockNumber({ cacheTime: 0 });
+    const indexer = createIndexerClient(platform.indexer.url);
+    await waitFor(
+      'the indexer to catch up',
+      async () => (await indexer.head()).blockNumber === chainHead,
+      30_000,
+    );
+
+    // C's account is locked by the test. The API that comes back credits A's new payment (its own
+    // transaction), then reverses the removed credits (one transaction, in chain order): A's and B's are
+    // taken back, then it waits for C's account. Killed there.
+    const lock = await lockAccount(accountC);
+    api = await spawnApiProcess(apiEnv());
     await blockedIn('ledger_head from accounts where id =');
+    expect(await creditedCount(newer)).toBe(1);
     await kill();
     await lock.release();
     await deadSessionsGone();
     // Nothing of the reversal stands: all or nothing.
-    for (const deposit of await depositsOf(doomed))
+    for (const deposit of await depositsOf(doomed)) {
       expect([deposit.status, deposit.adjustments]).toEqual(['CREDITED', []]);
-    expect((await books(accountA)).balance).toBe(3_000n - 2n * CALL_PRICE);
+    }
+    expect((await books(accountA)).balance).toBe(7_000n - 2n * CALL_PRICE);
     await expectLedgerSound(dbUrl);
 
     api = await spawnApiProcess(apiEnv());
@@ -446,9 +465,9 @@ describe('kill -9 while a deep reorg is reversed', () => {
       async () => (await depositsOf(doomed)).every((d) => d.status === 'REORGED'),
       30_000,
     );
-    // By hand. A: 1,000 + 2,000 - 92 spent - 2,000 reversed. B: 100 + 300 - 138 spent leaves 262 of the 300
-    // to take back; 38 is owed. C: 100 + 500 + 700 - 1,200 reversed.
-    expect(await books(accountA)).toEqual({ balance: 908n, held: 0n, debt: 0n });
+    // By hand. A: 1,000 + 2,000 + 4,000 - 92 spent - 2,000 reversed. B: 100 + 300 - 138 spent leaves 262 of
+    // the 300 to take back; 38 is owed. C: 100 + 500 + 700 - 1,200 reversed.
+    expect(await books(accountA)).toEqual({ balance: 4_908n, held: 0n, debt: 0n });
     expect(await books(accountB)).toEqual({ balance: 0n, held: 0n, debt: 38n });
     expect(await books(accountC)).toEqual({ balance: 100n, held: 0n, debt: 0n });
     expect((await depositsOf(doomed)).map((d) => [d.amount, d.deposits, d.adjustments])).toEqual([

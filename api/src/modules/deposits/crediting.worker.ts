@@ -12,6 +12,8 @@ import { INDEXER_MAX_LIMIT, type IndexerClient, type IndexerHead } from './index
 import {
   payDebtsFromBalance,
   type ReversedCredit,
+  recordCompleteReorgCheck,
+  reorgCheckStart,
   reverseReorgedCredits,
   rewindCursorBelowUncredited,
 } from './reorg.service.ts';
@@ -125,10 +127,8 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
 
     const toBlock = head.blockNumber - BigInt(confirmations);
     if (checkedHead === null) {
-      // Before this process's first check: the last credit was made at a head at least CONFIRMATIONS
-      // above the crediting cursor, so a reorg since then that removed it reaches below that head.
-      const cursor = await getCreditingCursor(orm.em.fork(), chainId);
-      checkedHead = cursor ? cursor.blockNumber + BigInt(confirmations) : head.blockNumber;
+      // Before this process's first check: from where the last complete check (of any process) got to.
+      checkedHead = (await reorgCheckStart(orm.em.fork(), chainId, confirmations)) ?? head.blockNumber;
     }
     let busy = false;
     if (toBlock >= 0n) {
@@ -185,6 +185,8 @@ export function startCreditingWorker(options: CreditingWorkerOptions): Crediting
       const payments = await payDebtsFromBalance(tx);
       // A deep reorg may also have put transfers where the cursor has already been.
       const rewound = await rewindCursorBelowUncredited(tx, chainId, window.transfers, settled);
+      // With the check's own writes: a process that dies before they commit leaves the next one to look again.
+      await recordCompleteReorgCheck(tx, chainId, windowHead);
       return {
         events: [...pending, ...reversals.events, ...payments],
         reversed: reversals.reversed,

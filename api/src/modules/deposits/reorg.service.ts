@@ -19,6 +19,8 @@ import {
   moveCreditedDeposits,
   readCreditedAmong,
   readCreditedDeposits,
+  readReorgCheck,
+  recordReorgCheck,
 } from './reorg.store.ts';
 
 /** A credited deposit whose transfer a reorg deeper than CONFIRMATIONS removed from the chain. */
@@ -213,4 +215,28 @@ export async function rewindCursorBelowUncredited(
     await rewindCursor(query, chainId, to);
     return { to };
   });
+}
+
+/**
+ * Where a process starts comparing credits with the chain: the head the chain's last complete reorg check
+ * reached (any replica's, recorded by `recordCompleteReorgCheck`); before the first one, CONFIRMATIONS above
+ * the crediting cursor (the head the last credit was made at, at least). Not the cursor alone: a process that
+ * dies between a crediting transaction and the reorg check after it leaves the cursor past credits a deep
+ * reorg removed, which a window below the cursor's head would never compare again.
+ */
+export async function reorgCheckStart(
+  em: Em,
+  chainId: number,
+  confirmations: number,
+): Promise<bigint | null> {
+  const query = sqlOf(em).query;
+  const checked = await readReorgCheck(query, chainId);
+  if (checked !== null) return checked;
+  const cursor = await readCursor(query, chainId, false);
+  return cursor ? cursor.blockNumber + BigInt(confirmations) : null;
+}
+
+/** Records, in the check's transaction, that every credit up to `head` was compared with the chain. */
+export async function recordCompleteReorgCheck(em: Em, chainId: number, head: bigint): Promise<void> {
+  await recordReorgCheck(sqlOf(em).query, chainId, head);
 }

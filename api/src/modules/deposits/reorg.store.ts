@@ -1,6 +1,7 @@
 /**
  * The SQL of the deep-reorg path (`reorg.service.ts`) and of paying debts (`debt.service.ts`): credited
- * deposits read, reversed or moved, and the accounts they touch locked with their ledger head and debt.
+ * deposits read, reversed or moved, the accounts they touch locked with their ledger head and debt, and
+ * the head each chain's last complete reorg check reached (`reorg_checks`).
  */
 import type { LedgerHead } from '@chainmeter/schema';
 import { z } from 'zod';
@@ -143,4 +144,28 @@ export async function readCreditedAmong(
     chainId,
   ]);
   return rows.map((row) => logRow.parse(row));
+}
+
+const RECORD_REORG_CHECK: Statement = {
+  name: 'cm_record_reorg_check',
+  text: `insert into reorg_checks (chain_id, checked_head, updated_at) values ($1::int, $2::bigint, now())
+   on conflict (chain_id) do update set checked_head = excluded.checked_head, updated_at = now()`,
+};
+
+/** Records that a complete reorg check compared every credit of the chain up to `head`. */
+export async function recordReorgCheck(query: Query, chainId: number, head: bigint): Promise<void> {
+  await query(RECORD_REORG_CHECK, [chainId, head.toString()]);
+}
+
+const READ_REORG_CHECK: Statement = {
+  name: 'cm_read_reorg_check',
+  text: 'select checked_head::text as checked_head from reorg_checks where chain_id = $1::int',
+};
+
+const reorgCheckRow = z.object({ checked_head: bigintText });
+
+/** The head the chain's last complete reorg check reached, or null before the first one. */
+export async function readReorgCheck(query: Query, chainId: number): Promise<bigint | null> {
+  const [row] = await query(READ_REORG_CHECK, [chainId]);
+  return row === undefined ? null : reorgCheckRow.parse(row).checked_head;
 }
