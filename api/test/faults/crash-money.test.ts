@@ -628,6 +628,7 @@ describe('kill -9 while a group of settlements is written', () => {
     await blockedIn('guard as materialized');
     const inGroup = await lockedAmong(groupIds);
     expect(inGroup.length, 'settlements written together').toBeGreaterThan(1);
+    console.log(`settlements in the statement the kill interrupted: ${inGroup.length} of 5`);
     await kill();
     expect(await answeredIds(group)).toEqual(new Set());
     await upstream.release(); // the last call's answer, to a process that is gone
