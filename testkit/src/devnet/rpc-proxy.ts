@@ -132,59 +132,85 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
 
 const toHex = (n: bigint) => `0x${n.toString(16)}`;
 
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
 /** Whether a block parameter names the head (`latest`, or `pending`, which anvil answers alike). */
 const isHeadTag = (tag: unknown) => tag === 'latest' || tag === 'pending' || tag === undefined;
 
 /**
- * The head as a node `blocks` behind (`{ at }`: one stuck at that block) would report it: `eth_blockNumber`
+ * The head as a node `lag` blocks behind (`{ at }`: one stuck at that block) reports it: `eth_blockNumber`
  * and `eth_getBlockByNumber('latest')` answer that older block, and a block above it is "not found" (null),
- * as a node that has not seen it yet answers. With `every: n`, only every n-th head request lags (a load
- * balancer sending one request in n to the lagging node); the others are answered by the node. With
- * `times: n`, only the first n lagging head requests lag, then the node answers everything.
+ * as a node that has not seen it yet answers. With `every: n`, about one request in n of those goes to the
+ * lagging node (a load balancer in front of it and honest ones), picked by a seeded pseudo-random sequence:
+ * the same on every run, and never in step with a client that retries (strict alternation would send
+ * every retry of a block to the node that lacks it). With `times: n`, only the first n head answers lag,
+ * then the node answers everything.
  */
 export function laggingHead(
   lag: number | { at: bigint },
   options: { every?: number; times?: number } = {},
-): RpcInterceptor {
-  let headRequests = 0;
+): RpcInterceptor & { readonly lagged: number } {
+  const every = options.every ?? 1;
+  const pick = seededRandom(every);
   let lagged = 0;
-  let laggingNow = false;
-  return async (call, next) => {
-    const stale = async (): Promise<bigint> => {
-      if (typeof lag !== 'number') return lag.at;
-      const reply = await next({ method: 'eth_blockNumber', params: [] });
-      if (!('result' in reply)) throw new Error(`eth_blockNumber failed: ${reply.error.message}`);
-      const head = BigInt(reply.result as string) - BigInt(lag);
-      return head < 0n ? 0n : head;
-    };
+  const interceptor: RpcInterceptor = async (call, next) => {
     const isHeadRequest =
       call.method === 'eth_blockNumber' ||
       (call.method === 'eth_getBlockByNumber' && isHeadTag(call.params[0]));
+    const isBlockRequest = call.method === 'eth_getBlockByNumber' && !isHeadRequest;
+    if (!isHeadRequest && !isBlockRequest) return next(call);
+    const toLaggingNode = every === 1 || pick() < 1 / every;
+    if (!toLaggingNode || lagged >= (options.times ?? Infinity)) return next(call);
+    let stale: bigint;
+    if (typeof lag === 'number') {
+      const reply = await next({ method: 'eth_blockNumber', params: [] });
+      if (!('result' in reply)) return reply;
+      const head = BigInt(reply.result as string) - BigInt(lag);
+      stale = head < 0n ? 0n : head;
+    } else {
+      stale = lag.at;
+    }
+    if (call.method === 'eth_blockNumber') {
+      lagged++;
+      return { result: toHex(stale) };
+    }
     if (isHeadRequest) {
-      headRequests++;
-      laggingNow = headRequests % (options.every ?? 1) === 0 && lagged < (options.times ?? Infinity);
-      if (laggingNow) lagged++;
+      lagged++;
+      return next({ ...call, params: [toHex(stale), ...call.params.slice(1)] });
     }
-    if (!laggingNow) return next(call);
-    if (call.method === 'eth_blockNumber') return { result: toHex(await stale()) };
-    if (call.method === 'eth_getBlockByNumber') {
-      const tag = call.params[0];
-      if (isHeadTag(tag)) return next({ ...call, params: [toHex(await stale()), ...call.params.slice(1)] });
-      if (typeof tag === 'string' && tag.startsWith('0x') && BigInt(tag) > (await stale()))
-        return { result: null };
-    }
+    const tag = call.params[0];
+    if (typeof tag === 'string' && tag.startsWith('0x') && BigInt(tag) > stale) return { result: null };
     return next(call);
+  };
+  /** How many head requests it has answered with the old head. */
+  return Object.defineProperty(interceptor, 'lagged', { get: () => lagged }) as RpcInterceptor & {
+    readonly lagged: number;
   };
 }
 
-/** `eth_getLogs` answers without the logs `drop` picks (e.g. one transaction's), as a faulty node might. */
-export function droppedLogs(
-  drop: (log: { transactionHash?: string; logIndex?: string }) => boolean,
-): RpcInterceptor {
+/** A log as `eth_getLogs` answers it (hex strings). */
+export interface RpcLog {
+  transactionHash?: string;
+  logIndex?: string;
+  topics?: string[];
+}
+
+/** `eth_getLogs` answers without the logs `drop` picks (e.g. one sender's), as a faulty node might. */
+export function droppedLogs(drop: (log: RpcLog) => boolean): RpcInterceptor {
   return async (call, next) => {
     const reply = await next(call);
     if (call.method !== 'eth_getLogs' || !('result' in reply) || !Array.isArray(reply.result)) return reply;
-    return { result: reply.result.filter((log) => !drop(log as { transactionHash?: string })) };
+    return { result: reply.result.filter((log) => !drop(log as RpcLog)) };
   };
 }
 
