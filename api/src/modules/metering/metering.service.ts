@@ -553,11 +553,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return streamHeld(held, request, callOptions);
   }
 
-  async function completePaid(
-    payment: CallPayment,
-    request: ChatRequest,
-    callOptions: MeteredCallOptions = {},
-  ): Promise<MeteredCompletion> {
+  /** Its client's signal is not taken: a non-streamed call runs to its end (see `completeHeld`). */
+  async function completePaid(payment: CallPayment, request: ChatRequest): Promise<MeteredCompletion> {
     const held = await placePaidCallRow(payment, request, false);
     return completeHeld(held, request);
   }
