@@ -11,6 +11,7 @@
  */
 import { subscribe as subscribeChannel, unsubscribe as unsubscribeChannel } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -420,6 +421,44 @@ describe('encoded answers', () => {
       expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(11, 2)) });
     });
   }
+});
+
+describe('answers beyond reason', () => {
+  it('refuses a non-streamed answer that decodes to more than 64 MiB, charging nothing', async () => {
+    const user = await newUser();
+    const marker = 'decompression bomb';
+    // A valid completion padded with 65 MiB of spaces (JSON whitespace): about 64 KiB gzipped.
+    const answer = JSON.stringify(
+      completion([{ content: 'big' }], { usage: { prompt_tokens: 5, completion_tokens: 1 } }),
+    );
+    const padded = Buffer.concat([
+      Buffer.from('{'),
+      Buffer.alloc(65 * 1024 * 1024, 32),
+      Buffer.from(answer.slice(1)),
+    ]);
+    upstream.script(marker, { encoding: 'gzip', encodedBody: gzipSync(padded) });
+    const response = await post(user, ask(marker));
+    expect(response.status).toBe(502);
+    const row = await settledCall(user.accountId);
+    expect(row).toMatchObject({ status: 'RELEASED', user_price: '0' });
+  });
+
+  it('ends a stream at [DONE] even if the upstream keeps the connection open', async () => {
+    const user = await newUser();
+    const marker = 'open after done';
+    upstream.script(marker, {
+      keepOpen: true,
+      events: [
+        chunk({ role: 'assistant', content: 'done' }),
+        chunk({}, { finish_reason: 'stop' }),
+        chunk(null, { extra: { choices: [], usage: { prompt_tokens: 7, completion_tokens: 1 } } }),
+      ],
+    });
+    expect(await readStream(user.client, ask(marker))).toBe('done');
+    const row = await settledCall(user.accountId);
+    expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(7, 1)) });
+    expect(row.flags).toEqual([]);
+  });
 });
 
 describe('a cost header on a stream', () => {

@@ -21,6 +21,8 @@ export interface Scenario {
   body?: unknown;
   /** Encodes the non-streamed body and says so in `content-encoding`, whatever the request accepted. */
   encoding?: 'gzip' | 'deflate' | 'br';
+  /** Sent instead of `body`, as it is (already encoded by the test: a decompression bomb, say). */
+  encodedBody?: Buffer;
   /** A streamed answer: each event's data, an object (sent as JSON) or raw text. */
   events?: unknown[];
   /** Sends `data: [DONE]` after the events (default true). */
@@ -92,7 +94,7 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
       return;
     }
     const text = typeof scenario.body === 'string' ? scenario.body : JSON.stringify(scenario.body);
-    const encoded = encode(Buffer.from(text), scenario.encoding);
+    const encoded = scenario.encodedBody ?? encode(Buffer.from(text), scenario.encoding);
     res.writeHead(scenario.status ?? 200, {
       'content-type': 'application/json',
       'content-length': String(encoded.length),
