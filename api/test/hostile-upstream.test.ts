@@ -314,6 +314,41 @@ describe('the output limit', () => {
   });
 });
 
+describe('a stream in progress', () => {
+  it('records its output as billing would count it: each choice at most max_tokens', async () => {
+    const user = await newUser();
+    const marker = 'progress past the limit';
+    let release = () => {};
+    const paused = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    upstream.script(marker, {
+      events: [
+        chunk({ role: 'assistant', content: 'x'.repeat(100) }),
+        paused,
+        chunk({}, { finish_reason: 'stop' }),
+        chunk(null, { extra: { choices: [], usage: { prompt_tokens: 6, completion_tokens: 20 } } }),
+      ],
+    });
+    const reading = readStream(user.client, ask(marker, { max_tokens: 20 }));
+    // What a crash now would bill it for (the heartbeat's record): 100 bytes, but at most 20 tokens.
+    const recorded = await waitFor('the stream progress to be recorded', async () => {
+      const [row] = await api.services.orm.em
+        .fork()
+        .execute<{ generated_bytes: string }[]>(
+          'select generated_bytes::text as generated_bytes from usage_records where account_id = ?',
+          [user.accountId],
+        );
+      return row && row.generated_bytes !== '0' ? row.generated_bytes : null;
+    });
+    expect(recorded).toBe('20');
+    release();
+    expect(await reading).toBe('x'.repeat(100));
+    const row = await settledCall(user.accountId);
+    expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(6, 20)) });
+  });
+});
+
 describe('a client that hangs up', () => {
   it('still pays for a non-streamed call the upstream answers after it left', async () => {
     const user = await newUser();

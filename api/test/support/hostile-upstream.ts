@@ -23,7 +23,7 @@ export interface Scenario {
   encoding?: 'gzip' | 'deflate' | 'br';
   /** Sent instead of `body`, as it is (already encoded by the test: a decompression bomb, say). */
   encodedBody?: Buffer;
-  /** A streamed answer: each event's data, an object (sent as JSON) or raw text. */
+  /** A streamed answer: each event's data, an object (sent as JSON) or raw text; a promise is waited for. */
   events?: unknown[];
   /** Sends `data: [DONE]` after the events (default true). */
   done?: boolean;
@@ -81,6 +81,10 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
         ...scenario.headers,
       });
       for (const event of scenario.events ?? []) {
+        if (event instanceof Promise) {
+          await event;
+          continue;
+        }
         res.write(`data: ${typeof event === 'string' ? event : JSON.stringify(event)}\n\n`);
       }
       if (scenario.done !== false) res.write('data: [DONE]\n\n');

@@ -44,6 +44,7 @@ import {
   ModelListUnavailableError,
   modelNotPriced,
 } from './metering.errors.ts';
+import { completionTokensBound } from './output-bytes.ts';
 import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
@@ -528,7 +529,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const opened = await callUpstream(held, () =>
       upstream.stream(request.upstream, { signal: callOptions.signal }),
     );
-    holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
+    holds.serveStream(held.usageId, {
+      promptBound: held.promptBound,
+      // Bounded like a live stream's estimate: a choice's bytes beyond max_tokens are not tokens.
+      generatedBytes: () => completionTokensBound(opened.choices(), held.maxTokens),
+    });
     const settled = inFlight.track(
       opened.outcome.then((outcome) => settleCall(held, streamResult(outcome, held), 'sent')),
     );

@@ -51,6 +51,8 @@ export interface UpstreamStream {
    * stream-progress migration).
    */
   generatedBytes(): number;
+  /** What each choice has generated so far, and how it finished (if it has). */
+  choices(): readonly ChoiceOutput[];
 }
 
 /** What the SDK's `create(...).withResponse()` gives for a stream. */
@@ -192,5 +194,6 @@ export async function openWatchedStream(
     outcome,
     cancel: () => stop.abort(),
     generatedBytes: () => state.generatedBytes,
+    choices: () => [...choices.values()],
   };
 }
