@@ -195,8 +195,9 @@ describe('a head that lags', () => {
     const { payer, token } = await payerWithFunds(1);
     await payAndSettle(payer, token, 3_000_000n, '3000');
     const rpcUrl = platform.anvil.rpcUrl;
-    // A block a second (transactions wait for it), as on a live chain: Ponder skips a head whose fetch failed until the next block
-    // (its sync-realtime `latestFetchedBlock`), and the lagging node fails some of its fetches.
+    // A block a second (transactions wait for it), as on a live chain: Ponder skips a head whose fetch
+    // failed until the next block (its sync-realtime `latestFetchedBlock`), and the lagging node fails
+    // some of its fetches.
     await setIntervalMining(rpcUrl, 1);
     const lagging = laggingHead(4, { every: 2 });
     proxy.intercept(lagging);
