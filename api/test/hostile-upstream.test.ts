@@ -103,6 +103,15 @@ const ask = (marker: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** A promise the test resolves when it chooses (`open`). */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
 /** A raw POST (for answers the official client would refuse to hand over). */
 function post(user: TestUser, body: unknown, signal?: AbortSignal): Promise<Response> {
   return fetch(`${api.url}/v1/chat/completions`, {
@@ -318,10 +327,7 @@ describe('a stream in progress', () => {
   it('records its output as billing would count it: each choice at most max_tokens', async () => {
     const user = await newUser();
     const marker = 'progress past the limit';
-    let release = () => {};
-    const paused = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { opened: paused, open: release } = gate();
     upstream.script(marker, {
       events: [
         chunk({ role: 'assistant', content: 'x'.repeat(100) }),
@@ -353,12 +359,9 @@ describe('a client that hangs up', () => {
   it('still pays for a non-streamed call the upstream answers after it left', async () => {
     const user = await newUser();
     const marker = 'hang up before the answer';
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { opened, open: release } = gate();
     upstream.script(marker, {
-      gate,
+      gate: opened,
       body: completion([{ content: 'late' }], {
         usage: { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16 },
       }),
@@ -493,6 +496,23 @@ describe('answers beyond reason', () => {
     const row = await settledCall(user.accountId);
     expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(7, 1)) });
     expect(row.flags).toEqual([]);
+  });
+});
+
+describe('a stream that turns to junk', () => {
+  it('bills what came before an event that is not JSON, flagged UPSTREAM_CUT', async () => {
+    const user = await newUser();
+    const marker = 'junk event';
+    upstream.script(marker, {
+      events: [chunk({ role: 'assistant', content: 'abcdefgh' }), 'not json at all'],
+    });
+    const response = await post(user, ask(marker, { stream: true }));
+    const text = await response.text();
+    expect(text).toContain('upstream_unavailable');
+    const row = await settledCall(user.accountId);
+    // 8 bytes and no usage: the prompt's bound and 8 completion tokens.
+    expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(bound(marker), 8)) });
+    expect(row.flags).toEqual(expect.arrayContaining(['UPSTREAM_CUT', 'USAGE_ESTIMATED']));
   });
 });
 
