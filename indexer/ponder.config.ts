@@ -10,6 +10,12 @@ export default createConfig({
   chains: {
     [CHAIN_NAME]: { id: env.chainId, rpc: env.rpcUrl, pollingInterval: env.pollingIntervalMs },
   },
+  blocks: {
+    // Writes `indexed_block` (ponder.schema.ts) at every block. From the head at start only: before it,
+    // the backfill's rows are not Ponder's to revert, and fetching every block since the token's
+    // deployment would cost one RPC call per block.
+    IndexedBlock: { chain: CHAIN_NAME, interval: 1, startBlock: 'latest' },
+  },
   contracts: {
     USDC: {
       chain: CHAIN_NAME,

@@ -1,5 +1,5 @@
 import { ponder } from 'ponder:registry';
-import { transfer } from 'ponder:schema';
+import { indexedBlock, transfer } from 'ponder:schema';
 
 ponder.on('USDC:Transfer', async ({ event, context }) => {
   // Keyed by the log, so a replayed block writes nothing twice.
@@ -18,4 +18,13 @@ ponder.on('USDC:Transfer', async ({ event, context }) => {
       timestamp: event.block.timestamp,
     })
     .onConflictDoNothing();
+});
+
+ponder.on('IndexedBlock:block', async ({ event, context }) => {
+  // After the block's transfers (Ponder runs a block event last in its block), in the same transaction.
+  const block = { number: event.block.number, hash: event.block.hash, timestamp: event.block.timestamp };
+  await context.db
+    .insert(indexedBlock)
+    .values({ chainId: context.chain.id, ...block })
+    .onConflictDoUpdate(block);
 });

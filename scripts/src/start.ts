@@ -8,7 +8,8 @@
  * helper process that exits once the chain is ready (start-setup.ts).
  */
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,20 @@ import { seedPonderPgliteDir } from './ponder-pglite.ts';
 import { forkSetupHelper } from './start-setup-protocol.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** 8 hex digits of a hash of what Ponder builds the indexer from: its config, schema and source files. */
+function indexerBuildTag(): string {
+  const indexer = path.join(ROOT, 'indexer');
+  const sources = readdirSync(path.join(indexer, 'src'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
+    .sort()
+    .map((file) => path.join('src', file));
+  const hash = createHash('sha256');
+  for (const file of ['ponder.config.ts', 'ponder.schema.ts', ...sources]) {
+    hash.update(file).update(readFileSync(path.join(indexer, file)));
+  }
+  return hash.digest('hex').slice(0, 8);
+}
 const API_MAIN = path.join(ROOT, 'api/src/main.ts');
 /**
  * Node flags of the long-running children (the API and Ponder). V8 sizes the young generation for
@@ -163,8 +178,9 @@ async function main(): Promise<void> {
       startBlock: config.START_BLOCK,
       port: indexerPort,
       databaseUrl: config.PONDER_DATABASE_URL,
-      // One schema per chain and token: a different devnet never mixes with an old index.
-      databaseSchema: `chainmeter_${chain.chainId}_${chain.token.slice(2, 10).toLowerCase()}`,
+      // One schema per chain, token and indexer build: a different devnet never mixes with an old index, and
+      // Ponder refuses a schema another build made (a changed indexer re-indexes into a new one).
+      databaseSchema: `chainmeter_${chain.chainId}_${chain.token.slice(2, 10).toLowerCase()}_${indexerBuildTag()}`,
       dataDir: ponderDataDir,
       logFile: indexerLog,
       nodeArgs: PONDER_NODE_ARGS,

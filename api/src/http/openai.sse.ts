@@ -50,7 +50,8 @@ export function completionEventStream(
         const chunk = next.value;
         if (!includeUsage) {
           // The client did not ask for the usage chunk (the gateway always does, to bill).
-          if (chunk.choices.length === 0 && chunk.usage) continue;
+          // A chunk may come without `choices` at all (a usage-only or junk chunk of a careless upstream).
+          if (!chunk.choices?.length && chunk.usage) continue;
           if ('usage' in chunk) delete (chunk as { usage?: unknown }).usage;
         }
         controller.enqueue(event(JSON.stringify(chunk)));

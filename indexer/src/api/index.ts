@@ -19,7 +19,8 @@ app.get('/chainmeter/head', async (c) => {
   try {
     head = await readIndexedHead(db, publicClients[CHAIN_NAME], env.chainId);
   } catch (error) {
-    // The block hash comes from the RPC: its outage is the indexer's unavailability, not a bug here.
+    // While Ponder starts or recovers from a crash the block hash comes from the RPC: its outage is the
+    // indexer's unavailability, not a bug here.
     console.error('reading the indexed head failed', error);
     return c.json({ error: `cannot read the indexed head: ${(error as Error).message.split('\n')[0]}` }, 503);
   }

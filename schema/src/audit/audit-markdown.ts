@@ -16,7 +16,7 @@ export function formatAuditMarkdown(report: AuditReport): string {
     '| measure | value |',
     '| --- | --- |',
     `| treasury transfers on chain | ${s.transfersOnChain} |`,
-    `| not creditable (zero value, mints) | ${s.transfersNotCreditable} |`,
+    `| not creditable (zero value, mints, treasury to itself) | ${s.transfersNotCreditable} |`,
     `| due (confirmed) | ${s.transfersDue} |`,
     `| not yet due | ${s.transfersNotYetDue} |`,
     `| credited correctly | ${s.transfersCredited} |`,

@@ -15,7 +15,7 @@ export const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLow
 export interface ChainSide {
   /** Every creditable transfer of the audited chain in [fromBlock, head], keyed by `transferKey`. */
   transfers: Map<string, ChainTransfer>;
-  /** Transfers in range that credit nothing (zero-value transfers and mints). */
+  /** Transfers in range that credit nothing (zero-value transfers, mints, the treasury paying itself). */
   notCreditable: number;
 }
 
@@ -25,7 +25,8 @@ export function gatherChainSide(input: AuditInput): ChainSide {
   for (const transfer of input.transfers) {
     if (transfer.chainId !== input.chainId) continue;
     if (transfer.blockNumber < input.fromBlock || transfer.blockNumber > input.head) continue;
-    if (!isCreditableTransfer(transfer)) {
+    // Every log read is a transfer to the treasury (the scan filters on `to`).
+    if (!isCreditableTransfer({ from: transfer.from, to: input.treasuryAddress, value: transfer.value })) {
       notCreditable++;
       continue;
     }

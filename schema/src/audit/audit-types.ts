@@ -149,7 +149,7 @@ export interface Discrepancy {
 export interface AuditSummary {
   /** Treasury transfer logs read from the chain in the range. */
   transfersOnChain: number;
-  /** Zero-value transfers and mints: they credit nothing. */
+  /** Zero-value transfers, mints and the treasury paying itself: they credit nothing. */
   transfersNotCreditable: number;
   /** Creditable transfers with at least `confirmations` blocks on top. */
   transfersDue: number;

@@ -115,6 +115,23 @@ const kinds = (input: AuditInput) =>
     .sort();
 
 describe('checkAudit', () => {
+  it('does not expect a credit for the treasury paying itself, and flags one that was made', () => {
+    const input = scenario();
+    const selfTransfer = transfer(6, input.treasuryAddress.toLowerCase(), 3_000n);
+    const withSelf = { ...input, transfers: [...input.transfers, selfTransfer] };
+    // Nothing credited for it: consistent, counted as not creditable, not due.
+    expect(checkAudit(withSelf).discrepancies).toEqual([]);
+    expect(checkAudit(withSelf).summary).toMatchObject({ transfersNotCreditable: 3, transfersDue: 3 });
+    // Credited to the treasury's account anyway (as before the rule): a credit without a creditable transfer.
+    const treasury = ledger('t', input.treasuryAddress, [{ deposit: selfTransfer }]);
+    const credited = {
+      ...withSelf,
+      accounts: [...withSelf.accounts, treasury.account],
+      entries: [...withSelf.entries, ...treasury.entries],
+    };
+    expect(kinds(credited)).toEqual(['CREDIT_WITHOUT_TRANSFER']);
+  });
+
   it('finds an untouched ledger consistent, ignoring zero-value transfers and mints', () => {
     const report = checkAudit(scenario());
     expect(report.discrepancies).toEqual([]);

@@ -32,6 +32,14 @@ export async function setAutomine(rpcUrl: string, enabled: boolean): Promise<voi
   await testClient(rpcUrl).setAutomine(enabled);
 }
 
+/**
+ * Mines a block every `seconds` instead of one per transaction (anvil turns automine off): a chain that
+ * moves on by itself, as a live one does. 0 stops it; `setAutomine(rpcUrl, true)` goes back to automine.
+ */
+export async function setIntervalMining(rpcUrl: string, seconds: number): Promise<void> {
+  await testClient(rpcUrl).setIntervalMining({ interval: seconds });
+}
+
 /** `evm_snapshot`: an id to `revert` to. */
 export async function snapshot(rpcUrl: string): Promise<Hash> {
   return testClient(rpcUrl).snapshot();

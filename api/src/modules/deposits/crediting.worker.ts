@@ -38,10 +38,11 @@ export interface CreditingWorkerOptions {
   pollIntervalMs?: number;
   /**
    * While the window holds unconfirmed transfers, how long an unchanged indexer head is trusted to need no
-   * new look (default 2 s). The head's hash comes from the chain's RPC, its rows from Ponder: after a reorg at
-   * the same height the new hash can be seen before Ponder has rolled its rows back, and the window read then
-   * still holds the gone transfers. Without a new look, a pending deposit they left would stay PENDING until
-   * the next block. With no unconfirmed transfer, an unchanged head is trusted until it changes.
+   * new look (default 2 s). The head's hash is Ponder's (its `indexed_block` row), but while Ponder starts or
+   * recovers from a crash it comes from the chain's RPC: after a reorg at the same height the new hash can then
+   * be seen before Ponder has rolled its rows back, and the window read then still holds the gone transfers.
+   * Without a new look, a pending deposit they left would stay PENDING until the next block. With no
+   * unconfirmed transfer, an unchanged head is trusted until it changes.
    */
   headRecheckMs?: number;
   /** Transfers credited per transaction. */

@@ -326,6 +326,24 @@ describe('crediting', () => {
     expect(await depositOf(chainId, transfer.txHash)).toMatchObject({ status: 'REORGED' });
   });
 
+  it('credits nothing for the treasury paying itself: no deposit, no account, the cursor moves on', async () => {
+    const { chainId, indexer, worker } = await setup(2);
+    const payer = wallet();
+    const self = makeTransfer(chainId, payer, 7_000_000n, 10n, 0);
+    const treasury = self.to;
+    indexer.transfers.push({ ...self, from: treasury }, makeTransfer(chainId, payer, 2_000n, 10n, 1));
+    indexer.setHead(12n);
+    await worker.runOnce();
+    indexer.setHead(13n);
+    await worker.runOnce();
+    await worker.stop();
+    const em = orm.em.fork();
+    expect(await getAccountByWallet(em, treasury)).toBeNull();
+    expect(await depositOf(chainId, self.txHash)).toBeNull();
+    expect(await getCreditingCursor(em, chainId)).toEqual({ blockNumber: 10n, logIndex: 1 });
+    expect((await getAccountByWallet(em, payer))?.balance).toBe(2_000n);
+  });
+
   it('pages deposits newest first by keyset', async () => {
     const { chainId, indexer, worker } = await setup(1);
     const payer = wallet();

@@ -20,9 +20,13 @@
  *   `COST_EXCEEDS_HOLD` (BILLED always means user price >= provider cost).
  * - A call whose usage never arrived (a stream the client left or the upstream cut, or an answer without
  *   a usage block) is billed for what was generated, counted conservatively (never below what the provider
- *   can bill): completion tokens = UTF-8 bytes of the generated output (every token of a byte-level
- *   tokenizer is at least one byte), prompt tokens = the hold's upper bound for the messages; flagged
- *   `USAGE_ESTIMATED`. It stays within the hold, because the hold is computed from the same bounds.
+ *   can bill): completion tokens = UTF-8 bytes of the generated output of every choice (every token of a
+ *   byte-level tokenizer is at least one byte), each choice at most max_tokens and a choice cut at that
+ *   limit (finish_reason `length`) max_tokens, prompt tokens = the hold's upper bound for the messages;
+ *   flagged `USAGE_ESTIMATED`. It stays within the hold, because the hold is computed from the same bounds.
+ * - Reported usage that cannot be true (a count that is not a non-negative integer, or above the request's
+ *   output limit) is not believed: billed as if none had come, flagged `USAGE_INVALID` too. Usage that
+ *   contradicts itself or the answer is made whole (`billedTokens`), flagged `USAGE_INCONSISTENT`.
  * - A call whose process died (its hold expired): released, unless it was a stream whose heartbeat had
  *   recorded generated output; that is billed like a cut stream for what was recorded, flagged
  *   `STREAM_INTERRUPTED` (output generated after the last beat is not billed).
@@ -30,21 +34,32 @@
 import type { MicroUsd, Ratio } from '@chainmeter/schema';
 import type { ExpiredHold } from './hold.store.ts';
 import { costFromHeader, costFromUsage, type ModelPrice, userPrice } from './pricing.ts';
+import type { TokenCounts } from './reported-usage.ts';
 import type { Settlement } from './settlement.ts';
-
-export interface TokenCounts {
-  promptTokens: number;
-  completionTokens: number;
-}
 
 export type CallResult =
   | {
       /** The upstream answered, or a stream produced something before it ended, broke off or was left. */
       kind: 'answered';
-      /** The upstream's reported usage, or null when it never arrived (see `generatedBytes`). */
+      /**
+       * The upstream's reported usage, or null when it never arrived or cannot be believed (`usageInvalid`):
+       * see `generatedBytes`.
+       */
       usage: TokenCounts | null;
+      /** The upstream reported a usage block that is not valid counts (reported-usage.ts). */
+      usageInvalid?: boolean;
+      /** The `total_tokens` the upstream reported beside `usage`, if any. */
+      totalTokens?: number | null;
       /** UTF-8 bytes of everything generated: content, reasoning, refusal, tool calls. */
       generatedBytes: number;
+      /**
+       * The most completion tokens the output can be, when the choices are known: per choice its bytes capped
+       * at max_tokens, or max_tokens for a choice cut at that limit (finish_reason `length`). Default
+       * `generatedBytes`.
+       */
+      completionTokensBound?: number;
+      /** The most completion tokens any answer to the request can have: max_tokens x its choices. */
+      maxCompletionTokens?: number;
       /** The answer's finish reason; null when none arrived (a stream cut or left early). */
       finishReason: string | null;
       /** Used only when `usage` is null. */
@@ -70,13 +85,61 @@ export interface DecideSettlementParameters {
 /** Finish reasons that mean the upstream failed rather than finished (OpenRouter's "error"). */
 const FAILED_FINISH_REASONS = new Set(['', 'error']);
 
+/**
+ * The tokens a call is billed for: its reported usage when believable, made whole where it contradicts
+ * itself or the answer (flag `USAGE_INCONSISTENT`), else the bounds of its usage (flag `USAGE_ESTIMATED`).
+ * - `total_tokens` above prompt + completion: the difference is billed as completion tokens (the dearer
+ *   kind; some upstreams leave reasoning tokens out of `completion_tokens` only), at most the request's limit.
+ *   Below: the parts are billed, and flagged.
+ * - 0 completion tokens for output that came back: the output's bound. 0 prompt tokens: the prompt's bound.
+ */
+function billedTokens(
+  result: Extract<CallResult, { kind: 'answered' }>,
+  reported: TokenCounts | null,
+  flags: string[],
+): TokenCounts {
+  const completionBound = result.completionTokensBound ?? result.generatedBytes;
+  if (!reported) {
+    flags.push('USAGE_ESTIMATED');
+    return { promptTokens: result.promptTokensBound, completionTokens: completionBound };
+  }
+  let { promptTokens, completionTokens } = reported;
+  let inconsistent = false;
+  const total = result.totalTokens ?? null;
+  if (total !== null && total !== promptTokens + completionTokens) {
+    inconsistent = true;
+    if (total > promptTokens + completionTokens) {
+      completionTokens = Math.min(
+        total - promptTokens,
+        result.maxCompletionTokens ?? Number.MAX_SAFE_INTEGER,
+      );
+    }
+  }
+  if (completionTokens === 0 && result.generatedBytes > 0) {
+    completionTokens = completionBound;
+    inconsistent = true;
+  }
+  if (promptTokens === 0) {
+    promptTokens = result.promptTokensBound;
+    inconsistent = true;
+  }
+  if (inconsistent) flags.push('USAGE_INCONSISTENT');
+  return { promptTokens, completionTokens };
+}
+
 export function decideSettlement({ price, markup, hold, result }: DecideSettlementParameters): Settlement {
   if (result.kind === 'failed') {
     return released(0, 0, result.latencyMs, [], result.error);
   }
   const flags = [...(result.flags ?? [])];
   const error = result.error ?? null;
-  const reported = result.usage;
+  // More completion tokens than the request allowed cannot be true either.
+  const impossible =
+    result.usage !== null &&
+    result.maxCompletionTokens !== undefined &&
+    result.usage.completionTokens > result.maxCompletionTokens;
+  const reported = impossible ? null : result.usage;
+  if (impossible || result.usageInvalid) flags.push('USAGE_INVALID');
   const headerCost = costFromHeader(result.costHeader);
   const finished = result.finishReason !== null && !FAILED_FINISH_REASONS.has(result.finishReason);
   const reportedSomething =
@@ -91,11 +154,7 @@ export function decideSettlement({ price, markup, hold, result }: DecideSettleme
       error,
     );
   }
-  let tokens = reported;
-  if (!tokens) {
-    tokens = { promptTokens: result.promptTokensBound, completionTokens: result.generatedBytes };
-    flags.push('USAGE_ESTIMATED');
-  }
+  const tokens = billedTokens(result, reported, flags);
   const tableCost = price ? costFromUsage(price, tokens) : null;
   let providerCost = headerCost ?? tableCost;
   if (headerCost === 0n && tableCost !== null && tableCost > 0n) {

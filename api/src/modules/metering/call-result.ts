@@ -1,32 +1,67 @@
 /** What the upstream answered, as billing sees it (`CallResult`, see billing.ts). */
 import type { CallResult } from './billing.ts';
 import type { UpstreamCompletion } from './llm.upstream.ts';
-import { outputBytes } from './output-bytes.ts';
+import { type ChoiceOutput, completionTokensBound, outputBytes } from './output-bytes.ts';
+import { parseReportedUsage } from './reported-usage.ts';
 import type { StreamOutcome } from './upstream-stream.ts';
 
-/** A non-streaming answer; `promptBound`: the bound of its prompt tokens, for an answer without usage. */
-export function completionResult(answer: UpstreamCompletion, promptBound: number): CallResult {
+/** What billing needs to know of the call's request. */
+export interface CallBounds {
+  /** The bound of its prompt tokens, for an answer without (believable) usage. */
+  promptBound: number;
+  /** Its output limit per choice (`max_tokens`). */
+  maxTokens: number;
+}
+
+/** The reported usage as billing takes it: believed, invalid, or none. */
+function reportedUsage(
+  raw: unknown,
+): Pick<Extract<CallResult, { kind: 'answered' }>, 'usage' | 'usageInvalid' | 'totalTokens'> {
+  const reported = parseReportedUsage(raw);
+  if (reported === null) return { usage: null };
+  if (reported.kind === 'invalid') return { usage: null, usageInvalid: true };
+  return { usage: reported.counts, totalTokens: reported.totalTokens };
+}
+
+/** Every choice's output, bounded, and the finish reason of the first choice that has one. */
+function outputOf(
+  choices: readonly ChoiceOutput[],
+  bounds: CallBounds,
+): Pick<
+  Extract<CallResult, { kind: 'answered' }>,
+  'generatedBytes' | 'finishReason' | 'completionTokensBound' | 'maxCompletionTokens'
+> {
+  return {
+    generatedBytes: choices.reduce((sum, choice) => sum + choice.bytes, 0),
+    finishReason: choices.find((choice) => choice.finishReason !== null)?.finishReason ?? null,
+    completionTokensBound: completionTokensBound(choices, bounds.maxTokens),
+    maxCompletionTokens: bounds.maxTokens * Math.max(1, choices.length),
+  };
+}
+
+/** A non-streaming answer: every choice counts (an upstream may answer more than the one asked for). */
+export function completionResult(answer: UpstreamCompletion, bounds: CallBounds): CallResult {
   const { completion } = answer;
-  const choice = completion.choices[0];
+  const choices = completion.choices.map((choice) => ({
+    bytes: outputBytes(choice?.message),
+    finishReason: typeof choice?.finish_reason === 'string' ? choice.finish_reason : null,
+  }));
   return {
     kind: 'answered',
-    usage: completion.usage
-      ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
-      : null,
-    generatedBytes: outputBytes(choice?.message),
-    finishReason: choice?.finish_reason ?? null,
-    promptTokensBound: promptBound,
+    ...reportedUsage(completion.usage),
+    ...outputOf(choices, bounds),
+    promptTokensBound: bounds.promptBound,
     costHeader: answer.costHeader,
     latencyMs: answer.latencyMs,
   };
 }
 
-/** How a stream ended, for billing: one that broke off is billed for what it produced. */
-export function streamResult(
-  outcome: StreamOutcome,
-  promptBound: number,
-  costHeader: string | null,
-): CallResult {
+/**
+ * How a stream ended, for billing: one that broke off is billed for what it produced. A cost header is never
+ * believed on a stream: headers leave before anything is generated, so it cannot be the answer's cost
+ * (LiteLLM sends none; one that came would price a long answer at whatever it said).
+ */
+export function streamResult(outcome: StreamOutcome, bounds: CallBounds): CallResult {
   const failed = outcome.status === 'failed';
   const error = failed ? (outcome.error?.message ?? 'stream failed') : null;
   // Only a stream that produced nothing is free.
@@ -35,14 +70,10 @@ export function streamResult(
   }
   return {
     kind: 'answered',
-    usage: outcome.usage
-      ? { promptTokens: outcome.usage.prompt_tokens, completionTokens: outcome.usage.completion_tokens }
-      : null,
-    generatedBytes: outcome.generatedBytes,
-    finishReason: outcome.finishReason,
-    promptTokensBound: promptBound,
-    // A cost header (LiteLLM sends none on streams) would describe the whole answer only.
-    costHeader: outcome.status === 'complete' ? costHeader : null,
+    ...reportedUsage(outcome.usage),
+    ...outputOf(outcome.choices, bounds),
+    promptTokensBound: bounds.promptBound,
+    costHeader: null,
     latencyMs: outcome.latencyMs,
     flags: outcome.status === 'aborted' ? ['CLIENT_DISCONNECTED'] : failed ? ['UPSTREAM_CUT'] : [],
     error,

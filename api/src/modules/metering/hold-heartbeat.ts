@@ -15,6 +15,10 @@ import { extendHolds, type StreamProgress } from './hold.store.ts';
 /** A stream this process is serving: what the heartbeat records of it (see `extendHolds`). */
 export interface ServedStream {
   promptBound: number;
+  /**
+   * What billing would count of the output so far: UTF-8 bytes generated, each choice's at most its
+   * max_tokens (recorded as `generated_bytes`; a stream whose process dies is billed for it).
+   */
   generatedBytes(): number;
 }
 

@@ -49,7 +49,7 @@ export const UsageRef = builder.objectRef<UsageView>('Usage').implement({
     latencyMs: t.exposeInt('latencyMs', { nullable: true, description: "The upstream's answer time." }),
     flags: t.exposeStringList('flags', {
       description:
-        'Billing notes, e.g. USAGE_ESTIMATED (a stream cut short), CLIENT_DISCONNECTED, UPSTREAM_CUT (the upstream broke off mid-answer; billed for what it generated), STREAM_INTERRUPTED (its API process stopped; billed as of its last progress record), UNPRICED.',
+        'Billing notes, e.g. USAGE_ESTIMATED (no usage believed: billed from bounds of the prompt and of the output), USAGE_INVALID (the upstream reported usage that cannot be true: negative, fractional, not a number, or beyond the output limit; billed as USAGE_ESTIMATED), USAGE_INCONSISTENT (reported usage that contradicts itself or the answer, e.g. total_tokens above prompt + completion, or 0 completion tokens for text that came back; billed for the larger figure), CLIENT_DISCONNECTED, UPSTREAM_CUT (the upstream broke off mid-answer; billed for what it generated), STREAM_INTERRUPTED (its API process stopped; billed as of its last progress record), UNPRICED.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -66,8 +66,12 @@ interface CompletionShape {
 const CompletionRef = builder.objectRef<CompletionShape>('Completion').implement({
   description: 'A metered chat completion and what it cost.',
   fields: (t) => ({
-    id: t.exposeID('id'),
-    model: t.exposeString('model'),
+    id: t.exposeID('id', {
+      description: "The upstream's completion id; the call's request id when the upstream sent none.",
+    }),
+    model: t.exposeString('model', {
+      description: 'The model the upstream says answered; the requested one when it did not say.',
+    }),
     content: t.exposeString('content'),
     finishReason: t.exposeString('finishReason', { nullable: true }),
     usage: t.field({ type: UsageRef, resolve: (completion) => completion.usage }),
@@ -113,12 +117,15 @@ builder.mutationField('createCompletion', (t) =>
             { reason: 'EMPTY_COMPLETION', requestId: result.requestId },
           );
         }
-        const choice = result.completion.choices[0];
+        // The upstream's answer is not trusted to be complete: the call is billed, so it is answered.
+        const { completion } = result;
+        const choice = completion.choices[0];
+        const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);
         return {
-          id: result.completion.id,
-          model: result.completion.model,
-          content: choice?.message?.content ?? '',
-          finishReason: choice?.finish_reason ?? null,
+          id: text(completion.id) ?? result.requestId,
+          model: text(completion.model) ?? request.model,
+          content: text(choice?.message?.content) ?? '',
+          finishReason: text(choice?.finish_reason),
           usage: result.usage,
         };
       } catch (error) {

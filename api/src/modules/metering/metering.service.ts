@@ -44,6 +44,7 @@ import {
   ModelListUnavailableError,
   modelNotPriced,
 } from './metering.errors.ts';
+import { completionTokensBound } from './output-bytes.ts';
 import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
@@ -172,6 +173,10 @@ export interface MeteredStream {
 
 /** Per-call options of a metered call. */
 export interface MeteredCallOptions {
+  /**
+   * The client left: stops a stream (billed for what it generated). A non-streamed call runs to its end and
+   * is billed all the same.
+   */
   signal?: AbortSignal;
   /**
    * The caller's API key was taken on trust (`RecentApiKeys`): the hold checks the key with this secret
@@ -229,6 +234,8 @@ interface HeldCall {
   apiKeyId: string | null;
   model: string;
   promptBound: number;
+  /** The request's output limit per choice. */
+  maxTokens: number;
   /** Null for a call paid per request (no rate limits: each call is paid up front). */
   viewer: Viewer | null;
   payment?: CallPayment;
@@ -335,6 +342,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       apiKeyId,
       model: request.model,
       promptBound,
+      maxTokens: request.maxTokens,
       viewer,
     };
   }
@@ -417,6 +425,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       apiKeyId: null,
       model: request.model,
       promptBound,
+      maxTokens: request.maxTokens,
       viewer: null,
       payment,
     };
@@ -501,15 +510,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
   }
 
   /** Steps 2 and 3 of a call whose hold (or paid row) is placed: the upstream's answer, then its settlement. */
-  async function completeHeld(
-    held: HeldCall,
-    request: ChatRequest,
-    callOptions: MeteredCallOptions,
-  ): Promise<MeteredCompletion> {
-    const answer = await callUpstream(held, () =>
-      upstream.complete(request.upstream, { signal: callOptions.signal }),
-    );
-    const result = completionResult(answer, held.promptBound);
+  async function completeHeld(held: HeldCall, request: ChatRequest): Promise<MeteredCompletion> {
+    // Not stopped when the client leaves: the upstream bills the call whether or not anyone reads the answer,
+    // so it runs to its end and is billed (hanging up is no way to a free call). A stream is stopped and
+    // billed for what it generated.
+    const answer = await callUpstream(held, () => upstream.complete(request.upstream));
+    const result = completionResult(answer, held);
     const usage = await settleCall(held, result, 'waiting');
     return { requestId: held.requestId, completion: answer.completion, usage };
   }
@@ -523,11 +529,13 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const opened = await callUpstream(held, () =>
       upstream.stream(request.upstream, { signal: callOptions.signal }),
     );
-    holds.serveStream(held.usageId, { promptBound: held.promptBound, generatedBytes: opened.generatedBytes });
+    holds.serveStream(held.usageId, {
+      promptBound: held.promptBound,
+      // Bounded like a live stream's estimate: a choice's bytes beyond max_tokens are not tokens.
+      generatedBytes: () => completionTokensBound(opened.choices(), held.maxTokens),
+    });
     const settled = inFlight.track(
-      opened.outcome.then((outcome) =>
-        settleCall(held, streamResult(outcome, held.promptBound, opened.costHeader), 'sent'),
-      ),
+      opened.outcome.then((outcome) => settleCall(held, streamResult(outcome, held), 'sent')),
     );
     return { requestId: held.requestId, chunks: opened.chunks, settled };
   }
@@ -538,7 +546,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: MeteredCallOptions = {},
   ): Promise<MeteredCompletion> {
     const held = await placeCallHold(viewer, request, false, callOptions.keyCheck);
-    return completeHeld(held, request, callOptions);
+    return completeHeld(held, request);
   }
 
   async function stream(
@@ -550,13 +558,10 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     return streamHeld(held, request, callOptions);
   }
 
-  async function completePaid(
-    payment: CallPayment,
-    request: ChatRequest,
-    callOptions: MeteredCallOptions = {},
-  ): Promise<MeteredCompletion> {
+  /** Its client's signal is not taken: a non-streamed call runs to its end (see `completeHeld`). */
+  async function completePaid(payment: CallPayment, request: ChatRequest): Promise<MeteredCompletion> {
     const held = await placePaidCallRow(payment, request, false);
-    return completeHeld(held, request, callOptions);
+    return completeHeld(held, request);
   }
 
   async function streamPaid(

@@ -33,3 +33,23 @@ function functionBytes(call: unknown): number {
   const { name, arguments: args } = call as { name?: unknown; arguments?: unknown };
   return textBytes(name) + textBytes(args);
 }
+
+/** What one choice of an answer generated: its output's bytes ({@link outputBytes}) and how it finished. */
+export interface ChoiceOutput {
+  bytes: number;
+  finishReason: string | null;
+}
+
+/**
+ * The most completion tokens the choices' output can be: per choice its bytes (a token is at least a byte),
+ * at most `maxTokens`, and `maxTokens` for a choice the upstream says it cut at that limit (output it did not
+ * show, hidden reasoning say, counts too).
+ * @example completionTokensBound([{ bytes: 3, finishReason: 'length' }, { bytes: 900, finishReason: 'stop' }], 50) // 100
+ */
+export function completionTokensBound(choices: readonly ChoiceOutput[], maxTokens: number): number {
+  let tokens = 0;
+  for (const choice of choices) {
+    tokens += choice.finishReason === 'length' ? maxTokens : Math.min(choice.bytes, maxTokens);
+  }
+  return tokens;
+}

@@ -5,7 +5,52 @@
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import zlib from 'node:zlib';
 import { abortedByCaller, answerTimedOut, UpstreamError } from './upstream-error.ts';
+import { firstHeaderValue } from './upstream-headers.ts';
+
+/**
+ * The largest answer read (after decoding): far above any completion (1,000,000 output tokens, the most a
+ * request may ask for, are a few MB of JSON), small enough that an upstream cannot exhaust the memory.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+const DECODERS: Record<string, (body: Buffer, maxOutputLength: number) => Buffer> = {
+  gzip: (body, maxOutputLength) => zlib.gunzipSync(body, { maxOutputLength }),
+  'x-gzip': (body, maxOutputLength) => zlib.gunzipSync(body, { maxOutputLength }),
+  // HTTP's "deflate" is zlib-wrapped; some servers send it raw.
+  deflate: (body, maxOutputLength) =>
+    body.length > 0 && (body[0] as number) % 16 === 8
+      ? zlib.inflateSync(body, { maxOutputLength })
+      : zlib.inflateRawSync(body, { maxOutputLength }),
+  br: (body, maxOutputLength) => zlib.brotliDecompressSync(body, { maxOutputLength }),
+  zstd: (body, maxOutputLength) => zlib.zstdDecompressSync(body, { maxOutputLength }),
+};
+
+/**
+ * The body as sent before its `content-encoding`s (applied in the order listed, so undone from the last).
+ * An upstream may encode its answer whether or not it was asked to: read as it is, it would be garbage.
+ */
+function decodedBody(body: Buffer, contentEncoding: string | undefined): Buffer {
+  const encodings = (contentEncoding ?? '')
+    .split(',')
+    .map((encoding) => encoding.trim().toLowerCase())
+    .filter((encoding) => encoding !== '' && encoding !== 'identity');
+  let decoded = body;
+  for (const encoding of encodings.reverse()) {
+    const decode = DECODERS[encoding];
+    if (!decode)
+      throw new UpstreamError('bad_response', `upstream answer in an unknown encoding: ${encoding}`);
+    try {
+      decoded = decode(decoded, MAX_ANSWER_BYTES);
+    } catch (error) {
+      throw new UpstreamError('bad_response', `upstream answer could not be decoded (${encoding})`, {
+        cause: error,
+      });
+    }
+  }
+  return decoded;
+}
 
 export interface RawAnswer {
   status: number;
@@ -73,7 +118,15 @@ export function createJsonPoster(options: {
       });
       request.on('response', (response) => {
         const parts: Buffer[] = [];
-        response.on('data', (part: Buffer) => parts.push(part));
+        let size = 0;
+        response.on('data', (part: Buffer) => {
+          size += part.length;
+          if (size > MAX_ANSWER_BYTES) {
+            stop(new UpstreamError('bad_response', `upstream answer larger than ${MAX_ANSWER_BYTES} bytes`));
+            return;
+          }
+          parts.push(part);
+        });
         response.on('error', () => {}); // reported through 'close' below
         response.on('close', () => {
           done();
@@ -81,10 +134,20 @@ export function createJsonPoster(options: {
             reject(endedBy ?? new UpstreamError('bad_response', 'upstream connection closed mid-answer'));
             return;
           }
+          let body: Buffer;
+          try {
+            body = decodedBody(
+              Buffer.concat(parts),
+              firstHeaderValue(response.headers['content-encoding']) ?? undefined,
+            );
+          } catch (error) {
+            reject(error);
+            return;
+          }
           resolve({
             status: response.statusCode ?? 0,
             headers: response.headers,
-            body: Buffer.concat(parts).toString('utf8'),
+            body: body.toString('utf8'),
           });
         });
       });

@@ -5,7 +5,7 @@
  */
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { CompletionUsage } from 'openai/resources/completions';
-import { outputBytes } from './output-bytes.ts';
+import { type ChoiceOutput, outputBytes } from './output-bytes.ts';
 import { UpstreamError } from './upstream-error.ts';
 import { COST_HEADER, REQUEST_ID_HEADER } from './upstream-headers.ts';
 
@@ -16,16 +16,21 @@ export interface StreamOutcome {
    * `failed`: broke off or timed out (`error` set).
    */
   status: 'complete' | 'incomplete' | 'aborted' | 'failed';
-  /** From the final `include_usage` chunk; null when the stream ended before it. */
+  /**
+   * From the final `include_usage` chunk, as the upstream sent it (call-result.ts checks it); null when the
+   * stream ended before it.
+   */
   usage: CompletionUsage | null;
   finishReason: string | null;
-  /** The generated `content` text. */
+  /** The generated `content` text of the first choice. */
   content: string;
   /**
-   * UTF-8 bytes of everything generated (content, reasoning, refusal, tool calls: {@link outputBytes}), so
-   * a stream without usage can still be bounded and billed.
+   * UTF-8 bytes of everything generated (content, reasoning, refusal, tool calls: {@link outputBytes}) by
+   * every choice, so a stream without usage can still be bounded and billed.
    */
   generatedBytes: number;
+  /** What each choice generated and how it finished, in the order they first came. */
+  choices: ChoiceOutput[];
   chunkCount: number;
   error: UpstreamError | null;
   /** From the call to the end of the stream. */
@@ -46,6 +51,8 @@ export interface UpstreamStream {
    * stream-progress migration).
    */
   generatedBytes(): number;
+  /** What each choice has generated so far, and how it finished (if it has). */
+  choices(): readonly ChoiceOutput[];
 }
 
 /** What the SDK's `create(...).withResponse()` gives for a stream. */
@@ -98,16 +105,48 @@ export async function openWatchedStream(
   const outcome = new Promise<StreamOutcome>((resolve) => {
     settle = resolve;
   });
-  const state: Omit<StreamOutcome, 'status' | 'error' | 'latencyMs'> = {
+  const state: Omit<StreamOutcome, 'status' | 'error' | 'latencyMs' | 'choices'> = {
     usage: null,
     finishReason: null,
     content: '',
     generatedBytes: 0,
     chunkCount: 0,
   };
+  /** Each choice by its `index`. */
+  const choices = new Map<number, ChoiceOutput>();
   const finish = (status: StreamOutcome['status'], error: UpstreamError | null) => {
     clearTimeout(idleTimer);
-    settle({ ...state, status, error, latencyMs: performance.now() - started });
+    settle({
+      ...state,
+      choices: [...choices.values()],
+      status,
+      error,
+      latencyMs: performance.now() - started,
+    });
+  };
+  /** Counts one chunk: any number of choices, or none (a usage-only or junk chunk). */
+  const count = (chunk: ChatCompletionChunk) => {
+    state.chunkCount += 1;
+    if (chunk.usage) state.usage = chunk.usage;
+    if (!Array.isArray(chunk.choices)) return;
+    for (const choice of chunk.choices as unknown[]) {
+      if (typeof choice !== 'object' || choice === null) continue;
+      const { index, delta, finish_reason: finishReason } = choice as Partial<ChatCompletionChunk.Choice>;
+      const key = typeof index === 'number' ? index : 0;
+      let output = choices.get(key);
+      if (!output) {
+        output = { bytes: 0, finishReason: null };
+        choices.set(key, output);
+      }
+      const bytes = outputBytes(delta);
+      output.bytes += bytes;
+      state.generatedBytes += bytes;
+      if (key === 0 && typeof delta?.content === 'string') state.content += delta.content;
+      if (typeof finishReason === 'string' && finishReason) {
+        output.finishReason = finishReason;
+        state.finishReason = finishReason;
+      }
+    }
   };
 
   async function* chunks(): AsyncGenerator<ChatCompletionChunk> {
@@ -117,14 +156,7 @@ export async function openWatchedStream(
       for await (const chunk of opened.data) {
         // Only the upstream's silence counts: a slow consumer (a slow client) must not time it out.
         clearTimeout(idleTimer);
-        state.chunkCount += 1;
-        if (chunk.usage) state.usage = chunk.usage;
-        const choice = chunk.choices?.[0];
-        if (choice?.delta) {
-          if (typeof choice.delta.content === 'string') state.content += choice.delta.content;
-          state.generatedBytes += outputBytes(choice.delta);
-        }
-        if (choice?.finish_reason) state.finishReason = choice.finish_reason;
+        count(chunk);
         yield chunk;
         armIdleTimer();
       }
@@ -162,5 +194,6 @@ export async function openWatchedStream(
     outcome,
     cancel: () => stop.abort(),
     generatedBytes: () => state.generatedBytes,
+    choices: () => [...choices.values()],
   };
 }
