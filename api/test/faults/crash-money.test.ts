@@ -5,8 +5,9 @@
  * No sleeps: each kill lands where it is aimed. After each restart the books are checked against figures
  * worked out here from the amounts chosen: balance = credited deposits - charged usage - reversed, holds 0,
  * every transfer credited once, every reversal once, every settlement once. Real PostgreSQL, anvil and
- * Ponder, and a real loopback OpenAI-speaking upstream that holds its answers until the test lets them go
- * (`gated-upstream.ts`: every answered call costs 23 micro-USD, 46 at the default markup of 2).
+ * Ponder, and a real loopback OpenAI-speaking upstream (`hostile-upstream.ts`) whose answers wait until the
+ * test lets them go; each reports 3 prompt and 10 completion tokens, 3 x 1 + 10 x 2 = 23 micro-USD at its
+ * prices, so every answered call is charged 46 at the default markup of 2.
  *
  * `crash-recovery.test.ts` kills at random moments of steady flows and at each `CHAINMETER_CRASH_AT` step
  * of one call; this file kills inside a deep reorg's reversals, inside a crediting backlog's transaction,
@@ -26,8 +27,14 @@ import { createOrm } from '../../src/db/orm.ts';
 import { createIndexerClient } from '../../src/modules/deposits/indexer.client.ts';
 import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
 import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
-import { GATED_MODEL, type GatedUpstream, startGatedUpstream } from '../support/gated-upstream.ts';
 import { gqlData, signIn } from '../support/graphql.ts';
+import {
+  chunk,
+  completion,
+  HOSTILE_MODEL,
+  type HostileUpstream,
+  startHostileUpstream,
+} from '../support/hostile-upstream.ts';
 import {
   type ApiProcess,
   devPayer,
@@ -39,13 +46,15 @@ import {
 import { waitFor } from '../support/wait-for.ts';
 
 const CONFIRMATIONS = 2;
-/** What one answered call is charged: (3 prompt x 1 + 2 completion x 10) micro-USD x markup 2. */
+/** What one answered call is charged: (3 prompt x 1 + 10 completion x 2) micro-USD x markup 2. */
 const CALL_PRICE = 46n;
+/** The usage every answer reports. */
+const USAGE = { prompt_tokens: 3, completion_tokens: 10, total_tokens: 13 };
 const AUDIT_CLI = fileURLToPath(new URL('../../../scripts/src/audit.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 let platform: Platform;
-let upstream: GatedUpstream;
+let upstream: HostileUpstream;
 let dbUrl: string;
 let api: ApiProcess | undefined;
 
@@ -66,7 +75,7 @@ beforeAll(async () => {
   platform = await startPlatform({ confirmations: CONFIRMATIONS });
   if (!platform.database) throw new Error('the crash tests need PostgreSQL');
   dbUrl = platform.database.url;
-  upstream = await startGatedUpstream();
+  upstream = await startHostileUpstream();
   const rpc = platform.anvil.rpcUrl;
   for (let i = 0; i < 7; i++) await mintUsdc(rpc, platform.token, devPayer(i).address, 10_000_000n);
   // From here on, blocks are mined by the test only: each payment lands in the block it is meant for.
@@ -75,7 +84,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (api) await crashApi(api).catch(() => {});
-  await upstream?.close();
+  await upstream?.stop();
   await platform?.close();
 });
 
@@ -215,24 +224,52 @@ async function fundedWallet(amount: bigint): Promise<{ accountId: string; token:
 }
 
 interface Call {
-  streamed: boolean;
+  /** The text of its message, by which the upstream knows it. */
+  marker: string;
   /** The request id, once the whole answer arrived; null when the call failed (the process died under it). */
   answered: Promise<string | null>;
   done: boolean;
+  /** Lets the upstream answer (a call made `held`). */
+  release(): void;
 }
 
-/** One OpenAI-compatible call to the gated model through `url`, with a session token. */
-function call(url: string, token: string, streamed: boolean): Call {
-  const state: Call = { streamed, done: false, answered: Promise.resolve(null) };
+let calls = 0;
+
+/**
+ * One OpenAI-compatible call through `url` with a session token; `held`: its answer waits at the upstream
+ * until `release`.
+ */
+function call(url: string, token: string, streamed: boolean, { held = false } = {}): Call {
+  const marker = `cm-${++calls}`;
+  let release = () => {};
+  const gate = held
+    ? new Promise<void>((resolve) => {
+        release = resolve;
+      })
+    : undefined;
+  upstream.script(
+    marker,
+    streamed
+      ? {
+          gate,
+          events: [
+            chunk({ role: 'assistant', content: 'Gated answer.' }),
+            chunk({}, { finish_reason: 'stop' }),
+            chunk(null, { extra: { choices: [], usage: USAGE } }),
+          ],
+        }
+      : { gate, body: completion([{ content: 'Gated answer.' }], { usage: USAGE }) },
+  );
+  const state: Call = { marker, done: false, answered: Promise.resolve(null), release: () => release() };
   state.answered = (async () => {
     try {
       const response = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({
-          model: GATED_MODEL,
-          messages: [{ role: 'user', content: 'q' }],
-          max_tokens: 4,
+          model: HOSTILE_MODEL,
+          messages: [{ role: 'user', content: marker }],
+          max_tokens: 10,
           stream: streamed,
           ...(streamed ? { stream_options: { include_usage: true } } : {}),
         }),
@@ -249,6 +286,11 @@ function call(url: string, token: string, streamed: boolean): Call {
     }
   })();
   return state;
+}
+
+/** Waits until each of `held` is waiting at the upstream (its hold placed). */
+async function atUpstream(what: string, held: readonly Call[]): Promise<void> {
+  await waitFor(what, () => held.every((c) => upstream.received(c.marker).length === 1));
 }
 
 interface UsageRow {
@@ -385,7 +427,6 @@ describe('kill -9 while a deep reorg is reversed', () => {
     const rpc = platform.anvil.rpcUrl;
     const [a, b, c] = [devPayer(4), devPayer(5), devPayer(6)];
     api ??= await spawnApiProcess(apiEnv());
-    await upstream.setOpen(true);
     // Below the fork: these stay on chain.
     const stable = await payInOneBlock([
       [a, 1_000n],
@@ -428,16 +469,14 @@ describe('kill -9 while a deep reorg is reversed', () => {
     expect(await books(accountC)).toEqual({ balance: 1_300n, held: 0n, debt: 0n });
     // B has one more call waiting at the upstream when its process dies: its hold stays on B's account until
     // it expires (nothing is charged for it), whether the reversal comes before that or after.
-    await upstream.setOpen(false);
-    const before = upstream.received();
-    const inFlight = call(api.url, tokens.get(b.address) as string, false);
-    await waitFor("B's last call at the upstream", () => upstream.received() - before === 1);
+    const inFlight = call(api.url, tokens.get(b.address) as string, false, { held: true });
+    await atUpstream("B's last call at the upstream", [inFlight]);
     expect((await books(accountB)).held).toBeGreaterThan(0n);
 
     // Every API is down (a deploy, a crash) when a reorg 4 blocks deep removes the four credits; the chain
     // then goes on past Ponder's window, and A pays 4,000 more, confirmed.
     await kill();
-    await upstream.release();
+    inFlight.release(); // to a process that is gone
     expect(await inFlight.answered).toBeNull();
     await reorg(rpc, 4);
     await mineBlocks(rpc, PONDER_FINALITY_BLOCKS + 5);
@@ -529,10 +568,9 @@ async function answeredIds(calls: readonly Call[]): Promise<Set<string>> {
 describe('kill -9 with calls waiting at the upstream', () => {
   it('charges each answered call once and nothing for the calls whose answers never left', async () => {
     api ??= await spawnApiProcess(apiEnv());
-    await upstream.setOpen(false);
     const x = await fundedWallet(100_000n);
     const y = await fundedWallet(100_000n);
-    const before = upstream.received();
+    const url = api.url;
     const plan: [typeof x, boolean][] = [
       [x, false],
       [x, true],
@@ -541,16 +579,25 @@ describe('kill -9 with calls waiting at the upstream', () => {
       [y, true],
       [y, false],
     ];
-    const url = api.url;
-    const calls = plan.map(([wallet, streamed]) => ({ wallet, call: call(url, wallet.token, streamed) }));
-    await waitFor('six calls at the upstream', () => upstream.received() - before === 6);
-    // Two of them are answered (charged before their answer leaves); four still wait when the process dies.
-    await upstream.release(2);
-    await waitFor('two calls answered', () => calls.filter((c) => c.call.done).length === 2);
+    const held = plan.map(([wallet, streamed]) => ({
+      wallet,
+      call: call(url, wallet.token, streamed, { held: true }),
+    }));
+    await atUpstream(
+      'six calls at the upstream',
+      held.map((h) => h.call),
+    );
+    // X's first (JSON) and Y's stream are answered, charged before their answer leaves; four still wait when
+    // the process dies.
+    const [answeredJson, , , , answeredStream] = held.map((h) => h.call) as Call[];
+    answeredJson?.release();
+    answeredStream?.release();
+    await waitFor('two calls answered', () => held.filter((h) => h.call.done).length === 2);
     await kill();
-    const answered = await answeredIds(calls.map((c) => c.call));
+    const answered = await answeredIds(held.map((h) => h.call));
     expect(answered.size).toBe(2);
-    await upstream.release(); // to a process that is gone
+    expect(answered).toEqual(await answeredIds([answeredJson, answeredStream] as Call[]));
+    for (const h of held) h.call.release(); // to a process that is gone
     await expectLedgerSound(dbUrl);
 
     api = await spawnApiProcess(apiEnv());
@@ -566,16 +613,9 @@ describe('kill -9 with calls waiting at the upstream', () => {
         expect([record.status, record.charged, record.flags]).toEqual(['RELEASED', [], ['HOLD_EXPIRED']]);
       }
     }
-    // By hand: 100,000 credited, less 46 for each of its calls that was answered.
+    // By hand: 100,000 credited, less 46 for the one call of each that was answered.
     for (const wallet of [x, y]) {
-      const answeredHere = usage.filter(
-        (u) => u.account_id === wallet.accountId && answered.has(u.request_id),
-      );
-      expect(await books(wallet.accountId)).toEqual({
-        balance: 100_000n - BigInt(answeredHere.length) * CALL_PRICE,
-        held: 0n,
-        debt: 0n,
-      });
+      expect(await books(wallet.accountId)).toEqual({ balance: 100_000n - CALL_PRICE, held: 0n, debt: 0n });
     }
     await expectLedgerSound(dbUrl);
   }, 90_000);
@@ -595,18 +635,16 @@ async function lockedAmong(ids: readonly string[]): Promise<string[]> {
 describe('kill -9 while a group of settlements is written', () => {
   it('applies each settlement of the group exactly once, even when it commits after the kill', async () => {
     api ??= await spawnApiProcess(apiEnv());
-    await upstream.setOpen(false);
     const x = await fundedWallet(100_000n);
     const y = await fundedWallet(100_000n);
     const z = await fundedWallet(100_000n);
     const url = api.url;
-    const before = upstream.received();
-    const first = call(url, x.token, false);
-    await waitFor('the first call at the upstream', () => upstream.received() - before === 1);
-    const group = [y, y, y, y, x].map((wallet) => call(url, wallet.token, false));
-    await waitFor('the group at the upstream', () => upstream.received() - before === 6);
-    const never = call(url, z.token, false);
-    await waitFor('the last call at the upstream', () => upstream.received() - before === 7);
+    const first = call(url, x.token, false, { held: true });
+    await atUpstream('the first call at the upstream', [first]);
+    const group = [y, y, y, y, x].map((wallet) => call(url, wallet.token, false, { held: true }));
+    await atUpstream('the group at the upstream', group);
+    const never = call(url, z.token, false, { held: true });
+    await atUpstream('the last call at the upstream', [never]);
     const accounts = [x.accountId, y.accountId, z.accountId];
     const records = await usageOf(accounts);
     expect(records.map((r) => r.status)).toEqual(Array(7).fill('HELD'));
@@ -618,11 +656,14 @@ describe('kill -9 while a group of settlements is written', () => {
     // together once X is let go, to wait for Y.
     const lockX = await lockAccount(x.accountId);
     const lockY = await lockAccount(y.accountId);
-    await upstream.release(1);
+    first.release();
     // The usual path: the one guarded statement (the locking path locks its rows before it writes them, so
     // it never waits in this statement).
     await blockedIn('guard as materialized');
-    await upstream.release(5);
+    for (const c of group) c.release();
+    await waitFor('the group answered by the upstream', () =>
+      group.every((c) => upstream.received(c.marker)[0]?.answered),
+    );
     await lockX.release();
     expect(await first.answered).not.toBeNull();
     await blockedIn('guard as materialized');
@@ -631,7 +672,7 @@ describe('kill -9 while a group of settlements is written', () => {
     console.log(`settlements in the statement the kill interrupted: ${inGroup.length} of 5`);
     await kill();
     expect(await answeredIds(group)).toEqual(new Set());
-    await upstream.release(); // the last call's answer, to a process that is gone
+    never.release(); // to a process that is gone
 
     // The dead process's statement still waits for Y, holding its records. The restarted process's sweep
     // comes to release those holds once they expire, and waits behind it.
