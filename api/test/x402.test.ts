@@ -660,6 +660,9 @@ describe('a paid call its process left unfinished', () => {
         streamed: false,
         now: past,
         holdExpiresAt: new Date(past.getTime() + 1_000),
+      }).then((placed) => {
+        if (!placed) throw new Error('not placed');
+        return placed;
       });
     const exactPayer = privateKeyToAccount(generatePrivateKey()).address;
     const uptoPayer = privateKeyToAccount(generatePrivateKey()).address;

@@ -10,7 +10,8 @@
 import type { Context } from 'hono';
 import type { AppServices } from '../context.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
-import { PaymentRefusedError, type X402Service } from '../modules/x402/x402.service.ts';
+import { PaymentRefusedError } from '../modules/metering/metering.errors.ts';
+import type { X402Service } from '../modules/x402/x402.service.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 import { openAiError, openAiErrorFor } from './openai.errors.ts';

@@ -13,6 +13,7 @@ import { Migration20261203140000_operations } from './Migration20261203140000_op
 import { Migration20261203150000_adjustment_idempotency } from './Migration20261203150000_adjustment_idempotency.ts';
 import { Migration20261203160000_x402_resubmission } from './Migration20261203160000_x402_resubmission.ts';
 import { Migration20261203170000_webhook_in_flight } from './Migration20261203170000_webhook_in_flight.ts';
+import { Migration20261204100000_x402_authorization_claim } from './Migration20261204100000_x402_authorization_claim.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -36,4 +37,8 @@ export const migrationsList: MigrationObject[] = [
   },
   { name: 'Migration20261203160000_x402_resubmission', class: Migration20261203160000_x402_resubmission },
   { name: 'Migration20261203170000_webhook_in_flight', class: Migration20261203170000_webhook_in_flight },
+  {
+    name: 'Migration20261204100000_x402_authorization_claim',
+    class: Migration20261204100000_x402_authorization_claim,
+  },
 ];

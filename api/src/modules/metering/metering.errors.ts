@@ -18,6 +18,23 @@ export function modelNotPriced(model: string): ExpectedError {
   );
 }
 
+/**
+ * A payment per request (x402) refused, or a settlement that failed: the 402's `error` (`reason`). Nothing was
+ * served for it. Thrown by the x402 module (its checks, its settlement) and by metering (a payment whose signed
+ * authorization pays for another call already, a payer that left a call unpaid).
+ */
+export class PaymentRefusedError extends Error {
+  override name = 'PaymentRefusedError';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** The 402's code for a payment whose signed authorization pays for another call already. */
+export const PAYMENT_ALREADY_USED = 'payment_already_used';
+
 const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
   timeout: 'UPSTREAM_TIMEOUT',
   unavailable: 'UPSTREAM_UNAVAILABLE',

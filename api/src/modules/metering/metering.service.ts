@@ -43,6 +43,8 @@ import {
   InsufficientCreditsError,
   ModelListUnavailableError,
   modelNotPriced,
+  PAYMENT_ALREADY_USED,
+  PaymentRefusedError,
 } from './metering.errors.ts';
 import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
@@ -111,6 +113,12 @@ export interface CallPayment {
   payer: string;
   /** The most the call may cost (the amount signed), micro-USD = token base units. */
   maxPrice: MicroUsd;
+  /**
+   * What identifies the signed authorization the payment spends (its signer and nonce): it pays for one call.
+   * The same payment sent again while its first call runs (to this replica or another) is refused
+   * (`payment_already_used`) before anything is served or moved; the chain refuses it once it is settled.
+   */
+  authorization: string;
   /**
    * The payment as accepted (x402's payload and the requirements it was verified against), kept on the row
    * so the payment can be submitted again if a deep reorg removes its settlement.
@@ -395,7 +403,7 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const promptBound = Number(promptTokensUpperBound(request.holdMessages));
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = new Date();
-    const { usageId, accountId } = await placePaidCall(sql, {
+    const placed = await placePaidCall(sql, {
       payer: payment.payer,
       scheme: payment.scheme,
       requestId,
@@ -405,7 +413,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
       payload: payment.payload,
+      authorization: payment.authorization,
     });
+    // The same signed payment sent again while its first call runs: the chain would take it once only.
+    if (!placed) throw new PaymentRefusedError(PAYMENT_ALREADY_USED);
+    const { usageId, accountId } = placed;
     holds.open(usageId);
     const held: HeldCall = {
       usageId,

@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd } from '@chainmeter/schema';
 import { z } from 'zod';
+import { violatedConstraint } from '../../db/constraint.ts';
 import type { Query, SqlRunner, Statement } from '../../db/sql.ts';
 import { createAccounts } from '../accounts/accounts.store.ts';
 import { type Settlement, settlementFromJson, settlementToJson } from './settlement.ts';
@@ -31,31 +32,38 @@ export interface PlacePaidCallParameters {
   holdExpiresAt: Date;
   /** The payment as accepted (x402's payload and requirements), kept to submit it again after a deep reorg. */
   payload?: unknown;
+  /** The signed authorization the payment spends (`CallPayment.authorization`): one call per authorization. */
+  authorization?: string;
 }
 
 const PLACE_PAID_CALL: Statement = {
   name: 'cm_place_paid_call',
   text: `insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
-     created_at, hold_expires_at, payment_scheme, payer_address, account_held, payment_payload)
+     created_at, hold_expires_at, payment_scheme, payer_address, account_held, payment_payload, payment_authorization)
    select $1::uuid, $2, a.id, null, $3, 'HELD', $4, $5::bigint, $6::timestamptz, $7::timestamptz, $8, $9, false,
-     $10::jsonb
+     $10::jsonb, $11
    from accounts a where a.wallet_address = $9
    returning account_id`,
 };
+
+/** The unique index that lets a signed authorization pay for one call (migration x402_authorization_claim). */
+const AUTHORIZATION_CLAIMED = 'usage_records_payment_authorization_unique';
 
 const placedRow = z.object({ account_id: z.string() });
 
 /**
  * Creates the payer's account if it has none (a wallet that pays before it ever signs in) and writes the
- * call's durable row: HELD, nothing held on the account. Returns the usage id and the account.
+ * call's durable row: HELD, nothing held on the account. Returns the usage id and the account, or null when
+ * the payment's authorization pays for another call already (one still running, served, or whose settlement
+ * was broadcast): nothing was written.
  */
 export async function placePaidCall(
   sql: SqlRunner,
   params: PlacePaidCallParameters,
-): Promise<{ usageId: string; accountId: string }> {
+): Promise<{ usageId: string; accountId: string } | null> {
   const usageId = randomUUID();
   await createAccounts(sql.query, [params.payer]);
-  const [row] = await sql.query(PLACE_PAID_CALL, [
+  const placed = sql.query(PLACE_PAID_CALL, [
     usageId,
     params.requestId,
     params.model,
@@ -66,8 +74,14 @@ export async function placePaidCall(
     params.scheme,
     params.payer,
     params.payload === undefined ? null : JSON.stringify(params.payload),
+    params.authorization ?? null,
   ]);
-  return { usageId, accountId: placedRow.parse(row).account_id };
+  const rows = await placed.catch((error: unknown) => {
+    if (violatedConstraint(error) === AUTHORIZATION_CLAIMED) return null;
+    throw error;
+  });
+  if (!rows) return null;
+  return { usageId, accountId: placedRow.parse(rows[0]).account_id };
 }
 
 const RECORD_PAYMENT: Statement = {

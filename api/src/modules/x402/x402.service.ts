@@ -43,6 +43,7 @@ import { type Address, getAddress, type Hash, type Hex, type PublicClient, parse
 import { z } from 'zod';
 import { ExpectedError } from '../../errors.ts';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
+import { PaymentRefusedError } from '../metering/metering.errors.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
 import type { Relayer } from '../relayer/relayer.ts';
@@ -61,16 +62,6 @@ export interface X402Options {
    * authorization has expired, so a settlement not mined by then is not waited for any longer.
    */
   maxTimeoutSeconds?: number;
-}
-
-/** Why a payment was refused: the 402's `error`. */
-export class PaymentRefusedError extends Error {
-  override name = 'PaymentRefusedError';
-  readonly reason: string;
-  constructor(reason: string) {
-    super(reason);
-    this.reason = reason;
-  }
 }
 
 /** A payment that passed every check, ready for metering, and the receipt of its settlement once made. */
@@ -267,10 +258,17 @@ export function createX402Service(options: X402Options): X402Service {
     const payer = getAddress(verified.payer);
     let last: SettleResponse | null = null;
     const stored: StoredPayment = { payload, requirements };
+    let authorization: string;
+    try {
+      authorization = authorizationKey(stored);
+    } catch {
+      throw refused(scheme, 'invalid_payload');
+    }
     const payment: CallPayment = {
       scheme,
       payer,
       maxPrice,
+      authorization,
       payload: stored,
       async settle(amount, onBroadcast) {
         const result = await broadcastHook.run(
@@ -361,3 +359,18 @@ export function createX402Service(options: X402Options): X402Service {
 }
 
 const hasCode = (code: Hex | undefined) => code !== undefined && code !== '0x';
+
+/**
+ * What identifies the signed authorization a verified payment spends, whichever way it was signed: the token's
+ * EIP-3009 nonce of its signer, or the signer's Permit2 nonce (one nonce space for every token and spender). The
+ * chain lets each be spent once; metering lets each pay for one call (`CallPayment.authorization`).
+ */
+function authorizationKey(stored: StoredPayment): string {
+  const signed = storedAuthorization.parse(stored.payload.payload);
+  if ('authorization' in signed) {
+    const { from, nonce } = signed.authorization;
+    return `eip3009:${getAddress(stored.requirements.asset)}:${getAddress(from)}:${nonce.toLowerCase()}`;
+  }
+  const { from, nonce } = signed.permit2Authorization;
+  return `permit2:${getAddress(from)}:${BigInt(nonce).toString()}`;
+}
