@@ -11,13 +11,15 @@ import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import {
   eip3009Abi,
   signTransferAuthorization,
+  submitTransferWithAuthorization,
   type TransferAuthorization,
   transferAuthorization,
 } from '@chainmeter/testkit/eip3009';
-import { createGaslessPayer, type GaslessPayer, usdcBalance } from '@chainmeter/testkit/token';
+import { createGaslessPayer, type GaslessPayer, mintUsdc, usdcBalance } from '@chainmeter/testkit/token';
 import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequired, PaymentRequirements } from '@x402/core/types';
+import { wrapFetchWithPayment } from '@x402/fetch';
 import pg from 'pg';
 import {
   type Address,
@@ -39,6 +41,7 @@ import {
   startPlatform,
   UNLIMITED_RATES,
 } from './support/platform.ts';
+import { sample, scrape } from './support/prometheus.ts';
 import { RELAY_PAYMENT, transferAuthorizationInput } from './support/relay.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -224,6 +227,82 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
       expect((await rowsOf(payer.address)).filter((row) => row.status === 'BILLED')).toHaveLength(1);
     }, 60_000);
   }
+});
+
+describe('upto: the payer moves its funds away while its call runs', () => {
+  it('is recorded UNPAID and counted, and the wallet gets no second upto call (exact still serves it)', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const slow = body('dev-slow', 64);
+    const pay = wrapFetchWithPayment(
+      fetch,
+      devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: [platform.token], scheme: 'upto' }),
+    );
+    const unpaidBefore =
+      sample(await scrape(apiA.url), 'chainmeter_unpaid_calls_total', { scheme: 'upto' }) ?? 0;
+    const answer = pay(`${apiA.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: slow,
+    });
+    // Verified and running (dev-slow answers after 5 s): the payer empties its wallet by its own signature.
+    await waitFor('the call running', async () => (await rowsOf(payer.address))[0]?.status === 'HELD');
+    const elsewhere = transferAuthorization({
+      from: payer.address,
+      to: devAccounts.deployer.address,
+      value: 5_000_000n,
+    });
+    await submitTransferWithAuthorization(
+      platform.anvil.rpcUrl,
+      devAccounts.deployer,
+      platform.token,
+      elsewhere,
+      await signTransferAuthorization(payer, { token: platform.token, chainId: platform.chainId }, elsewhere),
+    );
+    const response = await answer;
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
+    const [unpaid] = (await waitFor('the call ended', async () => {
+      const rows = await rowsOf(payer.address);
+      return rows[0]?.status !== 'HELD' ? rows : undefined;
+    })) as PaidRow[];
+    expect(unpaid?.status).toBe('UNPAID');
+    expect(unpaid?.payment_tx_hash).toBeNull();
+    expect(BigInt(unpaid?.user_price ?? 0)).toBeGreaterThan(0n);
+    expect(sample(await scrape(apiA.url), 'chainmeter_unpaid_calls_total', { scheme: 'upto' })).toBe(
+      unpaidBefore + 1,
+    );
+    expect(await ledgerOf(payer.address)).toEqual([]);
+
+    // Funded again, the same payer asks for another upto call: refused before anything is served or moved,
+    // on either instance.
+    await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, 5_000_000n);
+    for (const url of [apiA.url, apiB.url]) {
+      const again = await pay(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(),
+      });
+      expect(again.status).toBe(402);
+      expect(await errorCode(again)).toBe('payer_has_unpaid_calls');
+      const offer = decodePaymentRequiredHeader(again.headers.get('PAYMENT-REQUIRED') as string);
+      expect(offer.error).toBe('payer_has_unpaid_calls');
+    }
+    expect((await rowsOf(payer.address)).map((row) => row.status)).toEqual(['UNPAID']);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
+
+    // exact still serves it: it pays before it is served.
+    const exact = wrapFetchWithPayment(
+      fetch,
+      devnetX402Client(payer, { rpcUrl: platform.anvil.rpcUrl, assets: [platform.token], scheme: 'exact' }),
+    );
+    const paid = await exact(`${apiB.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    expect(paid.status).toBe(200);
+    await paid.body?.cancel();
+  }, 60_000);
 });
 
 describe('exact: the payer front-runs the settlement with its own transferWithAuthorization', () => {

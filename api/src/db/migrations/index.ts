@@ -14,6 +14,7 @@ import { Migration20261203150000_adjustment_idempotency } from './Migration20261
 import { Migration20261203160000_x402_resubmission } from './Migration20261203160000_x402_resubmission.ts';
 import { Migration20261203170000_webhook_in_flight } from './Migration20261203170000_webhook_in_flight.ts';
 import { Migration20261204100000_x402_authorization_claim } from './Migration20261204100000_x402_authorization_claim.ts';
+import { Migration20261204110000_x402_unpaid_payer } from './Migration20261204110000_x402_unpaid_payer.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -41,4 +42,5 @@ export const migrationsList: MigrationObject[] = [
     name: 'Migration20261204100000_x402_authorization_claim',
     class: Migration20261204100000_x402_authorization_claim,
   },
+  { name: 'Migration20261204110000_x402_unpaid_payer', class: Migration20261204110000_x402_unpaid_payer },
 ];

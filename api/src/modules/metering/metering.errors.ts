@@ -34,6 +34,8 @@ export class PaymentRefusedError extends Error {
 
 /** The 402's code for a payment whose signed authorization pays for another call already. */
 export const PAYMENT_ALREADY_USED = 'payment_already_used';
+/** The 402's code for an `upto` payment from a wallet that left a served call unpaid (UNPAID). */
+export const PAYER_HAS_UNPAID_CALLS = 'payer_has_unpaid_calls';
 
 const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
   timeout: 'UPSTREAM_TIMEOUT',

@@ -43,10 +43,17 @@ import {
   InsufficientCreditsError,
   ModelListUnavailableError,
   modelNotPriced,
+  PAYER_HAS_UNPAID_CALLS,
   PAYMENT_ALREADY_USED,
   PaymentRefusedError,
 } from './metering.errors.ts';
-import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
+import {
+  finishPaidCall,
+  type PaymentScheme,
+  payerHasUnpaidCalls,
+  placePaidCall,
+  recordPayment,
+} from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import { releasedUnanswered, type Settlement } from './settlement.ts';
@@ -403,6 +410,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const promptBound = Number(promptTokensUpperBound(request.holdMessages));
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = new Date();
+    // `upto` serves before it settles: a payer that emptied its wallet (or spent its Permit2 nonce) while a
+    // call ran got that call for free. It gets no second one on credit; `exact` (paid before serving) serves it.
+    if (payment.scheme === 'upto' && (await payerHasUnpaidCalls(sql, payment.payer))) {
+      throw new PaymentRefusedError(PAYER_HAS_UNPAID_CALLS);
+    }
     const placed = await placePaidCall(sql, {
       payer: payment.payer,
       scheme: payment.scheme,

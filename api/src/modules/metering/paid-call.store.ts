@@ -283,6 +283,17 @@ export async function findAbandonedPaidCalls(
   });
 }
 
+const PAYER_HAS_UNPAID: Statement = {
+  name: 'cm_payer_has_unpaid_calls',
+  text: `select exists (select 1 from usage_records where payer_address = $1 and status = 'UNPAID') as unpaid`,
+};
+
+/** Whether `payer` (checksummed) was served a paid call it never paid for (UNPAID). */
+export async function payerHasUnpaidCalls(sql: SqlRunner, payer: string): Promise<boolean> {
+  const [row] = await sql.query(PAYER_HAS_UNPAID, [payer]);
+  return z.object({ unpaid: z.boolean() }).parse(row).unpaid;
+}
+
 const COUNT_UNPAID: Statement = {
   name: 'cm_count_unpaid_paid_calls',
   text: `select count(*)::int as n from usage_records where status = 'UNPAID'`,
