@@ -490,6 +490,42 @@ describe('the gasless top-up relayer', () => {
 
   const relay = (url: string, input: unknown): Promise<RelayAnswer> => gql(url, RELAY_PAYMENT, { input });
 
+  it('relays one authorization sent at once to two instances, three times: one transaction, credited once', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const input = await signed(payer, { value: 2_000_000n });
+    const before = await relayerNonce();
+    const answers = await withBlockTime(async () => {
+      const all = await Promise.all([relay(apiA.url, input), relay(apiA.url, input), relay(apiB.url, input)]);
+      const sent = all.find((answer) => answer.data?.relayPayment)?.data?.relayPayment.txHash;
+      if (sent) await chain().waitForTransactionReceipt({ hash: sent });
+      return all;
+    });
+    const relayed = answers.filter((answer) => answer.data?.relayPayment);
+    expect(relayed).toHaveLength(1);
+    for (const answer of answers.filter((a) => !a.data?.relayPayment)) {
+      expect(answer.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
+      expect(['AUTHORIZATION_IN_FLIGHT', 'AUTHORIZATION_USED']).toContain(
+        (answer.errors?.[0]?.extensions as { reason?: string } | undefined)?.reason,
+      );
+    }
+    // No gas spent on what could be refused: one transaction.
+    expect(await relayerNonce()).toBe(before + 1);
+    await chain().waitForTransactionReceipt({ hash: relayed[0]?.data?.relayPayment.txHash as Hash });
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(3_000_000n);
+    await waitForCredit(payer.address, 1);
+    expect(await ledgerOf(payer.address)).toEqual([{ reason: 'DEPOSIT', amount: '2000000' }]);
+
+    // Replayed once mined, on either instance: refused, nothing sent.
+    for (const url of [apiA.url, apiB.url]) {
+      const replay = await relay(url, input);
+      expect(replay.errors?.[0]?.extensions).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        reason: 'AUTHORIZATION_USED',
+      });
+    }
+    expect(await relayerNonce()).toBe(before + 1);
+  }, 60_000);
+
   it('refuses value 0, another payee and another token before sending anything', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
     const before = await relayerNonce();

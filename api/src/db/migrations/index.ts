@@ -15,6 +15,7 @@ import { Migration20261203160000_x402_resubmission } from './Migration2026120316
 import { Migration20261203170000_webhook_in_flight } from './Migration20261203170000_webhook_in_flight.ts';
 import { Migration20261204100000_x402_authorization_claim } from './Migration20261204100000_x402_authorization_claim.ts';
 import { Migration20261204110000_x402_unpaid_payer } from './Migration20261204110000_x402_unpaid_payer.ts';
+import { Migration20261204120000_relay_claims } from './Migration20261204120000_relay_claims.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -43,4 +44,5 @@ export const migrationsList: MigrationObject[] = [
     class: Migration20261204100000_x402_authorization_claim,
   },
   { name: 'Migration20261204110000_x402_unpaid_payer', class: Migration20261204110000_x402_unpaid_payer },
+  { name: 'Migration20261204120000_relay_claims', class: Migration20261204120000_relay_claims },
 ];

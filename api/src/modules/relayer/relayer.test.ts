@@ -160,6 +160,7 @@ describe('relayPayment without a relayer', () => {
       {
         config: { chainId: 8453, usdcAddress: USDC, treasuryAddress: TREASURY, relay: { minAmount: 1n } },
         relayer: null,
+        sql: null,
         rateLimits: { consumeRelay: async (by) => void counted.push(by) },
         logger,
       },
