@@ -305,6 +305,42 @@ describe('upto: the payer moves its funds away while its call runs', () => {
   }, 60_000);
 });
 
+describe('upto: a burst of payments from a wallet that holds one call', () => {
+  it('serves no more calls at once than the wallet can pay for', async () => {
+    // dev-reasoning generates exactly max_tokens, so each call costs nearly its maximum: the wallet, holding
+    // one maximum, can pay one of them.
+    const reasoning = body('dev-reasoning', 64);
+    const offer = await offerFor(reasoning);
+    const maximum = BigInt(requirementOf(offer, 'upto').amount);
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, maximum);
+    // Three payments, each valid alone (its own Permit2 nonce, the wallet holds its amount).
+    const headers: Record<string, string>[] = [];
+    for (let i = 0; i < 3; i++) headers.push(paymentHeader(await signedPayment(payer, offer, 'upto')));
+    const statuses = await withBlockTime(() =>
+      Promise.all(
+        headers.map(async (header, i) => {
+          const response = await chat(i === 2 ? apiB.url : apiA.url, header, reasoning);
+          await response.text();
+          return response.status;
+        }),
+      ),
+    );
+    const rows = (await waitFor('every call ended', async () => {
+      const all = await rowsOf(payer.address);
+      return all.some((row) => row.status === 'HELD') ? undefined : all;
+    })) as PaidRow[];
+    const served = rows.filter((row) => row.status !== 'RELEASED');
+    // Every call served was paid: none UNPAID, and what left the wallet is what the served calls cost.
+    expect(served.map((row) => row.status)).not.toContain('UNPAID');
+    // The wallet holds one maximum: one call at a time fits, the two others are refused before being served.
+    expect([...statuses].sort()).toEqual([200, 402, 402]);
+    expect(served).toHaveLength(1);
+    const cost = served.reduce((sum, row) => sum + BigInt(row.user_price), 0n);
+    expect(cost).toBeGreaterThan(0n);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(maximum - cost);
+  }, 60_000);
+});
+
 describe('exact: the payer front-runs the settlement with its own transferWithAuthorization', () => {
   it('serves nothing, and the transfer the payer made is credited to it once, as a deposit', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);

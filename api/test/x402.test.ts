@@ -661,7 +661,7 @@ describe('a paid call its process left unfinished', () => {
         now: past,
         holdExpiresAt: new Date(past.getTime() + 1_000),
       }).then((placed) => {
-        if (!placed) throw new Error('not placed');
+        if ('refused' in placed) throw new Error(`not placed: ${placed.refused}`);
         return placed;
       });
     const exactPayer = privateKeyToAccount(generatePrivateKey()).address;

@@ -36,6 +36,8 @@ export class PaymentRefusedError extends Error {
 export const PAYMENT_ALREADY_USED = 'payment_already_used';
 /** The 402's code for an `upto` payment from a wallet that left a served call unpaid (UNPAID). */
 export const PAYER_HAS_UNPAID_CALLS = 'payer_has_unpaid_calls';
+/** The 402's code for an `upto` payment whose maximum the wallet cannot cover beside its `upto` calls running. */
+export const PAYER_FUNDS_IN_USE = 'payer_funds_in_use';
 
 const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
   timeout: 'UPSTREAM_TIMEOUT',

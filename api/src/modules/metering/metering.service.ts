@@ -43,6 +43,7 @@ import {
   InsufficientCreditsError,
   ModelListUnavailableError,
   modelNotPriced,
+  PAYER_FUNDS_IN_USE,
   PAYER_HAS_UNPAID_CALLS,
   PAYMENT_ALREADY_USED,
   PaymentRefusedError,
@@ -126,6 +127,11 @@ export interface CallPayment {
    * (`payment_already_used`) before anything is served or moved; the chain refuses it once it is settled.
    */
   authorization: string;
+  /**
+   * What the payer's wallet holds (token base units), read when the payment was verified: its `upto` calls
+   * running at once may not promise more than this (`payer_funds_in_use`).
+   */
+  funds: bigint;
   /**
    * The payment as accepted (x402's payload and the requirements it was verified against), kept on the row
    * so the payment can be submitted again if a deep reorg removes its settlement.
@@ -426,9 +432,16 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
       payload: payment.payload,
       authorization: payment.authorization,
+      ...(payment.scheme === 'upto' ? { funds: payment.funds } : {}),
     });
-    // The same signed payment sent again while its first call runs: the chain would take it once only.
-    if (!placed) throw new PaymentRefusedError(PAYMENT_ALREADY_USED);
+    // The same signed payment sent again while its first call runs: the chain would take it once only. Or
+    // more upto calls at once than the wallet could pay for: each settles after serving, and the last ones
+    // would find the wallet empty.
+    if ('refused' in placed) {
+      throw new PaymentRefusedError(
+        placed.refused === 'authorization_used' ? PAYMENT_ALREADY_USED : PAYER_FUNDS_IN_USE,
+      );
+    }
     const { usageId, accountId } = placed;
     holds.open(usageId);
     const held: HeldCall = {

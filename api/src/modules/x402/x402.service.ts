@@ -39,7 +39,7 @@ import { UptoEvmScheme as UptoFacilitatorScheme } from '@x402/evm/upto/facilitat
 import { UptoEvmScheme as UptoServerScheme } from '@x402/evm/upto/server';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
-import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
+import { type Address, erc20Abi, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
 import { z } from 'zod';
 import { ExpectedError } from '../../errors.ts';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
@@ -264,11 +264,22 @@ export function createX402Service(options: X402Options): X402Service {
     } catch {
       throw refused(scheme, 'invalid_payload');
     }
+    // upto serves before it settles: what the wallet holds bounds the upto calls it may have running at once.
+    const funds =
+      scheme === 'upto'
+        ? await options.chain
+            .readContract({ address: asset, abi: erc20Abi, functionName: 'balanceOf', args: [payer] })
+            .catch((error: unknown) => {
+              logger.warn({ err: error, payer }, 'x402: could not read the payer balance');
+              throw refused(scheme, 'verification_failed');
+            })
+        : 0n;
     const payment: CallPayment = {
       scheme,
       payer,
       maxPrice,
       authorization,
+      funds,
       payload: stored,
       async settle(amount, onBroadcast) {
         const result = await broadcastHook.run(
