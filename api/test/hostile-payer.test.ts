@@ -6,6 +6,7 @@
  * the platform lets it through.
  */
 
+import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import {
@@ -192,6 +193,7 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
       const offer = await offerFor();
       const signedMaximum = BigInt(requirementOf(offer, scheme).amount);
       const header = paymentHeader(await signedPayment(payer, offer, scheme));
+      const relayerBefore = await relayerNonce();
       const answers = await withBlockTime(() =>
         Promise.all(
           [apiA.url, apiA.url, apiB.url].map(async (url) => {
@@ -212,6 +214,8 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
       })) as PaidRow[];
       const served = rows.filter((row) => row.status !== 'RELEASED');
       expect(served).toHaveLength(1);
+      // One settlement sent: no gas spent on the copies.
+      expect(await relayerNonce()).toBe(relayerBefore + 1);
       const price = BigInt(served[0]?.user_price ?? -1);
       expect(price).toBeGreaterThan(0n);
       // exact moves the signed maximum once (the rest stays as credits); upto moves the price once.
@@ -591,4 +595,45 @@ describe('the gasless top-up relayer', () => {
     expect(await relayerNonce()).toBe(before);
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
   }, 30_000);
+});
+
+describe('the audit after all of the above', () => {
+  it('is consistent, and lists the one call served and never paid', async () => {
+    await mineBlocks(platform.anvil.rpcUrl, 3);
+    await waitFor(
+      'every deposit credited, no paid call running or awaiting',
+      async () => {
+        const { rows } = await db.query(
+          `select (select count(*) from deposits where status <> 'CREDITED')::int
+             + (select count(*) from usage_records where status in ('HELD', 'AWAITING_PAYMENT'))::int as open`,
+        );
+        return rows[0].open === 0;
+      },
+      30_000,
+    );
+    const head = await chain().getBlockNumber();
+    const records = await readAllAuditRecords(
+      async (statement, values) => (await db.query(statement.text, [...values])).rows,
+    );
+    const transfers = await fetchTreasuryTransfers(chain(), {
+      chainId: platform.chainId,
+      token: platform.token,
+      treasury: platform.treasury,
+      fromBlock: 0n,
+      toBlock: head,
+    });
+    const report = checkAudit({
+      chainId: platform.chainId,
+      tokenAddress: platform.token,
+      treasuryAddress: platform.treasury,
+      confirmations: 2,
+      fromBlock: 0n,
+      head,
+      transfers,
+      ...records,
+    });
+    expect(report.discrepancies).toEqual([]);
+    // The upto call whose payer emptied its wallet while it ran; the refused copies and bursts left nothing.
+    expect(report.unpaidCalls.map((call) => call.scheme)).toEqual(['upto']);
+  }, 60_000);
 });
