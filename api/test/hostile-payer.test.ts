@@ -6,7 +6,6 @@
  * the platform lets it through.
  */
 
-import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import {
@@ -34,6 +33,7 @@ import {
 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
+import { auditPlatform } from './support/audit.ts';
 import { gql } from './support/graphql.ts';
 import {
   type ApiProcess,
@@ -611,27 +611,11 @@ describe('the audit after all of the above', () => {
       },
       30_000,
     );
-    const head = await chain().getBlockNumber();
-    const records = await readAllAuditRecords(
-      async (statement, values) => (await db.query(statement.text, [...values])).rows,
+    const report = await auditPlatform(
+      platform,
+      async (text, values) => (await db.query(text, [...values])).rows,
+      2,
     );
-    const transfers = await fetchTreasuryTransfers(chain(), {
-      chainId: platform.chainId,
-      token: platform.token,
-      treasury: platform.treasury,
-      fromBlock: 0n,
-      toBlock: head,
-    });
-    const report = checkAudit({
-      chainId: platform.chainId,
-      tokenAddress: platform.token,
-      treasuryAddress: platform.treasury,
-      confirmations: 2,
-      fromBlock: 0n,
-      head,
-      transfers,
-      ...records,
-    });
     expect(report.discrepancies).toEqual([]);
     // The upto call whose payer emptied its wallet while it ran; the refused copies and bursts left nothing.
     expect(report.unpaidCalls.map((call) => call.scheme)).toEqual(['upto']);
