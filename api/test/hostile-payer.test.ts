@@ -280,6 +280,12 @@ describe('upto: the payer moves its funds away while its call runs', () => {
     // Funded again, the same payer asks for another upto call: refused before anything is served or moved,
     // on either instance.
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, 5_000_000n);
+    const refused = () =>
+      scrape(apiA.url).then(
+        (metrics) =>
+          sample(metrics, 'chainmeter_x402_payments_total', { scheme: 'upto', outcome: 'refused' }) ?? 0,
+      );
+    const refusedBefore = await refused();
     for (const url of [apiA.url, apiB.url]) {
       const again = await pay(`${url}/v1/chat/completions`, {
         method: 'POST',
@@ -292,6 +298,8 @@ describe('upto: the payer moves its funds away while its call runs', () => {
       expect(offer.error).toBe('payer_has_unpaid_calls');
     }
     expect((await rowsOf(payer.address)).map((row) => row.status)).toEqual(['UNPAID']);
+    // Each refusal is counted where it happened: one on this replica.
+    expect(await refused()).toBe(refusedBefore + 1);
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
 
     // exact still serves it: it pays before it is served.

@@ -38,6 +38,12 @@ export const PAYMENT_ALREADY_USED = 'payment_already_used';
 export const PAYER_HAS_UNPAID_CALLS = 'payer_has_unpaid_calls';
 /** The 402's code for an `upto` payment whose maximum the wallet cannot cover beside its `upto` calls running. */
 export const PAYER_FUNDS_IN_USE = 'payer_funds_in_use';
+/** The refusals metering itself makes of a verified payment (the x402 module's own are counted there). */
+export const METERING_PAYMENT_REFUSALS: ReadonlySet<string> = new Set([
+  PAYMENT_ALREADY_USED,
+  PAYER_HAS_UNPAID_CALLS,
+  PAYER_FUNDS_IN_USE,
+]);
 
 const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
   timeout: 'UPSTREAM_TIMEOUT',

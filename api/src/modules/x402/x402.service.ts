@@ -78,6 +78,8 @@ export interface X402Service {
   verifyPayment(header: string, maxPrice: MicroUsd, resourceUrl: string): Promise<VerifiedPayment>;
   /** The `PAYMENT-RESPONSE` header of a settlement. */
   paymentResponseHeader(settlement: SettleResponse): string;
+  /** Counts a verified payment that metering refused (`chainmeter_x402_payments_total{outcome="refused"}`). */
+  countRefused(scheme: PaymentScheme): void;
   /** Whether `upto` is offered (Permit2 and the upto proxy have code on this chain). */
   offersUpto(): Promise<boolean>;
   /**
@@ -364,6 +366,7 @@ export function createX402Service(options: X402Options): X402Service {
     paymentRequiredHeader,
     verifyPayment,
     paymentResponseHeader: (settlement) => encodePaymentResponseHeader(settlement),
+    countRefused: (scheme) => paidCalls?.inc({ scheme, outcome: 'refused' }),
     offersUpto: async () => (await setUp()).upto,
     resubmit,
   };
