@@ -353,6 +353,40 @@ describe('upto: a burst of payments from a wallet that holds one call', () => {
   }, 60_000);
 });
 
+describe('two replicas sharing one relayer wallet', () => {
+  it('settle payments at the same moment without colliding on the relayer nonce: all served and paid', async () => {
+    // Not an attack: what a hostile payer's UNPAID record must never be confused with. Four payers, two calls
+    // per replica, settled at once by the same relayer account from two processes.
+    const offer = await offerFor();
+    const payers = [];
+    for (let i = 0; i < 4; i++)
+      payers.push(await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n));
+    const headers = await Promise.all(
+      payers.map(async (payer) => paymentHeader(await signedPayment(payer, offer, 'upto'))),
+    );
+    const statuses = await withBlockTime(() =>
+      Promise.all(
+        headers.map(async (header, i) => {
+          const response = await chat(i % 2 === 0 ? apiA.url : apiB.url, header);
+          await response.text();
+          return response.status;
+        }),
+      ),
+    );
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    for (const payer of payers) {
+      const [row] = (await waitFor('the call ended', async () => {
+        const rows = await rowsOf(payer.address);
+        return rows[0]?.status !== 'HELD' ? rows : undefined;
+      })) as PaidRow[];
+      expect(row?.status).toBe('AWAITING_PAYMENT');
+      expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(
+        5_000_000n - BigInt(row?.user_price ?? 0),
+      );
+    }
+  }, 60_000);
+});
+
 describe('exact: the payer front-runs the settlement with its own transferWithAuthorization', () => {
   it('serves nothing, and the transfer the payer made is credited to it once, as a deposit', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);

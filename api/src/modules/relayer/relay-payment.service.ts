@@ -33,7 +33,7 @@ import type { ApiConfig } from '../../env.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
 import { claimRelay, releaseRelay } from './relay-claim.store.ts';
-import type { Relayer } from './relayer.ts';
+import { type Relayer, sendWithFreshNonce } from './relayer.ts';
 
 /** An authorization must stay valid this long after it reaches us: time to simulate, submit and mine. */
 export const RELAY_VALIDITY_MARGIN_SECONDS = 30n;
@@ -303,7 +303,7 @@ export async function relayPayment(
       });
     let txHash: Hash;
     try {
-      txHash = await client.writeContract(request);
+      txHash = await sendWithFreshNonce(relayer, () => client.writeContract(request));
     } catch (error) {
       logger.error({ err: error, from, nonce: input.nonce }, 'relayer could not submit an authorization');
       throw new RelayRefusedError(

@@ -46,7 +46,7 @@ import { METRIC_PREFIX } from '../../observability/metrics.ts';
 import { PaymentRefusedError } from '../metering/metering.errors.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
-import type { Relayer } from '../relayer/relayer.ts';
+import { type Relayer, sendWithFreshNonce } from '../relayer/relayer.ts';
 
 export interface X402Options {
   relayer: Pick<Relayer, 'address' | 'client' | 'resetNonce'>;
@@ -137,12 +137,12 @@ export function createX402Service(options: X402Options): X402Service {
       readContract: (args) => client.readContract(args as never),
       verifyTypedData: (args) => client.verifyTypedData(args as never),
       writeContract: async (args) => {
-        const hash = await client.writeContract(args as never);
+        const hash = await sendWithFreshNonce(relayer, () => client.writeContract(args as never));
         await broadcastHook.getStore()?.(hash);
         return hash;
       },
       sendTransaction: async (args) => {
-        const hash = await client.sendTransaction(args as never);
+        const hash = await sendWithFreshNonce(relayer, () => client.sendTransaction(args as never));
         await broadcastHook.getStore()?.(hash);
         return hash;
       },
