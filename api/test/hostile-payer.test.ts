@@ -548,6 +548,35 @@ describe('malformed payments: a 4xx with a code, never a 500', () => {
       else if (!code || !/^[a-z0-9_]+$/.test(code)) failures.push(`${name}: code ${String(code)}`);
     }
     expect(failures).toEqual([]);
+    // A request body the payer got wrong: refused before any offer is made or anything is read from the chain.
+    const bodies: [string, unknown][] = [
+      [
+        'max_tokens 1e30',
+        { model: 'chainmeter-dev', max_tokens: 1e30, messages: [{ role: 'user', content: 'x' }] },
+      ],
+      [
+        'max_tokens -1',
+        { model: 'chainmeter-dev', max_tokens: -1, messages: [{ role: 'user', content: 'x' }] },
+      ],
+      [
+        'max_tokens 1.5',
+        { model: 'chainmeter-dev', max_tokens: 1.5, messages: [{ role: 'user', content: 'x' }] },
+      ],
+      [
+        'max_tokens "64"',
+        { model: 'chainmeter-dev', max_tokens: '64', messages: [{ role: 'user', content: 'x' }] },
+      ],
+      ['no model', { max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }],
+      ['messages an object', { model: 'chainmeter-dev', messages: { role: 'user' } }],
+      ['an unpriced model', { model: 'dev-unpriced', messages: [{ role: 'user', content: 'x' }] }],
+      ['a JSON array', []],
+    ];
+    for (const [name, requestBody] of bodies) {
+      const response = await chat(apiA.url, paymentHeader(exact), JSON.stringify(requestBody));
+      const code = await errorCode(response);
+      if (response.status !== 400 || !code) failures.push(`${name}: HTTP ${response.status} ${String(code)}`);
+    }
+    expect(failures).toEqual([]);
     // A header larger than the server takes is refused by the HTTP layer (431), never a 500.
     const huge = await chat(apiA.url, raw('A'.repeat(200_000))).catch(() => null);
     if (huge) expect(huge.status).toBeLessThan(500);
