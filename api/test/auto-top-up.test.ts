@@ -16,6 +16,7 @@ import type { RunningApi } from '../src/server.ts';
 import { gql, gqlData, signIn } from './support/graphql.ts';
 import { checkLedgerInvariants } from './support/ledger-invariants.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
+import { transferAuthorizationInput } from './support/relay.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const SET = `mutation($input: AutoTopUpInput!) { setAutoTopUp(input: $input) { threshold remaining paused pausedReason nonces } }`;
@@ -78,15 +79,7 @@ async function signed(
     { token: platform.token, chainId: platform.chainId },
     authorization,
   );
-  return {
-    from: authorization.from,
-    to: authorization.to,
-    value: authorization.value.toString(),
-    validAfter: authorization.validAfter.toString(),
-    validBefore: authorization.validBefore.toString(),
-    nonce: authorization.nonce,
-    signature,
-  };
+  return transferAuthorizationInput(authorization, signature);
 }
 
 async function outbox(user: User, type: string): Promise<Record<string, unknown>[]> {

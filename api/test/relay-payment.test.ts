@@ -19,8 +19,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gql, gqlData, signIn, subscribe } from './support/graphql.ts';
 import { type Platform, startPlatform } from './support/platform.ts';
+import { RELAY_PAYMENT, transferAuthorizationInput } from './support/relay.ts';
 
-const RELAY = `mutation($input: TransferAuthorizationInput!) { relayPayment(input: $input) { txHash amountToken } }`;
+const RELAY = RELAY_PAYMENT;
 
 interface RelayResult {
   relayPayment: { txHash: Hash; amountToken: string };
@@ -44,18 +45,7 @@ afterAll(async () => {
 const chain = () => createPublicClient({ transport: http(platform.anvil.rpcUrl), pollingInterval: 50 });
 const domain = () => ({ token: platform.token, chainId: platform.chainId });
 
-/** The relay input for a signed authorization (bigints as the BigInt scalar's decimal strings). */
-function input(authorization: TransferAuthorization, signature: Hex) {
-  return {
-    from: authorization.from,
-    to: authorization.to,
-    value: authorization.value.toString(),
-    validAfter: authorization.validAfter.toString(),
-    validBefore: authorization.validBefore.toString(),
-    nonce: authorization.nonce,
-    signature,
-  };
-}
+const input = transferAuthorizationInput;
 
 async function signed(
   payer: LocalAccount,

@@ -6,7 +6,7 @@
  * the call UNPAID. The books end exact and the audit clean. Official `@x402/fetch` clients, real anvil
  * (`anvil_reorg`), real Ponder, PostgreSQL.
  */
-import { checkAudit, fetchTreasuryTransfers, readAllAuditRecords } from '@chainmeter/schema';
+
 import { mineBlocks, reorg, setAutomine } from '@chainmeter/testkit/anvil';
 import { createGaslessPayer, type GaslessPayer } from '@chainmeter/testkit/token';
 import { devnetX402Client } from '@chainmeter/testkit/x402-client';
@@ -17,6 +17,7 @@ import { type Address, createPublicClient, getAddress, type Hash, http } from 'v
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIndexerClient } from '../src/modules/deposits/indexer.client.ts';
 import type { RunningApi } from '../src/server.ts';
+import { auditPlatform } from './support/audit.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -129,28 +130,12 @@ async function books(accountWallets: Address[]) {
   return rows as { balance: string; debt: string; held: string; credited: string; charged: string }[];
 }
 
-async function audit() {
-  const head = await chain().getBlockNumber();
-  const records = await readAllAuditRecords(
-    async (statement, values) => (await db.query(statement.text, [...values])).rows,
+function audit() {
+  return auditPlatform(
+    platform,
+    async (text, values) => (await db.query(text, [...values])).rows,
+    CONFIRMATIONS,
   );
-  const transfers = await fetchTreasuryTransfers(chain(), {
-    chainId: platform.chainId,
-    token: platform.token,
-    treasury: platform.treasury,
-    fromBlock: 0n,
-    toBlock: head,
-  });
-  return checkAudit({
-    chainId: platform.chainId,
-    tokenAddress: platform.token,
-    treasuryAddress: platform.treasury,
-    confirmations: CONFIRMATIONS,
-    fromBlock: 0n,
-    head,
-    transfers,
-    ...records,
-  });
 }
 
 /**

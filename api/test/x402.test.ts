@@ -6,7 +6,7 @@
  * (deposit, usage, leftover credits) exact and its invariants.
  */
 
-import { checkAudit, fetchTreasuryTransfers, type MicroUsd, readAllAuditRecords } from '@chainmeter/schema';
+import type { MicroUsd } from '@chainmeter/schema';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import {
@@ -38,6 +38,7 @@ import { sqlFor } from '../src/db/sql.ts';
 import { loadConfig } from '../src/env.ts';
 import { placePaidCall, recordPayment } from '../src/modules/metering/paid-call.store.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
+import { auditPlatform } from './support/audit.ts';
 import { gqlData, signIn } from './support/graphql.ts';
 import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
 import { sample, scrape } from './support/prometheus.ts';
@@ -660,6 +661,9 @@ describe('a paid call its process left unfinished', () => {
         streamed: false,
         now: past,
         holdExpiresAt: new Date(past.getTime() + 1_000),
+      }).then((placed) => {
+        if ('refused' in placed) throw new Error(`not placed: ${placed.refused}`);
+        return placed;
       });
     const exactPayer = privateKeyToAccount(generatePrivateKey()).address;
     const uptoPayer = privateKeyToAccount(generatePrivateKey()).address;
@@ -691,28 +695,8 @@ describe('a paid call its process left unfinished', () => {
 });
 
 describe('the audit', () => {
-  async function audit(query: (text: string, values: readonly unknown[]) => Promise<unknown[]>) {
-    const chain = createPublicClient({ transport: http(platform.anvil.rpcUrl) });
-    const head = await chain.getBlockNumber();
-    const records = await readAllAuditRecords((statement, values) => query(statement.text, values));
-    const transfers = await fetchTreasuryTransfers(chain, {
-      chainId: platform.chainId,
-      token: platform.token,
-      treasury: platform.treasury,
-      fromBlock: 0n,
-      toBlock: head,
-    });
-    return checkAudit({
-      chainId: platform.chainId,
-      tokenAddress: platform.token,
-      treasuryAddress: platform.treasury,
-      confirmations: 2,
-      fromBlock: 0n,
-      head,
-      transfers,
-      ...records,
-    });
-  }
+  const audit = (query: (text: string, values: readonly unknown[]) => Promise<unknown[]>) =>
+    auditPlatform(platform, query, 2);
 
   it('re-derives every x402 payment like any deposit, checks each paid call against its settlement: clean', async () => {
     await mineBlocks(platform.anvil.rpcUrl, 3);

@@ -10,7 +10,8 @@
 import type { Context } from 'hono';
 import type { AppServices } from '../context.ts';
 import { parseChatRequest } from '../modules/metering/chat-request.ts';
-import { PaymentRefusedError, type X402Service } from '../modules/x402/x402.service.ts';
+import { METERING_PAYMENT_REFUSALS, PaymentRefusedError } from '../modules/metering/metering.errors.ts';
+import type { X402Service } from '../modules/x402/x402.service.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 import { openAiError, openAiErrorFor } from './openai.errors.ts';
@@ -83,6 +84,7 @@ export async function paidCompletion(
       });
     } catch (error) {
       if (!(error instanceof PaymentRefusedError)) throw error;
+      if (METERING_PAYMENT_REFUSALS.has(error.reason)) x402.countRefused(verified.payment.scheme);
       return paymentRequired(c, x402, maxPrice, resourceUrl, error.reason, `Payment failed: ${error.reason}`);
     }
   } catch (error) {

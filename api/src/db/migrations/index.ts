@@ -14,6 +14,10 @@ import { Migration20261203150000_adjustment_idempotency } from './Migration20261
 import { Migration20261203160000_x402_resubmission } from './Migration20261203160000_x402_resubmission.ts';
 import { Migration20261203170000_webhook_in_flight } from './Migration20261203170000_webhook_in_flight.ts';
 import { Migration20261204090000_reorg_checks } from './Migration20261204090000_reorg_checks.ts';
+import { Migration20261204100000_x402_authorization_claim } from './Migration20261204100000_x402_authorization_claim.ts';
+import { Migration20261204110000_x402_unpaid_payer } from './Migration20261204110000_x402_unpaid_payer.ts';
+import { Migration20261204120000_relay_claims } from './Migration20261204120000_relay_claims.ts';
+import { Migration20261204130000_x402_upto_running } from './Migration20261204130000_x402_upto_running.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -38,4 +42,11 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261203160000_x402_resubmission', class: Migration20261203160000_x402_resubmission },
   { name: 'Migration20261203170000_webhook_in_flight', class: Migration20261203170000_webhook_in_flight },
   { name: 'Migration20261204090000_reorg_checks', class: Migration20261204090000_reorg_checks },
+  {
+    name: 'Migration20261204100000_x402_authorization_claim',
+    class: Migration20261204100000_x402_authorization_claim,
+  },
+  { name: 'Migration20261204110000_x402_unpaid_payer', class: Migration20261204110000_x402_unpaid_payer },
+  { name: 'Migration20261204120000_relay_claims', class: Migration20261204120000_relay_claims },
+  { name: 'Migration20261204130000_x402_upto_running', class: Migration20261204130000_x402_upto_running },
 ];

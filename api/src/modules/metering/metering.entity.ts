@@ -69,6 +69,8 @@ export const UsageRecord = defineEntity({
     paymentAmount: p.bigint().nullable(),
     /** The signed payment as received, kept to submit it again after a deep reorg. */
     paymentPayload: p.json<Record<string, unknown>>().nullable(),
+    /** The signed authorization the payment spends (signer and nonce): it pays for one call. */
+    paymentAuthorization: p.string().columnType('text').nullable(),
     /** Whether the call's hold is on its account's `held` (always for a keyed call). */
     accountHeld: p.boolean().default(true),
   },

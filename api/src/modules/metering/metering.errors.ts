@@ -18,6 +18,33 @@ export function modelNotPriced(model: string): ExpectedError {
   );
 }
 
+/**
+ * A payment per request (x402) refused, or a settlement that failed: the 402's `error` (`reason`). Nothing was
+ * served for it. Thrown by the x402 module (its checks, its settlement) and by metering (a payment whose signed
+ * authorization pays for another call already, a payer that left a call unpaid).
+ */
+export class PaymentRefusedError extends Error {
+  override name = 'PaymentRefusedError';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** The 402's code for a payment whose signed authorization pays for another call already. */
+export const PAYMENT_ALREADY_USED = 'payment_already_used';
+/** The 402's code for an `upto` payment from a wallet that left a served call unpaid (UNPAID). */
+export const PAYER_HAS_UNPAID_CALLS = 'payer_has_unpaid_calls';
+/** The 402's code for an `upto` payment whose maximum the wallet cannot cover beside its `upto` calls running. */
+export const PAYER_FUNDS_IN_USE = 'payer_funds_in_use';
+/** The refusals metering itself makes of a verified payment (the x402 module's own are counted there). */
+export const METERING_PAYMENT_REFUSALS: ReadonlySet<string> = new Set([
+  PAYMENT_ALREADY_USED,
+  PAYER_HAS_UNPAID_CALLS,
+  PAYER_FUNDS_IN_USE,
+]);
+
 const CODE_OF_UPSTREAM_FAILURE: Record<UpstreamErrorKind, ErrorCode> = {
   timeout: 'UPSTREAM_TIMEOUT',
   unavailable: 'UPSTREAM_UNAVAILABLE',

@@ -43,9 +43,19 @@ import {
   InsufficientCreditsError,
   ModelListUnavailableError,
   modelNotPriced,
+  PAYER_FUNDS_IN_USE,
+  PAYER_HAS_UNPAID_CALLS,
+  PAYMENT_ALREADY_USED,
+  PaymentRefusedError,
 } from './metering.errors.ts';
 import { completionTokensBound } from './output-bytes.ts';
-import { finishPaidCall, type PaymentScheme, placePaidCall, recordPayment } from './paid-call.store.ts';
+import {
+  finishPaidCall,
+  type PaymentScheme,
+  payerHasUnpaidCalls,
+  placePaidCall,
+  recordPayment,
+} from './paid-call.store.ts';
 import type { PriceBook } from './price-book.ts';
 import { estimateHold, type ModelPrice, promptTokensUpperBound } from './pricing.ts';
 import { releasedUnanswered, type Settlement } from './settlement.ts';
@@ -112,6 +122,17 @@ export interface CallPayment {
   payer: string;
   /** The most the call may cost (the amount signed), micro-USD = token base units. */
   maxPrice: MicroUsd;
+  /**
+   * What identifies the signed authorization the payment spends (its signer and nonce): it pays for one call.
+   * The same payment sent again while its first call runs (to this replica or another) is refused
+   * (`payment_already_used`) before anything is served or moved; the chain refuses it once it is settled.
+   */
+  authorization: string;
+  /**
+   * What the payer's wallet holds (token base units), read when the payment was verified: its `upto` calls
+   * running at once may not promise more than this (`payer_funds_in_use`).
+   */
+  funds: bigint;
   /**
    * The payment as accepted (x402's payload and the requirements it was verified against), kept on the row
    * so the payment can be submitted again if a deep reorg removes its settlement.
@@ -403,7 +424,12 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     const promptBound = Number(promptTokensUpperBound(request.holdMessages));
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
     const createdAt = new Date();
-    const { usageId, accountId } = await placePaidCall(sql, {
+    // `upto` serves before it settles: a payer that emptied its wallet (or spent its Permit2 nonce) while a
+    // call ran got that call for free. It gets no second one on credit; `exact` (paid before serving) serves it.
+    if (payment.scheme === 'upto' && (await payerHasUnpaidCalls(sql, payment.payer))) {
+      throw new PaymentRefusedError(PAYER_HAS_UNPAID_CALLS);
+    }
+    const placed = await placePaidCall(sql, {
       payer: payment.payer,
       scheme: payment.scheme,
       requestId,
@@ -413,7 +439,18 @@ export function createMeteringService(options: MeteringOptions): MeteringService
       now: createdAt,
       holdExpiresAt: new Date(createdAt.getTime() + options.holdTtlMs),
       payload: payment.payload,
+      authorization: payment.authorization,
+      ...(payment.scheme === 'upto' ? { funds: payment.funds } : {}),
     });
+    // The same signed payment sent again while its first call runs: the chain would take it once only. Or
+    // more upto calls at once than the wallet could pay for: each settles after serving, and the last ones
+    // would find the wallet empty.
+    if ('refused' in placed) {
+      throw new PaymentRefusedError(
+        placed.refused === 'authorization_used' ? PAYMENT_ALREADY_USED : PAYER_FUNDS_IN_USE,
+      );
+    }
+    const { usageId, accountId } = placed;
     holds.open(usageId);
     const held: HeldCall = {
       usageId,

@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MicroUsd } from '@chainmeter/schema';
 import { z } from 'zod';
+import { violatedConstraint } from '../../db/constraint.ts';
 import type { Query, SqlRunner, Statement } from '../../db/sql.ts';
 import { createAccounts } from '../accounts/accounts.store.ts';
 import { type Settlement, settlementFromJson, settlementToJson } from './settlement.ts';
@@ -31,31 +32,58 @@ export interface PlacePaidCallParameters {
   holdExpiresAt: Date;
   /** The payment as accepted (x402's payload and requirements), kept to submit it again after a deep reorg. */
   payload?: unknown;
+  /** The signed authorization the payment spends (`CallPayment.authorization`): one call per authorization. */
+  authorization?: string;
+  /**
+   * `upto`: what the payer's wallet holds (token base units, read when the payment was verified). The call is
+   * placed only if the maximum prices of the payer's `upto` calls still running, this one included, fit in it.
+   */
+  funds?: bigint;
 }
 
 const PLACE_PAID_CALL: Statement = {
   name: 'cm_place_paid_call',
   text: `insert into usage_records (id, request_id, account_id, api_key_id, model, status, streamed, hold_amount,
-     created_at, hold_expires_at, payment_scheme, payer_address, account_held, payment_payload)
+     created_at, hold_expires_at, payment_scheme, payer_address, account_held, payment_payload, payment_authorization)
    select $1::uuid, $2, a.id, null, $3, 'HELD', $4, $5::bigint, $6::timestamptz, $7::timestamptz, $8, $9, false,
-     $10::jsonb
+     $10::jsonb, $11
    from accounts a where a.wallet_address = $9
+     and ($12::bigint is null or $5::bigint + (select coalesce(sum(u.hold_amount), 0) from usage_records u
+       where u.payer_address = $9 and u.payment_scheme = 'upto' and u.status = 'HELD') <= $12::bigint)
    returning account_id`,
 };
+
+const LOCK_PAYER: Statement = {
+  name: 'cm_lock_paid_call_payer',
+  text: 'select id from accounts where wallet_address = $1 for update',
+};
+
+/** The unique index that lets a signed authorization pay for one call (migration x402_authorization_claim). */
+const AUTHORIZATION_CLAIMED = 'usage_records_payment_authorization_unique';
 
 const placedRow = z.object({ account_id: z.string() });
 
 /**
+ * A placed call, or why it was not placed (nothing written): `authorization_used`, its authorization pays for
+ * another call already (one still running, served, or whose settlement was broadcast); `funds_in_use`, the
+ * payer's `upto` calls still running hold what its wallet has (`PlacePaidCallParameters.funds`).
+ */
+export type PlacedPaidCall =
+  | { usageId: string; accountId: string }
+  | { refused: 'authorization_used' | 'funds_in_use' };
+
+/**
  * Creates the payer's account if it has none (a wallet that pays before it ever signs in) and writes the
- * call's durable row: HELD, nothing held on the account. Returns the usage id and the account.
+ * call's durable row: HELD, nothing held on the account. With `funds`, under the payer's account lock, only
+ * if the maximum prices of its `upto` calls still running, this one included, stay within `funds`.
  */
 export async function placePaidCall(
   sql: SqlRunner,
   params: PlacePaidCallParameters,
-): Promise<{ usageId: string; accountId: string }> {
+): Promise<PlacedPaidCall> {
   const usageId = randomUUID();
   await createAccounts(sql.query, [params.payer]);
-  const [row] = await sql.query(PLACE_PAID_CALL, [
+  const values = [
     usageId,
     params.requestId,
     params.model,
@@ -66,7 +94,23 @@ export async function placePaidCall(
     params.scheme,
     params.payer,
     params.payload === undefined ? null : JSON.stringify(params.payload),
-  ]);
+    params.authorization ?? null,
+    params.funds === undefined ? null : params.funds.toString(),
+  ];
+  const placed =
+    params.funds === undefined
+      ? sql.query(PLACE_PAID_CALL, values)
+      : sql.transaction(async (query) => {
+          await query(LOCK_PAYER, [params.payer]);
+          return query(PLACE_PAID_CALL, values);
+        });
+  const rows = await placed.catch((error: unknown) => {
+    if (violatedConstraint(error) === AUTHORIZATION_CLAIMED) return 'authorization_used' as const;
+    throw error;
+  });
+  if (rows === 'authorization_used') return { refused: rows };
+  const [row] = rows;
+  if (!row) return { refused: 'funds_in_use' };
   return { usageId, accountId: placedRow.parse(row).account_id };
 }
 
@@ -267,6 +311,17 @@ export async function findAbandonedPaidCalls(
     const row = abandonedRow.parse(raw);
     return { id: row.id, scheme: row.payment_scheme, txHash: row.payment_tx_hash };
   });
+}
+
+const PAYER_HAS_UNPAID: Statement = {
+  name: 'cm_payer_has_unpaid_calls',
+  text: `select exists (select 1 from usage_records where payer_address = $1 and status = 'UNPAID') as unpaid`,
+};
+
+/** Whether `payer` (checksummed) was served a paid call it never paid for (UNPAID). */
+export async function payerHasUnpaidCalls(sql: SqlRunner, payer: string): Promise<boolean> {
+  const [row] = await sql.query(PAYER_HAS_UNPAID, [payer]);
+  return z.object({ unpaid: z.boolean() }).parse(row).unpaid;
 }
 
 const COUNT_UNPAID: Statement = {

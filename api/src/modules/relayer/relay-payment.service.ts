@@ -28,10 +28,12 @@ import {
   recoverTypedDataAddress,
   size,
 } from 'viem';
+import type { SqlRunner } from '../../db/sql.ts';
 import type { ApiConfig } from '../../env.ts';
 import { ExpectedError } from '../../errors.ts';
 import type { RateLimits } from '../ratelimit/ratelimit.service.ts';
-import type { Relayer } from './relayer.ts';
+import { claimRelay, releaseRelay } from './relay-claim.store.ts';
+import { type Relayer, sendWithFreshNonce } from './relayer.ts';
 
 /** An authorization must stay valid this long after it reaches us: time to simulate, submit and mine. */
 export const RELAY_VALIDITY_MARGIN_SECONDS = 30n;
@@ -86,6 +88,11 @@ export class RelayRefusedError extends ExpectedError {
 export interface RelayPaymentDependencies {
   config: Pick<ApiConfig, 'chainId' | 'usdcAddress' | 'treasuryAddress' | 'relay'>;
   relayer: Relayer | null;
+  /**
+   * The database every replica shares: an authorization is claimed there while it is relayed
+   * (`relay-claim.store.ts`), so another replica refuses it rather than sending a transaction that can only revert.
+   */
+  sql: SqlRunner | null;
   rateLimits: Pick<RateLimits, 'consumeRelay'>;
   logger: Logger;
   /** Unix seconds now (tests may pin it); default the system clock. */
@@ -111,6 +118,9 @@ function tokenDomain(relayer: Relayer, token: Address) {
 
 /** Authorizations being relayed by this process: a concurrent replay is refused before it costs gas. */
 const inFlight = new Set<string>();
+
+/** How long a relayed authorization stays claimed across replicas: its receipt wait, and a margin. */
+const RELAY_CLAIM_SECONDS = 150;
 
 /**
  * Checks a signed EIP-3009 authorization and submits it through the relayer; resolves once the
@@ -219,7 +229,33 @@ export async function relayPayment(
   }
   inFlight.add(key);
   let submitted = false;
+  let claimedUntil: Date | null = null;
   try {
+    if (deps.sql) {
+      const claimedAt = new Date();
+      const until = new Date(claimedAt.getTime() + RELAY_CLAIM_SECONDS * 1_000);
+      if (!(await claimRelay(deps.sql, from, input.nonce.toLowerCase(), until, claimedAt))) {
+        // Claimed by a replica that relayed it: mined by now (a replay), or still on its way.
+        const used = await client.readContract({
+          address: token,
+          abi: usdcAuthorizationAbi,
+          functionName: 'authorizationState',
+          args: [from, input.nonce],
+        });
+        throw used
+          ? new RelayRefusedError(
+              'AUTHORIZATION_USED',
+              'This authorization was used or canceled already',
+              'nonce',
+            )
+          : new RelayRefusedError(
+              'AUTHORIZATION_IN_FLIGHT',
+              'This authorization is being relayed already',
+              'nonce',
+            );
+      }
+      claimedUntil = until;
+    }
     const [used, balance] = await Promise.all([
       client.readContract({
         address: token,
@@ -267,7 +303,7 @@ export async function relayPayment(
       });
     let txHash: Hash;
     try {
-      txHash = await client.writeContract(request);
+      txHash = await sendWithFreshNonce(relayer, () => client.writeContract(request));
     } catch (error) {
       logger.error({ err: error, from, nonce: input.nonce }, 'relayer could not submit an authorization');
       throw new RelayRefusedError(
@@ -291,7 +327,14 @@ export async function relayPayment(
       .finally(() => inFlight.delete(key));
     return { txHash, amountToken: input.value };
   } finally {
-    if (!submitted) inFlight.delete(key);
+    if (!submitted) {
+      inFlight.delete(key);
+      if (deps.sql && claimedUntil) {
+        await releaseRelay(deps.sql, from, input.nonce.toLowerCase(), claimedUntil).catch((error: unknown) =>
+          logger.warn({ err: error, from, nonce: input.nonce }, 'could not release a relay claim'),
+        );
+      }
+    }
   }
 }
 

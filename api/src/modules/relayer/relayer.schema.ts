@@ -1,3 +1,4 @@
+import { sqlFor } from '../../db/sql.ts';
 import { builder } from '../../schema/builder.ts';
 import { PaymentConfigRef } from '../deposits/deposits.schema.ts';
 import { type RelayedPayment, relayPayment } from './relay-payment.service.ts';
@@ -40,6 +41,7 @@ builder.mutationField('relayPayment', (t) =>
         {
           config: ctx.services.config,
           relayer: ctx.services.relayer,
+          sql: sqlFor(ctx.services.orm),
           rateLimits: ctx.services.rateLimits,
           logger: ctx.log,
         },

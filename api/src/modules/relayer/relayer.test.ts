@@ -8,7 +8,7 @@ import { waitFor } from '../../../test/support/wait-for.ts';
 import { ConfigError, loadConfig } from '../../env.ts';
 import { createAppMetrics } from '../../observability/metrics.ts';
 import { RelayRefusedError, relayPayment } from './relay-payment.service.ts';
-import { createRelayer, startGasBalanceRefresh } from './relayer.ts';
+import { createRelayer, sendWithFreshNonce, startGasBalanceRefresh } from './relayer.ts';
 
 const logger = pino({ level: 'silent' });
 const TREASURY = '0x00000000000000000000000000000000000000aa';
@@ -54,6 +54,44 @@ describe('createRelayer', () => {
     expect([...nonces].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4].map((i) => before + i));
     const chain = createPublicClient({ transport: http(anvil.rpcUrl) });
     for (const to of recipients) expect(await chain.getBalance({ address: to })).toBe(1_000n);
+  });
+
+  it('shares its wallet with another replica: sends at the same moment both get mined, with a fresh nonce', async () => {
+    // Two API replicas are two relayers of one wallet, each counting its own nonces. Blocks every second, so
+    // the first send is still pending when the second reads the nonce.
+    const replica = () =>
+      createRelayer({
+        rpcUrl: anvil.rpcUrl,
+        privateKey: relayerKey,
+        chainId: 31337,
+        logger,
+        pollingIntervalMs: 50,
+      });
+    const [a, b] = [replica(), replica()];
+    const test = createTestClient({ mode: 'anvil', transport: http(anvil.rpcUrl) });
+    const before = await a.client.getTransactionCount({ address: a.address });
+    const to = privateKeyToAccount(generatePrivateKey()).address;
+    await test.setAutomine(false);
+    await test.setIntervalMining({ interval: 1 });
+    try {
+      const hashes = await Promise.all(
+        [a, b].flatMap((relayer) =>
+          [1n, 2n].map((value) =>
+            sendWithFreshNonce(relayer, () =>
+              relayer.client.sendTransaction({ to, value: relayer === a ? value : value + 10n }),
+            ),
+          ),
+        ),
+      );
+      const receipts = await Promise.all(hashes.map((hash) => a.client.waitForTransactionReceipt({ hash })));
+      expect(receipts.map((receipt) => receipt.status)).toEqual(Array(4).fill('success'));
+      // 1 + 2 + 11 + 12 wei: every send arrived once.
+      expect(await a.client.getBalance({ address: to })).toBe(26n);
+      expect(await a.client.getTransactionCount({ address: a.address })).toBe(before + 4);
+    } finally {
+      await test.setIntervalMining({ interval: 0 });
+      await test.setAutomine(true);
+    }
   });
 
   it('reads its gas balance from the chain and exports it on /metrics', async () => {
@@ -160,6 +198,7 @@ describe('relayPayment without a relayer', () => {
       {
         config: { chainId: 8453, usdcAddress: USDC, treasuryAddress: TREASURY, relay: { minAmount: 1n } },
         relayer: null,
+        sql: null,
         rateLimits: { consumeRelay: async (by) => void counted.push(by) },
         logger,
       },

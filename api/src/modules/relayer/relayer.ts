@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import {
   type Account,
   type Address,
+  BaseError,
   type Chain,
   type Client,
   createWalletClient,
@@ -92,6 +93,54 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
     gasBalance: () => client.getBalance({ address: account.address }),
     resetNonce: () => nonceManager.reset({ address: account.address, chainId: parameters.chainId }),
   };
+}
+
+/** Sends a collision may refuse before the one that gets through; more would mean something else is wrong. */
+const NONCE_ATTEMPTS = 4;
+
+/**
+ * Whether a send was refused for its nonce: another process with the same relayer wallet (every API replica has
+ * it) took that nonce first, so the node calls it too low, or a replacement of a pending transaction, or a copy.
+ */
+export function isNonceCollision(error: unknown): boolean {
+  const text = (value: unknown) =>
+    value instanceof BaseError
+      ? `${value.shortMessage} ${value.details}`
+      : value instanceof Error
+        ? value.message
+        : '';
+  let found = false;
+  for (let current = error, depth = 0; current && depth < 8; depth++) {
+    if (
+      /nonce too low|replacement transaction underpriced|already known|already imported/i.test(text(current))
+    ) {
+      found = true;
+      break;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return found;
+}
+
+/**
+ * Runs `send` (a transaction of the relayer's), and again with the nonce read afresh from the node when another
+ * replica sharing the wallet took its nonce first: viem's nonce manager counts this process's sends only.
+ *
+ * @example
+ * const hash = await sendWithFreshNonce(relayer, () => relayer.client.writeContract(request));
+ */
+export async function sendWithFreshNonce<T>(
+  relayer: Pick<Relayer, 'resetNonce'>,
+  send: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (attempt >= NONCE_ATTEMPTS || !isNonceCollision(error)) throw error;
+      relayer.resetNonce();
+    }
+  }
 }
 
 export interface GasBalanceRefresh {

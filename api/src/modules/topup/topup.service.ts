@@ -223,6 +223,7 @@ export function startAutoTopUpWorker(deps: AutoTopUpDependencies & { intervalMs:
     const relayDeps = {
       config: deps.config,
       relayer: deps.relayer,
+      sql,
       // The platform submits these itself: the per-IP and per-wallet limits are for people.
       rateLimits: { consumeRelay: async () => {} },
       logger,

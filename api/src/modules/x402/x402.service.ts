@@ -39,13 +39,14 @@ import { UptoEvmScheme as UptoFacilitatorScheme } from '@x402/evm/upto/facilitat
 import { UptoEvmScheme as UptoServerScheme } from '@x402/evm/upto/server';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
-import { type Address, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
+import { type Address, erc20Abi, getAddress, type Hash, type Hex, type PublicClient, parseAbi } from 'viem';
 import { z } from 'zod';
 import { ExpectedError } from '../../errors.ts';
 import { METRIC_PREFIX } from '../../observability/metrics.ts';
+import { PaymentRefusedError } from '../metering/metering.errors.ts';
 import type { CallPayment } from '../metering/metering.service.ts';
 import type { PaymentScheme } from '../metering/paid-call.store.ts';
-import type { Relayer } from '../relayer/relayer.ts';
+import { type Relayer, sendWithFreshNonce } from '../relayer/relayer.ts';
 
 export interface X402Options {
   relayer: Pick<Relayer, 'address' | 'client' | 'resetNonce'>;
@@ -63,16 +64,6 @@ export interface X402Options {
   maxTimeoutSeconds?: number;
 }
 
-/** Why a payment was refused: the 402's `error`. */
-export class PaymentRefusedError extends Error {
-  override name = 'PaymentRefusedError';
-  readonly reason: string;
-  constructor(reason: string) {
-    super(reason);
-    this.reason = reason;
-  }
-}
-
 /** A payment that passed every check, ready for metering, and the receipt of its settlement once made. */
 export interface VerifiedPayment {
   payment: CallPayment;
@@ -87,6 +78,8 @@ export interface X402Service {
   verifyPayment(header: string, maxPrice: MicroUsd, resourceUrl: string): Promise<VerifiedPayment>;
   /** The `PAYMENT-RESPONSE` header of a settlement. */
   paymentResponseHeader(settlement: SettleResponse): string;
+  /** Counts a verified payment that metering refused (`chainmeter_x402_payments_total{outcome="refused"}`). */
+  countRefused(scheme: PaymentScheme): void;
   /** Whether `upto` is offered (Permit2 and the upto proxy have code on this chain). */
   offersUpto(): Promise<boolean>;
   /**
@@ -144,12 +137,12 @@ export function createX402Service(options: X402Options): X402Service {
       readContract: (args) => client.readContract(args as never),
       verifyTypedData: (args) => client.verifyTypedData(args as never),
       writeContract: async (args) => {
-        const hash = await client.writeContract(args as never);
+        const hash = await sendWithFreshNonce(relayer, () => client.writeContract(args as never));
         await broadcastHook.getStore()?.(hash);
         return hash;
       },
       sendTransaction: async (args) => {
-        const hash = await client.sendTransaction(args as never);
+        const hash = await sendWithFreshNonce(relayer, () => client.sendTransaction(args as never));
         await broadcastHook.getStore()?.(hash);
         return hash;
       },
@@ -267,10 +260,28 @@ export function createX402Service(options: X402Options): X402Service {
     const payer = getAddress(verified.payer);
     let last: SettleResponse | null = null;
     const stored: StoredPayment = { payload, requirements };
+    let authorization: string;
+    try {
+      authorization = authorizationKey(stored);
+    } catch {
+      throw refused(scheme, 'invalid_payload');
+    }
+    // upto serves before it settles: what the wallet holds bounds the upto calls it may have running at once.
+    const funds =
+      scheme === 'upto'
+        ? await options.chain
+            .readContract({ address: asset, abi: erc20Abi, functionName: 'balanceOf', args: [payer] })
+            .catch((error: unknown) => {
+              logger.warn({ err: error, payer }, 'x402: could not read the payer balance');
+              throw refused(scheme, 'verification_failed');
+            })
+        : 0n;
     const payment: CallPayment = {
       scheme,
       payer,
       maxPrice,
+      authorization,
+      funds,
       payload: stored,
       async settle(amount, onBroadcast) {
         const result = await broadcastHook.run(
@@ -355,9 +366,25 @@ export function createX402Service(options: X402Options): X402Service {
     paymentRequiredHeader,
     verifyPayment,
     paymentResponseHeader: (settlement) => encodePaymentResponseHeader(settlement),
+    countRefused: (scheme) => paidCalls?.inc({ scheme, outcome: 'refused' }),
     offersUpto: async () => (await setUp()).upto,
     resubmit,
   };
 }
 
 const hasCode = (code: Hex | undefined) => code !== undefined && code !== '0x';
+
+/**
+ * What identifies the signed authorization a verified payment spends, whichever way it was signed: the token's
+ * EIP-3009 nonce of its signer, or the signer's Permit2 nonce (one nonce space for every token and spender). The
+ * chain lets each be spent once; metering lets each pay for one call (`CallPayment.authorization`).
+ */
+function authorizationKey(stored: StoredPayment): string {
+  const signed = storedAuthorization.parse(stored.payload.payload);
+  if ('authorization' in signed) {
+    const { from, nonce } = signed.authorization;
+    return `eip3009:${getAddress(stored.requirements.asset)}:${getAddress(from)}:${nonce.toLowerCase()}`;
+  }
+  const { from, nonce } = signed.permit2Authorization;
+  return `permit2:${getAddress(from)}:${BigInt(nonce).toString()}`;
+}
