@@ -192,6 +192,65 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(pageErrors).toEqual([]);
   });
 
+  it('shows a session revoked server-side as signed out, with a clear message', async () => {
+    page = await signedInPage(2);
+    // The page's own session, signed out by another client (the cookie is httpOnly: only the test reads it).
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'cm_session');
+    if (!cookie) throw new Error('no session cookie');
+    const { signOut } = await gqlData<{ signOut: boolean }>(
+      api.url,
+      'mutation { signOut }',
+      {},
+      cookie.value,
+    );
+    expect(signOut).toBe(true);
+    // The next request the page makes finds no session: opening another page makes one (the page may
+    // learn it sooner, from its live streams, and then there is no navigation left to click).
+    const ended = page.getByTestId('session-ended').filter({ hasText: /session has ended/ });
+    await Promise.race([
+      ended.waitFor(),
+      page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Ledger', exact: true })
+        .click()
+        .then(() => ended.waitFor()),
+    ]);
+    await page.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    expect(await page.getByTestId('balance').count()).toBe(0);
+    expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
+    expect(
+      await page
+        .getByRole('alert')
+        .filter({ hasText: /error|unexpected/i })
+        .count(),
+    ).toBe(0);
+    await page.screenshot({ path: screenshotPath('live-02-session-revoked') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('signs out every tab when one signs out', async () => {
+    const first = await signedInPage(3);
+    const context = first.context();
+    const second = await context.newPage();
+    second.on('pageerror', (error) => pageErrors.push(String(error)));
+    second.setDefaultTimeout(20_000);
+    await second.goto(api.url);
+    await second.getByTestId('balance').waitFor();
+    page = second;
+
+    await first.getByRole('button', { name: 'Sign out' }).click();
+    await first.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    // The other tab makes no request in the meantime: the first tells it, and it says so.
+    await second
+      .getByTestId('session-ended')
+      .filter({ hasText: /signed out in another tab/ })
+      .waitFor();
+    await second.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    expect(await second.getByTestId('balance').count()).toBe(0);
+    await second.screenshot({ path: screenshotPath('live-03-other-tab-signed-out') });
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows one micro-USD, over a million USDC and a debt digit for digit', async () => {
     const small = devAccounts.payers[3];
     const indebted = devAccounts.payers[4];

@@ -157,7 +157,18 @@ function Shell() {
 
   return (
     <Frame header={<AccountMenu signedIn={signedIn} />}>
-      {signedIn ? <LiveProvider>{withNav(body)}</LiveProvider> : body}
+      {signedIn ? (
+        <LiveProvider>{withNav(body)}</LiveProvider>
+      ) : (
+        <>
+          {session.ended && !session.loading && (
+            <p className="alert alert-warn" role="alert" data-testid="session-ended">
+              {session.ended}
+            </p>
+          )}
+          {body}
+        </>
+      )}
     </Frame>
   );
 }
