@@ -251,6 +251,107 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(pageErrors).toEqual([]);
   });
 
+  it("never shows one wallet account's balance under another: switching asks to sign in, disconnecting signs out", async () => {
+    const [first, second] = [devAccounts.payers[5], devAccounts.payers[6]];
+    if (!first || !second) throw new Error('dev payers missing');
+    pay(first.address, 7_000_000n);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    contexts.push(context);
+    // A browser wallet speaking EIP-1193 (window.ethereum), signing in Node with the account it holds.
+    await context.exposeFunction('__walletSign', async (message: `0x${string}`, address: string) => {
+      const signer = [first, second].find((a) => a.address.toLowerCase() === address.toLowerCase());
+      if (!signer) throw new Error(`the wallet holds no ${address}`);
+      return signer.signMessage({ message: { raw: message } });
+    });
+    await context.addInitScript((initial: string) => {
+      type Listener = (value: unknown) => void;
+      const listeners = new Map<string, Set<Listener>>();
+      // Like a real wallet: no account is exposed until the page asks for one.
+      let accounts: string[] = [];
+      const emit = (event: string, value: unknown) => {
+        for (const listener of listeners.get(event) ?? []) listener(value);
+      };
+      const sign = (globalThis as unknown as { __walletSign(m: string, a: string): Promise<string> })
+        .__walletSign;
+      Object.assign(globalThis, {
+        ethereum: {
+          async request({ method, params }: { method: string; params?: unknown[] }) {
+            switch (method) {
+              case 'eth_requestAccounts':
+                if (accounts.length === 0) accounts = [initial];
+                return accounts;
+              case 'eth_accounts':
+                return accounts;
+              case 'eth_chainId':
+                return '0x7a69';
+              case 'wallet_requestPermissions':
+                return [{ parentCapability: 'eth_accounts' }];
+              case 'wallet_revokePermissions':
+                return null;
+              case 'personal_sign':
+                return sign(String(params?.[0]), String(params?.[1]));
+              default:
+                throw Object.assign(new Error(`${method} is not supported`), { code: 4200 });
+            }
+          },
+          on(event: string, listener: Listener) {
+            listeners.set(event, (listeners.get(event) ?? new Set()).add(listener));
+          },
+          removeListener(event: string, listener: Listener) {
+            listeners.get(event)?.delete(listener);
+          },
+        },
+        __walletUse(address: string | null) {
+          accounts = address ? [address] : [];
+          emit('accountsChanged', accounts);
+        },
+      });
+    }, first.address);
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    page.setDefaultTimeout(20_000);
+    await page.goto(api.url);
+    await page.getByRole('button', { name: 'Browser wallet' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page
+      .getByTestId('balance')
+      .filter({ hasText: balanceText('7000') })
+      .waitFor();
+
+    const use = (address: string | null) =>
+      page.evaluate(
+        (next) => (globalThis as unknown as { __walletUse(a: string | null): void }).__walletUse(next),
+        address,
+      );
+    await use(second.address);
+    await page.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    expect(await page.getByTestId('balance').count()).toBe(0);
+    expect(await page.getByTestId('nav-balance').count()).toBe(0);
+    expect(await page.getByText('7,000').count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page
+      .getByTestId('balance')
+      .filter({ hasText: /^0\s*credits$/ })
+      .waitFor();
+    await page.getByText('Nothing yet: your first deposit will show here.').waitFor();
+    await page.screenshot({ path: screenshotPath('live-06-switched-account') });
+
+    // The wallet disconnects: the session ends with it, and connecting the same account again asks for a
+    // signature (the wallet reconnects by itself once it exposes an account).
+    await use(null);
+    await page.getByRole('heading', { name: 'Pay for AI with USDC' }).waitFor();
+    expect(await page.getByTestId('balance').count()).toBe(0);
+    await use(second.address);
+    await page.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    expect(await page.getByTestId('balance').count()).toBe(0);
+    await page
+      .getByTestId('session-ended')
+      .filter({ hasText: /wallet disconnected/ })
+      .waitFor();
+    await page.screenshot({ path: screenshotPath('live-07-wallet-reconnected') });
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows one micro-USD, over a million USDC and a debt digit for digit', async () => {
     const small = devAccounts.payers[3];
     const indebted = devAccounts.payers[4];

@@ -5,7 +5,7 @@
  */
 import { createContext, type ReactNode, use, useCallback, useEffect, useRef, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
-import { useAccount, useSignMessage } from 'wagmi';
+import { useAccount, useConnectionEffect, useSignMessage } from 'wagmi';
 import { graphql } from '../gql';
 import { authEvents } from '../graphql-client';
 import { describeGraphqlError, describeWalletError } from '../lib/errors';
@@ -66,6 +66,8 @@ type SessionMessage = { type: 'signed-in' } | { type: 'signed-out' };
 const ENDED_ELSEWHERE = 'You signed out in another tab. Sign in again to carry on.';
 const ENDED_BY_API =
   'Your session has ended: it expired, or it was signed out elsewhere. Sign in again to carry on.';
+
+const WALLET_DISCONNECTED = 'Your wallet disconnected, so you were signed out.';
 
 function openSessionChannel(): BroadcastChannel | null {
   return typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel(SESSION_CHANNEL);
@@ -157,13 +159,25 @@ export function SessionProvider({
     }
   }, [address, chainId, challenge, signInMutation, signMessageAsync, onSessionChange, announce]);
 
-  const signOut = useCallback(async () => {
-    signedInRef.current = null;
-    await signOutMutation({});
-    setEnded(null);
-    announce({ type: 'signed-out' });
-    onSessionChange();
-  }, [signOutMutation, onSessionChange, announce]);
+  /** Ends the session server-side; `reason` is shown when the user did not ask for it here. */
+  const endOwnSession = useCallback(
+    async (reason: string | null) => {
+      signedInRef.current = null;
+      await signOutMutation({});
+      setEnded(reason);
+      announce({ type: 'signed-out' });
+      onSessionChange();
+    },
+    [signOutMutation, onSessionChange, announce],
+  );
+  const signOut = useCallback(() => endOwnSession(null), [endOwnSession]);
+
+  // A wallet that disconnects takes its sign-in with it: connecting again, with any account, asks for a
+  // signature, and nobody at this browser finds the account still open.
+  const onWalletDisconnect = useCallback(() => {
+    if (signedInRef.current) void endOwnSession(WALLET_DISCONNECTED);
+  }, [endOwnSession]);
+  useConnectionEffect({ onDisconnect: onWalletDisconnect });
 
   const session: Session = {
     me: data?.me ?? null,
