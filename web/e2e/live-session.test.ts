@@ -150,6 +150,14 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
       .filter({ hasText: balanceText('2000') })
       .waitFor();
 
+    // A deposit the page sees pending (mined, no confirmation yet) when the API leaves.
+    block += 1n;
+    const pending = makeTransfer(CHAIN_ID, payer.address, 3_000_000n, block);
+    indexer.transfers.push(pending);
+    indexer.setHead(block);
+    const tracked = page.getByTestId(`deposit-${pending.txHash}`);
+    await tracked.getByText(`Pending 0/${CONFIRMATIONS} confirmations`).waitFor();
+
     await api.close();
     await page.getByTestId('reconnecting').waitFor();
 
@@ -159,7 +167,8 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     const other = await startApiOn(otherPort);
     try {
       const token = await signIn(other.url, payer, CHAIN_ID);
-      pay(payer.address, 3_000_000n);
+      block += BigInt(CONFIRMATIONS);
+      indexer.setHead(block);
       await balanceWhen(other.url, token, (me) => me.balance === '5000');
       await callModel(other.url, token);
       const after = await balanceWhen(other.url, token, (me) => me.balance !== '5000');
@@ -175,6 +184,9 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
         .waitFor();
       expect(await page.getByTestId('nav-balance').textContent()).toBe(`${grouped(after.balance)} credits`);
       await page.getByTestId('reconnecting').waitFor({ state: 'detached' });
+      // The deposit it showed pending is credited, not left pending forever.
+      await tracked.getByText(/^Credited/).waitFor();
+      expect(await tracked.getByText(/Pending/).count()).toBe(0);
       // The recent activity missed while away is there too: the call's USAGE entry.
       await page.getByRole('cell', { name: 'Usage' }).first().waitFor();
       await page.screenshot({ path: screenshotPath('live-01-reconnected') });

@@ -8,7 +8,7 @@
  * API is tried again with a growing delay, and once it answers the streams are opened again and the
  * balance read afresh; `ledgerVersion` moves, so every page refetches what it may have missed.
  */
-import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useState } from 'react';
+import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useClient } from 'urql';
 import { onEnd, pipe, subscribe } from 'wonka';
 import type { DepositProgressFields } from '../components/DepositProgress';
@@ -38,18 +38,30 @@ const DepositUpdatedSubscription = graphql(`
   }
 `);
 
-/** The balance read when the streams (re)open: what a dropped stream may have missed. */
-const LiveBalanceQuery = graphql(`
-  query LiveBalance {
+/** What a dropped stream may have missed, read when the streams open again: the balance and deposits. */
+const LiveCatchUpQuery = graphql(`
+  query LiveCatchUp {
     me {
       id
       balance
+      deposits(first: 20) {
+        edges {
+          node {
+            id
+            txHash
+            status
+            ...DepositProgress_deposit
+          }
+        }
+      }
     }
   }
 `);
 
 /** Delays between attempts to reach the API again, then the last one repeated. */
 const RECONNECT_DELAYS_MS = [250, 500, 1_000, 2_000, 4_000];
+/** Streams up this long before they drop start the delays from the shortest again. */
+const STAYED_UP_MS = 30_000;
 
 export interface LiveDeposit {
   id: string;
@@ -91,12 +103,18 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   /** Failed attempts to reach the API since the streams dropped; null while they are up. */
   const [attempts, setAttempts] = useState<number | null>(null);
 
+  /** Drops in a row of streams that did not stay up: an API that answers but ends them is not hammered. */
+  const quickDrops = useRef(0);
+
   useEffect(() => {
     let closed = false;
+    const openedAt = Date.now();
     const dropped = () => {
       if (closed) return;
       closed = true;
-      setAttempts((current) => current ?? 0);
+      if (Date.now() - openedAt > STAYED_UP_MS) quickDrops.current = 0;
+      const firstAttempt = quickDrops.current++;
+      setAttempts((current) => current ?? firstAttempt);
     };
     const balances = pipe(
       client.subscription(BalanceUpdatedSubscription, {}),
@@ -121,12 +139,22 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     if (opening > 0) {
       // Opened again: read what the streams missed while they were down.
       client
-        .query(LiveBalanceQuery, {}, { requestPolicy: 'network-only' })
+        .query(LiveCatchUpQuery, {}, { requestPolicy: 'network-only' })
         .toPromise()
         .then((result) => {
-          const read = result.data?.me?.balance;
-          if (!closed && read !== undefined)
-            setBalance((current) => ({ balance: read, version: current.version + 1 }));
+          const me = result.data?.me;
+          if (closed || !me) return;
+          setBalance((current) => ({ balance: me.balance, version: current.version + 1 }));
+          // Deposits this page follows (seen live before) take their state now, as do those still
+          // pending: a deposit credited while the streams were down must not stay "pending" on screen.
+          setDeposits((current) => {
+            const next = new Map(current);
+            for (const { node } of me.deposits.edges) {
+              if (current.has(node.id) || node.status === 'PENDING')
+                next.set(node.id, { id: node.id, txHash: node.txHash, status: node.status, fragment: node });
+            }
+            return next;
+          });
         });
     }
     return () => {
@@ -141,7 +169,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     let cancelled = false;
     const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
     const timer = setTimeout(async () => {
-      const probe = await client.query(LiveBalanceQuery, {}, { requestPolicy: 'network-only' }).toPromise();
+      const probe = await client.query(LiveCatchUpQuery, {}, { requestPolicy: 'network-only' }).toPromise();
       if (cancelled) return;
       if (probe.error?.networkError) return setAttempts(attempts + 1);
       // The API answers again (a signed-out answer ends the session through the client's auth events).
