@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshotPath } from './support.ts';
+import { launchChromium, screenshotIfFailed, screenshotPath, signInWithDevWallet } from './support.ts';
 
 const CHAIN_ID = 31337;
 const [AUDITOR, USER] = devAccounts.payers;
@@ -61,11 +61,7 @@ describe('web client: auditor keys on the API keys page (real API)', () => {
     const opened = await context.newPage();
     opened.on('pageerror', (error) => pageErrors.push(String(error)));
     opened.setDefaultTimeout(20_000);
-    await opened.goto(api.url);
-    await opened.getByLabel('Account').selectOption(String(index));
-    await opened.getByRole('button', { name: /Use Dev wallet/ }).click();
-    await opened.getByRole('button', { name: 'Sign in' }).click();
-    await opened.getByTestId('balance').waitFor();
+    await signInWithDevWallet(opened, api.url, index);
     await opened
       .getByRole('navigation', { name: 'Main' })
       .getByRole('link', { name: 'API keys', exact: true })
@@ -102,13 +98,7 @@ describe('web client: auditor keys on the API keys page (real API)', () => {
     browser = await launchChromium();
   }, 180_000);
 
-  afterEach(async (context) => {
-    if (context.task.result?.state === 'fail' && page) {
-      await page.screenshot({
-        path: screenshotPath(`auditor-keys-FAILED-${context.task.name.replace(/\W+/g, '-')}`),
-      });
-    }
-  });
+  afterEach((context) => screenshotIfFailed(context, 'auditor-keys', page));
 
   afterAll(async () => {
     await browser?.close();

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 
 const WEB = fileURLToPath(new URL('..', import.meta.url));
 const ROOT = path.resolve(WEB, '..');
@@ -36,4 +36,25 @@ export async function launchChromium(): Promise<Browser> {
 
 export function screenshotPath(name: string): string {
   return path.join(ARTIFACTS, `${name}.png`);
+}
+
+/** Opens `url` in `page`, connects the dev wallet with anvil payer `index` (1-8) and signs in: the dashboard. */
+export async function signInWithDevWallet(page: Page, url: string, index: number): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Account').selectOption(String(index));
+  await page.getByRole('button', { name: /Use Dev wallet/ }).click();
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('balance').waitFor();
+}
+
+/** For `afterEach`: a screenshot of `page` named after the test, when the test failed. */
+export async function screenshotIfFailed(
+  context: { task: { name: string; result?: { state?: string } } },
+  prefix: string,
+  page: Page | undefined,
+): Promise<void> {
+  if (context.task.result?.state !== 'fail' || !page) return;
+  await page.screenshot({
+    path: screenshotPath(`${prefix}-FAILED-${context.task.name.replace(/\W+/g, '-')}`),
+  });
 }

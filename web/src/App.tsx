@@ -157,7 +157,18 @@ function Shell() {
 
   return (
     <Frame header={<AccountMenu signedIn={signedIn} />}>
-      {signedIn ? <LiveProvider>{withNav(body)}</LiveProvider> : body}
+      {signedIn ? (
+        <LiveProvider>{withNav(body)}</LiveProvider>
+      ) : (
+        <>
+          {session.ended && !session.loading && (
+            <p className="alert alert-warn" role="alert" data-testid="session-ended">
+              {session.ended}
+            </p>
+          )}
+          {body}
+        </>
+      )}
     </Frame>
   );
 }
@@ -166,6 +177,7 @@ function withNav(body: ReactNode) {
   return (
     <>
       <NavBar />
+      <ReconnectingBanner />
       <LowBalanceBanner />
       {body}
     </>
@@ -195,6 +207,18 @@ function NavBar() {
         {displayCredits(balance)} credits
       </span>
     </nav>
+  );
+}
+
+/** While the live streams are down, every balance on the page may be behind: say so until they are back. */
+function ReconnectingBanner() {
+  const { reconnecting } = useLive();
+  if (!reconnecting) return null;
+  return (
+    <p className="alert alert-warn" role="status" data-testid="reconnecting">
+      <span className="spinner" aria-hidden="true" /> Connection to ChainMeter lost: reconnecting… The balance
+      shown may be out of date until then.
+    </p>
   );
 }
 

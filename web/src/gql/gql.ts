@@ -21,6 +21,7 @@ type Documents = {
     "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": typeof types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": typeof types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": typeof types.DepositUpdatedDocument,
+    "\n  query LiveCatchUp {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n    }\n  }\n": typeof types.LiveCatchUpDocument,
     "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    scope\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": typeof types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      availableApiKeyScopes\n      apiKeys {\n        id\n        scope\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        scope\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": typeof types.CreateApiKeyDocument,
@@ -59,6 +60,7 @@ const documents: Documents = {
     "\n  query LowBalanceThreshold {\n    me {\n      id\n      balance\n      lowBalanceThreshold\n    }\n  }\n": types.LowBalanceThresholdDocument,
     "\n  subscription BalanceUpdated {\n    balanceUpdated {\n      balance\n      entry {\n        id\n        reason\n      }\n    }\n  }\n": types.BalanceUpdatedDocument,
     "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n": types.DepositUpdatedDocument,
+    "\n  query LiveCatchUp {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n    }\n  }\n": types.LiveCatchUpDocument,
     "\n  fragment ApiKeyRow_apiKey on ApiKey {\n    id\n    name\n    prefix\n    createdAt\n    lastUsedAt\n    revokedAt\n    expiresAt\n    spendLimit\n    spent\n    scope\n    limitReset\n    allowedModels\n    spentThisPeriod\n  }\n": types.ApiKeyRow_ApiKeyFragmentDoc,
     "\n  query ApiKeys {\n    me {\n      id\n      availableApiKeyScopes\n      apiKeys {\n        id\n        scope\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.ApiKeysDocument,
     "\n  mutation CreateApiKey($input: CreateApiKeyInput!) {\n    createApiKey(input: $input) {\n      secret\n      apiKey {\n        id\n        scope\n        ...ApiKeyRow_apiKey\n      }\n    }\n  }\n": types.CreateApiKeyDocument,
@@ -132,6 +134,10 @@ export function graphql(source: "\n  subscription BalanceUpdated {\n    balanceU
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n"): (typeof documents)["\n  subscription DepositUpdated {\n    depositUpdated {\n      id\n      txHash\n      status\n      ...DepositProgress_deposit\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query LiveCatchUp {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query LiveCatchUp {\n    me {\n      id\n      balance\n      deposits(first: 20) {\n        edges {\n          node {\n            id\n            txHash\n            status\n            ...DepositProgress_deposit\n          }\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

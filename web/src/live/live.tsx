@@ -2,9 +2,15 @@
  * One pair of subscriptions for the signed-in account, shared by every page: the live balance and
  * each deposit's latest state. Pages merge these over their query results and refetch lists when
  * `ledgerVersion` moves.
+ *
+ * Subscriptions have no replay: what the API published while a stream was down (an API restart, a
+ * dropped connection) is lost. So a stream that ends or fails makes the page say it is reconnecting, the
+ * API is tried again with a growing delay, and once it answers the streams are opened again and the
+ * balance read afresh; `ledgerVersion` moves, so every page refetches what it may have missed.
  */
-import { createContext, type ReactNode, use, useCallback, useMemo, useState } from 'react';
-import { useSubscription } from 'urql';
+import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useClient } from 'urql';
+import { onEnd, pipe, subscribe } from 'wonka';
 import type { DepositProgressFields } from '../components/DepositProgress';
 import { type FragmentType, graphql } from '../gql';
 import type { DepositStatus } from '../gql/graphql';
@@ -32,6 +38,31 @@ const DepositUpdatedSubscription = graphql(`
   }
 `);
 
+/** What a dropped stream may have missed, read when the streams open again: the balance and deposits. */
+const LiveCatchUpQuery = graphql(`
+  query LiveCatchUp {
+    me {
+      id
+      balance
+      deposits(first: 20) {
+        edges {
+          node {
+            id
+            txHash
+            status
+            ...DepositProgress_deposit
+          }
+        }
+      }
+    }
+  }
+`);
+
+/** Delays between attempts to reach the API again, then the last one repeated. */
+const RECONNECT_DELAYS_MS = [250, 500, 1_000, 2_000, 4_000];
+/** Streams up this long before they drop start the delays from the shortest again. */
+const STAYED_UP_MS = 30_000;
+
 export interface LiveDeposit {
   id: string;
   txHash: string;
@@ -44,10 +75,10 @@ export interface LiveState {
   balance: string | null;
   /** Each deposit's newest state, by id, in arrival order. */
   deposits: ReadonlyMap<string, LiveDeposit>;
-  /** Moves on each new ledger entry. */
+  /** Moves on each new ledger entry, and after a reconnection (entries may have been missed). */
   ledgerVersion: number;
-  /** True once the subscriptions have failed; pages then fall back to reloads. */
-  error: boolean;
+  /** True while the live streams are down and the page tries to reach the API again. */
+  reconnecting: boolean;
   /** A balance read by a query (e.g. right after a completion): moves the live balance if it changed. */
   reportBalance(balance: string): void;
 }
@@ -56,36 +87,115 @@ const LiveContext = createContext<LiveState>({
   balance: null,
   deposits: new Map(),
   ledgerVersion: 0,
-  error: false,
+  reconnecting: false,
   reportBalance: () => {},
 });
 
 export function LiveProvider({ children }: { children: ReactNode }) {
+  const client = useClient();
   const [balance, setBalance] = useState<{ balance: string | null; version: number }>({
     balance: null,
     version: 0,
   });
   const [deposits, setDeposits] = useState<ReadonlyMap<string, LiveDeposit>>(new Map());
-  const [balanceResult] = useSubscription({ query: BalanceUpdatedSubscription }, (_previous, event) => {
-    setBalance((current) => ({ balance: event.balanceUpdated.balance, version: current.version + 1 }));
-    return event;
-  });
-  const [depositResult] = useSubscription({ query: DepositUpdatedSubscription }, (_previous, event) => {
-    const { id, txHash, status } = event.depositUpdated;
-    setDeposits((current) =>
-      new Map(current).set(id, { id, txHash, status, fragment: event.depositUpdated }),
+  /** Each opening of the streams; the first is 0. */
+  const [opening, setOpening] = useState(0);
+  /** Failed attempts to reach the API since the streams dropped; null while they are up. */
+  const [attempts, setAttempts] = useState<number | null>(null);
+
+  /** Drops in a row of streams that did not stay up: an API that answers but ends them is not hammered. */
+  const quickDrops = useRef(0);
+
+  useEffect(() => {
+    let closed = false;
+    const openedAt = Date.now();
+    const dropped = () => {
+      if (closed) return;
+      closed = true;
+      if (Date.now() - openedAt > STAYED_UP_MS) quickDrops.current = 0;
+      const firstAttempt = quickDrops.current++;
+      setAttempts((current) => current ?? firstAttempt);
+    };
+    const balances = pipe(
+      client.subscription(BalanceUpdatedSubscription, {}),
+      onEnd(dropped),
+      subscribe((result) => {
+        if (result.error) return dropped();
+        const update = result.data?.balanceUpdated;
+        if (update) setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
+      }),
     );
-    return event;
-  });
-  const error = Boolean(balanceResult.error || depositResult.error);
+    const depositUpdates = pipe(
+      client.subscription(DepositUpdatedSubscription, {}),
+      onEnd(dropped),
+      subscribe((result) => {
+        if (result.error) return dropped();
+        const update = result.data?.depositUpdated;
+        if (!update) return;
+        const { id, txHash, status } = update;
+        setDeposits((current) => new Map(current).set(id, { id, txHash, status, fragment: update }));
+      }),
+    );
+    if (opening > 0) {
+      // Opened again: read what the streams missed while they were down.
+      client
+        .query(LiveCatchUpQuery, {}, { requestPolicy: 'network-only' })
+        .toPromise()
+        .then((result) => {
+          const me = result.data?.me;
+          if (closed || !me) return;
+          setBalance((current) => ({ balance: me.balance, version: current.version + 1 }));
+          // Deposits this page follows (seen live before) take their state now, as do those still
+          // pending: a deposit credited while the streams were down must not stay "pending" on screen.
+          setDeposits((current) => {
+            const next = new Map(current);
+            for (const { node } of me.deposits.edges) {
+              if (current.has(node.id) || node.status === 'PENDING')
+                next.set(node.id, { id: node.id, txHash: node.txHash, status: node.status, fragment: node });
+            }
+            return next;
+          });
+        });
+    }
+    return () => {
+      closed = true;
+      balances.unsubscribe();
+      depositUpdates.unsubscribe();
+    };
+  }, [client, opening]);
+
+  useEffect(() => {
+    if (attempts === null) return;
+    let cancelled = false;
+    const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
+    const timer = setTimeout(async () => {
+      const probe = await client.query(LiveCatchUpQuery, {}, { requestPolicy: 'network-only' }).toPromise();
+      if (cancelled) return;
+      if (probe.error?.networkError) return setAttempts(attempts + 1);
+      // The API answers again (a signed-out answer ends the session through the client's auth events).
+      setAttempts(null);
+      setOpening((current) => current + 1);
+    }, delay);
+    return () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
+  }, [attempts, client]);
+
   const reportBalance = useCallback((reported: string) => {
     setBalance((current) =>
       current.balance === reported ? current : { balance: reported, version: current.version + 1 },
     );
   }, []);
   const value = useMemo(
-    () => ({ balance: balance.balance, ledgerVersion: balance.version, deposits, error, reportBalance }),
-    [balance, deposits, error, reportBalance],
+    () => ({
+      balance: balance.balance,
+      ledgerVersion: balance.version,
+      deposits,
+      reconnecting: attempts !== null,
+      reportBalance,
+    }),
+    [balance, deposits, attempts, reportBalance],
   );
   return <LiveContext value={value}>{children}</LiveContext>;
 }

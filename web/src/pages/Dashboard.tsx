@@ -91,9 +91,6 @@ export function DashboardPage() {
             Try a model
           </Link>
         </div>
-        {live.error && (
-          <p className="muted small">Live updates paused; the page refreshes when you reload.</p>
-        )}
       </section>
 
       <section className="card" aria-labelledby="pending-title">
