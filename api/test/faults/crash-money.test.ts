@@ -38,10 +38,10 @@ import {
 import {
   type ApiProcess,
   devPayer,
+  killableMeteringEnv,
   type Platform,
   spawnApiProcess,
   startPlatform,
-  UNLIMITED_RATES,
 } from '../support/platform.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -62,12 +62,7 @@ function apiEnv(): Record<string, string> {
   return platform.apiEnv({
     LOG_LEVEL: process.env.CRASH_MONEY_LOG ?? 'fatal',
     LLM_BASE_URL: upstream.baseUrl,
-    // A killed process's holds expire 5 s after its last heartbeat; a live one beats every third of that.
-    LLM_TIMEOUT_MS: '4000',
-    METERING_HOLD_TTL_MS: '5000',
-    METERING_STREAM_PROGRESS_MS: '50',
-    METERING_RETRY_MS: '100',
-    ...UNLIMITED_RATES,
+    ...killableMeteringEnv(5_000),
   });
 }
 

@@ -19,10 +19,10 @@ import { gqlData, signIn } from '../support/graphql.ts';
 import {
   type ApiProcess,
   devPayer,
+  killableMeteringEnv,
   type Platform,
   spawnApiProcess,
   startPlatform,
-  UNLIMITED_RATES,
 } from '../support/platform.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -48,13 +48,8 @@ function apiEnv(): Record<string, string> {
   return platform.apiEnv({
     LOG_LEVEL: 'fatal',
     LLM_BASE_URL: dev.baseUrl,
-    // A loaded machine never takes 4 s for a loopback call. The heartbeat beats every 50 ms, so a live
-    // call keeps its hold unless its process gets no CPU for ~5 s; a killed process's holds expire 5 s on.
-    LLM_TIMEOUT_MS: '4000',
-    METERING_HOLD_TTL_MS: '5000',
-    METERING_STREAM_PROGRESS_MS: '50',
-    METERING_RETRY_MS: '100',
-    ...UNLIMITED_RATES,
+    // Streams are slow enough for a kill to land in one; a killed process's holds expire 5 s on.
+    ...killableMeteringEnv(5_000),
   });
 }
 

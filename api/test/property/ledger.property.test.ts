@@ -18,10 +18,10 @@ import { gqlData, signIn } from '../support/graphql.ts';
 import {
   type ApiProcess,
   devPayer,
+  killableMeteringEnv,
   type Platform,
   spawnApiProcess,
   startPlatform,
-  UNLIMITED_RATES,
 } from '../support/platform.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -94,13 +94,8 @@ function apiEnv(): Record<string, string> {
   return platform.apiEnv({
     LOG_LEVEL: 'fatal',
     LLM_BASE_URL: dev.baseUrl,
-    // A chainmeter-dev call must answer: a loaded machine never takes 8 s for one on loopback. Holds are
-    // refreshed every 50 ms, so none expires under a running call unless its process starves for ~10 s.
-    LLM_TIMEOUT_MS: '8000',
-    METERING_HOLD_TTL_MS: '10000',
-    METERING_STREAM_PROGRESS_MS: '50',
-    METERING_RETRY_MS: '100',
-    ...UNLIMITED_RATES,
+    // A chainmeter-dev call must answer: a loaded machine never takes 8 s for one on loopback.
+    ...killableMeteringEnv(10_000),
   });
 }
 

@@ -28,6 +28,22 @@ export const UNLIMITED_RATES = {
   RATE_LIMIT_IP_PER_MINUTE: '100000',
 };
 
+/**
+ * Metering for tests that kill API processes: a killed process's holds expire `holdTtlMs` after its last
+ * heartbeat, a live one beats every 50 ms (so a running call keeps its hold unless its process gets no CPU
+ * for most of the TTL), an upstream call gives up at four fifths of the TTL, expired holds are looked for
+ * every 100 ms, and no rate limit slows the load.
+ */
+export function killableMeteringEnv(holdTtlMs: number): Record<string, string> {
+  return {
+    LLM_TIMEOUT_MS: String((holdTtlMs * 4) / 5),
+    METERING_HOLD_TTL_MS: String(holdTtlMs),
+    METERING_STREAM_PROGRESS_MS: '50',
+    METERING_RETRY_MS: '100',
+    ...UNLIMITED_RATES,
+  };
+}
+
 export interface Platform {
   anvil: Anvil;
   token: Address;
