@@ -670,9 +670,15 @@ describe('kill -9 while a group of settlements is written', () => {
     never.release(); // to a process that is gone
 
     // The dead process's statement still waits for Y, holding its records. The restarted process's sweep
-    // comes to release those holds once they expire, and waits behind it.
+    // leaves those for a later round and releases every other expired hold meanwhile (Z's among them),
+    // instead of queueing behind the lock.
     api = await spawnApiProcess(apiEnv());
-    await blockedIn('returning account_id, api_key_id, hold_amount');
+    const zId = records.find((r) => r.account_id === z.accountId)?.id as string;
+    const unlocked = [zId, ...groupIds.filter((id) => !inGroup.includes(id))];
+    await waitFor('the expired holds no statement holds, released while Y is still locked', async () =>
+      (await usageOf(accounts)).every((u) => !unlocked.includes(u.id) || u.status === 'RELEASED'),
+    );
+    expect(await lockedAmong(groupIds), 'the dead statement still holds its records').toEqual(inGroup);
     await lockY.release();
     await waitFor('every hold released or settled', async () => (await openCalls(accounts)) === 0, 30_000);
 

@@ -341,6 +341,44 @@ describe('heartbeat locks', () => {
   });
 });
 
+describe('the expiry sweep against a locked record', () => {
+  it('leaves a record locked now for a later round instead of queueing every expired hold behind it', async () => {
+    const accountId = await newAccount(1_000_000n);
+    const sql = sqlOf(orm.em.fork());
+    const past = new Date(Date.now() - 60_000);
+    const expiredHold = () =>
+      placeHold(sql, {
+        accountId,
+        apiKeyId: null,
+        requestId: `req_${randomBytes(8).toString('hex')}`,
+        model: 'chainmeter-dev',
+        hold: 5_000n as MicroUsd,
+        streamed: false,
+        now: past,
+        holdExpiresAt: new Date(past.getTime() + 1_000),
+      });
+    const locked = await expiredHold();
+    const free = await expiredHold();
+    // A settlement (or a dead process's statement that still waits on a lock) holds one of the records.
+    const settling = orm.em.fork();
+    await settling.begin();
+    try {
+      await settling.execute('select id from usage_records where id = ? for update', [locked.usageId]);
+      const seen = (await findExpiredHolds(sql, new Date(), 10_000)).map((record) => record.id);
+      expect(seen).toContain(free.usageId);
+      expect(seen).not.toContain(locked.usageId);
+    } finally {
+      await settling.rollback();
+    }
+    // Once the lock is gone, the next round finds it.
+    const later = (await findExpiredHolds(sql, new Date(), 10_000)).map((record) => record.id);
+    expect(later).toEqual(expect.arrayContaining([locked.usageId, free.usageId]));
+    const release: Settlement = { ...billed(0n), status: 'RELEASED', providerCost: null };
+    for (const id of [locked.usageId, free.usageId]) await applySettlement(sql, id, release);
+    expect(await state(accountId)).toEqual({ balance: '1000000', held: '0' });
+  });
+});
+
 describe('the expiry sweep against a live heartbeat', () => {
   it('never releases or bills a hold that a heartbeat extended after the sweep read it', async () => {
     const accountId = await newAccount(1_000_000n);

@@ -361,7 +361,8 @@ export interface ExpiredHold {
  * the caller's own in-flight records, never released under a call that is still running (their
  * expiry is refreshed by `extendHolds`, this is the second line of defence). What this reads may be stale
  * by the time it is settled (another replica's heartbeat may extend a hold in between): settle each with
- * `applySettlement(..., { expiredAt: now })`, which checks the expiry again in its own statement.
+ * `applySettlement(..., { expiredAt: now })`, which checks the expiry again in its own statement. Records
+ * locked at the moment of the read are left for a later round (their locks are taken and let go at once).
  */
 export async function findExpiredHolds(
   sql: SqlRunner,
@@ -403,7 +404,10 @@ const FIND_EXPIRED_HOLDS: Statement = {
      prompt_tokens_bound, created_at, progress_at
    from usage_records
    where status = 'HELD' and account_held and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
-   order by hold_expires_at limit $2`,
+   order by hold_expires_at limit $2
+   -- not a record locked now (a settlement writing it; after a crash, the dead process's statement still
+   -- waiting on an account): settling it here would wait behind that lock, and every expired hold after it too
+   for update skip locked`,
 };
 
 /** How far one in-flight stream has got (see the stream-progress migration). */
