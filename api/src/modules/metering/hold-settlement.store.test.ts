@@ -341,24 +341,27 @@ describe('heartbeat locks', () => {
   });
 });
 
+/** A hold of 5,000 placed at `past` that expired a second later. */
+function expiredHold(sql: ReturnType<typeof sqlOf>, accountId: string, past: Date, streamed: boolean) {
+  return placeHold(sql, {
+    accountId,
+    apiKeyId: null,
+    requestId: `req_${randomBytes(8).toString('hex')}`,
+    model: 'chainmeter-dev',
+    hold: 5_000n as MicroUsd,
+    streamed,
+    now: past,
+    holdExpiresAt: new Date(past.getTime() + 1_000),
+  });
+}
+
 describe('the expiry sweep against a locked record', () => {
   it('leaves a record locked now for a later round instead of queueing every expired hold behind it', async () => {
     const accountId = await newAccount(1_000_000n);
     const sql = sqlOf(orm.em.fork());
     const past = new Date(Date.now() - 60_000);
-    const expiredHold = () =>
-      placeHold(sql, {
-        accountId,
-        apiKeyId: null,
-        requestId: `req_${randomBytes(8).toString('hex')}`,
-        model: 'chainmeter-dev',
-        hold: 5_000n as MicroUsd,
-        streamed: false,
-        now: past,
-        holdExpiresAt: new Date(past.getTime() + 1_000),
-      });
-    const locked = await expiredHold();
-    const free = await expiredHold();
+    const locked = await expiredHold(sql, accountId, past, false);
+    const free = await expiredHold(sql, accountId, past, false);
     // A settlement (or a dead process's statement that still waits on a lock) holds one of the records.
     const settling = orm.em.fork();
     await settling.begin();
@@ -385,19 +388,8 @@ describe('the expiry sweep against a live heartbeat', () => {
     const sql = sqlOf(orm.em.fork());
     const sweepAt = new Date();
     const past = new Date(sweepAt.getTime() - 60_000);
-    const expiredHold = (streamed: boolean) =>
-      placeHold(sql, {
-        accountId,
-        apiKeyId: null,
-        requestId: `req_${randomBytes(8).toString('hex')}`,
-        model: 'chainmeter-dev',
-        hold: 5_000n as MicroUsd,
-        streamed,
-        now: past,
-        holdExpiresAt: new Date(past.getTime() + 1_000),
-      });
-    const plain = await expiredHold(false);
-    const stream = await expiredHold(true);
+    const plain = await expiredHold(sql, accountId, past, false);
+    const stream = await expiredHold(sql, accountId, past, true);
     // The stream's last beat before its expiry recorded 300 bytes (the expiry stays in the past).
     await extendHolds(sql, [stream.usageId], past, [
       { usageId: stream.usageId, generatedBytes: 300, promptTokensBound: 40 },
