@@ -21,13 +21,10 @@ import { mineBlocks, reorg, setAutomine } from '@chainmeter/testkit/anvil';
 import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
 import pg from 'pg';
 import { createPublicClient, type Hash, http } from 'viem';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrm } from '../../src/db/orm.ts';
 import { createIndexerClient } from '../../src/modules/deposits/indexer.client.ts';
-import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
-import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
-import { gqlData, signIn } from '../support/graphql.ts';
+import { crashApi, expectLedgerSound, fundedWallet, sql } from '../support/faults.ts';
+import { signIn } from '../support/graphql.ts';
 import {
   chunk,
   completion,
@@ -200,22 +197,9 @@ async function creditedCount(hashes: readonly Hash[]): Promise<number> {
 }
 
 /** A new wallet signed in, credited `amount` micro-USD by an ADJUSTMENT (the ledger's own statement). */
-async function fundedWallet(amount: bigint): Promise<{ accountId: string; token: string }> {
+function newFundedWallet(amount: bigint): Promise<{ accountId: string; token: string }> {
   if (!api) throw new Error('no API');
-  const token = await signIn(api.url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
-  const { me } = await gqlData<{ me: { id: string } }>(api.url, '{ me { id } }', {}, token);
-  const orm = await createOrm({ databaseUrl: dbUrl });
-  try {
-    await appendLedgerEntry(orm.em.fork(), {
-      accountId: me.id,
-      amount,
-      reason: 'ADJUSTMENT',
-      referenceId: 'crash-money-setup',
-    });
-  } finally {
-    await orm.close(true);
-  }
-  return { accountId: me.id, token };
+  return fundedWallet(api.url, dbUrl, platform.chainId, amount, 'crash-money-setup');
 }
 
 interface Call {
@@ -563,8 +547,8 @@ async function answeredIds(calls: readonly Call[]): Promise<Set<string>> {
 describe('kill -9 with calls waiting at the upstream', () => {
   it('charges each answered call once and nothing for the calls whose answers never left', async () => {
     api ??= await spawnApiProcess(apiEnv());
-    const x = await fundedWallet(100_000n);
-    const y = await fundedWallet(100_000n);
+    const x = await newFundedWallet(100_000n);
+    const y = await newFundedWallet(100_000n);
     const url = api.url;
     const plan: [typeof x, boolean][] = [
       [x, false],
@@ -630,9 +614,9 @@ async function lockedAmong(ids: readonly string[]): Promise<string[]> {
 describe('kill -9 while a group of settlements is written', () => {
   it('applies each settlement of the group exactly once, even when it commits after the kill', async () => {
     api ??= await spawnApiProcess(apiEnv());
-    const x = await fundedWallet(100_000n);
-    const y = await fundedWallet(100_000n);
-    const z = await fundedWallet(100_000n);
+    const x = await newFundedWallet(100_000n);
+    const y = await newFundedWallet(100_000n);
+    const z = await newFundedWallet(100_000n);
     const url = api.url;
     const first = call(url, x.token, false, { held: true });
     await atUpstream('the first call at the upstream', [first]);

@@ -9,13 +9,10 @@ import { randomInt } from 'node:crypto';
 import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import { mintUsdc, submitUsdcTransfer } from '@chainmeter/testkit/token';
 import type { Hash } from 'viem';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrm } from '../../src/db/orm.ts';
 import { type DevModelServer, startDevModelServer } from '../../src/dev-model/dev-model.server.ts';
-import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
-import { crashApi, expectLedgerSound, sql } from '../support/faults.ts';
-import { gqlData, signIn } from '../support/graphql.ts';
+import { crashApi, expectLedgerSound, fundedWallet, sql } from '../support/faults.ts';
+import { gqlData } from '../support/graphql.ts';
 import {
   type ApiProcess,
   devPayer,
@@ -177,21 +174,8 @@ interface Caller {
 type Outcome = { requestId: string; streamed: boolean };
 
 /** A new wallet signed in on `url`, credited `amount` micro-USD by an ADJUSTMENT; its account and session. */
-async function fundedWallet(url: string, amount: bigint): Promise<{ accountId: string; token: string }> {
-  const token = await signIn(url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
-  const { me } = await gqlData<{ me: { id: string } }>(url, '{ me { id } }', {}, token);
-  const orm = await createOrm({ databaseUrl: dbUrl });
-  try {
-    await appendLedgerEntry(orm.em.fork(), {
-      accountId: me.id,
-      amount,
-      reason: 'ADJUSTMENT',
-      referenceId: 'crash-test-setup',
-    });
-  } finally {
-    await orm.close(true);
-  }
-  return { accountId: me.id, token };
+function newFundedWallet(url: string, amount: bigint): Promise<{ accountId: string; token: string }> {
+  return fundedWallet(url, dbUrl, platform.chainId, amount, 'crash-test-setup');
 }
 
 /** Usage records still HELD or UNSETTLED (of one account, or of all). */
@@ -256,7 +240,7 @@ describe('a crash at each step of a metered call (CHAINMETER_CRASH_AT)', () => {
         LLM_BASE_URL: upstream.baseUrl,
         METERING_STREAM_PROGRESS_MS: '20',
       });
-      const { accountId, token } = await fundedWallet(api.url, 10_000_000n);
+      const { accountId, token } = await newFundedWallet(api.url, 10_000_000n);
       const upstreamBefore = upstream.requestCount();
       // A session token: the call needs no other request that could crash the process first.
       expect(await callCompletion(api.url, { accountId, key: token }, streamed)).toBeNull();
@@ -302,7 +286,7 @@ describe('kill -9 of the API while completions are being settled', () => {
     api ??= await spawnApiProcess(apiEnv());
     const callers: Caller[] = [];
     for (let i = 0; i < 3; i++) {
-      const { accountId, token } = await fundedWallet(api.url, 50_000_000n);
+      const { accountId, token } = await newFundedWallet(api.url, 50_000_000n);
       const { createApiKey } = await gqlData<{ createApiKey: { secret: string } }>(
         api.url,
         'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',

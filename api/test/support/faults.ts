@@ -11,10 +11,35 @@ import path from 'node:path';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { isGroupAlive, signalGroup, spawnGroup } from '@chainmeter/testkit/process-group';
 import pg from 'pg';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createOrm, type Orm } from '../../src/db/orm.ts';
+import { appendLedgerEntry } from '../../src/modules/ledger/ledger.service.ts';
+import { gqlData, signIn } from './graphql.ts';
 import { checkLedgerInvariants, type LedgerReport } from './ledger-invariants.ts';
 import type { ApiProcess } from './platform.ts';
 import { waitFor } from './wait-for.ts';
+
+/**
+ * A new wallet signed in on `apiUrl` (chain `chainId`), credited `amount` micro-USD by an ADJUSTMENT written
+ * through the ledger's own statement on `databaseUrl`; its account and session.
+ */
+export async function fundedWallet(
+  apiUrl: string,
+  databaseUrl: string,
+  chainId: number,
+  amount: bigint,
+  referenceId: string,
+): Promise<{ accountId: string; token: string }> {
+  const token = await signIn(apiUrl, privateKeyToAccount(generatePrivateKey()), chainId);
+  const { me } = await gqlData<{ me: { id: string } }>(apiUrl, '{ me { id } }', {}, token);
+  const orm = await createOrm({ databaseUrl });
+  try {
+    await appendLedgerEntry(orm.em.fork(), { accountId: me.id, amount, reason: 'ADJUSTMENT', referenceId });
+  } finally {
+    await orm.close(true);
+  }
+  return { accountId: me.id, token };
+}
 
 /** SIGKILL to the API's whole process group; resolves once nothing of it is left. */
 export async function crashApi(api: ApiProcess): Promise<void> {
