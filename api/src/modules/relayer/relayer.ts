@@ -103,23 +103,23 @@ const NONCE_ATTEMPTS = 4;
  * it) took that nonce first, so the node calls it too low, or a replacement of a pending transaction, or a copy.
  */
 export function isNonceCollision(error: unknown): boolean {
-  const text = (value: unknown) =>
-    value instanceof BaseError
-      ? `${value.shortMessage} ${value.details}`
-      : value instanceof Error
-        ? value.message
-        : '';
-  let found = false;
-  for (let current = error, depth = 0; current && depth < 8; depth++) {
-    if (
-      /nonce too low|replacement transaction underpriced|already known|already imported/i.test(text(current))
-    ) {
-      found = true;
-      break;
-    }
-    current = (current as { cause?: unknown }).cause;
+  const refusedForNonce = (cause: unknown) =>
+    /nonce too low|replacement transaction underpriced|already known|already imported/i.test(
+      cause instanceof BaseError
+        ? `${cause.shortMessage} ${cause.details}`
+        : cause instanceof Error
+          ? cause.message
+          : '',
+    );
+  // viem's errors carry the node's answer in their chain of causes (at most 8 deep: never a cycle).
+  for (
+    let cause = error, depth = 0;
+    cause && depth < 8;
+    cause = (cause as { cause?: unknown }).cause, depth++
+  ) {
+    if (refusedForNonce(cause)) return true;
   }
-  return found;
+  return false;
 }
 
 /**
