@@ -88,7 +88,9 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
     pgliteDataDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'api'),
   });
   await migrateUp(orm);
-  const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }) });
+  // cacheTime 0: viem would otherwise answer getBlockNumber from a cache up to 4 s old, and the audit, the
+  // solvency report and the probes must each read the head the chain has now.
+  const chain = createPublicClient({ transport: http(config.rpcUrl, { timeout: 10_000 }), cacheTime: 0 });
   const pubsubHandle = createAppPubSub(config.redisUrl, logger, {
     listening: (channel) => {
       metrics.liveSubscriptions.inc({ channel });

@@ -78,10 +78,11 @@ async function auditReport() {
       consistent: boolean;
       discrepancies: { kind: string; message: string }[];
       reversedCredits: { txHash: string; amount: string; owed: string }[];
+      head: string;
     };
   }>(
     api.url,
-    '{ auditReport { consistent discrepancies { kind message } reversedCredits { txHash amount owed } } }',
+    '{ auditReport { head consistent discrepancies { kind message } reversedCredits { txHash amount owed } } }',
     {},
     token,
   );
@@ -214,7 +215,11 @@ describe('a reorg deeper than CONFIRMATIONS', () => {
       balanceAfter: '0',
       deposit: { txHash },
     });
+    const chainHead = await createPublicClient({ transport: http(platform.anvil.rpcUrl) }).getBlockNumber();
     const owing = await auditReport();
+    // The head as the chain has it now, not one read earlier and cached (a stale head left the reorged
+    // credit "after the head", unchecked).
+    expect(owing.head).toBe(chainHead.toString());
     expect(owing.discrepancies).toEqual([]);
     expect(owing.reversedCredits).toContainEqual({ txHash, amount: '0.5', owed: '0.35' });
 

@@ -108,7 +108,11 @@ function progress(options: AuditOptions, io: AuditIo) {
 async function connectRpc(
   rpcUrl: string,
 ): Promise<{ client: PublicClient; scan: PublicClient; chainId: number }> {
-  const client = createPublicClient({ transport: http(rpcUrl, { timeout: 30_000, retryCount: 2 }) });
+  // cacheTime 0: each head read is the chain's head now, not viem's cached one (up to 4 s old).
+  const client = createPublicClient({
+    transport: http(rpcUrl, { timeout: 30_000, retryCount: 2 }),
+    cacheTime: 0,
+  });
   const scan = createPublicClient({ transport: http(rpcUrl, { timeout: 60_000, retryCount: 0 }) });
   try {
     return { client, scan, chainId: await client.getChainId() };
