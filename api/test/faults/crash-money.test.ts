@@ -654,14 +654,19 @@ describe('kill -9 while a group of settlements is written', () => {
     never.release(); // to a process that is gone
 
     // The dead process's statement still waits for Y, holding its records. The restarted process's sweep
-    // leaves those for a later round and releases every other expired hold meanwhile (Z's among them),
-    // instead of queueing behind the lock.
+    // leaves those, and Y's other holds (Y's account is locked), for a later round, and releases every other
+    // expired hold meanwhile (Z's among them) instead of queueing behind the lock.
     api = await spawnApiProcess(apiEnv());
+    const onY = new Set(records.filter((r) => r.account_id === y.accountId).map((r) => r.id));
     const zId = records.find((r) => r.account_id === z.accountId)?.id as string;
-    const unlocked = [zId, ...groupIds.filter((id) => !inGroup.includes(id))];
-    await waitFor('the expired holds no statement holds, released while Y is still locked', async () =>
+    const unlocked = [zId, ...groupIds.filter((id) => !inGroup.includes(id) && !onY.has(id))];
+    await waitFor('the expired holds off Y no statement holds, released while Y is still locked', async () =>
       (await usageOf(accounts)).every((u) => !unlocked.includes(u.id) || u.status === 'RELEASED'),
     );
+    expect(
+      (await usageOf(accounts)).filter((u) => onY.has(u.id)).map((u) => u.status),
+      "Y's holds wait for its account",
+    ).toEqual(Array(onY.size).fill('HELD'));
     expect(await lockedAmong(groupIds), 'the dead statement still holds its records').toEqual(inGroup);
     await lockY.release();
     await waitFor('every hold released or settled', async () => (await openCalls(accounts)) === 0, 30_000);

@@ -310,34 +310,46 @@ describe('heartbeat', () => {
 });
 
 describe('heartbeat locks', () => {
-  it('locks the records it extends in id order, as settlements do (no deadlock between them)', async () => {
+  it('never waits behind a record a settlement holds: it extends the others, and that one at the next beat', async () => {
     const accountId = await newAccount(1_000_000n);
-    // Two records whose higher id was written first: whether PostgreSQL walks the ids as given or the
-    // table in the order rows were written, a beat that is not id-ordered takes the higher one first.
-    let low = '';
-    let high = '';
-    while (high <= low) {
-      high = await hold(accountId, 1n);
-      low = await hold(accountId, 1n);
-    }
-    // A settlement's transaction holds the lower record, as its id-ordered lock would.
+    const [first, second, third] = [
+      await hold(accountId, 1n),
+      await hold(accountId, 1n),
+      await hold(accountId, 1n),
+    ];
+    const until = new Date(Date.now() + 120_000);
+    const expiries = async () =>
+      new Map(
+        (
+          await orm.em
+            .fork()
+            .execute<{ id: string; until: Date }[]>(
+              'select id, hold_expires_at as until from usage_records where id in (?, ?, ?)',
+              [first, second, third],
+            )
+        ).map((row) => [row.id, new Date(row.until).getTime()]),
+      );
+    // A settlement's transaction holds the middle record (it may wait on an account for a long time).
     const settling = orm.em.fork();
     await settling.begin();
+    const beating = orm.em.fork();
     try {
-      await settling.execute('select id from usage_records where id = ? for update', [low]);
-      // The beat is given the higher id first: it must wait on the lower one before it locks the higher.
-      const beat = extendHolds(sqlOf(orm.em.fork()), [high, low], new Date(Date.now() + 120_000));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const [free] = await settling.execute<{ id: string }[]>(
-        'select id from usage_records where id = ? for update nowait',
-        [high],
-      );
-      expect(free?.id).toBe(high);
-      await settling.commit();
-      expect(await beat).toBe(2);
+      await settling.execute('select id from usage_records where id = ? for update', [second]);
+      // The beat runs where waiting for a lock fails after a second, instead of waiting.
+      await beating.begin();
+      await beating.execute("set local lock_timeout = '1s'");
+      expect(await extendHolds(sqlOf(beating), [third, second, first], until)).toBe(2);
+      await beating.commit();
+      const seen = await expiries();
+      expect([seen.get(first), seen.get(third)]).toEqual([until.getTime(), until.getTime()]);
+      expect(seen.get(second)).toBeLessThan(until.getTime());
     } finally {
-      if (settling.isInTransaction()) await settling.rollback();
+      if (beating.isInTransaction()) await beating.rollback();
+      await settling.rollback();
     }
+    // The settlement rolled back: the next beat extends its record.
+    expect(await extendHolds(sqlOf(orm.em.fork()), [first, second, third], until)).toBe(3);
+    expect((await expiries()).get(second)).toBe(until.getTime());
   });
 });
 
@@ -379,6 +391,42 @@ describe('the expiry sweep against a locked record', () => {
     const release: Settlement = { ...billed(0n), status: 'RELEASED', providerCost: null };
     for (const id of [locked.usageId, free.usageId]) await applySettlement(sql, id, release);
     expect(await state(accountId)).toEqual({ balance: '1000000', held: '0' });
+  });
+
+  it("leaves the holds of an account a writer has locked for a later round, not the other accounts'", async () => {
+    const busy = await newAccount(1_000_000n);
+    const other = await newAccount(1_000_000n);
+    const sql = sqlOf(orm.em.fork());
+    const past = new Date(Date.now() - 60_000);
+    const onBusy = await expiredHold(sql, busy, past, false);
+    const onOther = await expiredHold(sql, other, new Date(past.getTime() + 1_000), false);
+    // A writer (a settlement, or a dead process's statement still running) holds the first account's row.
+    const writing = orm.em.fork();
+    await writing.begin();
+    try {
+      await writing.execute('update accounts set balance = balance where id = ?', [busy]);
+      const seen = (await findExpiredHolds(sql, new Date(), 10_000)).map((record) => record.id);
+      expect(seen).toContain(onOther.usageId);
+      expect(seen).not.toContain(onBusy.usageId);
+      // Another sweeping replica's read does not hide the account from this one.
+      const sweeping = orm.em.fork();
+      await sweeping.begin();
+      try {
+        await sweeping.execute('select id from accounts where id = ? for share', [other]);
+        expect((await findExpiredHolds(sql, new Date(), 10_000)).map((r) => r.id)).toContain(onOther.usageId);
+      } finally {
+        await sweeping.rollback();
+      }
+    } finally {
+      await writing.rollback();
+    }
+    expect((await findExpiredHolds(sql, new Date(), 10_000)).map((r) => r.id)).toEqual(
+      expect.arrayContaining([onBusy.usageId, onOther.usageId]),
+    );
+    const release: Settlement = { ...billed(0n), status: 'RELEASED', providerCost: null };
+    for (const id of [onBusy.usageId, onOther.usageId]) await applySettlement(sql, id, release);
+    expect(await state(busy)).toEqual({ balance: '1000000', held: '0' });
+    expect(await state(other)).toEqual({ balance: '1000000', held: '0' });
   });
 });
 

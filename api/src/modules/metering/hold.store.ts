@@ -179,12 +179,12 @@ const PLACE_HOLDS: Statement = {
          used_before, ord)
    ), locked_accounts as materialized (
      select id, balance, held, debt, ledger_seq, ledger_head from accounts
-     where id = any($3::uuid[]) order by id for update
+     where id = any($3::uuid[]) order by id for update skip locked
    ), locked_keys as materialized (
      select id, account_id, secret_hash, revoked_at, expires_at, spend_limit, limit_reset, spent, period_spent,
        period_start, held from api_keys
      -- the accounts' locks first: this subquery runs before any key row is read, let alone locked
-     where id = any($4::uuid[]) and (select count(*) from locked_accounts) >= 0 order by id for update
+     where id = any($4::uuid[]) and (select count(*) from locked_accounts) >= 0 order by id for update skip locked
    ), checked as materialized (
      select m.*,
        (m.secret_hash is null or (k.id is not null and k.account_id = m.account_id and k.secret_hash = m.secret_hash
@@ -362,7 +362,8 @@ export interface ExpiredHold {
  * expiry is refreshed by `extendHolds`, this is the second line of defence). What this reads may be stale
  * by the time it is settled (another replica's heartbeat may extend a hold in between): settle each with
  * `applySettlement(..., { expiredAt: now })`, which checks the expiry again in its own statement. Records
- * locked at the moment of the read are left for a later round (their locks are taken and let go at once).
+ * locked at the moment of the read, and records whose account is locked by a writer then, are left for a
+ * later round (their locks are taken and let go at once).
  */
 export async function findExpiredHolds(
   sql: SqlRunner,
@@ -400,14 +401,18 @@ const expiredHoldRow = z
 
 const FIND_EXPIRED_HOLDS: Statement = {
   name: 'cm_find_expired_holds',
-  text: `select id, model, hold_amount::text as hold_amount, streamed, generated_bytes::text as generated_bytes,
-     prompt_tokens_bound, created_at, progress_at
-   from usage_records
-   where status = 'HELD' and account_held and hold_expires_at < $1::timestamptz and not (id = any($3::uuid[]))
-   order by hold_expires_at limit $2
-   -- not a record locked now (a settlement writing it; after a crash, the dead process's statement still
-   -- waiting on an account): settling it here would wait behind that lock, and every expired hold after it too
-   for update skip locked`,
+  text: `select u.id, u.model, u.hold_amount::text as hold_amount, u.streamed,
+     u.generated_bytes::text as generated_bytes, u.prompt_tokens_bound, u.created_at, u.progress_at
+   from usage_records u join accounts a on a.id = u.account_id
+   where u.status = 'HELD' and u.account_held and u.hold_expires_at < $1::timestamptz
+     and not (u.id = any($3::uuid[]))
+   order by u.hold_expires_at limit $2
+   -- Neither a record locked now (a settlement writing it; after a crash, the dead process's statement still
+   -- waiting on an account) nor one whose account is being written: settling it here would wait behind that
+   -- lock, and every expired hold after it too. FOR SHARE of the account conflicts only with writers, so
+   -- sweeping replicas do not skip each other's accounts.
+   for update of u skip locked
+   for share of a skip locked`,
 };
 
 /** How far one in-flight stream has got (see the stream-progress migration). */
@@ -423,7 +428,8 @@ const extendedRow = z.object({ n: z.number() });
  * The heartbeat of in-flight calls: moves the expiry of these HELD records to `until`, so that no
  * process (this one or another replica) takes a call that is still running for an abandoned one, and
  * records how far each stream in `progress` has got (never backwards). A process that dies stops
- * beating, and its holds expire one TTL later. Returns how many records were extended.
+ * beating, and its holds expire one TTL later. Records locked at the moment (a settlement writing them)
+ * are skipped, never waited for. Returns how many records were extended.
  */
 export async function extendHolds(
   sql: SqlRunner,
@@ -448,9 +454,12 @@ const EXTEND_HOLDS: Statement = {
   text: `with p as (
      select * from unnest($3::uuid[], $4::bigint[], $5::int[]) as p(id, bytes, bound)
    ), locked as materialized (
-     -- in id order, as settlements lock records: a beat over records in another order deadlocked with a
-     -- settlement batch (PostgreSQL broke it after deadlock_timeout, 1 s, failing one of them)
-     select id from usage_records where id = any($1::uuid[]) order by id for update
+     -- A record locked now is being settled: it needs no beat, and waiting for it would stall every
+     -- other call's beat behind a settlement that itself waits (on an account, for as long as a lock is
+     -- held there) until those holds expire and another replica's sweep takes live calls. Skipped, the
+     -- beat never waits, so it cannot deadlock with a settlement batch either; a settlement that rolls
+     -- back leaves its record for the next beat.
+     select id from usage_records where id = any($1::uuid[]) order by id for update skip locked
    ), x as (
      update usage_records u set hold_expires_at = greatest(u.hold_expires_at, $2::timestamptz),
        generated_bytes = greatest(u.generated_bytes, coalesce(p.bytes, 0)),
