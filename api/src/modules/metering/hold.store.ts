@@ -179,12 +179,12 @@ const PLACE_HOLDS: Statement = {
          used_before, ord)
    ), locked_accounts as materialized (
      select id, balance, held, debt, ledger_seq, ledger_head from accounts
-     where id = any($3::uuid[]) order by id for update skip locked
+     where id = any($3::uuid[]) order by id for update
    ), locked_keys as materialized (
      select id, account_id, secret_hash, revoked_at, expires_at, spend_limit, limit_reset, spent, period_spent,
        period_start, held from api_keys
      -- the accounts' locks first: this subquery runs before any key row is read, let alone locked
-     where id = any($4::uuid[]) and (select count(*) from locked_accounts) >= 0 order by id for update skip locked
+     where id = any($4::uuid[]) and (select count(*) from locked_accounts) >= 0 order by id for update
    ), checked as materialized (
      select m.*,
        (m.secret_hash is null or (k.id is not null and k.account_id = m.account_id and k.secret_hash = m.secret_hash
