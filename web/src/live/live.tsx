@@ -7,6 +7,11 @@
  * dropped connection) is lost. So a stream that ends or fails makes the page say it is reconnecting, the
  * API is tried again with a growing delay, and once it answers the streams are opened again and the
  * balance read afresh; `ledgerVersion` moves, so every page refetches what it may have missed.
+ *
+ * That read races the new streams: an event heard on them while it is in flight may be newer than its
+ * answer (read before the event's entry was written). The streams are live by then and bring anything
+ * newer, so an event heard on them wins: the read's balance, or a deposit's state, is taken only when the
+ * streams have said nothing newer about it.
  */
 import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useClient } from 'urql';
@@ -109,6 +114,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   useEffect(() => {
     let closed = false;
     const openedAt = Date.now();
+    /** What these streams have told: it is newer than (or as new as) what the catch-up read. */
+    let balanceHeard = false;
+    const depositsHeard = new Set<string>();
     const dropped = () => {
       if (closed) return;
       closed = true;
@@ -122,7 +130,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       subscribe((result) => {
         if (result.error) return dropped();
         const update = result.data?.balanceUpdated;
-        if (update) setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
+        if (!update) return;
+        balanceHeard = true;
+        setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
       }),
     );
     const depositUpdates = pipe(
@@ -133,6 +143,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         const update = result.data?.depositUpdated;
         if (!update) return;
         const { id, txHash, status } = update;
+        depositsHeard.add(id);
         setDeposits((current) => new Map(current).set(id, { id, txHash, status, fragment: update }));
       }),
     );
@@ -144,12 +155,20 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         .then((result) => {
           const me = result.data?.me;
           if (closed || !me) return;
-          setBalance((current) => ({ balance: me.balance, version: current.version + 1 }));
+          // The version moves either way: pages refetch what the streams missed while they were down.
+          const stale = balanceHeard;
+          setBalance((current) => ({
+            balance: stale ? current.balance : me.balance,
+            version: current.version + 1,
+          }));
           // Deposits this page follows (seen live before) take their state now, as do those still
           // pending: a deposit credited while the streams were down must not stay "pending" on screen.
+          // One the new streams already updated keeps that newer state.
+          const heard = new Set(depositsHeard);
           setDeposits((current) => {
             const next = new Map(current);
             for (const { node } of me.deposits.edges) {
+              if (heard.has(node.id)) continue;
               if (current.has(node.id) || node.status === 'PENDING')
                 next.set(node.id, { id: node.id, txHash: node.txHash, status: node.status, fragment: node });
             }
