@@ -18,7 +18,13 @@ import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postg
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshotIfFailed, screenshotPath, signInWithDevWallet } from './support.ts';
+import {
+  isQuery,
+  launchChromium,
+  screenshotIfFailed,
+  screenshotPath,
+  signInWithDevWallet,
+} from './support.ts';
 
 const CHAIN_ID = 31337;
 const CONFIRMATIONS = 2;
@@ -250,7 +256,7 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
       // Once the API is back, the page reads LiveCatchUp twice: its probe (answered at once), then the
       // catch-up (held). Reads while the API is away fail as they would.
       let answered = 0;
-      await page.route(isOperation('LiveCatchUp'), async (route: Route) => {
+      await page.route(isQuery('LiveCatchUp'), async (route: Route) => {
         const response = await route.fetch().catch(() => null);
         if (!response) return route.abort('connectionrefused');
         answered += 1;
@@ -276,9 +282,7 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
         },
         20_000,
       );
-      const liveRefetch = page.waitForResponse((response) =>
-        isOperation('Dashboard')(new URL(response.url())),
-      );
+      const liveRefetch = page.waitForResponse((response) => isQuery('Dashboard')(new URL(response.url())));
       block += BigInt(CONFIRMATIONS);
       own.indexer.setHead(block);
       // Live: 2,000 + 3,000 credits, the deposit credited.
@@ -291,9 +295,7 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
 
       // The catch-up's older answer lands: the page takes it (its version moves, the dashboard refetches)
       // and keeps the newer live figures.
-      const catchUpRefetch = page.waitForRequest((request) =>
-        isOperation('Dashboard')(new URL(request.url())),
-      );
+      const catchUpRefetch = page.waitForRequest((request) => isQuery('Dashboard')(new URL(request.url())));
       release();
       await catchUpRefetch;
       expect(await page.getByTestId('balance').textContent()).toMatch(balanceText('5000'));
@@ -529,12 +531,6 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
 interface Me {
   balance: string;
   debt: string;
-}
-
-/** A GraphQL query `operation` as the page sends it: a GET on /graphql (urql sends queries as GETs). */
-function isOperation(operation: string): (url: URL) => boolean {
-  return (url) =>
-    url.pathname === '/graphql' && (url.searchParams.get('query') ?? '').includes(`query ${operation} `);
 }
 
 /** `promise`, or a failure naming `what` after `timeoutMs`. */

@@ -86,6 +86,12 @@ export interface LiveState {
   reconnecting: boolean;
   /** A balance read by a query (e.g. right after a completion): moves the live balance if it changed. */
   reportBalance(balance: string): void;
+  /**
+   * Follows the deposit of transaction `txHash` (e.g. a payment just sent): a reconnection's catch-up
+   * brings its state even if the streams never told of it (mined and credited while they were down).
+   * Returns the unfollow.
+   */
+  follow(txHash: string): () => void;
 }
 
 const LiveContext = createContext<LiveState>({
@@ -94,6 +100,7 @@ const LiveContext = createContext<LiveState>({
   ledgerVersion: 0,
   reconnecting: false,
   reportBalance: () => {},
+  follow: () => () => {},
 });
 
 export function LiveProvider({ children }: { children: ReactNode }) {
@@ -110,6 +117,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
 
   /** Drops in a row of streams that did not stay up: an API that answers but ends them is not hammered. */
   const quickDrops = useRef(0);
+  /** The transaction hashes (lower case) whose deposits pages follow. */
+  const followed = useRef(new Set<string>());
 
   useEffect(() => {
     let closed = false;
@@ -161,15 +170,19 @@ export function LiveProvider({ children }: { children: ReactNode }) {
             balance: stale ? current.balance : me.balance,
             version: current.version + 1,
           }));
-          // Deposits this page follows (seen live before) take their state now, as do those still
-          // pending: a deposit credited while the streams were down must not stay "pending" on screen.
-          // One the new streams already updated keeps that newer state.
+          // Deposits this page follows (seen live before, or followed by their transaction) take their
+          // state now, as do those still pending: a deposit credited while the streams were down must not
+          // stay "pending" (or unseen) on screen. One the new streams already updated keeps that newer state.
           const heard = new Set(depositsHeard);
           setDeposits((current) => {
             const next = new Map(current);
             for (const { node } of me.deposits.edges) {
               if (heard.has(node.id)) continue;
-              if (current.has(node.id) || node.status === 'PENDING')
+              if (
+                current.has(node.id) ||
+                node.status === 'PENDING' ||
+                followed.current.has(node.txHash.toLowerCase())
+              )
                 next.set(node.id, { id: node.id, txHash: node.txHash, status: node.status, fragment: node });
             }
             return next;
@@ -206,6 +219,13 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       current.balance === reported ? current : { balance: reported, version: current.version + 1 },
     );
   }, []);
+  const follow = useCallback((txHash: string) => {
+    const key = txHash.toLowerCase();
+    followed.current.add(key);
+    return () => {
+      followed.current.delete(key);
+    };
+  }, []);
   const value = useMemo(
     () => ({
       balance: balance.balance,
@@ -213,8 +233,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       deposits,
       reconnecting: attempts !== null,
       reportBalance,
+      follow,
     }),
-    [balance, deposits, attempts, reportBalance],
+    [balance, deposits, attempts, reportBalance, follow],
   );
   return <LiveContext value={value}>{children}</LiveContext>;
 }
