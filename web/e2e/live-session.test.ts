@@ -3,20 +3,28 @@
  * API (in-process, a fresh PostgreSQL database, a real HTTP server speaking the indexer's contract, the
  * API's own dev model as the upstream): the API goes away while money moves and comes back; the session
  * ends behind the page's back (revoked server-side, signed out in another tab); amounts at the edges
- * (one micro-USD, over a million USDC, a debt after a deep reorg) are shown digit for digit.
+ * (one micro-USD, over a million USDC, a debt after a deep reorg) are shown digit for digit; what the page
+ * reads to catch up after a reconnection never replaces a newer live figure.
  */
 import { type RunningApi, startApi } from '@chainmeter/api/server';
 import { testApiConfig } from '@chainmeter/api/testing/config';
 import { type FakeIndexer, makeTransfer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
 import { gqlData, signIn } from '@chainmeter/api/testing/graphql';
+import { sample, scrape } from '@chainmeter/api/testing/prometheus';
 import { waitFor } from '@chainmeter/api/testing/wait-for';
 import { devAccounts } from '@chainmeter/testkit/accounts';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Route } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshotIfFailed, screenshotPath, signInWithDevWallet } from './support.ts';
+import {
+  isQuery,
+  launchChromium,
+  screenshotIfFailed,
+  screenshotPath,
+  signInWithDevWallet,
+} from './support.ts';
 
 const CHAIN_ID = 31337;
 const CONFIRMATIONS = 2;
@@ -55,27 +63,40 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
   const pageErrors: string[] = [];
   let block = 0n;
 
-  const startApiOn = (listenPort: number) =>
+  /** An API on `listenPort` over the shared database and indexer, or over `platform`'s. */
+  const startApiOn = (
+    listenPort: number,
+    platform: { database: TestDatabase; indexer: FakeIndexer } = { database, indexer },
+    extra: Record<string, string> = {},
+  ) =>
     startApi(
       testApiConfig({
         PORT: String(listenPort),
         PUBLIC_ORIGIN: `http://127.0.0.1:${listenPort}`,
-        DATABASE_URL: database.url,
-        INDEXER_URL: indexer.url,
+        DATABASE_URL: platform.database.url,
+        INDEXER_URL: platform.indexer.url,
         CONFIRMATIONS: String(CONFIRMATIONS),
         CREDITING_POLL_MS: '100',
         SOLVENCY_SNAPSHOT_MS: '0',
         LOG_LEVEL: 'warn',
+        ...extra,
       }),
     );
 
-  /** A transfer of `value` micro-USD from `from`, mined and confirmed in the fake indexer. */
-  function pay(from: `0x${string}`, value: bigint) {
+  /** A transfer of `value` micro-USD from `from`, mined in `on` (the shared fake indexer by default). */
+  function mine(from: `0x${string}`, value: bigint, on = indexer) {
     block += 1n;
     const transfer = makeTransfer(CHAIN_ID, from, value, block);
-    indexer.transfers.push(transfer);
+    on.transfers.push(transfer);
+    on.setHead(block);
+    return transfer;
+  }
+
+  /** A transfer of `value` micro-USD from `from`, mined and confirmed in `on`. */
+  function pay(from: `0x${string}`, value: bigint, on = indexer) {
+    const transfer = mine(from, value, on);
     block += BigInt(CONFIRMATIONS);
-    indexer.setHead(block);
+    on.setHead(block);
     return transfer;
   }
 
@@ -107,14 +128,14 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(response.status).toBe(200);
   }
 
-  /** A fresh browser context signed in with dev payer `index` (1-8) on the dashboard. */
-  async function signedInPage(index: number): Promise<Page> {
+  /** A fresh browser context signed in with dev payer `index` (1-8) on the dashboard of `apiUrl`. */
+  async function signedInPage(index: number, apiUrl = api.url): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     contexts.push(context);
     const opened = await context.newPage();
     opened.on('pageerror', (error) => pageErrors.push(String(error)));
     opened.setDefaultTimeout(20_000);
-    await signInWithDevWallet(opened, api.url, index);
+    await signInWithDevWallet(opened, apiUrl, index);
     return opened;
   }
 
@@ -151,10 +172,7 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
       .waitFor();
 
     // A deposit the page sees pending (mined, no confirmation yet) when the API leaves.
-    block += 1n;
-    const pending = makeTransfer(CHAIN_ID, payer.address, 3_000_000n, block);
-    indexer.transfers.push(pending);
-    indexer.setHead(block);
+    const pending = mine(payer.address, 3_000_000n);
     const tracked = page.getByTestId(`deposit-${pending.txHash}`);
     await tracked.getByText(`Pending 0/${CONFIRMATIONS} confirmations`).waitFor();
 
@@ -200,6 +218,96 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
         .waitFor();
     } finally {
       await other.close().catch(() => {});
+    }
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('keeps a live balance and deposit state newer than what its catch-up read after a reconnection', async () => {
+    const payer = devAccounts.payers[7];
+    if (!payer) throw new Error('no dev payer');
+    // A platform of its own: its API's gauge counts this page's streams only, and its crediting publishes to
+    // them (without Redis, events stay in the API that wrote the entry).
+    const own = {
+      database: await createTestDatabase('cm_web_live_catchup'),
+      indexer: await startFakeIndexer(CHAIN_ID),
+    };
+    const ownPort = await findFreePort();
+    let ownApi = await startApiOn(ownPort, own);
+    // The catch-up's answer, read for real and held in the browser until the test lets it through.
+    let read: () => void = () => {};
+    const catchUpRead = new Promise<void>((resolve) => {
+      read = resolve;
+    });
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      page = await signedInPage(8, ownApi.url);
+      pay(payer.address, 2_000_000n, own.indexer);
+      await page
+        .getByTestId('balance')
+        .filter({ hasText: balanceText('2000') })
+        .waitFor();
+      const pending = mine(payer.address, 3_000_000n, own.indexer);
+      const tracked = page.getByTestId(`deposit-${pending.txHash}`);
+      await tracked.getByText(`Pending 0/${CONFIRMATIONS} confirmations`).waitFor();
+
+      // Once the API is back, the page reads LiveCatchUp twice: its probe (answered at once), then the
+      // catch-up (held). Reads while the API is away fail as they would.
+      let answered = 0;
+      await page.route(isQuery('LiveCatchUp'), async (route: Route) => {
+        const response = await route.fetch().catch(() => null);
+        if (!response) return route.abort('connectionrefused');
+        answered += 1;
+        if (answered > 1) {
+          read();
+          await released;
+        }
+        await route.fulfill({ response });
+      });
+      await ownApi.close();
+      await page.getByTestId('reconnecting').waitFor();
+      ownApi = await startApiOn(ownPort, own, { METRICS_CACHE_MS: '0' });
+      await within(catchUpRead, 20_000, 'the catch-up read');
+      // Its answer is read: 2,000 credits, the deposit pending. The new streams listen on the API before the
+      // deposit's confirmations come.
+      await waitFor(
+        'the new streams listening',
+        async () => {
+          const metrics = await scrape(ownApi.url);
+          return ['balanceUpdated', 'depositUpdated'].every(
+            (channel) => sample(metrics, 'chainmeter_graphql_live_subscriptions', { channel }) === 1,
+          );
+        },
+        20_000,
+      );
+      const liveRefetch = page.waitForResponse((response) => isQuery('Dashboard')(new URL(response.url())));
+      block += BigInt(CONFIRMATIONS);
+      own.indexer.setHead(block);
+      // Live: 2,000 + 3,000 credits, the deposit credited.
+      await page
+        .getByTestId('balance')
+        .filter({ hasText: balanceText('5000') })
+        .waitFor();
+      await tracked.getByText(/^Credited/).waitFor();
+      await liveRefetch;
+
+      // The catch-up's older answer lands: the page takes it (its version moves, the dashboard refetches)
+      // and keeps the newer live figures.
+      const catchUpRefetch = page.waitForRequest((request) => isQuery('Dashboard')(new URL(request.url())));
+      release();
+      await catchUpRefetch;
+      expect(await page.getByTestId('balance').textContent()).toMatch(balanceText('5000'));
+      expect(await page.getByTestId('nav-balance').textContent()).toBe('5,000 credits');
+      expect(await tracked.getAttribute('data-status')).toBe('CREDITED');
+      expect(answered).toBe(2);
+      await page.screenshot({ path: screenshotPath('live-08-catch-up-older-than-live') });
+    } finally {
+      release();
+      await ownApi.close().catch(() => {});
+      await own.indexer.close();
+      await own.database.drop();
     }
     expect(pageErrors).toEqual([]);
   });
@@ -423,4 +531,20 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
 interface Me {
   balance: string;
   debt: string;
+}
+
+/** `promise`, or a failure naming `what` after `timeoutMs`. */
+async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

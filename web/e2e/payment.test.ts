@@ -4,19 +4,24 @@
  * watch the deposit confirm and the balance move live without a reload, read the ledger.
  */
 
+import type { RunningApi } from '@chainmeter/api/server';
+import { gqlData, signIn } from '@chainmeter/api/testing/graphql';
 import { devPayer, type Platform, startPlatform } from '@chainmeter/api/testing/platform';
+import { waitFor } from '@chainmeter/api/testing/wait-for';
 import { mineBlocks } from '@chainmeter/testkit/anvil';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { mintUsdc } from '@chainmeter/testkit/token';
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshotPath } from './support.ts';
+import { isQuery, launchChromium, screenshotPath } from './support.ts';
 
 const CONFIRMATIONS = 3;
 
 describe('web client: payment journey in a real browser', () => {
   let platform: Platform;
+  let api: RunningApi;
+  let port: number;
   let browser: Browser;
   let page: Page;
   let origin: string;
@@ -26,9 +31,9 @@ describe('web client: payment journey in a real browser', () => {
   beforeAll(async () => {
     await ensureWebBuild();
     platform = await startPlatform({ confirmations: CONFIRMATIONS });
-    const port = await findFreePort();
+    port = await findFreePort();
     origin = `http://127.0.0.1:${port}`;
-    await platform.startApi({ PORT: String(port), PUBLIC_ORIGIN: origin });
+    api = await platform.startApi({ PORT: String(port), PUBLIC_ORIGIN: origin });
     await mintUsdc(platform.anvil.rpcUrl, platform.token, devPayer(0).address, 50_000_000n);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
@@ -198,6 +203,64 @@ describe('web client: payment journey in a real browser', () => {
     await page.getByTestId('balance').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('shows a payment mined and credited while the live streams were down once they are back', async () => {
+    const payer = devPayer(1);
+    await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, 20_000_000n);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    page.setDefaultTimeout(20_000);
+    await page.goto(`${origin}/?rpc=${encodeURIComponent(platform.anvil.rpcUrl)}`);
+    await page.getByLabel('Account').selectOption('2');
+    await page.getByRole('button', { name: /Use Dev wallet/ }).click();
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page
+      .getByTestId('balance')
+      .filter({ hasText: /^0\s*credits$/ })
+      .waitFor();
+    await navTo(page, 'Buy credits');
+    await page.getByTestId('usdc-balance').filter({ hasText: '$20.00 USDC' }).waitFor();
+
+    // The streams drop, and the page cannot open them again until the test lets its probe through: the
+    // deposit is never told live, neither pending nor credited.
+    let away = true;
+    await page.route(isQuery('LiveCatchUp'), (route) =>
+      away ? route.abort('connectionrefused') : route.fallback(),
+    );
+    await api.close();
+    await page.getByTestId('reconnecting').waitFor();
+    api = await platform.startApi({ PORT: String(port), PUBLIC_ORIGIN: origin });
+
+    await page.getByRole('button', { name: '$5', exact: true }).click();
+    await page.getByRole('button', { name: 'Pay $5.00 USDC', exact: true }).click();
+    const tracker = page.getByTestId('payment-tracker');
+    await tracker.getByText(/mined in block/).waitFor();
+    await mineBlocks(platform.anvil.rpcUrl, CONFIRMATIONS);
+    const token = await signIn(origin, payer, platform.chainId);
+    await waitFor(
+      'the payment credited',
+      async () => {
+        const { me } = await gqlData<{ me: { balance: string } }>(origin, '{ me { balance } }', {}, token);
+        return me.balance === '5000';
+      },
+      30_000,
+    );
+    expect(await tracker.getAttribute('data-step')).toBe('sent');
+
+    // Back: the catch-up brings the balance ($5 = 5,000 credits) and, in the same answer, the payment's
+    // deposit, credited.
+    away = false;
+    await page
+      .getByTestId('nav-balance')
+      .filter({ hasText: /^5,000 credits$/ })
+      .waitFor();
+    expect(await tracker.getAttribute('data-step')).toBe('credited');
+    await tracker.getByText('5,000 credits are in your balance.').waitFor();
+    await page.getByTestId('reconnecting').waitFor({ state: 'detached' });
+    await page.screenshot({ path: screenshotPath('14-credited-while-away') });
     expect(pageErrors).toEqual([]);
   });
 });

@@ -58,3 +58,12 @@ export async function screenshotIfFailed(
     path: screenshotPath(`${prefix}-FAILED-${context.task.name.replace(/\W+/g, '-')}`),
   });
 }
+
+/**
+ * For `page.route` and response or request waits: the URL of the GraphQL query named `operation` as the
+ * page sends it, a GET on /graphql (urql sends queries as GETs).
+ */
+export function isQuery(operation: string): (url: URL) => boolean {
+  return (url) =>
+    url.pathname === '/graphql' && (url.searchParams.get('query') ?? '').includes(`query ${operation} `);
+}

@@ -7,6 +7,11 @@
  * dropped connection) is lost. So a stream that ends or fails makes the page say it is reconnecting, the
  * API is tried again with a growing delay, and once it answers the streams are opened again and the
  * balance read afresh; `ledgerVersion` moves, so every page refetches what it may have missed.
+ *
+ * That read races the new streams: an event heard on them while it is in flight may be newer than its
+ * answer (read before the event's entry was written). The streams are live by then and bring anything
+ * newer, so an event heard on them wins: the read's balance, or a deposit's state, is taken only when the
+ * streams have said nothing newer about it.
  */
 import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useClient } from 'urql';
@@ -81,6 +86,12 @@ export interface LiveState {
   reconnecting: boolean;
   /** A balance read by a query (e.g. right after a completion): moves the live balance if it changed. */
   reportBalance(balance: string): void;
+  /**
+   * Follows the deposit of transaction `txHash` (e.g. a payment just sent): a reconnection's catch-up
+   * brings its state even if the streams never told of it (mined and credited while they were down).
+   * Returns the unfollow.
+   */
+  follow(txHash: string): () => void;
 }
 
 const LiveContext = createContext<LiveState>({
@@ -89,6 +100,7 @@ const LiveContext = createContext<LiveState>({
   ledgerVersion: 0,
   reconnecting: false,
   reportBalance: () => {},
+  follow: () => () => {},
 });
 
 export function LiveProvider({ children }: { children: ReactNode }) {
@@ -105,10 +117,15 @@ export function LiveProvider({ children }: { children: ReactNode }) {
 
   /** Drops in a row of streams that did not stay up: an API that answers but ends them is not hammered. */
   const quickDrops = useRef(0);
+  /** The transaction hashes (lower case) whose deposits pages follow. */
+  const followed = useRef(new Set<string>());
 
   useEffect(() => {
     let closed = false;
     const openedAt = Date.now();
+    /** What these streams have told: it is newer than (or as new as) what the catch-up read. */
+    let balanceHeard = false;
+    const depositsHeard = new Set<string>();
     const dropped = () => {
       if (closed) return;
       closed = true;
@@ -122,7 +139,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       subscribe((result) => {
         if (result.error) return dropped();
         const update = result.data?.balanceUpdated;
-        if (update) setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
+        if (!update) return;
+        balanceHeard = true;
+        setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
       }),
     );
     const depositUpdates = pipe(
@@ -133,6 +152,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         const update = result.data?.depositUpdated;
         if (!update) return;
         const { id, txHash, status } = update;
+        depositsHeard.add(id);
         setDeposits((current) => new Map(current).set(id, { id, txHash, status, fragment: update }));
       }),
     );
@@ -144,13 +164,25 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         .then((result) => {
           const me = result.data?.me;
           if (closed || !me) return;
-          setBalance((current) => ({ balance: me.balance, version: current.version + 1 }));
-          // Deposits this page follows (seen live before) take their state now, as do those still
-          // pending: a deposit credited while the streams were down must not stay "pending" on screen.
+          // The version moves either way: pages refetch what the streams missed while they were down.
+          const stale = balanceHeard;
+          setBalance((current) => ({
+            balance: stale ? current.balance : me.balance,
+            version: current.version + 1,
+          }));
+          // Deposits this page follows (seen live before, or followed by their transaction) take their
+          // state now, as do those still pending: a deposit credited while the streams were down must not
+          // stay "pending" (or unseen) on screen. One the new streams already updated keeps that newer state.
+          const heard = new Set(depositsHeard);
           setDeposits((current) => {
             const next = new Map(current);
             for (const { node } of me.deposits.edges) {
-              if (current.has(node.id) || node.status === 'PENDING')
+              if (heard.has(node.id)) continue;
+              if (
+                current.has(node.id) ||
+                node.status === 'PENDING' ||
+                followed.current.has(node.txHash.toLowerCase())
+              )
                 next.set(node.id, { id: node.id, txHash: node.txHash, status: node.status, fragment: node });
             }
             return next;
@@ -187,6 +219,13 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       current.balance === reported ? current : { balance: reported, version: current.version + 1 },
     );
   }, []);
+  const follow = useCallback((txHash: string) => {
+    const key = txHash.toLowerCase();
+    followed.current.add(key);
+    return () => {
+      followed.current.delete(key);
+    };
+  }, []);
   const value = useMemo(
     () => ({
       balance: balance.balance,
@@ -194,8 +233,9 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       deposits,
       reconnecting: attempts !== null,
       reportBalance,
+      follow,
     }),
-    [balance, deposits, attempts, reportBalance],
+    [balance, deposits, attempts, reportBalance, follow],
   );
   return <LiveContext value={value}>{children}</LiveContext>;
 }

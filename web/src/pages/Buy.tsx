@@ -199,6 +199,9 @@ export function BuyPage() {
 function PaymentTracker({ hash, credits, gasless }: { hash: Hash; credits: string; gasless: boolean }) {
   const config = usePaymentConfig();
   const live = useLive();
+  const { follow } = live;
+  // A reconnection's catch-up brings this deposit even if it was mined and credited while the streams were down.
+  useEffect(() => follow(hash), [follow, hash]);
   const receipt = useWaitForTransactionReceipt({ hash, chainId: config.chainId });
   const deposit = [...live.deposits.values()].find((d) => d.txHash.toLowerCase() === hash.toLowerCase());
   const reverted = receipt.data?.status === 'reverted';
