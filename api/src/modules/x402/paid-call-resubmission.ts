@@ -135,9 +135,9 @@ export async function retryUnpaidSettlements(options: PaidCallResubmissionOption
   });
   for (const call of calls) {
     const log = { usageId: call.id, txHash: call.txHash, price: call.price.toString() };
-    const result = await x402.resubmit(call.payload, call.price).catch(
-      (error: unknown): Resubmission => ({ outcome: 'failed', reason: String(error) }),
-    );
+    const result = await x402
+      .resubmit(call.payload, call.price)
+      .catch((error: unknown): Resubmission => ({ outcome: 'failed', reason: String(error) }));
     if (result.outcome === 'submitted') {
       if (await recoverUnpaidCall(sql, call.id, call.txHash, result.txHash, call.price)) {
         recovered++;
