@@ -58,6 +58,9 @@ beforeAll(async () => {
     ...UNLIMITED_RATES,
     RELAY_RATE_LIMIT_IP_PER_HOUR: '1000',
     RELAY_RATE_LIMIT_WALLET_PER_HOUR: '100',
+    // An UNPAID call stays so here (what its wallet gets meanwhile); settling it again once the wallet can pay
+    // is x402-unpaid-retry.test.ts's.
+    X402_UNPAID_RETRY_MS: '3600000',
   };
   apiA = await platform.startApi(env);
   // A second replica as its own process: nothing kept in memory (the relayer's nonces and in-flight set, the

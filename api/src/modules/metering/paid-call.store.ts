@@ -460,14 +460,16 @@ export interface UnpaidRetry {
  */
 const CLAIM_UNPAID_RETRIES: Statement = {
   name: 'cm_claim_unpaid_retries',
-  text: `update usage_records u set payment_retried_at = $1::timestamptz
-   where u.id in (
-     select id from usage_records
-     where status = 'UNPAID' and payment_retried_at is not null
-       and payment_retried_at <= $1::timestamptz - greatest($3::bigint * interval '1 millisecond',
-         least(payment_retried_at - settled_at, $4::bigint * interval '1 millisecond'))
-     order by created_at limit $2 for update skip locked)
-   returning u.id, u.payment_tx_hash, u.user_price::text as user_price, u.payment_payload, u.created_at`,
+  text: `with claimed as (
+     update usage_records u set payment_retried_at = $1::timestamptz
+     where u.id in (
+       select id from usage_records
+       where status = 'UNPAID' and payment_retried_at is not null
+         and payment_retried_at <= $1::timestamptz - greatest($3::bigint * interval '1 millisecond',
+           least(payment_retried_at - settled_at, $4::bigint * interval '1 millisecond'))
+       order by created_at limit $2 for update skip locked)
+     returning u.id, u.payment_tx_hash, u.user_price, u.payment_payload, u.created_at)
+   select id, payment_tx_hash, user_price::text as user_price, payment_payload from claimed order by created_at`,
 };
 
 const unpaidRetryRow = z.object({
@@ -475,7 +477,6 @@ const unpaidRetryRow = z.object({
   payment_tx_hash: z.string().nullable(),
   user_price: z.string(),
   payment_payload: z.unknown(),
-  created_at: z.union([z.date(), z.string()]).transform((value) => new Date(value).getTime()),
 });
 
 /** Claims the UNPAID calls due for another settlement attempt (see the statement), oldest first. */
@@ -491,16 +492,16 @@ export async function claimUnpaidRetries(
     Math.round(backoff.minMs),
     Math.round(backoff.maxMs),
   ]);
-  return rows
-    .map((raw) => unpaidRetryRow.parse(raw))
-    .sort((a, b) => a.created_at - b.created_at)
-    .map((row) => ({
+  return rows.map((raw) => {
+    const row = unpaidRetryRow.parse(raw);
+    return {
       id: row.id,
       txHash: row.payment_tx_hash,
       price: BigInt(row.user_price),
       payload:
         typeof row.payment_payload === 'string' ? JSON.parse(row.payment_payload) : row.payment_payload,
-    }));
+    };
+  });
 }
 
 const RECOVER_UNPAID_CALL: Statement = {
