@@ -17,18 +17,19 @@ import { createGaslessPayer, type GaslessPayer, mintUsdc, usdcBalance } from '@c
 import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
 import { wrapFetchWithPayment } from '@x402/fetch';
-import pg from 'pg';
-import { type Address, createPublicClient, createTestClient, getAddress, http } from 'viem';
+import type pg from 'pg';
+import { type Address, createTestClient, getAddress, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
-import { auditPlatform } from './support/audit.ts';
+import { auditOnceSettled } from './support/audit.ts';
 import {
   completion,
   HOSTILE_MODEL,
   type HostileUpstream,
   startHostileUpstream,
 } from './support/hostile-upstream.ts';
-import { type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
+import { errorCode, relayerNonce, walletLedger } from './support/paid-calls.ts';
+import { connectApiDatabase, type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
 import { waitFor } from './support/wait-for.ts';
 
 let platform: Platform;
@@ -54,9 +55,7 @@ beforeAll(async () => {
   };
   apiA = await platform.startApi(env);
   apiB = await platform.startApi(env);
-  if (!platform.database) throw new Error('these tests run on PostgreSQL');
-  db = new pg.Client({ connectionString: platform.database.url });
-  await db.connect();
+  db = await connectApiDatabase(platform);
 }, 120_000);
 
 afterAll(async () => {
@@ -82,11 +81,7 @@ const request = (marker: string, maxTokens: number) =>
     messages: [{ role: 'user', content: marker }],
   });
 
-const chain = () => createPublicClient({ transport: http(platform.anvil.rpcUrl), pollingInterval: 50 });
 const balance = (owner: Address) => usdcBalance(platform.anvil.rpcUrl, platform.token, owner);
-/** The relayer's transactions so far, mined or pending: what it spent gas on. */
-const relayerNonce = () =>
-  chain().getTransactionCount({ address: devAccounts.relayer.address, blockTag: 'pending' });
 
 function uptoFetch(payer: GaslessPayer) {
   return wrapFetchWithPayment(
@@ -126,19 +121,6 @@ async function rowsOf(payer: Address): Promise<PaidRow[]> {
     [getAddress(payer)],
   );
   return rows as PaidRow[];
-}
-
-async function ledgerOf(wallet: Address) {
-  const { rows } = await db.query(
-    `select l.reason, l.amount::text as amount from ledger_entries l join accounts a on a.id = l.account_id
-     where a.wallet_address = $1 order by l.seq`,
-    [getAddress(wallet)],
-  );
-  return rows as { reason: string; amount: string }[];
-}
-
-async function errorCode(response: Response): Promise<string | undefined> {
-  return ((await response.json()) as { error?: { code?: string } }).error?.code;
 }
 
 /**
@@ -183,7 +165,7 @@ describe('an upto call whose payer could not pay at settlement time', () => {
     // for the probe (so its refusal is the platform's, not the facilitator's) but not settle the held call.
     expect(probeMaximum).toBeLessThan(signedMaximum);
     const treasuryBefore = await balance(platform.treasury);
-    const relayerBefore = await relayerNonce();
+    const relayerBefore = await relayerNonce(platform.anvil.rpcUrl);
 
     const payer = await unpaidCall('retry-held', signedMaximum);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, probeMaximum);
@@ -199,7 +181,7 @@ describe('an upto call whose payer could not pay at settlement time', () => {
       return (row?.payment_retried_at?.getTime() ?? 0) > (first?.payment_retried_at?.getTime() ?? 0);
     });
     expect((await rowsOf(payer.address)).map((row) => row.status)).toEqual(['UNPAID']);
-    expect(await relayerNonce()).toBe(relayerBefore);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(relayerBefore);
     expect(await balance(platform.treasury)).toBe(treasuryBefore);
 
     // The payer's funds are back (enough for this call and the next): one of the replicas settles the call
@@ -224,7 +206,7 @@ describe('an upto call whose payer could not pay at settlement time', () => {
       async () => (await rowsOf(payer.address))[0]?.status === 'BILLED',
       30_000,
     );
-    expect(await ledgerOf(payer.address)).toEqual([
+    expect(await walletLedger(db, payer.address)).toEqual([
       { reason: 'DEPOSIT', amount: PRICE.toString() },
       { reason: 'USAGE', amount: (-PRICE).toString() },
     ]);
@@ -255,7 +237,7 @@ describe('an upto call whose payer could not pay at settlement time', () => {
     await test.increaseTime({ seconds: 2 * VALID_SECONDS });
     await mineBlocks(platform.anvil.rpcUrl, 1);
     const treasuryBefore = await balance(platform.treasury);
-    const relayerBefore = await relayerNonce();
+    const relayerBefore = await relayerNonce(platform.anvil.rpcUrl);
     await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, signedMaximum);
     await waitFor(
       'the call given up',
@@ -265,10 +247,10 @@ describe('an upto call whose payer could not pay at settlement time', () => {
       },
       30_000,
     );
-    expect(await relayerNonce()).toBe(relayerBefore);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(relayerBefore);
     expect(await balance(platform.treasury)).toBe(treasuryBefore);
     expect(await balance(payer.address)).toBe(signedMaximum);
-    expect(await ledgerOf(payer.address)).toEqual([]);
+    expect(await walletLedger(db, payer.address)).toEqual([]);
     expect((await rowsOf(payer.address)).map((row) => [row.status, row.payment_tx_hash])).toEqual([
       ['UNPAID', null],
     ]);
@@ -277,23 +259,7 @@ describe('an upto call whose payer could not pay at settlement time', () => {
 
 describe('the audit after both', () => {
   it('is consistent, and lists only the call whose authorization expired as unpaid', async () => {
-    await mineBlocks(platform.anvil.rpcUrl, 3);
-    await waitFor(
-      'every deposit credited, no paid call running or awaiting',
-      async () => {
-        const { rows } = await db.query(
-          `select (select count(*) from deposits where status <> 'CREDITED')::int
-             + (select count(*) from usage_records where status in ('HELD', 'AWAITING_PAYMENT'))::int as open`,
-        );
-        return rows[0].open === 0;
-      },
-      30_000,
-    );
-    const report = await auditPlatform(
-      platform,
-      async (text, values) => (await db.query(text, [...values])).rows,
-      2,
-    );
+    const report = await auditOnceSettled(platform, db, 2);
     expect(report.discrepancies).toEqual([]);
     expect(report.unpaidCalls.map((call) => call.scheme)).toEqual(['upto']);
   }, 60_000);

@@ -376,6 +376,9 @@ const unsettledRow = z.object({
   payment_payload: z.unknown(),
 });
 
+/** `payment_payload` as read (jsonb, parsed or not, depending on the driver). */
+const storedPayload = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
+
 /** Paid calls whose settlement a deep reorg may have removed (oldest first); see {@link UnsettledPaidCall}. */
 export async function findUnsettledPaidCalls(sql: SqlRunner, limit: number): Promise<UnsettledPaidCall[]> {
   const rows = await sql.query(FIND_UNSETTLED_PAID_CALLS, [limit]);
@@ -387,8 +390,7 @@ export async function findUnsettledPaidCalls(sql: SqlRunner, limit: number): Pro
       scheme: row.payment_scheme,
       txHash: row.payment_tx_hash,
       amount: BigInt(row.payment_amount),
-      payload:
-        typeof row.payment_payload === 'string' ? JSON.parse(row.payment_payload) : row.payment_payload,
+      payload: storedPayload(row.payment_payload),
     };
   });
 }
@@ -498,8 +500,7 @@ export async function claimUnpaidRetries(
       id: row.id,
       txHash: row.payment_tx_hash,
       price: BigInt(row.user_price),
-      payload:
-        typeof row.payment_payload === 'string' ? JSON.parse(row.payment_payload) : row.payment_payload,
+      payload: storedPayload(row.payment_payload),
     };
   });
 }
