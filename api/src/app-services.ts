@@ -247,7 +247,8 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
           })
         : null;
     const solvencySnapshots = services.solvency.startSnapshots();
-    // Submits again the payments whose settlement a reorg deeper than CONFIRMATIONS removed.
+    // Submits again the payments whose settlement a reorg deeper than CONFIRMATIONS removed, and settles again
+    // the upto calls whose settlement failed after serving (UNPAID) while their authorization is valid.
     const resubmission = services.x402
       ? startPaidCallResubmission({
           sql: sqlFor(orm),
@@ -255,6 +256,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
           x402: services.x402,
           logger,
           intervalMs: config.x402ResubmitMs,
+          unpaidRetryMs: config.x402UnpaidRetryMs,
           onUnpaid: (scheme) => metrics.unpaidCalls.inc({ scheme }),
         })
       : null;

@@ -281,6 +281,11 @@ const schema = z.object({
    */
   X402_RESUBMIT_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
   /**
+   * The least time (ms) between two attempts to settle an UNPAID `upto` call again while its authorization is
+   * valid (x402 `paid-call-resubmission.ts`); the wait grows with the time the call has been unpaid.
+   */
+  X402_UNPAID_RETRY_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
+  /**
    * How long a payer's signed payment stays valid, in seconds (the offer's `maxTimeoutSeconds`), and so the
    * longest a paid call waits for its settlement to be mined before it gives up and serves nothing.
    */
@@ -366,6 +371,8 @@ export interface ApiConfig {
   x402: boolean;
   /** How often paid calls whose settlement a deep reorg removed are looked for (`X402_RESUBMIT_MS`). */
   x402ResubmitMs: number;
+  /** The least time between two attempts to settle an UNPAID `upto` call again (`X402_UNPAID_RETRY_MS`). */
+  x402UnpaidRetryMs: number;
   /** How long a signed payment stays valid and its settlement is awaited (`X402_MAX_TIMEOUT_SECONDS`). */
   x402MaxTimeoutSeconds: number;
   /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
@@ -500,6 +507,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       : null,
     x402: relayerKey !== undefined && env.X402 !== 'off',
     x402ResubmitMs: env.X402_RESUBMIT_MS,
+    x402UnpaidRetryMs: env.X402_UNPAID_RETRY_MS,
     x402MaxTimeoutSeconds: env.X402_MAX_TIMEOUT_SECONDS,
     relay: { minAmount: env.RELAY_MIN_AMOUNT },
     crashAt: env.CHAINMETER_CRASH_AT,

@@ -20,7 +20,7 @@ import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
 import type { PaymentPayload, PaymentRequired, PaymentRequirements } from '@x402/core/types';
 import { wrapFetchWithPayment } from '@x402/fetch';
-import pg from 'pg';
+import type pg from 'pg';
 import {
   type Address,
   createPublicClient,
@@ -33,10 +33,12 @@ import {
 } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
-import { auditPlatform } from './support/audit.ts';
+import { auditOnceSettled } from './support/audit.ts';
 import { gql } from './support/graphql.ts';
+import { errorCode, relayerNonce, walletLedger } from './support/paid-calls.ts';
 import {
   type ApiProcess,
+  connectApiDatabase,
   type Platform,
   spawnApiProcess,
   startPlatform,
@@ -58,14 +60,15 @@ beforeAll(async () => {
     ...UNLIMITED_RATES,
     RELAY_RATE_LIMIT_IP_PER_HOUR: '1000',
     RELAY_RATE_LIMIT_WALLET_PER_HOUR: '100',
+    // An UNPAID call stays so here (what its wallet gets meanwhile); settling it again once the wallet can pay
+    // is x402-unpaid-retry.test.ts's.
+    X402_UNPAID_RETRY_MS: '3600000',
   };
   apiA = await platform.startApi(env);
   // A second replica as its own process: nothing kept in memory (the relayer's nonces and in-flight set, the
   // facilitator's state) is shared with the first, only the database and the chain.
   apiB = await spawnApiProcess(platform.apiEnv(env));
-  if (!platform.database) throw new Error('these tests run on PostgreSQL');
-  db = new pg.Client({ connectionString: platform.database.url });
-  await db.connect();
+  db = await connectApiDatabase(platform);
 }, 120_000);
 
 afterAll(async () => {
@@ -131,15 +134,6 @@ async function rowsOf(payer: Address): Promise<PaidRow[]> {
   return rows as PaidRow[];
 }
 
-async function ledgerOf(wallet: Address) {
-  const { rows } = await db.query(
-    `select l.reason, l.amount::text as amount from ledger_entries l join accounts a on a.id = l.account_id
-     where a.wallet_address = $1 order by l.seq`,
-    [getAddress(wallet)],
-  );
-  return rows as { reason: string; amount: string }[];
-}
-
 /** Mines the confirmations, then waits until `wallet` has `deposits` credited and no paid call awaiting. */
 async function waitForCredit(wallet: Address, deposits: number) {
   await mineBlocks(platform.anvil.rpcUrl, 3);
@@ -155,15 +149,6 @@ async function waitForCredit(wallet: Address, deposits: number) {
     },
     30_000,
   );
-}
-
-async function errorCode(response: Response): Promise<string | undefined> {
-  const text = await response.text();
-  try {
-    return (JSON.parse(text) as { error?: { code?: string } }).error?.code;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -182,10 +167,6 @@ async function withBlockTime<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The relayer's transactions so far, mined or pending: what it spent gas on. */
-const relayerNonce = () =>
-  chain().getTransactionCount({ address: devAccounts.relayer.address, blockTag: 'pending' });
-
 describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
   for (const scheme of ['exact', 'upto'] as const) {
     it(`${scheme}: to one instance twice and to a second instance once, exactly one call is served and paid`, async () => {
@@ -193,7 +174,7 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
       const offer = await offerFor();
       const signedMaximum = BigInt(requirementOf(offer, scheme).amount);
       const header = paymentHeader(await signedPayment(payer, offer, scheme));
-      const relayerBefore = await relayerNonce();
+      const relayerBefore = await relayerNonce(platform.anvil.rpcUrl);
       const answers = await withBlockTime(() =>
         Promise.all(
           [apiA.url, apiA.url, apiB.url].map(async (url) => {
@@ -215,7 +196,7 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
       const served = rows.filter((row) => row.status !== 'RELEASED');
       expect(served).toHaveLength(1);
       // One settlement sent: no gas spent on the copies.
-      expect(await relayerNonce()).toBe(relayerBefore + 1);
+      expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(relayerBefore + 1);
       const price = BigInt(served[0]?.user_price ?? -1);
       expect(price).toBeGreaterThan(0n);
       // exact moves the signed maximum once (the rest stays as credits); upto moves the price once.
@@ -224,7 +205,7 @@ describe('the same PAYMENT-SIGNATURE sent several times at once', () => {
         5_000_000n - moved,
       );
       await waitForCredit(payer.address, 1);
-      expect(await ledgerOf(payer.address)).toEqual([
+      expect(await walletLedger(db, payer.address)).toEqual([
         { reason: 'DEPOSIT', amount: moved.toString() },
         { reason: 'USAGE', amount: (-price).toString() },
       ]);
@@ -275,7 +256,7 @@ describe('upto: the payer moves its funds away while its call runs', () => {
     expect(sample(await scrape(apiA.url), 'chainmeter_unpaid_calls_total', { scheme: 'upto' })).toBe(
       unpaidBefore + 1,
     );
-    expect(await ledgerOf(payer.address)).toEqual([]);
+    expect(await walletLedger(db, payer.address)).toEqual([]);
 
     // Funded again, the same payer asks for another upto call: refused before anything is served or moved,
     // on either instance.
@@ -449,7 +430,7 @@ describe('exact: the payer front-runs the settlement with its own transferWithAu
     // The payer's own transfer moved the amount once; it is the payer's deposit, nothing charged against it.
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n - amount);
     await waitForCredit(payer.address, 1);
-    expect(await ledgerOf(payer.address)).toEqual([{ reason: 'DEPOSIT', amount: amount.toString() }]);
+    expect(await walletLedger(db, payer.address)).toEqual([{ reason: 'DEPOSIT', amount: amount.toString() }]);
   }, 60_000);
 });
 
@@ -538,7 +519,7 @@ describe('malformed payments: a 4xx with a code, never a 500', () => {
         paymentHeader({ ...exact, accepted: { junk: 'x'.repeat(9_000) } }),
       ],
     ];
-    const relayerBefore = await relayerNonce();
+    const relayerBefore = await relayerNonce(platform.anvil.rpcUrl);
     const failures: string[] = [];
     for (const [name, header] of cases) {
       const response = await chat(apiA.url, header);
@@ -580,7 +561,7 @@ describe('malformed payments: a 4xx with a code, never a 500', () => {
     // A header larger than the server takes is refused by the HTTP layer (431), never a 500.
     const huge = await chat(apiA.url, raw('A'.repeat(200_000))).catch(() => null);
     if (huge) expect(huge.status).toBeLessThan(500);
-    expect(await relayerNonce()).toBe(relayerBefore);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(relayerBefore);
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
     expect((await rowsOf(payer.address)).filter((row) => row.status !== 'RELEASED')).toEqual([]);
   }, 60_000);
@@ -604,7 +585,7 @@ describe('the gasless top-up relayer', () => {
   it('relays one authorization sent at once to two instances, three times: one transaction, credited once', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
     const input = await signed(payer, { value: 2_000_000n });
-    const before = await relayerNonce();
+    const before = await relayerNonce(platform.anvil.rpcUrl);
     const answers = await withBlockTime(async () => {
       const all = await Promise.all([relay(apiA.url, input), relay(apiA.url, input), relay(apiB.url, input)]);
       const sent = all.find((answer) => answer.data?.relayPayment)?.data?.relayPayment.txHash;
@@ -620,11 +601,11 @@ describe('the gasless top-up relayer', () => {
       );
     }
     // No gas spent on what could be refused: one transaction.
-    expect(await relayerNonce()).toBe(before + 1);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(before + 1);
     await chain().waitForTransactionReceipt({ hash: relayed[0]?.data?.relayPayment.txHash as Hash });
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(3_000_000n);
     await waitForCredit(payer.address, 1);
-    expect(await ledgerOf(payer.address)).toEqual([{ reason: 'DEPOSIT', amount: '2000000' }]);
+    expect(await walletLedger(db, payer.address)).toEqual([{ reason: 'DEPOSIT', amount: '2000000' }]);
 
     // Replayed once mined, on either instance: refused, nothing sent.
     for (const url of [apiA.url, apiB.url]) {
@@ -634,12 +615,12 @@ describe('the gasless top-up relayer', () => {
         reason: 'AUTHORIZATION_USED',
       });
     }
-    expect(await relayerNonce()).toBe(before + 1);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(before + 1);
   }, 60_000);
 
   it('refuses value 0, another payee and another token before sending anything', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
-    const before = await relayerNonce();
+    const before = await relayerNonce(platform.anvil.rpcUrl);
     const zero = await relay(apiA.url, await signed(payer, { value: 0n }));
     expect(zero.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'BELOW_MINIMUM' });
     const payee = await relay(apiA.url, await signed(payer, { value: 2_000_000n, to: payer.address }));
@@ -663,30 +644,14 @@ describe('the gasless top-up relayer', () => {
       code: 'BAD_USER_INPUT',
       reason: 'INVALID_SIGNATURE',
     });
-    expect(await relayerNonce()).toBe(before);
+    expect(await relayerNonce(platform.anvil.rpcUrl)).toBe(before);
     expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n);
   }, 30_000);
 });
 
 describe('the audit after all of the above', () => {
   it('is consistent, and lists the one call served and never paid', async () => {
-    await mineBlocks(platform.anvil.rpcUrl, 3);
-    await waitFor(
-      'every deposit credited, no paid call running or awaiting',
-      async () => {
-        const { rows } = await db.query(
-          `select (select count(*) from deposits where status <> 'CREDITED')::int
-             + (select count(*) from usage_records where status in ('HELD', 'AWAITING_PAYMENT'))::int as open`,
-        );
-        return rows[0].open === 0;
-      },
-      30_000,
-    );
-    const report = await auditPlatform(
-      platform,
-      async (text, values) => (await db.query(text, [...values])).rows,
-      2,
-    );
+    const report = await auditOnceSettled(platform, db, 2);
     expect(report.discrepancies).toEqual([]);
     // The upto call whose payer emptied its wallet while it ran; the refused copies and bursts left nothing.
     expect(report.unpaidCalls.map((call) => call.scheme)).toEqual(['upto']);

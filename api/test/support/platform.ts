@@ -14,6 +14,7 @@ import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { captureOutput, spawnGroup, stopGroup } from '@chainmeter/testkit/process-group';
 import { deployTestUsdc } from '@chainmeter/testkit/token';
+import pg from 'pg';
 import type { Address } from 'viem';
 import { loadConfig } from '../../src/env.ts';
 import { type RunningApi, startApi } from '../../src/server.ts';
@@ -141,6 +142,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     throw error;
   }
+}
+
+/** A client on the platform's API database (PostgreSQL only), to read what the API wrote; the caller ends it. */
+export async function connectApiDatabase(platform: Pick<Platform, 'database'>): Promise<pg.Client> {
+  if (!platform.database) throw new Error('these tests run on PostgreSQL');
+  const db = new pg.Client({ connectionString: platform.database.url });
+  await db.connect();
+  return db;
 }
 
 /** The devnet's i-th payer account (fails loudly rather than returning undefined). */

@@ -5,10 +5,11 @@
  * its price in that payer's account:
  * - `exact`: the settlement moved the signed maximum (the call's hold); the price is at most that;
  * - `upto`: the settlement moved exactly the price.
- * A call served and never paid (UNPAID: an `upto` settlement that failed after serving, or a settlement a deep
- * reorg removed whose authorization expired before it could be submitted again) is listed, not a
- * discrepancy; a priced call whose confirmed settlement was never credited (still AWAITING_PAYMENT) is one.
- * A settlement submitted again after a deep reorg is found by the call's current `payment_tx_hash`.
+ * A call served and not paid (UNPAID: an `upto` settlement that failed after serving and was not settled again
+ * yet or whose authorization expired, or a settlement a deep reorg removed whose authorization expired before
+ * it could be submitted again) is listed, not a discrepancy; a priced call whose confirmed settlement was
+ * never credited (still AWAITING_PAYMENT) is one. A settlement submitted again (after a deep reorg, or for an
+ * UNPAID call) is found by the call's current `payment_tx_hash`.
  */
 import { sameAddress } from './audit-sides.ts';
 import type {

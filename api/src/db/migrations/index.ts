@@ -18,6 +18,7 @@ import { Migration20261204100000_x402_authorization_claim } from './Migration202
 import { Migration20261204110000_x402_unpaid_payer } from './Migration20261204110000_x402_unpaid_payer.ts';
 import { Migration20261204120000_relay_claims } from './Migration20261204120000_relay_claims.ts';
 import { Migration20261204130000_x402_upto_running } from './Migration20261204130000_x402_upto_running.ts';
+import { Migration20261204140000_x402_unpaid_retry } from './Migration20261204140000_x402_unpaid_retry.ts';
 
 /**
  * Every migration, in order. An explicit list (not a folder glob) so that migrations load the same
@@ -49,4 +50,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261204110000_x402_unpaid_payer', class: Migration20261204110000_x402_unpaid_payer },
   { name: 'Migration20261204120000_relay_claims', class: Migration20261204120000_relay_claims },
   { name: 'Migration20261204130000_x402_upto_running', class: Migration20261204130000_x402_upto_running },
+  { name: 'Migration20261204140000_x402_unpaid_retry', class: Migration20261204140000_x402_unpaid_retry },
 ];

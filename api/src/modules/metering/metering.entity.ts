@@ -71,6 +71,11 @@ export const UsageRecord = defineEntity({
     paymentPayload: p.json<Record<string, unknown>>().nullable(),
     /** The signed authorization the payment spends (signer and nonce): it pays for one call. */
     paymentAuthorization: p.string().columnType('text').nullable(),
+    /**
+     * An UNPAID `upto` call still to be settled again: when it was last tried (first: when it became UNPAID);
+     * null once it is not to be tried again (x402 `paid-call-resubmission.ts`).
+     */
+    paymentRetriedAt: p.datetime().nullable(),
     /** Whether the call's hold is on its account's `held` (always for a keyed call). */
     accountHeld: p.boolean().default(true),
   },

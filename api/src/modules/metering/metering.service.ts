@@ -501,7 +501,8 @@ export function createMeteringService(options: MeteringOptions): MeteringService
           );
         } catch (error) {
           const reason = `payment failed after serving: ${String((error as Error).message)}`.slice(0, 500);
-          await finishPaidCall(sql, held.usageId, 'UNPAID', { ...settlement, error: reason });
+          // The settlement is kept as priced: the call is settled again while its authorization is valid.
+          await finishPaidCall(sql, held.usageId, 'UNPAID', settlement, reason);
           holds.close(held.usageId);
           logger.warn({ usageId: held.usageId, err: error }, 'a paid call was served and not paid');
           options.onUnpaid?.(payment.scheme);

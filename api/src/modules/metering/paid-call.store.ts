@@ -135,8 +135,10 @@ const FINISH_PAID_CALL: Statement = {
   text: `update usage_records set status = $2, prompt_tokens = $3, completion_tokens = $4,
      provider_cost = $5::bigint, user_price = $6::bigint, latency_ms = $7,
      flags = coalesce(string_to_array(nullif($8, ''), ','), '{}'), error = $9,
-     outcome = case when $2 = 'AWAITING_PAYMENT' then $10::jsonb else null end,
-     settled_at = case when $2 = 'AWAITING_PAYMENT' then null else $11::timestamptz end
+     outcome = case when $2 in ('AWAITING_PAYMENT', 'UNPAID') then $10::jsonb else null end,
+     settled_at = case when $2 = 'AWAITING_PAYMENT' then null else $11::timestamptz end,
+     payment_retried_at = case when $2 = 'UNPAID' and payment_scheme = 'upto' and payment_payload is not null
+       and $6::bigint > 0 then $11::timestamptz end
    where id = $1::uuid and status = 'HELD' and not account_held
      and ($2 <> 'AWAITING_PAYMENT' or payment_tx_hash is not null)
    returning id`,
@@ -144,15 +146,17 @@ const FINISH_PAID_CALL: Statement = {
 
 /**
  * Ends a paid call whose hold is not on its account: AWAITING_PAYMENT (priced, its USAGE entry follows when
- * its settlement is credited), RELEASED (free) or UNPAID (served, the settlement failed). False when the row
- * is no longer such a call: crediting put its hold on the account meanwhile (settle it as a keyed call), or
- * it is settled already.
+ * its settlement is credited), RELEASED (free) or UNPAID (served, the settlement failed: `error` says why).
+ * An UNPAID `upto` call with a price keeps its settlement and is settled again while its authorization is
+ * valid ({@link claimUnpaidRetries}). False when the row is no longer such a call: crediting put its hold on
+ * the account meanwhile (settle it as a keyed call), or it is settled already.
  */
 export async function finishPaidCall(
   sql: SqlRunner,
   usageId: string,
   status: 'AWAITING_PAYMENT' | 'RELEASED' | 'UNPAID',
   settlement: Settlement,
+  error: string | null = settlement.error,
 ): Promise<boolean> {
   const rows = await sql.query(FINISH_PAID_CALL, [
     usageId,
@@ -163,7 +167,7 @@ export async function finishPaidCall(
     settlement.userPrice.toString(),
     settlement.latencyMs === null ? null : Math.round(settlement.latencyMs),
     settlement.flags.join(','),
-    settlement.error,
+    error,
     JSON.stringify(settlementToJson(settlement)),
     new Date().toISOString(),
   ]);
@@ -372,6 +376,9 @@ const unsettledRow = z.object({
   payment_payload: z.unknown(),
 });
 
+/** `payment_payload` as read (jsonb, parsed or not, depending on the driver). */
+const storedPayload = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
+
 /** Paid calls whose settlement a deep reorg may have removed (oldest first); see {@link UnsettledPaidCall}. */
 export async function findUnsettledPaidCalls(sql: SqlRunner, limit: number): Promise<UnsettledPaidCall[]> {
   const rows = await sql.query(FIND_UNSETTLED_PAID_CALLS, [limit]);
@@ -383,8 +390,7 @@ export async function findUnsettledPaidCalls(sql: SqlRunner, limit: number): Pro
       scheme: row.payment_scheme,
       txHash: row.payment_tx_hash,
       amount: BigInt(row.payment_amount),
-      payload:
-        typeof row.payment_payload === 'string' ? JSON.parse(row.payment_payload) : row.payment_payload,
+      payload: storedPayload(row.payment_payload),
     };
   });
 }
@@ -434,5 +440,109 @@ export async function markPaidCallUnpaid(
   now: Date,
 ): Promise<boolean> {
   const rows = await sql.query(MARK_PAID_CALL_UNPAID, [usageId, txHash.toLowerCase(), now.toISOString()]);
+  return rows.length === 1;
+}
+
+/** An UNPAID `upto` call to settle again: its authorization may still be unused and valid. */
+export interface UnpaidRetry {
+  id: string;
+  /** The failed settlement's transaction, if it was broadcast (the guard of {@link recoverUnpaidCall}). */
+  txHash: string | null;
+  /** The call's user price: what to settle (token base units, one per micro-USD). */
+  price: bigint;
+  /** The payment as accepted, as {@link placePaidCall} kept it. */
+  payload: unknown;
+}
+
+/**
+ * Claims up to $2 UNPAID calls due for a retry, oldest first: the back-off since the last attempt is the time
+ * the call had been unpaid by then, at least $3 and at most $4 ms, so the attempts of a call that never gets
+ * paid thin out (its authorization expires anyway). Claiming records the attempt, so of several replicas one
+ * takes a call per back-off, and a pass takes each call once.
+ */
+const CLAIM_UNPAID_RETRIES: Statement = {
+  name: 'cm_claim_unpaid_retries',
+  text: `with claimed as (
+     update usage_records u set payment_retried_at = $1::timestamptz
+     where u.id in (
+       select id from usage_records
+       where status = 'UNPAID' and payment_retried_at is not null
+         and payment_retried_at <= $1::timestamptz - greatest($3::bigint * interval '1 millisecond',
+           least(payment_retried_at - settled_at, $4::bigint * interval '1 millisecond'))
+       order by created_at limit $2 for update skip locked)
+     returning u.id, u.payment_tx_hash, u.user_price, u.payment_payload, u.created_at)
+   select id, payment_tx_hash, user_price::text as user_price, payment_payload from claimed order by created_at`,
+};
+
+const unpaidRetryRow = z.object({
+  id: z.string(),
+  payment_tx_hash: z.string().nullable(),
+  user_price: z.string(),
+  payment_payload: z.unknown(),
+});
+
+/** Claims the UNPAID calls due for another settlement attempt (see the statement), oldest first. */
+export async function claimUnpaidRetries(
+  sql: SqlRunner,
+  now: Date,
+  limit: number,
+  backoff: { minMs: number; maxMs: number },
+): Promise<UnpaidRetry[]> {
+  const rows = await sql.query(CLAIM_UNPAID_RETRIES, [
+    now.toISOString(),
+    limit,
+    Math.round(backoff.minMs),
+    Math.round(backoff.maxMs),
+  ]);
+  return rows.map((raw) => {
+    const row = unpaidRetryRow.parse(raw);
+    return {
+      id: row.id,
+      txHash: row.payment_tx_hash,
+      price: BigInt(row.user_price),
+      payload: storedPayload(row.payment_payload),
+    };
+  });
+}
+
+const RECOVER_UNPAID_CALL: Statement = {
+  name: 'cm_recover_unpaid_call',
+  text: `update usage_records set status = 'AWAITING_PAYMENT', payment_tx_hash = $3, payment_amount = $4::bigint,
+     error = outcome->>'error', settled_at = null, payment_retried_at = null
+   where id = $1::uuid and status = 'UNPAID' and outcome is not null and payment_tx_hash is not distinct from $2
+   returning id`,
+};
+
+/**
+ * An UNPAID call settled again: it awaits its payment (`newTxHash`, lowercase, for `amount`), and crediting
+ * charges it when it credits that transfer, as any AWAITING_PAYMENT call. Guarded by the status and the
+ * failed settlement's hash (null if none was broadcast): of several replicas, one moves it, once. False
+ * when the row is no longer that UNPAID call.
+ */
+export async function recoverUnpaidCall(
+  sql: SqlRunner,
+  usageId: string,
+  oldTxHash: string | null,
+  newTxHash: string,
+  amount: bigint,
+): Promise<boolean> {
+  const rows = await sql.query(RECOVER_UNPAID_CALL, [
+    usageId,
+    oldTxHash?.toLowerCase() ?? null,
+    newTxHash.toLowerCase(),
+    amount.toString(),
+  ]);
+  return rows.length === 1;
+}
+
+const END_UNPAID_RETRIES: Statement = {
+  name: 'cm_end_unpaid_retries',
+  text: `update usage_records set payment_retried_at = null where id = $1::uuid and status = 'UNPAID'
+   returning id`,
+};
+
+/** The call's authorization expired or was spent elsewhere: it stays UNPAID, never tried again. */
+export async function endUnpaidRetries(sql: SqlRunner, usageId: string): Promise<boolean> {
+  const rows = await sql.query(END_UNPAID_RETRIES, [usageId]);
   return rows.length === 1;
 }

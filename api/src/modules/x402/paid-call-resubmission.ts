@@ -17,7 +17,16 @@
  * moves the money and every other reverts. Only a successful one replaces the row's hash, and the guard
  * lets one replica do it once.
  *
- * Every replica runs one; each pass handles the oldest calls first, one at a time.
+ * An `upto` call whose settlement failed after serving (UNPAID: the payer's wallet was empty then, or the
+ * relayer, the RPC or a nonce collision failed) is settled again the same way, for the call's price (never
+ * more), while its authorization is unused and valid ({@link retryUnpaidSettlements}): once a submission
+ * succeeded, the call gets its transaction's hash and amount and awaits its payment (AWAITING_PAYMENT, a
+ * guarded update that requires the UNPAID status and the failed settlement's hash), and crediting charges it
+ * when it credits that transfer. Each attempt is recorded on the call, and the next one waits as long as the
+ * call had been unpaid by then (at least `unpaidRetryMs`, at most an hour), so a payer that never pays again
+ * costs the relayer little. Expired, or spent by a transaction that is not the call's: UNPAID for good.
+ *
+ * Every replica runs one; each pass handles the oldest calls first, one at a time, each at most once.
  */
 import type { Logger } from 'pino';
 import {
@@ -28,12 +37,15 @@ import {
 } from 'viem';
 import type { SqlRunner } from '../../db/sql.ts';
 import {
+  claimUnpaidRetries,
+  endUnpaidRetries,
   findUnsettledPaidCalls,
   markPaidCallUnpaid,
   type PaymentScheme,
+  recoverUnpaidCall,
   replacePaymentTx,
 } from '../metering/paid-call.store.ts';
-import type { X402Service } from './x402.service.ts';
+import type { Resubmission, X402Service } from './x402.service.ts';
 
 export interface PaidCallResubmissionOptions {
   sql: SqlRunner;
@@ -42,8 +54,10 @@ export interface PaidCallResubmissionOptions {
   logger: Logger;
   /** A call that ended UNPAID because its authorization expired (the unpaid calls metric). */
   onUnpaid?: (scheme: PaymentScheme) => void;
-  /** At most this many calls are looked at per pass. */
+  /** At most this many calls are looked at per pass (of each kind). */
   batchSize?: number;
+  /** The least time between two attempts to settle an UNPAID call again (default 5 s). */
+  unpaidRetryMs?: number;
 }
 
 /** What one pass did. */
@@ -51,6 +65,9 @@ export interface ResubmissionPass {
   resubmitted: number;
   unpaid: number;
 }
+
+/** The longest wait between two attempts to settle an UNPAID call again. */
+const MAX_UNPAID_RETRY_MS = 3_600_000;
 
 /** Whether the transaction is on neither the current chain nor in the node's pool. */
 async function transactionGone(chain: PaidCallResubmissionOptions['chain'], hash: Hash): Promise<boolean> {
@@ -105,11 +122,43 @@ export async function resubmitRemovedSettlements(
   return pass;
 }
 
+/**
+ * Settles again the UNPAID `upto` calls due for an attempt (see the module comment); how many now await their
+ * payment.
+ */
+export async function retryUnpaidSettlements(options: PaidCallResubmissionOptions): Promise<number> {
+  const { sql, x402, logger } = options;
+  let recovered = 0;
+  const calls = await claimUnpaidRetries(sql, new Date(), options.batchSize ?? 50, {
+    minMs: options.unpaidRetryMs ?? 5_000,
+    maxMs: MAX_UNPAID_RETRY_MS,
+  });
+  for (const call of calls) {
+    const log = { usageId: call.id, txHash: call.txHash, price: call.price.toString() };
+    const result = await x402
+      .resubmit(call.payload, call.price)
+      .catch((error: unknown): Resubmission => ({ outcome: 'failed', reason: String(error) }));
+    if (result.outcome === 'submitted') {
+      if (await recoverUnpaidCall(sql, call.id, call.txHash, result.txHash, call.price)) {
+        recovered++;
+        logger.warn({ ...log, newTxHash: result.txHash }, 'x402: an unpaid call was settled again');
+      }
+    } else if (result.outcome === 'failed') {
+      logger.info({ ...log, reason: result.reason }, 'x402: an unpaid call could not be settled yet');
+    } else {
+      // Expired, or its nonce spent by a transaction that is not the call's: it can never be settled.
+      await endUnpaidRetries(sql, call.id);
+      logger.warn({ ...log, outcome: result.outcome }, 'x402: an unpaid call can no longer be settled');
+    }
+  }
+  return recovered;
+}
+
 export interface PaidCallResubmission {
   stop(): Promise<void>;
 }
 
-/** Runs {@link resubmitRemovedSettlements} every `intervalMs` (one pass at a time) until stopped. */
+/** Runs {@link resubmitRemovedSettlements} (and {@link retryUnpaidSettlements}) every `intervalMs` (one pass at a time) until stopped. */
 export function startPaidCallResubmission(
   options: PaidCallResubmissionOptions & { intervalMs: number },
 ): PaidCallResubmission {
@@ -121,6 +170,11 @@ export function startPaidCallResubmission(
       .then(
         () => undefined,
         (error: unknown) => options.logger.warn({ err: error }, 'x402: resubmission pass failed'),
+      )
+      .then(() => retryUnpaidSettlements(options))
+      .then(
+        () => undefined,
+        (error: unknown) => options.logger.warn({ err: error }, 'x402: unpaid retry pass failed'),
       )
       .finally(() => {
         if (stopped) return;

@@ -83,11 +83,11 @@ export interface X402Service {
   /** Whether `upto` is offered (Permit2 and the upto proxy have code on this chain). */
   offersUpto(): Promise<boolean>;
   /**
-   * Submits a payment again whose settlement a deep reorg removed (`stored` as `CallPayment.payload` kept
-   * it), for `amount` (upto: the price settled before; exact: the signed amount), if its authorization is
-   * still unused on chain and valid. `used`: the authorization was spent on this chain already (the original
-   * transaction mined again, or another replica's resubmission): nothing to do. `expired`: it can never be
-   * settled. `failed`: try again later.
+   * Submits a payment again whose settlement a deep reorg removed, or whose upto settlement failed (UNPAID),
+   * as `CallPayment.payload` kept it (`stored`), for `amount` (upto: the call's price; exact: the signed
+   * amount), if its authorization is still unused on chain and valid. `used`: the authorization was spent on
+   * this chain already (the original transaction mined again, or another replica's resubmission): nothing to
+   * do. `expired`: it can never be settled. `failed`: try again later.
    */
   resubmit(stored: unknown, amount: bigint): Promise<Resubmission>;
 }
@@ -167,7 +167,7 @@ export function createX402Service(options: X402Options): X402Service {
   const paidCalls = options.registry
     ? new Counter({
         name: `${METRIC_PREFIX}x402_payments_total`,
-        help: 'x402 payments by scheme and outcome: settled, refused (402), settlement_failed (an upto payment that failed after serving), resubmitted / resubmit_failed (submitted again after a deep reorg removed its settlement)',
+        help: 'x402 payments by scheme and outcome: settled, refused (402), settlement_failed (an upto payment that failed after serving), resubmitted / resubmit_failed (submitted again after a deep reorg removed its settlement, or for an UNPAID upto call)',
         labelNames: ['scheme', 'outcome'],
         registers: [options.registry],
       })
