@@ -4,7 +4,7 @@
  * API's own dev model as the upstream): the API goes away while money moves and comes back; the session
  * ends behind the page's back (revoked server-side, signed out in another tab); amounts at the edges
  * (one micro-USD, over a million USDC, a debt after a deep reorg) are shown digit for digit; what the page
- * reads to catch up after a reconnection never replaces a newer live figure.
+ * reads (to catch up after a reconnection, after a playground completion) never replaces a newer live figure.
  */
 import { type RunningApi, startApi } from '@chainmeter/api/server';
 import { testApiConfig } from '@chainmeter/api/testing/config';
@@ -128,6 +128,30 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(response.status).toBe(200);
   }
 
+  /**
+   * A platform of its own (database, indexer, an API on `listenPort` with `extra`): its API's gauge counts
+   * one page's streams only, and its crediting publishes to them (without Redis, events stay in the API that
+   * wrote the entry).
+   */
+  async function ownPlatform(name: string, listenPort: number, extra: Record<string, string> = {}) {
+    const own = { database: await createTestDatabase(name), indexer: await startFakeIndexer(CHAIN_ID) };
+    return { ...own, api: await startApiOn(listenPort, own, extra) };
+  }
+
+  /** Until `apiUrl` (started with METRICS_CACHE_MS=0) has one subscription on each of `channels`. */
+  async function streamsListening(apiUrl: string, channels: string[]): Promise<void> {
+    await waitFor(
+      'the streams listening',
+      async () => {
+        const metrics = await scrape(apiUrl);
+        return channels.every(
+          (channel) => sample(metrics, 'chainmeter_graphql_live_subscriptions', { channel }) === 1,
+        );
+      },
+      20_000,
+    );
+  }
+
   /** A fresh browser context signed in with dev payer `index` (1-8) on the dashboard of `apiUrl`. */
   async function signedInPage(index: number, apiUrl = api.url): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -225,14 +249,9 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
   it('keeps a live balance and deposit state newer than what its catch-up read after a reconnection', async () => {
     const payer = devAccounts.payers[7];
     if (!payer) throw new Error('no dev payer');
-    // A platform of its own: its API's gauge counts this page's streams only, and its crediting publishes to
-    // them (without Redis, events stay in the API that wrote the entry).
-    const own = {
-      database: await createTestDatabase('cm_web_live_catchup'),
-      indexer: await startFakeIndexer(CHAIN_ID),
-    };
     const ownPort = await findFreePort();
-    let ownApi = await startApiOn(ownPort, own);
+    const own = await ownPlatform('cm_web_live_catchup', ownPort);
+    let ownApi = own.api;
     // The catch-up's answer, read for real and held in the browser until the test lets it through.
     let read: () => void = () => {};
     const catchUpRead = new Promise<void>((resolve) => {
@@ -272,16 +291,7 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
       await within(catchUpRead, 20_000, 'the catch-up read');
       // Its answer is read: 2,000 credits, the deposit pending. The new streams listen on the API before the
       // deposit's confirmations come.
-      await waitFor(
-        'the new streams listening',
-        async () => {
-          const metrics = await scrape(ownApi.url);
-          return ['balanceUpdated', 'depositUpdated'].every(
-            (channel) => sample(metrics, 'chainmeter_graphql_live_subscriptions', { channel }) === 1,
-          );
-        },
-        20_000,
-      );
+      await streamsListening(ownApi.url, ['balanceUpdated', 'depositUpdated']);
       const liveRefetch = page.waitForResponse((response) => isQuery('Dashboard')(new URL(response.url())));
       block += BigInt(CONFIRMATIONS);
       own.indexer.setHead(block);
@@ -306,6 +316,79 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     } finally {
       release();
       await ownApi.close().catch(() => {});
+      await own.indexer.close();
+      await own.database.drop();
+    }
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('keeps a live balance newer than what the playground read after a completion', async () => {
+    const payer = devAccounts.payers[7];
+    if (!payer) throw new Error('no dev payer');
+    const own = await ownPlatform('cm_web_live_playground', await findFreePort(), { METRICS_CACHE_MS: '0' });
+    // The balance read after the completion, answered for real and held in the browser until let through.
+    let heldAnswer: unknown = null;
+    let read: () => void = () => {};
+    const balanceRead = new Promise<void>((resolve) => {
+      read = resolve;
+    });
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      page = await signedInPage(8, own.api.url);
+      pay(payer.address, 2_000_000n, own.indexer);
+      await page
+        .getByTestId('balance')
+        .filter({ hasText: balanceText('2000') })
+        .waitFor();
+      await streamsListening(own.api.url, ['balanceUpdated']);
+
+      let answered = 0;
+      await page.route(isQuery('PlaygroundBalance'), async (route: Route) => {
+        const response = await route.fetch();
+        answered += 1;
+        heldAnswer = await response.json();
+        read();
+        await released;
+        await route.fulfill({ response });
+      });
+      await page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Playground', exact: true })
+        .click();
+      await page.getByLabel('Max tokens').fill('1');
+      await page.getByLabel('Message').fill('Hi');
+      await page.getByRole('button', { name: 'Send' }).click();
+      // Prompt: 3 + (4 + 1 token, "Hi") = 8 tokens, reply: 1 token ("Echo"). At $0.15 and $0.60 per million:
+      // $0.0000018, 2 micro-USD rounded up, 4 with the markup of 2: 0.004 credits.
+      await page
+        .getByTestId('completion-meta')
+        .filter({ hasText: '8 in + 1 out tokens · 0.004 credits' })
+        .waitFor();
+      await within(balanceRead, 20_000, 'the balance read after the completion');
+      // Read once the charge was durable: 2,000 - 0.004 credits. Live, the USAGE entry says the same.
+      expect(heldAnswer).toMatchObject({ data: { me: { balance: '1999.996' } } });
+      const nav = page.getByTestId('nav-balance');
+      await nav.filter({ hasText: /^1,999\.996 credits$/ }).waitFor();
+
+      // A deposit credited while the read is held: live, 1,999.996 + 3,000 credits.
+      pay(payer.address, 3_000_000n, own.indexer);
+      await nav.filter({ hasText: /^4,999\.996 credits$/ }).waitFor();
+      const chat = page.locator('.chat');
+      expect(await chat.getAttribute('aria-busy')).toBe('true');
+
+      // The read's older answer lands: the chat is no longer busy once the page has handled it, and the
+      // newer live figure stays.
+      release();
+      await page.locator('.chat[aria-busy="false"]').waitFor();
+      expect(await nav.textContent()).toBe('4,999.996 credits');
+      expect(answered).toBe(1);
+      await page.screenshot({ path: screenshotPath('live-09-playground-read-older-than-live') });
+    } finally {
+      release();
+      await own.api.close();
       await own.indexer.close();
       await own.database.drop();
     }

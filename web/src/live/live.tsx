@@ -12,6 +12,9 @@
  * answer (read before the event's entry was written). The streams are live by then and bring anything
  * newer, so an event heard on them wins: the read's balance, or a deposit's state, is taken only when the
  * streams have said nothing newer about it.
+ *
+ * A page's own read of the balance (e.g. right after a completion) races the streams the same way: its
+ * answer is taken only when the live balance took no figure since the read started.
  */
 import { createContext, type ReactNode, use, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useClient } from 'urql';
@@ -84,8 +87,11 @@ export interface LiveState {
   ledgerVersion: number;
   /** True while the live streams are down and the page tries to reach the API again. */
   reconnecting: boolean;
-  /** A balance read by a query (e.g. right after a completion): moves the live balance if it changed. */
-  reportBalance(balance: string): void;
+  /**
+   * Reads the balance with `read` (a query, e.g. right after a completion) and moves the live balance to
+   * its answer if it changed, unless the live balance took a figure (newer) while the read was in flight.
+   */
+  refreshBalance(read: () => Promise<string | undefined>): Promise<void>;
   /**
    * Follows the deposit of transaction `txHash` (e.g. a payment just sent): a reconnection's catch-up
    * brings its state even if the streams never told of it (mined and credited while they were down).
@@ -99,7 +105,7 @@ const LiveContext = createContext<LiveState>({
   deposits: new Map(),
   ledgerVersion: 0,
   reconnecting: false,
-  reportBalance: () => {},
+  refreshBalance: async () => {},
   follow: () => () => {},
 });
 
@@ -117,6 +123,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
 
   /** Drops in a row of streams that did not stay up: an API that answers but ends them is not hammered. */
   const quickDrops = useRef(0);
+  /** Each figure the live balance took (a stream's event, a read's answer): a read started before one is older. */
+  const balanceFigures = useRef(0);
   /** The transaction hashes (lower case) whose deposits pages follow. */
   const followed = useRef(new Set<string>());
 
@@ -141,6 +149,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         const update = result.data?.balanceUpdated;
         if (!update) return;
         balanceHeard = true;
+        balanceFigures.current += 1;
         setBalance((current) => ({ balance: update.balance, version: current.version + 1 }));
       }),
     );
@@ -166,6 +175,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
           if (closed || !me) return;
           // The version moves either way: pages refetch what the streams missed while they were down.
           const stale = balanceHeard;
+          if (!stale) balanceFigures.current += 1;
           setBalance((current) => ({
             balance: stale ? current.balance : me.balance,
             version: current.version + 1,
@@ -214,9 +224,13 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     };
   }, [attempts, client]);
 
-  const reportBalance = useCallback((reported: string) => {
+  const refreshBalance = useCallback(async (read: () => Promise<string | undefined>) => {
+    const before = balanceFigures.current;
+    const answer = await read();
+    if (answer === undefined || balanceFigures.current !== before) return;
+    balanceFigures.current += 1;
     setBalance((current) =>
-      current.balance === reported ? current : { balance: reported, version: current.version + 1 },
+      current.balance === answer ? current : { balance: answer, version: current.version + 1 },
     );
   }, []);
   const follow = useCallback((txHash: string) => {
@@ -232,10 +246,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       ledgerVersion: balance.version,
       deposits,
       reconnecting: attempts !== null,
-      reportBalance,
+      refreshBalance,
       follow,
     }),
-    [balance, deposits, attempts, reportBalance, follow],
+    [balance, deposits, attempts, refreshBalance, follow],
   );
   return <LiveContext value={value}>{children}</LiveContext>;
 }

@@ -73,6 +73,8 @@ export function PlaygroundPage() {
   const [turns, setTurns] = useState<Turn[]>([]);
   const [error, setError] = useState<{ message: string; insufficient: boolean } | null>(null);
   const [{ fetching }, complete] = useMutation(CreateCompletionMutation);
+  /** Balance reads in flight after completions: the chat stays busy until the balance has followed. */
+  const [balanceReads, setBalanceReads] = useState(0);
   const client = useClient();
   const live = useLive();
   const endRef = useRef<HTMLDivElement>(null);
@@ -114,9 +116,17 @@ export function PlaygroundPage() {
       ...history,
       { key: completion.id, role: 'assistant', content: completion.content, completion },
     ]);
-    // The balanceUpdated subscription moves the balance too; this read covers a missed event.
-    const fresh = await client.query(BalanceQuery, {}, { requestPolicy: 'network-only' }).toPromise();
-    if (fresh.data?.me) live.reportBalance(fresh.data.me.balance);
+    // The balanceUpdated subscription moves the balance too; this read covers a missed event (and gives
+    // way to any event heard while it is in flight: that is newer).
+    setBalanceReads((count) => count + 1);
+    try {
+      await live.refreshBalance(async () => {
+        const fresh = await client.query(BalanceQuery, {}, { requestPolicy: 'network-only' }).toPromise();
+        return fresh.data?.me?.balance;
+      });
+    } finally {
+      setBalanceReads((count) => count - 1);
+    }
   };
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -164,7 +174,7 @@ export function PlaygroundPage() {
             />
           </div>
         </div>
-        <div className="chat" aria-live="polite" aria-busy={fetching}>
+        <div className="chat" aria-live="polite" aria-busy={fetching || balanceReads > 0}>
           {turns.length === 0 && (
             <div className="empty-state">Ask anything. Each answer shows its tokens and what it cost.</div>
           )}
