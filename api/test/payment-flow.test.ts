@@ -158,9 +158,11 @@ describe('a payment', () => {
     // A sentinel payment after them, credited, proves the worker has looked past both.
     const sentinel = await pay(payer, 1);
     await mineBlocks(platform.anvil.rpcUrl, 2);
+    // One response reads the balance (with the credential) before the deposits: wait for both to show it.
     const me = await eventually(async () => {
       const result = await gqlData<MeResult>(api.url, ME, {}, token);
-      return result.me?.deposits.edges.some((e) => e.node.status === 'CREDITED') ? result.me : undefined;
+      const credited = result.me?.deposits.edges.some((e) => e.node.status === 'CREDITED');
+      return credited && result.me?.balance !== '0' ? result.me : undefined;
     });
     expect(me.deposits.edges.map((e) => e.node.txHash)).toEqual([sentinel.txHash]);
     expect(me.balance).toBe('1000');

@@ -119,9 +119,11 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
     await form.getByLabel('How many').fill('3');
     await form.getByRole('button', { name: 'Sign 3 authorizations' }).click();
     const status = page.getByTestId('auto-top-up-status');
+    // Three EIP-712 signatures in the page, then the fake API checks each against the token on anvil: a
+    // few seconds here, several times that on a loaded 2-core machine.
     await status
       .getByText('On: below 1,000 credits, the next of 3 stored authorizations is submitted.')
-      .waitFor();
+      .waitFor({ timeout: 60_000 });
     await page.screenshot({ path: screenshotPath('budgets-03-auto-top-up-on'), fullPage: true });
 
     const stored = api.autoTopUpAuthorizations();
@@ -179,5 +181,5 @@ describe('web client: budgets, alerts and auto top-up (fake API)', () => {
     }
     await page.screenshot({ path: screenshotPath('budgets-05-auto-top-up-cancelled'), fullPage: true });
     expect(await status.count()).toBe(0);
-  });
+  }, 120_000);
 });
