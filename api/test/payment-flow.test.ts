@@ -160,9 +160,9 @@ describe('a payment', () => {
     await mineBlocks(platform.anvil.rpcUrl, 2);
     // One response reads the balance (with the credential) before the deposits: wait for both to show it.
     const me = await eventually(async () => {
-      const result = await gqlData<MeResult>(api.url, ME, {}, token);
-      const credited = result.me?.deposits.edges.some((e) => e.node.status === 'CREDITED');
-      return credited && result.me?.balance !== '0' ? result.me : undefined;
+      const { me } = await gqlData<MeResult>(api.url, ME, {}, token);
+      const credited = me?.deposits.edges.some((e) => e.node.status === 'CREDITED');
+      return me && credited && me.balance !== '0' ? me : undefined;
     });
     expect(me.deposits.edges.map((e) => e.node.txHash)).toEqual([sentinel.txHash]);
     expect(me.balance).toBe('1000');
