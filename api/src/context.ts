@@ -8,7 +8,7 @@ import type { PublicClient } from 'viem';
 import type { Em, Orm } from './db/orm.ts';
 import type { ApiConfig } from './env.ts';
 import { unauthenticated } from './errors.ts';
-import type { AccountView } from './modules/accounts/accounts.store.ts';
+import type { AccountRecord, AccountView } from './modules/accounts/accounts.store.ts';
 import type { RecentApiKeys } from './modules/apikeys/apikeys.service.ts';
 import type { MeteringService } from './modules/metering/metering.service.ts';
 import type { RateLimits } from './modules/ratelimit/ratelimit.service.ts';
@@ -55,6 +55,17 @@ export interface GraphQLContext {
   viewer: Viewer | null;
   /** The viewer's account as the credential's lookup read it at the start of the request (`me`). */
   viewerAccount: AccountView | null;
+  /**
+   * Set by `me` when it served `viewerAccount` to a selection that reads the account by more than one
+   * statement (its balance and its deposits, its ledger and its usage...): the response is checked to be of
+   * one moment before it leaves (`accounts/one-moment.ts`).
+   */
+  viewerAccountReadTwice: boolean;
+  /**
+   * The operation is to run again on `account` as read now: `viewerAccount` becomes it, and what the
+   * request read and cached so far (its EntityManager, its loaders) is dropped.
+   */
+  readAgainFrom(account: AccountRecord): void;
   services: AppServices;
   sessionCookie: SessionCookie | null;
   /** The caller's IP (see `clientIpOf`), for per-IP rate limits; null when unknown. */

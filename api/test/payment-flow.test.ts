@@ -7,11 +7,13 @@
 
 import { mineBlocks, reorg } from '@chainmeter/testkit/anvil';
 import { deployTestUsdc, mintUsdc, transferUsdc } from '@chainmeter/testkit/token';
-import { privateKeyToAccount } from 'viem/accounts';
+import { createTestClient, http } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../src/server.ts';
 import { eventually, gqlData, signIn, subscribe } from './support/graphql.ts';
-import { devPayer, type Platform, startPlatform } from './support/platform.ts';
+import { connectApiDatabase, devPayer, type Platform, startPlatform } from './support/platform.ts';
+import { countSql } from './support/sql-counter.ts';
 
 const ME = `{ me { walletAddress balance
   deposits(first: 50) { edges { node { txHash logIndex status confirmations credits amountToken from creditedAt } } }
@@ -227,6 +229,102 @@ describe('a payment', () => {
     expect(bobEvents.events).toEqual([]);
     await bobEvents.close();
     await aliceEvents.close();
+  });
+});
+
+// The records behind a fragment spread inside an inline fragment: `me` must find them there too.
+const ME_IN_FRAGMENTS = `query { me { ...Figures } }
+  fragment Figures on Account { balance ... on Account { ...Records } }
+  fragment Records on Account {
+    deposits(first: 50) { edges { node { txHash status } } }
+    ledger(first: 50) { edges { node { amount balanceAfter } } }
+  }`;
+
+describe('one response, one moment', () => {
+  it.each([
+    ['fields', ME],
+    ['fragments', ME_IN_FRAGMENTS],
+  ])(
+    'shows a credit that lands while the response is read in both the balance and the deposit (%s)',
+    async (_, document) => {
+      const payer = privateKeyToAccount(generatePrivateKey());
+      await createTestClient({ mode: 'anvil', transport: http(platform.anvil.rpcUrl) }).setBalance({
+        address: payer.address,
+        value: 10n ** 18n,
+      });
+      const token = await signIn(api.url, payer, platform.chainId);
+      const { createApiKey } = await gqlData<{ createApiKey: { apiKey: { id: string }; secret: string } }>(
+        api.url,
+        'mutation { createApiKey(input: { name: "one moment" }) { apiKey { id } secret } }',
+        {},
+        token,
+      );
+      await mintUsdc(platform.anvil.rpcUrl, platform.token, payer.address, usdc(10));
+      const paid = await pay(payer, 2);
+
+      // The key's lookup reads the account, then records the key's first use: with that row locked here, the
+      // lookup's statement has read the balance (0) and waits, while the crediting worker goes on.
+      const locker = await connectApiDatabase(platform);
+      try {
+        await locker.query('begin');
+        await locker.query('select 1 from api_keys where id = $1 for update', [createApiKey.apiKey.id]);
+        const response = gqlData<MeResult>(api.url, document, {}, createApiKey.secret);
+        await eventually(
+          async () => {
+            const { rows } = await locker.query(
+              `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+            );
+            return rows.length > 0 ? true : undefined;
+          },
+          10_000,
+          "the key's lookup waiting for its row",
+        );
+        await mineBlocks(platform.anvil.rpcUrl, 2);
+        await eventually(
+          async () => {
+            const { rows } = await locker.query('select status from deposits where tx_hash = $1', [
+              paid.txHash,
+            ]);
+            return rows[0]?.status === 'CREDITED' ? true : undefined;
+          },
+          30_000,
+          'the deposit credited',
+        );
+        await locker.query('rollback');
+        // 2 USDC = 2,000 credits, credited after the lookup read the balance and before the deposits were read.
+        const { me } = await response;
+        expect(me?.deposits.edges.map((edge) => [edge.node.txHash, edge.node.status])).toEqual([
+          [paid.txHash, 'CREDITED'],
+        ]);
+        expect(me?.balance).toBe('2000');
+        expect(me?.ledger.edges.map((edge) => [edge.node.amount, edge.node.balanceAfter])).toEqual([
+          ['2000', '2000'],
+        ]);
+      } finally {
+        await locker.end();
+      }
+    },
+  );
+
+  it('reads the account again only when the selection reads it by more than one statement', async () => {
+    const token = await signIn(api.url, privateKeyToAccount(generatePrivateKey()), platform.chainId);
+    const counter = await countSql(api);
+    const statementsOf = async (document: string) => {
+      counter.requests.length = 0;
+      await gqlData(api.url, document, {}, token);
+      return counter.requests.filter((request) => request.path === '/graphql').map((r) => r.statements);
+    };
+    const deposits = 'deposits(first: 5) { edges { node { status } } }';
+    const ledger = 'ledger(first: 5) { edges { node { amount } } }';
+    // 1: the session's lookup, which reads the account's row.
+    expect(await statementsOf('{ me { id walletAddress balance debt lowBalanceThreshold } }')).toEqual([1]);
+    // 2: the lookup and the one list.
+    expect(await statementsOf(`{ me { id walletAddress ${ledger} } }`)).toEqual([2]);
+    // 3: the lookup, the list and the account read again (unchanged: the operation does not run again).
+    expect(await statementsOf(`{ me { balance ${ledger} } }`)).toEqual([3]);
+    // 4: the lookup, two lists, the account again.
+    expect(await statementsOf(`{ me { ${deposits} ${ledger} } }`)).toEqual([4]);
+    expect(await statementsOf(`{ me { first: ${ledger} again: ${ledger} } }`)).toEqual([4]);
   });
 });
 

@@ -12,6 +12,8 @@ import type { AppServices, GraphQLContext } from '../context.ts';
 import type { Em } from '../db/orm.ts';
 import { maskError } from '../errors.ts';
 import { Account } from '../modules/accounts/accounts.entity.ts';
+import type { AccountRecord } from '../modules/accounts/accounts.store.ts';
+import { accountFiguresOfOneMoment } from '../modules/accounts/one-moment.ts';
 import { graphqlMetricsPlugins } from '../observability/graphql.ts';
 import { schema } from '../schema/index.ts';
 import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
@@ -78,6 +80,8 @@ export function createGraphqlServer(services: AppServices) {
             logger.error({ errors: result.errors }, 'graphql-jit could not compile a query'),
         },
       ),
+      // After the executor is chosen: it runs a query again while the signed-in account moves under it.
+      accountFiguresOfOneMoment(services),
     ],
   });
 }
@@ -92,32 +96,49 @@ function requestContext(services: AppServices): Plugin<TransportContext> {
   return {
     async onContextBuilding({ context }) {
       const { caller, ...fields } = await contextFields(services, context);
-      let em: Em | undefined;
-      // Pothos's per-request caches (the deposits' DataLoader, looked up for every entry of a ledger page)
-      // are keyed by this own property rather than by a lookup of a missing symbol on the whole context.
-      Object.assign(context, fields, initContextCache());
-      // Forked on first use: the read path (`me`, the ledger, its deposits) reads through stores and needs
-      // none. The caller's account goes into its identity map, so what reads it through the ORM finds it.
-      // Not enumerable: plugins copy the context (the Prometheus plugin spreads it on every response), and
-      // a copy must not fork it.
-      Object.defineProperty(context, 'em', {
+      Object.assign(context, fields);
+      startReads(context, services, caller?.account ?? null);
+      Object.defineProperty(context, 'readAgainFrom', {
         enumerable: false,
-        get(): Em {
-          if (!em) {
-            em = services.orm.em.fork();
-            if (caller?.account) em.map(Account, caller.account.row);
-          }
-          return em;
+        value(account: AccountRecord) {
+          Object.assign(context, { viewerAccount: account.view, viewerAccountReadTwice: false });
+          startReads(context, services, account);
         },
       });
     },
   };
 }
 
+/**
+ * What the request reads starts here (again, when an operation runs again: `accounts/one-moment.ts`): an
+ * empty Pothos cache and an EntityManager not forked yet.
+ */
+function startReads(context: object, services: AppServices, account: AccountRecord | null): void {
+  let em: Em | undefined;
+  // Pothos's per-request caches (the deposits' DataLoader, looked up for every entry of a ledger page)
+  // are keyed by this own property rather than by a lookup of a missing symbol on the whole context.
+  Object.assign(context, initContextCache());
+  // Forked on first use: the read path (`me`, the ledger, its deposits) reads through stores and needs
+  // none. The caller's account goes into its identity map, so what reads it through the ORM finds it.
+  // Not enumerable: plugins copy the context (the Prometheus plugin spreads it on every response), and
+  // a copy must not fork it.
+  Object.defineProperty(context, 'em', {
+    enumerable: false,
+    configurable: true,
+    get(): Em {
+      if (!em) {
+        em = services.orm.em.fork();
+        if (account) em.map(Account, account.row);
+      }
+      return em;
+    },
+  });
+}
+
 async function contextFields(
   services: AppServices,
   initial: YogaInitialContext & TransportContext,
-): Promise<Omit<GraphQLContext, 'em'> & { caller: Caller | null }> {
+): Promise<Omit<GraphQLContext, 'em' | 'readAgainFrom'> & { caller: Caller | null }> {
   // Absent over graphql-ws, where the credential comes in `connectionParams`.
   const request = initial.request as (Request & { cookieStore?: CookieStoreLike }) | undefined;
   const cookieStore = request?.cookieStore;
@@ -132,6 +153,7 @@ async function contextFields(
     caller,
     viewer: caller?.viewer ?? null,
     viewerAccount: caller?.account?.view ?? null,
+    viewerAccountReadTwice: false,
     services,
     // Only a preflighted request may receive the cookie: no signing a browser in from another site.
     sessionCookie: cookieStore && preflighted ? sessionCookie(cookieStore, services.config) : null,

@@ -2,6 +2,7 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { getAccount } from './accounts.service.ts';
 import type { AccountView } from './accounts.store.ts';
+import { readsTheAccountTwice } from './one-moment.ts';
 
 // An entity (`IAccount`) or a row read with the caller's credential (`me`): both are an AccountView.
 export const AccountRef = builder.objectRef<AccountView>('Account').implement({
@@ -28,12 +29,20 @@ builder.queryField('me', (t) =>
     type: AccountRef,
     nullable: true,
     description: 'The signed-in account; null when not authenticated.',
-    // The account as the credential's lookup read it a moment ago, in the same request: no statement of its own.
-    resolve: async (_root, _args, ctx) => {
+    // The account as the credential's lookup read it a moment ago, in the same request: no statement of its
+    // own. What else the selection reads of it comes later, so the response is checked (one-moment.ts).
+    resolve: async (_root, _args, ctx, info) => {
       if (!ctx.viewer) return null;
       const { accountId } = viewerOf(ctx);
-      if (ctx.viewerAccount?.id === accountId) return ctx.viewerAccount;
-      return getAccount(ctx.em, accountId);
+      if (ctx.viewerAccount?.id !== accountId) return getAccount(ctx.em, accountId);
+      if (
+        info.fieldNodes.some(
+          (node) => node.selectionSet && readsTheAccountTwice(node.selectionSet, info.fragments),
+        )
+      ) {
+        ctx.viewerAccountReadTwice = true;
+      }
+      return ctx.viewerAccount;
     },
   }),
 );

@@ -105,3 +105,14 @@ export function accountRecordOf(columns: Record<string, unknown>): AccountRecord
   for (const column of ACCOUNT_COLUMNS) row[column] = columns[column];
   return { row, view };
 }
+
+const ACCOUNT_BY_ID: Statement = {
+  name: 'cm_account_by_id',
+  text: `select ${accountColumnsSql('accounts')} from accounts where id = $1`,
+};
+
+/** The account with this id as it is now (every column), or null. */
+export async function readAccountRecord(query: Query, accountId: string): Promise<AccountRecord | null> {
+  const [row] = await query<Record<string, unknown>>(ACCOUNT_BY_ID, [accountId]);
+  return row ? accountRecordOf(row) : null;
+}
