@@ -56,11 +56,11 @@ export interface GraphQLContext {
   /** The viewer's account as the credential's lookup read it at the start of the request (`me`). */
   viewerAccount: AccountView | null;
   /**
-   * Set by `me` when it served `viewerAccount` to a selection that reads the account by more than one
-   * statement (its balance and its deposits, its ledger and its usage...): the response is checked to be of
-   * one moment before it leaves (`accounts/one-moment.ts`).
+   * What `me` read of `viewerAccount` in this operation: its row (served as the credential's lookup read it)
+   * and each field that reads its records by a statement of its own. More than one: the response is checked
+   * to be of one moment before it leaves (`accounts/one-moment.ts`).
    */
-  viewerAccountReadTwice: boolean;
+  viewerAccountReads: Set<string>;
   /**
    * The operation is to run again on `account` as read now: `viewerAccount` becomes it, and what the
    * request read and cached so far (its EntityManager, its loaders) is dropped.

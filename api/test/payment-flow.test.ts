@@ -325,6 +325,9 @@ describe('one response, one moment', () => {
     // 4: the lookup, two lists, the account again.
     expect(await statementsOf(`{ me { ${deposits} ${ledger} } }`)).toEqual([4]);
     expect(await statementsOf(`{ me { first: ${ledger} again: ${ledger} } }`)).toEqual([4]);
+    // `me` twice: one operation, one moment.
+    expect(await statementsOf(`{ figures: me { balance } entries: me { ${ledger} } }`)).toEqual([3]);
+    expect(await statementsOf(`{ a: me { ${ledger} } b: me { ${ledger} } }`)).toEqual([4]);
   });
 });
 

@@ -101,7 +101,7 @@ function requestContext(services: AppServices): Plugin<TransportContext> {
       Object.defineProperty(context, 'readAgainFrom', {
         enumerable: false,
         value(account: AccountRecord) {
-          Object.assign(context, { viewerAccount: account.view, viewerAccountReadTwice: false });
+          Object.assign(context, { viewerAccount: account.view, viewerAccountReads: new Set() });
           startReads(context, services, account);
         },
       });
@@ -153,7 +153,7 @@ async function contextFields(
     caller,
     viewer: caller?.viewer ?? null,
     viewerAccount: caller?.account?.view ?? null,
-    viewerAccountReadTwice: false,
+    viewerAccountReads: new Set(),
     services,
     // Only a preflighted request may receive the cookie: no signing a browser in from another site.
     sessionCookie: cookieStore && preflighted ? sessionCookie(cookieStore, services.config) : null,

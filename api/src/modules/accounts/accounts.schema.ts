@@ -2,7 +2,7 @@ import { viewerOf } from '../../context.ts';
 import { builder } from '../../schema/builder.ts';
 import { getAccount } from './accounts.service.ts';
 import type { AccountView } from './accounts.store.ts';
-import { readsTheAccountTwice } from './one-moment.ts';
+import { collectAccountReads } from './one-moment.ts';
 
 // An entity (`IAccount`) or a row read with the caller's credential (`me`): both are an AccountView.
 export const AccountRef = builder.objectRef<AccountView>('Account').implement({
@@ -35,12 +35,15 @@ builder.queryField('me', (t) =>
       if (!ctx.viewer) return null;
       const { accountId } = viewerOf(ctx);
       if (ctx.viewerAccount?.id !== accountId) return getAccount(ctx.em, accountId);
-      if (
-        info.fieldNodes.some(
-          (node) => node.selectionSet && readsTheAccountTwice(node.selectionSet, info.fragments),
-        )
-      ) {
-        ctx.viewerAccountReadTwice = true;
+      for (const node of info.fieldNodes) {
+        if (node.selectionSet) {
+          collectAccountReads(
+            ctx.viewerAccountReads,
+            String(info.path.key),
+            node.selectionSet,
+            info.fragments,
+          );
+        }
       }
       return ctx.viewerAccount;
     },

@@ -25,31 +25,29 @@ const FIXED_FIELDS = new Set(['__typename', 'id', 'walletAddress']);
 const ROW_FIELDS = new Set(['balance', 'debt', 'lowBalanceThreshold']);
 
 /**
- * Whether this selection of an `Account` reads it at more than one moment: its row's figures and one of its
- * records (deposits, ledger...), or two of those (each field its own statement, aliases included). Fragments
- * are followed; directives are not read (a skipped field counts).
+ * Adds to `reads` what this selection of the signed-in account (the `me` field answering as `responseKey`)
+ * reads of it: its row's figures, and each field that reads its records (deposits, ledger...: each its own
+ * statement, aliases apart). Fragments are followed; directives are not read (a skipped field counts). More
+ * than one read in an operation: its response is checked to be of one moment.
  */
-export function readsTheAccountTwice(
+export function collectAccountReads(
+  reads: Set<string>,
+  responseKey: string,
   selectionSet: SelectionSetNode,
   fragments: Record<string, FragmentDefinitionNode>,
-): boolean {
-  const reads = new Set<string>();
-  const collect = (selections: SelectionSetNode) => {
-    for (const selection of selections.selections) {
-      if (selection.kind === Kind.FIELD) {
-        const name = selection.name.value;
-        if (ROW_FIELDS.has(name)) reads.add('the row');
-        else if (!FIXED_FIELDS.has(name)) reads.add(`field ${selection.alias?.value ?? name}`);
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        collect(selection.selectionSet);
-      } else {
-        const fragment = fragments[selection.name.value];
-        if (fragment) collect(fragment.selectionSet);
-      }
+): void {
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) {
+      const name = selection.name.value;
+      if (ROW_FIELDS.has(name)) reads.add('the row');
+      else if (!FIXED_FIELDS.has(name)) reads.add(`${responseKey}.${selection.alias?.value ?? name}`);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      collectAccountReads(reads, responseKey, selection.selectionSet, fragments);
+    } else {
+      const fragment = fragments[selection.name.value];
+      if (fragment) collectAccountReads(reads, responseKey, fragment.selectionSet, fragments);
     }
-  };
-  collect(selectionSet);
-  return reads.size > 1;
+  }
 }
 
 /** Queries run again while the signed-in account moves under them (see the top of this file). */
@@ -63,7 +61,7 @@ export function accountFiguresOfOneMoment(services: AppServices): Plugin<GraphQL
         for (let run = 1; ; run++) {
           const result = await executeFn(executionArgs);
           const served = context.viewerAccount;
-          if (!context.viewerAccountReadTwice || !served || run === RUNS || isAsyncIterable(result)) {
+          if (context.viewerAccountReads.size < 2 || !served || run === RUNS || isAsyncIterable(result)) {
             return result;
           }
           const now = await readAccountRecord(query, served.id);
