@@ -1,12 +1,14 @@
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { testOrmForFile } from '../../../test/support/database.ts';
+import { waitFor } from '../../../test/support/wait-for.ts';
 import { sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { enqueueWebhookEvents } from './webhook-events.store.ts';
 import {
   type ClaimedDelivery,
   claimDueDeliveries,
+  deleteEndpoint,
   insertEndpointWithin,
   pruneFinishedDeliveries,
   readAttemptsOfDeliveries,
@@ -151,6 +153,68 @@ describe('claimDueDeliveries', () => {
     expect(lapsed.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
     const again = await claimDueDeliveries(sql.query, 16, 60_000, 4);
     expect(again.map((delivery) => delivery.accountId)).toEqual([third, third, third, third]);
+  });
+});
+
+describe('deleteEndpoint', () => {
+  it('an event written while the endpoint is being deleted is never sent to it (it ends FAILED)', async () => {
+    const sql = sqlFor(orm);
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const accountId = await accountWithEndpoint();
+    const [endpoint] = (await sql.query(
+      {
+        name: 'test_endpoint_of_account',
+        text: 'select id from webhook_endpoints where account_id = $1::uuid',
+      },
+      [accountId],
+    )) as [{ id: string }];
+    // A change (a deposit credited, a charge crossing the threshold) writes its event, not yet committed...
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => {
+      commit = resolve;
+    });
+    let enqueued!: () => void;
+    const written = new Promise<void>((resolve) => {
+      enqueued = resolve;
+    });
+    const change = sql.transaction(async (query) => {
+      await enqueueWebhookEvents(query, [{ accountId, type: 'DEPOSIT_CREDITED', data: { late: true } }]);
+      enqueued();
+      await committed;
+    });
+    await written;
+    // ...while the owner deletes the endpoint (it fails what it sees pending), then the change commits.
+    const deleting = sql.transaction((query) => deleteEndpoint(query, accountId, endpoint.id));
+    // The deletion either finishes before the change commits or waits for its row lock: wait for one of the two.
+    let settled = false;
+    void deleting.finally(() => {
+      settled = true;
+    });
+    await waitFor('the deletion done or waiting on a lock', async () => {
+      if (settled) return true;
+      const waiting = await sql.query(
+        {
+          name: 'test_waiting_on_lock',
+          text: `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+        },
+        [],
+      );
+      return waiting.length > 0;
+    });
+    commit();
+    await change;
+    expect((await deleting)?.deletedAt).not.toBeNull();
+    // Nothing of the deleted endpoint is due: no worker sends the event to it.
+    const claimed = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    expect(claimed.filter((delivery) => delivery.accountId === accountId)).toEqual([]);
+    const rows = await sql.query(
+      {
+        name: 'test_deliveries_of_account',
+        text: 'select status from webhook_deliveries where account_id = $1::uuid',
+      },
+      [accountId],
+    );
+    expect(rows).toEqual([{ status: 'FAILED' }]);
   });
 });
 
