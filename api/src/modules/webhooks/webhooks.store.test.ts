@@ -5,6 +5,7 @@ import { waitFor } from '../../../test/support/wait-for.ts';
 import { sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { enqueueWebhookEvents } from './webhook-events.store.ts';
+import { listDeliveriesOfEndpoints } from './webhooks.service.ts';
 import {
   type ClaimedDelivery,
   claimDueDeliveries,
@@ -215,6 +216,40 @@ describe('deleteEndpoint', () => {
       [accountId],
     );
     expect(rows).toEqual([{ status: 'FAILED' }]);
+  });
+});
+
+describe('the delivery log, page by page', () => {
+  it('lists every delivery once, also those written in the same millisecond by different transactions', async () => {
+    const sql = sqlFor(orm);
+    const accountId = await accountWithEndpoint();
+    // Three events, each in its own transaction (as a charge, a deposit and a key's limit write theirs).
+    for (let i = 0; i < 3; i++) await enqueue(accountId, 1);
+    // PostgreSQL stamps them with now(), to the microsecond: here all in one millisecond, as happens under load.
+    const rows = (await sql.query(
+      {
+        name: 'test_stamp_deliveries_in_one_ms',
+        text: `update webhook_deliveries d set created_at = '2026-12-04T12:00:00.123Z'::timestamptz + n.us * interval '1 microsecond'
+         from (select id, (row_number() over (order by id)) * 100 as us from webhook_deliveries
+           where account_id = $1::uuid) n
+         where d.id = n.id returning d.id, d.endpoint_id`,
+      },
+      [accountId],
+    )) as { id: string; endpoint_id: string }[];
+    expect(rows).toHaveLength(3);
+    const endpointId = (rows[0] as { endpoint_id: string }).endpoint_id;
+    // One delivery per page: each page's cursor must lead to the next one, newest first, none skipped.
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 5; page++) {
+      const result = (await listDeliveriesOfEndpoints(orm.em.fork(), [endpointId], { first: 1, after })).get(
+        endpointId,
+      );
+      seen.push(...(result?.entries.map((delivery) => delivery.id) ?? []));
+      if (!result?.hasNextPage) break;
+      after = result.endCursor;
+    }
+    expect(seen.sort()).toEqual(rows.map((row) => row.id).sort());
   });
 });
 

@@ -120,11 +120,20 @@ export interface WebhookDelivery {
   attempts: number;
   lastResponseCode: number | null;
   createdAt: Date;
+  /**
+   * `created_at` in microseconds since the epoch, as PostgreSQL holds it (`now()`): the delivery log's
+   * keyset position. `createdAt` (a Date) cuts it to the millisecond, and deliveries written by different
+   * transactions in the same millisecond would be skipped by a page boundary between them.
+   */
+  createdAtMicros: bigint;
   deliveredAt: Date | null;
 }
 
+const CREATED_MICROS = (alias: string) =>
+  `(extract(epoch from ${alias}created_at) * 1000000)::bigint::text as created_us`;
+
 const DELIVERY_COLUMNS = `id, endpoint_id, account_id, event_id, event_type, status, attempts, last_response_code,
-  created_at, delivered_at`;
+  created_at, ${CREATED_MICROS('')}, delivered_at`;
 
 const deliveryRow = z
   .object({
@@ -137,6 +146,7 @@ const deliveryRow = z
     attempts: z.number(),
     last_response_code: z.number().nullable(),
     created_at: z.coerce.date(),
+    created_us: z.string(),
     delivered_at: z.coerce.date().nullable(),
   })
   .transform(
@@ -150,6 +160,7 @@ const deliveryRow = z
       attempts: row.attempts,
       lastResponseCode: row.last_response_code,
       createdAt: row.created_at,
+      createdAtMicros: BigInt(row.created_us),
       deliveredAt: row.delivered_at,
     }),
   );
@@ -160,7 +171,8 @@ const DELIVERIES_OF_ENDPOINTS: Statement = {
      select d.*, row_number() over (partition by d.endpoint_id order by d.created_at desc, d.id desc) as n
      from webhook_deliveries d
      where d.endpoint_id = any($1::uuid[])
-       and ($2::timestamptz is null or (d.created_at, d.id) < ($2::timestamptz, $3::uuid))
+       and ($2::bigint is null
+         or (d.created_at, d.id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
    ) page where n <= $4::int order by endpoint_id, created_at desc, id desc`,
 };
 
@@ -172,12 +184,12 @@ export async function readDeliveriesOfEndpoints(
   query: Query,
   endpointIds: readonly string[],
   limit: number,
-  after: { createdAt: Date; id: string } | null,
+  after: { createdAtMicros: bigint; id: string } | null,
 ): Promise<WebhookDelivery[]> {
   if (endpointIds.length === 0) return [];
   const rows = await query(DELIVERIES_OF_ENDPOINTS, [
     endpointIds,
-    after?.createdAt.toISOString() ?? null,
+    after?.createdAtMicros.toString() ?? null,
     after?.id ?? null,
     limit,
   ]);
@@ -191,7 +203,7 @@ const REDELIVER: Statement = {
    from webhook_endpoints e
    where d.id = $1::uuid and d.account_id = $2::uuid and e.id = d.endpoint_id and e.deleted_at is null
    returning d.id, d.endpoint_id, d.account_id, d.event_id, d.event_type, d.status, d.attempts,
-     d.last_response_code, d.created_at, d.delivered_at`,
+     d.last_response_code, d.created_at, ${CREATED_MICROS('d.')}, d.delivered_at`,
 };
 
 /**
