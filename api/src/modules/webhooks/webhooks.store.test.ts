@@ -2,7 +2,7 @@ import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { testOrmForFile } from '../../../test/support/database.ts';
 import { waitFor } from '../../../test/support/wait-for.ts';
-import { sqlFor, sqlOf } from '../../db/sql.ts';
+import { type Query, sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { enqueueWebhookEvents } from './webhook-events.store.ts';
 import { listDeliveriesOfEndpoints } from './webhooks.service.ts';
@@ -15,6 +15,7 @@ import {
   readAttemptsOfDeliveries,
   recordAttempt,
   recordAttempts,
+  redeliver,
 } from './webhooks.store.ts';
 
 const { orm } = await testOrmForFile();
@@ -157,53 +158,81 @@ describe('claimDueDeliveries', () => {
   });
 });
 
+/** Waits until `work` has settled or a statement of this database waits on a row lock (bounded). */
+async function doneOrWaitingOnLock(work: Promise<unknown>): Promise<void> {
+  let settled = false;
+  void work.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  await waitFor('the statement done or waiting on a lock', async () => {
+    if (settled) return true;
+    const waiting = await sqlFor(orm).query(
+      {
+        name: 'test_waiting_on_lock',
+        text: `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+      },
+      [],
+    );
+    return waiting.length > 0;
+  });
+}
+
+/** Runs `work` in a transaction left open (its locks held) until `commit` is called. */
+async function heldOpen(work: (query: Query) => Promise<void>): Promise<{ commit(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let ready!: () => void;
+  const done = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const transaction = sqlFor(orm).transaction(async (query) => {
+    await work(query);
+    ready();
+    await released;
+  });
+  await Promise.race([done, transaction]);
+  return {
+    commit() {
+      release();
+      return transaction;
+    },
+  };
+}
+
+/** The id of the account's one endpoint. */
+async function endpointOf(accountId: string): Promise<string> {
+  const [row] = (await sqlFor(orm).query(
+    {
+      name: 'test_endpoint_of_account',
+      text: 'select id from webhook_endpoints where account_id = $1::uuid',
+    },
+    [accountId],
+  )) as [{ id: string }];
+  return row.id;
+}
+
 describe('deleteEndpoint', () => {
   it('an event written while the endpoint is being deleted is never sent to it (it ends FAILED)', async () => {
     const sql = sqlFor(orm);
     await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     const accountId = await accountWithEndpoint();
-    const [endpoint] = (await sql.query(
-      {
-        name: 'test_endpoint_of_account',
-        text: 'select id from webhook_endpoints where account_id = $1::uuid',
-      },
-      [accountId],
-    )) as [{ id: string }];
+    const endpointId = await endpointOf(accountId);
     // A change (a deposit credited, a charge crossing the threshold) writes its event, not yet committed...
-    let commit!: () => void;
-    const committed = new Promise<void>((resolve) => {
-      commit = resolve;
-    });
-    let enqueued!: () => void;
-    const written = new Promise<void>((resolve) => {
-      enqueued = resolve;
-    });
-    const change = sql.transaction(async (query) => {
-      await enqueueWebhookEvents(query, [{ accountId, type: 'DEPOSIT_CREDITED', data: { late: true } }]);
-      enqueued();
-      await committed;
-    });
-    await written;
+    const change = await heldOpen((query) =>
+      enqueueWebhookEvents(query, [{ accountId, type: 'DEPOSIT_CREDITED', data: { late: true } }]),
+    );
     // ...while the owner deletes the endpoint (it fails what it sees pending), then the change commits.
-    const deleting = sql.transaction((query) => deleteEndpoint(query, accountId, endpoint.id));
+    const deleting = sql.transaction((query) => deleteEndpoint(query, accountId, endpointId));
     // The deletion either finishes before the change commits or waits for its row lock: wait for one of the two.
-    let settled = false;
-    void deleting.finally(() => {
-      settled = true;
-    });
-    await waitFor('the deletion done or waiting on a lock', async () => {
-      if (settled) return true;
-      const waiting = await sql.query(
-        {
-          name: 'test_waiting_on_lock',
-          text: `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
-        },
-        [],
-      );
-      return waiting.length > 0;
-    });
-    commit();
-    await change;
+    await doneOrWaitingOnLock(deleting);
+    await change.commit();
     expect((await deleting)?.deletedAt).not.toBeNull();
     // Nothing of the deleted endpoint is due: no worker sends the event to it.
     const claimed = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
@@ -216,6 +245,29 @@ describe('deleteEndpoint', () => {
       [accountId],
     );
     expect(rows).toEqual([{ status: 'FAILED' }]);
+  });
+
+  it('a redelivery asked while the endpoint is being deleted is not sent to it either', async () => {
+    const sql = sqlFor(orm);
+    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    const accountId = await accountWithEndpoint();
+    const endpointId = await endpointOf(accountId);
+    await enqueue(accountId, 1);
+    const [claimed] = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    if (!claimed) throw new Error('nothing claimed');
+    await recordAttempt(sql.query, claimed, answered(200), { status: 'DELIVERED', nextAttemptAt: null });
+    // The owner deletes the endpoint (not yet committed: nothing pending, nothing to fail)...
+    const deletion = await heldOpen(async (query) => {
+      await deleteEndpoint(query, accountId, endpointId);
+    });
+    // ...while a redelivery of its delivered event is asked for (another tab, an API key's script).
+    const redelivery = redeliver(sql.query, accountId, claimed.id);
+    await doneOrWaitingOnLock(redelivery);
+    await deletion.commit();
+    // Either the redelivery saw the endpoint deleted (NOT_FOUND), or nothing of it is due.
+    await redelivery;
+    const due = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    expect(due.filter((delivery) => delivery.accountId === accountId)).toEqual([]);
   });
 });
 

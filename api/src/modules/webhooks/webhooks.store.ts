@@ -200,8 +200,8 @@ const REDELIVER: Statement = {
   name: 'cm_redeliver_webhook',
   text: `update webhook_deliveries d set status = 'PENDING', next_attempt_at = now(), retrying_since = now(),
      claim = null, delivered_at = null
-   from webhook_endpoints e
-   where d.id = $1::uuid and d.account_id = $2::uuid and e.id = d.endpoint_id and e.deleted_at is null
+   where d.id = $1::uuid and d.account_id = $2::uuid
+     and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and e.deleted_at is null for share)
    returning d.id, d.endpoint_id, d.account_id, d.event_id, d.event_type, d.status, d.attempts,
      d.last_response_code, d.created_at, ${CREATED_MICROS('d.')}, d.delivered_at`,
 };
@@ -209,7 +209,9 @@ const REDELIVER: Statement = {
 /**
  * Sends the account's delivery `id` again, now, with the same `webhook-id`, whatever its status (a delivery
  * in flight finishes, but its result no longer counts: its claim is gone). Null when the account has no such
- * delivery or its endpoint is deleted.
+ * delivery or its endpoint is deleted. The endpoint is share-locked, as the outbox insert locks it: a deletion
+ * in progress is waited for (and then seen), else it would not see this delivery PENDING, leave it unfailed,
+ * and the worker would send it to the deleted endpoint.
  */
 export async function redeliver(
   query: Query,
