@@ -58,6 +58,17 @@ async function accountWithEndpoint(): Promise<string> {
   return accountId;
 }
 
+/**
+ * A new account with an endpoint and `count` events, once whatever earlier tests left due is claimed: its
+ * deliveries are then the only ones due.
+ */
+async function aloneWithEvents(count: number): Promise<string> {
+  await claimDueDeliveries(sqlFor(orm).query, 1_000, 60_000, NO_CAP);
+  const accountId = await accountWithEndpoint();
+  await enqueue(accountId, count);
+  return accountId;
+}
+
 describe('claimDueDeliveries', () => {
   it('never gives one delivery to two claimers at once (replicas claiming in parallel)', async () => {
     const accountId = await accountWithEndpoint();
@@ -249,10 +260,8 @@ describe('deleteEndpoint', () => {
 
   it('a redelivery asked while the endpoint is being deleted is not sent to it either', async () => {
     const sql = sqlFor(orm);
-    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
-    const accountId = await accountWithEndpoint();
+    const accountId = await aloneWithEvents(1);
     const endpointId = await endpointOf(accountId);
-    await enqueue(accountId, 1);
     const [claimed] = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     if (!claimed) throw new Error('nothing claimed');
     await recordAttempt(sql.query, claimed, answered(200), { status: 'DELIVERED', nextAttemptAt: null });
@@ -268,6 +277,43 @@ describe('deleteEndpoint', () => {
     await redelivery;
     const due = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     expect(due.filter((delivery) => delivery.accountId === accountId)).toEqual([]);
+  });
+});
+
+describe('redeliver', () => {
+  it("of a delivery in flight does not send it a second time at once, past the account's cap; a failed attempt then goes again now", async () => {
+    const sql = sqlFor(orm);
+    const accountId = await aloneWithEvents(1);
+    // One attempt in flight (its receiver hangs), the account's cap being 1.
+    const [inFlight] = await claimDueDeliveries(sql.query, 16, 60_000, 1);
+    if (!inFlight) throw new Error('nothing claimed');
+    // The owner asks for a redelivery, again and again (a script, an impatient click): each used to take the
+    // attempt's claim back, so each next claim sent the event once more while the earlier attempts still held
+    // their worker slots: one account's hanging receiver took every slot, past its cap.
+    for (let i = 0; i < 3; i++) {
+      expect((await redeliver(sql.query, accountId, inFlight.id))?.status).toBe('PENDING');
+      expect(await claimDueDeliveries(sql.query, 16, 60_000, 1)).toEqual([]);
+    }
+    // The attempt in flight fails (the worker schedules its retry by the backoff, an hour away here): asked
+    // for during the attempt, the redelivery goes now, as a new claim.
+    expect(
+      await recordAttempt(sql.query, inFlight, answered(500), {
+        status: 'PENDING',
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+      }),
+    ).toBe(true);
+    const [again] = await claimDueDeliveries(sql.query, 16, 60_000, 1);
+    expect(again?.id).toBe(inFlight.id);
+    expect(again?.eventId).toBe(inFlight.eventId);
+    expect(again?.attempts).toBe(2);
+    // Answered 2xx without a redelivery in between: DELIVERED, nothing more due.
+    expect(
+      await recordAttempt(sql.query, again as ClaimedDelivery, answered(200), {
+        status: 'DELIVERED',
+        nextAttemptAt: null,
+      }),
+    ).toBe(true);
+    expect(await claimDueDeliveries(sql.query, 16, 60_000, NO_CAP)).toEqual([]);
   });
 });
 
@@ -308,9 +354,7 @@ describe('the delivery log, page by page', () => {
 describe('pruneFinishedDeliveries', () => {
   it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
     const sql = sqlFor(orm);
-    await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
-    const accountId = await accountWithEndpoint();
-    await enqueue(accountId, 4);
+    const accountId = await aloneWithEvents(4);
     const [delivered, failed, recent, pending] = (
       await claimDueDeliveries(sql.query, 4, 60_000, NO_CAP)
     ).sort((x, y) => Number(x.data.i) - Number(y.data.i)) as [
