@@ -38,6 +38,12 @@ export interface WebhookEventInput {
  * parenthesized query with the columns (account_id uuid, event_type text, data jsonb). Its own CTE is
  * materialized (it calls a volatile function), so one event fanned out to several endpoints keeps one event
  * id: the `webhook-id` every endpoint sees for it.
+ *
+ * The endpoints it writes deliveries for are share-locked (`for share of e`) until the caller's transaction
+ * ends: a deletion (`deleteEndpoint`, which fails what its endpoint has pending) then waits for that commit
+ * and fails these deliveries too, or, having deleted first, leaves its endpoint out of this insert. Without
+ * the lock (the foreign key's key-share lock does not conflict with the deletion's update) an event written
+ * while its endpoint was being deleted stayed PENDING and was sent to the deleted endpoint.
  */
 export function enqueueWebhookEventsSql(events: string): string {
   return `with events as materialized (
@@ -47,7 +53,8 @@ export function enqueueWebhookEventsSql(events: string): string {
      next_attempt_at, retrying_since, created_at)
    select e.id, events.account_id, events.event_id, events.event_type, now(), events.data, now(), now(), now()
    from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
-     and events.event_type = any(e.events)`;
+     and events.event_type = any(e.events)
+   for share of e`;
 }
 
 const ENQUEUE_WEBHOOK_EVENTS: Statement = {
@@ -96,7 +103,8 @@ const ENQUEUE_DEPOSIT_EVENTS: Statement = {
      next_attempt_at, retrying_since, created_at)
    select e.id, events.account_id, events.event_id, $2, now(), events.data, now(), now(), now()
    from events join webhook_endpoints e on e.account_id = events.account_id and e.deleted_at is null
-     and $2 = any(e.events)`,
+     and $2 = any(e.events)
+   for share of e`,
 };
 
 /**

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  cursorTime,
+  cursorBigint,
   cursorUuid,
   decodeCursor,
   encodeCursor,
@@ -111,10 +111,13 @@ export async function redeliverWebhook(
   return delivery;
 }
 
-const DELIVERY_CURSOR = 'webhookDelivery';
+// Microseconds, as the column holds them (a cursor of the former kind, in milliseconds, is refused).
+const DELIVERY_CURSOR = 'webhookDeliveryUs';
+/** 9999-12-31T23:59:59.999999Z in microseconds: a forged cursor beyond it is refused, not a database error. */
+const LATEST_MICROS = 253_402_300_799_999_999n;
 
-export function deliveryCursor(delivery: Pick<WebhookDelivery, 'createdAt' | 'id'>): string {
-  return encodeCursor(DELIVERY_CURSOR, [delivery.createdAt.getTime(), delivery.id]);
+export function deliveryCursor(delivery: Pick<WebhookDelivery, 'createdAtMicros' | 'id'>): string {
+  return encodeCursor(DELIVERY_CURSOR, [delivery.createdAtMicros, delivery.id]);
 }
 
 /**
@@ -127,10 +130,13 @@ export async function listDeliveriesOfEndpoints(
   args: PageArgs,
 ): Promise<Map<string, Page<WebhookDelivery>>> {
   const first = pageSize(args.first);
-  let after: { createdAt: Date; id: string } | null = null;
+  let after: { createdAtMicros: bigint; id: string } | null = null;
   if (args.after) {
-    const [time, id] = decodeCursor(DELIVERY_CURSOR, args.after, 2);
-    after = { createdAt: cursorTime(DELIVERY_CURSOR, time), id: cursorUuid(DELIVERY_CURSOR, id) };
+    const [micros, id] = decodeCursor(DELIVERY_CURSOR, args.after, 2);
+    after = {
+      createdAtMicros: cursorBigint(DELIVERY_CURSOR, micros, LATEST_MICROS),
+      id: cursorUuid(DELIVERY_CURSOR, id),
+    };
   }
   const rows =
     first === 0 ? [] : await readDeliveriesOfEndpoints(sqlOf(em).query, endpointIds, first + 1, after);

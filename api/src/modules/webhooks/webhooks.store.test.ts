@@ -1,17 +1,21 @@
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { testOrmForFile } from '../../../test/support/database.ts';
-import { sqlFor, sqlOf } from '../../db/sql.ts';
+import { waitFor } from '../../../test/support/wait-for.ts';
+import { type Query, sqlFor, sqlOf } from '../../db/sql.ts';
 import { findOrCreateAccount } from '../accounts/accounts.service.ts';
 import { enqueueWebhookEvents } from './webhook-events.store.ts';
+import { listDeliveriesOfEndpoints } from './webhooks.service.ts';
 import {
   type ClaimedDelivery,
   claimDueDeliveries,
+  deleteEndpoint,
   insertEndpointWithin,
   pruneFinishedDeliveries,
   readAttemptsOfDeliveries,
   recordAttempt,
   recordAttempts,
+  redeliver,
 } from './webhooks.store.ts';
 
 const { orm } = await testOrmForFile();
@@ -51,6 +55,17 @@ async function accountWithEndpoint(): Promise<string> {
       10,
     ),
   );
+  return accountId;
+}
+
+/**
+ * A new account with an endpoint and `count` events, once whatever earlier tests left due is claimed: its
+ * deliveries are then the only ones due.
+ */
+async function aloneWithEvents(count: number): Promise<string> {
+  await claimDueDeliveries(sqlFor(orm).query, 1_000, 60_000, NO_CAP);
+  const accountId = await accountWithEndpoint();
+  await enqueue(accountId, count);
   return accountId;
 }
 
@@ -154,12 +169,192 @@ describe('claimDueDeliveries', () => {
   });
 });
 
-describe('pruneFinishedDeliveries', () => {
-  it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
+/** Waits until `work` has settled or a statement of this database waits on a row lock (bounded). */
+async function doneOrWaitingOnLock(work: Promise<unknown>): Promise<void> {
+  let settled = false;
+  void work.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  await waitFor('the statement done or waiting on a lock', async () => {
+    if (settled) return true;
+    const waiting = await sqlFor(orm).query(
+      {
+        name: 'test_waiting_on_lock',
+        text: `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+      },
+      [],
+    );
+    return waiting.length > 0;
+  });
+}
+
+/** Runs `work` in a transaction left open (its locks held) until `commit` is called. */
+async function heldOpen(work: (query: Query) => Promise<void>): Promise<{ commit(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let ready!: () => void;
+  const done = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const transaction = sqlFor(orm).transaction(async (query) => {
+    await work(query);
+    ready();
+    await released;
+  });
+  await Promise.race([done, transaction]);
+  return {
+    commit() {
+      release();
+      return transaction;
+    },
+  };
+}
+
+/** The id of the account's one endpoint. */
+async function endpointOf(accountId: string): Promise<string> {
+  const [row] = (await sqlFor(orm).query(
+    {
+      name: 'test_endpoint_of_account',
+      text: 'select id from webhook_endpoints where account_id = $1::uuid',
+    },
+    [accountId],
+  )) as [{ id: string }];
+  return row.id;
+}
+
+describe('deleteEndpoint', () => {
+  it('an event written while the endpoint is being deleted is never sent to it (it ends FAILED)', async () => {
     const sql = sqlFor(orm);
     await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
     const accountId = await accountWithEndpoint();
-    await enqueue(accountId, 4);
+    const endpointId = await endpointOf(accountId);
+    // A change (a deposit credited, a charge crossing the threshold) writes its event, not yet committed...
+    const change = await heldOpen((query) =>
+      enqueueWebhookEvents(query, [{ accountId, type: 'DEPOSIT_CREDITED', data: { late: true } }]),
+    );
+    // ...while the owner deletes the endpoint (it fails what it sees pending), then the change commits.
+    const deleting = sql.transaction((query) => deleteEndpoint(query, accountId, endpointId));
+    // The deletion either finishes before the change commits or waits for its row lock: wait for one of the two.
+    await doneOrWaitingOnLock(deleting);
+    await change.commit();
+    expect((await deleting)?.deletedAt).not.toBeNull();
+    // Nothing of the deleted endpoint is due: no worker sends the event to it.
+    const claimed = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    expect(claimed.filter((delivery) => delivery.accountId === accountId)).toEqual([]);
+    const rows = await sql.query(
+      {
+        name: 'test_deliveries_of_account',
+        text: 'select status from webhook_deliveries where account_id = $1::uuid',
+      },
+      [accountId],
+    );
+    expect(rows).toEqual([{ status: 'FAILED' }]);
+  });
+
+  it('a redelivery asked while the endpoint is being deleted is not sent to it either', async () => {
+    const sql = sqlFor(orm);
+    const accountId = await aloneWithEvents(1);
+    const endpointId = await endpointOf(accountId);
+    const [claimed] = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    if (!claimed) throw new Error('nothing claimed');
+    await recordAttempt(sql.query, claimed, answered(200), { status: 'DELIVERED', nextAttemptAt: null });
+    // The owner deletes the endpoint (not yet committed: nothing pending, nothing to fail)...
+    const deletion = await heldOpen(async (query) => {
+      await deleteEndpoint(query, accountId, endpointId);
+    });
+    // ...while a redelivery of its delivered event is asked for (another tab, an API key's script).
+    const redelivery = redeliver(sql.query, accountId, claimed.id);
+    await doneOrWaitingOnLock(redelivery);
+    await deletion.commit();
+    // Either the redelivery saw the endpoint deleted (NOT_FOUND), or nothing of it is due.
+    await redelivery;
+    const due = await claimDueDeliveries(sql.query, 1_000, 60_000, NO_CAP);
+    expect(due.filter((delivery) => delivery.accountId === accountId)).toEqual([]);
+  });
+});
+
+describe('redeliver', () => {
+  it("of a delivery in flight does not send it a second time at once, past the account's cap; a failed attempt then goes again now", async () => {
+    const sql = sqlFor(orm);
+    const accountId = await aloneWithEvents(1);
+    // One attempt in flight (its receiver hangs), the account's cap being 1.
+    const [inFlight] = await claimDueDeliveries(sql.query, 16, 60_000, 1);
+    if (!inFlight) throw new Error('nothing claimed');
+    // The owner asks for a redelivery, again and again (a script, an impatient click): each used to take the
+    // attempt's claim back, so each next claim sent the event once more while the earlier attempts still held
+    // their worker slots: one account's hanging receiver took every slot, past its cap.
+    for (let i = 0; i < 3; i++) {
+      expect((await redeliver(sql.query, accountId, inFlight.id))?.status).toBe('PENDING');
+      expect(await claimDueDeliveries(sql.query, 16, 60_000, 1)).toEqual([]);
+    }
+    // The attempt in flight fails (the worker schedules its retry by the backoff, an hour away here): asked
+    // for during the attempt, the redelivery goes now, as a new claim.
+    expect(
+      await recordAttempt(sql.query, inFlight, answered(500), {
+        status: 'PENDING',
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+      }),
+    ).toBe(true);
+    const [again] = await claimDueDeliveries(sql.query, 16, 60_000, 1);
+    expect(again?.id).toBe(inFlight.id);
+    expect(again?.eventId).toBe(inFlight.eventId);
+    expect(again?.attempts).toBe(2);
+    // Answered 2xx without a redelivery in between: DELIVERED, nothing more due.
+    expect(
+      await recordAttempt(sql.query, again as ClaimedDelivery, answered(200), {
+        status: 'DELIVERED',
+        nextAttemptAt: null,
+      }),
+    ).toBe(true);
+    expect(await claimDueDeliveries(sql.query, 16, 60_000, NO_CAP)).toEqual([]);
+  });
+});
+
+describe('the delivery log, page by page', () => {
+  it('lists every delivery once, also those written in the same millisecond by different transactions', async () => {
+    const sql = sqlFor(orm);
+    const accountId = await accountWithEndpoint();
+    // Three events, each in its own transaction (as a charge, a deposit and a key's limit write theirs).
+    for (let i = 0; i < 3; i++) await enqueue(accountId, 1);
+    // PostgreSQL stamps them with now(), to the microsecond: here all in one millisecond, as happens under load.
+    const rows = (await sql.query(
+      {
+        name: 'test_stamp_deliveries_in_one_ms',
+        text: `update webhook_deliveries d set created_at = '2026-12-04T12:00:00.123Z'::timestamptz + n.us * interval '1 microsecond'
+         from (select id, (row_number() over (order by id)) * 100 as us from webhook_deliveries
+           where account_id = $1::uuid) n
+         where d.id = n.id returning d.id, d.endpoint_id`,
+      },
+      [accountId],
+    )) as { id: string; endpoint_id: string }[];
+    expect(rows).toHaveLength(3);
+    const endpointId = (rows[0] as { endpoint_id: string }).endpoint_id;
+    // One delivery per page: each page's cursor must lead to the next one, newest first, none skipped.
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 5; page++) {
+      const result = (await listDeliveriesOfEndpoints(orm.em.fork(), [endpointId], { first: 1, after })).get(
+        endpointId,
+      );
+      seen.push(...(result?.entries.map((delivery) => delivery.id) ?? []));
+      if (!result?.hasNextPage) break;
+      after = result.endCursor;
+    }
+    expect(seen.sort()).toEqual(rows.map((row) => row.id).sort());
+  });
+});
+
+describe('pruneFinishedDeliveries', () => {
+  it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
+    const sql = sqlFor(orm);
+    const accountId = await aloneWithEvents(4);
     const [delivered, failed, recent, pending] = (
       await claimDueDeliveries(sql.query, 4, 60_000, NO_CAP)
     ).sort((x, y) => Number(x.data.i) - Number(y.data.i)) as [

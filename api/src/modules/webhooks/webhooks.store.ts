@@ -120,11 +120,20 @@ export interface WebhookDelivery {
   attempts: number;
   lastResponseCode: number | null;
   createdAt: Date;
+  /**
+   * `created_at` in microseconds since the epoch, as PostgreSQL holds it (`now()`): the delivery log's
+   * keyset position. `createdAt` (a Date) cuts it to the millisecond, and deliveries written by different
+   * transactions in the same millisecond would be skipped by a page boundary between them.
+   */
+  createdAtMicros: bigint;
   deliveredAt: Date | null;
 }
 
+const CREATED_MICROS = (alias: string) =>
+  `(extract(epoch from ${alias}created_at) * 1000000)::bigint::text as created_us`;
+
 const DELIVERY_COLUMNS = `id, endpoint_id, account_id, event_id, event_type, status, attempts, last_response_code,
-  created_at, delivered_at`;
+  created_at, ${CREATED_MICROS('')}, delivered_at`;
 
 const deliveryRow = z
   .object({
@@ -137,6 +146,7 @@ const deliveryRow = z
     attempts: z.number(),
     last_response_code: z.number().nullable(),
     created_at: z.coerce.date(),
+    created_us: z.string(),
     delivered_at: z.coerce.date().nullable(),
   })
   .transform(
@@ -150,6 +160,7 @@ const deliveryRow = z
       attempts: row.attempts,
       lastResponseCode: row.last_response_code,
       createdAt: row.created_at,
+      createdAtMicros: BigInt(row.created_us),
       deliveredAt: row.delivered_at,
     }),
   );
@@ -160,7 +171,8 @@ const DELIVERIES_OF_ENDPOINTS: Statement = {
      select d.*, row_number() over (partition by d.endpoint_id order by d.created_at desc, d.id desc) as n
      from webhook_deliveries d
      where d.endpoint_id = any($1::uuid[])
-       and ($2::timestamptz is null or (d.created_at, d.id) < ($2::timestamptz, $3::uuid))
+       and ($2::bigint is null
+         or (d.created_at, d.id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
    ) page where n <= $4::int order by endpoint_id, created_at desc, id desc`,
 };
 
@@ -172,32 +184,41 @@ export async function readDeliveriesOfEndpoints(
   query: Query,
   endpointIds: readonly string[],
   limit: number,
-  after: { createdAt: Date; id: string } | null,
+  after: { createdAtMicros: bigint; id: string } | null,
 ): Promise<WebhookDelivery[]> {
   if (endpointIds.length === 0) return [];
   const rows = await query(DELIVERIES_OF_ENDPOINTS, [
     endpointIds,
-    after?.createdAt.toISOString() ?? null,
+    after?.createdAtMicros.toString() ?? null,
     after?.id ?? null,
     limit,
   ]);
   return rows.map((row) => deliveryRow.parse(row));
 }
 
+// An attempt is being made now: claimed, its lease running (the claim's own test, as `CLAIM_DUE` counts it).
+const IN_FLIGHT = `(d.status = 'PENDING' and d.claim is not null and d.next_attempt_at > now())`;
+
 const REDELIVER: Statement = {
   name: 'cm_redeliver_webhook',
-  text: `update webhook_deliveries d set status = 'PENDING', next_attempt_at = now(), retrying_since = now(),
-     claim = null, delivered_at = null
-   from webhook_endpoints e
-   where d.id = $1::uuid and d.account_id = $2::uuid and e.id = d.endpoint_id and e.deleted_at is null
+  text: `update webhook_deliveries d set status = 'PENDING', retrying_since = now(), delivered_at = null,
+     next_attempt_at = case when ${IN_FLIGHT} then d.next_attempt_at else now() end,
+     claim = case when ${IN_FLIGHT} then d.claim else null end
+   where d.id = $1::uuid and d.account_id = $2::uuid
+     and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and e.deleted_at is null for share)
    returning d.id, d.endpoint_id, d.account_id, d.event_id, d.event_type, d.status, d.attempts,
-     d.last_response_code, d.created_at, d.delivered_at`,
+     d.last_response_code, d.created_at, ${CREATED_MICROS('d.')}, d.delivered_at`,
 };
 
 /**
- * Sends the account's delivery `id` again, now, with the same `webhook-id`, whatever its status (a delivery
- * in flight finishes, but its result no longer counts: its claim is gone). Null when the account has no such
- * delivery or its endpoint is deleted.
+ * Sends the account's delivery `id` again, now, with the same `webhook-id`, whatever its status, with a new
+ * retry window. An attempt in flight keeps its claim (and its place under the account's cap): a 2xx of it
+ * delivers, and if it fails the redelivery goes at once (`recordAttempts` sees the window renewed during the
+ * attempt) rather than at its backoff. Taking its claim back sent the event again at once beside it, each
+ * redelivery one more request in flight past the cap. Null when the account has no such
+ * delivery or its endpoint is deleted. The endpoint is share-locked, as the outbox insert locks it: a deletion
+ * in progress is waited for (and then seen), else it would not see this delivery PENDING, leave it unfailed,
+ * and the worker would send it to the deleted endpoint.
  */
 export async function redeliver(
   query: Query,
@@ -251,8 +272,8 @@ const CLAIM_DUE: Statement = {
      next_attempt_at = now() + $2::int * interval '1 millisecond'
    from due, webhook_endpoints e
    where d.id = due.id and e.id = d.endpoint_id
-   returning d.id, d.claim, d.account_id, d.event_id, d.event_type, d.event_at, d.data, d.attempts, d.retrying_since,
-     e.url, e.secret`,
+   returning d.id, d.claim, d.account_id, d.event_id, d.event_type, d.event_at, d.data, d.attempts,
+     date_trunc('milliseconds', d.retrying_since) as retrying_since, e.url, e.secret`,
 };
 
 const claimedRow = z
@@ -313,19 +334,26 @@ export interface AttemptResult {
   attemptedAt: Date;
 }
 
+// The delivery was redelivered while the attempt was in flight: its window is not the one the claim read.
+// (The claim returns it cut to the millisecond, exactly what a Date holds.)
+const REDELIVERED_DURING = `date_trunc('milliseconds', d.retrying_since) is distinct from input.retrying_since`;
+
 const RECORD_ATTEMPTS: Statement = {
   name: 'cm_record_webhook_attempts',
   text: `with input as (
      select * from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[],
-       $8::text[], $9::timestamptz[])
-       as t(id, claim, attempted_at, response_code, latency_ms, error, response_excerpt, status, next_attempt_at)
+       $8::text[], $9::timestamptz[], $10::timestamptz[])
+       as t(id, claim, attempted_at, response_code, latency_ms, error, response_excerpt, status, next_attempt_at,
+         retrying_since)
    ), attempt as (
      insert into webhook_attempts (delivery_id, attempted_at, response_code, latency_ms, error, response_excerpt)
      select id, attempted_at, response_code, latency_ms, error, response_excerpt from input
    )
-   update webhook_deliveries d set status = input.status, last_response_code = input.response_code,
+   update webhook_deliveries d set last_response_code = input.response_code, claim = null,
+     status = case when input.status <> 'DELIVERED' and ${REDELIVERED_DURING} then 'PENDING' else input.status end,
      delivered_at = case when input.status = 'DELIVERED' then input.attempted_at else null end,
-     next_attempt_at = coalesce(input.next_attempt_at, d.next_attempt_at), claim = null
+     next_attempt_at = case when input.status <> 'DELIVERED' and ${REDELIVERED_DURING} then now()
+       else coalesce(input.next_attempt_at, d.next_attempt_at) end
    from input
    where d.id = input.id and d.claim = input.claim and d.status = 'PENDING'
    returning d.id`,
@@ -333,15 +361,16 @@ const RECORD_ATTEMPTS: Statement = {
 
 /** An attempt to record and where it moves its delivery. */
 export interface AttemptRecord {
-  delivery: Pick<ClaimedDelivery, 'id' | 'claim'>;
+  delivery: Pick<ClaimedDelivery, 'id' | 'claim' | 'retryingSince'>;
   result: AttemptResult;
   next: { status: WebhookDeliveryStatus; nextAttemptAt: Date | null };
 }
 
 /**
  * Logs attempts (one statement, one commit for all of them) and moves each delivery on: DELIVERED, FAILED,
- * or PENDING again from `nextAttemptAt`. Every attempt is logged; a delivery changes only while the claim
- * its attempt was made under holds (a redelivery or a deleted endpoint took it back meanwhile). Returns the
+ * or PENDING again from `nextAttemptAt`; a failed attempt of a delivery redelivered meanwhile makes it PENDING
+ * now, whatever the backoff (see `redeliver`). Every attempt is logged; a delivery changes only while the
+ * claim its attempt was made under holds (a deleted endpoint or an expired lease took it back). Returns the
  * ids of the deliveries that changed. NUL characters in the error and the excerpt are stored as U+FFFD.
  */
 export async function recordAttempts(query: Query, records: readonly AttemptRecord[]): Promise<Set<string>> {
@@ -359,6 +388,7 @@ export async function recordAttempts(query: Query, records: readonly AttemptReco
     records.map((r) => storable(r.result.responseExcerpt)),
     records.map((r) => r.next.status),
     records.map((r) => r.next.nextAttemptAt?.toISOString() ?? null),
+    records.map((r) => r.delivery.retryingSince.toISOString()),
   ]);
   return new Set(rows.map((row) => z.object({ id: z.string() }).parse(row).id));
 }
@@ -366,7 +396,7 @@ export async function recordAttempts(query: Query, records: readonly AttemptReco
 /** `recordAttempts` for one attempt: whether its delivery changed. */
 export async function recordAttempt(
   query: Query,
-  delivery: Pick<ClaimedDelivery, 'id' | 'claim'>,
+  delivery: Pick<ClaimedDelivery, 'id' | 'claim' | 'retryingSince'>,
   result: AttemptResult,
   next: { status: WebhookDeliveryStatus; nextAttemptAt: Date | null },
 ): Promise<boolean> {
