@@ -140,8 +140,8 @@ describe('deposit webhooks', () => {
     expect(hooks.received.map((r) => r.verifyError)).toEqual([null, null]);
     const [pending, credited] = hooks.received.map((r) => r.payload);
     const deposits = await gqlData<{
-      me: { walletAddress: string; deposits: { edges: { node: { id: string } }[] } };
-    }>(apiA.url, '{ me { walletAddress deposits { edges { node { id } } } } }', {}, session);
+      me: { walletAddress: string; deposits: { edges: { node: { id: string; creditedAt: string } }[] } };
+    }>(apiA.url, '{ me { walletAddress deposits { edges { node { id creditedAt } } } } }', {}, session);
     const depositId = deposits.me.deposits.edges[0]?.node.id;
     expect(pending?.data).toMatchObject({
       depositId,
@@ -161,7 +161,11 @@ describe('deposit webhooks', () => {
       amount: '12500000',
       // 12.5 USDC = 12,500 credits
       credits: '12500',
+      // The same instant in the same form as GraphQL's DateTime (milliseconds, `Z`).
+      creditedAt: deposits.me.deposits.edges[0]?.node.creditedAt,
     });
+    expect(credited?.data.creditedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(pending?.data.creditedAt).toBeNull();
     expect(Number.isNaN(Date.parse(String(credited?.timestamp)))).toBe(false);
     // Two events, two webhook-ids.
     expect(new Set(hooks.received.map((r) => r.id)).size).toBe(2);

@@ -84,7 +84,8 @@ export async function enqueueWebhookEvents(
 }
 
 // The deposit's event data is read from the deposit row as this transaction just wrote it. `credits` is the
-// Credits form of `amount` (micro-USD / 1000, exact, trailing zeros trimmed); the amounts are strings.
+// Credits form of `amount` (micro-USD / 1000, exact, trailing zeros trimmed); the amounts are strings;
+// `creditedAt` is written as GraphQL's DateTime writes it (UTC, milliseconds, `Z`), not as jsonb would.
 const ENQUEUE_DEPOSIT_EVENTS: Statement = {
   name: 'cm_enqueue_deposit_webhook_events',
   text: `with events as materialized (
@@ -93,7 +94,8 @@ const ENQUEUE_DEPOSIT_EVENTS: Statement = {
        'blockNumber', d.block_number::text, 'wallet', a.wallet_address, 'from', d.from_address,
        'amountToken', d.amount_token::text, 'amount', d.amount::text,
        'credits', trim_scale(d.amount::numeric / 1000)::text, 'status', d.status,
-       'confirmations', d.confirmations, 'creditedAt', d.credited_at) as data
+       'confirmations', d.confirmations,
+       'creditedAt', to_char(d.credited_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) as data
      from deposits d join accounts a on a.id = d.account_id
      where d.id = any($1::uuid[])
        and exists (select 1 from webhook_endpoints e where e.account_id = d.account_id and e.deleted_at is null
