@@ -13,6 +13,7 @@ import {
   insertEndpointWithin,
   pruneFinishedDeliveries,
   readAttemptsOfDeliveries,
+  readDeliveriesOfEndpoints,
   recordAttempt,
   recordAttempts,
   redeliver,
@@ -348,6 +349,35 @@ describe('the delivery log, page by page', () => {
       after = result.endCursor;
     }
     expect(seen.sort()).toEqual(rows.map((row) => row.id).sort());
+  });
+});
+
+describe('the delivery log of a busy endpoint', () => {
+  it('reads a page, not the whole log: a page of 5 of 2,000 deliveries fetches at most 6 of them', async () => {
+    const accountId = await accountWithEndpoint();
+    await enqueue(accountId, 2_000);
+    const fetched = await sqlFor(orm).transaction(async (query) => {
+      const [endpoint] = await query<{ id: string }>(
+        {
+          name: 'test_endpoint_of_account',
+          text: 'select id from webhook_endpoints where account_id = $1::uuid',
+        },
+        [accountId],
+      );
+      // 5 entries and one more, to tell whether there is a next page.
+      const page = await readDeliveriesOfEndpoints(query, [endpoint?.id ?? ''], 6, null);
+      expect(page).toHaveLength(6);
+      // The heap rows this transaction's index scans of the table fetched (PostgreSQL's own counter).
+      const [stats] = await query<{ fetched: string }>(
+        {
+          name: 'test_deliveries_fetched',
+          text: `select pg_stat_get_xact_tuples_fetched('webhook_deliveries'::regclass)::text as fetched`,
+        },
+        [],
+      );
+      return Number(stats?.fetched);
+    });
+    expect(fetched).toBeLessThanOrEqual(6);
   });
 });
 

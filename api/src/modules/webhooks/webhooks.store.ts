@@ -165,15 +165,19 @@ const deliveryRow = z
     }),
   );
 
+// Each endpoint's page is read by its own walk of `webhook_deliveries_endpoint_idx`, stopped at `limit`: a
+// busy endpoint's page costs the page, not its whole log (a window over every row did).
 const DELIVERIES_OF_ENDPOINTS: Statement = {
   name: 'cm_webhook_deliveries_of_endpoints',
-  text: `select ${DELIVERY_COLUMNS} from (
-     select d.*, row_number() over (partition by d.endpoint_id order by d.created_at desc, d.id desc) as n
-     from webhook_deliveries d
-     where d.endpoint_id = any($1::uuid[])
+  text: `select ${DELIVERY_COLUMNS} from unnest($1::uuid[]) as endpoints(endpoint)
+   cross join lateral (
+     select d.* from webhook_deliveries d
+     where d.endpoint_id = endpoints.endpoint
        and ($2::bigint is null
          or (d.created_at, d.id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid))
-   ) page where n <= $4::int order by endpoint_id, created_at desc, id desc`,
+     order by d.created_at desc, d.id desc
+     limit $4::int
+   ) page order by endpoint_id, created_at desc, id desc`,
 };
 
 /**
