@@ -1,11 +1,12 @@
 /**
  * Pay per request (x402) at the edges a payer's own client decides, against the API on PostgreSQL with real
  * anvil, Ponder and the official `@x402/fetch` / `@x402/evm` client: an `exact` authorization signed to stay
- * valid far longer than the offer asks, and an `exact` call whose upstream fails after its payment was settled.
- * Each fails if the payer is told one thing while its money does another.
+ * valid far longer than the offer asks, an `exact` call whose upstream fails after its payment was settled, and
+ * an `upto` settlement mined after the platform gave up waiting for it. Each fails if the payer is told one
+ * thing, or the books say one thing, while its money does another.
  */
 
-import { mineBlocks } from '@chainmeter/testkit/anvil';
+import { mineBlocks, setAutomine } from '@chainmeter/testkit/anvil';
 import { createGaslessPayer, type GaslessPayer, usdcBalance } from '@chainmeter/testkit/token';
 import { devnetX402Client } from '@chainmeter/testkit/x402-client';
 import {
@@ -155,4 +156,79 @@ describe('an exact call whose upstream fails after its payment was settled', () 
     await waitFor('the payment credited', async () => (await walletLedger(db, payer.address)).length > 0);
     expect(await walletLedger(db, payer.address)).toEqual([{ reason: 'DEPOSIT', amount: amount.toString() }]);
   }, 60_000);
+});
+
+describe('an upto settlement mined after the platform gave up waiting for it', () => {
+  it('charges the call when its transfer is credited: not left UNPAID with the payer money as loose credits', async () => {
+    // Settlements are awaited 10 s (twice) here. The payer signed its Permit2 deadline for a day (hand-made;
+    // the official client signs now + maxTimeoutSeconds), so its settlement can be mined after the platform
+    // gave up on it, as one whose receipt polling failed (a flaky RPC) can with any deadline.
+    const quick = await platform.startApi({ ...UNLIMITED_RATES, X402_MAX_TIMEOUT_SECONDS: '10' });
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const offered = await fetch(`${quick.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    const offer = decodePaymentRequiredHeader(offered.headers.get('PAYMENT-REQUIRED') as string);
+    const upto = offer.accepts.find((requirements) => requirements.scheme === 'upto');
+    if (!upto) throw new Error('no upto in the offer');
+    const client = devnetX402Client(payer, {
+      rpcUrl: platform.anvil.rpcUrl,
+      assets: [platform.token],
+      scheme: 'upto',
+    });
+    const payload = await client.createPaymentPayload({
+      ...offer,
+      accepts: [{ ...upto, maxTimeoutSeconds: 86_400 }],
+    });
+    payload.accepted = upto;
+    await setAutomine(platform.anvil.rpcUrl, false);
+    let price: bigint;
+    try {
+      const response = await fetch(`${quick.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'PAYMENT-SIGNATURE': encodePaymentSignatureHeader(payload),
+        },
+        body: body(),
+      });
+      // Served first (upto), then settled: the settlement is broadcast, never mined while the chain stalls.
+      expect(response.status).toBe(200);
+      await response.text();
+      const [unpaid] = (await waitFor(
+        'the settlement given up on',
+        async () => {
+          const rows = await rowsOf(payer.address);
+          return rows[0]?.status === 'UNPAID' ? rows : undefined;
+        },
+        45_000,
+      )) as Awaited<ReturnType<typeof rowsOf>>;
+      expect(unpaid?.payment_tx_hash).toMatch(/^0x[0-9a-f]{64}$/);
+      price = BigInt(unpaid?.user_price ?? 0);
+      expect(price).toBeGreaterThan(0n);
+    } finally {
+      await setAutomine(platform.anvil.rpcUrl, true);
+      await quick.close();
+    }
+    // The chain mines again: the pending settlement moves the call's price, once.
+    await mineBlocks(platform.anvil.rpcUrl, 3);
+    expect(await usdcBalance(platform.anvil.rpcUrl, platform.token, payer.address)).toBe(5_000_000n - price);
+    // Credited, it pays for its call: deposit = usage, nothing left over, the call charged and no longer UNPAID.
+    await waitFor('the settlement credited', async () => (await walletLedger(db, payer.address)).length > 0);
+    await waitFor('the call charged', async () => (await rowsOf(payer.address))[0]?.status === 'BILLED');
+    expect(await walletLedger(db, payer.address)).toEqual([
+      { reason: 'DEPOSIT', amount: price.toString() },
+      { reason: 'USAGE', amount: (-price).toString() },
+    ]);
+    // And the wallet, having paid, may pay by upto again.
+    const again = await wrapFetchWithPayment(fetch, client)(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body(),
+    });
+    expect(again.status).toBe(200);
+    await again.text();
+  }, 120_000);
 });
