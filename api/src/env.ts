@@ -287,7 +287,8 @@ const schema = z.object({
   X402_UNPAID_RETRY_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
   /**
    * How long a payer's signed payment stays valid, in seconds (the offer's `maxTimeoutSeconds`), and so the
-   * longest a paid call waits for its settlement to be mined before it gives up and serves nothing.
+   * longest a paid call waits (twice: x402's server looks at a pending settlement once more) for its settlement
+   * to be mined before it gives up and serves nothing; an `exact` authorization valid for longer is refused.
    */
   X402_MAX_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(3_600).default(60),
   /** The smallest gasless top-up (`relayPayment`), in token base units (micro-USD): 1 USDC by default. */

@@ -5,7 +5,9 @@
  *   `PAYMENT-REQUIRED`'s `error` and in the body's `error.code`; nothing is served and nothing moves;
  * - a verified payment: served like a keyed call (JSON or server-sent events) with `PAYMENT-RESPONSE`
  *   (`exact`: settled before the upstream is called; `upto`: after the answer, for its price, so a
- *   streamed `upto` call has no `PAYMENT-RESPONSE`: its headers left before the price was known).
+ *   streamed `upto` call has no `PAYMENT-RESPONSE`: its headers left before the price was known);
+ * - an `exact` call that fails after its payment was settled (the upstream failed): the error, with
+ *   `PAYMENT-RESPONSE` and a message saying the payment stays as the wallet's credits.
  */
 import type { Context } from 'hono';
 import type { AppServices } from '../context.ts';
@@ -83,13 +85,33 @@ export async function paidCompletion(
         },
       });
     } catch (error) {
-      if (!(error instanceof PaymentRefusedError)) throw error;
+      if (!(error instanceof PaymentRefusedError)) {
+        const settlement = verified.settlement();
+        if (!settlement?.success) throw error;
+        return paidCallFailed(openAiErrorFor(c, logger, error), x402.paymentResponseHeader(settlement));
+      }
       if (METERING_PAYMENT_REFUSALS.has(error.reason)) x402.countRefused(verified.payment.scheme);
       return paymentRequired(c, x402, maxPrice, resourceUrl, error.reason, `Payment failed: ${error.reason}`);
     }
   } catch (error) {
     return openAiErrorFor(c, logger, error);
   }
+}
+
+/**
+ * The error answer of an `exact` call that failed after its payment was settled (the upstream failed, or the
+ * call was released): the call is not charged, but the money moved, and it stays as the payer's wallet credits.
+ * The answer says so and carries `PAYMENT-RESPONSE`, the receipt of the transfer, as a served call's does.
+ */
+async function paidCallFailed(failed: Response, receipt: string): Promise<Response> {
+  // The client went away: nobody to tell.
+  if (!failed.headers.get('content-type')?.includes('json')) return failed;
+  const { error } = (await failed.json()) as { error: { message: string } };
+  const headers = new Headers(failed.headers);
+  headers.set('PAYMENT-RESPONSE', receipt);
+  headers.delete('content-length');
+  const message = `${error.message}. Its payment was settled before the call (PAYMENT-RESPONSE): it stays as this wallet's credits (sign in to use them)`;
+  return new Response(JSON.stringify({ error: { ...error, message } }), { status: failed.status, headers });
 }
 
 async function paymentRequired(

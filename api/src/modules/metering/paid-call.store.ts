@@ -191,10 +191,18 @@ export interface RunningPaidCall {
   hold: bigint;
 }
 
+/**
+ * The priced calls a credited settlement pays for: those awaiting it, and those recorded UNPAID because their
+ * settlement was not seen mined in time (its receipt wait gave up: a stalled chain, a failing RPC) though it
+ * was broadcast and has now been mined and credited after all. Such a call kept its price (`outcome`); one
+ * that a reorg left UNPAID after it was charged has none (`markPaidCallUnpaid`) and is never charged again.
+ */
 const LOCK_AWAITING_PAID_CALLS: Statement = {
   name: 'cm_lock_awaiting_paid_calls',
   text: `select id, account_id, payment_tx_hash, user_price::text as user_price, outcome from usage_records
-   where payment_tx_hash = any($1::text[]) and status = 'AWAITING_PAYMENT' order by id for update`,
+   where payment_tx_hash = any($1::text[])
+     and (status = 'AWAITING_PAYMENT' or (status = 'UNPAID' and outcome is not null))
+   order by id for update`,
 };
 
 const awaitingRow = z.object({
@@ -264,12 +272,16 @@ export async function claimPaidCalls(
 
 const MARK_PAID_CALLS_BILLED: Statement = {
   name: 'cm_mark_paid_calls_billed',
-  text: `update usage_records u set status = v.status, outcome = null, settled_at = $3::timestamptz
+  text: `update usage_records u set status = v.status, outcome = null, settled_at = $3::timestamptz,
+     error = case when u.status = 'UNPAID' then u.outcome->>'error' else u.error end, payment_retried_at = null
    from unnest($1::uuid[], $2::text[]) as v(id, status)
-   where u.id = v.id and u.status = 'AWAITING_PAYMENT'`,
+   where u.id = v.id and u.status in ('AWAITING_PAYMENT', 'UNPAID')`,
 };
 
-/** Closes the awaiting calls whose USAGE entries the caller wrote: BILLED (or NEEDS_REVIEW, as priced). */
+/**
+ * Closes the calls {@link claimPaidCalls} locked whose USAGE entries the caller wrote: BILLED (or NEEDS_REVIEW,
+ * as priced).
+ */
 export async function markPaidCallsBilled(
   query: Query,
   calls: readonly AwaitingPaidCall[],

@@ -24,7 +24,9 @@
  * guarded update that requires the UNPAID status and the failed settlement's hash), and crediting charges it
  * when it credits that transfer. Each attempt is recorded on the call, and the next one waits as long as the
  * call had been unpaid by then (at least `unpaidRetryMs`, at most an hour), so a payer that never pays again
- * costs the relayer little. Expired, or spent by a transaction that is not the call's: UNPAID for good.
+ * costs the relayer little. Expired, or spent by a transaction that is not the call's: UNPAID for good. A
+ * call whose own settlement was broadcast and then mined after its receipt wait gave up is charged by crediting
+ * when it credits that transfer (`claimPaidCalls`), like an AWAITING_PAYMENT one.
  *
  * Every replica runs one; each pass handles the oldest calls first, one at a time, each at most once.
  */
@@ -146,7 +148,8 @@ export async function retryUnpaidSettlements(options: PaidCallResubmissionOption
     } else if (result.outcome === 'failed') {
       logger.info({ ...log, reason: result.reason }, 'x402: an unpaid call could not be settled yet');
     } else {
-      // Expired, or its nonce spent by a transaction that is not the call's: it can never be settled.
+      // Expired, or its nonce spent: by the call's own settlement, mined after its receipt wait gave up
+      // (crediting charges the call when it credits that transfer), or by another transaction.
       await endUnpaidRetries(sql, call.id);
       logger.warn({ ...log, outcome: result.outcome }, 'x402: an unpaid call can no longer be settled');
     }

@@ -151,7 +151,11 @@ export function createX402Service(options: X402Options): X402Service {
     },
     // The signer bounds each receipt wait (180 s by default): a settlement never mined (dropped, or removed
     // by a reorg before its receipt was seen) would keep its call, and the call's hold, alive that long. A
-    // paid call waits no longer than its payment can be valid.
+    // paid call waits no longer than its payment can be valid. x402's server waits for a pending settlement
+    // once more (the same transaction), so a settlement is given up on after twice this: by then an `exact`
+    // authorization (valid at most `maxTimeoutSeconds` + the payer's clock skew from its verification, see
+    // `verifyPayment`; `maxTimeoutSeconds` >= 10) has expired even by a block clock a few seconds behind, and
+    // a settlement given up on can never move money after the payer was told so.
     { confirmationTimeoutMs: maxTimeoutSeconds * 1_000 },
   );
   const facilitator = new x402Facilitator()
@@ -266,6 +270,16 @@ export function createX402Service(options: X402Options): X402Service {
     } catch {
       throw refused(scheme, 'invalid_payload');
     }
+    // exact settles before serving and gives up on a settlement not mined within the wait above, answering
+    // that nothing was served: an authorization valid for longer could still be mined after that answer and
+    // move the payer's money for nothing. The official client signs `validBefore` = its now + maxTimeoutSeconds.
+    if (
+      scheme === 'exact' &&
+      signedValidUntil(stored) >
+        BigInt(Math.ceil(Date.now() / 1_000) + maxTimeoutSeconds + PAYER_CLOCK_SKEW_SECONDS)
+    ) {
+      throw refused(scheme, PAYMENT_VALID_TOO_LONG);
+    }
     // upto serves before it settles: what the wallet holds bounds the upto calls it may have running at once.
     const funds =
       scheme === 'upto'
@@ -372,7 +386,20 @@ export function createX402Service(options: X402Options): X402Service {
   };
 }
 
+/** The 402's code for an `exact` payment whose authorization stays valid past the offer's `maxTimeoutSeconds`. */
+const PAYMENT_VALID_TOO_LONG = 'payment_valid_too_long';
+/** How far ahead of ours a payer's clock may run when it signs `validBefore` (its now + maxTimeoutSeconds). */
+const PAYER_CLOCK_SKEW_SECONDS = 5;
+
 const hasCode = (code: Hex | undefined) => code !== undefined && code !== '0x';
+
+/** The end of the signed authorization's validity (EIP-3009 `validBefore`, Permit2 `deadline`), Unix seconds. */
+function signedValidUntil(stored: StoredPayment): bigint {
+  const signed = storedAuthorization.parse(stored.payload.payload);
+  return BigInt(
+    'authorization' in signed ? signed.authorization.validBefore : signed.permit2Authorization.deadline,
+  );
+}
 
 /**
  * What identifies the signed authorization a verified payment spends, whichever way it was signed: the token's
