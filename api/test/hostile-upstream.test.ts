@@ -442,6 +442,56 @@ describe('answers that leave out fields', () => {
   });
 });
 
+describe('an upstream that asks to be retried later', () => {
+  const marker = 'rate limited upstream';
+  const refusal = {
+    status: 429,
+    body: { error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } },
+  };
+
+  /** The account's calls, each once settled. */
+  async function releasedCalls(accountId: string): Promise<{ status: string; user_price: string }[]> {
+    return waitFor('the calls to be settled', async () => {
+      const rows = await api.services.orm.em
+        .fork()
+        .execute<{ status: string; user_price: string }[]>(
+          'select status, user_price::text as user_price from usage_records where account_id = ?',
+          [accountId],
+        );
+      return rows.every((row) => row.status !== 'HELD') ? rows : null;
+    }).then((rows) => rows ?? []);
+  }
+
+  it("passes the upstream's Retry-After on with the 502, streamed or not, and charges nothing", async () => {
+    const user = await newUser();
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '7' } });
+    for (const stream of [false, true]) {
+      const answer = await post(user, ask(marker, { stream }));
+      expect(answer.status).toBe(502);
+      expect(answer.headers.get('retry-after')).toBe('7');
+      expect(answer.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(await answer.json()).toMatchObject({ error: { type: 'upstream_error', message: /HTTP 429/ } });
+    }
+    // What is not a number of seconds is not passed on (nor anything else of the upstream's headers).
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '7 seconds' } });
+    expect((await post(user, ask(marker))).headers.get('retry-after')).toBeNull();
+    expect(await releasedCalls(user.accountId)).toEqual(
+      Array.from({ length: 3 }, () => ({ status: 'RELEASED', user_price: '0' })),
+    );
+  });
+
+  it('so the openai client waits as long as the upstream asked before it retries', async () => {
+    const user = await newUser();
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '2' } });
+    const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: user.token, maxRetries: 1 });
+    const started = performance.now();
+    await expect(client.chat.completions.create(ask(marker))).rejects.toMatchObject({ status: 502 });
+    // Its own backoff before a first retry is at most 0.5 s; the upstream asked for 2 s.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(await releasedCalls(user.accountId)).toHaveLength(2);
+  });
+});
+
 describe('encoded answers', () => {
   for (const encoding of ['gzip', 'deflate', 'br'] as const) {
     it(`decodes and bills a ${encoding} answer`, async () => {
