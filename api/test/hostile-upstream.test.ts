@@ -11,6 +11,7 @@
  */
 import { subscribe as subscribeChannel, unsubscribe as unsubscribeChannel } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
@@ -396,6 +397,69 @@ describe('a client that hangs up', () => {
     const row = await settledCall(user.accountId);
     expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(12, 4)) });
     expect(upstream.received(marker)[0]).toMatchObject({ answered: true, closedEarly: false });
+  });
+});
+
+describe('a client that stops reading a stream', () => {
+  it('is hung up on once it has taken nothing for LLM_TIMEOUT_MS: the upstream stopped, billed what was generated', async () => {
+    const user = await newUser();
+    const marker = 'a client that reads no more';
+    // 16 MB of output, far more than the sockets' buffers hold, then an upstream that stays open.
+    const piece = 'x'.repeat(16_000);
+    upstream.script(marker, {
+      events: [
+        chunk({ role: 'assistant', content: '' }),
+        ...Array.from({ length: 1_000 }, () => chunk({ content: piece })),
+        new Promise(() => {}),
+      ],
+    });
+    const body = JSON.stringify(ask(marker, { stream: true }));
+    const socket = connect(api.port, '127.0.0.1');
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+        `authorization: Bearer ${user.token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    let received = 0;
+    let reading = true;
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+    // Reads the first 100 kB, then nothing more, and keeps the connection open.
+    socket.on('data', (data: Buffer) => {
+      received += data.length;
+      if (received > 100_000 && reading) {
+        reading = false;
+        socket.pause();
+      }
+    });
+    try {
+      // Without the hang-up the call stays HELD (its heartbeat extending the hold) for as long as the client
+      // keeps its connection: settledCall times out.
+      const row = await settledCall(user.accountId);
+      // Usage never came: prompt bound(marker), completion 4096 (the default max_tokens, far below the bytes
+      // read from the upstream): 2 x (bound + 2 x 4096).
+      const {
+        status,
+        flags,
+        prompt_tokens: prompt,
+        completion_tokens: completionTokens,
+        user_price: price,
+      } = row;
+      expect({ status, flags }).toEqual({
+        status: 'BILLED',
+        flags: ['CLIENT_DISCONNECTED', 'USAGE_ESTIMATED'],
+      });
+      expect([prompt, completionTokens, price]).toEqual([
+        bound(marker),
+        4096,
+        String(charge(bound(marker), 4096)),
+      ]);
+      await waitFor('the upstream to be stopped', () => upstream.received(marker)[0]?.closedEarly);
+      // The client's connection was closed: once it reads what was left in it, it sees the end.
+      socket.resume();
+      await closed;
+    } finally {
+      socket.destroy();
+    }
   });
 });
 

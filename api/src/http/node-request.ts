@@ -147,6 +147,14 @@ export function clientWentAway(c: Context): boolean {
   return outgoing.destroyed && !outgoing.writableFinished;
 }
 
+/**
+ * Closes the client's connection now (a client that stopped taking its stream); without a Node response
+ * (`app.request()`) there is none to close.
+ */
+export function hangUp(c: Context): void {
+  nodeOf(c).outgoing?.destroy();
+}
+
 /** Aborted when the client goes away before the response is complete. */
 export function clientGoneSignal(c: Context): AbortSignal {
   const outgoing = nodeOf(c).outgoing;
