@@ -3,21 +3,26 @@
  * request-forgery.test.ts do not already cover: the shapes of a GraphQL request yoga parses itself (GET and
  * form parameters, a `query` that is not a string), variables that do not coerce, variable defaults and
  * literals of the custom scalars in queries (which run compiled by graphql-jit), DateTimes at the edge of
- * their range, REST bodies that nest deeper than anything legitimate, and x402 payment headers that hold no
- * payment. Each must answer a clear 4xx or an error with `extensions.code`, never a 500, a masked "Unexpected
+ * their range, REST bodies that nest deeper than anything legitimate, a client that hangs up before its body
+ * is read, and x402 payment headers that hold no payment. Each must answer a clear 4xx or an error with `extensions.code`, never a 500, a masked "Unexpected
  * error." or an internal message. One API instance on a fresh PostgreSQL database, without a chain (wallet
  * signatures are checked locally); the x402 cases add a second one on an anvil chain.
  */
+import { connect } from 'node:net';
 import { type Anvil, startAnvil } from '@chainmeter/testkit/anvil';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { deployTestUsdc } from '@chainmeter/testkit/token';
 import { parse } from 'graphql';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jitRunsAsGraphqlJs } from '../src/http/graphql-jit.ts';
 import { schema } from '../src/schema/index.ts';
 import { type RunningApi, startApi } from '../src/server.ts';
 import { testApiConfig } from './support/config.ts';
+import { untilALockIsWaitedFor } from './support/lock-waits.ts';
+import { sample, scrape } from './support/prometheus.ts';
 import { fundedUser, type TestUser } from './support/users.ts';
+import { waitFor } from './support/wait-for.ts';
 
 let database: TestDatabase;
 let api: RunningApi;
@@ -252,6 +257,67 @@ describe('REST bodies nested deeper than anything legitimate', () => {
       }),
     );
     expect(fine.status, fine.text).toBe(200);
+  });
+});
+
+describe('a client that hangs up before its body is read', () => {
+  /** Sends the whole request on a raw connection, then closes it without waiting for an answer. */
+  const sendAndHangUp = (path: string, token: string, body: string) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connect(api.port, '127.0.0.1', () => {
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+            `authorization: Bearer ${token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          () => {
+            socket.destroy();
+            resolve();
+          },
+        );
+      });
+      socket.on('error', reject);
+    });
+
+  it('ends its request (499) instead of waiting forever for a body Node has thrown away', async () => {
+    const ended = async () =>
+      sample(await scrape(api.url), 'chainmeter_http_requests_total', {
+        method: 'POST',
+        route: '/v1/chat/completions',
+        status: '499',
+      }) ?? 0;
+    const caller = await fundedUser(api, 1_000_000n);
+    const before = await ended();
+    const locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      // The session's lookup waits behind this lock: the request is in its handler, its body not read yet.
+      await locker.query('lock table sessions in access exclusive mode');
+      await sendAndHangUp(
+        '/v1/chat/completions',
+        caller.token,
+        JSON.stringify({
+          model: 'chainmeter-dev',
+          max_tokens: 3,
+          messages: [{ role: 'user', content: 'hi' }],
+          stream: true,
+        }),
+      );
+      await untilALockIsWaitedFor(api.services.orm);
+      // A request on a new connection answered after the close was sent: the API has seen the close (and
+      // Node destroyed the unread request) before the lock is released.
+      expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+    } finally {
+      await locker.query('commit');
+      await locker.end();
+    }
+    // Without the fix the handler waits for the body's 'end' forever: the request is never counted.
+    await waitFor('the request to end as 499', async () => (await ended()) === before + 1);
+    const [held] = await api.services.orm.em
+      .fork()
+      .execute<{ calls: number }[]>('select count(*)::int as calls from usage_records where account_id = ?', [
+        caller.accountId,
+      ]);
+    expect(held?.calls).toBe(0);
   });
 });
 

@@ -11,6 +11,7 @@
  */
 import { subscribe as subscribeChannel, unsubscribe as unsubscribeChannel } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import OpenAI from 'openai';
@@ -399,6 +400,69 @@ describe('a client that hangs up', () => {
   });
 });
 
+describe('a client that stops reading a stream', () => {
+  it('is hung up on once it has taken nothing for LLM_TIMEOUT_MS: the upstream stopped, billed what was generated', async () => {
+    const user = await newUser();
+    const marker = 'a client that reads no more';
+    // 16 MB of output, far more than the sockets' buffers hold, then an upstream that stays open.
+    const piece = 'x'.repeat(16_000);
+    upstream.script(marker, {
+      events: [
+        chunk({ role: 'assistant', content: '' }),
+        ...Array.from({ length: 1_000 }, () => chunk({ content: piece })),
+        new Promise(() => {}),
+      ],
+    });
+    const body = JSON.stringify(ask(marker, { stream: true }));
+    const socket = connect(api.port, '127.0.0.1');
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+        `authorization: Bearer ${user.token}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    let received = 0;
+    let reading = true;
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+    // Reads the first 100 kB, then nothing more, and keeps the connection open.
+    socket.on('data', (data: Buffer) => {
+      received += data.length;
+      if (received > 100_000 && reading) {
+        reading = false;
+        socket.pause();
+      }
+    });
+    try {
+      // Without the hang-up the call stays HELD (its heartbeat extending the hold) for as long as the client
+      // keeps its connection: settledCall times out.
+      const row = await settledCall(user.accountId);
+      // Usage never came: prompt bound(marker), completion 4096 (the default max_tokens, far below the bytes
+      // read from the upstream): 2 x (bound + 2 x 4096).
+      const {
+        status,
+        flags,
+        prompt_tokens: prompt,
+        completion_tokens: completionTokens,
+        user_price: price,
+      } = row;
+      expect({ status, flags }).toEqual({
+        status: 'BILLED',
+        flags: ['CLIENT_DISCONNECTED', 'USAGE_ESTIMATED'],
+      });
+      expect([prompt, completionTokens, price]).toEqual([
+        bound(marker),
+        4096,
+        String(charge(bound(marker), 4096)),
+      ]);
+      await waitFor('the upstream to be stopped', () => upstream.received(marker)[0]?.closedEarly);
+      // The client's connection was closed: once it reads what was left in it, it sees the end.
+      socket.resume();
+      await closed;
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
 describe('answers that leave out fields', () => {
   it('answers GraphQL and bills an answer without id or model', async () => {
     const user = await newUser();
@@ -439,6 +503,56 @@ describe('answers that leave out fields', () => {
     expect(await readStream(user.client, ask(marker))).toBe('hi');
     const row = await settledCall(user.accountId);
     expect(row).toMatchObject({ status: 'BILLED', user_price: String(charge(10, 2)) });
+  });
+});
+
+describe('an upstream that asks to be retried later', () => {
+  const marker = 'rate limited upstream';
+  const refusal = {
+    status: 429,
+    body: { error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } },
+  };
+
+  /** The account's calls, each once settled. */
+  async function releasedCalls(accountId: string): Promise<{ status: string; user_price: string }[]> {
+    return waitFor('the calls to be settled', async () => {
+      const rows = await api.services.orm.em
+        .fork()
+        .execute<{ status: string; user_price: string }[]>(
+          'select status, user_price::text as user_price from usage_records where account_id = ?',
+          [accountId],
+        );
+      return rows.every((row) => row.status !== 'HELD') ? rows : null;
+    }).then((rows) => rows ?? []);
+  }
+
+  it("passes the upstream's Retry-After on with the 502, streamed or not, and charges nothing", async () => {
+    const user = await newUser();
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '7' } });
+    for (const stream of [false, true]) {
+      const answer = await post(user, ask(marker, { stream }));
+      expect(answer.status).toBe(502);
+      expect(answer.headers.get('retry-after')).toBe('7');
+      expect(answer.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(await answer.json()).toMatchObject({ error: { type: 'upstream_error', message: /HTTP 429/ } });
+    }
+    // What is not a number of seconds is not passed on (nor anything else of the upstream's headers).
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '7 seconds' } });
+    expect((await post(user, ask(marker))).headers.get('retry-after')).toBeNull();
+    expect(await releasedCalls(user.accountId)).toEqual(
+      Array.from({ length: 3 }, () => ({ status: 'RELEASED', user_price: '0' })),
+    );
+  });
+
+  it('so the openai client waits as long as the upstream asked before it retries', async () => {
+    const user = await newUser();
+    upstream.script(marker, { ...refusal, headers: { 'retry-after': '2' } });
+    const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: user.token, maxRetries: 1 });
+    const started = performance.now();
+    await expect(client.chat.completions.create(ask(marker))).rejects.toMatchObject({ status: 502 });
+    // Its own backoff before a first retry is at most 0.5 s; the upstream asked for 2 s.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(await releasedCalls(user.accountId)).toHaveLength(2);
   });
 });
 

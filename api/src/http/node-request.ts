@@ -84,16 +84,31 @@ export async function nodeRequestAs(
   });
 }
 
+/** The client hung up before its request's body was read: there is nobody to answer. */
+class ClientGoneError extends Error {
+  override name = 'ClientGoneError';
+  constructor() {
+    super('the client closed the connection before its request body was read');
+  }
+}
+
 /**
  * The whole body, or null as soon as it passes `maxBytes`: reading stops there (the stream is paused, not
  * destroyed, so the 413 can still be sent; @hono/node-server discards the rest once the response is out).
+ * Rejects with {@link ClientGoneError} when the client hung up before the body was read (while its
+ * credential was being checked, say): Node then destroys the request without an 'end' or an 'error', and
+ * waiting for them would keep the request's handler, and all it holds, forever.
  */
 function readUpTo(incoming: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
+    if (incoming.destroyed) {
+      reject(new ClientGoneError());
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const stop = () => {
-      incoming.off('data', onData).off('end', onEnd).off('error', onError);
+      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -113,7 +128,12 @@ function readUpTo(incoming: IncomingMessage, maxBytes: number): Promise<Buffer |
       stop();
       reject(error);
     };
-    incoming.on('data', onData).on('end', onEnd).on('error', onError);
+    // Destroyed before its end: no 'end' will come ('error', if any, is emitted before 'close').
+    const onClose = () => {
+      stop();
+      reject(new ClientGoneError());
+    };
+    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }
 
@@ -125,6 +145,14 @@ export function clientWentAway(c: Context): boolean {
   const outgoing = nodeOf(c).outgoing;
   if (!outgoing) return c.req.raw.signal.aborted;
   return outgoing.destroyed && !outgoing.writableFinished;
+}
+
+/**
+ * Closes the client's connection now (a client that stopped taking its stream); without a Node response
+ * (`app.request()`) there is none to close.
+ */
+export function hangUp(c: Context): void {
+  nodeOf(c).outgoing?.destroy();
 }
 
 /** Aborted when the client goes away before the response is complete. */

@@ -59,6 +59,9 @@ export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Resp
   const openAi: OpenAiError = { message: answer.message, ...OPENAI_ERROR_OF[answer.code] };
   if (error instanceof CompletionFailedError) {
     openAi.headers = { 'x-request-id': error.requestId };
+    // The upstream said when to try again (a rate limit, an overload): the openai client's retries wait so long.
+    const { retryAfterSeconds } = error.upstream;
+    if (retryAfterSeconds !== null) openAi.headers['retry-after'] = String(retryAfterSeconds);
     // The upstream refused the request itself as bad: its status passes through (see `httpStatus`).
     if (answer.status < 500) {
       openAi.type = 'invalid_request_error';

@@ -23,7 +23,7 @@ import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { type Caller, resolveCaller, SESSION_COOKIE } from './caller.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 import { openAiError, openAiErrorFor, unauthorized } from './openai.errors.ts';
-import { completionEventStream } from './openai.sse.ts';
+import { completionEventStream, stalledClientOf } from './openai.sse.ts';
 import { PAYMENT_HEADERS, paidCompletion } from './openai.x402.ts';
 import { usageExportStream } from './usage-export.ts';
 
@@ -116,7 +116,9 @@ export function openAiRoutes(services: AppServices): Hono {
         return c.json(completion, 200, { 'x-request-id': requestId });
       }
       const metered = await metering.stream(viewer, request, { signal, keyCheck });
-      return new Response(completionEventStream(metered.chunks, request.includeUsage, metered.settled), {
+      const stalled = stalledClientOf(c, services.config.llm.timeoutMs);
+      const events = completionEventStream(metered.chunks, request.includeUsage, metered.settled, stalled);
+      return new Response(events, {
         status: 200,
         headers: {
           'content-type': 'text/event-stream; charset=utf-8',

@@ -17,7 +17,7 @@ import type { X402Service } from '../modules/x402/x402.service.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
 import { openAiError, openAiErrorFor } from './openai.errors.ts';
-import { completionEventStream } from './openai.sse.ts';
+import { completionEventStream, stalledClientOf } from './openai.sse.ts';
 
 export const PAYMENT_HEADERS = ['PAYMENT-REQUIRED', 'PAYMENT-RESPONSE'];
 
@@ -75,7 +75,9 @@ export async function paidCompletion(
         return c.json(completion, 200, { 'x-request-id': requestId, ...paymentResponse() });
       }
       const metered = await metering.streamPaid(verified.payment, request, { signal });
-      return new Response(completionEventStream(metered.chunks, request.includeUsage, metered.settled), {
+      const stalled = stalledClientOf(c, services.config.llm.timeoutMs);
+      const events = completionEventStream(metered.chunks, request.includeUsage, metered.settled, stalled);
+      return new Response(events, {
         status: 200,
         headers: {
           'content-type': 'text/event-stream; charset=utf-8',

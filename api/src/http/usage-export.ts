@@ -48,8 +48,9 @@ function usageExportRecord(usage: UsageView): UsageExportRecord {
 function csvField(value: string | number | null): string {
   if (value === null) return '';
   const text = String(value);
-  // Quote when needed; a leading = + - @ is neutralised so a spreadsheet never runs it as a formula.
-  const safe = /^[=+\-@\t\r]/.test(text) && !/^-?\d/.test(text) ? `'${text}` : text;
+  // Quote when needed; a leading = + - @ is neutralised so a spreadsheet never runs it as a formula. Only a
+  // whole number is left alone: "-1+cmd|' /C calc'!A0" starts like one and is a formula all the same.
+  const safe = /^[=+\-@\t\r]/.test(text) && !/^-?\d+(?:\.\d+)?$/.test(text) ? `'${text}` : text;
   return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }
 

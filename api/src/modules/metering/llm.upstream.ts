@@ -97,7 +97,10 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
     async complete(request, callOptions = {}) {
       const started = performance.now();
       const answer = await poster.post(completionsUrl, { ...request, stream: false }, callOptions);
-      if (answer.status >= 400) throw statusError(answer.status, errorBodyMessage(answer.body), apiKey);
+      if (answer.status >= 400) {
+        const retryAfter = firstHeaderValue(answer.headers['retry-after']);
+        throw statusError(answer.status, errorBodyMessage(answer.body), apiKey, retryAfter);
+      }
       let data: unknown;
       try {
         data = JSON.parse(answer.body);

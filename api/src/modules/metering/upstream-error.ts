@@ -18,12 +18,29 @@ export class UpstreamError extends Error {
   readonly kind: UpstreamErrorKind;
   /** The upstream's HTTP status, when it answered with one. */
   readonly status: number | null;
+  /** The upstream's `Retry-After` in seconds, when it answered with one (a 429 or a 503, mostly). */
+  readonly retryAfterSeconds: number | null;
 
-  constructor(kind: UpstreamErrorKind, message: string, options: { status?: number; cause?: unknown } = {}) {
+  constructor(
+    kind: UpstreamErrorKind,
+    message: string,
+    options: { status?: number; cause?: unknown; retryAfterSeconds?: number | null } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.status = options.status ?? null;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? null;
   }
+}
+
+/**
+ * A `Retry-After` header's delay in seconds, or null unless it is one (delta-seconds, at most 6 digits: an
+ * HTTP date or anything else is not passed on).
+ * @example retryAfterSeconds('20') // 20
+ */
+export function retryAfterSeconds(header: string | null | undefined): number | null {
+  const text = header?.trim();
+  return text && /^\d{1,6}$/.test(text) ? Number(text) : null;
 }
 
 export const abortedByCaller = () => new UpstreamError('aborted', 'upstream call aborted by the caller');
@@ -32,8 +49,16 @@ export const answerTimedOut = () => new UpstreamError('timeout', 'upstream did n
 const MAX_UPSTREAM_MESSAGE = 200;
 const SECRET_LIKE = /\b(?:sk|cm)[-_][\w*-]{4,}/g;
 
-/** An HTTP error answer (status >= 400), worded the same whether the SDK or our own client saw it. */
-export function statusError(status: number, upstreamText: string, apiKey: string | undefined): UpstreamError {
+/**
+ * An HTTP error answer (status >= 400), worded the same whether the SDK or our own client saw it, with the
+ * upstream's `Retry-After` (raw) when it sent one.
+ */
+export function statusError(
+  status: number,
+  upstreamText: string,
+  apiKey: string | undefined,
+  retryAfter?: string | null,
+): UpstreamError {
   const text =
     upstreamText.length > MAX_UPSTREAM_MESSAGE
       ? `${upstreamText.slice(0, MAX_UPSTREAM_MESSAGE)}...`
@@ -43,6 +68,7 @@ export function statusError(status: number, upstreamText: string, apiKey: string
   const verb = kind === 'rejected' ? 'rejected the request' : 'failed';
   return new UpstreamError(kind, `upstream ${verb} (HTTP ${status})${detail ? `: ${detail}` : ''}`, {
     status,
+    retryAfterSeconds: retryAfterSeconds(retryAfter),
   });
 }
 
@@ -68,7 +94,7 @@ export function toUpstreamError(error: unknown, apiKey?: string): UpstreamError 
     });
   }
   if (error instanceof APIError && typeof error.status === 'number') {
-    return statusError(error.status, sdkErrorMessage(error), apiKey);
+    return statusError(error.status, sdkErrorMessage(error), apiKey, error.headers?.get('retry-after'));
   }
   if (error instanceof APIError) {
     // An error event inside a stream: the upstream gave up mid-answer.
