@@ -1,0 +1,98 @@
+/**
+ * What a demanding user meets in the forms and with the keyboard, in headless Chromium against the real API
+ * (in-process, a fresh PostgreSQL database, a real HTTP server speaking the indexer's contract, the API's own
+ * dev model as the upstream): each page names itself in the tab's title, on a deep link too.
+ */
+import { type RunningApi, startApi } from '@chainmeter/api/server';
+import { testApiConfig } from '@chainmeter/api/testing/config';
+import { type FakeIndexer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
+import { findFreePort } from '@chainmeter/testkit/ports';
+import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
+import { ensureWebBuild } from '@chainmeter/testkit/web-build';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, screenshotIfFailed, signInWithDevWallet } from './support.ts';
+
+const CHAIN_ID = 31337;
+
+describe('web client: forms and the keyboard (real API)', () => {
+  let database: TestDatabase;
+  let indexer: FakeIndexer;
+  let api: RunningApi;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  const nav = (name: string) =>
+    page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+
+  /** Until the tab's title is `title`. */
+  const titled = (title: string) =>
+    page.waitForFunction((expected) => document.title === expected, title, { timeout: 10_000 });
+
+  beforeAll(async () => {
+    await ensureWebBuild();
+    database = await createTestDatabase('cm_web_forms_focus');
+    indexer = await startFakeIndexer(CHAIN_ID);
+    const port = await findFreePort();
+    api = await startApi(
+      testApiConfig({
+        PORT: String(port),
+        PUBLIC_ORIGIN: `http://127.0.0.1:${port}`,
+        DATABASE_URL: database.url,
+        INDEXER_URL: indexer.url,
+        CONFIRMATIONS: '2',
+        LOG_LEVEL: 'warn',
+      }),
+    );
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    page.setDefaultTimeout(20_000);
+  }, 180_000);
+
+  afterEach((testContext) => screenshotIfFailed(testContext, 'forms', page));
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await api?.close();
+    await indexer?.close();
+    await database?.drop();
+  });
+
+  it('names each page in the tab title, on a deep link and a reload too', async () => {
+    await page.goto(api.url);
+    await page.getByRole('heading', { name: 'Pay for AI with USDC' }).waitFor();
+    await titled('Connect a wallet · ChainMeter');
+    await signInWithDevWallet(page, api.url, 1);
+    await titled('Dashboard · ChainMeter');
+    for (const [link, title] of [
+      ['Buy credits', 'Buy credits'],
+      ['Ledger', 'Ledger'],
+      ['Usage', 'Usage'],
+      ['API keys', 'API keys'],
+      ['Webhooks', 'Webhooks'],
+      ['Playground', 'Playground'],
+      ['Alerts', 'Alerts'],
+      ['Dashboard', 'Dashboard'],
+    ] as const) {
+      await nav(link);
+      await titled(`${title} · ChainMeter`);
+    }
+    // A deep link, reloaded: the server answers the client's route, and the page names it.
+    const served = await page.goto(`${api.url}/webhooks`);
+    expect(served?.status()).toBe(200);
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await titled('Webhooks · ChainMeter');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await titled('Webhooks · ChainMeter');
+    await page.goto(`${api.url}/no-such-page`);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    await titled('Page not found · ChainMeter');
+    expect(pageErrors).toEqual([]);
+  });
+});
