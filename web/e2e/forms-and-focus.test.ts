@@ -1,17 +1,19 @@
 /**
  * What a demanding user meets in the forms and with the keyboard, in headless Chromium against the real API
  * (in-process, a fresh PostgreSQL database, a real HTTP server speaking the indexer's contract, the API's own
- * dev model as the upstream): each page names itself in the tab's title, on a deep link too.
+ * dev model as the upstream): each page names itself in the tab's title, on a deep link too; the secret shown
+ * once takes the focus, and a confirmation moves the focus to its harmless choice and back.
  */
 import { type RunningApi, startApi } from '@chainmeter/api/server';
 import { testApiConfig } from '@chainmeter/api/testing/config';
 import { type FakeIndexer, startFakeIndexer } from '@chainmeter/api/testing/fake-indexer';
+import { gqlData } from '@chainmeter/api/testing/graphql';
 import { findFreePort } from '@chainmeter/testkit/ports';
 import { createTestDatabase, type TestDatabase } from '@chainmeter/testkit/postgres';
 import { ensureWebBuild } from '@chainmeter/testkit/web-build';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, screenshotIfFailed, signInWithDevWallet } from './support.ts';
+import { launchChromium, screenshotIfFailed, screenshotPath, signInWithDevWallet } from './support.ts';
 
 const CHAIN_ID = 31337;
 
@@ -24,12 +26,36 @@ describe('web client: forms and the keyboard (real API)', () => {
   let page: Page;
   const pageErrors: string[] = [];
 
+  /** What the signed-in account has, read from the API with the page's own session. */
+  async function account(): Promise<Account> {
+    const cookie = (await context.cookies()).find((c) => c.name === 'cm_session');
+    if (!cookie) throw new Error('no session cookie');
+    const { me } = await gqlData<{ me: Account }>(
+      api.url,
+      '{ me { lowBalanceThreshold apiKeys { name revokedAt } webhookEndpoints { url } } }',
+      {},
+      cookie.value,
+    );
+    return me;
+  }
+
   const nav = (name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 
   /** Until the tab's title is `title`. */
   const titled = (title: string) =>
     page.waitForFunction((expected) => document.title === expected, title, { timeout: 10_000 });
+
+  /** The element that has the focus: its tag, its accessible text or label, its test id. */
+  const focused = () =>
+    page.evaluate(() => {
+      const element = document.activeElement as HTMLElement | null;
+      return {
+        tag: element?.tagName ?? '',
+        text: (element?.textContent ?? '').trim(),
+        testId: element?.getAttribute('data-testid') ?? null,
+      };
+    });
 
   beforeAll(async () => {
     await ensureWebBuild();
@@ -47,7 +73,10 @@ describe('web client: forms and the keyboard (real API)', () => {
       }),
     );
     browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      permissions: ['clipboard-read', 'clipboard-write'],
+    });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(String(error)));
     page.setDefaultTimeout(20_000);
@@ -95,4 +124,58 @@ describe('web client: forms and the keyboard (real API)', () => {
     await titled('Page not found · ChainMeter');
     expect(pageErrors).toEqual([]);
   });
+
+  it('keyboard only: a new key leaves the focus on its secret to copy; revoking focuses Cancel, then gives it back', async () => {
+    await page.goto(`${api.url}/keys`);
+    await page.getByLabel('Name').focus();
+    await page.keyboard.type('keyboard');
+    await page.keyboard.press('Enter');
+    const secret = page.getByTestId('api-key-secret');
+    await secret.waitFor();
+    // The form that had the focus is gone: the secret has it, selected.
+    expect(await focused()).toMatchObject({ tag: 'INPUT', testId: 'api-key-secret' });
+    const value = await secret.inputValue();
+    expect(value).toMatch(/^cm_/);
+    expect(
+      await secret.evaluate((input: HTMLInputElement) => [input.selectionStart, input.selectionEnd]),
+    ).toEqual([0, value.length]);
+    await page.keyboard.press('Tab');
+    expect(await focused()).toMatchObject({ tag: 'BUTTON', text: 'Copy' });
+    await page.keyboard.press('Enter');
+    await page.getByText('Copied to the clipboard.').waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(value);
+    await page.keyboard.press('Tab');
+    expect(await focused()).toMatchObject({ tag: 'BUTTON', text: 'I have stored it' });
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Name').waitFor();
+
+    // Revoke asks first: the focus goes to Cancel, and Cancel gives it back to Revoke.
+    const row = page.getByTestId('api-key-keyboard');
+    await row.getByRole('button', { name: 'Revoke keyboard' }).focus();
+    await page.keyboard.press('Enter');
+    await row.getByRole('button', { name: 'Cancel' }).waitFor();
+    expect(await focused()).toMatchObject({ tag: 'BUTTON', text: 'Cancel' });
+    await page.keyboard.press('Enter');
+    await row.getByRole('button', { name: 'Revoke keyboard' }).waitFor();
+    expect(await focused()).toMatchObject({ tag: 'BUTTON', text: 'Revoke keyboard' });
+    // Asked again, and confirmed from the keyboard.
+    await page.keyboard.press('Enter');
+    await row.getByRole('button', { name: 'Cancel' }).waitFor();
+    await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toMatchObject({ tag: 'BUTTON', text: 'Revoke now' });
+    await page.keyboard.press('Enter');
+    await row.getByText('Revoked').waitFor();
+    const me = await account();
+    expect(me.apiKeys.filter((key) => key.name === 'keyboard')).toEqual([
+      { name: 'keyboard', revokedAt: expect.any(String) },
+    ]);
+    await page.screenshot({ path: screenshotPath('forms-02-keyboard') });
+    expect(pageErrors).toEqual([]);
+  });
 });
+
+interface Account {
+  lowBalanceThreshold: string | null;
+  apiKeys: { name: string; revokedAt: string | null }[];
+  webhookEndpoints: { url: string }[];
+}
