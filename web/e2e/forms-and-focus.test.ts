@@ -1,7 +1,9 @@
 /**
  * What a demanding user meets in the forms and with the keyboard, in headless Chromium against the real API
  * (in-process, a fresh PostgreSQL database, a real HTTP server speaking the indexer's contract, the API's own
- * dev model as the upstream): each page names itself in the tab's title, on a deep link too; the secret shown
+ * dev model as the upstream): a value longer than the API takes is refused with a message, never cut
+ * silently into another value; a number beyond what the API can hold gets a message naming the field, not
+ * GraphQL's coercion error; each page names itself in the tab's title, on a deep link too; the secret shown
  * once takes the focus, and a confirmation moves the focus to its harmless choice and back.
  */
 import { type RunningApi, startApi } from '@chainmeter/api/server';
@@ -122,6 +124,83 @@ describe('web client: forms and the keyboard (real API)', () => {
     await page.goto(`${api.url}/no-such-page`);
     await page.getByRole('heading', { name: 'Page not found' }).waitFor();
     await titled('Page not found · ChainMeter');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('refuses a value longer than the API takes, with a message, never cutting it into another value', async () => {
+    // A key name of 101 characters: the API takes 1 to 100.
+    await page.goto(`${api.url}/keys`);
+    const name = page.getByLabel('Name');
+    await name.fill('n'.repeat(101));
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'The name is at most 100 characters; this one has 101.' })
+      .waitFor();
+    expect(await name.inputValue()).toBe('n'.repeat(101));
+    expect(await page.getByTestId('secret-once').count()).toBe(0);
+
+    // A pasted webhook URL of 2,049 characters (20 for "https://example.com/" and 2,029 more): the API
+    // takes at most 2,048. Cut at 2,048 it would be another URL, saved as if it were this one.
+    await nav('Webhooks');
+    const pasted = `https://example.com/${'a'.repeat(2_029)}`;
+    expect(pasted.length).toBe(2_049);
+    const url = page.getByLabel('Endpoint URL');
+    await url.focus();
+    await page.keyboard.insertText(pasted);
+    await page.getByRole('button', { name: 'Add endpoint' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'The URL is at most 2,048 characters; this one has 2,049.' })
+      .waitFor();
+    expect(await url.inputValue()).toBe(pasted);
+    expect(await page.getByTestId('webhook-secret-once').count()).toBe(0);
+
+    // Nothing was created from a cut value.
+    const me = await account();
+    expect(me.apiKeys).toEqual([]);
+    expect(me.webhookEndpoints).toEqual([]);
+    await page.screenshot({ path: screenshotPath('forms-01-too-long') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("says a number is out of range in the field's own words, not GraphQL's", async () => {
+    // The API keeps micro-USD in bigint columns: at most 2^63 - 1 = 9,223,372,036,854,775,807 micro-USD,
+    // 9,223,372,036,854,775.807 credits. 10^16 credits is past it.
+    const most = '9,223,372,036,854,775.807';
+    await page.goto(`${api.url}/keys`);
+    await page.getByLabel('Name').fill('too-large');
+    await page.getByLabel('Spend limit (credits, optional)').fill('10000000000000000');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: `The spend limit is too large: at most ${most} credits.` })
+      .waitFor();
+
+    await nav('Alerts');
+    await page.getByLabel('Alert below (credits)').fill('10000000000000000');
+    await page.getByRole('button', { name: 'Save alert' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: `The threshold is too large: at most ${most} credits.` })
+      .waitFor();
+
+    // Max tokens past 32 bits (the API takes 1 to 1,000,000): the message is kept, the question too.
+    await nav('Playground');
+    await page.getByLabel('Max tokens').fill('9999999999');
+    await page.getByLabel('Message').fill('Hi');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'Max tokens is a whole number from 1 to 1,000,000.' })
+      .waitFor();
+    expect(await page.getByLabel('Message').inputValue()).toBe('Hi');
+    expect(await page.getByTestId('turn-user').count()).toBe(0);
+
+    expect(await page.getByText(/Variable|cannot represent/).count()).toBe(0);
+    const me = await account();
+    expect(me.apiKeys.filter((key) => key.name === 'too-large')).toEqual([]);
+    expect(me.lowBalanceThreshold).toBeNull();
     expect(pageErrors).toEqual([]);
   });
 
