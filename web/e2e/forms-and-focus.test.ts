@@ -4,7 +4,8 @@
  * dev model as the upstream): a value longer than the API takes is refused with a message, never cut
  * silently into another value; a number beyond what the API can hold gets a message naming the field, not
  * GraphQL's coercion error; each page names itself in the tab's title, on a deep link too; the secret shown
- * once takes the focus, and a confirmation moves the focus to its harmless choice and back.
+ * once takes the focus, and a confirmation moves the focus to its harmless choice and back; a long key name
+ * wraps instead of pushing the key's Revoke out of sight.
  */
 import { type RunningApi, startApi } from '@chainmeter/api/server';
 import { testApiConfig } from '@chainmeter/api/testing/config';
@@ -249,6 +250,25 @@ describe('web client: forms and the keyboard (real API)', () => {
       { name: 'keyboard', revokedAt: expect.any(String) },
     ]);
     await page.screenshot({ path: screenshotPath('forms-02-keyboard') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a key with the longest name the API takes (100 characters, one word) keeps its Revoke on screen', async () => {
+    const name = 'n'.repeat(100);
+    await page.goto(`${api.url}/keys`);
+    await page.getByLabel('Name').fill(name);
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    const revoke = page.getByTestId(`api-key-${name}`).getByRole('button', { name: `Revoke ${name}` });
+    await revoke.waitFor();
+    // The table fits its card (nothing to scroll sideways to), and Revoke is inside what the card shows.
+    const wrap = page.locator('.table-wrap');
+    const [visible, full] = await wrap.evaluate((element) => [element.clientWidth, element.scrollWidth]);
+    expect(full).toBe(visible);
+    const [button, shown] = [await revoke.boundingBox(), await wrap.boundingBox()];
+    if (!button || !shown) throw new Error('no layout');
+    expect(button.x + button.width).toBeLessThanOrEqual(shown.x + shown.width);
+    await page.screenshot({ path: screenshotPath('forms-03-long-key-name') });
     expect(pageErrors).toEqual([]);
   });
 });

@@ -357,7 +357,7 @@ function ApiKeyRow({
   return (
     <tr data-testid={`api-key-${key.name}`}>
       <td data-label="Name">
-        <strong>{key.name}</strong>
+        <strong className="key-name">{key.name}</strong>
       </td>
       <td data-label="Key">
         <code>{key.prefix}…</code>
