@@ -246,6 +246,36 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(pageErrors).toEqual([]);
   });
 
+  it('while the API is away, a dashboard it cannot read says so, never "nothing yet", and fills in once back', async () => {
+    const payer = devAccounts.payers[0];
+    if (!payer) throw new Error('no dev payer');
+    // The account has activity: a deposit, on the ledger. A reload there: this client has never read the
+    // dashboard.
+    pay(payer.address, 1_000_000n);
+    page = await signedInPage(1);
+    await page.goto(`${api.url}/ledger`);
+    await page.getByRole('cell', { name: 'Deposit' }).first().waitFor();
+    await api.close();
+    try {
+      await page.getByTestId('reconnecting').waitFor();
+      await page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Dashboard', exact: true })
+        .click();
+      const activity = page.getByRole('region', { name: 'Recent activity' });
+      await activity.getByRole('alert').filter({ hasText: 'could not be reached' }).waitFor();
+      expect(await page.getByText(/Nothing yet/).count()).toBe(0);
+      await page.screenshot({ path: screenshotPath('live-11-dashboard-unreachable') });
+    } finally {
+      api = await startApiOn(port);
+    }
+    const activity = page.getByRole('region', { name: 'Recent activity' });
+    await activity.getByRole('cell', { name: 'Deposit' }).first().waitFor();
+    await page.getByTestId('reconnecting').waitFor({ state: 'detached' });
+    expect(await activity.getByRole('alert').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('keeps a live balance and deposit state newer than what its catch-up read after a reconnection', async () => {
     const payer = devAccounts.payers[7];
     if (!payer) throw new Error('no dev payer');
