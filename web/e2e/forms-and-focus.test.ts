@@ -122,6 +122,11 @@ describe('web client: forms and the keyboard (real API)', () => {
     await page.reload();
     await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
     await titled('Webhooks · ChainMeter');
+    // A link typed or bookmarked with a trailing slash is the same page.
+    await page.goto(`${api.url}/keys/`);
+    await page.getByRole('heading', { name: 'API keys', level: 1 }).waitFor();
+    await titled('API keys · ChainMeter');
+    expect(new URL(page.url()).pathname).toBe('/keys');
     await page.goto(`${api.url}/no-such-page`);
     await page.getByRole('heading', { name: 'Page not found' }).waitFor();
     await titled('Page not found · ChainMeter');
