@@ -246,6 +246,36 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     expect(pageErrors).toEqual([]);
   });
 
+  it('while the API is away, a dashboard it cannot read says so, never "nothing yet", and fills in once back', async () => {
+    const payer = devAccounts.payers[0];
+    if (!payer) throw new Error('no dev payer');
+    // The account has activity: a deposit, on the ledger. A reload there: this client has never read the
+    // dashboard.
+    pay(payer.address, 1_000_000n);
+    page = await signedInPage(1);
+    await page.goto(`${api.url}/ledger`);
+    await page.getByRole('cell', { name: 'Deposit' }).first().waitFor();
+    await api.close();
+    try {
+      await page.getByTestId('reconnecting').waitFor();
+      await page
+        .getByRole('navigation', { name: 'Main' })
+        .getByRole('link', { name: 'Dashboard', exact: true })
+        .click();
+      const activity = page.getByRole('region', { name: 'Recent activity' });
+      await activity.getByRole('alert').filter({ hasText: 'could not be reached' }).waitFor();
+      expect(await page.getByText(/Nothing yet/).count()).toBe(0);
+      await page.screenshot({ path: screenshotPath('live-11-dashboard-unreachable') });
+    } finally {
+      api = await startApiOn(port);
+    }
+    const activity = page.getByRole('region', { name: 'Recent activity' });
+    await activity.getByRole('cell', { name: 'Deposit' }).first().waitFor();
+    await page.getByTestId('reconnecting').waitFor({ state: 'detached' });
+    expect(await activity.getByRole('alert').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('keeps a live balance and deposit state newer than what its catch-up read after a reconnection', async () => {
     const payer = devAccounts.payers[7];
     if (!payer) throw new Error('no dev payer');
@@ -451,6 +481,48 @@ describe('web client: a balance never wrong or silently stale (real API)', () =>
     await second.getByRole('heading', { name: 'Sign in with Ethereum' }).waitFor();
     expect(await second.getByTestId('balance').count()).toBe(0);
     await second.screenshot({ path: screenshotPath('live-03-other-tab-signed-out') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a tab whose session another tab replaced with another account says so, and shows none of its data', async () => {
+    const [mine, theirs] = [devAccounts.payers[2], devAccounts.payers[1]];
+    if (!mine || !theirs) throw new Error('dev payers missing');
+    pay(theirs.address, 9_000_000n);
+    const first = await signedInPage(3);
+    const second = await first.context().newPage();
+    second.on('pageerror', (error) => pageErrors.push(String(error)));
+    second.setDefaultTimeout(20_000);
+    await second.goto(api.url);
+    await second.getByTestId('balance').waitFor();
+    page = first;
+
+    // The other tab signs out, and its wallet signs in with another account: the browser's one session
+    // cookie now holds that account.
+    await second.getByRole('button', { name: 'Sign out' }).click();
+    await second.getByRole('button', { name: 'Disconnect' }).click();
+    await second.getByLabel('Account').selectOption('2');
+    await second.getByRole('button', { name: /Use Dev wallet/ }).click();
+    await second.getByRole('button', { name: 'Sign in' }).click();
+    await second
+      .getByTestId('balance')
+      .filter({ hasText: balanceText('9000') })
+      .waitFor();
+
+    // This tab's wallet still uses its own account: it asks to sign in, says which account the browser is
+    // signed in as and what signing in here does, and shows nothing of that account's.
+    const short = (address: string) => `${address.slice(0, 6)}…${address.slice(-4)}`;
+    await first
+      .getByTestId('other-account')
+      .filter({
+        hasText:
+          `This browser is signed in as ${short(theirs.address)}, not as ${short(mine.address)}, the ` +
+          `account your wallet uses here. Signing in here ends the session of ${short(theirs.address)} in every tab.`,
+      })
+      .waitFor();
+    expect(await first.getByTestId('balance').count()).toBe(0);
+    expect(await first.getByTestId('nav-balance').count()).toBe(0);
+    expect(await first.getByText('9,000').count()).toBe(0);
+    await first.screenshot({ path: screenshotPath('live-10-other-tab-other-account') });
     expect(pageErrors).toEqual([]);
   });
 

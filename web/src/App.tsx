@@ -139,21 +139,28 @@ function Shell() {
   );
 
   let body: ReactNode;
+  // Signed in, each page names itself (`Page`).
+  let title: string | null = null;
   if (session.loading) {
+    title = 'ChainMeter';
     body = (
       <div className="splash" aria-busy="true">
         <span className="spinner" aria-hidden="true" /> Checking your session…
       </div>
     );
   } else if (!isConnected) {
+    title = 'Connect a wallet';
     body = <ConnectWallet />;
   } else if (walletChainId !== chainId) {
+    title = 'Wrong network';
     body = <SwitchChainPanel />;
   } else if (!signedIn) {
+    title = 'Sign in';
     body = <SignInPanel />;
   } else {
     body = <Pages />;
   }
+  useDocumentTitle(title);
 
   return (
     <Frame header={<AccountMenu signedIn={signedIn} />}>
@@ -245,8 +252,17 @@ function Pages() {
   );
 }
 
+/** The tab's title: `title · ChainMeter` (browser history, tabs and screen readers tell pages apart by it). */
+function useDocumentTitle(title: string | null) {
+  useEffect(() => {
+    if (title !== null) document.title = title === 'ChainMeter' ? title : `${title} · ChainMeter`;
+  }, [title]);
+}
+
 function Page() {
   const { path } = useRouter();
+  const route = routes.find((candidate) => candidate.path === path);
+  useDocumentTitle(route ? route.label : path === OPERATIONS_PATH ? 'Operations' : 'Page not found');
   switch (path) {
     case '/buy':
       return <BuyPage />;

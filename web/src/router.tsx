@@ -24,10 +24,22 @@ const RouterContext = createContext<{ path: string; navigate(path: string): void
   navigate: () => {},
 });
 
+/** The route a location's path names: `/keys/` (a typed or bookmarked link) is `/keys`. */
+function routeOf(pathname: string): string {
+  return pathname.replace(/\/+$/, '') || '/';
+}
+
 export function RouterProvider({ children }: { children: ReactNode }) {
-  const [path, setPath] = useState(() => globalThis.location.pathname);
+  const [path, setPath] = useState(() => {
+    const route = routeOf(globalThis.location.pathname);
+    // The address bar shows the route's own URL (the links compare against it).
+    if (route !== globalThis.location.pathname) {
+      globalThis.history.replaceState(null, '', route + globalThis.location.search);
+    }
+    return route;
+  });
   useEffect(() => {
-    const onPop = () => setPath(globalThis.location.pathname);
+    const onPop = () => setPath(routeOf(globalThis.location.pathname));
     globalThis.addEventListener('popstate', onPop);
     return () => globalThis.removeEventListener('popstate', onPop);
   }, []);

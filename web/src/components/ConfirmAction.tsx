@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 /**
  * A destructive action asked for twice: its button ("Revoke") opens a confirmation that says what follows
@@ -28,6 +28,19 @@ export function ConfirmAction({
 }) {
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // Each button replaces the other: the focus follows, to Cancel (the harmless choice: pressing Enter twice
+  // does not destroy anything) and back to the action once the confirmation closes.
+  const action = useRef<HTMLButtonElement>(null);
+  const cancel = useRef<HTMLButtonElement>(null);
+  const toggled = useRef(false);
+  useEffect(() => {
+    if (!toggled.current) return;
+    (confirming ? cancel : action).current?.focus();
+  }, [confirming]);
+  const toggle = (next: boolean) => {
+    toggled.current = true;
+    setConfirming(next);
+  };
   return (
     <>
       {confirming ? (
@@ -43,17 +56,17 @@ export function ConfirmAction({
             onClick={async () => {
               const failure = await onConfirm();
               setError(failure);
-              if (failure === null) setConfirming(false);
+              if (failure === null) toggle(false);
             }}
           >
             {busy ? `${busyVerb}…` : `${verb} now`}
           </button>
-          <button type="button" className="ghost" onClick={() => setConfirming(false)}>
+          <button ref={cancel} type="button" className="ghost" onClick={() => toggle(false)}>
             Cancel
           </button>
         </fieldset>
       ) : (
-        <button type="button" className="danger" onClick={() => setConfirming(true)}>
+        <button ref={action} type="button" className="danger" onClick={() => toggle(true)}>
           {verb}
           <span className="visually-hidden"> {target}</span>
         </button>

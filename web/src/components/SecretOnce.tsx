@@ -38,9 +38,13 @@ export function SecretOnce({
       </p>
       <label htmlFor={id}>{label}</label>
       <div className="row">
+        {/* Takes the focus when shown (it replaces the form whose button had it): selected, ready to copy,
+            and the keyboard is where the secret is rather than at the top of the page. */}
         <input
           id={id}
           className="secret"
+          // biome-ignore lint/a11y/noAutofocus: the secret replaces the focused form; see above
+          autoFocus
           readOnly
           value={secret}
           onFocus={(event) => event.currentTarget.select()}

@@ -180,10 +180,14 @@ export function SignInPanel() {
         Sign a message with <code>{address ? shortHex(address) : 'your wallet'}</code> to prove it is yours.
         It costs nothing and sends no transaction.
       </p>
-      {otherAccount && (
-        <p className="alert alert-info">
-          You were signed in as {shortHex(session.me?.walletAddress ?? '')}; your wallet now uses another
-          account.
+      {otherAccount && address && (
+        // The session cookie is the browser's, shared by its tabs: it holds another account when this tab's
+        // wallet moved to another account, or when another tab signed in with one. Either way, signing in
+        // here replaces that account's session in every tab.
+        <p className="alert alert-info" data-testid="other-account">
+          This browser is signed in as {shortHex(session.me?.walletAddress ?? '')}, not as {shortHex(address)}
+          , the account your wallet uses here. Signing in here ends the session of{' '}
+          {shortHex(session.me?.walletAddress ?? '')} in every tab.
         </p>
       )}
       <button type="button" className="primary" disabled={session.signingIn} onClick={() => session.signIn()}>

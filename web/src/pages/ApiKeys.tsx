@@ -5,7 +5,6 @@
  * (its own account, or every account read-only for the audit CLI) and sees each key's scope: the API says
  * which scopes the caller may give (`availableApiKeyScopes`), and refuses any other.
  */
-import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { ConfirmAction } from '../components/ConfirmAction';
@@ -15,6 +14,10 @@ import { type FragmentType, getFragmentData, graphql } from '../gql';
 import type { ApiKeyScope, LimitReset } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayCredits, displayDateTime } from '../lib/format';
+import { readPositiveCredits, tooLong } from '../lib/inputs';
+
+/** The longest key name the API accepts (api/src/modules/apikeys/apikeys.service.ts). */
+const MAX_KEY_NAME_LENGTH = 100;
 
 const ApiKeyRowFields = graphql(`
   fragment ApiKeyRow_apiKey on ApiKey {
@@ -194,13 +197,10 @@ function CreateKeyForm({
     event.preventDefault();
     setFormError(null);
     if (!name.trim()) return setFormError('Give the key a name.');
-    if (limit.trim()) {
-      try {
-        if (parseCredits(limit) <= 0n) return setFormError('The spend limit must be more than zero.');
-      } catch {
-        return setFormError('The spend limit is a number of credits with at most 3 decimals.');
-      }
-    }
+    const longName = tooLong(name.trim(), MAX_KEY_NAME_LENGTH, 'The name');
+    if (longName) return setFormError(longName);
+    const spendLimit = limit.trim() ? readPositiveCredits(limit, 'The spend limit') : null;
+    if (spendLimit && !spendLimit.ok) return setFormError(spendLimit.reason);
     if (reset && !limit.trim()) return setFormError('A reset needs a spend limit to reset.');
     const allowedModels = [
       ...new Set(
@@ -216,7 +216,7 @@ function CreateKeyForm({
     const result = await createKey({
       input: {
         name: name.trim(),
-        spendLimit: limit.trim() || null,
+        spendLimit: spendLimit ? spendLimit.credits : null,
         limitReset: reset || null,
         allowedModels: allowedModels.length > 0 ? allowedModels : null,
         expiresAt: expiresAt ? expiresAt.toISOString() : null,
@@ -242,7 +242,6 @@ function CreateKeyForm({
         <input
           id={`${id}-name`}
           value={name}
-          maxLength={100}
           placeholder="e.g. backend-prod"
           onChange={(event) => setName(event.target.value)}
           required
@@ -358,7 +357,7 @@ function ApiKeyRow({
   return (
     <tr data-testid={`api-key-${key.name}`}>
       <td data-label="Name">
-        <strong>{key.name}</strong>
+        <strong className="key-name">{key.name}</strong>
       </td>
       <td data-label="Key">
         <code>{key.prefix}…</code>

@@ -124,6 +124,12 @@ export function DashboardPage() {
         </div>
         {fetching && !data ? (
           <Loading label="Loading activity…" />
+        ) : error && !data ? (
+          // Never "nothing yet" for an account whose activity could not be read.
+          <ErrorState
+            message={describeGraphqlError(error)}
+            onRetry={() => reexecute({ requestPolicy: 'network-only' })}
+          />
         ) : entries.length === 0 ? (
           <Empty>Nothing yet: your first deposit will show here.</Empty>
         ) : (

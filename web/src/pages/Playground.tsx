@@ -40,6 +40,8 @@ const BalanceQuery = graphql(`
 `);
 
 const FALLBACK_MODELS = ['chainmeter-dev'];
+/** The API's bound on a call's output tokens (api/src/modules/metering/chat-request.ts). */
+const MAX_OUTPUT_TOKENS = 1_000_000;
 
 type Turn =
   | { key: string; role: 'user'; content: string }
@@ -90,16 +92,22 @@ export function PlaygroundPage() {
     event?.preventDefault();
     const content = prompt.trim();
     if (!content || fetching) return;
+    // Empty: the API's default. Past the API's bound a number is refused here, with the field's name: the
+    // API would answer a figure beyond 32 bits with GraphQL's own coercion message.
+    const tokens = maxTokens === '' ? null : Number(maxTokens);
+    if (tokens !== null && !(tokens >= 1 && tokens <= MAX_OUTPUT_TOKENS)) {
+      setError({ message: 'Max tokens is a whole number from 1 to 1,000,000.', insufficient: false });
+      return;
+    }
     setError(null);
     const history: Turn[] = [...turns, { key: nextTurnKey(), role: 'user', content }];
     setTurns(history);
     setPrompt('');
-    const tokens = Number.parseInt(maxTokens, 10);
     const result = await complete({
       input: {
         model,
         messages: history.map((turn) => ({ role: turn.role, content: turn.content })),
-        maxTokens: Number.isSafeInteger(tokens) && tokens > 0 ? tokens : null,
+        maxTokens: tokens,
       },
     });
     if (!result.data) {

@@ -1,7 +1,6 @@
 /**
  * Balance settings: the low-balance alert (a threshold in credits, or off) and auto top-up.
  */
-import { parseCredits } from '@chainmeter/schema';
 import { type FormEvent, useId, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { type Address, type Hex, parseUnits } from 'viem';
@@ -9,6 +8,7 @@ import { ErrorState, Loading } from '../components/States';
 import { graphql } from '../gql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayCredits } from '../lib/format';
+import { readPositiveCredits } from '../lib/inputs';
 import { usePaymentConfig } from '../payment-config';
 import { useAutoTopUpSigner } from '../wallet/auto-top-up';
 
@@ -246,12 +246,13 @@ function AutoTopUpForm({ onSaved }: { onSaved(): void }) {
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setFormError(null);
+    const below = readPositiveCredits(threshold, 'The threshold');
+    if (!below.ok) return setFormError(below.reason);
     let units: bigint;
     try {
-      if (parseCredits(threshold.trim()) <= 0n) return setFormError('The threshold must be more than zero.');
       units = parseUnits(amount.trim(), config.tokenDecimals);
     } catch {
-      return setFormError('The threshold is in credits and the amount in USDC, as numbers.');
+      return setFormError('The amount is a number of USDC.');
     }
     if (units <= 0n) return setFormError('Each top-up must be more than zero USDC.');
     const n = Number(count);
@@ -266,7 +267,7 @@ function AutoTopUpForm({ onSaved }: { onSaved(): void }) {
         setStatus(`Signed ${done} of ${n}…`),
       );
       setStatus('Storing…');
-      const result = await save({ input: { threshold: threshold.trim(), authorizations } });
+      const result = await save({ input: { threshold: below.credits, authorizations } });
       setStatus(null);
       if (!result.data) {
         return setFormError(result.error ? describeGraphqlError(result.error) : 'The API gave no answer.');
@@ -359,12 +360,9 @@ function LowBalanceAlertForm({ threshold }: { threshold: string | null }) {
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    try {
-      if (parseCredits(value.trim()) <= 0n) return setFormError('The threshold must be more than zero.');
-    } catch {
-      return setFormError('The threshold is a number of credits with at most 3 decimals.');
-    }
-    await save(value.trim());
+    const read = readPositiveCredits(value, 'The threshold');
+    if (!read.ok) return setFormError(read.reason);
+    await save(read.credits);
   };
 
   return (

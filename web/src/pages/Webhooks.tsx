@@ -12,8 +12,11 @@ import { type FragmentType, getFragmentData, graphql } from '../gql';
 import type { WebhookEventType } from '../gql/graphql';
 import { describeGraphqlError } from '../lib/errors';
 import { displayDateTime } from '../lib/format';
+import { tooLong } from '../lib/inputs';
 
 const REFRESH_MS = 3_000;
+/** The longest endpoint URL the API accepts (api/src/modules/webhooks/url-guard.ts). */
+const MAX_URL_LENGTH = 2_048;
 
 /** Every event type, with the words the form shows and the wire name receivers get. */
 const EVENT_TYPES: { type: WebhookEventType; label: string; wire: string }[] = [
@@ -183,6 +186,8 @@ function CreateEndpointForm({ onCreated }: { onCreated(url: string, secret: stri
     setFormError(null);
     const trimmed = url.trim();
     if (!/^https?:\/\//i.test(trimmed)) return setFormError('Enter the URL of your endpoint, https://…');
+    const longUrl = tooLong(trimmed, MAX_URL_LENGTH, 'The URL');
+    if (longUrl) return setFormError(longUrl);
     if (events.size === 0) return setFormError('Choose at least one event.');
     const result = await create({
       input: { url: trimmed, events: EVENT_TYPES.map((e) => e.type).filter((type) => events.has(type)) },
@@ -202,7 +207,6 @@ function CreateEndpointForm({ onCreated }: { onCreated(url: string, secret: stri
           id={`${id}-url`}
           type="url"
           value={url}
-          maxLength={2048}
           placeholder="https://example.com/webhooks/chainmeter"
           onChange={(event) => setUrl(event.target.value)}
           required
