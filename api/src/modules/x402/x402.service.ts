@@ -6,7 +6,8 @@
  *   at their canonical addresses, `upto`; both for the call's maximum price (its hold), `payTo` the treasury,
  *   `extra` the token's own EIP-712 name and version, read from the chain once;
  * - the checks around the facilitator's: the payment must match one of the requirements offered for this
- *   very request (scheme, network, asset, payTo, amount, timeout), then the facilitator verifies signature,
+ *   very request (scheme, network, asset, payTo, amount, timeout), an `exact` authorization may not outlast
+ *   the offer and an `upto` deadline may not end before it (upto settles after serving), then the facilitator verifies signature,
  *   time window, value, unused nonce and balance (by simulating the transfer);
  * - the settlement through the relayer's wallet (its client manages nonces, so settlements may run
  *   concurrently), with a hook that hands metering the transaction's hash the moment it is broadcast (the
@@ -58,8 +59,9 @@ export interface X402Options {
   /** Prometheus registry the x402 counters are registered in. */
   registry?: import('prom-client').Registry;
   /**
-   * How long a signed payment may take to settle (the offer's `maxTimeoutSeconds`): past it the payer's
-   * authorization has expired, so a settlement not mined by then is not waited for any longer.
+   * How long a signed payment may take to settle (the `exact` offer's `maxTimeoutSeconds`; `upto` adds
+   * `longestCallSeconds`): past it the payer's authorization has expired, so a settlement not mined by then is
+   * not waited for any longer.
    */
   maxTimeoutSeconds?: number;
   /**
