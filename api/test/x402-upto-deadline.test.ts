@@ -32,6 +32,7 @@ import {
 } from './support/hostile-upstream.ts';
 import { errorCode, relayerNonce, walletLedger } from './support/paid-calls.ts';
 import { connectApiDatabase, type Platform, startPlatform, UNLIMITED_RATES } from './support/platform.ts';
+import { fundedUser } from './support/users.ts';
 import { waitFor } from './support/wait-for.ts';
 
 let platform: Platform;
@@ -85,6 +86,25 @@ const post = (pay: typeof fetch, body: string) =>
     headers: { 'content-type': 'application/json' },
     body,
   });
+
+/**
+ * A stream's events: the content and its usage at once, then an empty chunk (nothing generated) every 500 ms
+ * for `ms` from now, never silent long enough for the idle timeout.
+ */
+function longStream(ms: number): unknown[] {
+  const scripted = Date.now();
+  const ticks = Array.from(
+    { length: ms / 500 },
+    (_, i) =>
+      new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, scripted + (i + 1) * 500 - Date.now()))),
+  );
+  return [
+    chunk({ role: 'assistant', content: '' }),
+    chunk({ content: CONTENT }),
+    chunk(null, { extra: { choices: [], usage: USAGE } }),
+    ...ticks.flatMap((tick) => [tick, chunk({})]),
+  ];
+}
 
 /** Sends `body` with a payment signed by hand. */
 const paid = (payload: PaymentPayload, body: string) =>
@@ -200,24 +220,9 @@ describe('an upto stream that would run past LLM_TIMEOUT_MS', () => {
   it('is ended by the platform at LLM_TIMEOUT_MS, billed for what it generated, settled in time', async () => {
     const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
     const marker = 'a long stream';
-    const scripted = Date.now();
     // The content and its usage at once, then an empty chunk every 500 ms for 30 s: never silent long enough
     // for the idle timeout, it would run 30 s (past the 10 s a settlement-only deadline gives).
-    const ticks = Array.from(
-      { length: 60 },
-      (_, i) =>
-        new Promise<void>((resolve) =>
-          setTimeout(resolve, Math.max(0, scripted + (i + 1) * 500 - Date.now())),
-        ),
-    );
-    upstream.script(marker, {
-      events: [
-        chunk({ role: 'assistant', content: '' }),
-        chunk({ content: CONTENT }),
-        chunk(null, { extra: { choices: [], usage: USAGE } }),
-        ...ticks.flatMap((tick) => [tick, chunk({})]),
-      ],
-    });
+    upstream.script(marker, { events: longStream(30_000) });
     const started = Date.now();
     const response = await post(wrapFetchWithPayment(fetch, uptoClient(payer)), request(marker, true));
     expect(response.status).toBe(200);
@@ -231,6 +236,26 @@ describe('an upto stream that would run past LLM_TIMEOUT_MS', () => {
     await expectBilled(payer.address, 5_000_000n);
     await expectPaysAgain(payer, 'after the long stream');
   }, 90_000);
+});
+
+describe('a stream paid by API key', () => {
+  it('is not limited to LLM_TIMEOUT_MS: it runs to its end', async () => {
+    const user = await fundedUser(api, 1_000_000n);
+    const marker = 'a long keyed stream';
+    upstream.script(marker, { events: longStream(10_000) });
+    const started = Date.now();
+    const response = await fetch(`${api.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${user.token}` },
+      body: request(marker, true),
+    });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toContain(CONTENT);
+    expect(text).toContain('[DONE]');
+    expect(text).not.toContain('time limit');
+    expect(Date.now() - started).toBeGreaterThan(LLM_TIMEOUT_MS);
+  }, 60_000);
 });
 
 describe('an upto payment whose deadline is shorter than the offer', () => {
