@@ -238,6 +238,37 @@ describe('an upto stream that would run past LLM_TIMEOUT_MS', () => {
   }, 90_000);
 });
 
+describe('an upto stream whose client stops reading', () => {
+  it('is settled at LLM_TIMEOUT_MS all the same: a stalled reader cannot hold its payment back', async () => {
+    const payer = await createGaslessPayer(platform.anvil.rpcUrl, platform.token, 5_000_000n);
+    const marker = 'a stalled reader';
+    // 16 MB of content at once (more than the loopback socket buffers hold), reported as 40 completion tokens;
+    // then the stream stays open.
+    const piece = 'x'.repeat(65_536);
+    upstream.script(marker, {
+      events: [
+        chunk({ role: 'assistant', content: '' }),
+        chunk(null, { extra: { choices: [], usage: USAGE } }),
+        ...Array.from({ length: 256 }, () => chunk({ content: piece })),
+      ],
+      done: false,
+      keepOpen: true,
+    });
+    const response = await post(wrapFetchWithPayment(fetch, uptoClient(payer)), request(marker, true));
+    expect(response.status).toBe(200);
+    // The body is never read: the API's pull of the upstream stalls behind the full socket. The call is
+    // settled (priced 135 from its reported usage, as above) while the client still holds the stream.
+    await waitFor(
+      'the call settled',
+      async () => (await rowsOf(payer.address))[0]?.status === 'AWAITING_PAYMENT',
+      30_000,
+    );
+    await response.body?.cancel();
+    await expectBilled(payer.address, 5_000_000n);
+    await expectPaysAgain(payer, 'after the stalled reader');
+  }, 90_000);
+});
+
 describe('a stream paid by API key', () => {
   it('is not limited to LLM_TIMEOUT_MS: it runs to its end', async () => {
     const user = await fundedUser(api, 1_000_000n);

@@ -42,7 +42,10 @@ export interface UpstreamStream {
   chunks: AsyncIterable<ChatCompletionChunk>;
   costHeader: string | null;
   requestId: string | null;
-  /** Resolves (never rejects) once `chunks` has ended, failed or been left; it waits for consumption. */
+  /**
+   * Resolves (never rejects) once `chunks` has ended, failed or been left; it waits for consumption, except
+   * past `limitMs`.
+   */
   outcome: Promise<StreamOutcome>;
   /** Stops the upstream generation, e.g. when the client disconnected. */
   cancel(): void;
@@ -99,12 +102,14 @@ export async function openWatchedStream(
   const idleFailure = () =>
     new UpstreamError('timeout', `upstream stream sent nothing for ${options.timeoutMs} ms`);
   let limitReached = false;
+  let outcomeAtLimit = () => {};
   const limitTimer =
     options.limitMs === undefined
       ? undefined
       : setTimeout(() => {
           limitReached = true;
           stop.abort();
+          outcomeAtLimit();
         }, options.limitMs);
   const limitFailure = () =>
     new UpstreamError('timeout', `the stream reached its time limit of ${options.limitMs} ms`);
@@ -143,6 +148,9 @@ export async function openWatchedStream(
       latencyMs: performance.now() - started,
     });
   };
+  // At its limit the stream's outcome is known at once, whether or not the consumer still reads: a client that
+  // stops reading must not hold its settlement back (what it has not read yet was generated all the same).
+  outcomeAtLimit = () => finish('failed', limitFailure());
   /** Counts one chunk: any number of choices, or none (a usage-only or junk chunk). */
   const count = (chunk: ChatCompletionChunk) => {
     state.chunkCount += 1;
