@@ -7,8 +7,8 @@
  *   `extra` the token's own EIP-712 name and version, read from the chain once;
  * - the checks around the facilitator's: the payment must match one of the requirements offered for this
  *   very request (scheme, network, asset, payTo, amount, timeout), an `exact` authorization may not outlast
- *   the offer and an `upto` deadline may not end before it (upto settles after serving), then the facilitator verifies signature,
- *   time window, value, unused nonce and balance (by simulating the transfer);
+ *   the offer and an `upto` deadline may not end before it (upto settles after serving), then the facilitator
+ *   verifies signature, time window, value, unused nonce and balance (by simulating the transfer);
  * - the settlement through the relayer's wallet (its client manages nonces, so settlements may run
  *   concurrently), with a hook that hands metering the transaction's hash the moment it is broadcast (the
  *   usage row is linked to it before the indexer can see it).
@@ -136,7 +136,7 @@ export function createX402Service(options: X402Options): X402Service {
   const payTo = getAddress(options.treasuryAddress);
   const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 60;
   // upto is served first and settled after: its Permit2 deadline must outlast the longest call (a stream is
-  // ended at it, see `streamPaid`), then leave the settlement the same window as exact's.
+  // ended at it, see `streamHeld` in metering), then leave the settlement the same window as exact's.
   const uptoTimeoutSeconds = (options.longestCallSeconds ?? 60) + maxTimeoutSeconds;
   // The payer's clock may run behind ours (its deadline is its now + the offer), but never so far that the
   // settlement is left less than the facilitator wants at settlement (6 s) and the time to mine it.
