@@ -163,6 +163,7 @@ export async function composeApp(config: ApiConfig, options: AppServicesOptions 
             logger,
             registry: metrics.registry,
             maxTimeoutSeconds: config.x402MaxTimeoutSeconds,
+            longestCallSeconds: Math.ceil(config.llm.timeoutMs / 1_000),
           })
         : null,
   };

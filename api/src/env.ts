@@ -102,7 +102,10 @@ const schema = z.object({
     .min(100)
     .max(24 * 3_600_000)
     .default(5 * 60_000),
-  /** Upstream answer timeout (and, streaming, the longest silence between chunks). */
+  /**
+   * Upstream answer timeout (and, streaming, the longest silence between chunks; an x402 `upto` stream is
+   * ended once it has lasted this long, so that its payment settles before its deadline).
+   */
   LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /**
    * A hold not refreshed for this long is released: its process died mid-call (a running process refreshes
@@ -286,9 +289,11 @@ const schema = z.object({
    */
   X402_UNPAID_RETRY_MS: z.coerce.number().int().min(50).max(3_600_000).default(5_000),
   /**
-   * How long a payer's signed payment stays valid, in seconds (the offer's `maxTimeoutSeconds`), and so the
-   * longest a paid call waits (twice: x402's server looks at a pending settlement once more) for its settlement
-   * to be mined before it gives up and serves nothing; an `exact` authorization valid for longer is refused.
+   * How long a payer's signed payment stays valid for its settlement, in seconds (the `exact` offer's
+   * `maxTimeoutSeconds`; `upto`, settled after serving, is offered this plus `LLM_TIMEOUT_MS` and ended at it),
+   * and so the longest a paid call waits (twice: x402's server looks at a pending settlement once more) for its
+   * settlement to be mined before it gives up and serves nothing; an `exact` authorization valid for longer is
+   * refused, an `upto` deadline shorter than its offer too.
    */
   X402_MAX_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(3_600).default(60),
   /** The smallest gasless top-up (`relayPayment`), in token base units (micro-USD): 1 USDC by default. */
@@ -374,7 +379,10 @@ export interface ApiConfig {
   x402ResubmitMs: number;
   /** The least time between two attempts to settle an UNPAID `upto` call again (`X402_UNPAID_RETRY_MS`). */
   x402UnpaidRetryMs: number;
-  /** How long a signed payment stays valid and its settlement is awaited (`X402_MAX_TIMEOUT_SECONDS`). */
+  /**
+   * How long a signed payment stays valid for its settlement, and its settlement is awaited
+   * (`X402_MAX_TIMEOUT_SECONDS`); an `upto` offer adds the longest call (`llm.timeoutMs`).
+   */
   x402MaxTimeoutSeconds: number;
   /** Gasless top-ups (`relayPayment`); their rates are in `rateLimits`. */
   relay: { minAmount: bigint };

@@ -39,8 +39,13 @@ let apiA: RunningApi;
 let apiB: RunningApi;
 let db: pg.Client;
 
-/** How long a signed payment is valid (the Permit2 `deadline` is the signing time plus this). */
+/** How long a signed payment is valid for its settlement (X402_MAX_TIMEOUT_SECONDS). */
 const VALID_SECONDS = 60;
+/**
+ * The upto offer's maxTimeoutSeconds, which the official client signs as Permit2 `deadline` = now + this: the
+ * longest call (LLM_TIMEOUT_MS, 60 s by default) + VALID_SECONDS.
+ */
+const UPTO_DEADLINE_SECONDS = 60 + VALID_SECONDS;
 
 beforeAll(async () => {
   upstream = await startHostileUpstream();
@@ -232,9 +237,10 @@ describe('an upto call whose payer could not pay at settlement time', () => {
     const body = request('expire-held', 400);
     const signedMaximum = await offeredMaximum(body);
     const payer = await unpaidCall('expire-held', signedMaximum);
-    // The chain's clock goes past the Permit2 deadline (signed with this machine's clock plus VALID_SECONDS).
+    // The chain's clock goes past the Permit2 deadline (signed with this machine's clock plus
+    // UPTO_DEADLINE_SECONDS).
     const test = createTestClient({ mode: 'anvil', transport: http(platform.anvil.rpcUrl) });
-    await test.increaseTime({ seconds: 2 * VALID_SECONDS });
+    await test.increaseTime({ seconds: 2 * UPTO_DEADLINE_SECONDS });
     await mineBlocks(platform.anvil.rpcUrl, 1);
     const treasuryBefore = await balance(platform.treasury);
     const relayerBefore = await relayerNonce(platform.anvil.rpcUrl);

@@ -38,6 +38,11 @@ export interface UpstreamCallOptions {
   signal?: AbortSignal;
   /** Extra request headers, e.g. tracing or LiteLLM metadata. */
   headers?: Record<string, string>;
+  /**
+   * A stream as a whole lasts at most `timeoutMs` (a non-streamed call's bound), then is ended as one the
+   * upstream broke off: for a call whose payment settles after it, within the payment's validity (x402 `upto`).
+   */
+  timeLimited?: boolean;
 }
 
 export interface UpstreamCompletion {
@@ -121,7 +126,7 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
       };
     },
 
-    stream(request, { signal, headers } = {}) {
+    stream(request, { signal, headers, timeLimited } = {}) {
       return openWatchedStream(
         (stop) =>
           client.chat.completions
@@ -130,7 +135,12 @@ export function createLlmUpstream(options: LlmUpstreamOptions): LlmUpstream {
               { signal: stop, headers },
             )
             .withResponse(),
-        { signal, timeoutMs: options.timeoutMs, toUpstreamError: fail },
+        {
+          signal,
+          timeoutMs: options.timeoutMs,
+          limitMs: timeLimited ? options.timeoutMs : undefined,
+          toUpstreamError: fail,
+        },
       );
     },
 

@@ -565,7 +565,11 @@ export function createMeteringService(options: MeteringOptions): MeteringService
     callOptions: MeteredCallOptions,
   ): Promise<MeteredStream> {
     const opened = await callUpstream(held, () =>
-      upstream.stream(request.upstream, { signal: callOptions.signal }),
+      upstream.stream(request.upstream, {
+        signal: callOptions.signal,
+        // upto settles after the stream: it must end in time for its payment (see the x402 offer).
+        timeLimited: held.payment?.scheme === 'upto',
+      }),
     );
     holds.serveStream(held.usageId, {
       promptBound: held.promptBound,

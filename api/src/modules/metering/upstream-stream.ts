@@ -42,7 +42,10 @@ export interface UpstreamStream {
   chunks: AsyncIterable<ChatCompletionChunk>;
   costHeader: string | null;
   requestId: string | null;
-  /** Resolves (never rejects) once `chunks` has ended, failed or been left; it waits for consumption. */
+  /**
+   * Resolves (never rejects) once `chunks` has ended, failed or been left; it waits for consumption, except
+   * past `limitMs`.
+   */
   outcome: Promise<StreamOutcome>;
   /** Stops the upstream generation, e.g. when the client disconnected. */
   cancel(): void;
@@ -66,6 +69,11 @@ export interface WatchedStreamOptions {
   signal?: AbortSignal;
   /** Most silence allowed between two chunks (and before the first). */
   timeoutMs: number;
+  /**
+   * The most the whole stream may last, from its call; past it the stream is ended as one the upstream broke
+   * off (`failed`, billed for what it generated) and the upstream request aborted. Default: no limit.
+   */
+  limitMs?: number;
   /** Maps what the SDK throws to an {@link UpstreamError}. */
   toUpstreamError(error: unknown): UpstreamError;
 }
@@ -93,12 +101,27 @@ export async function openWatchedStream(
   const combined = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const idleFailure = () =>
     new UpstreamError('timeout', `upstream stream sent nothing for ${options.timeoutMs} ms`);
+  let limitReached = false;
+  let outcomeAtLimit = () => {};
+  const limitTimer =
+    options.limitMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          limitReached = true;
+          stop.abort();
+          outcomeAtLimit();
+        }, options.limitMs);
+  const limitFailure = () =>
+    new UpstreamError('timeout', `the stream reached its time limit of ${options.limitMs} ms`);
+  /** Why this side stopped the stream, if it did: the upstream's silence or the stream's time limit. */
+  const stoppedHere = () => (idleTimedOut ? idleFailure() : limitReached ? limitFailure() : null);
 
   let opened: OpenedStream;
   try {
     opened = await open(combined);
   } catch (error) {
-    throw options.toUpstreamError(error);
+    clearTimeout(limitTimer);
+    throw limitReached ? limitFailure() : options.toUpstreamError(error);
   }
 
   let settle: (outcome: StreamOutcome) => void = () => {};
@@ -116,6 +139,7 @@ export async function openWatchedStream(
   const choices = new Map<number, ChoiceOutput>();
   const finish = (status: StreamOutcome['status'], error: UpstreamError | null) => {
     clearTimeout(idleTimer);
+    clearTimeout(limitTimer);
     settle({
       ...state,
       choices: [...choices.values()],
@@ -124,6 +148,9 @@ export async function openWatchedStream(
       latencyMs: performance.now() - started,
     });
   };
+  // At its limit the stream's outcome is known at once, whether or not the consumer still reads: a client that
+  // stops reading must not hold its settlement back (what it has not read yet was generated all the same).
+  outcomeAtLimit = () => finish('failed', limitFailure());
   /** Counts one chunk: any number of choices, or none (a usage-only or junk chunk). */
   const count = (chunk: ChatCompletionChunk) => {
     state.chunkCount += 1;
@@ -163,7 +190,7 @@ export async function openWatchedStream(
       ended = true;
     } catch (error) {
       ended = true;
-      const failure = idleTimedOut ? idleFailure() : options.toUpstreamError(error);
+      const failure = stoppedHere() ?? options.toUpstreamError(error);
       if (failure.kind === 'aborted') {
         finish('aborted', null);
         return;
@@ -178,8 +205,8 @@ export async function openWatchedStream(
       }
     }
     // The SDK ends quietly when its signal aborts, so the reason is read from the signals.
-    if (idleTimedOut) {
-      const failure = idleFailure();
+    const failure = stoppedHere();
+    if (failure) {
       finish('failed', failure);
       throw failure;
     }

@@ -6,8 +6,9 @@
  *   at their canonical addresses, `upto`; both for the call's maximum price (its hold), `payTo` the treasury,
  *   `extra` the token's own EIP-712 name and version, read from the chain once;
  * - the checks around the facilitator's: the payment must match one of the requirements offered for this
- *   very request (scheme, network, asset, payTo, amount, timeout), then the facilitator verifies signature,
- *   time window, value, unused nonce and balance (by simulating the transfer);
+ *   very request (scheme, network, asset, payTo, amount, timeout), an `exact` authorization may not outlast
+ *   the offer and an `upto` deadline may not end before it (upto settles after serving), then the facilitator
+ *   verifies signature, time window, value, unused nonce and balance (by simulating the transfer);
  * - the settlement through the relayer's wallet (its client manages nonces, so settlements may run
  *   concurrently), with a hook that hands metering the transaction's hash the moment it is broadcast (the
  *   usage row is linked to it before the indexer can see it).
@@ -58,10 +59,16 @@ export interface X402Options {
   /** Prometheus registry the x402 counters are registered in. */
   registry?: import('prom-client').Registry;
   /**
-   * How long a signed payment may take to settle (the offer's `maxTimeoutSeconds`): past it the payer's
-   * authorization has expired, so a settlement not mined by then is not waited for any longer.
+   * How long a signed payment may take to settle (the `exact` offer's `maxTimeoutSeconds`; `upto` adds
+   * `longestCallSeconds`): past it the payer's authorization has expired, so a settlement not mined by then is
+   * not waited for any longer.
    */
   maxTimeoutSeconds?: number;
+  /**
+   * The longest an `upto` call may be served, in seconds (`LLM_TIMEOUT_MS`, rounded up): an `upto` payment
+   * settles after serving, so its offer's `maxTimeoutSeconds` is this plus `maxTimeoutSeconds`.
+   */
+  longestCallSeconds?: number;
 }
 
 /** A payment that passed every check, ready for metering, and the receipt of its settlement once made. */
@@ -128,6 +135,15 @@ export function createX402Service(options: X402Options): X402Service {
   const asset = getAddress(options.usdcAddress);
   const payTo = getAddress(options.treasuryAddress);
   const maxTimeoutSeconds = options.maxTimeoutSeconds ?? 60;
+  // upto is served first and settled after: its Permit2 deadline must outlast the longest call (a stream is
+  // ended at it, see `streamHeld` in metering), then leave the settlement the same window as exact's.
+  const uptoTimeoutSeconds = (options.longestCallSeconds ?? 60) + maxTimeoutSeconds;
+  // The payer's clock may run behind ours (its deadline is its now + the offer), but never so far that the
+  // settlement is left less than the facilitator wants at settlement (6 s) and the time to mine it.
+  const uptoClockSkewSeconds = Math.min(
+    PAYER_CLOCK_SKEW_SECONDS,
+    maxTimeoutSeconds - UPTO_LEAST_SETTLEMENT_SECONDS,
+  );
   /** Where the transaction hash of the settlement running in this async context goes once broadcast. */
   const broadcastHook = new AsyncLocalStorage<(txHash: Hash) => Promise<void>>();
   const client = relayer.client;
@@ -211,7 +227,7 @@ export function createX402Service(options: X402Options): X402Service {
           scheme,
           payTo,
           network,
-          maxTimeoutSeconds,
+          maxTimeoutSeconds: scheme === 'upto' ? uptoTimeoutSeconds : maxTimeoutSeconds,
           price: { asset, amount: maxPrice.toString(), extra: { ...domain } },
         }),
       ),
@@ -279,6 +295,16 @@ export function createX402Service(options: X402Options): X402Service {
         BigInt(Math.ceil(Date.now() / 1_000) + maxTimeoutSeconds + PAYER_CLOCK_SKEW_SECONDS)
     ) {
       throw refused(scheme, PAYMENT_VALID_TOO_LONG);
+    }
+    // upto settles after serving: a deadline that ends before the longest call and its settlement could leave
+    // a served call unpaid for good (the facilitator refuses a deadline closer than 6 s). The official client
+    // signs `deadline` = its now + the offer's maxTimeoutSeconds.
+    if (
+      scheme === 'upto' &&
+      signedValidUntil(stored) <
+        BigInt(Math.floor(Date.now() / 1_000) + uptoTimeoutSeconds - uptoClockSkewSeconds)
+    ) {
+      throw refused(scheme, PAYMENT_DEADLINE_TOO_SHORT);
     }
     // upto serves before it settles: what the wallet holds bounds the upto calls it may have running at once.
     const funds =
@@ -388,8 +414,21 @@ export function createX402Service(options: X402Options): X402Service {
 
 /** The 402's code for an `exact` payment whose authorization stays valid past the offer's `maxTimeoutSeconds`. */
 const PAYMENT_VALID_TOO_LONG = 'payment_valid_too_long';
-/** How far ahead of ours a payer's clock may run when it signs `validBefore` (its now + maxTimeoutSeconds). */
+/**
+ * The 402's code for an `upto` payment whose Permit2 deadline ends before the longest call plus the settlement
+ * window (the upto offer's `maxTimeoutSeconds`).
+ */
+const PAYMENT_DEADLINE_TOO_SHORT = 'payment_deadline_too_short';
+/**
+ * How far ahead of ours (exact) or behind (upto) a payer's clock may run when it signs the end of its
+ * authorization (its now + the offer's maxTimeoutSeconds).
+ */
 const PAYER_CLOCK_SKEW_SECONDS = 5;
+/**
+ * The least an upto deadline must leave after the longest call: the facilitator wants 6 s of validity left when
+ * it settles, and the settlement needs a moment to start and be mined.
+ */
+const UPTO_LEAST_SETTLEMENT_SECONDS = 8;
 
 const hasCode = (code: Hex | undefined) => code !== undefined && code !== '0x';
 
