@@ -384,7 +384,7 @@ describe('the delivery log of a busy endpoint', () => {
 describe('pruneFinishedDeliveries', () => {
   it('deletes finished deliveries older than the retention with their attempts, never a pending one', async () => {
     const sql = sqlFor(orm);
-    const accountId = await aloneWithEvents(4);
+    await aloneWithEvents(4);
     const [delivered, failed, recent, pending] = (
       await claimDueDeliveries(sql.query, 4, 60_000, NO_CAP)
     ).sort((x, y) => Number(x.data.i) - Number(y.data.i)) as [
