@@ -14,7 +14,7 @@ import { clientWentAway } from './node-request.ts';
 /** nginx's status for a request whose client closed the connection first; never seen by that client. */
 const CLIENT_CLOSED_REQUEST = 499;
 
-interface OpenAiError {
+export interface OpenAiError {
   message: string;
   type: string;
   code: string | null;
@@ -52,7 +52,15 @@ const OPENAI_ERROR_OF: Record<ErrorAnswer['code'], { type: string; code: string 
 };
 
 /** The OpenAI-shaped answer to an error thrown while serving a `/v1` request. */
-export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Response {
+/**
+ * The answer to `error` in OpenAI's shape; `amend` may add to it before it is written (a paid call's receipt).
+ */
+export function openAiErrorFor(
+  c: Context,
+  logger: Logger,
+  error: unknown,
+  amend?: (answer: OpenAiError) => void,
+): Response {
   // The client went away mid-request, and its abort is the error: nobody to answer, and nothing failed here.
   if (clientWentAway(c)) return new Response(null, { status: CLIENT_CLOSED_REQUEST });
   const answer = errorAnswerOf(error);
@@ -88,5 +96,6 @@ export function openAiErrorFor(c: Context, logger: Logger, error: unknown): Resp
   } else if (!answer.expected) {
     logger.error({ err: error, path: c.req.path }, 'REST request failed');
   }
+  amend?.(openAi);
   return openAiError(c, answer.status as ContentfulStatusCode, openAi);
 }

@@ -16,7 +16,7 @@ import { METERING_PAYMENT_REFUSALS, PaymentRefusedError } from '../modules/meter
 import type { X402Service } from '../modules/x402/x402.service.ts';
 import { MAX_REQUEST_BODY_BYTES } from './body-limit.ts';
 import { clientGoneSignal, readJsonBody, requestHeader } from './node-request.ts';
-import { openAiError, openAiErrorFor } from './openai.errors.ts';
+import { type OpenAiError, openAiError, openAiErrorFor } from './openai.errors.ts';
 import { completionEventStream, stalledClientOf } from './openai.sse.ts';
 
 export const PAYMENT_HEADERS = ['PAYMENT-REQUIRED', 'PAYMENT-RESPONSE'];
@@ -90,7 +90,8 @@ export async function paidCompletion(
       if (!(error instanceof PaymentRefusedError)) {
         const settlement = verified.settlement();
         if (!settlement?.success) throw error;
-        return paidCallFailed(openAiErrorFor(c, logger, error), x402.paymentResponseHeader(settlement));
+        const receipt = x402.paymentResponseHeader(settlement);
+        return openAiErrorFor(c, logger, error, (answer) => settledPaymentStays(answer, receipt));
       }
       if (METERING_PAYMENT_REFUSALS.has(error.reason)) x402.countRefused(verified.payment.scheme);
       return paymentRequired(c, x402, maxPrice, resourceUrl, error.reason, `Payment failed: ${error.reason}`);
@@ -105,15 +106,9 @@ export async function paidCompletion(
  * call was released): the call is not charged, but the money moved, and it stays as the payer's wallet credits.
  * The answer says so and carries `PAYMENT-RESPONSE`, the receipt of the transfer, as a served call's does.
  */
-async function paidCallFailed(failed: Response, receipt: string): Promise<Response> {
-  // The client went away: nobody to tell.
-  if (!failed.headers.get('content-type')?.includes('json')) return failed;
-  const { error } = (await failed.json()) as { error: { message: string } };
-  const headers = new Headers(failed.headers);
-  headers.set('PAYMENT-RESPONSE', receipt);
-  headers.delete('content-length');
-  const message = `${error.message}. Its payment was settled before the call (PAYMENT-RESPONSE): it stays as this wallet's credits (sign in to use them)`;
-  return new Response(JSON.stringify({ error: { ...error, message } }), { status: failed.status, headers });
+function settledPaymentStays(answer: OpenAiError, receipt: string): void {
+  answer.message = `${answer.message}. Its payment was settled before the call (PAYMENT-RESPONSE): it stays as this wallet's credits (sign in to use them)`;
+  answer.headers = { ...answer.headers, 'PAYMENT-RESPONSE': receipt };
 }
 
 async function paymentRequired(
